@@ -1,0 +1,116 @@
+// Command refreshd serves the FusionAuth-compatible refresh-token API.
+//
+// Configuration comes from flags, each falling back to an environment variable:
+//
+//	-addr      REFRESHD_ADDR      listen address (default 127.0.0.1:9011)
+//	-database  DATABASE_URL      an external PostgreSQL; when empty, a private
+//	                             cluster is started in the data dir
+//	-data-dir  REFRESHD_DATA_DIR  where the private cluster lives (default ./.data)
+//	-api-key   REFRESHD_API_KEY   the bootstrap API key
+//	-log-level REFRESHD_LOG_LEVEL debug, info, warn or error (default info)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"refreshd/impl"
+	"refreshd/impl/store"
+	"refreshd/internal/pgcluster"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "refreshd:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, fallback string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return fallback
+}
+
+func run() error {
+	addr := flag.String("addr", env("REFRESHD_ADDR", "127.0.0.1:9011"), "listen address")
+	dsn := flag.String("database", env("DATABASE_URL", ""), "PostgreSQL URL; empty starts a private cluster in -data-dir")
+	dataDir := flag.String("data-dir", env("REFRESHD_DATA_DIR", "./.data"), "directory of the private PostgreSQL cluster")
+	apiKey := flag.String("api-key", env("REFRESHD_API_KEY", ""), "bootstrap API key")
+	level := flag.String("log-level", env("REFRESHD_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("log level %q: %w", *level, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if *dsn == "" {
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: *dataDir, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := cluster.Stop(); err != nil {
+				log.Error("stop postgresql", "error", err)
+			}
+		}()
+		*dsn = cluster.DSN("postgres")
+		log.Info("private postgresql started", "dir", cluster.Dir())
+	}
+
+	st, err := store.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	created, err := impl.EnsureBootstrapKey(ctx, st, *apiKey)
+	if err != nil {
+		return fmt.Errorf("bootstrap API key: %w", err)
+	}
+	if created != "" {
+		// Shown once: only its hash is stored.
+		fmt.Fprintf(os.Stdout, "No API key was configured, so one was made. Keep it; it is not shown again:\n  %s\n", created)
+	}
+
+	e, err := impl.New(impl.Config{Logger: log}, st)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("listening", "url", "http://"+ln.Addr().String())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

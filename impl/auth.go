@@ -1,0 +1,128 @@
+package impl
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	oapimw "github.com/oapi-codegen/echo-middleware"
+
+	gen "refreshd/generated"
+	"refreshd/impl/store"
+)
+
+const tenantHeader = "X-FusionAuth-TenantId"
+
+// principal is who is calling: the API key and the tenant scope of the request.
+type principal struct {
+	key   store.APIKey
+	scope store.Scope
+}
+
+type principalKey struct{}
+
+const principalEchoKey = "refreshd.principal"
+
+func errInvalidTenant() *apiError {
+	return generalError("[invalid]tenantId", "The "+tenantHeader+" header does not name an existing tenant.")
+}
+
+// HashKey is how API keys are stored: the SHA-256 of the raw key.
+func HashKey(raw string) []byte {
+	sum := sha256.Sum256([]byte(raw))
+	return sum[:]
+}
+
+// authenticate is kin-openapi's AuthenticationFunc for the ApiKey scheme: it runs
+// for exactly the operations the contract protects. It checks the key, its
+// endpoint permissions and the tenant header, and leaves the principal on the
+// Echo context for the handlers.
+func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+	c := oapimw.GetEchoContext(ctx)
+	if c == nil {
+		return errors.New("authenticate: no echo context")
+	}
+	req := c.Request()
+	raw := req.Header.Get(echo.HeaderAuthorization)
+	if raw == "" {
+		return errUnauthorized
+	}
+	var tenantID *uuid.UUID
+	headerTenants := req.Header.Values(tenantHeader)
+	malformedTenant := len(headerTenants) > 1
+	if len(headerTenants) == 1 {
+		id, ok := parseUUID(headerTenants[0])
+		if ok {
+			tenantID = &id
+		} else {
+			malformedTenant = true
+		}
+	}
+	key, tenantExists, err := s.store.Authenticate(ctx, HashKey(raw), tenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errUnauthorized
+	}
+	if err != nil {
+		return err
+	}
+	if !key.Allows(endpointOf(c.Path()), req.Method) {
+		return errUnauthorized
+	}
+	if malformedTenant || !tenantExists {
+		return errInvalidTenant()
+	}
+	scope := store.Scope{TenantID: key.TenantID}
+	if tenantID != nil {
+		if key.TenantID != nil && *key.TenantID != *tenantID {
+			return errUnauthorized
+		}
+		scope.TenantID = tenantID
+	}
+	c.Set(principalEchoKey, &principal{key: key, scope: scope})
+	return nil
+}
+
+// endpointOf turns an Echo route template into the endpoint a key's permissions
+// name: "/api/jwt/refresh/:tokenId" → "/api/jwt/refresh".
+func endpointOf(route string) string {
+	for {
+		i := strings.LastIndexByte(route, '/')
+		if i < 0 || !strings.HasPrefix(route[i+1:], ":") {
+			return route
+		}
+		route = route[:i]
+	}
+}
+
+// withPrincipal moves the principal from the Echo context into the handler's
+// context.Context.
+func withPrincipal(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+	return func(c echo.Context, request any) (any, error) {
+		if p, ok := c.Get(principalEchoKey).(*principal); ok {
+			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
+		}
+		return f(c, request)
+	}
+}
+
+// principalFrom returns the caller. Without one (an operation the contract leaves
+// unprotected) it fails closed: the scope is a tenant that cannot exist.
+func principalFrom(ctx context.Context) *principal {
+	if p, ok := ctx.Value(principalKey{}).(*principal); ok {
+		return p
+	}
+	return &principal{scope: store.Scope{TenantID: &uuid.Nil}}
+}
+
+// parseUUID accepts exactly the 8-4-4-4-12 hex form.
+func parseUUID(s string) (uuid.UUID, bool) {
+	if !uuidRE.MatchString(s) {
+		return uuid.UUID{}, false
+	}
+	id, err := uuid.Parse(s)
+	return id, err == nil
+}

@@ -1,0 +1,185 @@
+package impl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	gen "refreshd/generated"
+	"refreshd/impl/store"
+)
+
+// Defaults used when neither the application (enabled jwtConfiguration) nor its
+// tenant sets a value.
+const (
+	defaultAccessTokenTTLSeconds    = 3600
+	defaultRefreshTokenTTLMinutes   = 43200
+	policySlidingWindowWithMaxLimit = "SlidingWindowWithMaximumLifetime"
+)
+
+// ImportRefreshTokens implements POST /api/user/refresh-token/import: all tokens
+// or none. Validation that needs no database comes first, then everything the
+// batch names is looked up in one transaction and the batch is inserted in one
+// statement.
+func (s *Server) ImportRefreshTokens(ctx context.Context, req gen.ImportRefreshTokensRequestObject) (gen.ImportRefreshTokensResponseObject, error) {
+	if req.Body == nil {
+		return nil, errInvalidJSON()
+	}
+	items := req.Body.RefreshTokens
+	if len(items) == 0 {
+		return nil, fieldError("refreshTokens", "[missing]refreshTokens", "Give at least one refresh token.")
+	}
+	now := store.NowMillis()
+	errs := new(apiError)
+	hashes := make([][]byte, len(items))
+	seen := make(map[string]int, len(items))
+	users, apps := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
+	var userIDs, appIDs []uuid.UUID
+	for i, it := range items {
+		at := func(field string) string { return fmt.Sprintf("refreshTokens[%d].%s", i, field) }
+		if it.Token == "" {
+			errs.field(at("token"), "[missing]refreshTokens.token", "The token value is required.")
+		} else {
+			hashes[i] = hashToken(it.Token)
+			if first, dup := seen[string(hashes[i])]; dup {
+				errs.field(at("token"), "[duplicate]refreshTokens.token",
+					fmt.Sprintf("This token value is also given at refreshTokens[%d].", first))
+			} else {
+				seen[string(hashes[i])] = i
+			}
+		}
+		if it.UserId == uuid.Nil {
+			errs.field(at("userId"), "[missing]refreshTokens.userId", "The userId is required.")
+		} else if !users[it.UserId] {
+			users[it.UserId] = true
+			userIDs = append(userIDs, it.UserId)
+		}
+		if it.ApplicationId == uuid.Nil {
+			errs.field(at("applicationId"), "[missing]refreshTokens.applicationId", "The applicationId is required.")
+		} else if !apps[it.ApplicationId] {
+			apps[it.ApplicationId] = true
+			appIDs = append(appIDs, it.ApplicationId)
+		}
+		switch {
+		case it.StartInstant <= 0:
+			errs.field(at("startInstant"), "[missing]refreshTokens.startInstant", "The startInstant is required.")
+		case it.StartInstant > now:
+			errs.field(at("startInstant"), "[invalid]refreshTokens.startInstant", "The startInstant is in the future.")
+		}
+	}
+	if err := errs.orNil(); err != nil {
+		return nil, err
+	}
+
+	build := func(look store.ImportLookup) ([]store.RefreshToken, error) {
+		rows := make([]store.RefreshToken, len(items))
+		for i, it := range items {
+			at := func(field string) string { return fmt.Sprintf("refreshTokens[%d].%s", i, field) }
+			userTenant, userOK := look.UserTenants[it.UserId]
+			app, appOK := look.Applications[it.ApplicationId]
+			if !userOK {
+				errs.field(at("userId"), "[invalid]refreshTokens.userId", "No user has this id.")
+			}
+			if !appOK {
+				errs.field(at("applicationId"), "[invalid]refreshTokens.applicationId", "No application has this id.")
+			}
+			if userOK && appOK && userTenant != app.TenantID {
+				errs.field(at("applicationId"), "[invalid]refreshTokens.applicationId",
+					"The application belongs to another tenant than the user.")
+			}
+			if look.Taken[string(hashes[i])] {
+				errs.field(at("token"), "[duplicate]refreshTokens.token", "This token value is already stored.")
+			}
+			if !errs.empty() {
+				continue
+			}
+			insert := it.StartInstant
+			if it.InsertInstant != nil && *it.InsertInstant > 0 {
+				insert = *it.InsertInstant
+			}
+			meta, err := metaDataIn(it.MetaData)
+			if err != nil {
+				return nil, err
+			}
+			rows[i] = store.RefreshToken{
+				ID:            uuid.New(),
+				TenantID:      app.TenantID,
+				UserID:        it.UserId,
+				ApplicationID: it.ApplicationId,
+				TokenHash:     hashes[i],
+				StartInstant:  it.StartInstant,
+				InsertInstant: insert,
+				ExpiresAt:     expiresAt(app.JWT, look.Tenants[app.TenantID].JWT, it.StartInstant, insert),
+				MetaData:      meta,
+			}
+		}
+		return rows, errs.orNil()
+	}
+
+	err := s.store.ImportRefreshTokens(ctx, principalFrom(ctx).scope, userIDs, appIDs, hashes, build)
+	var ce *store.ConstraintError
+	switch {
+	case errors.As(err, &ce) && ce.Duplicate:
+		// Another request stored one of these values between our check and insert.
+		return nil, fieldError("refreshTokens", "[duplicate]refreshTokens.token", "A token value is already stored.")
+	case errors.As(err, &ce):
+		return nil, fieldError("refreshTokens", "[invalid]refreshTokens.userId",
+			"A user or application was deleted while the tokens were imported.")
+	case err != nil:
+		return nil, err
+	}
+	return gen.ImportRefreshTokens200Response{}, nil
+}
+
+// refreshTTLMinutes is the refresh-token lifetime: the application's when its
+// jwtConfiguration is enabled and sets one, else the tenant's, else the default.
+func refreshTTLMinutes(app, tenant store.JWTConfig) int64 {
+	if app.Enabled && app.RefreshTokenTimeToLiveInMinutes > 0 {
+		return int64(app.RefreshTokenTimeToLiveInMinutes)
+	}
+	if tenant.RefreshTokenTimeToLiveInMinutes > 0 {
+		return int64(tenant.RefreshTokenTimeToLiveInMinutes)
+	}
+	return defaultRefreshTokenTTLMinutes
+}
+
+// expiresAt is the instant a token stops existing: startInstant + TTL, and with
+// the maximum-lifetime policy no later than insertInstant + maximum.
+func expiresAt(app, tenant store.JWTConfig, start, insert int64) int64 {
+	exp := start + refreshTTLMinutes(app, tenant)*60_000
+	cfg := tenant
+	if app.Enabled {
+		cfg = app
+	}
+	if cfg.RefreshTokenExpirationPolicy == policySlidingWindowWithMaxLimit && cfg.MaximumTimeToLiveInMinutes > 0 {
+		exp = min(exp, insert+int64(cfg.MaximumTimeToLiveInMinutes)*60_000)
+	}
+	return exp
+}
+
+func metaDataIn(m *gen.RefreshTokenMetaData) (store.JSONObject, error) {
+	if m == nil {
+		return nil, nil
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out store.JSONObject
+	return out, json.Unmarshal(raw, &out)
+}
+
+func metaDataOut(m store.JSONObject) gen.RefreshTokenMetaData {
+	var out gen.RefreshTokenMetaData
+	if len(m) == 0 {
+		return out
+	}
+	raw, err := json.Marshal(m)
+	if err == nil {
+		_ = json.Unmarshal(raw, &out) // stored from this same shape; cannot fail in practice
+	}
+	return out
+}

@@ -1,0 +1,131 @@
+package impl
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+
+	"github.com/google/uuid"
+
+	gen "refreshd/generated"
+	"refreshd/impl/store"
+)
+
+// hashToken is how refresh tokens are stored and looked up: the SHA-256 of the value.
+func hashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// selection is what a revoke request names, after query and body are merged.
+type selection struct {
+	token         *string
+	userID, appID *uuid.UUID
+}
+
+// RevokeRefreshTokens implements DELETE /api/jwt/refresh in the contract's order of
+// decision: malformed ids, nothing selected, unknown user or application, then the
+// single-token path or one of the bulk forms.
+func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshTokensRequestObject) (gen.RevokeRefreshTokensResponseObject, error) {
+	sel, err := mergeSelection(req)
+	if err != nil {
+		return nil, err
+	}
+	if sel.token == nil && sel.userID == nil && sel.appID == nil {
+		return nil, generalError("[invalid]", "Give a token, a userId or an applicationId to revoke refresh tokens.")
+	}
+	scope := principalFrom(ctx).scope
+	var res store.RevokeResult
+	if sel.token != nil {
+		res, err = s.store.RevokeByToken(ctx, scope, hashToken(*sel.token), sel.userID, sel.appID)
+	} else {
+		res, err = s.store.RevokeBulk(ctx, scope, sel.userID, sel.appID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if errs := unknownOwners(res); errs != nil {
+		return nil, errs
+	}
+	if sel.token != nil && res.Revoked == 0 {
+		return gen.RevokeRefreshTokens404Response{}, nil
+	}
+	return gen.RevokeRefreshTokens200Response{}, nil
+}
+
+// mergeSelection reads the query parameters, then lets each field present in the
+// body override its parameter. Empty values, and the query texts "null" and
+// "undefined", are absent.
+func mergeSelection(req gen.RevokeRefreshTokensRequestObject) (selection, error) {
+	errs := new(apiError)
+	sel := selection{
+		token:  queryText(req.Params.Token),
+		userID: optionalID(errs, "userId", queryText(req.Params.UserId)),
+		appID:  optionalID(errs, "applicationId", queryText(req.Params.ApplicationId)),
+	}
+	if b := req.Body; b != nil {
+		if v := bodyText(b.Token); v != nil {
+			sel.token = v
+		}
+		if v := bodyText(b.UserId); v != nil {
+			sel.userID = optionalID(errs, "userId", v)
+		}
+		if v := bodyText(b.ApplicationId); v != nil {
+			sel.appID = optionalID(errs, "applicationId", v)
+		}
+	}
+	return sel, errs.orNil()
+}
+
+// queryText treats an empty value and the literal texts "null" and "undefined"
+// (what JavaScript clients send for a null argument) as absent.
+func queryText(v *string) *string {
+	if v == nil || *v == "" || *v == "null" || *v == "undefined" {
+		return nil
+	}
+	return v
+}
+
+func bodyText(v *string) *string {
+	if v == nil || *v == "" {
+		return nil
+	}
+	return v
+}
+
+// optionalID parses an id that may be absent; a malformed one is recorded as
+// [couldNotConvert]name.
+func optionalID(errs *apiError, name string, v *string) *uuid.UUID {
+	if v == nil {
+		return nil
+	}
+	id, ok := parseUUID(*v)
+	if !ok {
+		errs.field(name, "[couldNotConvert]"+name, "The value of ["+name+"] is not a valid UUID.")
+		return nil
+	}
+	return &id
+}
+
+func unknownOwners(res store.RevokeResult) error {
+	errs := new(apiError)
+	if !res.UserFound {
+		errs.field("userId", "[invalid]userId", "No user has this id.")
+	}
+	if !res.ApplicationFound {
+		errs.field("applicationId", "[invalid]applicationId", "No application has this id.")
+	}
+	return errs.orNil()
+}
+
+// RevokeRefreshTokenById implements DELETE /api/jwt/refresh/{tokenId}.
+func (s *Server) RevokeRefreshTokenById(ctx context.Context, req gen.RevokeRefreshTokenByIdRequestObject) (gen.RevokeRefreshTokenByIdResponseObject, error) {
+	err := s.store.RevokeByID(ctx, principalFrom(ctx).scope, req.TokenId)
+	if errors.Is(err, store.ErrNotFound) {
+		return gen.RevokeRefreshTokenById404Response{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gen.RevokeRefreshTokenById200Response{}, nil
+}

@@ -1,0 +1,202 @@
+// Package impl is the refresh-token server: it implements the strict server
+// generated from openapi.yaml over the PostgreSQL store.
+package impl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+	echomw "github.com/labstack/echo/v4/middleware"
+	oapimw "github.com/oapi-codegen/echo-middleware"
+
+	gen "refreshd/generated"
+	"refreshd/impl/store"
+)
+
+// Config holds what the server needs besides its store.
+type Config struct {
+	// Logger receives request failures and start-up messages; nil means slog.Default().
+	Logger *slog.Logger
+	// BodyLimit is the largest request body accepted, in bytes; 0 means 8 MiB.
+	BodyLimit int64
+}
+
+// DefaultBodyLimit bounds request bodies: a full import batch fits with room to spare.
+const DefaultBodyLimit = 8 << 20
+
+// Server implements the generated strict-server interface.
+type Server struct {
+	store *store.Store
+	log   *slog.Logger
+}
+
+var _ gen.StrictServerInterface = (*Server)(nil)
+
+// uuidPattern accepts any 8-4-4-4-12 hex UUID, including versions (v7) that
+// kin-openapi's built-in RFC 4122 check would reject.
+const uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+
+var uuidRE = regexp.MustCompile(uuidPattern)
+
+func init() {
+	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern))
+}
+
+// New wires the whole server — body limits, request validation against the
+// embedded contract, API-key authentication, error mapping and the handlers — into
+// an Echo instance. main and the tests share it.
+func New(cfg Config, st *store.Store) (*echo.Echo, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded openapi.yaml: %w", err)
+	}
+	spec.Servers = nil // validate paths only, whatever host the server is reached by
+
+	s := &Server{store: st, log: cfg.Logger}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Binder = jsonBinder{}
+
+	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.logRequests)
+	e.Use(readBody(cfg.BodyLimit))
+	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
+		Options: openapi3filter.Options{
+			AuthenticationFunc: s.authenticate,
+			MultiError:         true,
+		},
+		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
+			return &echo.HTTPError{Code: http.StatusBadRequest, Message: "invalid request", Internal: me}
+		},
+		SilenceServersWarning: true,
+	}))
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withPrincipal}))
+	return e, nil
+}
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.log.Error("panic", "method", c.Request().Method, "route", c.Path(), "error", err, "stack", string(stack))
+	return err
+}
+
+// logRequests logs each request at debug level, by route template: never the query
+// string or the body, which may carry token values.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
+			if err != nil {
+				c.Error(err)
+				err = nil
+			}
+			s.log.Debug("request", "method", c.Request().Method, "route", c.Path(),
+				"status", c.Response().Status, "duration", time.Since(start))
+		}
+		return err
+	}
+}
+
+// readBody reads the whole body up front, bounded by limit, and checks what the
+// contract cannot express: an oversized body, a non-JSON content type, and a query
+// parameter given more than once (FusionAuth answers 500 there; we answer 400).
+func readBody(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if errs := repeatedParams(c); errs != nil {
+				return errs
+			}
+			if req.ContentLength > limit {
+				return tooLarge()
+			}
+			body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+			if err != nil {
+				return generalError("[invalid]", "The request body could not be read.")
+			}
+			if int64(len(body)) > limit {
+				return tooLarge()
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.ContentLength = int64(len(body))
+			if len(bytes.TrimSpace(body)) == 0 {
+				// An empty body is an absent body, whatever its declared type.
+				req.Body = http.NoBody
+				req.ContentLength = 0
+				req.Header.Del(echo.HeaderContentType)
+				return next(c)
+			}
+			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+			if err != nil || mt != echo.MIMEApplicationJSON {
+				return invalidContentType()
+			}
+			return next(c)
+		}
+	}
+}
+
+func repeatedParams(c echo.Context) error {
+	var names []string
+	for name, values := range c.QueryParams() {
+		if len(values) > 1 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	sort.Strings(names)
+	errs := new(apiError)
+	for _, name := range names {
+		errs.field(name, "[invalid]"+name, "The parameter ["+name+"] may be given only once.")
+	}
+	return errs
+}
+
+// jsonBinder decodes the request body, already checked against the contract. An
+// absent body is io.EOF, which the generated strict handler turns into a nil body.
+type jsonBinder struct{}
+
+func (jsonBinder) Bind(v any, c echo.Context) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return generalError("[invalid]", "The request body could not be read.")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return io.EOF
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errInvalidJSON()
+	}
+	return nil
+}
+
+// GetStatus answers whether the server and its database work.
+func (s *Server) GetStatus(ctx context.Context, _ gen.GetStatusRequestObject) (gen.GetStatusResponseObject, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("status: database does not answer", "error", err)
+		return gen.GetStatus503JSONResponse{Status: "unavailable"}, nil
+	}
+	return gen.GetStatus200JSONResponse{Status: "ok"}, nil
+}

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+)
+
+// Application owns refresh tokens; its JWT configuration decides their lifetime.
+type Application struct {
+	ID                uuid.UUID `db:"id"`
+	TenantID          uuid.UUID `db:"tenant_id"`
+	Name              string    `db:"name"`
+	Active            bool      `db:"active"`
+	JWT               JWTConfig `db:"jwt_configuration"`
+	InsertInstant     int64     `db:"insert_instant"`
+	LastUpdateInstant int64     `db:"last_update_instant"`
+}
+
+const insertApplication = `
+INSERT INTO applications (id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant)
+VALUES (:id, :tenant_id, :name, :active, :jwt_configuration, :insert_instant, :last_update_instant)`
+
+// CreateApplication stores a new application. A taken id is a *ConstraintError on
+// applications_pkey; an unknown tenant one on applications_tenant_id_fkey.
+func (s *Store) CreateApplication(ctx context.Context, a Application) error {
+	_, err := s.db.NamedExecContext(ctx, insertApplication, a)
+	return classify(err)
+}
+
+const queryApplication = `
+SELECT id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant
+FROM applications
+WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+
+// Application returns one application within the scope, or ErrNotFound.
+func (s *Store) Application(ctx context.Context, sc Scope, id uuid.UUID) (Application, error) {
+	var a Application
+	err := s.db.GetContext(ctx, &a, queryApplication, id, sc.TenantID)
+	return a, classify(err)
+}
+
+const deactivateApplication = `
+UPDATE applications SET active = false, last_update_instant = $3
+WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+
+// DeactivateApplication marks an application inactive; its tokens stay. ErrNotFound
+// when it does not exist within the scope.
+func (s *Store) DeactivateApplication(ctx context.Context, sc Scope, id uuid.UUID) error {
+	return affectedOne(s.db.ExecContext(ctx, deactivateApplication, id, sc.TenantID, NowMillis()))
+}
+
+// The tokens go by the foreign key's ON DELETE CASCADE, inside this one statement.
+const deleteApplication = `
+DELETE FROM applications WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+
+// DeleteApplication deletes an application and all its refresh tokens atomically.
+// ErrNotFound when it does not exist within the scope.
+func (s *Store) DeleteApplication(ctx context.Context, sc Scope, id uuid.UUID) error {
+	return retry(func() error {
+		return affectedOne(s.db.ExecContext(ctx, deleteApplication, id, sc.TenantID))
+	})
+}

@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+// RefreshToken is a stored refresh token. Its value is known only by its hash.
+// A token whose ExpiresAt has passed is treated as absent everywhere.
+type RefreshToken struct {
+	ID            uuid.UUID  `db:"id"`
+	TenantID      uuid.UUID  `db:"tenant_id"`
+	UserID        uuid.UUID  `db:"user_id"`
+	ApplicationID uuid.UUID  `db:"application_id"`
+	TokenHash     []byte     `db:"token_hash"`
+	StartInstant  int64      `db:"start_instant"`
+	InsertInstant int64      `db:"insert_instant"`
+	ExpiresAt     int64      `db:"expires_at"`
+	MetaData      JSONObject `db:"meta_data"`
+}
+
+// RevokeResult says what a revocation found: whether the given user and
+// application exist within the scope (true when not given), and how many live
+// tokens it revoked. Nothing is revoked unless both exist.
+type RevokeResult struct {
+	UserFound        bool
+	ApplicationFound bool
+	Revoked          int64
+}
+
+// Each revoke form is one statement: the existence checks of the named user and
+// application, and a DELETE that only runs when both hold. Expired rows that
+// match are removed too (they are absent anyway) but not counted.
+const revokeCheck = `
+WITH chk AS (
+    SELECT ($2::uuid IS NULL OR EXISTS (
+               SELECT 1 FROM users WHERE id = $2 AND ($1::uuid IS NULL OR tenant_id = $1))) AS user_ok,
+           ($3::uuid IS NULL OR EXISTS (
+               SELECT 1 FROM applications WHERE id = $3 AND ($1::uuid IS NULL OR tenant_id = $1))) AS app_ok
+), del AS (
+    DELETE FROM refresh_tokens r
+    USING chk
+    WHERE chk.user_ok AND chk.app_ok AND ($1::uuid IS NULL OR r.tenant_id = $1) AND %s
+    RETURNING r.expires_at > $4 AS live
+)
+SELECT chk.user_ok, chk.app_ok, (SELECT count(*) FROM del WHERE live) AS revoked FROM chk`
+
+var (
+	// A single token by value: the hash index; user and application narrow it.
+	revokeByToken = fmt.Sprintf(revokeCheck, `r.token_hash = $5 AND r.expires_at > $4
+      AND ($2::uuid IS NULL OR r.user_id = $2) AND ($3::uuid IS NULL OR r.application_id = $3)`)
+	// The (user_id, application_id) index serves the next two.
+	revokeByUserApp = fmt.Sprintf(revokeCheck, `r.user_id = $2 AND r.application_id = $3`)
+	revokeByUser    = fmt.Sprintf(revokeCheck, `r.user_id = $2 AND $3::uuid IS NULL`)
+	// The application_id index.
+	revokeByApp = fmt.Sprintf(revokeCheck, `r.application_id = $3 AND $2::uuid IS NULL`)
+)
+
+// RevokeByToken revokes the live token with the given hash, if it belongs to the
+// given user and application (each optional).
+func (s *Store) RevokeByToken(ctx context.Context, sc Scope, hash []byte, userID, appID *uuid.UUID) (RevokeResult, error) {
+	return s.revoke(ctx, revokeByToken, sc, userID, appID, hash)
+}
+
+// RevokeBulk revokes all tokens of a user, of an application, or of a user for an
+// application; at least one of userID and appID must be given.
+func (s *Store) RevokeBulk(ctx context.Context, sc Scope, userID, appID *uuid.UUID) (RevokeResult, error) {
+	switch {
+	case userID != nil && appID != nil:
+		return s.revoke(ctx, revokeByUserApp, sc, userID, appID)
+	case userID != nil:
+		return s.revoke(ctx, revokeByUser, sc, userID, nil)
+	case appID != nil:
+		return s.revoke(ctx, revokeByApp, sc, nil, appID)
+	}
+	return RevokeResult{}, fmt.Errorf("store: bulk revoke needs a user or an application")
+}
+
+func (s *Store) revoke(ctx context.Context, query string, sc Scope, userID, appID *uuid.UUID, extra ...any) (RevokeResult, error) {
+	args := append([]any{sc.TenantID, userID, appID, NowMillis()}, extra...)
+	var res RevokeResult
+	err := retry(func() error {
+		return s.db.QueryRowContext(ctx, query, args...).Scan(&res.UserFound, &res.ApplicationFound, &res.Revoked)
+	})
+	return res, classify(err)
+}
+
+const revokeByID = `
+DELETE FROM refresh_tokens
+WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND expires_at > $3`
+
+// RevokeByID revokes one live token by its id; ErrNotFound when there is none.
+func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID) error {
+	return retry(func() error {
+		return affectedOne(s.db.ExecContext(ctx, revokeByID, id, sc.TenantID, NowMillis()))
+	})
+}
+
+const tokenColumns = `id, tenant_id, user_id, application_id, token_hash, start_instant, insert_instant,
+       expires_at, meta_data`
+
+const queryTokenByID = `
+SELECT ` + tokenColumns + ` FROM refresh_tokens
+WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND expires_at > $3`
+
+// RefreshToken returns one live token by id, or ErrNotFound.
+func (s *Store) RefreshToken(ctx context.Context, sc Scope, id uuid.UUID) (RefreshToken, error) {
+	var t RefreshToken
+	err := s.db.GetContext(ctx, &t, queryTokenByID, id, sc.TenantID, NowMillis())
+	return t, classify(err)
+}
+
+const queryUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2))`
+
+const queryTokensByUser = `
+SELECT ` + tokenColumns + ` FROM refresh_tokens
+WHERE user_id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND expires_at > $3
+ORDER BY insert_instant DESC, id
+LIMIT $4`
+
+// RefreshTokensByUser returns up to limit live tokens of a user, newest first;
+// ErrNotFound when the user does not exist within the scope.
+func (s *Store) RefreshTokensByUser(ctx context.Context, sc Scope, userID uuid.UUID, limit int) ([]RefreshToken, error) {
+	var exists bool
+	if err := s.db.GetContext(ctx, &exists, queryUserExists, userID, sc.TenantID); err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, ErrNotFound
+	}
+	tokens := []RefreshToken{}
+	err := s.db.SelectContext(ctx, &tokens, queryTokensByUser, userID, sc.TenantID, NowMillis(), limit)
+	return tokens, classify(err)
+}
+
+// ImportLookup is what an import needs to know to validate a batch: the users and
+// applications it names (within the scope), the tenants of those applications,
+// and which of its token hashes are already held by live tokens.
+type ImportLookup struct {
+	UserTenants  map[uuid.UUID]uuid.UUID
+	Applications map[uuid.UUID]Application
+	Tenants      map[uuid.UUID]Tenant
+	Taken        map[string]bool
+}
+
+const (
+	importUsers = `SELECT id, tenant_id FROM users
+WHERE id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR tenant_id = $2)`
+	importApplications = `SELECT id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant
+FROM applications WHERE id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR tenant_id = $2)`
+	importTenants = `SELECT ` + tenantColumns + ` FROM tenants
+WHERE id IN (SELECT tenant_id FROM applications WHERE id = ANY($1::uuid[]))`
+	// An expired token is absent: its value may be imported again.
+	importDropExpired = `DELETE FROM refresh_tokens WHERE token_hash = ANY($1::bytea[]) AND expires_at <= $2`
+	importTaken       = `SELECT token_hash FROM refresh_tokens WHERE token_hash = ANY($1::bytea[])`
+	// One statement for the whole batch.
+	importInsert = `
+INSERT INTO refresh_tokens (id, tenant_id, user_id, application_id, token_hash, start_instant,
+                            insert_instant, expires_at, meta_data)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bytea[], $6::bigint[],
+                     $7::bigint[], $8::bigint[], $9::text[]::jsonb[])`
+)
+
+// ImportRefreshTokens stores a batch atomically. It looks up what the batch names,
+// hands that to build, which validates the batch and returns the rows to insert
+// (or an error, which is returned as it is), and inserts them in one statement.
+// A race with another writer surfaces as a *ConstraintError.
+func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appIDs []uuid.UUID, hashes [][]byte,
+	build func(ImportLookup) ([]RefreshToken, error)) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		look := ImportLookup{
+			UserTenants:  map[uuid.UUID]uuid.UUID{},
+			Applications: map[uuid.UUID]Application{},
+			Tenants:      map[uuid.UUID]Tenant{},
+			Taken:        map[string]bool{},
+		}
+		var users []struct {
+			ID       uuid.UUID `db:"id"`
+			TenantID uuid.UUID `db:"tenant_id"`
+		}
+		if err := tx.SelectContext(ctx, &users, importUsers, uuidArray(userIDs), sc.TenantID); err != nil {
+			return err
+		}
+		for _, u := range users {
+			look.UserTenants[u.ID] = u.TenantID
+		}
+		var apps []Application
+		if err := tx.SelectContext(ctx, &apps, importApplications, uuidArray(appIDs), sc.TenantID); err != nil {
+			return err
+		}
+		for _, a := range apps {
+			look.Applications[a.ID] = a
+		}
+		var tenants []Tenant
+		if err := tx.SelectContext(ctx, &tenants, importTenants, uuidArray(appIDs)); err != nil {
+			return err
+		}
+		for _, t := range tenants {
+			look.Tenants[t.ID] = t
+		}
+		if _, err := tx.ExecContext(ctx, importDropExpired, pq.ByteaArray(hashes), NowMillis()); err != nil {
+			return classify(err)
+		}
+		var taken [][]byte
+		if err := tx.SelectContext(ctx, &taken, importTaken, pq.ByteaArray(hashes)); err != nil {
+			return err
+		}
+		for _, h := range taken {
+			look.Taken[string(h)] = true
+		}
+		rows, err := build(look)
+		if err != nil {
+			return err
+		}
+		return insertTokens(ctx, tx, rows)
+	})
+}
+
+func insertTokens(ctx context.Context, tx *sqlx.Tx, rows []RefreshToken) error {
+	n := len(rows)
+	ids, tenants, users, apps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	hashes := make([][]byte, n)
+	starts, inserts, expires := make([]int64, n), make([]int64, n), make([]int64, n)
+	meta := make([]string, n)
+	for i, r := range rows {
+		ids[i], tenants[i], users[i], apps[i] = r.ID.String(), r.TenantID.String(), r.UserID.String(), r.ApplicationID.String()
+		hashes[i] = r.TokenHash
+		starts[i], inserts[i], expires[i] = r.StartInstant, r.InsertInstant, r.ExpiresAt
+		v, err := r.MetaData.Value()
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			meta[i] = "{}"
+		} else {
+			meta[i] = string(v.([]byte))
+		}
+	}
+	_, err := tx.ExecContext(ctx, importInsert, pq.StringArray(ids), pq.StringArray(tenants), pq.StringArray(users),
+		pq.StringArray(apps), pq.ByteaArray(hashes), pq.Int64Array(starts), pq.Int64Array(inserts),
+		pq.Int64Array(expires), pq.StringArray(meta))
+	return classify(err)
+}
+
+func uuidArray(ids []uuid.UUID) pq.StringArray {
+	out := make(pq.StringArray, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
+}
