@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"refreshd/impl"
 )
 
 // TestBadInput: malformed requests get a 400 with the right code — never a 500 —
@@ -33,7 +35,7 @@ func TestBadInput(t *testing.T) {
 		{"text/plain JSON", req{method: "DELETE", path: "/api/jwt/refresh", body: `{"userId": "` + user + `"}`,
 			header: map[string]string{"Content-Type": "text/plain"}}, []string{":[InvalidContentType]"}},
 		{"oversized body", req{method: "DELETE", path: "/api/jwt/refresh",
-			body: `{"userId": "` + user + `", "eventInfo": {"data": {"x": "` + strings.Repeat("a", 2<<20) + `"}}}`},
+			body: `{"userId": "` + user + `", "eventInfo": {"data": {"x": "` + strings.Repeat("a", impl.DefaultBodyLimit) + `"}}}`},
 			[]string{":[tooLarge]"}},
 		{"repeated userId", req{method: "DELETE", path: "/api/jwt/refresh?userId=" + user + "&userId=" + uuid.NewString()},
 			[]string{"userId:[invalid]userId"}},
