@@ -50,6 +50,78 @@ func (e APIKeyPermissionsEndpoints) Valid() bool {
 	}
 }
 
+// Defines values for JWKAlg.
+const (
+	JWKAlgES256 JWKAlg = "ES256"
+	JWKAlgRS256 JWKAlg = "RS256"
+)
+
+// Valid indicates whether the value is a known member of the JWKAlg enum.
+func (e JWKAlg) Valid() bool {
+	switch e {
+	case JWKAlgES256:
+		return true
+	case JWKAlgRS256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKKty.
+const (
+	EC  JWKKty = "EC"
+	RSA JWKKty = "RSA"
+)
+
+// Valid indicates whether the value is a known member of the JWKKty enum.
+func (e JWKKty) Valid() bool {
+	switch e {
+	case EC:
+		return true
+	case RSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKUse.
+const (
+	Sig JWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the JWKUse enum.
+func (e JWKUse) Valid() bool {
+	switch e {
+	case Sig:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWTConfigurationAccessTokenSigningAlgorithm.
+const (
+	JWTConfigurationAccessTokenSigningAlgorithmES256 JWTConfigurationAccessTokenSigningAlgorithm = "ES256"
+	JWTConfigurationAccessTokenSigningAlgorithmHS256 JWTConfigurationAccessTokenSigningAlgorithm = "HS256"
+	JWTConfigurationAccessTokenSigningAlgorithmRS256 JWTConfigurationAccessTokenSigningAlgorithm = "RS256"
+)
+
+// Valid indicates whether the value is a known member of the JWTConfigurationAccessTokenSigningAlgorithm enum.
+func (e JWTConfigurationAccessTokenSigningAlgorithm) Valid() bool {
+	switch e {
+	case JWTConfigurationAccessTokenSigningAlgorithmES256:
+		return true
+	case JWTConfigurationAccessTokenSigningAlgorithmHS256:
+		return true
+	case JWTConfigurationAccessTokenSigningAlgorithmRS256:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for JWTConfigurationRefreshTokenExpirationPolicy.
 const (
 	Fixed                            JWTConfigurationRefreshTokenExpirationPolicy = "Fixed"
@@ -221,9 +293,40 @@ type ImportedRefreshToken struct {
 	UserId       openapi_types.UUID `json:"userId"`
 }
 
+// JWK defines model for JWK.
+type JWK struct {
+	Alg JWKAlg  `json:"alg"`
+	Crv *string `json:"crv,omitempty"`
+	E   *string `json:"e,omitempty"`
+	Kid string  `json:"kid"`
+	Kty JWKKty  `json:"kty"`
+	N   *string `json:"n,omitempty"`
+	Use JWKUse  `json:"use"`
+	X   *string `json:"x,omitempty"`
+	Y   *string `json:"y,omitempty"`
+}
+
+// JWKAlg defines model for JWK.Alg.
+type JWKAlg string
+
+// JWKKty defines model for JWK.Kty.
+type JWKKty string
+
+// JWKUse defines model for JWK.Use.
+type JWKUse string
+
+// JWKS defines model for JWKS.
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
 // JWTConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 // tenant's defaults apply (a zero-valued, disabled configuration means defaults).
 type JWTConfiguration struct {
+	// AccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
+	// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
+	// against /.well-known/jwks.json.
+	AccessTokenSigningAlgorithm         *JWTConfigurationAccessTokenSigningAlgorithm  `json:"accessTokenSigningAlgorithm,omitempty"`
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
 	RefreshTokenOneTimeUseConfiguration *struct {
@@ -241,11 +344,28 @@ type JWTConfiguration struct {
 	TimeToLiveInSeconds *int32 `json:"timeToLiveInSeconds,omitempty"`
 }
 
+// JWTConfigurationAccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
+// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
+// against /.well-known/jwks.json.
+type JWTConfigurationAccessTokenSigningAlgorithm string
+
 // JWTConfigurationRefreshTokenExpirationPolicy defines model for JWTConfiguration.RefreshTokenExpirationPolicy.
 type JWTConfigurationRefreshTokenExpirationPolicy string
 
 // JWTConfigurationRefreshTokenUsagePolicy defines model for JWTConfiguration.RefreshTokenUsagePolicy.
 type JWTConfigurationRefreshTokenUsagePolicy string
+
+// JWTRefreshResponse defines model for JWTRefreshResponse.
+type JWTRefreshResponse struct {
+	// RefreshToken The refresh token to use next time (a new one under OneTimeUse).
+	RefreshToken   string             `json:"refreshToken"`
+	RefreshTokenId openapi_types.UUID `json:"refreshTokenId"`
+
+	// Token The signed access token. Claims: iss, sub (user id), aud and
+	// applicationId (application id), iat, exp, jti, tid (tenant id) and sid
+	// (the id of the refresh token it came from); `kid` in the header.
+	Token string `json:"token"`
+}
 
 // Location defines model for Location.
 type Location struct {
@@ -275,6 +395,19 @@ type RefreshDeleteRequest struct {
 
 	// UserId A UUID; empty or null means absent.
 	UserId *OptionalBodyId `json:"userId,omitempty"`
+}
+
+// RefreshRequest defines model for RefreshRequest.
+type RefreshRequest struct {
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo    *EventInfo `json:"eventInfo,omitempty"`
+	RefreshToken *string    `json:"refreshToken,omitempty"`
+
+	// TimeToLiveInSeconds A shorter lifetime for this access token; at most the application's.
+	TimeToLiveInSeconds *int32 `json:"timeToLiveInSeconds,omitempty"`
+
+	// Token The previous access token; accepted for compatibility and not used.
+	Token *string `json:"token,omitempty"`
 }
 
 // RefreshToken defines model for RefreshToken.
@@ -444,6 +577,12 @@ type RetrieveRefreshTokensParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// ExchangeRefreshTokenForJWTParams defines parameters for ExchangeRefreshTokenForJWT.
+type ExchangeRefreshTokenForJWTParams struct {
+	// RefreshToken The refresh token, when the body carries none.
+	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
+}
+
 // RevokeRefreshTokenByIdParams defines parameters for RevokeRefreshTokenById.
 type RevokeRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
@@ -510,6 +649,9 @@ type CreateApplicationWithIdJSONRequestBody = ApplicationRequest
 
 // RevokeRefreshTokensJSONRequestBody defines body for RevokeRefreshTokens for application/json ContentType.
 type RevokeRefreshTokensJSONRequestBody = RefreshDeleteRequest
+
+// ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
+type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantRequest
@@ -599,6 +741,15 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// GetJWKS The public keys that verify access tokens
+	//
+	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
+	// each with the `kid` that access tokens name in their header. HS256 secrets are
+	// never published; verifying such tokens needs the secret.
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
@@ -777,6 +928,52 @@ type ClientInterface interface {
 	// Corresponds with GET /api/jwt/refresh (the `RetrieveRefreshTokens` operationId).
 	RetrieveRefreshTokens(ctx context.Context, params *RetrieveRefreshTokensParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
+	//
+	// Needs no API key: the refresh token is the credential. The token comes from
+	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	//
+	// Settings come from the application's `jwtConfiguration` when it is enabled,
+	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+	// carries a new refresh token and the one sent stops working (after
+	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now.
+	//
+	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+	// expired token, or its application deleted or deactivated, or its user
+	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// Once any revocation has answered 200, no exchange sent afterwards succeeds
+	// with a token it revoked.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+	ExchangeRefreshTokenForJWTWithBody(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
+	//
+	// Needs no API key: the refresh token is the credential. The token comes from
+	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	//
+	// Settings come from the application's `jwtConfiguration` when it is enabled,
+	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+	// carries a new refresh token and the one sent stops working (after
+	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now.
+	//
+	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+	// expired token, or its application deleted or deactivated, or its user
+	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// Once any revocation has answered 200, no exchange sent afterwards succeeds
+	// with a token it revoked.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+	ExchangeRefreshTokenForJWT(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, body ExchangeRefreshTokenForJWTJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
@@ -911,6 +1108,25 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithId(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetJWKS The public keys that verify access tokens
+//
+// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
+// each with the `kid` that access tokens name in their header. HS256 secrets are
+// never published; verifying such tokens needs the secret.
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // CreateAPIKeyWithBody Create an API key with a server-assigned id
@@ -1242,6 +1458,72 @@ func (c *Client) RetrieveRefreshTokens(ctx context.Context, params *RetrieveRefr
 	return c.Client.Do(req)
 }
 
+// ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
+//
+// Needs no API key: the refresh token is the credential. The token comes from
+// the body's `refreshToken`, else from the `refresh_token` cookie.
+//
+// Settings come from the application's `jwtConfiguration` when it is enabled,
+// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+// carries a new refresh token and the one sent stops working (after
+// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+// moves the token's `startInstant` to now.
+//
+// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+// expired token, or its application deleted or deactivated, or its user
+// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// Once any revocation has answered 200, no exchange sent afterwards succeeds
+// with a token it revoked.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+func (c *Client) ExchangeRefreshTokenForJWTWithBody(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangeRefreshTokenForJWTRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
+//
+// Needs no API key: the refresh token is the credential. The token comes from
+// the body's `refreshToken`, else from the `refresh_token` cookie.
+//
+// Settings come from the application's `jwtConfiguration` when it is enabled,
+// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+// carries a new refresh token and the one sent stops working (after
+// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+// moves the token's `startInstant` to now.
+//
+// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+// expired token, or its application deleted or deactivated, or its user
+// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// Once any revocation has answered 200, no exchange sent afterwards succeeds
+// with a token it revoked.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+func (c *Client) ExchangeRefreshTokenForJWT(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, body ExchangeRefreshTokenForJWTJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangeRefreshTokenForJWTRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RevokeRefreshTokenById Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
@@ -1535,6 +1817,33 @@ func (c *Client) CreateUserWithId(ctx context.Context, userId openapi_types.UUID
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetJWKSRequest constructs an http.Request for the GetJWKS method
+func NewGetJWKSRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewCreateAPIKeyRequest calls the generic CreateAPIKey builder with application/json body
@@ -2106,6 +2415,63 @@ func NewRetrieveRefreshTokensRequest(server string, params *RetrieveRefreshToken
 
 	}
 
+	return req, nil
+}
+
+// NewExchangeRefreshTokenForJWTRequest calls the generic ExchangeRefreshTokenForJWT builder with application/json body
+func NewExchangeRefreshTokenForJWTRequest(server string, params *ExchangeRefreshTokenForJWTParams, body ExchangeRefreshTokenForJWTJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewExchangeRefreshTokenForJWTRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewExchangeRefreshTokenForJWTRequestWithBody constructs an http.Request for the ExchangeRefreshTokenForJWT method, with any body, and a specified content type
+func NewExchangeRefreshTokenForJWTRequestWithBody(server string, params *ExchangeRefreshTokenForJWTParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/jwt/refresh")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.RefreshToken != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "refresh_token", *params.RefreshToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "refresh_token",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
 	return req, nil
 }
 
@@ -2696,6 +3062,17 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetJWKSWithResponse The public keys that verify access tokens
+	//
+	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
+	// each with the `kid` that access tokens name in their header. HS256 secrets are
+	// never published; verifying such tokens needs the secret.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
 	// Needs a key that is neither locked to a tenant nor limited to endpoints.
@@ -2883,6 +3260,52 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/jwt/refresh (the `RetrieveRefreshTokens` operationId).
 	RetrieveRefreshTokensWithResponse(ctx context.Context, params *RetrieveRefreshTokensParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokensResponse, error)
 
+	// ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
+	//
+	// Needs no API key: the refresh token is the credential. The token comes from
+	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	//
+	// Settings come from the application's `jwtConfiguration` when it is enabled,
+	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+	// carries a new refresh token and the one sent stops working (after
+	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now.
+	//
+	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+	// expired token, or its application deleted or deactivated, or its user
+	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// Once any revocation has answered 200, no exchange sent afterwards succeeds
+	// with a token it revoked.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+	ExchangeRefreshTokenForJWTWithBodyWithResponse(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangeRefreshTokenForJWTResponse, error)
+
+	// ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
+	//
+	// Needs no API key: the refresh token is the credential. The token comes from
+	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	//
+	// Settings come from the application's `jwtConfiguration` when it is enabled,
+	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+	// carries a new refresh token and the one sent stops working (after
+	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now.
+	//
+	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+	// expired token, or its application deleted or deactivated, or its user
+	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// Once any revocation has answered 200, no exchange sent afterwards succeeds
+	// with a token it revoked.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+	ExchangeRefreshTokenForJWTWithResponse(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, body ExchangeRefreshTokenForJWTJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangeRefreshTokenForJWTResponse, error)
+
 	// RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
@@ -3029,6 +3452,47 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithIdWithResponse(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserWithIdResponse, error)
+}
+
+type GetJWKSResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWKS
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetJWKSResponse) GetJSON200() *JWKS {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetJWKSResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetJWKSResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetJWKSResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type CreateAPIKeyResponse struct {
@@ -3484,6 +3948,54 @@ func (r RetrieveRefreshTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetrieveRefreshTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ExchangeRefreshTokenForJWTResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWTRefreshResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ExchangeRefreshTokenForJWTResponse) GetJSON200() *JWTRefreshResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ExchangeRefreshTokenForJWTResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ExchangeRefreshTokenForJWTResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExchangeRefreshTokenForJWTResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExchangeRefreshTokenForJWTResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExchangeRefreshTokenForJWTResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3997,6 +4509,23 @@ func (r CreateUserWithIdResponse) ContentType() string {
 	return ""
 }
 
+// GetJWKSWithResponse The public keys that verify access tokens
+//
+// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
+// each with the `kid` that access tokens name in their header. HS256 secrets are
+// never published; verifying such tokens needs the secret.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
+func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error) {
+	rsp, err := c.GetJWKS(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetJWKSResponse(rsp)
+}
+
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 //
 // Needs a key that is neither locked to a tenant nor limited to endpoints.
@@ -4276,6 +4805,64 @@ func (c *ClientWithResponses) RetrieveRefreshTokensWithResponse(ctx context.Cont
 	return ParseRetrieveRefreshTokensResponse(rsp)
 }
 
+// ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
+//
+// Needs no API key: the refresh token is the credential. The token comes from
+// the body's `refreshToken`, else from the `refresh_token` cookie.
+//
+// Settings come from the application's `jwtConfiguration` when it is enabled,
+// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+// carries a new refresh token and the one sent stops working (after
+// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+// moves the token's `startInstant` to now.
+//
+// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+// expired token, or its application deleted or deactivated, or its user
+// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// Once any revocation has answered 200, no exchange sent afterwards succeeds
+// with a token it revoked.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithBodyWithResponse(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangeRefreshTokenForJWTResponse, error) {
+	rsp, err := c.ExchangeRefreshTokenForJWTWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangeRefreshTokenForJWTResponse(rsp)
+}
+
+// ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
+//
+// Needs no API key: the refresh token is the credential. The token comes from
+// the body's `refreshToken`, else from the `refresh_token` cookie.
+//
+// Settings come from the application's `jwtConfiguration` when it is enabled,
+// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
+// carries a new refresh token and the one sent stops working (after
+// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
+// moves the token's `startInstant` to now.
+//
+// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
+// expired token, or its application deleted or deactivated, or its user
+// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// Once any revocation has answered 200, no exchange sent afterwards succeeds
+// with a token it revoked.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/jwt/refresh (the `ExchangeRefreshTokenForJWT` operationId).
+func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithResponse(ctx context.Context, params *ExchangeRefreshTokenForJWTParams, body ExchangeRefreshTokenForJWTJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangeRefreshTokenForJWTResponse, error) {
+	rsp, err := c.ExchangeRefreshTokenForJWT(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangeRefreshTokenForJWTResponse(rsp)
+}
+
 // RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
@@ -4517,6 +5104,35 @@ func (c *ClientWithResponses) CreateUserWithIdWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseCreateUserWithIdResponse(rsp)
+}
+
+// ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
+func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetJWKSResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWKS
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
 }
 
 // ParseCreateAPIKeyResponse parses an HTTP response from a CreateAPIKeyWithResponse call
@@ -4903,6 +5519,42 @@ func ParseRetrieveRefreshTokensResponse(rsp *http.Response) (*RetrieveRefreshTok
 
 	case rsp.StatusCode == 401:
 		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseExchangeRefreshTokenForJWTResponse parses an HTTP response from a ExchangeRefreshTokenForJWTWithResponse call
+func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefreshTokenForJWTResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExchangeRefreshTokenForJWTResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWTRefreshResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case rsp.StatusCode == 500:
 		break // No content-type
@@ -5340,6 +5992,9 @@ func ParseCreateUserWithIdResponse(rsp *http.Response) (*CreateUserWithIdRespons
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// GetJWKS The public keys that verify access tokens
+	// (GET /.well-known/jwks.json)
+	GetJWKS(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -5370,6 +6025,9 @@ type ServerInterface interface {
 	// RetrieveRefreshTokens List a user's refresh tokens
 	// (GET /api/jwt/refresh)
 	RetrieveRefreshTokens(ctx echo.Context, params RetrieveRefreshTokensParams) error
+	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
+	// (POST /api/jwt/refresh)
+	ExchangeRefreshTokenForJWT(ctx echo.Context, params ExchangeRefreshTokenForJWTParams) error
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	// (DELETE /api/jwt/refresh/{tokenId})
 	RevokeRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RevokeRefreshTokenByIdParams) error
@@ -5408,6 +6066,15 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// GetJWKS converts echo context to params.
+func (w *ServerInterfaceWrapper) GetJWKS(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetJWKS(ctx)
+	return err
 }
 
 // CreateAPIKey converts echo context to params.
@@ -5691,6 +6358,29 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetrieveRefreshTokens(ctx, params)
+	return err
+}
+
+// ExchangeRefreshTokenForJWT converts echo context to params.
+func (w *ServerInterfaceWrapper) ExchangeRefreshTokenForJWT(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExchangeRefreshTokenForJWTParams
+
+	if cookie, err := ctx.Cookie("refresh_token"); err == nil {
+
+		var value string
+		err = runtime.BindStyledParameterWithOptions("simple", "refresh_token", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refresh_token: %s", err))
+		}
+		params.RefreshToken = &value
+
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ExchangeRefreshTokenForJWT(ctx, params)
 	return err
 }
 
@@ -6036,8 +6726,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	}
 
 	router.GET(options.BaseURL+"/api/status", wrapper.GetStatus, options.OperationMiddlewares["getStatus"]...)
+	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
+	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RevokeRefreshTokenById, options.OperationMiddlewares["revokeRefreshTokenById"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RetrieveRefreshTokenById, options.OperationMiddlewares["retrieveRefreshTokenById"]...)
 	router.POST(options.BaseURL+"/api/user/refresh-token/import", wrapper.ImportRefreshTokens, options.OperationMiddlewares["importRefreshTokens"]...)
@@ -6065,6 +6757,34 @@ type InternalErrorResponse struct {
 }
 
 type UnauthorizedResponse struct {
+}
+
+type GetJWKSRequestObject struct {
+}
+
+type GetJWKSResponseObject interface {
+	VisitGetJWKSResponse(w http.ResponseWriter) error
+}
+
+type GetJWKS200JSONResponse JWKS
+
+func (response GetJWKS200JSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetJWKS500Response = InternalErrorResponse
+
+func (response GetJWKS500Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
 }
 
 type CreateAPIKeyRequestObject struct {
@@ -6592,6 +7312,50 @@ func (response RetrieveRefreshTokens401Response) VisitRetrieveRefreshTokensRespo
 type RetrieveRefreshTokens500Response = InternalErrorResponse
 
 func (response RetrieveRefreshTokens500Response) VisitRetrieveRefreshTokensResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ExchangeRefreshTokenForJWTRequestObject struct {
+	Params ExchangeRefreshTokenForJWTParams
+	Body   *ExchangeRefreshTokenForJWTJSONRequestBody
+}
+
+type ExchangeRefreshTokenForJWTResponseObject interface {
+	VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error
+}
+
+type ExchangeRefreshTokenForJWT200JSONResponse JWTRefreshResponse
+
+func (response ExchangeRefreshTokenForJWT200JSONResponse) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeRefreshTokenForJWT400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ExchangeRefreshTokenForJWT400JSONResponse) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeRefreshTokenForJWT500Response = InternalErrorResponse
+
+func (response ExchangeRefreshTokenForJWT500Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -7164,6 +7928,9 @@ func (response CreateUserWithId500Response) VisitCreateUserWithIdResponse(w http
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// GetJWKS The public keys that verify access tokens
+	// (GET /.well-known/jwks.json)
+	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -7194,6 +7961,9 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokens List a user's refresh tokens
 	// (GET /api/jwt/refresh)
 	RetrieveRefreshTokens(ctx context.Context, request RetrieveRefreshTokensRequestObject) (RetrieveRefreshTokensResponseObject, error)
+	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
+	// (POST /api/jwt/refresh)
+	ExchangeRefreshTokenForJWT(ctx context.Context, request ExchangeRefreshTokenForJWTRequestObject) (ExchangeRefreshTokenForJWTResponseObject, error)
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	// (DELETE /api/jwt/refresh/{tokenId})
 	RevokeRefreshTokenById(ctx context.Context, request RevokeRefreshTokenByIdRequestObject) (RevokeRefreshTokenByIdResponseObject, error)
@@ -7239,6 +8009,29 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// GetJWKS operation middleware
+func (sh *strictHandler) GetJWKS(ctx echo.Context) error {
+	var request GetJWKSRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetJWKS(ctx.Request().Context(), request.(GetJWKSRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetJWKS")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
+		return validResponse.VisitGetJWKSResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // CreateAPIKey operation middleware
@@ -7604,6 +8397,57 @@ func (sh *strictHandler) RetrieveRefreshTokens(ctx echo.Context, params Retrieve
 		return err
 	} else if validResponse, ok := response.(RetrieveRefreshTokensResponseObject); ok {
 		return validResponse.VisitRetrieveRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ExchangeRefreshTokenForJWT operation middleware
+func (sh *strictHandler) ExchangeRefreshTokenForJWT(ctx echo.Context, params ExchangeRefreshTokenForJWTParams) error {
+	var request ExchangeRefreshTokenForJWTRequestObject
+
+	request.Params = params
+
+	var body ExchangeRefreshTokenForJWTJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExchangeRefreshTokenForJWT(ctx.Request().Context(), request.(ExchangeRefreshTokenForJWTRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExchangeRefreshTokenForJWT")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ExchangeRefreshTokenForJWTResponseObject); ok {
+		return validResponse.VisitExchangeRefreshTokenForJWTResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8006,91 +8850,107 @@ func (sh *strictHandler) CreateUserWithId(ctx echo.Context, userId openapi_types
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7DzbcttGlr9yCjtVkaogiLJlz4aqfVBiJdGs7Xhtab1VorbQBA6JjoBuprshitGwap/2A7b2C+dLpvqC",
-	"O3iRQmmcSV5skUR3n/u9ce9FPJtxhkxJb3jvzYggGSoU5tMPRMRvMEWF+lOMMhJ0pihn3tBTIkeIzY8S",
-	"ZigyojdJFz7MqUqApCkInAiUCSh+g0yeAFcJijmVCCpB4OOfMFJAJcRIIkVvicI48HyP6u1/zlEsPN9j",
-	"JENv6CUVJL4nowQzokFSi5n+dcx5ioR5y6XvXSAjTJ3HPyCJUXTh/hTxGUoDgcCfc5QKFAfOEJRZCXsE",
-	"Li/P3+wH8I6kEy4yjIELyNkN43MGf/vf/4PjwQCmyFCQdMTCK8puSUrja+WODgM4hRtcQMqjG4z1/oQZ",
-	"5Isz7CZHwYgV+CYW3BLh/zr4LpeUs9NcJQcFTn24SyUom3pLjbtAOeNMomHeNyT+aBHUnyLOFDLzJ5nN",
-	"UhoRTY/Dn6Qmyn1t2z8JnHhD718OK8E4tL/KwzMhuJD2rCZVL2rkpBIcRU4Mmcc8XoAkCwnzZOHDhGIa",
-	"w3hh/wi8pe+dM4WCkdTs32WZ3lyiuEUBE0JTjAM4y2ZqYXY+gRgVoakEIhA4SzXZp1O0O18ykquEC/oL",
-	"xt2N31EpKZv6JXO5AMpkPpnQiCJTcPrhXDPS1z+QgnkaJ83djCyAcQW5xDpAgRFDRzJ95umH83/HhdEu",
-	"wWcoFLUMasBy72Xk7i2yqUq84YtXr/w2f32PGgy0RBLlDb08p1oguo8xiUKdM6mI5Xe5gjL1+rhaQpnC",
-	"KQq95sbC1yW7xvOWpDmegECVC6aVQdN4niArKUElRAIL/W0g8tr3MsqKzy9f9ACsjYdmBGdykwBaUn6o",
-	"LVj6XqF2XQze8uhGllAqDiqh0rFRQ7qBlsvyG2ur9GFdCDp8RRbPOHUGlcQx1dCQ9EPjIaowc0/nmTe8",
-	"8r4/u/B878OPn8x/l+bf04tvf/B8783Z27OLM++6h3buCyIEWXgdrTxzkBh7Q9KUzzGGDFXCY+kDBtMA",
-	"wvuRd0hm9PCnuTp0BnvkDeFq5I4dedfLMBix9xxKxCBDwiTgLYpF+a01Zi2CrSZhzTY1yUdm1KnLZknw",
-	"rNX7OadC6/dVsfh6zbHWRD7juZW57TlUO74e73o+ZVwYXXOaFVS0Lb3dk5qEn+bqW84mdJqLEvZ1hPnL",
-	"54vm80vfS4lUl7OYKHzY2dYHNkzi0ddHDUty1KcMNUOwWbXr7DMHbmDeGoFtMHit9NQeXfoe3iJT52zC",
-	"Nzre8sGu4FU7bkRgteg/DoMHwvIGb2mEBb5rnWGHt1qUTqMIpcT4NI4FSrnxuccJ3Qobe7+NdygDmCZy",
-	"EY97dPyTIuMUfchIlFCGBwJJbL+xlvkq4nkav+daD29RqOtcotDRZZ+Kx0SR1f5GB+s94GYoJZn2gPYd",
-	"F5DkGdFRuw5zooSwKQYb9cggWu17vYpEsj/aMJEinzjHcjwY6BObpDRBY7XHRve6MZzdwoua03SOY0NW",
-	"X0cTaEJYHVqY776SMCMqgb3Q+dALk/NcDa4Dx7X9wOuhhssiKoR+DeC9Elk3MU28PiccIpJLjIEwMLbI",
-	"h4ngmQ7uBAJhxv/MExolEBvd1TiwPE21mBZS1dLjx8ih3fzNBhNgn3q/Sk3tzxf9yup7dLbWbPDtzN9b",
-	"Xllv3r+V5vfp1OVaW9iM82zGhcL4Y01w1pro80c6/Sb33+CE5KmSOiyWipRPNuLi1dYyQ0XeOF6vI1gd",
-	"q3fFGp0f1Y7sE02XXZjSwVcSUjpBGOOUsBOTc1H78yRXucAtQVYFZWthxfHg69cb4wqrwQ+PKuyB5Xq/",
-	"xcQWEfqMZSeo6ppNfYYhj6IZSqO0M57q/FUGcCkb+VqITGtuHOqMTetiqyYzYjaE+kpCXIiHhnkBewR+",
-	"QcEPTC4Y+xBTaXaCqA6eywuKtfs2JWhnR2ZhX/VGU6+SlrO7GbXbftD4LOrJ0nf0DjUBP6U0pmz6mbKY",
-	"z9ufP1OVvCN3NMuzt44+vTlU/dAfGV7QDC8ldujeRGMqSIQfUFAen7NPGHEWy3ag8fJFjxz2mYA6BA0U",
-	"NgCRWew0xBf8Lb3Fc/aOslzhbkBZsW9TAJ2CH6iGIMKeEwI4fum/GAz22zraC1Dz+EsdQ3R5/xFzI3ue",
-	"71Xc6k+Oa/DXWNSE3waLK8F/6b/eFvo+cr6t+ZX1jjOiatHrTyKeMyX6f4upnKVk8cl+0R8PK6pyG36W",
-	"GMQ8twR0j7M8G1v6p5xNH/K8wOkqd/0LnRVx7xZe8MeZjRa+4fGir5RzaoqyJ4CmzsYFaGo6e0PGEq3j",
-	"6pCYKIVCr//vvb9eDQ6+JgeT04Pvru//dXlQ/3j8kI9HL5b7f+rzuAUO/5GjWIOEqSYaPHwINcSh/iLM",
-	"WYwTyrR11mhRNq0h1kBEr/lr+fjT4+VU3Nbfa2lwK53BFCNVVNbrlX8dYgi85TdoC8KSZAgiT7W7ss+b",
-	"aj9UzYdu3N+Jf9YFHS1hemSmvS5iaAvampjhIYD2acbO48KnqxntOijcJqjbvuZT42dTct/rfLOqb5u8",
-	"jkrXcjiBmUCthjrmrHoyX0nIeIxpbzL+2ICR9gWJZfSoqi5QkzktwtX4cL1BnmzusbKy1chlt85OexOa",
-	"pekLnNv1R4PBYGDC7uKLbg5uGkhE4Zvxt5xJJUhRUe+675nCGCZcgAaGKDqmKVWLEx2bFgtNc4ikc7KQ",
-	"ECUY3dhWRU//sM6PJv6biPmWSrW6xvY4WrZp2En4Hw/uu5qy7iyH34RPrQRommR81qrXbOhwbDKQ29H/",
-	"YVRfQ+VeIn9SROVyNSTS/F4PafmN1nNGbgm1XuV6k6Vwe/Qdb5vF3WO/8F7Bqpr/FrGjxXilFVMlQdbB",
-	"5MjWyeHt19drjl3F5yc7V0vef+pEvC/CFI18zOTrsMdn5OccQeGd2m+1aG080xGDS4liXbuqm7s/ympg",
-	"Rmi6Bdt9b0KFVO+3ExLfm+RpuvXDT6gZKXkA0I9tl82IlHMu4od4Rx+YiXqk4qLhCx/VTrNRyq9QYS1u",
-	"KxX4ccF77iR43QIj5W3VMwuvVwK5St13fZ72jxjlgqrFJ73cnnJadql7BnDIvJpYmVOV8FwBgfAbJAJF",
-	"qAPZCb0LVo0cnbpJGWuSK89rTzRDP7S3kfCxme2lqE+NUjNBw8eKUAYM50BMpaV4qoBPp3+aAiDp1CS9",
-	"lI0YmRLKArjQYbjGiJqQUvqQUqlskZOM+S26MTOdWppEMtN4CzwoRD1Fc86IVYE7SA4qIaoZy3Mz8kNS",
-	"B7aEiDCwsxNEAVXBiI2Y6cMxjbQcjtgBnJk2VTH2hHda1yD8/uwCzESF9dEhREQIakqzBXdc+XrEAMIG",
-	"1UOwTBnaLJrMN/ESTiFzQ0x6t1VzTG5IhzA5R4ExHA+O3JgecxUVM7mkkQp7J89C4C5VTRdgwzYg/QN0",
-	"BqZick4DVRuecxNUNDbQmDk6A4bG1rXCAIXgAvqm6jR457GN5S8vz99IX2OpDaX9LqNpSqUt9IGkLLKD",
-	"hpeM3gHOeJQEFdf00TXGhLYDF7qRskIKMqKiBDiDMOIxhoXRDF2DU4MEmpg+HA+OjVi+GgwgIbdYkZWi",
-	"NOdW3hAIWIMAMUdp+hkmlzRIUDv5URwlUFsDjIcNedXHFjBKFJSkroJPBcwTnpbTlTZH1cd/7MYFlmrW",
-	"A9guAZHw6YfTgxevXkNCZOL6Cfop1siR9flkolDoMxeghQqolDnGbgqIqlTbDheMxPC3//n/GgJ1/WzG",
-	"K6cfzj3fu0UhrWk5CgbBwDTbZsjIjHpD72UwCF7aklhiTKJRNjKjB26Kbcb7ylPvEbXo2Ekwrf9UAkNq",
-	"pjJrc5qFiDIuIKUZVfb7cvQpGLHGXJzepjkZZ3TbfGs9xYn7WklDU73AOd0RM32u8AYXpiPDM6r0eQQE",
-	"YTHPjFJR6TRDFcTVYlQWfLxvzXiQG0uyjgWl+obHi52NfTYHtpZN/6UDu/bo6YvBYOeHO7e7YvZU+5fS",
-	"VBpaG+6YGdBjC03fISXUh7VpWbPkaPOSxmzp0vdebXNOc9TVOPk8y4hYlKys+wlro10l6oBI7SMxBmpL",
-	"hXXBP7y/wcV5vLSC3z+yfUG0m8TJRFsGHREqQ7k7VRjyYm45IkwbJbuPpiamk6AjebYeXJO8rgS0W856",
-	"QfysTDkeHPfYAg4yjxKNa7ATzlnMapyzsx1G9JtE+4hKULxdT7ZnVJxGfPGP0ZvnYVFB+Lp67XUQ37f5",
-	"VHUJ4ureBsva21ShstE1r20G69P5mwq/137pp1bb889UJeU5f1j1fyqrbkJeeousZc2bw8LrRKT2aEdm",
-	"+8CtHjlsXZLR0vgkItadnn1uOesZf10hbLVDfqsCVkNhu9ChIut9o+20NozQVgnC6kbWv2kmhkag6wCY",
-	"zCFNjdq2+sE6obC7xyNGmU0eBWGSRHppfSqJtm+IwV5oq5BDmJBUYrjfFxW72GSHKuJvXFG7LWcVamM8",
-	"xNkX5Gnb8r+DoKhgGnBRBJNNKd0cJu3ayP1+7czzMr8ebrUYvjm8arfAdxJmtSrj2u8CSQWS2OTsucTy",
-	"bmd4FecWArxuwBIGq/Lv6qkyaPvDJf/hkrsuuT/uq92+W+d6P7pSd9OfBvDZFbRsKTyGGGfIYlmN7/MJ",
-	"hObh0IfQ3UgYMe2iw6aAG99s4POByM5glrkIK+2dB6l3NWXsojYMf/n043t7i2Mv7JsaC/dPgNgH7DVg",
-	"fotC0BhrY2AjVh7nDrADY9o2BHBaFKwtZCYf8E2soR9MqTI1ZFveHDE3XmfwrObrfDNgZxZUR9FyjnDE",
-	"Rnb2FPCOZLMUbbW/yPFBUjZNWzNuQ5gRKW2lr5xbN9Xh0PKkPlKwZ37dD+u7dq7La9yJ6Yy097bsW7m5",
-	"Rtl3D219hikH6TCsJg3u3OpIU/V1lG5ITbAREL+5YBu4WA8sJQ2ax68nhf235/yLQrQmPBegEsHzqVXQ",
-	"Uo59pz8ZWQBJJTc9gwWEZUsy1GdbJR1TNoV5Usw6xhsv02hB+1HEVs5jjKjUmI7YUQCkaqFoP1U5pvad",
-	"sFE+GLyMjDKZPzE8GbEXATCuEg2PNFOZGLffW1BrsOgVL/WRhWHQqqbXMm5lozq9WOIePDGtk6YB0fSo",
-	"bVC3f919mktPRuw4KOyUNULDSptq9s1M0B4PjmGval7t2ysOVJVNFQMJ3lGpfJgTWTr7cpOESMC7GTXt",
-	"ljGmnE1l/WUNBnmVkLJZ5wx3QScDRu35Oq7FsmJJB9NXQUXvHjs8tE0K/cRXZc/U1myJqp90MmKva1tp",
-	"DRkalTK2s73FyYj9OejY/O6i2gPl2mDETmGcpzcajsw1EyW8GAysahT0L5yQE8G+9OxjR1flLhI0c8Xd",
-	"vInBjcfYcLEbWNC4cC2Gx/OES+xLUh0qq95KUo5mbhf5tOfDl4+EuRFTPBL0zlWkZ8CgbzSpHA0P4NyE",
-	"MBKZpDq/N4O3E9tirAzyKnyKu1bb4VEboVo+VaTdOzW/7L6npbc0YKqfRFv/daz9R2ePxoHaaMjy1IJc",
-	"drWN8YU9LsynouNkLaJRPN4wmvu7Sj01edqEGy+gJne+/qxBKP+w9aoKGGPcx4sV1YrWe0bMVEphTsx1",
-	"xds2AD4wnKNUYAbZfCAKMi4VHPmDwSCAM+uHRqzG5xQnCniuArhoN+2b7fh+E2sT8C/fyKZUKowD+OhS",
-	"0Ceztk9ZAFo5CL4itXWC0krkflNJrkbTpQ8dTHoz28N78+OG8nKR45qisJH7okuHdzMuzYhY2QmCSztZ",
-	"5BeBnDEpzUDPxZ3HwRZhyDeLXZVutrHwDZrV4tsvoi7YtWEmYDazLTTeqanWrG6eNLYDMzTeWCF+Lu7t",
-	"3EpsshANgvyOJMLVjTfIRIvH67xPc5c98/qAst9fOptmBdoZql9Xey5MYHXhozd6sJNpjBf94cCkVOUL",
-	"1tyb73R4osGOiSJjItHlXz68Grys+mVdG/c9Knsh5SlnTVpXXlZI9HpMnPy8fGagSijKqLUEpzaB7Q2v",
-	"ruti+gOSVCVlfbIfscoJVldBHjCcyFXPYOKqBoS7RvI0qUzzgs0z9wta12xWsLGgzm+xS1DMnG7RsrdP",
-	"Ht4XQ9HLmlXp9481wfi9MWhtx1MVdHHZ6S2VZh65eEukGTwbsjxNd9sOLQ7eqhFau/L7BD3QB1gdsP3S",
-	"NX3Sakx/rYV60pG2P+zU89mp/j5mcQlq3eCauQT1hbbH6/fQnll+GrfL1lQNfqOyY2tAmz2cfu6wUSk+",
-	"tLe/VkdP9ozOlJk5zN47spWz+kWqlE8pG0LC57ZKSdl0pJEx7/R1t4mm9tIFnKYpWC+RUDYdghluW7iL",
-	"SkWjrX6tox7sGhxtcZDGMoDvTN8b7TsF9Tn2ZYKt9wbS68D09MIRM2hEPEbpRnUkhFfu0td1Y1XgOvz1",
-	"d5I3H2g0nGrGu2+bvqJi8b6IXZYUn7b83vOai+31ujUylKb1smVxc/a3pI2WECtrdUb37q2QPHYEtKql",
-	"a3KZG2mrpz/BDn+O2Irpz3LDx8+A7sTb/NMPf5aO5YmmPs0BG2t5u4sMfk8++pkYW0thCmZuTmDKns0T",
-	"pC+heXmEe3mae/1AaKvo9qwTQBKZC5c5oz/n9i64e3OoDWVHbC8iEg8oK9vO+0Wus8VsaPFC5hE7heIl",
-	"DGaQbOVrF2CcK5NjWe8xrL9pyhRTGbehyeqrnloGv+wZ0z+C6KcPolvpV7NUWb0m4upaM9nKlxWRXKTe",
-	"0EuUmg0PD49e/DkYBIPgaPj14OjIW14v/x4AAP//",
+	"7H3tchs3luirnOo7VZaqWi3Klj03VN0fSuyMlXEcX0u6vlWmdhvqPiRhNQEGQIviaFS1v/YBtvYJ50m2",
+	"cID+bn5YkTTJJH8Sk+wGDs73J3QbJHI2lwKF0cHwNpgzxWZoUNGnt0ylrzFDg/ZTijpRfG64FMEwMCpH",
+	"SOlHDXNUM2YXyZYhLLiZAssyUDhWqKdg5BUKfQTSTFEtuEYwUwR5+QUTA1xDiiwx/JoZTKMgDLhd/ucc",
+	"1TIIA8FmGAyDaQVJGOhkijNmQTLLuf31UsoMmQju7sLgDAUT5iR9iyxF1YX7NJFz1ASBwp9z1AaMBCkQ",
+	"DL0JOwzOz09e70bwI8vGUs0wBakgF1dCLgT84z//Cw4HA5igQMWykYg/c3HNMp5eGL91HMExXOESMplc",
+	"YWrXZ4IOX+zhFjmIRqI479SBWx74/+99n2suxXFupnvFmfrOro3iYhLc2bMr1HMpNBLxvmXpR3dA+ymR",
+	"wqCgf7L5POMJs/jY/6ItUm5ry/5J4TgYBv9rv2KMffer3n+jlFTa7dXE6lkNnVyDx8gRoflSpkvQbKlh",
+	"MV2GMOaYpXC5dP+IgrswOBEGlWAZrd8lmV1co7pGBWPGM0wjeDObmyWtfAQpGsYzDUwhSJFZtE8m6FY+",
+	"Fyw3U6n43zDtLvwj15qLSVgSVyrgQufjMU84CgPHH04sIUP7AyuIZ89kqTtjSxDSQK6xDlBEbOhRZvc8",
+	"/nDyV1ySdCk5R2W4I1ADlttgxm7eoZiYaTB8/vJl2KZvGHA6geVIZoJhkOfcMkT3MaFRmROhDXP0Lt/g",
+	"wrw6rF7hwuAElX3nysHXRbs95zXLcjwChSZXwgqDxfFiiqLEBNeQKCzkt3GQV2Ew46L4/OJ5D8BWeVhC",
+	"SKE3MaBD5YfaC3dhUIhd9wTvZHKlSyiNBDPl2pPRQroBl3flN05X2c26EHToiiKdS+4VKktTbqFh2YfG",
+	"Q9zgzD+dz4Lh5+Avb86CMPjw0yn975z+e3z23dsgDF6/effm7E1w0YM7/wVTii2DjlS+8ZCQvmFZJheY",
+	"wgzNVKY6BIwmEcS3o2Cfzfn+l4XZ9wp7FAzh88hvOwou7uJoJN5LKA8GM2RCA16jWpbfOmXWQthqFNZ0",
+	"UxN9bM69uGzmhMBpvZ9zrqx8fy5evlizrVORT7hvpW57NrWGr8e6nkyEVCRrXrKiCreltXtUlfBlYb6T",
+	"YswnuSphX4eYHz6dNZ+/C4OMaXM+T5nBr9vb2cCGSjz45qChSQ76hKGmCDaLdp18tOEG4q1h2AaB13JP",
+	"7dG7MMBrFOZEjOVGw1s+2GW8asWNB1jN+vc7wVfC8hqveYLFedcaww5tLSsdJwlqjelxmirUeuNz92O6",
+	"FTr2dhvrUDowzcMlMu2R8VPDLjMMYcaSKRe4p5Cl7hunmT8nMs/S99LK4TUqc5FrVNa77BPxlBm22t5Y",
+	"Z70H3BlqzSY9oH0vFUzzGbNeu3VzkikTE4w2yhEdtFr3YhWKdL+3QZ6iHHvDcjgY2B2bqCSnsVpjo3nd",
+	"6M5uYUVpNxvjOJc1tN4EkgtrXQv67pmGOTNT2Im9DT2jmOfz4CLyVNuNgh5s+CiiOtAvAbyXI+sqpnmu",
+	"T1MJCcs1psAEkC4KYazkzDp3CoEJsj+LKU+mkJLs2jOIPMssmxZc1ZLj+/ChW/z1BhXgnnq/Skzdz2f9",
+	"whoGfL5Wbcjt1N87WWlv2b+UpffxxMdaW+iMk9lcKoPpxxrjrFXRJ/c0+k3qv8YxyzOjrVusDSufbPjF",
+	"q7XlDA177Wm9DmH1U/1YvGPjo9qWfazpowtKHTzTkPExwiVOmDiimIu7n8e5yRVuCbIpMFtzKw4H37za",
+	"6Fc4Cf56r8JtWL4ftojYQkKfsvzh0197WCGb1AOHj6fPX74KwuAN/b8vSEjUdS+n9gvKlXMqu9+bZXPb",
+	"Y7vpd707ilWSUV9B80nvyze9Ly/7xamObwuhgz8kJLkdV+D1tIvYK1xur4Mtafo0cAMgu2D//mcd57pl",
+	"Di3vENsbPkNNynguM55w1BGc60YcHqOwGjmNbSRudWwr1zYSzjV+piEtxN7y4hJ2GPwNldyjGD8NIeWa",
+	"VoKkDp6P94p3d12o145krNNFYJ/yieBicpxNpOJmOuue7q1cgHvBJwcpeaP5RGAKOzJX+giq/BdY10wD",
+	"c7kGoQ2y1MLgVRi8tZzv047WTO/5RI3GRKE5ApIQwiDJSLHlNSo+Xo4EmzC7KOxHC8yyPcoE7X9ZXOno",
+	"i5bCnbXg2bde2DYLnSdJX5bSMkmlFd/czLlD8wdL34aQfc9v0HLzacZTLiafuEjlov35EzfTH9kNn+Wz",
+	"d55feiGqb/qTwDM+w3ONHT5sknWiWIIfUHGZnohTTKRIdduhfvG8R9/2mbo6BI0jbABi5k5nIT6T7/g1",
+	"nogfucgNPgwoK9Ztsqw3ZHumIZiw44UCDl+EzweD3bYt6gWouf259ZW7tP+IOcliEAYVtfqTQDX4ayRq",
+	"wu+CopXgvwhfbQv9Xb9C8whaHWWqloPTl0GuFQysY5JrBIE3BhywDAQuKFefixQVVHjZ7Q2K6jtu6TWZ",
+	"1dB59VTXWxF8lzE+00PgWoeg80vYsdYeeLobAsutZ52ORMPuw07to3uQMxMC3sxD+GJ4CIansON1GE93",
+	"SXNpno7EjvV5eGpDJNNBFzeQsBmSB797BPEVt/bA+UmuutDI0G3wWRrE6mCyz6a9q7nQ62OEhJtlr41P",
+	"ZC6M6v8t5XqeseWp+6I/9Dfc5C7SLumcytzJkH9c5LNLJ4KZFJOveV7hZFVk8jc+L0L8LRz+n+YuMPpW",
+	"psu+rPUx1Z+OAKmkIBVYbHoTzC41Oh+9g2JmDCr7/r/t/P3zYO8btjc+3vv+4vZ/3+3VPx5+zceD53e7",
+	"f+oTk+IM/zdHteYQVDihc4QQW4hj+0VspXfMhXVY7LG4mNQO1jiIfefv5eOPfy6vxFypsZbxa2VuMMPE",
+	"6K4QUjSl8Fpeoat9aSuRKs+s++Kep8ImVHXWboqjE+qtc0NbzHTPpOK64KjNaGvCo68BtE8yShOyItN6",
+	"v6O17c7Xn3A7Awt6agN5VVnXsVSu5FS3GUfADMykdoXEGrGf6V7zuwK6vsC2a7PmCq+5zDsQJAnODaYE",
+	"ocUfM/ySZ9wsydj4qmYaBRuRs4aMD5fJeLwqx0OnMbZJQ2xfpVhJ2vd4jaqqyFImkmtfJD+yVLfa1Fr/",
+	"Kop6pmEmU8x6PaX7pjh4X1qjzHeYqm+hSZwW4mp0uNjATy5btlJDNLKvW8fyvSm4O6pkn7j3DwaDwYAS",
+	"RcUX3awxtTwwg68vv5NCG8WKGnDXEe+XvSMbdRcvUkTMsgVbakimmFw5cezpeKnTo3n+Tch8x7XZzl/f",
+	"HpdtHK5NkHwduD/WhPXBss6bzlMrWlFbh5y3KgwbavKbFOT28dL2WF+D5V4knxpmcr0aEk2/14NTeWXl",
+	"XLBrxp11uNikKfwafdu79qbutr/y6vaqKvUWFtKdeKUWMyVC1sHk0daJ4NzXF2u2XUXnR9vXct7/Y1mO",
+	"fW6TamRWKBMJO3LOfs4RDN6Y3VZTkXPaOmxwrlGta7DoZuHupTVwxni2BdnDYMyVNu+3Y5IwGOdZtvXD",
+	"jygZGfsKoO/b4DFnWi+kSr/GOoYgyOvRRqqGLbxXA4jzUn6BCFt2e+BAJfccvO4F4vK26NGLFyuBXCXu",
+	"D72ftY+Y5Iqb5al93e1yXPZV9ST82KLqsVxwM5W5AQbxt8gUqtg6smN+E61qkj32vZ1OJVeW1+1Ibaq8",
+	"t/T9sRm0Z2h3TTLq+ZSXhnFBmcZmiaKAz4ZtlOTTrs4BXPgiQgRn1g23J+LkUuoQMq6NK9+wS3mNvjH6",
+	"Wl65JuSZPbfCvYLVM6R9RqJW/tASzJSZpi8vqUmVZR5sDQkT4Lr9mAFuopEYCeocEfbQejgSe/CGGiuK",
+	"Rl28sbIG8V/enAH1ADobHUPClOJUdCqo4xOJIwEQN7Ae+9zi0CVD2GITLeEYZr7t1q62qvPWt5UyoReo",
+	"MIXDwYGv8AifGKNeW3uouLdXOgbpMw7ZEpzbBqy/5ZtgKnq9LVC1du8yDUvQUOc3gWFP65s3AJWSCvr6",
+	"wC14J6nz5c/PT17rkOpXrPDvZzzLuHYZBdBcJK41/lzwG8C5TKZRRTW7dY0wsesZiX0TdMEFM2aSKUgB",
+	"cSJTjAulGfuWHAsSWGSGcDg4JLZ8ORjAlF1jhVaOmvatrCEwcAoBUoma8gMUS9IhuOtVLLZSaLUBpsMG",
+	"v9ptCxg1Ks4yX5vkChZTmZXzAC5Gtdt/7PoFvk5ofG9ktgSm4fTt8d7zl69gyvTUV0rtU6IRI9v92dig",
+	"snsuwTIVcK1zTH1WnJvM6g7vjKTwj//479oB6vLZ9FeOP5wEYXCNSjvVchANogG1h8xRsDkPhsGLaBC9",
+	"cJnNKanE/kojldvQ9EX7mFqkF8IYwTtSKpZV5vllxhMSl7Jxql3vLPSUlcyRQJZMKx52ZQJSL01tZ1Ws",
+	"l3quigKCL7W6wioRYyQcngkOPcX0yNdV7YY6T0odK+gQlBOltx3aLYOVqaDgL2ioMt+aZHg+GDzYCAOt",
+	"3zPAcAw/nP70Hj7hJfwVl3CKhuYHXrqt+1YsQdxvji/UzWAw/HwRBjqfzZhaFim5kmLa4d3hq4l+WoV0",
+	"MpvzPd+eP5d6JXe44jitxy2yOY2b1AZQCk0mpIKMz7hx35c93dFINBr+7TLNln9iBvrWHfzIf200iZ59",
+	"wftmI0ENPPEVLqklQc64sfsxUEykcka6l2uvQE0hg01m+I76nn2/tfM/UJtvZbp8MGZodqLfNd0c6//f",
+	"PSIntvrRVwzVWDektKiEa6IOMefhNsxZGwOiVw42v9IYmvkFQlCyvSNl3Z3wzRouYbnHtK+t8rTD+Pu3",
+	"V7g8Se8c4/fPop0x603heGwNiEu6+7qx55piICthwtout47FJmbjqMN5rvpT47wuB7R76ewL6ZMS5XBw",
+	"2KMLpNO51kg8COXcyWqUc02rxPpNpH1Eozher0fbEwpOww3958jN05CoQHxdvHY6B991YXc13fn51sVU",
+	"1impIiqStaCtButjh5vqAxdhaadW6/NP3EzLff7Q6v9SWp0iI36NoqXNm1NQ61ik9miHZ/vArR7Zb03/",
+	"Wm58FBbrjgU9NZ/1zPWsYLbaJr9VBqt3TG3lOlRovW1UJ9e6EVYrQVyNmv8fS8S4XaZ3AWaWkdi2uj9s",
+	"3OlWT0eCC5djUExolthX6225vD36DjuxS1YPYcwyjfFun1fsfZMHFJFw4xu1awCcQG30h6T4FVnaNv8/",
+	"gFNUEA2kKpzJJpdudpMeWsn9fvXM0xK/7m61CL7ZvWp3SjyIm9VKZFi7CyxTyFKK2XON5aUV8ec0dxDg",
+	"RQOWOFoVf1dPlU7bHyb5D5PcNcn9fl/tWoF1pvejr4g07WkEn3xCy1VMUkhxjiLV1VyiHENMD8chxH7U",
+	"ciSsiY6bDE62meALgelOGybd8KHdMKf2DdYjUZQQXHKQxlN34r4e0Xj3CJh7wN1vIq9RKZ5irelzJMrt",
+	"ig5uag+1uiGC46Ku4SCjeCAkX8M+mHFDpQaXBR8J30xL56y6aUNqp3V54XIrXnYNj8TIDRsA3rDZPENX",
+	"FCpifNBcTLJWR+sQ5kxrl+krB/KoiBA7mtQ7T3bo1924vmrnHiB7dkYFtPbajnwrF7dHDv1DW+9B6SDr",
+	"htW4we9bbUnFAY/pBtdEGwEJmy9sA5fogaXEQXP79ahw/+3Z/6xgrbHMFZipkvnECWjJx6GXnxlbAsu0",
+	"pNLSEuKych3bvZ2QXnIxgcW06GxON04JW0b7SaWOz1NMuLYnHYmDCFhVabN2qjJM7WH3UT4YvEhImOif",
+	"GB+NxPMIhDRTqi1QDzam7QuZanU4+8YLu2WhGKyo2XeFdLxR7V684h88ogpbU4FYfNQWqOu/7jrNV49G",
+	"4jAq9JRTQsNKmmr6jfrlDweHsFPVOHfdjB83Ze2NIMEbrk0IC6ZLY18uMmUa8GbOqSp3iZkUE12/hYoO",
+	"b6asrOl6xV3gicCoPV8/a/Fa8UrnpC+jCt89enjoihT2iWdlscnlbJmp73Q0Eq9qS1kJGZJIke5sL3E0",
+	"En+OOjq/+1Kj37owMyNxDJd5dmXhmPmas4bng4ETjQL/hRHyLNgXnn3syKp+iACN7u6hK6Z8F5VzF7uO",
+	"RTUcRDReTKXGviDVH2XVdWtlB+92nk97GuTunjA3fIp7gt6ZsX6CE/R1sJWDIBGckAujUWhu43vqzx67",
+	"SnSlkFedpxjI2u4ctU67u8fytHtnZO66F9D1pgYo+8ms9l9H2n929OjG/cgbcjR1IJfND6R8YUcq+lRU",
+	"nJxGJMGTDaW5+1Chp0VPG3GXS6jxXWg/WxDKf7h8VQUMKffL5YpsResCtbLPwCvbjF+3AQhB4AK1Aep3",
+	"DMvploNwMBhE8MbZoZGo0TnDsQGZmwjO2r0dza6NfhXrAvBfv5LNuDaYRvDRh6CPpm0fMwG0cl5gRWjr",
+	"GaUVyP2mglx7TB8+dE5CeZ41fRhVl86wb0bXCVOiMEVhOMsi8tXdj4mcoSbXeiSKezOfaWjcKBSHgJl2",
+	"Q76uf8f/+u/euUykvOLOAz9FY7j1/OzC1RtNDyhud8LHpbvDNfhLDMKRaO5aXCcRgcuZrxhnH9YmtH0e",
+	"nXyrkSgb2agU1kRSEYnZqI3GmLSRcw0Lqa6s771DbVwjEfddTWDj8KJA4C4Y2FvQDQPOH3auBd2jsQRq",
+	"hMo1jsRMXvtAvbhvJq7PJ8XWmAu5IKy6truhJXQTbBsExJ99b+NFg2hHRTthWPqQUo2Ed9Hd+6SWub+Y",
+	"o3CCfC3BpZnLSkH5qOXQkajXEBwQRRTSAiLumWOMyYJdolkgCjhwqZMum7De2wOau/WtHo3ETyKxdHfh",
+	"iT+XDVDK1s7ng0Fo0Yk37poxR3Si8oKpVIPOk8QK10h40pYD74XD0GMm3vjV6vrre6l++HTWtRUbbiII",
+	"q9tOKcNTMK+gMofX6U7wKqXekMuGbt80yvDIfttmj+2BGu06N0L0tt313KpQpb3WXwhxX6vywE19BadR",
+	"e3Ed3jHdGtxzQNj54dPZbm+SdP/WuDsW7rZJl1J9kVYsGj7wZi41NaWXTQVwXiifQuFYuJo5A5/COIy2",
+	"iGi/XT5UFWCbYKFjQH81QcJ72eMOk2qjNkmePqjXb0nd3OnS9V7ydGOx8amo9+AO5yZns4GQ3xFH+BLk",
+	"Bp7YaOVWXSWzQ1fsla1jpY1rFjO9ovplZcxCBVYjplu2wD8fDCqz7G+Ht2bDgp0ywy6ZLtzNEF4OXlSt",
+	"F1Ff37kbgX3MtsXWkO0Kjl5/Es8/L54YqBKKMgFSgrPGLr5FlplpWerqP1hlBKvh06/oc5emp8d9VS3b",
+	"D64+jnfVHOl94tJza7B3BRkL7PwWC87F+MIW3V/uyf3bYgzrrqZV+u1jjTF+bwRa2zxjCrz4ROc11zQB",
+	"VfwlBephHoo8yx62s6bYeKuemtolI4/QTvMVWgdc682alptqMHCthnrU7ug/9NTT6an+lphi7HpdDzSN",
+	"Xf9KO63qk+9PzD+NefY1CejfKO+4csJmC2ef228UHffdvPlq78nt0WlYps3cpLMrwtRHtzM54WIIU8qe",
+	"cm24mIzsYejv3vj55Ymb34PjLANnJaZcTIZAfdJLPxpd9GzUJwTrzi6d0SVgeaoj+J5aqNDdu2/3cRfu",
+	"t+7W5xcRtYfEPi+YyBS17/rUK1KxOvLNYvW/29V8oNG7UFPefcv0JR6LG6oesjr1uBnBnou1tpfrVj4v",
+	"yxo3Ovu7On5L0ugQ0Sn7NGTv1jHJfacJqrKsRRcNWK8eJAA3RzASKwYJygXvP07wINbmX36OoDQsjzRA",
+	"QBtszOU9nGfwe7LRT0TYWghTEHNzAFOW/x8hfInpuip/666/8Ch2WXS315Erg3INueA/5+72GX9rtHNl",
+	"R2InYRr3uCg7mHaLWGeLMYPijxaNxDEU1z6BvxJ1xRWkl7mhGMtZj2H9bktKpgrpXJPVtwZYHvx1jyv8",
+	"4UQ/vhPdCr+aqcrqYqrPF5bIjr8ci+QqC4bB1Jj5cH//4Pmfo0E0iA6G3wwODoK7i7v/CQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -133,6 +133,9 @@ func jwtConfigIn(errs *apiError, field string, in *gen.JWTConfiguration) store.J
 	}
 	c.Enabled = in.Enabled != nil && *in.Enabled
 	c.TimeToLiveInSeconds = deref(in.TimeToLiveInSeconds)
+	if in.AccessTokenSigningAlgorithm != nil {
+		c.AccessTokenSigningAlgorithm = string(*in.AccessTokenSigningAlgorithm)
+	}
 	c.RefreshTokenTimeToLiveInMinutes = deref(in.RefreshTokenTimeToLiveInMinutes)
 	if in.RefreshTokenExpirationPolicy != nil {
 		c.RefreshTokenExpirationPolicy = string(*in.RefreshTokenExpirationPolicy)
@@ -166,6 +169,10 @@ func jwtConfigIn(errs *apiError, field string, in *gen.JWTConfiguration) store.J
 
 func jwtConfigOut(c store.JWTConfig) *gen.JWTConfiguration {
 	out := &gen.JWTConfiguration{Enabled: &c.Enabled}
+	if c.AccessTokenSigningAlgorithm != "" {
+		a := gen.JWTConfigurationAccessTokenSigningAlgorithm(c.AccessTokenSigningAlgorithm)
+		out.AccessTokenSigningAlgorithm = &a
+	}
 	if c.TimeToLiveInSeconds != 0 {
 		out.TimeToLiveInSeconds = &c.TimeToLiveInSeconds
 	}

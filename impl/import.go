@@ -12,14 +12,6 @@ import (
 	"refreshd/impl/store"
 )
 
-// Defaults used when neither the application (enabled jwtConfiguration) nor its
-// tenant sets a value.
-const (
-	defaultAccessTokenTTLSeconds    = 3600
-	defaultRefreshTokenTTLMinutes   = 43200
-	policySlidingWindowWithMaxLimit = "SlidingWindowWithMaximumLifetime"
-)
-
 // ImportRefreshTokens implements POST /api/user/refresh-token/import: all tokens
 // or none. Validation that needs no database comes first, then everything the
 // batch names is looked up in one transaction and the batch is inserted in one
@@ -112,7 +104,7 @@ func (s *Server) ImportRefreshTokens(ctx context.Context, req gen.ImportRefreshT
 				TokenHash:     hashes[i],
 				StartInstant:  it.StartInstant,
 				InsertInstant: insert,
-				ExpiresAt:     expiresAt(app.JWT, look.Tenants[app.TenantID].JWT, it.StartInstant, insert),
+				ExpiresAt:     effectivePolicy(app.JWT, look.Tenants[app.TenantID].JWT).expiresAt(it.StartInstant, insert),
 				MetaData:      meta,
 			}
 		}
@@ -132,32 +124,6 @@ func (s *Server) ImportRefreshTokens(ctx context.Context, req gen.ImportRefreshT
 		return nil, err
 	}
 	return gen.ImportRefreshTokens200Response{}, nil
-}
-
-// refreshTTLMinutes is the refresh-token lifetime: the application's when its
-// jwtConfiguration is enabled and sets one, else the tenant's, else the default.
-func refreshTTLMinutes(app, tenant store.JWTConfig) int64 {
-	if app.Enabled && app.RefreshTokenTimeToLiveInMinutes > 0 {
-		return int64(app.RefreshTokenTimeToLiveInMinutes)
-	}
-	if tenant.RefreshTokenTimeToLiveInMinutes > 0 {
-		return int64(tenant.RefreshTokenTimeToLiveInMinutes)
-	}
-	return defaultRefreshTokenTTLMinutes
-}
-
-// expiresAt is the instant a token stops existing: startInstant + TTL, and with
-// the maximum-lifetime policy no later than insertInstant + maximum.
-func expiresAt(app, tenant store.JWTConfig, start, insert int64) int64 {
-	exp := start + refreshTTLMinutes(app, tenant)*60_000
-	cfg := tenant
-	if app.Enabled {
-		cfg = app
-	}
-	if cfg.RefreshTokenExpirationPolicy == policySlidingWindowWithMaxLimit && cfg.MaximumTimeToLiveInMinutes > 0 {
-		exp = min(exp, insert+int64(cfg.MaximumTimeToLiveInMinutes)*60_000)
-	}
-	return exp
 }
 
 func metaDataIn(m *gen.RefreshTokenMetaData) (store.JSONObject, error) {

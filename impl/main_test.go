@@ -314,3 +314,5 @@ func (s *testServer) tokenIDs(user uuid.UUID) []string {
 }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
+
+func reapOnce(s *testServer) (int64, error) { return impl.ReapOnce(context.Background(), s.Store) }

@@ -31,6 +31,8 @@ type Config struct {
 	Logger *slog.Logger
 	// BodyLimit is the largest request body accepted, in bytes; 0 means 8 MiB.
 	BodyLimit int64
+	// Issuer is the iss claim of access tokens; empty means "refreshd".
+	Issuer string
 }
 
 // DefaultBodyLimit bounds request bodies: a full import batch fits with room to spare.
@@ -38,8 +40,10 @@ const DefaultBodyLimit = 8 << 20
 
 // Server implements the generated strict-server interface.
 type Server struct {
-	store *store.Store
-	log   *slog.Logger
+	store  *store.Store
+	log    *slog.Logger
+	keys   *keyring
+	issuer string
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -70,7 +74,10 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	}
 	spec.Servers = nil // validate paths only, whatever host the server is reached by
 
-	s := &Server{store: st, log: cfg.Logger}
+	if cfg.Issuer == "" {
+		cfg.Issuer = "refreshd"
+	}
+	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError

@@ -63,6 +63,11 @@ func (s *Server) createTenant(ctx context.Context, id uuid.UUID, body *gen.Tenan
 	case err != nil:
 		return gen.Tenant{}, err
 	}
+	for _, alg := range signingAlgorithms { // the tenant's keys exist from its first moment
+		if _, err := s.keys.get(ctx, t.ID, alg); err != nil {
+			return gen.Tenant{}, err
+		}
+	}
 	return tenantOut(t), nil
 }
 

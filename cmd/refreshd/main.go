@@ -7,6 +7,7 @@
 //	                             cluster is started in the data dir
 //	-data-dir  REFRESHD_DATA_DIR  where the private cluster lives (default ./.data)
 //	-api-key   REFRESHD_API_KEY   the bootstrap API key
+//	-issuer    REFRESHD_ISSUER    the iss claim of access tokens (default refreshd)
 //	-log-level REFRESHD_LOG_LEVEL debug, info, warn or error (default info)
 package main
 
@@ -47,6 +48,7 @@ func run() error {
 	dsn := flag.String("database", env("DATABASE_URL", ""), "PostgreSQL URL; empty starts a private cluster in -data-dir")
 	dataDir := flag.String("data-dir", env("REFRESHD_DATA_DIR", "./.data"), "directory of the private PostgreSQL cluster")
 	apiKey := flag.String("api-key", env("REFRESHD_API_KEY", ""), "bootstrap API key")
+	issuer := flag.String("issuer", env("REFRESHD_ISSUER", "refreshd"), "iss claim of access tokens")
 	level := flag.String("log-level", env("REFRESHD_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	flag.Parse()
 
@@ -88,7 +90,12 @@ func run() error {
 		fmt.Fprintf(os.Stdout, "No API key was configured, so one was made. Keep it; it is not shown again:\n  %s\n", created)
 	}
 
-	e, err := impl.New(impl.Config{Logger: log}, st)
+	if err := impl.EnsureSigningKeys(ctx, st); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	go impl.RunReaper(ctx, st, log, time.Minute)
+
+	e, err := impl.New(impl.Config{Logger: log, Issuer: *issuer}, st)
 	if err != nil {
 		return err
 	}

@@ -180,6 +180,7 @@ type Scope struct {
 // "use the default".
 type JWTConfig struct {
 	Enabled                         bool   `json:"enabled"`
+	AccessTokenSigningAlgorithm     string `json:"accessTokenSigningAlgorithm,omitempty"`
 	TimeToLiveInSeconds             int32  `json:"timeToLiveInSeconds,omitempty"`
 	RefreshTokenTimeToLiveInMinutes int32  `json:"refreshTokenTimeToLiveInMinutes,omitempty"`
 	RefreshTokenExpirationPolicy    string `json:"refreshTokenExpirationPolicy,omitempty"`

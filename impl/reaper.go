@@ -1,0 +1,43 @@
+package impl
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"refreshd/impl/store"
+)
+
+// reapBatch bounds each delete so that the reaper holds few row locks for a
+// short time; expired rows are already invisible, so there is no hurry.
+const reapBatch = 1000
+
+// RunReaper deletes expired refresh tokens every interval until ctx ends.
+func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := ReapOnce(ctx, st); err != nil && ctx.Err() == nil {
+			log.Warn("reaper: delete expired refresh tokens", "error", err)
+		} else if n > 0 {
+			log.Debug("reaper: deleted expired refresh tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReapOnce deletes every token expired by now, in batches, and says how many.
+func ReapOnce(ctx context.Context, st *store.Store) (int64, error) {
+	var total int64
+	for {
+		n, err := st.ReapExpired(ctx, store.NowMillis(), reapBatch)
+		total += n
+		if err != nil || n < reapBatch {
+			return total, err
+		}
+	}
+}
