@@ -34,10 +34,10 @@ var ErrExchangeRefused = errors.New("store: exchange refused")
 
 const (
 	exchangeFind = `SELECT user_id, application_id FROM refresh_tokens WHERE token_hash = $1 AND expires_at > $2`
-	// KEY SHARE on the owners, before the token: the same lock order as a bulk
-	// revocation (owner, then tokens), which takes FOR UPDATE on the owner. So an
-	// exchange either completes before a bulk revocation of its owner starts
-	// deleting, or starts after it committed.
+	// KEY SHARE on the owners, before the token: the same order as a bulk
+	// revocation (owner, then tokens), which takes FOR UPDATE on the user or the
+	// application. So an exchange either completes before a bulk revocation of its
+	// owner starts deleting, or locks the token after that revocation committed.
 	exchangeLockUser = `SELECT active FROM users WHERE id = $1 FOR KEY SHARE`
 	exchangeLockApp  = `SELECT id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant
 FROM applications WHERE id = $1 FOR KEY SHARE`

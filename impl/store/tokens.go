@@ -54,7 +54,7 @@ SELECT chk.user_ok, chk.app_ok, (SELECT count(*) FROM del WHERE live) AS revoked
 var revokeByToken = fmt.Sprintf(revokeCheck, `r.token_hash = $5 AND r.expires_at > $4
       AND ($2::uuid IS NULL OR r.user_id = $2) AND ($3::uuid IS NULL OR r.application_id = $3)`)
 
-// The bulk forms lock the owners they name before deleting; see the function's
+// The bulk forms lock the user (else the application) before deleting; see the function's
 // comment in migrations/00002_exchange.sql for why that makes them race-free.
 const revokeBulk = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_tokens($1, $2, $3, $4)`
 

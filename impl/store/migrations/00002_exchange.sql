@@ -14,12 +14,15 @@ CREATE TABLE signing_keys (
 -- The reaper finds expired tokens by this index.
 CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);
 
--- Bulk revocation. The owners named are locked first (user, then application,
--- then tokens: the same order as an exchange, which holds KEY SHARE locks on both
--- owners while it may mint a successor token), and the DELETE runs as a separate
--- statement with a fresh snapshot. So a token minted by an exchange that overlapped
--- the revocation is either visible to the DELETE or minted after the revocation
--- committed — and then from a token that is gone, which an exchange refuses.
+-- Bulk revocation. It first locks the one owner that decides the race with
+-- exchanges — the user when one is named, else the application — FOR UPDATE, which
+-- conflicts with the KEY SHARE an exchange holds on both owners while it may mint
+-- a successor token. Then the DELETE runs as a separate statement, with a fresh
+-- snapshot: a token minted by an exchange that overlapped the revocation is either
+-- visible to it, or minted after the revocation committed and then from a token
+-- that is gone, which the exchange refuses. Locking one owner only (never user then
+-- application) keeps revocations from deadlocking with imports, whose foreign-key
+-- checks take KEY SHARE locks on users and applications in batch order.
 -- +goose StatementBegin
 CREATE FUNCTION revoke_refresh_tokens(p_tenant uuid, p_user uuid, p_app uuid, p_now bigint,
                                       OUT user_ok boolean, OUT app_ok boolean, OUT revoked bigint)
@@ -31,8 +34,11 @@ BEGIN
     IF p_user IS NOT NULL THEN
         PERFORM 1 FROM users WHERE id = p_user AND (p_tenant IS NULL OR tenant_id = p_tenant) FOR UPDATE;
         user_ok := FOUND;
-    END IF;
-    IF p_app IS NOT NULL THEN
+        IF p_app IS NOT NULL THEN
+            PERFORM 1 FROM applications WHERE id = p_app AND (p_tenant IS NULL OR tenant_id = p_tenant);
+            app_ok := FOUND;
+        END IF;
+    ELSIF p_app IS NOT NULL THEN
         PERFORM 1 FROM applications WHERE id = p_app AND (p_tenant IS NULL OR tenant_id = p_tenant) FOR UPDATE;
         app_ok := FOUND;
     END IF;
