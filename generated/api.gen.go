@@ -179,6 +179,24 @@ func (e StatusResponseStatus) Valid() bool {
 	}
 }
 
+// Defines values for SearchEventsParamsType.
+const (
+	JwtRefresh            SearchEventsParamsType = "jwt.refresh"
+	JwtRefreshTokenRevoke SearchEventsParamsType = "jwt.refresh-token.revoke"
+)
+
+// Valid indicates whether the value is a known member of the SearchEventsParamsType enum.
+func (e SearchEventsParamsType) Valid() bool {
+	switch e {
+	case JwtRefresh:
+		return true
+	case JwtRefreshTokenRevoke:
+		return true
+	default:
+		return false
+	}
+}
+
 // APIKey defines model for APIKey.
 type APIKey struct {
 	Description   *string             `json:"description,omitempty"`
@@ -267,6 +285,32 @@ type Errors struct {
 	GeneralErrors *[]Error            `json:"generalErrors,omitempty"`
 }
 
+// Event An event as delivered inside `{"event": …}`. Fields by type —
+// `jwt.refresh-token.revoke`: single token (by value or id): applicationId,
+// userId, refreshToken (never its value); userId + applicationId:
+// applicationId, userId; applicationId only: applicationId; userId only
+// (recorded only when at least one token was revoked): userId. Each carries
+// `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
+// access tokens issued before `createInstant` should be treated as invalid
+// for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
+// a token value). `info` is the request's eventInfo, with `ipAddress`
+// defaulting to the caller's address.
+type Event struct {
+	ApplicationId                  *openapi_types.UUID `json:"applicationId,omitempty"`
+	ApplicationTimeToLiveInSeconds *map[string]int     `json:"applicationTimeToLiveInSeconds,omitempty"`
+	CreateInstant                  int64               `json:"createInstant"`
+	Id                             openapi_types.UUID  `json:"id"`
+
+	// Info Who caused an event, from where and on which device.
+	Info                 *EventInfo             `json:"info,omitempty"`
+	RefreshToken         *RefreshToken          `json:"refreshToken,omitempty"`
+	RefreshTokenId       *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
+	TenantId             openapi_types.UUID     `json:"tenantId"`
+	Type                 string                 `json:"type"`
+	UserId               *openapi_types.UUID    `json:"userId,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // EventInfo Who caused an event, from where and on which device.
 type EventInfo struct {
 	Data              *map[string]interface{} `json:"data,omitempty"`
@@ -277,6 +321,14 @@ type EventInfo struct {
 	Location          *Location               `json:"location,omitempty"`
 	Os                *string                 `json:"os,omitempty"`
 	UserAgent         *string                 `json:"userAgent,omitempty"`
+}
+
+// EventListResponse defines model for EventListResponse.
+type EventListResponse struct {
+	Events []Event `json:"events"`
+
+	// NextCursor Present when more events may follow; pass it as `cursor`.
+	NextCursor *string `json:"nextCursor,omitempty"`
 }
 
 // ImportedRefreshToken defines model for ImportedRefreshToken.
@@ -511,6 +563,50 @@ type UserResponse struct {
 	User User `json:"user"`
 }
 
+// Webhook defines model for Webhook.
+type Webhook struct {
+	// ConnectTimeout Milliseconds to connect (1–10,000, default 1,000).
+	ConnectTimeout *int32  `json:"connectTimeout,omitempty"`
+	Description    *string `json:"description,omitempty"`
+
+	// EventsEnabled Event type → enabled, e.g. `{"jwt.refresh-token.revoke": true}`.
+	EventsEnabled *map[string]bool `json:"eventsEnabled,omitempty"`
+
+	// Global Receives the events of every tenant; otherwise those of tenantIds.
+	Global *bool `json:"global,omitempty"`
+
+	// Headers Extra headers sent with each delivery.
+	Headers           *map[string]string  `json:"headers,omitempty"`
+	Id                *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant     *int64              `json:"insertInstant,omitempty"`
+	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
+
+	// ReadTimeout Milliseconds to wait for the answer (1–60,000, default 2,000).
+	ReadTimeout *int32 `json:"readTimeout,omitempty"`
+
+	// SigningSecret Keys the HMAC-SHA256 signature of each delivery; returned only on create (ours).
+	SigningSecret *string               `json:"signingSecret,omitempty"`
+	TenantIds     *[]openapi_types.UUID `json:"tenantIds,omitempty"`
+
+	// Url An absolute http or https URL.
+	Url string `json:"url"`
+}
+
+// WebhookListResponse defines model for WebhookListResponse.
+type WebhookListResponse struct {
+	Webhooks []Webhook `json:"webhooks"`
+}
+
+// WebhookRequest defines model for WebhookRequest.
+type WebhookRequest struct {
+	Webhook Webhook `json:"webhook"`
+}
+
+// WebhookResponse defines model for WebhookResponse.
+type WebhookResponse struct {
+	Webhook Webhook `json:"webhook"`
+}
+
 // HardDelete defines model for HardDelete.
 type HardDelete = bool
 
@@ -550,6 +646,28 @@ type CreateApplicationWithIdParams struct {
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
+
+// SearchEventsParams defines parameters for SearchEvents.
+type SearchEventsParams struct {
+	Type          *SearchEventsParamsType `form:"type,omitempty" json:"type,omitempty"`
+	UserId        *openapi_types.UUID     `form:"userId,omitempty" json:"userId,omitempty"`
+	ApplicationId *openapi_types.UUID     `form:"applicationId,omitempty" json:"applicationId,omitempty"`
+
+	// Start Only events created at or after this instant (epoch ms).
+	Start *int64 `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Only events created before this instant (epoch ms).
+	End    *int64  `form:"end,omitempty" json:"end,omitempty"`
+	Limit  *int32  `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// SearchEventsParamsType defines parameters for SearchEvents.
+type SearchEventsParamsType string
 
 // RevokeRefreshTokensParams defines parameters for RevokeRefreshTokens.
 type RevokeRefreshTokensParams struct {
@@ -667,6 +785,210 @@ type ImportRefreshTokensJSONRequestBody = RefreshTokenImportRequest
 
 // CreateUserWithIdJSONRequestBody defines body for CreateUserWithId for application/json ContentType.
 type CreateUserWithIdJSONRequestBody = UserRequest
+
+// CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
+type CreateWebhookJSONRequestBody = WebhookRequest
+
+// CreateWebhookWithIdJSONRequestBody defines body for CreateWebhookWithId for application/json ContentType.
+type CreateWebhookWithIdJSONRequestBody = WebhookRequest
+
+// UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
+type UpdateWebhookJSONRequestBody = WebhookRequest
+
+// Getter for additional properties for Event. Returns the specified
+// element and whether it was found
+func (a Event) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for Event
+func (a *Event) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for Event to handle AdditionalProperties
+func (a *Event) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["applicationId"]; found {
+		err = json.Unmarshal(raw, &a.ApplicationId)
+		if err != nil {
+			return fmt.Errorf("error reading 'applicationId': %w", err)
+		}
+		delete(object, "applicationId")
+	}
+
+	if raw, found := object["applicationTimeToLiveInSeconds"]; found {
+		err = json.Unmarshal(raw, &a.ApplicationTimeToLiveInSeconds)
+		if err != nil {
+			return fmt.Errorf("error reading 'applicationTimeToLiveInSeconds': %w", err)
+		}
+		delete(object, "applicationTimeToLiveInSeconds")
+	}
+
+	if raw, found := object["createInstant"]; found {
+		err = json.Unmarshal(raw, &a.CreateInstant)
+		if err != nil {
+			return fmt.Errorf("error reading 'createInstant': %w", err)
+		}
+		delete(object, "createInstant")
+	}
+
+	if raw, found := object["id"]; found {
+		err = json.Unmarshal(raw, &a.Id)
+		if err != nil {
+			return fmt.Errorf("error reading 'id': %w", err)
+		}
+		delete(object, "id")
+	}
+
+	if raw, found := object["info"]; found {
+		err = json.Unmarshal(raw, &a.Info)
+		if err != nil {
+			return fmt.Errorf("error reading 'info': %w", err)
+		}
+		delete(object, "info")
+	}
+
+	if raw, found := object["refreshToken"]; found {
+		err = json.Unmarshal(raw, &a.RefreshToken)
+		if err != nil {
+			return fmt.Errorf("error reading 'refreshToken': %w", err)
+		}
+		delete(object, "refreshToken")
+	}
+
+	if raw, found := object["refreshTokenId"]; found {
+		err = json.Unmarshal(raw, &a.RefreshTokenId)
+		if err != nil {
+			return fmt.Errorf("error reading 'refreshTokenId': %w", err)
+		}
+		delete(object, "refreshTokenId")
+	}
+
+	if raw, found := object["tenantId"]; found {
+		err = json.Unmarshal(raw, &a.TenantId)
+		if err != nil {
+			return fmt.Errorf("error reading 'tenantId': %w", err)
+		}
+		delete(object, "tenantId")
+	}
+
+	if raw, found := object["type"]; found {
+		err = json.Unmarshal(raw, &a.Type)
+		if err != nil {
+			return fmt.Errorf("error reading 'type': %w", err)
+		}
+		delete(object, "type")
+	}
+
+	if raw, found := object["userId"]; found {
+		err = json.Unmarshal(raw, &a.UserId)
+		if err != nil {
+			return fmt.Errorf("error reading 'userId': %w", err)
+		}
+		delete(object, "userId")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for Event to handle AdditionalProperties
+func (a Event) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.ApplicationId != nil {
+		object["applicationId"], err = json.Marshal(a.ApplicationId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'applicationId': %w", err)
+		}
+	}
+
+	if a.ApplicationTimeToLiveInSeconds != nil {
+		object["applicationTimeToLiveInSeconds"], err = json.Marshal(a.ApplicationTimeToLiveInSeconds)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'applicationTimeToLiveInSeconds': %w", err)
+		}
+	}
+
+	object["createInstant"], err = json.Marshal(a.CreateInstant)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'createInstant': %w", err)
+	}
+
+	object["id"], err = json.Marshal(a.Id)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'id': %w", err)
+	}
+
+	if a.Info != nil {
+		object["info"], err = json.Marshal(a.Info)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'info': %w", err)
+		}
+	}
+
+	if a.RefreshToken != nil {
+		object["refreshToken"], err = json.Marshal(a.RefreshToken)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'refreshToken': %w", err)
+		}
+	}
+
+	if a.RefreshTokenId != nil {
+		object["refreshTokenId"], err = json.Marshal(a.RefreshTokenId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'refreshTokenId': %w", err)
+		}
+	}
+
+	object["tenantId"], err = json.Marshal(a.TenantId)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'tenantId': %w", err)
+	}
+
+	object["type"], err = json.Marshal(a.Type)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'type': %w", err)
+	}
+
+	if a.UserId != nil {
+		object["userId"], err = json.Marshal(a.UserId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'userId': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -843,6 +1165,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/application/{applicationId} (the `CreateApplicationWithId` operationId).
 	CreateApplicationWithId(ctx context.Context, applicationId openapi_types.UUID, params *CreateApplicationWithIdParams, body CreateApplicationWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SearchEvents List recorded events, oldest first (ours)
+	//
+	// Every revocation records one `jwt.refresh-token.revoke` event and every
+	// exchange one `jwt.refresh` event, in the same transaction as the change
+	// itself; this lists them for audit, within the request's tenant scope, for
+	// as long as they are retained. Page with `cursor` (from `nextCursor`).
+	//
+	// Corresponds with GET /api/event (the `SearchEvents` operationId).
+	SearchEvents(ctx context.Context, params *SearchEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeRefreshTokensWithBody Revoke refresh tokens by token value, by user, by user and application, or by application
 	//
@@ -1108,6 +1440,91 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithId(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetrieveWebhooks List the webhooks
+	//
+	// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
+	RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateWebhookWithBody Register a webhook with a server-assigned id
+	//
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	// From then on every event of an enabled type (for a tenant the webhook covers)
+	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+	// order the events happened, retried with exponential backoff while the
+	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+	// returned only in this response.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+	CreateWebhookWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateWebhook Register a webhook with a server-assigned id
+	//
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	// From then on every event of an enabled type (for a tenant the webhook covers)
+	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+	// order the events happened, retried with exponential backoff while the
+	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+	// returned only in this response.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+	CreateWebhook(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteWebhook Delete a webhook and its undelivered events
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
+	DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	//
+	// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
+	RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateWebhookWithIdWithBody Register a webhook with the given id
+	//
+	// An id in use → 400 `[duplicate]webhookId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+	CreateWebhookWithIdWithBody(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateWebhookWithId Register a webhook with the given id
+	//
+	// An id in use → 400 `[duplicate]webhookId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+	CreateWebhookWithId(ctx context.Context, webhookId openapi_types.UUID, body CreateWebhookWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateWebhookWithBody Replace a webhook's settings
+	//
+	// Replaces every setting; the signing secret changes only when `signingSecret`
+	// is given. Events already recorded keep being delivered to the new URL.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithBody(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateWebhook Replace a webhook's settings
+	//
+	// Replaces every setting; the signing secret changes only when `signingSecret`
+	// is given. Events already recorded keep being delivered to the new URL.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -1332,6 +1749,26 @@ func (c *Client) CreateApplicationWithIdWithBody(ctx context.Context, applicatio
 // Corresponds with POST /api/application/{applicationId} (the `CreateApplicationWithId` operationId).
 func (c *Client) CreateApplicationWithId(ctx context.Context, applicationId openapi_types.UUID, params *CreateApplicationWithIdParams, body CreateApplicationWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateApplicationWithIdRequest(c.Server, applicationId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SearchEvents List recorded events, oldest first (ours)
+//
+// Every revocation records one `jwt.refresh-token.revoke` event and every
+// exchange one `jwt.refresh` event, in the same transaction as the change
+// itself; this lists them for audit, within the request's tenant scope, for
+// as long as they are retained. Page with `cursor` (from `nextCursor`).
+//
+// Corresponds with GET /api/event (the `SearchEvents` operationId).
+func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSearchEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1819,6 +2256,181 @@ func (c *Client) CreateUserWithId(ctx context.Context, userId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
+// RetrieveWebhooks List the webhooks
+//
+// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
+func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveWebhooksRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateWebhookWithBody Register a webhook with a server-assigned id
+//
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+// From then on every event of an enabled type (for a tenant the webhook covers)
+// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+// order the events happened, retried with exponential backoff while the
+// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+// returned only in this response.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateWebhookRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateWebhook Register a webhook with a server-assigned id
+//
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+// From then on every event of an enabled type (for a tenant the webhook covers)
+// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+// order the events happened, retried with exponential backoff while the
+// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+// returned only in this response.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+func (c *Client) CreateWebhook(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateWebhookRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteWebhook Delete a webhook and its undelivered events
+//
+// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
+func (c *Client) DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteWebhookRequest(c.Server, webhookId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetrieveWebhook Retrieve a webhook (without its signing secret)
+//
+// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
+func (c *Client) RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveWebhookRequest(c.Server, webhookId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateWebhookWithIdWithBody Register a webhook with the given id
+//
+// An id in use → 400 `[duplicate]webhookId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+func (c *Client) CreateWebhookWithIdWithBody(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateWebhookWithIdRequestWithBody(c.Server, webhookId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateWebhookWithId Register a webhook with the given id
+//
+// An id in use → 400 `[duplicate]webhookId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+func (c *Client) CreateWebhookWithId(ctx context.Context, webhookId openapi_types.UUID, body CreateWebhookWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateWebhookWithIdRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateWebhookWithBody Replace a webhook's settings
+//
+// Replaces every setting; the signing secret changes only when `signingSecret`
+// is given. Events already recorded keep being delivered to the new URL.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookRequestWithBody(c.Server, webhookId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateWebhook Replace a webhook's settings
+//
+// Replaces every setting; the signing secret changes only when `signingSecret`
+// is given. Events already recorded keep being delivered to the new URL.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateWebhookRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -2224,6 +2836,147 @@ func NewCreateApplicationWithIdRequestWithBody(server string, applicationId open
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewSearchEventsRequest constructs an http.Request for the SearchEvents method
+func NewSearchEventsRequest(server string, params *SearchEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/event")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "userId", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ApplicationId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "applicationId", *params.ApplicationId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	if params != nil {
 
@@ -3018,6 +3771,235 @@ func NewCreateUserWithIdRequestWithBody(server string, userId openapi_types.UUID
 	return req, nil
 }
 
+// NewRetrieveWebhooksRequest constructs an http.Request for the RetrieveWebhooks method
+func NewRetrieveWebhooksRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateWebhookRequest calls the generic CreateWebhook builder with application/json body
+func NewCreateWebhookRequest(server string, body CreateWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateWebhookRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateWebhookRequestWithBody constructs an http.Request for the CreateWebhook method, with any body, and a specified content type
+func NewCreateWebhookRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteWebhookRequest constructs an http.Request for the DeleteWebhook method
+func NewDeleteWebhookRequest(server string, webhookId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetrieveWebhookRequest constructs an http.Request for the RetrieveWebhook method
+func NewRetrieveWebhookRequest(server string, webhookId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateWebhookWithIdRequest calls the generic CreateWebhookWithId builder with application/json body
+func NewCreateWebhookWithIdRequest(server string, webhookId openapi_types.UUID, body CreateWebhookWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateWebhookWithIdRequestWithBody(server, webhookId, "application/json", bodyReader)
+}
+
+// NewCreateWebhookWithIdRequestWithBody constructs an http.Request for the CreateWebhookWithId method, with any body, and a specified content type
+func NewCreateWebhookWithIdRequestWithBody(server string, webhookId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUpdateWebhookRequest calls the generic UpdateWebhook builder with application/json body
+func NewUpdateWebhookRequest(server string, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateWebhookRequestWithBody(server, webhookId, "application/json", bodyReader)
+}
+
+// NewUpdateWebhookRequestWithBody constructs an http.Request for the UpdateWebhook method, with any body, and a specified content type
+func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3173,6 +4155,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/application/{applicationId} (the `CreateApplicationWithId` operationId).
 	CreateApplicationWithIdWithResponse(ctx context.Context, applicationId openapi_types.UUID, params *CreateApplicationWithIdParams, body CreateApplicationWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApplicationWithIdResponse, error)
+
+	// SearchEventsWithResponse List recorded events, oldest first (ours)
+	//
+	// Every revocation records one `jwt.refresh-token.revoke` event and every
+	// exchange one `jwt.refresh` event, in the same transaction as the change
+	// itself; this lists them for audit, within the request's tenant scope, for
+	// as long as they are retained. Page with `cursor` (from `nextCursor`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/event (the `SearchEvents` operationId).
+	SearchEventsWithResponse(ctx context.Context, params *SearchEventsParams, reqEditors ...RequestEditorFn) (*SearchEventsResponse, error)
 
 	// RevokeRefreshTokensWithBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
 	//
@@ -3452,6 +4446,97 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithIdWithResponse(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserWithIdResponse, error)
+
+	// RetrieveWebhooksWithResponse List the webhooks
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
+	RetrieveWebhooksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RetrieveWebhooksResponse, error)
+
+	// CreateWebhookWithBodyWithResponse Register a webhook with a server-assigned id
+	//
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	// From then on every event of an enabled type (for a tenant the webhook covers)
+	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+	// order the events happened, retried with exponential backoff while the
+	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+	// returned only in this response.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+	CreateWebhookWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error)
+
+	// CreateWebhookWithResponse Register a webhook with a server-assigned id
+	//
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	// From then on every event of an enabled type (for a tenant the webhook covers)
+	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+	// order the events happened, retried with exponential backoff while the
+	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+	// returned only in this response.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+	CreateWebhookWithResponse(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error)
+
+	// DeleteWebhookWithResponse Delete a webhook and its undelivered events
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
+	DeleteWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error)
+
+	// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
+	RetrieveWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RetrieveWebhookResponse, error)
+
+	// CreateWebhookWithIdWithBodyWithResponse Register a webhook with the given id
+	//
+	// An id in use → 400 `[duplicate]webhookId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+	CreateWebhookWithIdWithBodyWithResponse(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateWebhookWithIdResponse, error)
+
+	// CreateWebhookWithIdWithResponse Register a webhook with the given id
+	//
+	// An id in use → 400 `[duplicate]webhookId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+	CreateWebhookWithIdWithResponse(ctx context.Context, webhookId openapi_types.UUID, body CreateWebhookWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookWithIdResponse, error)
+
+	// UpdateWebhookWithBodyWithResponse Replace a webhook's settings
+	//
+	// Replaces every setting; the signing secret changes only when `signingSecret`
+	// is given. Events already recorded keep being delivered to the new URL.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithBodyWithResponse(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// UpdateWebhookWithResponse Replace a webhook's settings
+	//
+	// Replaces every setting; the signing secret changes only when `signingSecret`
+	// is given. Events already recorded keep being delivered to the new URL.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
 }
 
 type GetJWKSResponse struct {
@@ -3859,6 +4944,54 @@ func (r CreateApplicationWithIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateApplicationWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SearchEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventListResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SearchEventsResponse) GetJSON200() *EventListResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SearchEventsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r SearchEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SearchEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SearchEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SearchEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4509,6 +5642,280 @@ func (r CreateUserWithIdResponse) ContentType() string {
 	return ""
 }
 
+type RetrieveWebhooksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookListResponse
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveWebhooksResponse) GetJSON200() *WebhookListResponse {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveWebhooksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveWebhooksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveWebhooksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveWebhooksResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateWebhookResponse) GetJSON200() *WebhookResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RetrieveWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveWebhookResponse) GetJSON200() *WebhookResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateWebhookWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateWebhookWithIdResponse) GetJSON200() *WebhookResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateWebhookWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateWebhookWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateWebhookWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateWebhookWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateWebhookWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateWebhookResponse) GetJSON200() *WebhookResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public key of every RS256 and ES256 signing key,
@@ -4697,6 +6104,24 @@ func (c *ClientWithResponses) CreateApplicationWithIdWithResponse(ctx context.Co
 		return nil, err
 	}
 	return ParseCreateApplicationWithIdResponse(rsp)
+}
+
+// SearchEventsWithResponse List recorded events, oldest first (ours)
+//
+// Every revocation records one `jwt.refresh-token.revoke` event and every
+// exchange one `jwt.refresh` event, in the same transaction as the change
+// itself; this lists them for audit, within the request's tenant scope, for
+// as long as they are retained. Page with `cursor` (from `nextCursor`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/event (the `SearchEvents` operationId).
+func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, params *SearchEventsParams, reqEditors ...RequestEditorFn) (*SearchEventsResponse, error) {
+	rsp, err := c.SearchEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSearchEventsResponse(rsp)
 }
 
 // RevokeRefreshTokensWithBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
@@ -5106,6 +6531,151 @@ func (c *ClientWithResponses) CreateUserWithIdWithResponse(ctx context.Context, 
 	return ParseCreateUserWithIdResponse(rsp)
 }
 
+// RetrieveWebhooksWithResponse List the webhooks
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
+func (c *ClientWithResponses) RetrieveWebhooksWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RetrieveWebhooksResponse, error) {
+	rsp, err := c.RetrieveWebhooks(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveWebhooksResponse(rsp)
+}
+
+// CreateWebhookWithBodyWithResponse Register a webhook with a server-assigned id
+//
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+// From then on every event of an enabled type (for a tenant the webhook covers)
+// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+// order the events happened, retried with exponential backoff while the
+// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+// returned only in this response.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error) {
+	rsp, err := c.CreateWebhookWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateWebhookResponse(rsp)
+}
+
+// CreateWebhookWithResponse Register a webhook with a server-assigned id
+//
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+// From then on every event of an enabled type (for a tenant the webhook covers)
+// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
+// order the events happened, retried with exponential backoff while the
+// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
+// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
+// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
+// returned only in this response.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/webhook (the `CreateWebhook` operationId).
+func (c *ClientWithResponses) CreateWebhookWithResponse(ctx context.Context, body CreateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookResponse, error) {
+	rsp, err := c.CreateWebhook(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateWebhookResponse(rsp)
+}
+
+// DeleteWebhookWithResponse Delete a webhook and its undelivered events
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
+func (c *ClientWithResponses) DeleteWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error) {
+	rsp, err := c.DeleteWebhook(ctx, webhookId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteWebhookResponse(rsp)
+}
+
+// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
+func (c *ClientWithResponses) RetrieveWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*RetrieveWebhookResponse, error) {
+	rsp, err := c.RetrieveWebhook(ctx, webhookId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveWebhookResponse(rsp)
+}
+
+// CreateWebhookWithIdWithBodyWithResponse Register a webhook with the given id
+//
+// An id in use → 400 `[duplicate]webhookId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+func (c *ClientWithResponses) CreateWebhookWithIdWithBodyWithResponse(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateWebhookWithIdResponse, error) {
+	rsp, err := c.CreateWebhookWithIdWithBody(ctx, webhookId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateWebhookWithIdResponse(rsp)
+}
+
+// CreateWebhookWithIdWithResponse Register a webhook with the given id
+//
+// An id in use → 400 `[duplicate]webhookId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/webhook/{webhookId} (the `CreateWebhookWithId` operationId).
+func (c *ClientWithResponses) CreateWebhookWithIdWithResponse(ctx context.Context, webhookId openapi_types.UUID, body CreateWebhookWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateWebhookWithIdResponse, error) {
+	rsp, err := c.CreateWebhookWithId(ctx, webhookId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateWebhookWithIdResponse(rsp)
+}
+
+// UpdateWebhookWithBodyWithResponse Replace a webhook's settings
+//
+// Replaces every setting; the signing secret changes only when `signingSecret`
+// is given. Events already recorded keep being delivered to the new URL.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Context, webhookId openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error) {
+	rsp, err := c.UpdateWebhookWithBody(ctx, webhookId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateWebhookResponse(rsp)
+}
+
+// UpdateWebhookWithResponse Replace a webhook's settings
+//
+// Replaces every setting; the signing secret changes only when `signingSecret`
+// is given. Events already recorded keep being delivered to the new URL.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
+func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error) {
+	rsp, err := c.UpdateWebhook(ctx, webhookId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateWebhookResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5428,6 +6998,45 @@ func ParseCreateApplicationWithIdResponse(rsp *http.Response) (*CreateApplicatio
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest ApplicationResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseSearchEventsResponse parses an HTTP response from a SearchEventsWithResponse call
+func ParseSearchEventsResponse(rsp *http.Response) (*SearchEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SearchEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventListResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5990,6 +7599,238 @@ func ParseCreateUserWithIdResponse(rsp *http.Response) (*CreateUserWithIdRespons
 	return response, nil
 }
 
+// ParseRetrieveWebhooksResponse parses an HTTP response from a RetrieveWebhooksWithResponse call
+func ParseRetrieveWebhooksResponse(rsp *http.Response) (*RetrieveWebhooksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveWebhooksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookListResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateWebhookResponse parses an HTTP response from a CreateWebhookWithResponse call
+func ParseCreateWebhookResponse(rsp *http.Response) (*CreateWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteWebhookResponse parses an HTTP response from a DeleteWebhookWithResponse call
+func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseRetrieveWebhookResponse parses an HTTP response from a RetrieveWebhookWithResponse call
+func ParseRetrieveWebhookResponse(rsp *http.Response) (*RetrieveWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateWebhookWithIdResponse parses an HTTP response from a CreateWebhookWithIdWithResponse call
+func ParseCreateWebhookWithIdResponse(rsp *http.Response) (*CreateWebhookWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateWebhookWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateWebhookResponse parses an HTTP response from a UpdateWebhookWithResponse call
+func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -6019,6 +7860,9 @@ type ServerInterface interface {
 	// CreateApplicationWithId Create an application with the given id
 	// (POST /api/application/{applicationId})
 	CreateApplicationWithId(ctx echo.Context, applicationId openapi_types.UUID, params CreateApplicationWithIdParams) error
+	// SearchEvents List recorded events, oldest first (ours)
+	// (GET /api/event)
+	SearchEvents(ctx echo.Context, params SearchEventsParams) error
 	// RevokeRefreshTokens Revoke refresh tokens by token value, by user, by user and application, or by application
 	// (DELETE /api/jwt/refresh)
 	RevokeRefreshTokens(ctx echo.Context, params RevokeRefreshTokensParams) error
@@ -6061,6 +7905,24 @@ type ServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx echo.Context, userId openapi_types.UUID, params CreateUserWithIdParams) error
+	// RetrieveWebhooks List the webhooks
+	// (GET /api/webhook)
+	RetrieveWebhooks(ctx echo.Context) error
+	// CreateWebhook Register a webhook with a server-assigned id
+	// (POST /api/webhook)
+	CreateWebhook(ctx echo.Context) error
+	// DeleteWebhook Delete a webhook and its undelivered events
+	// (DELETE /api/webhook/{webhookId})
+	DeleteWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// (GET /api/webhook/{webhookId})
+	RetrieveWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// CreateWebhookWithId Register a webhook with the given id
+	// (POST /api/webhook/{webhookId})
+	CreateWebhookWithId(ctx echo.Context, webhookId openapi_types.UUID) error
+	// UpdateWebhook Replace a webhook's settings
+	// (PUT /api/webhook/{webhookId})
+	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -6274,6 +8136,83 @@ func (w *ServerInterfaceWrapper) CreateApplicationWithId(ctx echo.Context) error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateApplicationWithId(ctx, applicationId, params)
+	return err
+}
+
+// SearchEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) SearchEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SearchEventsParams
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "userId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "userId", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter userId: %s", err))
+	}
+
+	// ------------- Optional query parameter "applicationId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "applicationId", ctx.QueryParams(), &params.ApplicationId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter applicationId: %s", err))
+	}
+
+	// ------------- Optional query parameter "start" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start", ctx.QueryParams(), &params.Start, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start: %s", err))
+	}
+
+	// ------------- Optional query parameter "end" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end", ctx.QueryParams(), &params.End, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SearchEvents(ctx, params)
 	return err
 }
 
@@ -6678,6 +8617,88 @@ func (w *ServerInterfaceWrapper) CreateUserWithId(ctx echo.Context) error {
 	return err
 }
 
+// RetrieveWebhooks converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveWebhooks(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveWebhooks(ctx)
+	return err
+}
+
+// CreateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateWebhook(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateWebhook(ctx)
+	return err
+}
+
+// DeleteWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteWebhook(ctx, webhookId)
+	return err
+}
+
+// RetrieveWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveWebhook(ctx, webhookId)
+	return err
+}
+
+// CreateWebhookWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateWebhookWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateWebhookWithId(ctx, webhookId)
+	return err
+}
+
+// UpdateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateWebhook(ctx, webhookId)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -6748,6 +8769,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/api/api-key/:keyId", wrapper.DeleteAPIKey, options.OperationMiddlewares["deleteAPIKey"]...)
 	router.GET(options.BaseURL+"/api/api-key/:keyId", wrapper.RetrieveAPIKey, options.OperationMiddlewares["retrieveAPIKey"]...)
 	router.POST(options.BaseURL+"/api/api-key/:keyId", wrapper.CreateAPIKeyWithId, options.OperationMiddlewares["createAPIKeyWithId"]...)
+	router.GET(options.BaseURL+"/api/webhook", wrapper.RetrieveWebhooks, options.OperationMiddlewares["retrieveWebhooks"]...)
+	router.POST(options.BaseURL+"/api/webhook", wrapper.CreateWebhook, options.OperationMiddlewares["createWebhook"]...)
+	router.DELETE(options.BaseURL+"/api/webhook/:webhookId", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
+	router.GET(options.BaseURL+"/api/webhook/:webhookId", wrapper.RetrieveWebhook, options.OperationMiddlewares["retrieveWebhook"]...)
+	router.POST(options.BaseURL+"/api/webhook/:webhookId", wrapper.CreateWebhookWithId, options.OperationMiddlewares["createWebhookWithId"]...)
+	router.PUT(options.BaseURL+"/api/webhook/:webhookId", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.GET(options.BaseURL+"/api/event", wrapper.SearchEvents, options.OperationMiddlewares["searchEvents"]...)
 
 }
 
@@ -7209,6 +9237,56 @@ func (response CreateApplicationWithId401Response) VisitCreateApplicationWithIdR
 type CreateApplicationWithId500Response = InternalErrorResponse
 
 func (response CreateApplicationWithId500Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type SearchEventsRequestObject struct {
+	Params SearchEventsParams
+}
+
+type SearchEventsResponseObject interface {
+	VisitSearchEventsResponse(w http.ResponseWriter) error
+}
+
+type SearchEvents200JSONResponse EventListResponse
+
+func (response SearchEvents200JSONResponse) VisitSearchEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response SearchEvents400JSONResponse) VisitSearchEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SearchEvents401Response = UnauthorizedResponse
+
+func (response SearchEvents401Response) VisitSearchEventsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type SearchEvents500Response = InternalErrorResponse
+
+func (response SearchEvents500Response) VisitSearchEventsResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -7926,6 +10004,311 @@ func (response CreateUserWithId500Response) VisitCreateUserWithIdResponse(w http
 	return nil
 }
 
+type RetrieveWebhooksRequestObject struct {
+}
+
+type RetrieveWebhooksResponseObject interface {
+	VisitRetrieveWebhooksResponse(w http.ResponseWriter) error
+}
+
+type RetrieveWebhooks200JSONResponse WebhookListResponse
+
+func (response RetrieveWebhooks200JSONResponse) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhooks401Response = UnauthorizedResponse
+
+func (response RetrieveWebhooks401Response) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveWebhooks500Response = InternalErrorResponse
+
+func (response RetrieveWebhooks500Response) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type CreateWebhookRequestObject struct {
+	Body *CreateWebhookJSONRequestBody
+}
+
+type CreateWebhookResponseObject interface {
+	VisitCreateWebhookResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhook200JSONResponse WebhookResponse
+
+func (response CreateWebhook200JSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateWebhook400JSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook401Response = UnauthorizedResponse
+
+func (response CreateWebhook401Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type CreateWebhook500Response = InternalErrorResponse
+
+func (response CreateWebhook500Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteWebhookRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+}
+
+type DeleteWebhookResponseObject interface {
+	VisitDeleteWebhookResponse(w http.ResponseWriter) error
+}
+
+type DeleteWebhook200Response struct {
+}
+
+func (response DeleteWebhook200Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteWebhook400JSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook401Response = UnauthorizedResponse
+
+func (response DeleteWebhook401Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteWebhook404Response struct {
+}
+
+func (response DeleteWebhook404Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteWebhook500Response = InternalErrorResponse
+
+func (response DeleteWebhook500Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveWebhookRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+}
+
+type RetrieveWebhookResponseObject interface {
+	VisitRetrieveWebhookResponse(w http.ResponseWriter) error
+}
+
+type RetrieveWebhook200JSONResponse WebhookResponse
+
+func (response RetrieveWebhook200JSONResponse) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveWebhook400JSONResponse) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhook401Response = UnauthorizedResponse
+
+func (response RetrieveWebhook401Response) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveWebhook404Response struct {
+}
+
+func (response RetrieveWebhook404Response) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type RetrieveWebhook500Response = InternalErrorResponse
+
+func (response RetrieveWebhook500Response) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type CreateWebhookWithIdRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+	Body      *CreateWebhookWithIdJSONRequestBody
+}
+
+type CreateWebhookWithIdResponseObject interface {
+	VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhookWithId200JSONResponse WebhookResponse
+
+func (response CreateWebhookWithId200JSONResponse) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateWebhookWithId400JSONResponse) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookWithId401Response = UnauthorizedResponse
+
+func (response CreateWebhookWithId401Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type CreateWebhookWithId500Response = InternalErrorResponse
+
+func (response CreateWebhookWithId500Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type UpdateWebhookRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+	Body      *UpdateWebhookJSONRequestBody
+}
+
+type UpdateWebhookResponseObject interface {
+	VisitUpdateWebhookResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhook200JSONResponse WebhookResponse
+
+func (response UpdateWebhook200JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateWebhook400JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook401Response = UnauthorizedResponse
+
+func (response UpdateWebhook401Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type UpdateWebhook404Response struct {
+}
+
+func (response UpdateWebhook404Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type UpdateWebhook500Response = InternalErrorResponse
+
+func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -7955,6 +10338,9 @@ type StrictServerInterface interface {
 	// CreateApplicationWithId Create an application with the given id
 	// (POST /api/application/{applicationId})
 	CreateApplicationWithId(ctx context.Context, request CreateApplicationWithIdRequestObject) (CreateApplicationWithIdResponseObject, error)
+	// SearchEvents List recorded events, oldest first (ours)
+	// (GET /api/event)
+	SearchEvents(ctx context.Context, request SearchEventsRequestObject) (SearchEventsResponseObject, error)
 	// RevokeRefreshTokens Revoke refresh tokens by token value, by user, by user and application, or by application
 	// (DELETE /api/jwt/refresh)
 	RevokeRefreshTokens(ctx context.Context, request RevokeRefreshTokensRequestObject) (RevokeRefreshTokensResponseObject, error)
@@ -7997,6 +10383,24 @@ type StrictServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx context.Context, request CreateUserWithIdRequestObject) (CreateUserWithIdResponseObject, error)
+	// RetrieveWebhooks List the webhooks
+	// (GET /api/webhook)
+	RetrieveWebhooks(ctx context.Context, request RetrieveWebhooksRequestObject) (RetrieveWebhooksResponseObject, error)
+	// CreateWebhook Register a webhook with a server-assigned id
+	// (POST /api/webhook)
+	CreateWebhook(ctx context.Context, request CreateWebhookRequestObject) (CreateWebhookResponseObject, error)
+	// DeleteWebhook Delete a webhook and its undelivered events
+	// (DELETE /api/webhook/{webhookId})
+	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
+	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// (GET /api/webhook/{webhookId})
+	RetrieveWebhook(ctx context.Context, request RetrieveWebhookRequestObject) (RetrieveWebhookResponseObject, error)
+	// CreateWebhookWithId Register a webhook with the given id
+	// (POST /api/webhook/{webhookId})
+	CreateWebhookWithId(ctx context.Context, request CreateWebhookWithIdRequestObject) (CreateWebhookWithIdResponseObject, error)
+	// UpdateWebhook Replace a webhook's settings
+	// (PUT /api/webhook/{webhookId})
+	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -8321,6 +10725,31 @@ func (sh *strictHandler) CreateApplicationWithId(ctx echo.Context, applicationId
 		return err
 	} else if validResponse, ok := response.(CreateApplicationWithIdResponseObject); ok {
 		return validResponse.VisitCreateApplicationWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SearchEvents operation middleware
+func (sh *strictHandler) SearchEvents(ctx echo.Context, params SearchEventsParams) error {
+	var request SearchEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SearchEvents(ctx.Request().Context(), request.(SearchEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SearchEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SearchEventsResponseObject); ok {
+		return validResponse.VisitSearchEventsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8845,112 +11274,352 @@ func (sh *strictHandler) CreateUserWithId(ctx echo.Context, userId openapi_types
 	return nil
 }
 
+// RetrieveWebhooks operation middleware
+func (sh *strictHandler) RetrieveWebhooks(ctx echo.Context) error {
+	var request RetrieveWebhooksRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveWebhooks(ctx.Request().Context(), request.(RetrieveWebhooksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveWebhooks")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveWebhooksResponseObject); ok {
+		return validResponse.VisitRetrieveWebhooksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateWebhook operation middleware
+func (sh *strictHandler) CreateWebhook(ctx echo.Context) error {
+	var request CreateWebhookRequestObject
+
+	var body CreateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhook(ctx.Request().Context(), request.(CreateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateWebhookResponseObject); ok {
+		return validResponse.VisitCreateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteWebhook operation middleware
+func (sh *strictHandler) DeleteWebhook(ctx echo.Context, webhookId openapi_types.UUID) error {
+	var request DeleteWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteWebhook(ctx.Request().Context(), request.(DeleteWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteWebhookResponseObject); ok {
+		return validResponse.VisitDeleteWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveWebhook operation middleware
+func (sh *strictHandler) RetrieveWebhook(ctx echo.Context, webhookId openapi_types.UUID) error {
+	var request RetrieveWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveWebhook(ctx.Request().Context(), request.(RetrieveWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveWebhookResponseObject); ok {
+		return validResponse.VisitRetrieveWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateWebhookWithId operation middleware
+func (sh *strictHandler) CreateWebhookWithId(ctx echo.Context, webhookId openapi_types.UUID) error {
+	var request CreateWebhookWithIdRequestObject
+
+	request.WebhookId = webhookId
+
+	var body CreateWebhookWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhookWithId(ctx.Request().Context(), request.(CreateWebhookWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhookWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateWebhookWithIdResponseObject); ok {
+		return validResponse.VisitCreateWebhookWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateWebhook operation middleware
+func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error {
+	var request UpdateWebhookRequestObject
+
+	request.WebhookId = webhookId
+
+	var body UpdateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhook(ctx.Request().Context(), request.(UpdateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateWebhookResponseObject); ok {
+		return validResponse.VisitUpdateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchs3luirnOo7VZaqWi3Klj03VN0fSuyMlXEcX0u6vlWmdhvqPiRhNQEGQIviaFS1v/YBtvYJ50m2",
-	"cID+bn5YkTTJJH8Sk+wGDs73J3QbJHI2lwKF0cHwNpgzxWZoUNGnt0ylrzFDg/ZTijpRfG64FMEwMCpH",
-	"SOlHDXNUM2YXyZYhLLiZAssyUDhWqKdg5BUKfQTSTFEtuEYwUwR5+QUTA1xDiiwx/JoZTKMgDLhd/ucc",
-	"1TIIA8FmGAyDaQVJGOhkijNmQTLLuf31UsoMmQju7sLgDAUT5iR9iyxF1YX7NJFz1ASBwp9z1AaMBCkQ",
-	"DL0JOwzOz09e70bwI8vGUs0wBakgF1dCLgT84z//Cw4HA5igQMWykYg/c3HNMp5eGL91HMExXOESMplc",
-	"YWrXZ4IOX+zhFjmIRqI479SBWx74/+99n2suxXFupnvFmfrOro3iYhLc2bMr1HMpNBLxvmXpR3dA+ymR",
-	"wqCgf7L5POMJs/jY/6ItUm5ry/5J4TgYBv9rv2KMffer3n+jlFTa7dXE6lkNnVyDx8gRoflSpkvQbKlh",
-	"MV2GMOaYpXC5dP+IgrswOBEGlWAZrd8lmV1co7pGBWPGM0wjeDObmyWtfAQpGsYzDUwhSJFZtE8m6FY+",
-	"Fyw3U6n43zDtLvwj15qLSVgSVyrgQufjMU84CgPHH04sIUP7AyuIZ89kqTtjSxDSQK6xDlBEbOhRZvc8",
-	"/nDyV1ySdCk5R2W4I1ADlttgxm7eoZiYaTB8/vJl2KZvGHA6geVIZoJhkOfcMkT3MaFRmROhDXP0Lt/g",
-	"wrw6rF7hwuAElX3nysHXRbs95zXLcjwChSZXwgqDxfFiiqLEBNeQKCzkt3GQV2Ew46L4/OJ5D8BWeVhC",
-	"SKE3MaBD5YfaC3dhUIhd9wTvZHKlSyiNBDPl2pPRQroBl3flN05X2c26EHToiiKdS+4VKktTbqFh2YfG",
-	"Q9zgzD+dz4Lh5+Avb86CMPjw0yn975z+e3z23dsgDF6/effm7E1w0YM7/wVTii2DjlS+8ZCQvmFZJheY",
-	"wgzNVKY6BIwmEcS3o2Cfzfn+l4XZ9wp7FAzh88hvOwou7uJoJN5LKA8GM2RCA16jWpbfOmXWQthqFNZ0",
-	"UxN9bM69uGzmhMBpvZ9zrqx8fy5evlizrVORT7hvpW57NrWGr8e6nkyEVCRrXrKiCreltXtUlfBlYb6T",
-	"YswnuSphX4eYHz6dNZ+/C4OMaXM+T5nBr9vb2cCGSjz45qChSQ76hKGmCDaLdp18tOEG4q1h2AaB13JP",
-	"7dG7MMBrFOZEjOVGw1s+2GW8asWNB1jN+vc7wVfC8hqveYLFedcaww5tLSsdJwlqjelxmirUeuNz92O6",
-	"FTr2dhvrUDowzcMlMu2R8VPDLjMMYcaSKRe4p5Cl7hunmT8nMs/S99LK4TUqc5FrVNa77BPxlBm22t5Y",
-	"Z70H3BlqzSY9oH0vFUzzGbNeu3VzkikTE4w2yhEdtFr3YhWKdL+3QZ6iHHvDcjgY2B2bqCSnsVpjo3nd",
-	"6M5uYUVpNxvjOJc1tN4EkgtrXQv67pmGOTNT2Im9DT2jmOfz4CLyVNuNgh5s+CiiOtAvAbyXI+sqpnmu",
-	"T1MJCcs1psAEkC4KYazkzDp3CoEJsj+LKU+mkJLs2jOIPMssmxZc1ZLj+/ChW/z1BhXgnnq/Skzdz2f9",
-	"whoGfL5Wbcjt1N87WWlv2b+UpffxxMdaW+iMk9lcKoPpxxrjrFXRJ/c0+k3qv8YxyzOjrVusDSufbPjF",
-	"q7XlDA177Wm9DmH1U/1YvGPjo9qWfazpowtKHTzTkPExwiVOmDiimIu7n8e5yRVuCbIpMFtzKw4H37za",
-	"6Fc4Cf56r8JtWL4ftojYQkKfsvzh0197WCGb1AOHj6fPX74KwuAN/b8vSEjUdS+n9gvKlXMqu9+bZXPb",
-	"Y7vpd707ilWSUV9B80nvyze9Ly/7xamObwuhgz8kJLkdV+D1tIvYK1xur4Mtafo0cAMgu2D//mcd57pl",
-	"Di3vENsbPkNNynguM55w1BGc60YcHqOwGjmNbSRudWwr1zYSzjV+piEtxN7y4hJ2GPwNldyjGD8NIeWa",
-	"VoKkDp6P94p3d12o145krNNFYJ/yieBicpxNpOJmOuue7q1cgHvBJwcpeaP5RGAKOzJX+giq/BdY10wD",
-	"c7kGoQ2y1MLgVRi8tZzv047WTO/5RI3GRKE5ApIQwiDJSLHlNSo+Xo4EmzC7KOxHC8yyPcoE7X9ZXOno",
-	"i5bCnbXg2bde2DYLnSdJX5bSMkmlFd/czLlD8wdL34aQfc9v0HLzacZTLiafuEjlov35EzfTH9kNn+Wz",
-	"d55feiGqb/qTwDM+w3ONHT5sknWiWIIfUHGZnohTTKRIdduhfvG8R9/2mbo6BI0jbABi5k5nIT6T7/g1",
-	"nogfucgNPgwoK9Ztsqw3ZHumIZiw44UCDl+EzweD3bYt6gWouf259ZW7tP+IOcliEAYVtfqTQDX4ayRq",
-	"wu+CopXgvwhfbQv9Xb9C8whaHWWqloPTl0GuFQysY5JrBIE3BhywDAQuKFefixQVVHjZ7Q2K6jtu6TWZ",
-	"1dB59VTXWxF8lzE+00PgWoeg80vYsdYeeLobAsutZ52ORMPuw07to3uQMxMC3sxD+GJ4CIansON1GE93",
-	"SXNpno7EjvV5eGpDJNNBFzeQsBmSB797BPEVt/bA+UmuutDI0G3wWRrE6mCyz6a9q7nQ62OEhJtlr41P",
-	"ZC6M6v8t5XqeseWp+6I/9Dfc5C7SLumcytzJkH9c5LNLJ4KZFJOveV7hZFVk8jc+L0L8LRz+n+YuMPpW",
-	"psu+rPUx1Z+OAKmkIBVYbHoTzC41Oh+9g2JmDCr7/r/t/P3zYO8btjc+3vv+4vZ/3+3VPx5+zceD53e7",
-	"f+oTk+IM/zdHteYQVDihc4QQW4hj+0VspXfMhXVY7LG4mNQO1jiIfefv5eOPfy6vxFypsZbxa2VuMMPE",
-	"6K4QUjSl8Fpeoat9aSuRKs+s++Kep8ImVHXWboqjE+qtc0NbzHTPpOK64KjNaGvCo68BtE8yShOyItN6",
-	"v6O17c7Xn3A7Awt6agN5VVnXsVSu5FS3GUfADMykdoXEGrGf6V7zuwK6vsC2a7PmCq+5zDsQJAnODaYE",
-	"ocUfM/ySZ9wsydj4qmYaBRuRs4aMD5fJeLwqx0OnMbZJQ2xfpVhJ2vd4jaqqyFImkmtfJD+yVLfa1Fr/",
-	"Kop6pmEmU8x6PaX7pjh4X1qjzHeYqm+hSZwW4mp0uNjATy5btlJDNLKvW8fyvSm4O6pkn7j3DwaDwYAS",
-	"RcUX3awxtTwwg68vv5NCG8WKGnDXEe+XvSMbdRcvUkTMsgVbakimmFw5cezpeKnTo3n+Tch8x7XZzl/f",
-	"HpdtHK5NkHwduD/WhPXBss6bzlMrWlFbh5y3KgwbavKbFOT28dL2WF+D5V4knxpmcr0aEk2/14NTeWXl",
-	"XLBrxp11uNikKfwafdu79qbutr/y6vaqKvUWFtKdeKUWMyVC1sHk0daJ4NzXF2u2XUXnR9vXct7/Y1mO",
-	"fW6TamRWKBMJO3LOfs4RDN6Y3VZTkXPaOmxwrlGta7DoZuHupTVwxni2BdnDYMyVNu+3Y5IwGOdZtvXD",
-	"jygZGfsKoO/b4DFnWi+kSr/GOoYgyOvRRqqGLbxXA4jzUn6BCFt2e+BAJfccvO4F4vK26NGLFyuBXCXu",
-	"D72ftY+Y5Iqb5al93e1yXPZV9ST82KLqsVxwM5W5AQbxt8gUqtg6smN+E61qkj32vZ1OJVeW1+1Ibaq8",
-	"t/T9sRm0Z2h3TTLq+ZSXhnFBmcZmiaKAz4ZtlOTTrs4BXPgiQgRn1g23J+LkUuoQMq6NK9+wS3mNvjH6",
-	"Wl65JuSZPbfCvYLVM6R9RqJW/tASzJSZpi8vqUmVZR5sDQkT4Lr9mAFuopEYCeocEfbQejgSe/CGGiuK",
-	"Rl28sbIG8V/enAH1ADobHUPClOJUdCqo4xOJIwEQN7Ae+9zi0CVD2GITLeEYZr7t1q62qvPWt5UyoReo",
-	"MIXDwYGv8AifGKNeW3uouLdXOgbpMw7ZEpzbBqy/5ZtgKnq9LVC1du8yDUvQUOc3gWFP65s3AJWSCvr6",
-	"wC14J6nz5c/PT17rkOpXrPDvZzzLuHYZBdBcJK41/lzwG8C5TKZRRTW7dY0wsesZiX0TdMEFM2aSKUgB",
-	"cSJTjAulGfuWHAsSWGSGcDg4JLZ8ORjAlF1jhVaOmvatrCEwcAoBUoma8gMUS9IhuOtVLLZSaLUBpsMG",
-	"v9ptCxg1Ks4yX5vkChZTmZXzAC5Gtdt/7PoFvk5ofG9ktgSm4fTt8d7zl69gyvTUV0rtU6IRI9v92dig",
-	"snsuwTIVcK1zTH1WnJvM6g7vjKTwj//479oB6vLZ9FeOP5wEYXCNSjvVchANogG1h8xRsDkPhsGLaBC9",
-	"cJnNKanE/kojldvQ9EX7mFqkF8IYwTtSKpZV5vllxhMSl7Jxql3vLPSUlcyRQJZMKx52ZQJSL01tZ1Ws",
-	"l3quigKCL7W6wioRYyQcngkOPcX0yNdV7YY6T0odK+gQlBOltx3aLYOVqaDgL2ioMt+aZHg+GDzYCAOt",
-	"3zPAcAw/nP70Hj7hJfwVl3CKhuYHXrqt+1YsQdxvji/UzWAw/HwRBjqfzZhaFim5kmLa4d3hq4l+WoV0",
-	"MpvzPd+eP5d6JXe44jitxy2yOY2b1AZQCk0mpIKMz7hx35c93dFINBr+7TLNln9iBvrWHfzIf200iZ59",
-	"wftmI0ENPPEVLqklQc64sfsxUEykcka6l2uvQE0hg01m+I76nn2/tfM/UJtvZbp8MGZodqLfNd0c6//f",
-	"PSIntvrRVwzVWDektKiEa6IOMefhNsxZGwOiVw42v9IYmvkFQlCyvSNl3Z3wzRouYbnHtK+t8rTD+Pu3",
-	"V7g8Se8c4/fPop0x603heGwNiEu6+7qx55piICthwtout47FJmbjqMN5rvpT47wuB7R76ewL6ZMS5XBw",
-	"2KMLpNO51kg8COXcyWqUc02rxPpNpH1Eozher0fbEwpOww3958jN05CoQHxdvHY6B991YXc13fn51sVU",
-	"1impIiqStaCtButjh5vqAxdhaadW6/NP3EzLff7Q6v9SWp0iI36NoqXNm1NQ61ik9miHZ/vArR7Zb03/",
-	"Wm58FBbrjgU9NZ/1zPWsYLbaJr9VBqt3TG3lOlRovW1UJ9e6EVYrQVyNmv8fS8S4XaZ3AWaWkdi2uj9s",
-	"3OlWT0eCC5djUExolthX6225vD36DjuxS1YPYcwyjfFun1fsfZMHFJFw4xu1awCcQG30h6T4FVnaNv8/",
-	"gFNUEA2kKpzJJpdudpMeWsn9fvXM0xK/7m61CL7ZvWp3SjyIm9VKZFi7CyxTyFKK2XON5aUV8ec0dxDg",
-	"RQOWOFoVf1dPlU7bHyb5D5PcNcn9fl/tWoF1pvejr4g07WkEn3xCy1VMUkhxjiLV1VyiHENMD8chxH7U",
-	"ciSsiY6bDE62meALgelOGybd8KHdMKf2DdYjUZQQXHKQxlN34r4e0Xj3CJh7wN1vIq9RKZ5irelzJMrt",
-	"ig5uag+1uiGC46Ku4SCjeCAkX8M+mHFDpQaXBR8J30xL56y6aUNqp3V54XIrXnYNj8TIDRsA3rDZPENX",
-	"FCpifNBcTLJWR+sQ5kxrl+krB/KoiBA7mtQ7T3bo1924vmrnHiB7dkYFtPbajnwrF7dHDv1DW+9B6SDr",
-	"htW4we9bbUnFAY/pBtdEGwEJmy9sA5fogaXEQXP79ahw/+3Z/6xgrbHMFZipkvnECWjJx6GXnxlbAsu0",
-	"pNLSEuKych3bvZ2QXnIxgcW06GxON04JW0b7SaWOz1NMuLYnHYmDCFhVabN2qjJM7WH3UT4YvEhImOif",
-	"GB+NxPMIhDRTqi1QDzam7QuZanU4+8YLu2WhGKyo2XeFdLxR7V684h88ogpbU4FYfNQWqOu/7jrNV49G",
-	"4jAq9JRTQsNKmmr6jfrlDweHsFPVOHfdjB83Ze2NIMEbrk0IC6ZLY18uMmUa8GbOqSp3iZkUE12/hYoO",
-	"b6asrOl6xV3gicCoPV8/a/Fa8UrnpC+jCt89enjoihT2iWdlscnlbJmp73Q0Eq9qS1kJGZJIke5sL3E0",
-	"En+OOjq/+1Kj37owMyNxDJd5dmXhmPmas4bng4ETjQL/hRHyLNgXnn3syKp+iACN7u6hK6Z8F5VzF7uO",
-	"RTUcRDReTKXGviDVH2XVdWtlB+92nk97GuTunjA3fIp7gt6ZsX6CE/R1sJWDIBGckAujUWhu43vqzx67",
-	"SnSlkFedpxjI2u4ctU67u8fytHtnZO66F9D1pgYo+8ms9l9H2n929OjG/cgbcjR1IJfND6R8YUcq+lRU",
-	"nJxGJMGTDaW5+1Chp0VPG3GXS6jxXWg/WxDKf7h8VQUMKffL5YpsResCtbLPwCvbjF+3AQhB4AK1Aep3",
-	"DMvploNwMBhE8MbZoZGo0TnDsQGZmwjO2r0dza6NfhXrAvBfv5LNuDaYRvDRh6CPpm0fMwG0cl5gRWjr",
-	"GaUVyP2mglx7TB8+dE5CeZ41fRhVl86wb0bXCVOiMEVhOMsi8tXdj4mcoSbXeiSKezOfaWjcKBSHgJl2",
-	"Q76uf8f/+u/euUykvOLOAz9FY7j1/OzC1RtNDyhud8LHpbvDNfhLDMKRaO5aXCcRgcuZrxhnH9YmtH0e",
-	"nXyrkSgb2agU1kRSEYnZqI3GmLSRcw0Lqa6s771DbVwjEfddTWDj8KJA4C4Y2FvQDQPOH3auBd2jsQRq",
-	"hMo1jsRMXvtAvbhvJq7PJ8XWmAu5IKy6truhJXQTbBsExJ99b+NFg2hHRTthWPqQUo2Ed9Hd+6SWub+Y",
-	"o3CCfC3BpZnLSkH5qOXQkajXEBwQRRTSAiLumWOMyYJdolkgCjhwqZMum7De2wOau/WtHo3ETyKxdHfh",
-	"iT+XDVDK1s7ng0Fo0Yk37poxR3Si8oKpVIPOk8QK10h40pYD74XD0GMm3vjV6vrre6l++HTWtRUbbiII",
-	"q9tOKcNTMK+gMofX6U7wKqXekMuGbt80yvDIfttmj+2BGu06N0L0tt313KpQpb3WXwhxX6vywE19BadR",
-	"e3Ed3jHdGtxzQNj54dPZbm+SdP/WuDsW7rZJl1J9kVYsGj7wZi41NaWXTQVwXiifQuFYuJo5A5/COIy2",
-	"iGi/XT5UFWCbYKFjQH81QcJ72eMOk2qjNkmePqjXb0nd3OnS9V7ydGOx8amo9+AO5yZns4GQ3xFH+BLk",
-	"Bp7YaOVWXSWzQ1fsla1jpY1rFjO9ovplZcxCBVYjplu2wD8fDCqz7G+Ht2bDgp0ywy6ZLtzNEF4OXlSt",
-	"F1Ff37kbgX3MtsXWkO0Kjl5/Es8/L54YqBKKMgFSgrPGLr5FlplpWerqP1hlBKvh06/oc5emp8d9VS3b",
-	"D64+jnfVHOl94tJza7B3BRkL7PwWC87F+MIW3V/uyf3bYgzrrqZV+u1jjTF+bwRa2zxjCrz4ROc11zQB",
-	"VfwlBephHoo8yx62s6bYeKuemtolI4/QTvMVWgdc682alptqMHCthnrU7ug/9NTT6an+lphi7HpdDzSN",
-	"Xf9KO63qk+9PzD+NefY1CejfKO+4csJmC2ef228UHffdvPlq78nt0WlYps3cpLMrwtRHtzM54WIIU8qe",
-	"cm24mIzsYejv3vj55Ymb34PjLANnJaZcTIZAfdJLPxpd9GzUJwTrzi6d0SVgeaoj+J5aqNDdu2/3cRfu",
-	"t+7W5xcRtYfEPi+YyBS17/rUK1KxOvLNYvW/29V8oNG7UFPefcv0JR6LG6oesjr1uBnBnou1tpfrVj4v",
-	"yxo3Ovu7On5L0ugQ0Sn7NGTv1jHJfacJqrKsRRcNWK8eJAA3RzASKwYJygXvP07wINbmX36OoDQsjzRA",
-	"QBtszOU9nGfwe7LRT0TYWghTEHNzAFOW/x8hfInpuip/666/8Ch2WXS315Erg3INueA/5+72GX9rtHNl",
-	"R2InYRr3uCg7mHaLWGeLMYPijxaNxDEU1z6BvxJ1xRWkl7mhGMtZj2H9bktKpgrpXJPVtwZYHvx1jyv8",
-	"4UQ/vhPdCr+aqcrqYqrPF5bIjr8ci+QqC4bB1Jj5cH//4Pmfo0E0iA6G3wwODoK7i7v/CQAA//8=",
+	"7H3dchs30uiroOZslaVzRiNKlr0bqvZCsZW1Esf2keTjrTJ1vgFnmiSsIcAAGFFcrapytQ+w3z7DPlie",
+	"5Cs0ML/EkJQiOfEmN7ZIDoBGo9H/3XMTJGI6Exy4VkH/JphRSaegQeKnV1SmLyEDDeZTCiqRbKaZ4EE/",
+	"0DIHkuKPisxATqmZJFuEZM70hNAsIxJGEtSEaHEJXB0SoScg50wB0RMgYvgJEk2YIinQRLMrqiGNgjBg",
+	"ZvofcpCLIAw4nULQDyYVJGGgkglMqQFJL2bm16EQGVAe3N6GwTlwyvVJ+gpoCnIZ7rNEzEAhBBJ+yEFp",
+	"ogURHIjGkWSLkvfvT15uR+R7mo2EnEJKhCQ5v+RizslP//gnOej1yBg4SJoNePyR8SuasfRCu6XjiByR",
+	"S1iQTCSXkJr5KcfNF2vYSfaiAS/2O7Hglhv+6843uWKCH+V6slPsybd3pSXj4+DW7F2CmgmuAA/va5qe",
+	"2g2aT4ngGjj+SWezjCXU4GP3kzJIualN+wcJo6Af/K/dijB27a9q91hKIZVdq4nV8xo6mSIOI4eI5qFI",
+	"F0TRhSLzySIkIwZZSoYL+0cU3IbBCdcgOc1w/uUjM5MrkFcgyYiyDNKIHE9neoEzH5IUNGWZIlQCETwz",
+	"aB+Pwc78ntNcT4Rkf4N0eeLvmVKMj8PycIUkjKt8NGIJA67J0bsTc5Ch+YEWh2f2ZE53SheEC01yBXWA",
+	"IiRDhzKz5tG7k+9ggbdLihlIzewBNWC5Cab0+jXwsZ4E/f1nz8L2+YYBwx0YiqQ66Ad5zgxBLD/GFUh9",
+	"wpWm9rzLEYzr5wfVEMY1jEGaMZcWvmW0m31e0SyHQyJB55Kby2BwPJ8ALzHBFEkkFPe3sZHnYTBlvPj8",
+	"dN8DsGEe5iAEV+sI0KLyXW3AbRgU1255B69FcqlKKLUgesKUO0YD6Rpc3pbfWF5lFluGYOlcgaczwRxD",
+	"pWnKDDQ0e9d4iGmYuqfzadD/GPzl+DwIg3dvz/C/9/jv0fmLV0EYvDx+fXx+HFx4cOe+oFLSRbB0K48d",
+	"JMhvaJaJOaRkCnoiUhUSiMYRiW8GwS6dsd1Pc73rGPYg6JOPA7fsILi4jaMBfyNIuTEyBcoVgSuQi/Jb",
+	"y8xaCOtGYY03NdFHZ8xdl/WUEFiu90POpLnfH4vBFyuWtSzyM65bsVvPokbweaTryZgLiXfN3ayowm0p",
+	"7R6VJXya6xeCj9g4lyXsqxDz7Yfz5vO3YZBRpd/PUqrhbmtbGdhgiXtf7TU4yZ7vMtQYwfqrXT8+XHDN",
+	"4a0g2MYBr6Se2qO3YQBXwPUJH4m1grd8cJnwqhnXbqCb9O+3gzvC8hKuWALFflcKw6WzNaR0lCSgFKRH",
+	"aSpBqbXP3Y/oOnjszSbSoVRgmptLROq542eaDjMIyZQmE8ZhRwJN7TeWM39MRJ6lb4S5h1cg9UWuQBrt",
+	"0nfFU6ppt7wxyroH3CkoRcce0L4RkkzyKTVau1FzkgnlY4jW3iPcaDXvRReKlF/bQE1RjJxgOej1zIpN",
+	"VKLSWM2xVryuVWc3kKK4mrFxrMoaGm0CUIU1qgV+90SRGdUTshU7GXqONs/H3kXkTm07CjzYcFZEtaGf",
+	"A7iXIq8KrX8FYTT3e8QJMiZCjWmWsSswkohxxVJAfQF/NUrCTz/++zaOyDcGAwrxsZgB+enHfw14/Gmu",
+	"I4eLHTQAIwlX4hLiPjE6dwbWLCRbQ6dhovKdbvdJjY2cpOGAWwSGpI5ZssUNkRCmlR29fUjsc+T/NCfo",
+	"D3hzQvfcYfMx1Gpba5dTmt8GfEtCImTa0ICpJhlQpa0BiZDNqSJ2q2YzdoaIHNNkQhIqJQM14HFtnXM2",
+	"hXPxml3BCT+DRPBUxWEdEMJSq8AhW7PIJBkbgWZTMNvD752VTZhSuSFOGAkJJLbag+OEMVETw1PIEIi2",
+	"Crs5ZGetDfhISKInZk+CGw5UO8O4fS7EdywnqTuYAacOHfZ0IhIzPhKxMRVqpvcTRUoZ6BwHMZs5/h4P",
+	"eAojmmea8bHV3oEkNMtAPlGE2oes1tkpzk42U5BWH8cqRrMsR5auYOMINhRGGyt2d9IdDLOuDmvdwNP6",
+	"s62xG+L1DhpZp5wNA0tpd9fqqkfah1CD7KKLaRZ6SpM5fpgIktBcmZvj+GRIRlJMDT+QQChHpX0+YcmE",
+	"pKjwGMbP8ywzsr3guC3l5z7C207+co3eZJ9606Xb2J/PuzBf3kW/riU20xlfi0rlFarziI/GTlRtomgZ",
+	"xL9mSncrtXg2d5CpKCg9ygCHa/0il8rnmXonQRlJibJgahiuXRWVppEwFvchmVGlCENxGic4Ubxek3LQ",
+	"+6jzZDoTUkN62rrLP5cJLlmJzb2+tLzYCBqiNC2fbDhSujnaFDR96eh8U67zfTHmNgzqS/qupXNHodB5",
+	"olA+kiGMKT9EJx2zP49ynUvYEGRdYLZmhx70vnq+1hC9L8OyC5bjw9YhtpDgo41vP3znIYVsXPc0nZ7t",
+	"P3sehMEx/u/zKiXyyntL/Uzi0gqr5e/1ornskVn0hXdF3sUV6jMoNvYOvvYOXvhZSR3fBkILf4hIsit2",
+	"4PVsGbGXsNicwZij8ansDYDMhP71z5e8MS37qaEWKhREM5GxhIGKyHvVUFtj4EYapVYfkzm0gjMDbuXj",
+	"E2MBuGtvaHFBtij5G0ixg2pdGpKUKZyJJHXwnIOwGLvt1dJQbUWwz9iYMz4+ysZCMj2ZLu/ulZiTpp5L",
+	"JRDFxhxSsiVyqQ5JFTAhxpZXhFrnNFcaaGpgcCyMvDKU7+JUxq7bcZ59BYkEfUjwhiAG8Y4US16BZKPF",
+	"gNMxNZOS3WgOWbaDoYPdT/NLFX1Sgtu9FjT7yl229ZfOHYkvrNXUvY6vZ8yi+Z0538Yl+4Zdg6Hms4yl",
+	"jI8/MJ6KefvzB6Yn39NrNs2nrx29eCGqL/qWg9GM3ytYosPmsY4lTeAdSCbShgJd57dP9z381ifm6xA0",
+	"trAGiKndXV2X/57xXMPDgNIxb5NkT+vGb3kxyZa7FOTgabjf6223ZZEXoOby7xUdw/LZn0KOdzEIg+q0",
+	"/FEDv43TcgP4zM0K/Kfh802hv/UzNIegbg2ubaz4Qo61CLNRTHIFxChsxAJLCYc52uY5T0GSCi/bXi/a",
+	"fUycbugce6rzrYi8yCibqr6x00Oi8iHZMtKesHQ7JDQ3VkXa8liQraYzYDskjOqQwPUsJJ80C4lmKdly",
+	"PIyl28i5lDHot4zOw1IiRs7qrqOLaZLQKaD1sn1I4ktm5IHVk2w4uhHSWaOzNA5rCZM+mfa6Zj6sto8S",
+	"phdeGZ+InGvp/y1lapbRxZn9wu8r1kzn1jVbnnMqcnuH3OM8nw7tFcwEH9/leQnjLqvsb2xW+IQ3MHbe",
+	"zqxR+LVIF74w5xEmLBwSwBi0kMRg04lgOjQGitcEpVqDNOP//9bfP/Z2vqI7o6Odby5u/nS7U/94cJeP",
+	"e/u323/wXZNiD/83B7liExhpx32EJDYQx+aL2NzeEeNGYTHbYnxc21hjI2bM38vHH39fjonZ3JRaiKjl",
+	"6ocMEq2WLyFaU9ZbaJMllLmRMs+M+mKfx0wYUiXmROv9XavU0BYx3TMKtco4ahPaCvPoLoD6bkYpQjpC",
+	"c/fbWlvu3H2HmwlYoibGkJeVdLUOWKYaMuOQUE2mQtnMk9phP1Fe8dsBnc+wXZZZMwlXTORLECQJzDSk",
+	"CKHBH9VsyDKmFyhsXBpMGgVrkbPiGB/Ok/F4YfGHdmNs4oa4kxPVf7RvMFpSpvBg6Iopl1V1aE4d/ViM",
+	"16yoJ4pMRQqZV1P6WT7Ztluj9HfoKtGteTgtxNXO4WINPVlvWSeHaITrNrblvS64W0x9OrHj93q9Xg8d",
+	"RcUXy55FjLpQDS+HLwRXWtIiaWhZEfffvUNjdRcD0SKm2ZwuFEkmkFza6+hJkayfR3P/65C52uN6P1y2",
+	"cbjSQXI3cL+vXdYH87iv208tywHzAMWsFZJek8S1jkFubi9tjvUVWPYi+UxTnatuSBT+XjdOxaW555xe",
+	"UWalw8U6TuHm8C1v82GXl/2Vp0N1pTVtICHtjju5mC4Rsgomh7YlC85+fbFi2a5zfrR1DeX9P5rl4FOb",
+	"GmkFLnlgS8zoDzkQDdd6u5WFapW2JTJ4r0Cuyshb9sLdi2vAlLJsg2MPgxGTSr/ZjEjCYJRn2cYPP+LN",
+	"yOgdgL5vRuCMKjUXMr2LdAyJzRFRWsiGLLxnfNpoKT/jChtye2BDJXcUvGoAUnn76uHAi04gu677w6/3",
+	"AYYTIS59KXOcQ6LP2RRErn2p+1nGlDWtjA3tnidbez/9+N97vdBoX0X8geyZj5t6Wu+alm8jtceV935N",
+	"qkidnzTzzDDpyqZQ/eOfxMUDannaXSlVg6CPQZzb2J9jlokhzXwO6gTYlauFcXHrMvnO3oxmWEgoQE+i",
+	"uzTKn5NsXYebJM3U0xAaiLjWkjoXpLFRuLaxGqCYU4EZaQvvVh+Zzd2Hc0mg6cZUPKdMOycAEMrVHKSl",
+	"6Octit6/C0UrG147w+jWMhDfwcLSwKvvj17snL062n/2HH3XVOcST7yB+HYlSJmibuNw22tKQPaer+DD",
+	"TUV5w4yhyqDKpYfMjzihQyWyXAOZaD0jQuL/irw/fd0Gtnfwp3V6qVlkBStbbSLN7UObW0cFg1xnGJUT",
+	"rwCtU/rMKy68ESz+tVcvvQYjD7+2IXxIcsn04sxMYpc7Kqs8PNEkOq8qvgzHEbkmlMRfA5UgYzKTMGLX",
+	"UVfJ3pGrNLP6fnVedkUsmmPenLLTpkc4A7NqkmEFmhhqyjiGsZrx7wI+c3ExguRuOWHcRagjcj5hCnfE",
+	"0F+hQpIxpW1uAB2KK3BlmkaIIAuYmn1L2Cn0qAxwnQGvxdaVsDmiDUeRwJI5mjmwFUkoJ7b2iGrCdDTg",
+	"A4557NxsWvUHfIcco6Qpygbh2ihyJP7L8TnBiiRrAMZF1iyhvDgdF6UacELiBtZjJzX61tNO5+vOkhyR",
+	"qSsCNLN11QG6IjfLkSElB709lz7AXdQFK//MpmJv5WZMhHNnZwtifQKE+gtQEaai8tQAVSs+LWN8CA3W",
+	"oSIYZrculZyAlEISX1WqAe8ktY6i9+9PXqoQkyNo4Tya1qWRYjyxhbrvObsmMBPJJKpOzSxdO5jYZrDH",
+	"riSzoIIp1cnESIg4ESnEhUYeuwIBAxIxyAzJQe8AyfJZr0cm9AoqtDJQuG6lQhBKLFsgqQCFzmd0VOIm",
+	"mK2cKpaSYLgBpP0GvZplCxgVSEYzl/jCJJlPRFZWJ1sHqFn+dNnodEko2lVqZQtCFTl7dbRjBOiEqolL",
+	"wzFP8YYD1qxPRxpQ0C+IISqXuO1Crkxnhnc4bS8lP/34r9oG6vezaQwfvTsJwuAKpLKsZS/qRT3Mu5wB",
+	"pzMW9IOnUS96asNmE2SJ/jQWzOXwqQtvAFKD9OIyRuQ1MhVDKrN8mLEEr0upSbaTaQo+ZW7mgKNqUdKw",
+	"jUEje2lyO8Ni3a1nsohOuzwem7WDhzHgFs8Ih5pAeuiSdsyCKk9KHstxExhww9EW7YbAyjhD8BfQmPbV",
+	"qqve7/UerKAa5/eUUx+Rb8/eviEfYEi+gwU5A43VzM/s0r4ZSxB3m8XUdTEY9D9ehIHKp1MqF0W8pzwx",
+	"ZfFu8dVEP86CPJnO2I4rFp4J1UkdNvMK52MG2QyL32vl8AUn40KSjE2Ztt+XFabRgDfKj800TbUTiQG/",
+	"tRs/dF9rhVfPDHCG/4Bjdmh8CQvMdxNTprHygUjKUzFF3suUY6C6uINNYniBKq6r/rQqCCj9tUgXD0YM",
+	"zbrY26amg/bdI1Jiqzq2o8TfqCGlRK2Kb5A4DzYhzlpTAhyyt35Io4T/Z1yCkuztUdbVCZcJaKNhO1S5",
+	"xB2WLhH+7s0lLE7SW0v4/s4Y59RoUzAaGQFSGHOYlOSopmgPkVBuZJedx2ATslG0RHk2taBGecsU0E7U",
+	"NgPSz3ooB70DDy8QlucaIfEgJ2d3Vjs5W0KHpN9E2iloyeBqNdo+48VpqKG/zL35PEdUIL5+vbaWNr5t",
+	"fbpVr5mPN9amMkpJZVHhXQvabLDeBGVd8PkiLOVUNz//wPSkXOd3rv4fxdXRMmJXwFvcvNmTYRWJ1B5d",
+	"olkfuNUju61eRIYaH4XElpsUfG4683QZ6CC22iJfKoHV03E3Uh0qtN40Ul9WqhEfsBq2anz1Z3OIcTsH",
+	"zBqYWYbXtpVaaOxOO3s64IxbH4OkXNHEDK0791m7ERfZim0ktE9GNFMQb/u0YqebPOAVCdeOqDUlsxdq",
+	"rT4k+K9I0rbp/wGUouLQiJCFMtmk0vVq0kMzud8un/m8h19Xt1oHvl69aqfhPYiatRR8YYY/SaAp2uy5",
+	"grKFXvwxzS0EcNGAJY667O/qqVJp+10k/y6Sl0WyX++DohuK17NZxCOuXGEKsQ0/FArO7oYmRbcUnlqP",
+	"54DDtW2YszQwLjoGuDIbzPavieQi598OH3DrEzi0nq6scLNO0atA85Rpq7O72aqmGkU9YyJmEJqnB5wq",
+	"7OrhVligciBBU8Yhjcg7OgbXf8OVqJMt7GoQV+XvfhXgDKhMJse2XP0BpL+v+6fr4VARfpFV2HUmQVj/",
+	"yZtr6F+pzETenPd1zLRUun2XCZt0+ZZniyJBIynatmjsSeliCNhyEyM5ZAsjNWRqA/E+yDCT2g9RVxrD",
+	"ZjC5njN3BAd4endgfBOhH7kxlcuWwGxsT6aEqxK1ydqYpOA+br6mvSyNRWvpBE/3G9VJH3s7X1387z/4",
+	"5eejCYLlVhnegMPMcAAbtOFafVlywOyOlN2Z7A5CIrIUlCaYVelyUypJUGt3ucoIO3Wx8aZlFZEPLrTh",
+	"Gj2RFGbAUVK41i9iRGJ8OA5J7FqADbiREXFT1UFGjJIqNLy5Xe2Ft1zZJmPK1XEOeBFMtmEibJu2FftK",
+	"0eLtQ0LtA7bvrrgCKVkKtdqyAS+XKwpFUS4ZEo/IURHhtpChZyhEYWcezJjGoLONhw64q9nDfVZFeyFW",
+	"7dkIYbkUK4sTB3xga5oJXNPpLAObHlB4e4t+YY0z6Nu2KhjzKft+YDg5tmdST3Dfwl+34/qsS/2pzd4p",
+	"plK053Y9vLomN1su2mFtvAaKcKMe1KjBrVstiWFih+kG1URrAQmbAzaBi3tgKXHQXH41Kuy/nvXPC9Ia",
+	"idyILSnysVXVSjoO3f2Z0gWhmRKYZLAgcZkgG5u17SUdMj4m80lRQJmubcRkCO2tTC2dp5AwZXY64HsR",
+	"oVXORdFvzZoo7SaMg7zXe5rgZcI/IT4c8P2IcGH0sDFRWOoJabtReC0jw4x4apYsGIO5amYsF5Y2qtWL",
+	"Ie7BQ8y1aDIQg4/aBHVNeHme5tDDAT+ICj5lmVC/uk01/oZluQe9A7JVZbts21YiTJdZGAgJXDNl1FKq",
+	"SrOvnGRCFYHrGcP8jCEYfVTVu6Pj5vWEltk9ToUv8IRg1J6v77UYVgxZ2umzqMK3hw/3bbjaPPGkTDso",
+	"G+LVnj0c8Oe1qVzfwCyzvLM9xeGA/zFa4vnLgxplnYWYGfAjMsyzSwPH1GUfKbLf69mrUeC/EEKOBH1a",
+	"+unSXX0QZR17SmPrc1es4esned7oQYBnPMdcYo+70m2lS1f0qOeblBAXRee394S5YV3eE/Rue+DxduAr",
+	"lCnrzSNygiqMAq6YZleAZaAjm5NUMeSu/RR9HzbbR62g5/axfC7eUvzb5RcjeJ3EGAejhvuvOtpf2o9o",
+	"u4rUuqdakMs0OGS+ZEtI/FTkHliOiBdPNJjm9kM5IQ162ogbLuodQEPz2YBQ/mEjFxUwyNyHiw6/daux",
+	"f5lx5phtxq7aAISEw7w0AMKyiB6LQSJybOXQgNfOOYORJiLXETlvZ/k18/f8LNa6Yn/9TDZjSkMakVPn",
+	"jHw0bvuYZm1nWXKHk9MRSsuQ+/LMXOrfCXr8V2TkVfmafV8rIOd2lJAC14xmEerq9sdETEGhaj3gxftc",
+	"nijS6HQdhwQyZXsJ2UxO9+t/OeUyEeKSWQ38DLRmRvMzE1cjmhpQ3C64jUt1h6myNmrAm6sWXesiYqOn",
+	"HV2z+rVGUHGt1mbAy5RmTIpoIqmwxIzVhkVJSouZInMhL43uvYXOuAGPfR3QjB1ehIptH7OdOTYys/qw",
+	"VS2wXd/CVtvkCgZ8KoryrKKtZVxvgxAbYc7FHLFqE7D75qCbYBsjIP7ostwvGod2WCSWh6UOKeSAOxXd",
+	"jke2zFz/v0IJclFlG3AsY8blo4ZCB7weTbZAFFZIC4jY0y4lRgk2BD0H4GTPuk6WycTbE7u1mm/2aMDf",
+	"8sSce8PhbwyUMsl/v9cLDTpLbz4eOp7ynMpUEZUniblcA+6OtuyrVSgMHjFx7Gar869vhPz2w/myrFjT",
+	"8Cys3sKDHp6CeDkGvB1PtxevYuqNe9nluPRWTD+y3rZeY3uglOulxnNef6ineVvl9lrdd+6+UuWB07sL",
+	"SsNCkzq8GD3ybZBsffvh3O8k3b3RtpXb7Sbu0lo3fJf6B9czobA8qUwvI+8L5lMwHANX02fgXBgH0QYW",
+	"7deLh4oHb2IsLAnQX42R8EZ41GFkbTYykz6o1m+OurnS0Gbhs3Rt2snnOr0HVzjXKZsNhPyGKMIlo6yh",
+	"ibVSrqtj5RZ28i6TiEsZ10xrcYzq5yW0FCyw6mSzYTHUfq9XiWX31kIjNgzYKdV0SFWhbobkWe9plYQX",
+	"+SqQbKedx0xgb/Xy6aDo1Ttx9PP0MwNVQlE6QEpwVsjFV0AzPSlDXf6NVUKw6nFzh4onoT3VTl1ZTa4/",
+	"zuNoV83OQZ85CanVP6jjGAvsfImpR0WqzQZ5wPbJ3ZuiIPe2xlX88rFGGL+1A1qZRqkLvDhH5xVTWAtb",
+	"vOETq1n6PM+yh82xLBbeKLuy1svwERIr78B1iE3CXJF8WZWIr+RQj1on8zuf+nx8yp8cWXR3WlUNg92d",
+	"fqU5t/UGW5+Zfhpts1Y4oL9Q2rHhhPUSzjy32wg67trOI93ak11jqXQFF7M9L2wQpt7EIxNjxvtkgt5T",
+	"pjTj44HZDL6P2XWyGNtKbnKUZcRKiQnj4z7BipmFa5JR5GzUa8Xryi7u0TpgWarciw7tWLuOfRFk652P",
+	"7CLC9JDY+QUTkYJy+f+qwxWrIpcsVn+ffPOBRu5CjXn7pvE5HotGuA8ZnXpcj6Cnf+/m97rlz8uyxotj",
+	"XEvAL+k2WkQshX0ad+/GEsl968qqsKxBF7ba6C4pI7aibMA7SsrKCe9fWPYg0uY/vqKsFCyPVEqGC6z1",
+	"5T2cZvBbktGf6WBrJkxxmOsNmDL8/wjmS4xdcd3LPVxf1dh60e1ahzYMyhTJOfshh3qdi1VlB3wroQp2",
+	"GC8zmLYLW2eDgrPiZdoDfkSK7rLEvXmh400Hw1yjjWWlR7/eQh+dqVxY1aS7f4yhwV934drvSvTjK9F+",
+	"86vWCHElo/1QdHp8xKPw9bL0nIgtmHOAVxp60eHLNeaKfuGMGYPusj3mbfjojau+cdkoRj1yPdBshaBN",
+	"sne5K7bR75aNxbpJa5CSRFyBVNsDzupvYdeCxLnMYrQk6q9iv/npx3/f3saWwN69PTsP6+8mTyAseyYK",
+	"TICv9fyd0NkMOOCrvA2Jpa7b7rXFNaMZGdLkUoxGZD5hmXtBpLTdgyUZUZYp94LzokcsWlRoH/ZJ/Ncd",
+	"p8+nO2dFV9n+gKsJ3X/2/M82n34C1432s0X4h85dVYC1tBCwRjtbl4Mf2vemFRkQ9TWx/mnHsHoSN4bG",
+	"jaZfNmhT9gYzs61uONbN5YtepY/DoVvNXD8zk273c+3g0w2egIGVJlP4snj4KYyZ0sY2Kq/nBt4Q9+ju",
+	"jftjyS7zmTx12vniGn25jT5ss68S5UWILucVP3SvyV5nnKzG6i9wMf5Dz6xmZxSn1mj+1WQCG3YBK6/P",
+	"Y7aoWGEplOt3hkfc2T9qfOR3tv+rYftN/T0MZr7W/qcwy2gCymmAyiY9u5c8NpDiuj2o+vu5m4oKKoG4",
+	"YkRsp4Vanpyrer4EmJEhmGkb6qJ2Dd7en772aSz2lQa/ayzLVswvTL2fk2kjpVZU/kQV5KostmqZNFUH",
+	"/Y8XhqdaBcjybnz9QjDRetbf3d3b/2PUi3rRXv+r3t5ecHtx+z8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

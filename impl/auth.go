@@ -98,15 +98,25 @@ func endpointOf(route string) string {
 	}
 }
 
-// withPrincipal moves the principal from the Echo context into the handler's
-// context.Context.
-func withPrincipal(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+type clientIPKey struct{}
+
+// withRequestContext moves what handlers need from the Echo context into their
+// context.Context: the principal, and the caller's address (the direct peer, or
+// X-Forwarded-For when the peer is a trusted proxy).
+func withRequestContext(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
 	return func(c echo.Context, request any) (any, error) {
+		ctx := context.WithValue(c.Request().Context(), clientIPKey{}, c.RealIP())
 		if p, ok := c.Get(principalEchoKey).(*principal); ok {
-			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
+			ctx = context.WithValue(ctx, principalKey{}, p)
 		}
+		c.SetRequest(c.Request().WithContext(ctx))
 		return f(c, request)
 	}
+}
+
+func clientIP(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
 }
 
 // principalFrom returns the caller. Without one (an operation the contract leaves

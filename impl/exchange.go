@@ -22,14 +22,19 @@ func errInvalidRefreshToken() *apiError {
 func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.ExchangeRefreshTokenForJWTRequestObject) (gen.ExchangeRefreshTokenForJWTResponseObject, error) {
 	var value *string
 	var ttl *int32
+	var bodyInfo *gen.EventInfo
 	if b := req.Body; b != nil {
-		value, ttl = bodyText(b.RefreshToken), b.TimeToLiveInSeconds
+		value, ttl, bodyInfo = bodyText(b.RefreshToken), b.TimeToLiveInSeconds, b.EventInfo
 	}
 	if value == nil {
 		value = bodyText(req.Params.RefreshToken)
 	}
 	if value == nil {
 		return nil, fieldError("refreshToken", "[missing]refreshToken", "Give the refresh token in the body or the refresh_token cookie.")
+	}
+	info, err := eventInfo(ctx, bodyInfo)
+	if err != nil {
+		return nil, err
 	}
 	now := store.NowMillis()
 	var successor string
@@ -62,7 +67,7 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 		}
 		return plan, nil
 	}
-	state, plan, err := s.store.ExchangeRefreshToken(ctx, hashToken(*value), now, decide)
+	state, plan, err := s.store.ExchangeRefreshToken(ctx, hashToken(*value), now, info, decide)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExchangeRefused):
 		return nil, errInvalidRefreshToken()

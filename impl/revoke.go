@@ -3,6 +3,7 @@ package impl
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 
 	"github.com/google/uuid"
@@ -10,6 +11,21 @@ import (
 	gen "refreshd/generated"
 	"refreshd/impl/store"
 )
+
+// eventInfo is the info object of the event a request records: the request's
+// eventInfo, with ipAddress defaulting to the caller's address.
+func eventInfo(ctx context.Context, in *gen.EventInfo) ([]byte, error) {
+	var info gen.EventInfo
+	if in != nil {
+		info = *in
+	}
+	if info.IpAddress == nil || *info.IpAddress == "" {
+		if ip := clientIP(ctx); ip != "" {
+			info.IpAddress = &ip
+		}
+	}
+	return json.Marshal(info)
+}
 
 // hashToken is how refresh tokens are stored and looked up: the SHA-256 of the value.
 func hashToken(token string) []byte {
@@ -35,11 +51,19 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 		return nil, generalError("[invalid]", "Give a token, a userId or an applicationId to revoke refresh tokens.")
 	}
 	scope := principalFrom(ctx).scope
+	var bodyInfo *gen.EventInfo
+	if req.Body != nil {
+		bodyInfo = req.Body.EventInfo
+	}
+	info, err := eventInfo(ctx, bodyInfo)
+	if err != nil {
+		return nil, err
+	}
 	var res store.RevokeResult
 	if sel.token != nil {
-		res, err = s.store.RevokeByToken(ctx, scope, hashToken(*sel.token), sel.userID, sel.appID)
+		res, err = s.store.RevokeByToken(ctx, scope, hashToken(*sel.token), sel.userID, sel.appID, info)
 	} else {
-		res, err = s.store.RevokeBulk(ctx, scope, sel.userID, sel.appID)
+		res, err = s.store.RevokeBulk(ctx, scope, sel.userID, sel.appID, info)
 	}
 	if err != nil {
 		return nil, err
@@ -120,7 +144,11 @@ func unknownOwners(res store.RevokeResult) error {
 
 // RevokeRefreshTokenById implements DELETE /api/jwt/refresh/{tokenId}.
 func (s *Server) RevokeRefreshTokenById(ctx context.Context, req gen.RevokeRefreshTokenByIdRequestObject) (gen.RevokeRefreshTokenByIdResponseObject, error) {
-	err := s.store.RevokeByID(ctx, principalFrom(ctx).scope, req.TokenId)
+	info, err := eventInfo(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.RevokeByID(ctx, principalFrom(ctx).scope, req.TokenId, info)
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RevokeRefreshTokenById404Response{}, nil
 	}

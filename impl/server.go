@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"regexp"
 	"sort"
@@ -33,6 +34,9 @@ type Config struct {
 	BodyLimit int64
 	// Issuer is the iss claim of access tokens; empty means "refreshd".
 	Issuer string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed when
+	// events record the caller's address; none means the direct peer is the caller.
+	TrustedProxies []*net.IPNet
 }
 
 // DefaultBodyLimit bounds request bodies: a full import batch fits with room to spare.
@@ -82,6 +86,14 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Binder = jsonBinder{}
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 
 	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(s.logRequests)
@@ -96,7 +108,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 		},
 		SilenceServersWarning: true,
 	}))
-	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withPrincipal}))
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withRequestContext}))
 	return e, nil
 }
 

@@ -8,6 +8,9 @@
 //	-data-dir  REFRESHD_DATA_DIR  where the private cluster lives (default ./.data)
 //	-api-key   REFRESHD_API_KEY   the bootstrap API key
 //	-issuer    REFRESHD_ISSUER    the iss claim of access tokens (default refreshd)
+//	-trusted-proxies REFRESHD_TRUSTED_PROXIES  comma-separated CIDRs whose
+//	                             X-Forwarded-For names the caller in events
+//	-event-retention REFRESHD_EVENT_RETENTION  how long delivered events are kept (default 720h)
 //	-log-level REFRESHD_LOG_LEVEL debug, info, warn or error (default info)
 package main
 
@@ -21,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,15 +47,43 @@ func env(name, fallback string) string {
 	return fallback
 }
 
+func durationEnv(name string, fallback time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return fallback
+}
+
+func parseCIDRs(list string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, item := range strings.Split(list, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(item)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxies: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 func run() error {
 	addr := flag.String("addr", env("REFRESHD_ADDR", "127.0.0.1:9011"), "listen address")
 	dsn := flag.String("database", env("DATABASE_URL", ""), "PostgreSQL URL; empty starts a private cluster in -data-dir")
 	dataDir := flag.String("data-dir", env("REFRESHD_DATA_DIR", "./.data"), "directory of the private PostgreSQL cluster")
 	apiKey := flag.String("api-key", env("REFRESHD_API_KEY", ""), "bootstrap API key")
 	issuer := flag.String("issuer", env("REFRESHD_ISSUER", "refreshd"), "iss claim of access tokens")
+	proxies := flag.String("trusted-proxies", env("REFRESHD_TRUSTED_PROXIES", ""), "CIDRs of trusted reverse proxies")
+	retention := flag.Duration("event-retention", durationEnv("REFRESHD_EVENT_RETENTION", 30*24*time.Hour), "how long delivered events are kept")
 	level := flag.String("log-level", env("REFRESHD_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	flag.Parse()
 
+	trusted, err := parseCIDRs(*proxies)
+	if err != nil {
+		return err
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("log level %q: %w", *level, err)
@@ -93,9 +125,17 @@ func run() error {
 	if err := impl.EnsureSigningKeys(ctx, st); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	go impl.RunReaper(ctx, st, log, time.Minute)
+	// Background work stops before the store closes, whichever way run returns.
+	bg, stopBackground := context.WithCancel(ctx)
+	dispatched := make(chan struct{})
+	go impl.RunReaper(bg, st, log, time.Minute)
+	go func() {
+		defer close(dispatched)
+		impl.RunDispatcher(bg, st, impl.DispatcherConfig{Logger: log, Retention: *retention})
+	}()
+	defer func() { stopBackground(); <-dispatched }()
 
-	e, err := impl.New(impl.Config{Logger: log, Issuer: *issuer}, st)
+	e, err := impl.New(impl.Config{Logger: log, Issuer: *issuer, TrustedProxies: trusted}, st)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/google/uuid"
@@ -45,6 +46,7 @@ FROM applications WHERE id = $1 FOR KEY SHARE`
 	// wins) and makes a concurrent revocation of it wait for the outcome.
 	exchangeLockToken = `SELECT ` + tokenColumns + ` FROM refresh_tokens
 WHERE token_hash = $1 AND expires_at > $2 FOR UPDATE`
+	recordEvent    = `SELECT record_event($1, $2, $3, $4, $5, $6, $7)`
 	exchangeSlide  = `UPDATE refresh_tokens SET start_instant = $2, expires_at = $3 WHERE id = $1`
 	exchangeDelete = `DELETE FROM refresh_tokens WHERE id = $1`
 	exchangeRetire = `UPDATE refresh_tokens SET expires_at = least(expires_at, $2) WHERE id = $1`
@@ -59,7 +61,10 @@ VALUES (:id, :tenant_id, :user_id, :application_id, :token_hash, :start_instant,
 // one transaction: it locks the token's user and application, then the token,
 // hands the state to decide and applies the plan decide returns. ErrNotFound when
 // there is no live token with that hash; decide's error is returned as it is.
-func (s *Store) ExchangeRefreshToken(ctx context.Context, hash []byte, now int64,
+//
+// The jwt.refresh event (with info as its info object) is recorded in the same
+// transaction.
+func (s *Store) ExchangeRefreshToken(ctx context.Context, hash []byte, now int64, info []byte,
 	decide func(ExchangeState) (ExchangePlan, error)) (ExchangeState, ExchangePlan, error) {
 	var state ExchangeState
 	var plan ExchangePlan
@@ -88,7 +93,21 @@ func (s *Store) ExchangeRefreshToken(ctx context.Context, hash []byte, now int64
 		if plan, err = decide(state); err != nil {
 			return err
 		}
-		return applyPlan(ctx, tx, state.Token, plan)
+		if err := applyPlan(ctx, tx, state.Token, plan); err != nil {
+			return err
+		}
+		current := state.Token.ID
+		if plan.Successor != nil {
+			current = plan.Successor.ID
+		}
+		fields, err := json.Marshal(map[string]any{"applicationId": state.Token.ApplicationID, "userId": state.Token.UserID,
+			"refreshTokenId": current, "originalRefreshTokenId": state.Token.ID})
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, recordEvent, "jwt.refresh", state.Token.TenantID, state.Token.UserID,
+			state.Token.ApplicationID, string(fields), jsonArg(info), now)
+		return err
 	})
 	return state, plan, err
 }

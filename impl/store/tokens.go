@@ -32,49 +32,41 @@ type RevokeResult struct {
 	Revoked          int64
 }
 
-// Each revoke form is one statement: the existence checks of the named user and
-// application, and a DELETE that only runs when both hold. Expired rows that
-// match are removed too (they are absent anyway) but not counted.
-const revokeCheck = `
-WITH chk AS (
-    SELECT ($2::uuid IS NULL OR EXISTS (
-               SELECT 1 FROM users WHERE id = $2 AND ($1::uuid IS NULL OR tenant_id = $1))) AS user_ok,
-           ($3::uuid IS NULL OR EXISTS (
-               SELECT 1 FROM applications WHERE id = $3 AND ($1::uuid IS NULL OR tenant_id = $1))) AS app_ok
-), del AS (
-    DELETE FROM refresh_tokens r
-    USING chk
-    WHERE chk.user_ok AND chk.app_ok AND ($1::uuid IS NULL OR r.tenant_id = $1) AND %s
-    RETURNING r.expires_at > $4 AS live
+// Each revoke form is one call of a database function (migrations/00003), so it
+// is one round trip and one transaction: the existence checks of the named user
+// and application, the DELETE, and the jwt.refresh-token.revoke event with its
+// webhook deliveries. Expired rows that match are removed too (they are absent
+// anyway) but not counted.
+const (
+	revokeOne  = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_token($1, $2, $3, $4, $5, $6, $7)`
+	revokeBulk = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_tokens($1, $2, $3, $4, $5)`
 )
-SELECT chk.user_ok, chk.app_ok, (SELECT count(*) FROM del WHERE live) AS revoked FROM chk`
-
-// A single token by value: the hash index; user and application narrow it. No
-// owner lock is needed: an exchange of this token holds its row lock.
-var revokeByToken = fmt.Sprintf(revokeCheck, `r.token_hash = $5 AND r.expires_at > $4
-      AND ($2::uuid IS NULL OR r.user_id = $2) AND ($3::uuid IS NULL OR r.application_id = $3)`)
-
-// The bulk forms lock the user (else the application) before deleting; see the function's
-// comment in migrations/00002_exchange.sql for why that makes them race-free.
-const revokeBulk = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_tokens($1, $2, $3, $4)`
 
 // RevokeByToken revokes the live token with the given hash, if it belongs to the
-// given user and application (each optional).
-func (s *Store) RevokeByToken(ctx context.Context, sc Scope, hash []byte, userID, appID *uuid.UUID) (RevokeResult, error) {
-	return s.revoke(ctx, revokeByToken, sc, userID, appID, hash)
+// given user and application (each optional). info is the event's info object.
+func (s *Store) RevokeByToken(ctx context.Context, sc Scope, hash []byte, userID, appID *uuid.UUID, info []byte) (RevokeResult, error) {
+	return s.revoke(ctx, revokeOne, sc.TenantID, userID, appID, hash, nil, NowMillis(), jsonArg(info))
 }
 
 // RevokeBulk revokes all tokens of a user, of an application, or of a user for an
 // application; at least one of userID and appID must be given.
-func (s *Store) RevokeBulk(ctx context.Context, sc Scope, userID, appID *uuid.UUID) (RevokeResult, error) {
+func (s *Store) RevokeBulk(ctx context.Context, sc Scope, userID, appID *uuid.UUID, info []byte) (RevokeResult, error) {
 	if userID == nil && appID == nil {
 		return RevokeResult{}, fmt.Errorf("store: bulk revoke needs a user or an application")
 	}
-	return s.revoke(ctx, revokeBulk, sc, userID, appID)
+	return s.revoke(ctx, revokeBulk, sc.TenantID, userID, appID, NowMillis(), jsonArg(info))
 }
 
-func (s *Store) revoke(ctx context.Context, query string, sc Scope, userID, appID *uuid.UUID, extra ...any) (RevokeResult, error) {
-	args := append([]any{sc.TenantID, userID, appID, NowMillis()}, extra...)
+// RevokeByID revokes one live token by its id; ErrNotFound when there is none.
+func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID, info []byte) error {
+	res, err := s.revoke(ctx, revokeOne, sc.TenantID, nil, nil, nil, id, NowMillis(), jsonArg(info))
+	if err == nil && res.Revoked == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+func (s *Store) revoke(ctx context.Context, query string, args ...any) (RevokeResult, error) {
 	var res RevokeResult
 	err := retry(func() error {
 		return s.db.QueryRowContext(ctx, query, args...).Scan(&res.UserFound, &res.ApplicationFound, &res.Revoked)
@@ -82,15 +74,12 @@ func (s *Store) revoke(ctx context.Context, query string, sc Scope, userID, appI
 	return res, classify(err)
 }
 
-const revokeByID = `
-DELETE FROM refresh_tokens
-WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND expires_at > $3`
-
-// RevokeByID revokes one live token by its id; ErrNotFound when there is none.
-func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID) error {
-	return retry(func() error {
-		return affectedOne(s.db.ExecContext(ctx, revokeByID, id, sc.TenantID, NowMillis()))
-	})
+// jsonArg passes JSON text as a jsonb parameter (nil stays NULL).
+func jsonArg(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
 }
 
 const tokenColumns = `id, tenant_id, user_id, application_id, token_hash, start_instant, insert_instant,
