@@ -106,21 +106,23 @@ func (d *dispatcher) work(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Warn("dispatcher: claim", "error", err)
 		}
-		if !ok {
+		delivered := 0
+		if ok {
+			delivered = d.deliverAll(ctx, w)
+			// Release with a fresh context: the lease must not outlive a shutdown.
+			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := d.store.ReleaseLease(releaseCtx, w.ID, d.owner); err != nil {
+				d.cfg.Logger.Warn("dispatcher: release lease", "webhook", w.ID, "error", err)
+			}
+			cancel()
+		}
+		if delivered == 0 { // idle, or a failure: do not spin
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(d.cfg.PollInterval):
 			}
-			continue
 		}
-		d.deliverAll(ctx, w)
-		// Release with a fresh context: the lease must not outlive a shutdown.
-		releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := d.store.ReleaseLease(releaseCtx, w.ID, d.owner); err != nil {
-			d.cfg.Logger.Warn("dispatcher: release lease", "webhook", w.ID, "error", err)
-		}
-		cancel()
 	}
 }
 
@@ -130,24 +132,31 @@ func leaseMs(w store.Webhook) int64 {
 	return int64(w.ConnectTimeoutMs) + int64(w.ReadTimeoutMs) + 30_000
 }
 
-// deliverAll sends a webhook's due events in order and stops at the first failure.
-func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook) {
+// deliverAll sends a webhook's due events in order, stops at the first failure,
+// and says how many it delivered.
+func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook) (delivered int) {
 	pending, err := d.store.PendingDeliveries(ctx, w.ID, d.cfg.Batch)
 	if err != nil {
-		d.cfg.Logger.Warn("dispatcher: pending deliveries", "webhook", w.ID, "error", err)
-		return
+		if ctx.Err() == nil {
+			d.cfg.Logger.Warn("dispatcher: pending deliveries", "webhook", w.ID, "error", err)
+		}
+		return 0
 	}
 	for _, p := range pending {
 		now := store.NowMillis()
 		if p.NextAttemptAt > now {
-			return // the oldest event waits for its retry; the later ones wait behind it
+			return delivered // the oldest event waits for its retry; the later ones wait behind it
 		}
-		if mine, err := d.store.ExtendLease(ctx, w.ID, d.owner, now, leaseMs(w)); err != nil || !mine {
-			return
+		mine, err := d.store.ExtendLease(ctx, w.ID, d.owner, now, leaseMs(w))
+		if err != nil && ctx.Err() == nil {
+			d.cfg.Logger.Warn("dispatcher: extend lease", "webhook", w.ID, "error", err)
+		}
+		if err != nil || !mine {
+			return delivered
 		}
 		if err := d.send(ctx, w, p); err != nil {
 			if ctx.Err() != nil {
-				return
+				return delivered
 			}
 			delay := d.backoff(p.Attempts)
 			d.cfg.Logger.Info("dispatcher: delivery failed", "webhook", w.ID, "event", p.EventID,
@@ -155,13 +164,15 @@ func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook) {
 			if err := d.store.MarkFailed(ctx, w.ID, p.EventSeq, store.NowMillis()+delay.Milliseconds(), err.Error()); err != nil {
 				d.cfg.Logger.Warn("dispatcher: record failure", "webhook", w.ID, "error", err)
 			}
-			return
+			return delivered
 		}
 		if err := d.store.MarkDelivered(ctx, w.ID, p.EventSeq, store.NowMillis()); err != nil {
 			d.cfg.Logger.Warn("dispatcher: record delivery", "webhook", w.ID, "error", err)
-			return
+			return delivered
 		}
+		delivered++
 	}
+	return delivered
 }
 
 func (d *dispatcher) backoff(attempts int32) time.Duration {

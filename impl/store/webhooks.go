@@ -124,7 +124,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, id uuid.UUID) error {
 // this dispatcher alone delivers for it until the lease ends. ok is false when no
 // webhook has work.
 const claimWebhook = `
-UPDATE webhooks SET lease_owner = $1, lease_until = $2 + $3
+UPDATE webhooks SET lease_owner = $1, lease_until = $2::bigint + $3::bigint
 WHERE id = (
     SELECT w.id FROM webhooks w
     WHERE (w.lease_until IS NULL OR w.lease_until < $2)
@@ -148,7 +148,7 @@ func (s *Store) ClaimWebhook(ctx context.Context, owner uuid.UUID, now, leaseMs 
 
 // ExtendLease keeps a lease for leaseMs more; false when it is no longer owner's.
 func (s *Store) ExtendLease(ctx context.Context, webhookID, owner uuid.UUID, now, leaseMs int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE webhooks SET lease_until = $3 + $4 WHERE id = $1 AND lease_owner = $2`,
+	res, err := s.db.ExecContext(ctx, `UPDATE webhooks SET lease_until = $3::bigint + $4::bigint WHERE id = $1 AND lease_owner = $2`,
 		webhookID, owner, now, leaseMs)
 	if err != nil {
 		return false, err
