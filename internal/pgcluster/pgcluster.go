@@ -81,6 +81,9 @@ type Cluster struct {
 	stopErr  error
 }
 
+// startAttempts bounds how often Start launches a postgres that exits at once.
+const startAttempts = 20
+
 // Start initialises the cluster directory if needed and starts PostgreSQL on
 // it, returning once the server accepts connections. ctx bounds only the
 // startup; the server keeps running until Stop.
@@ -157,14 +160,33 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			"-c", "full_page_writes=off",
 		)
 	}
-	c.cmd = c.command(binDir, "postgres", su, logFile, args...)
-	if err := c.cmd.Start(); err != nil {
-		c.removeTmpSockDir()
-		return nil, fmt.Errorf("pgcluster: starting postgres: %w", err)
-	}
-	go c.watch()
-
-	if err := c.waitReady(ctx); err != nil {
+	for attempt := 1; ; attempt++ {
+		c.exited = make(chan struct{})
+		c.cmd = c.command(binDir, "postgres", su, logFile, args...)
+		if err := c.cmd.Start(); err != nil {
+			c.removeTmpSockDir()
+			return nil, fmt.Errorf("pgcluster: starting postgres: %w", err)
+		}
+		go c.watch()
+		err := c.waitReady(ctx)
+		if err == nil {
+			break
+		}
+		// After a crash (our process SIGKILLed, say), the old server's backends
+		// can hold its shared memory for a moment after their postmaster died,
+		// and postgres refuses to start until they are gone. So a server that
+		// exits at once is started again, for a few seconds, before giving up.
+		exitedAtOnce := false
+		select {
+		case <-c.exited:
+			exitedAtOnce = true
+		default:
+		}
+		if exitedAtOnce && attempt < startAttempts && ctx.Err() == nil {
+			logger.Info("pgcluster: postgres exited during startup; retrying", "attempt", attempt)
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
 		_ = c.Stop()
 		return nil, fmt.Errorf("pgcluster: %w\n%s", err, c.logTail(logStart))
 	}
