@@ -3,7 +3,6 @@ package impl_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,14 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	dbtest.Main(m, func(dsn string) error {
-		db, err := sql.Open("postgres", dsn)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return store.Migrate(context.Background(), db)
-	})
+	dbtest.Main(m, store.MigrateDSN)
 }
 
 // testServer is our server on a real socket over its own fresh database.

@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,14 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build refreshd: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	dbtest.Main(m, func(dsn string) error {
-		db, err := sql.Open("postgres", dsn)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		return store.Migrate(context.Background(), db)
-	})
+	dbtest.Main(m, store.MigrateDSN)
 	os.RemoveAll(dir)
 }
 

@@ -122,6 +122,17 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// MigrateDSN connects to dsn, applies the migrations and disconnects: what a test
+// template database needs.
+func MigrateDSN(dsn string) error {
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return Migrate(context.Background(), db)
+}
+
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.db.Close() }
 
