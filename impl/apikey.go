@@ -106,6 +106,7 @@ func (s *Server) DeleteAPIKey(ctx context.Context, req gen.DeleteAPIKeyRequestOb
 		return nil, fieldError("keyId", "[invalid]keyId", "A key cannot delete itself.")
 	}
 	err := s.store.DeleteAPIKey(ctx, req.KeyId)
+	s.keyCache.forget()
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.DeleteAPIKey404Response{}, nil
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/google/uuid"
@@ -62,7 +64,7 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 			malformedTenant = true
 		}
 	}
-	key, tenantExists, err := s.store.Authenticate(ctx, HashKey(raw), tenantID)
+	key, tenantExists, err := s.keyCache.authenticate(ctx, s.store, HashKey(raw), tenantID)
 	if errors.Is(err, store.ErrNotFound) {
 		return errUnauthorized
 	}
@@ -135,4 +137,54 @@ func parseUUID(s string) (uuid.UUID, bool) {
 	}
 	id, err := uuid.Parse(s)
 	return id, err == nil
+}
+
+// keyCacheTTL bounds how long a key found valid is believed without asking the
+// database again. A key deleted through this process stops working at once; one
+// deleted through another process sharing the database, within this time.
+const keyCacheTTL = 5 * time.Second
+
+// keyCache remembers successful key lookups (with the tenant header they came
+// with) so that a request costs one database statement, not two.
+type keyCache struct {
+	mu      sync.Mutex
+	entries map[string]keyCacheEntry
+}
+
+type keyCacheEntry struct {
+	key          store.APIKey
+	tenantExists bool
+	until        time.Time
+}
+
+func (kc *keyCache) authenticate(ctx context.Context, st *store.Store, hash []byte, tenantID *uuid.UUID) (store.APIKey, bool, error) {
+	id := string(hash)
+	if tenantID != nil {
+		id += tenantID.String()
+	}
+	now := time.Now()
+	kc.mu.Lock()
+	e, ok := kc.entries[id]
+	kc.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.key, e.tenantExists, nil
+	}
+	key, tenantExists, err := st.Authenticate(ctx, hash, tenantID)
+	if err != nil {
+		return key, tenantExists, err
+	}
+	kc.mu.Lock()
+	if kc.entries == nil || len(kc.entries) > 10_000 {
+		kc.entries = map[string]keyCacheEntry{} // bounded: start over rather than grow
+	}
+	kc.entries[id] = keyCacheEntry{key: key, tenantExists: tenantExists, until: now.Add(keyCacheTTL)}
+	kc.mu.Unlock()
+	return key, tenantExists, nil
+}
+
+// forget drops every cached lookup, after a key was deleted.
+func (kc *keyCache) forget() {
+	kc.mu.Lock()
+	kc.entries = nil
+	kc.mu.Unlock()
 }

@@ -48,6 +48,8 @@ type Server struct {
 	log    *slog.Logger
 	keys   *keyring
 	issuer string
+
+	keyCache keyCache
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
