@@ -42,10 +42,22 @@ const (
 	revokeBulk = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_tokens($1, $2, $3, $4, $5)`
 )
 
+// RevokeByTokenStatement is the statement, with its arguments, that RevokeByToken
+// runs: exported so that benchmarks can run exactly it against the database.
+func RevokeByTokenStatement(sc Scope, hash []byte, userID, appID *uuid.UUID, info []byte) (string, []any) {
+	return revokeOne, []any{sc.TenantID, userID, appID, hash, nil, NowMillis(), jsonArg(info)}
+}
+
+// RevokeBulkStatement is the statement, with its arguments, that RevokeBulk runs.
+func RevokeBulkStatement(sc Scope, userID, appID *uuid.UUID, info []byte) (string, []any) {
+	return revokeBulk, []any{sc.TenantID, userID, appID, NowMillis(), jsonArg(info)}
+}
+
 // RevokeByToken revokes the live token with the given hash, if it belongs to the
 // given user and application (each optional). info is the event's info object.
 func (s *Store) RevokeByToken(ctx context.Context, sc Scope, hash []byte, userID, appID *uuid.UUID, info []byte) (RevokeResult, error) {
-	return s.revoke(ctx, revokeOne, sc.TenantID, userID, appID, hash, nil, NowMillis(), jsonArg(info))
+	query, args := RevokeByTokenStatement(sc, hash, userID, appID, info)
+	return s.revoke(ctx, query, args...)
 }
 
 // RevokeBulk revokes all tokens of a user, of an application, or of a user for an
@@ -54,7 +66,8 @@ func (s *Store) RevokeBulk(ctx context.Context, sc Scope, userID, appID *uuid.UU
 	if userID == nil && appID == nil {
 		return RevokeResult{}, fmt.Errorf("store: bulk revoke needs a user or an application")
 	}
-	return s.revoke(ctx, revokeBulk, sc.TenantID, userID, appID, NowMillis(), jsonArg(info))
+	query, args := RevokeBulkStatement(sc, userID, appID, info)
+	return s.revoke(ctx, query, args...)
 }
 
 // RevokeByID revokes one live token by its id; ErrNotFound when there is none.
@@ -203,6 +216,17 @@ func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appI
 }
 
 func insertTokens(ctx context.Context, tx *sqlx.Tx, rows []RefreshToken) error {
+	query, args, err := InsertTokensStatement(rows)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, query, args...)
+	return classify(err)
+}
+
+// InsertTokensStatement is the one statement, with its arguments, that stores an
+// import batch: exported so that benchmarks can run exactly it.
+func InsertTokensStatement(rows []RefreshToken) (string, []any, error) {
 	n := len(rows)
 	ids, tenants, users, apps := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	hashes := make([][]byte, n)
@@ -214,7 +238,7 @@ func insertTokens(ctx context.Context, tx *sqlx.Tx, rows []RefreshToken) error {
 		starts[i], inserts[i], expires[i] = r.StartInstant, r.InsertInstant, r.ExpiresAt
 		v, err := r.MetaData.Value()
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		if v == nil {
 			meta[i] = "{}"
@@ -222,10 +246,9 @@ func insertTokens(ctx context.Context, tx *sqlx.Tx, rows []RefreshToken) error {
 			meta[i] = string(v.([]byte))
 		}
 	}
-	_, err := tx.ExecContext(ctx, importInsert, pq.StringArray(ids), pq.StringArray(tenants), pq.StringArray(users),
+	return importInsert, []any{pq.StringArray(ids), pq.StringArray(tenants), pq.StringArray(users),
 		pq.StringArray(apps), pq.ByteaArray(hashes), pq.Int64Array(starts), pq.Int64Array(inserts),
-		pq.Int64Array(expires), pq.StringArray(meta))
-	return classify(err)
+		pq.Int64Array(expires), pq.StringArray(meta)}, nil
 }
 
 func uuidArray(ids []uuid.UUID) pq.StringArray {
