@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql/driver"
-	"encoding/json"
 
 	"github.com/google/uuid"
 )
@@ -24,7 +23,7 @@ type Permissions struct {
 }
 
 // Value stores the permissions as jsonb.
-func (p Permissions) Value() (driver.Value, error) { return json.Marshal(p) }
+func (p Permissions) Value() (driver.Value, error) { return jsonText(p) }
 
 // Scan reads the permissions from jsonb.
 func (p *Permissions) Scan(src any) error { return scanJSON(src, p) }

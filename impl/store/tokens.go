@@ -243,7 +243,7 @@ func InsertTokensStatement(rows []RefreshToken) (string, []any, error) {
 		if v == nil {
 			meta[i] = "{}"
 		} else {
-			meta[i] = string(v.([]byte))
+			meta[i] = v.(string)
 		}
 	}
 	return importInsert, []any{pq.StringArray(ids), pq.StringArray(tenants), pq.StringArray(users),

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql/driver"
-	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -62,9 +61,9 @@ type Headers map[string]string
 // Value stores the headers as jsonb.
 func (h Headers) Value() (driver.Value, error) {
 	if h == nil {
-		return []byte("{}"), nil
+		return "{}", nil
 	}
-	return json.Marshal(map[string]string(h))
+	return jsonText(map[string]string(h))
 }
 
 // Scan reads the headers from jsonb.
