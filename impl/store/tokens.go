@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -143,15 +142,25 @@ type ImportLookup struct {
 }
 
 const (
-	importUsers = `SELECT id, tenant_id FROM users
-WHERE id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR tenant_id = $2)`
-	importApplications = `SELECT id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant
-FROM applications WHERE id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR tenant_id = $2)`
-	importTenants = `SELECT ` + tenantColumns + ` FROM tenants
-WHERE id IN (SELECT tenant_id FROM applications WHERE id = ANY($1::uuid[]))`
-	// An expired token is absent: its value may be imported again.
-	importDropExpired = `DELETE FROM refresh_tokens WHERE token_hash = ANY($1::bytea[]) AND expires_at <= $2`
-	importTaken       = `SELECT token_hash FROM refresh_tokens WHERE token_hash = ANY($1::bytea[])`
+	// Everything an import batch needs to know, in one statement: the users and
+	// applications it names (within the scope), their tenants' configurations,
+	// and which of its token values are held by live tokens. Expired tokens with
+	// those values are absent, so they are deleted here to free the values.
+	importLookup = `
+WITH dropped AS (
+    DELETE FROM refresh_tokens WHERE token_hash = ANY ($3::bytea[]) AND expires_at <= $5
+)
+SELECT 'user' AS kind, u.id, u.tenant_id, NULL::jsonb AS jwt_configuration, NULL::bytea AS token_hash
+FROM users u WHERE u.id = ANY ($1::uuid[]) AND ($4::uuid IS NULL OR u.tenant_id = $4)
+UNION ALL
+SELECT 'application', a.id, a.tenant_id, a.jwt_configuration, NULL
+FROM applications a WHERE a.id = ANY ($2::uuid[]) AND ($4::uuid IS NULL OR a.tenant_id = $4)
+UNION ALL
+SELECT 'tenant', t.id, t.id, t.jwt_configuration, NULL
+FROM tenants t WHERE t.id IN (SELECT tenant_id FROM applications WHERE id = ANY ($2::uuid[]))
+UNION ALL
+SELECT 'taken', NULL, NULL, NULL, r.token_hash
+FROM refresh_tokens r WHERE r.token_hash = ANY ($3::bytea[]) AND r.expires_at > $5`
 	// One statement for the whole batch.
 	importInsert = `
 INSERT INTO refresh_tokens (id, tenant_id, user_id, application_id, token_hash, start_instant,
@@ -160,68 +169,58 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bytea[]
                      $7::bigint[], $8::bigint[], $9::text[]::jsonb[])`
 )
 
-// ImportRefreshTokens stores a batch atomically. It looks up what the batch names,
-// hands that to build, which validates the batch and returns the rows to insert
-// (or an error, which is returned as it is), and inserts them in one statement.
-// A race with another writer surfaces as a *ConstraintError.
+// ImportRefreshTokens stores a batch atomically: it looks up what the batch names
+// (one statement), hands that to build, which validates the batch and returns the
+// rows to insert (or an error, which is returned as it is), and inserts them in
+// one statement, which is all or nothing by itself. A user, application or token
+// value that changed in between surfaces as a *ConstraintError.
 func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appIDs []uuid.UUID, hashes [][]byte,
 	build func(ImportLookup) ([]RefreshToken, error)) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		look := ImportLookup{
-			UserTenants:  map[uuid.UUID]uuid.UUID{},
-			Applications: map[uuid.UUID]Application{},
-			Tenants:      map[uuid.UUID]Tenant{},
-			Taken:        map[string]bool{},
-		}
-		var users []struct {
-			ID       uuid.UUID `db:"id"`
-			TenantID uuid.UUID `db:"tenant_id"`
-		}
-		if err := tx.SelectContext(ctx, &users, importUsers, uuidArray(userIDs), sc.TenantID); err != nil {
-			return err
-		}
-		for _, u := range users {
-			look.UserTenants[u.ID] = u.TenantID
-		}
-		var apps []Application
-		if err := tx.SelectContext(ctx, &apps, importApplications, uuidArray(appIDs), sc.TenantID); err != nil {
-			return err
-		}
-		for _, a := range apps {
-			look.Applications[a.ID] = a
-		}
-		var tenants []Tenant
-		if err := tx.SelectContext(ctx, &tenants, importTenants, uuidArray(appIDs)); err != nil {
-			return err
-		}
-		for _, t := range tenants {
-			look.Tenants[t.ID] = t
-		}
-		if _, err := tx.ExecContext(ctx, importDropExpired, pq.ByteaArray(hashes), NowMillis()); err != nil {
-			return classify(err)
-		}
-		var taken [][]byte
-		if err := tx.SelectContext(ctx, &taken, importTaken, pq.ByteaArray(hashes)); err != nil {
-			return err
-		}
-		for _, h := range taken {
-			look.Taken[string(h)] = true
-		}
-		rows, err := build(look)
-		if err != nil {
-			return err
-		}
-		return insertTokens(ctx, tx, rows)
+	look := ImportLookup{
+		UserTenants:  map[uuid.UUID]uuid.UUID{},
+		Applications: map[uuid.UUID]Application{},
+		Tenants:      map[uuid.UUID]Tenant{},
+		Taken:        map[string]bool{},
+	}
+	var rows []struct {
+		Kind      string     `db:"kind"`
+		ID        *uuid.UUID `db:"id"`
+		TenantID  *uuid.UUID `db:"tenant_id"`
+		JWT       JWTConfig  `db:"jwt_configuration"`
+		TokenHash []byte     `db:"token_hash"`
+	}
+	err := retry(func() error {
+		rows = rows[:0]
+		return s.db.SelectContext(ctx, &rows, importLookup, uuidArray(userIDs), uuidArray(appIDs),
+			pq.ByteaArray(hashes), sc.TenantID, NowMillis())
 	})
-}
-
-func insertTokens(ctx context.Context, tx *sqlx.Tx, rows []RefreshToken) error {
-	query, args, err := InsertTokensStatement(rows)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, query, args...)
-	return classify(err)
+	for _, r := range rows {
+		switch r.Kind {
+		case "user":
+			look.UserTenants[*r.ID] = *r.TenantID
+		case "application":
+			look.Applications[*r.ID] = Application{ID: *r.ID, TenantID: *r.TenantID, JWT: r.JWT}
+		case "tenant":
+			look.Tenants[*r.ID] = Tenant{ID: *r.ID, JWT: r.JWT}
+		case "taken":
+			look.Taken[string(r.TokenHash)] = true
+		}
+	}
+	toInsert, err := build(look)
+	if err != nil {
+		return err
+	}
+	query, args, err := InsertTokensStatement(toInsert)
+	if err != nil {
+		return err
+	}
+	return retry(func() error {
+		_, err := s.db.ExecContext(ctx, query, args...)
+		return classify(err)
+	})
 }
 
 // InsertTokensStatement is the one statement, with its arguments, that stores an
