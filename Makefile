@@ -6,7 +6,7 @@ ADDR     ?= 127.0.0.1:9011
 DATA_DIR ?= ./.data
 BIN      := bin
 
-.PHONY: all build run test vet generate check-generated conformance clean
+.PHONY: all build run test vet generate check-generated conformance bench bench-quick clean
 
 all: build
 
@@ -47,6 +47,14 @@ test: check-generated vet
 conformance: build
 	@KEY=$${REFRESHD_API_KEY:-$$(cat $(DATA_DIR)/dev-api-key)}; \
 		$(BIN)/conformance -url http://$(ADDR) -api-key $$KEY -profile strict
+
+# The server against the raw SQL it runs, side by side in one run: a table on
+# stdout and bench-results.json. bench-quick uses smaller data (under 2 minutes).
+bench:
+	$(GO) run ./cmd/bench
+
+bench-quick:
+	$(GO) run ./cmd/bench -quick
 
 clean:
 	rm -rf $(BIN)

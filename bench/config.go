@@ -1,0 +1,130 @@
+// Package bench measures refreshd against the database underneath it: every
+// scenario runs through the HTTP API and then as the identical SQL statement
+// straight against the same database, from the same kind of client at the same
+// concurrency, so that the ratio between the two is what the server costs.
+//
+// Run starts (or connects to) PostgreSQL, serves impl.New in this process on a
+// real TCP socket, seeds the data through the HTTP API, and drives the load from a
+// separate process (this binary again, see IsLoadgen) so that the client's CPU
+// and the server's CPU, RSS and profile can be told apart. It writes a table to
+// an io.Writer and the results as JSON.
+package bench
+
+import (
+	"io"
+	"time"
+)
+
+// Config says what to run and where.
+type Config struct {
+	// Scale sets the data sizes and request counts: Full, Quick or Smoke.
+	Scale Scale
+	// DatabaseURL is an existing PostgreSQL server; a fresh database is created on
+	// it for the run and dropped afterwards. Empty starts a private cluster in a
+	// temporary directory.
+	DatabaseURL string
+	// KeepDatabase leaves the database (and a private cluster's directory) in
+	// place; Report.DSN names it. Only meaningful with DatabaseURL, since a
+	// private cluster is stopped at the end.
+	KeepDatabase bool
+	// FastPostgres runs the private cluster without fsync and synchronous commit.
+	// The default is the durable configuration `make run` uses.
+	FastPostgres bool
+	// MaxRunDuration, when positive, ends each measured run after this long even
+	// if not all of its requests were sent (fixed-duration instead of fixed-count).
+	MaxRunDuration time.Duration
+	// CPUProfile, when set, is where a CPU profile of the server process is
+	// written, taken during the run named ProfileRun.
+	CPUProfile string
+	// ProfileRun names the server run to profile; empty means revoke by token,
+	// query form, at 16 clients (or the scale's nearest concurrency).
+	ProfileRun string
+	// Command is printed as the command that was run.
+	Command string
+	// Out receives the table; Log receives progress and the server's warnings.
+	Out, Log io.Writer
+}
+
+// Scale is the size of a run.
+type Scale struct {
+	Name string
+	// BigApp is the number of tokens of each of the two applications of the bulk
+	// revoke; the first of them also makes the "big" table of the latency check.
+	BigApp      int
+	BigAppUsers int
+	// PoolUsers own the tokens revoked one by one.
+	PoolUsers int
+	// TokenConcurrencies and TokenCount: revoke by token value, per form.
+	TokenConcurrencies []int
+	TokenCount         map[int]int
+	// UserConcurrency and UserCount: revoke by user, and by user + application,
+	// each user holding TokensPerUser tokens.
+	UserConcurrency int
+	UserCount       int
+	TokensPerUser   int
+	// Import: ImportTokens per run, in batches of BatchSize.
+	ImportConcurrencies []int
+	ImportTokens        int
+	BatchSize           int
+	// SmallTable is the number of stored tokens of the small side of the latency
+	// check; LatencyCount is the revocations per concurrency on each side.
+	SmallTable           int
+	LatencyConcurrencies []int
+	LatencyCount         map[int]int
+	// SeedConcurrency is the number of import requests in flight while seeding.
+	SeedConcurrency int
+	// MinWarmup is the least number of un-timed requests before each run; at
+	// least two per client are always made, to open every connection.
+	MinWarmup int
+	// ProfileConcurrency is the concurrency of the default profiled run.
+	ProfileConcurrency int
+}
+
+// Full is `make bench`: a million tokens per bulk application; a few minutes.
+func Full() Scale {
+	return Scale{
+		Name:   "full",
+		BigApp: 1_000_000, BigAppUsers: 10_000,
+		PoolUsers:          1_000,
+		TokenConcurrencies: []int{1, 16, 64},
+		TokenCount:         map[int]int{1: 5_000, 16: 20_000, 64: 20_000},
+		UserConcurrency:    16, UserCount: 3_000, TokensPerUser: 10,
+		ImportConcurrencies: []int{1, 4}, ImportTokens: 100_000, BatchSize: 1_000,
+		SmallTable: 10_000, LatencyConcurrencies: []int{1, 16}, LatencyCount: map[int]int{1: 1_500, 16: 3_000},
+		SeedConcurrency: 4, MinWarmup: 20, ProfileConcurrency: 16,
+	}
+}
+
+// Quick is `make bench-quick`: a tenth of the bulk data and fewer requests;
+// under two minutes.
+func Quick() Scale {
+	return Scale{
+		Name:   "quick",
+		BigApp: 100_000, BigAppUsers: 2_000,
+		PoolUsers:          500,
+		TokenConcurrencies: []int{1, 16, 64},
+		TokenCount:         map[int]int{1: 1_000, 16: 3_000, 64: 3_000},
+		UserConcurrency:    16, UserCount: 1_000, TokensPerUser: 10,
+		ImportConcurrencies: []int{1, 4}, ImportTokens: 20_000, BatchSize: 1_000,
+		SmallTable: 10_000, LatencyConcurrencies: []int{1, 16}, LatencyCount: map[int]int{1: 1_000, 16: 2_000},
+		SeedConcurrency: 4, MinWarmup: 20, ProfileConcurrency: 16,
+	}
+}
+
+// Smoke is a few hundred tokens: proves the harness works end to end, measures
+// nothing worth reading.
+func Smoke() Scale {
+	return Scale{
+		Name:   "smoke",
+		BigApp: 300, BigAppUsers: 10,
+		PoolUsers:          5,
+		TokenConcurrencies: []int{1, 4},
+		TokenCount:         map[int]int{1: 20, 4: 40},
+		UserConcurrency:    4, UserCount: 10, TokensPerUser: 10,
+		ImportConcurrencies: []int{1, 2}, ImportTokens: 200, BatchSize: 100,
+		SmallTable: 200, LatencyConcurrencies: []int{1, 4}, LatencyCount: map[int]int{1: 20, 4: 40},
+		SeedConcurrency: 2, MinWarmup: 2, ProfileConcurrency: 4,
+	}
+}
+
+func (s Scale) warmup(concurrency int) int { return max(2*concurrency, s.MinWarmup) }
