@@ -1,0 +1,109 @@
+package conformance_test
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"refreshd/conformance"
+	"refreshd/impl"
+	"refreshd/impl/store"
+	"refreshd/internal/dbtest"
+)
+
+func TestMain(m *testing.M) {
+	dbtest.Main(m, func(dsn string) error {
+		db, err := sql.Open("postgres", dsn)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return store.Migrate(context.Background(), db)
+	})
+}
+
+// server is our real server over its own fresh database. URL is a real socket;
+// Handler is the same server for wrapping in a broken variant.
+type server struct {
+	URL     string
+	Key     string
+	Store   *store.Store
+	Handler http.Handler
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	return newServerLogging(t, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+}
+
+func newServerLogging(t *testing.T, log *slog.Logger) *server {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dbtest.NewDSN(t))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key := impl.NewKeyValue()
+	if _, err := impl.EnsureBootstrapKey(ctx, st, key); err != nil {
+		t.Fatalf("bootstrap key: %v", err)
+	}
+	e, err := impl.New(impl.Config{Logger: log}, st)
+	if err != nil {
+		t.Fatalf("impl.New: %v", err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return &server{URL: srv.URL, Key: key, Store: st, Handler: e}
+}
+
+// runSuite runs the cases of profile against url, cleans up, and returns the
+// report; a setup error or a failed cleanup fails the test.
+func runSuite(t *testing.T, cfg conformance.Config, profile conformance.Profile) *conformance.Report {
+	t.Helper()
+	s, err := conformance.NewSession(cfg)
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := s.Run(ctx, profile, conformance.Select(conformance.Cases(), profile, nil), nil)
+	if cerr := s.Cleanup(context.Background()); cerr != nil {
+		t.Errorf("Cleanup: %v", cerr)
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return rep
+}
+
+// text renders a report for a test log.
+func text(t *testing.T, rep *conformance.Report) string {
+	t.Helper()
+	var b strings.Builder
+	if err := conformance.WriteText(&b, rep); err != nil {
+		t.Fatalf("WriteText: %v", err)
+	}
+	return b.String()
+}
+
+// expectNoFixtures checks, in the server's database, that no user, application or
+// refresh token is left: the tests themselves make none through any other path.
+func expectNoFixtures(t *testing.T, srv *server) {
+	t.Helper()
+	for _, table := range []string{"users", "applications", "refresh_tokens"} {
+		var n int
+		if err := srv.Store.DB().QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", table, err)
+		}
+		if n != 0 {
+			t.Errorf("%s left behind: got %d rows, want 0", table, n)
+		}
+	}
+}

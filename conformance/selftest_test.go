@@ -1,0 +1,117 @@
+package conformance_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"refreshd/conformance"
+	gen "refreshd/generated"
+)
+
+// Our own server passes the whole suite, both profiles, without skips, and the
+// suite leaves nothing behind.
+func TestRefreshdConforms(t *testing.T) {
+	srv := newServer(t)
+	for _, profile := range []conformance.Profile{conformance.ProfileCore, conformance.ProfileStrict} {
+		t.Run(string(profile), func(t *testing.T) {
+			rep := runSuite(t, conformance.Config{URL: srv.URL, APIKey: srv.Key}, profile)
+			want := len(conformance.Select(conformance.Cases(), profile, nil))
+			if passed, failed, skipped := rep.Counts(); passed != want || failed != 0 || skipped != 0 {
+				t.Errorf("got %d passed, %d failed, %d skipped; want %d passed\n%s", passed, failed, skipped, want, text(t, rep))
+			}
+		})
+	}
+	expectNoFixtures(t, srv)
+}
+
+// With -tenant-id every request is scoped to that tenant, fixtures included, and
+// the suite still passes.
+func TestRefreshdConformsInATenant(t *testing.T) {
+	srv := newServer(t)
+	api, err := gen.NewClientWithResponses(srv.URL, gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", srv.Key)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := uuid.New()
+	name := "conformance tenant"
+	resp, err := api.CreateTenantWithIdWithResponse(context.Background(), tenant, gen.TenantRequest{Tenant: gen.Tenant{Name: &name}})
+	if err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("create tenant: %v %v", err, resp)
+	}
+	rep := runSuite(t, conformance.Config{URL: srv.URL, APIKey: srv.Key, TenantID: tenant.String()}, conformance.ProfileStrict)
+	if _, failed, skipped := rep.Counts(); failed != 0 || skipped != 0 {
+		t.Errorf("got %d failed, %d skipped; want none\n%s", failed, skipped, text(t, rep))
+	}
+	expectNoFixtures(t, srv)
+}
+
+// An interrupted run skips what it did not finish, says it was cut short, and
+// Cleanup with a fresh context still removes every fixture.
+func TestInterruptedRunCleansUp(t *testing.T) {
+	srv := newServerLogging(t, slog.New(slog.DiscardHandler)) // cancelled requests are logged as errors
+	s, err := conformance.NewSession(conformance.Config{URL: srv.URL, APIKey: srv.Key, Parallel: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cases := conformance.Select(conformance.Cases(), conformance.ProfileStrict, nil)
+	rep, err := s.Run(ctx, conformance.ProfileStrict, cases, func(conformance.Result) { cancel() })
+	if !errors.Is(err, conformance.ErrCutShort) {
+		t.Errorf("Run: got %v, want ErrCutShort", err)
+	}
+	if _, failed, skipped := rep.Counts(); failed != 0 || skipped == 0 {
+		t.Errorf("got %d failed, %d skipped; want 0 failed and some skipped\n%s", failed, skipped, text(t, rep))
+	}
+	if err := s.Cleanup(context.Background()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	expectNoFixtures(t, srv)
+}
+
+// A server that cannot be reached, or a key it refuses, is a SetupError and no
+// case runs.
+func TestSetupErrors(t *testing.T) {
+	srv := newServer(t)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, tc := range []struct {
+		name, url, key, want string
+	}{
+		{"unreachable", closed.URL, srv.Key, "cannot reach"},
+		{"wrong key", srv.URL, "not-the-key", "answered 401"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := conformance.NewSession(conformance.Config{URL: tc.url, APIKey: tc.key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := s.Run(context.Background(), conformance.ProfileCore, conformance.Cases(), nil)
+			var se *conformance.SetupError
+			if !errors.As(err, &se) || !strings.Contains(se.Error(), tc.want) {
+				t.Fatalf("Run: got %v, want a SetupError saying %q", err, tc.want)
+			}
+			if strings.Contains(se.Error(), "\n") {
+				t.Errorf("SetupError %q is more than one line", se)
+			}
+			if passed, failed, _ := rep.Counts(); passed+failed != 0 {
+				t.Errorf("cases ran: %d passed, %d failed", passed, failed)
+			}
+			// Unreachable, the user may or may not exist: Cleanup must say so.
+			if err := s.Cleanup(context.Background()); (err != nil) != (tc.name == "unreachable") {
+				t.Errorf("Cleanup: %v", err)
+			}
+		})
+	}
+	expectNoFixtures(t, srv)
+}

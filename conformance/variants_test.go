@@ -1,0 +1,626 @@
+package conformance_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"refreshd/conformance"
+	gen "refreshd/generated"
+)
+
+// A variant is our real server with exactly one defect, introduced by a wrapper
+// in front of it: the real server does the work, the wrapper breaks one rule the
+// way a real implementation might. Each variant must make exactly the cases in
+// fails fail (in the strict profile), and every case must be caught by some variant.
+type variant struct {
+	name   string
+	defect string
+	wrap   func(next http.Handler, key string) http.Handler
+	fails  []string
+}
+
+func variants(allIDs []string) []variant {
+	return []variant{
+		{name: "ignore-app-with-user", defect: "ignores applicationId when a userId is given (query and body)",
+			wrap: onRevoke(func(r *http.Request) {
+				editQuery(r, func(q url.Values) {
+					if given(q.Get("userId")) {
+						q.Del("applicationId")
+					}
+				})
+				editBody(r, func(b map[string]any) {
+					if s, _ := b["userId"].(string); s != "" {
+						delete(b, "applicationId")
+					}
+				})
+			}),
+			fails: []string{
+				"revoke/by-user-and-app/query", "revoke/by-user-and-app/body", "revoke/by-user-and-app/body-event-info",
+				"revoke/by-user-and-app/go-client", "revoke/by-user-and-app/typescript-client",
+				"revoke/malformed-id/query-application-id", "revoke/malformed-id/body-application-id",
+				"revoke/malformed-id/before-unknown", "revoke/unknown-app/with-user",
+			}},
+		{name: "unknown-token-200", defect: "answers 200 instead of 404 to both DELETEs",
+			wrap: rewriteAnswer(func(r *http.Request) bool {
+				return r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/api/jwt/refresh")
+			},
+				func(rec *httptest.ResponseRecorder) {
+					if rec.Code == http.StatusNotFound {
+						rec.Code = http.StatusOK
+					}
+				}),
+			fails: []string{
+				"revoke/by-token/query", "revoke/by-token/body", "revoke/by-token/body-event-info", "revoke/by-token/go-client",
+				"revoke/by-token/typescript-client", "revoke/by-token/other-user", "revoke/by-token/other-app",
+				"revoke/by-token/unknown/query", "revoke/by-token/unknown/body", "revoke/by-token/expired",
+				"revoke-by-id/path", "revoke-by-id/unknown",
+			}},
+		{name: "drop-delete-body", defect: "ignores the JSON body of DELETE /api/jwt/refresh",
+			wrap: onRevoke(func(r *http.Request) {
+				readBody(r) // consume it, as a server that ignores it would
+				setBody(r, nil)
+			}),
+			fails: []string{
+				"revoke/by-token/body", "revoke/by-token/body-event-info", "revoke/by-user/body", "revoke/by-user/body-event-info",
+				"revoke/by-user-and-app/body", "revoke/by-user-and-app/body-event-info", "revoke/by-app/body", "revoke/by-app/body-event-info",
+				"revoke/body-overrides-query", "revoke/by-token/unknown/body",
+				"revoke/malformed-id/body-user-id", "revoke/malformed-id/body-application-id",
+				"revoke/invalid-json/syntax", "revoke/invalid-json/wrong-type", "revoke/too-large",
+				"revoke/unmodelled-properties", "revoke/null-body-fields", "revoke/invalid-content-type",
+			}},
+		{name: "revoke-nothing", defect: "answers 200 to DELETE /api/jwt/refresh and does nothing",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if isRevoke(r) {
+						w.WriteHeader(http.StatusOK)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: withPrefix(allIDs, "revoke/")},
+		{name: "no-key-needed", defect: "lets a request without an API key through",
+			wrap: func(next http.Handler, key string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("Authorization") == "" {
+						r.Header.Set("Authorization", key)
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/auth/missing-key", "revoke-by-id/auth/missing-key", "retrieve/auth/missing-key", "import/auth/missing-key"}},
+		{name: "any-key", defect: "accepts any non-empty API key",
+			wrap: func(next http.Handler, key string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("Authorization") != "" {
+						r.Header.Set("Authorization", key)
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/auth/wrong-key"}},
+		{name: "echo-errors", defect: "answers 400 with Echo's {\"message\": …} instead of FusionAuth's error body",
+			wrap: rewriteAnswer(everything, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest {
+					rec.Body = bytes.NewBufferString(`{"message":"Bad Request"}`)
+				}
+			}),
+			fails: expect400Cases},
+		{name: "404-with-body", defect: "answers 404 with a JSON body",
+			wrap: rewriteAnswer(everything, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusNotFound {
+					rec.Header().Set("Content-Type", "application/json")
+					rec.Body = bytes.NewBufferString(`{"message":"Not Found"}`)
+				}
+			}),
+			fails: []string{
+				"revoke/by-token/query", "revoke/by-token/body", "revoke/by-token/body-event-info", "revoke/by-token/go-client",
+				"revoke/by-token/typescript-client", "revoke/by-token/other-user", "revoke/by-token/other-app",
+				"revoke/by-token/unknown/query", "revoke/by-token/unknown/body", "revoke/by-token/expired",
+				"revoke-by-id/path", "revoke-by-id/unknown", "retrieve-by-id/unknown",
+			}},
+		{name: "null-is-a-value", defect: "takes the query texts null and undefined literally",
+			wrap: onRevoke(func(r *http.Request) {
+				editQuery(r, func(q url.Values) {
+					for name, vs := range q {
+						if vs[0] != "null" && vs[0] != "undefined" {
+							continue
+						}
+						if name == "token" {
+							q.Set(name, "literally-"+vs[0])
+						} else {
+							q.Set(name, vs[0]+"-is-not-a-uuid")
+						}
+					}
+				})
+			}),
+			fails: []string{
+				"revoke/by-token/typescript-client", "revoke/by-user/typescript-client", "revoke/by-user-and-app/typescript-client",
+				"revoke/by-app/typescript-client", "revoke/nothing-selected/null-params",
+			}},
+		{name: "empty-is-a-value", defect: "takes empty query values literally",
+			wrap: onRevoke(func(r *http.Request) {
+				editQuery(r, func(q url.Values) {
+					for name, vs := range q {
+						if vs[0] != "" {
+							continue
+						}
+						if name == "token" {
+							q.Set(name, "literally-empty")
+						} else {
+							q.Set(name, "empty-is-not-a-uuid")
+						}
+					}
+				})
+			}),
+			fails: []string{
+				"revoke/by-token/go-client", "revoke/by-user/go-client", "revoke/by-user-and-app/go-client",
+				"revoke/by-app/go-client", "revoke/nothing-selected/empty-params",
+			}},
+		{name: "first-param-wins", defect: "takes the first of a repeated query parameter",
+			wrap: onRevoke(func(r *http.Request) {
+				editQuery(r, func(q url.Values) {
+					for name, vs := range q {
+						q[name] = vs[:1]
+					}
+				})
+			}),
+			fails: []string{"revoke/repeated-param"}},
+		{name: "query-wins", defect: "lets a query parameter override the body field of the same name",
+			wrap: onRevoke(func(r *http.Request) {
+				q := r.URL.Query()
+				editBody(r, func(b map[string]any) {
+					for name, v := range b {
+						if _, isText := v.(string); isText && given(q.Get(name)) {
+							delete(b, name)
+						}
+					}
+				})
+			}),
+			fails: []string{"revoke/body-overrides-query"}},
+		{name: "fusionauth-ignores-app-on-token", defect: "ignores applicationId beside a token (what FusionAuth does)",
+			wrap: onRevoke(func(r *http.Request) {
+				editQuery(r, func(q url.Values) {
+					if given(q.Get("token")) {
+						q.Del("applicationId")
+					}
+				})
+			}),
+			fails: []string{"revoke/by-token/other-app"}},
+		{name: "tenant-header-ignored", defect: "ignores X-FusionAuth-TenantId",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					r.Header.Del("X-FusionAuth-TenantId")
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/tenant/malformed", "revoke/tenant/unknown"}},
+		{name: "413-too-large", defect: "answers 413 with an empty body to a body over 1 MiB, as a proxy would",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.ContentLength > 1<<20 {
+						w.WriteHeader(http.StatusRequestEntityTooLarge)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/too-large"}},
+		{name: "unknown-owner-200", defect: "answers 200 to a revoke naming an unknown user or application",
+			wrap: rewriteAnswer(isRevoke, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest && regexp.MustCompile(`\[invalid\](userId|applicationId)`).Match(rec.Body.Bytes()) {
+					rec.Code, rec.Body = http.StatusOK, new(bytes.Buffer)
+				}
+			}),
+			fails: []string{"revoke/unknown-user/query", "revoke/unknown-user/with-token", "revoke/unknown-app/query",
+				"revoke/unknown-app/with-user", "revoke/repeated-param"}},
+		{name: "nothing-selected-200", defect: "answers 200 to a revoke that selects nothing",
+			wrap: rewriteAnswer(isRevoke, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), `"code":"[invalid]"`) {
+					rec.Code, rec.Body = http.StatusOK, new(bytes.Buffer)
+				}
+			}),
+			fails: []string{"revoke/nothing-selected/bare", "revoke/nothing-selected/empty-params",
+				"revoke/nothing-selected/empty-body", "revoke/nothing-selected/null-params"}},
+		{name: "invalid-instead-of-could-not-convert", defect: "reports a malformed id as [invalid] rather than [couldNotConvert]",
+			wrap: rewriteAnswer(everything, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest {
+					rec.Body = bytes.NewBufferString(strings.ReplaceAll(rec.Body.String(), "[couldNotConvert]", "[invalid]"))
+				}
+			}),
+			fails: []string{
+				"revoke/malformed-id/query-user-id", "revoke/malformed-id/query-application-id", "revoke/malformed-id/body-user-id",
+				"revoke/malformed-id/body-application-id", "revoke/malformed-id/before-unknown",
+				"revoke-by-id/malformed", "retrieve/malformed-user-id", "retrieve-by-id/malformed",
+			}},
+		{name: "invalid-json-500", defect: "answers a body that does not parse with 500",
+			wrap: rewriteAnswer(everything, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "[invalidJSON]") {
+					rec.Code, rec.Body = http.StatusInternalServerError, new(bytes.Buffer)
+				}
+			}),
+			fails: []string{"revoke/invalid-json/syntax", "revoke/invalid-json/wrong-type"}},
+		{name: "import-not-atomic", defect: "stores the good tokens of a batch that has a bad one",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !isImport(r) {
+						next.ServeHTTP(w, r)
+						return
+					}
+					body := readBody(r)
+					rec := serve(next, r, body)
+					if rec.Code == http.StatusBadRequest {
+						var batch struct {
+							RefreshTokens []json.RawMessage `json:"refreshTokens"`
+						}
+						_ = json.Unmarshal(body, &batch)
+						for _, item := range batch.RefreshTokens {
+							serve(next, r, []byte(`{"refreshTokens":[`+string(item)+`]}`))
+						}
+					}
+					replay(w, rec)
+				})
+			},
+			fails: []string{
+				"import/missing/token", "import/missing/user-id", "import/missing/application-id", "import/missing/start-instant",
+				"import/duplicate/stored", "import/duplicate/in-batch", "import/unknown-user", "import/unknown-app", "import/all-or-nothing",
+			}},
+		{name: "import-skips-duplicates", defect: "silently skips duplicate token values on import",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !isImport(r) {
+						next.ServeHTTP(w, r)
+						return
+					}
+					body := readBody(r)
+					rec := serve(next, r, body)
+					if rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "[duplicate]") {
+						var errs struct {
+							FieldErrors map[string]json.RawMessage `json:"fieldErrors"`
+						}
+						var batch struct {
+							RefreshTokens []json.RawMessage `json:"refreshTokens"`
+						}
+						_ = json.Unmarshal(rec.Body.Bytes(), &errs)
+						_ = json.Unmarshal(body, &batch)
+						var keep []string
+						for i, item := range batch.RefreshTokens {
+							if _, dup := errs.FieldErrors["refreshTokens["+strconv.Itoa(i)+"].token"]; !dup {
+								keep = append(keep, string(item))
+							}
+						}
+						rec = serve(next, r, []byte(`{"refreshTokens":[`+strings.Join(keep, ",")+`]}`))
+					}
+					replay(w, rec)
+				})
+			},
+			fails: []string{"import/duplicate/stored", "import/duplicate/in-batch"}},
+		{name: "import-unindexed-keys", defect: "keys import field errors refreshTokens.token instead of refreshTokens[1].token",
+			wrap: rewriteAnswer(isImport, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest {
+					rec.Body = bytes.NewBufferString(regexp.MustCompile(`refreshTokens\[\d+\]`).ReplaceAllString(rec.Body.String(), "refreshTokens"))
+				}
+			}),
+			fails: []string{
+				"import/missing/token", "import/missing/user-id", "import/missing/application-id", "import/missing/start-instant",
+				"import/duplicate/stored", "import/duplicate/in-batch", "import/unknown-user", "import/unknown-app", "import/all-or-nothing",
+			}},
+		{name: "import-answers-with-body", defect: "answers a successful import with a JSON body",
+			wrap: rewriteAnswer(isImport, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusOK {
+					rec.Header().Set("Content-Type", "application/json")
+					rec.Body = bytes.NewBufferString(`{"refreshTokens":[]}`)
+				}
+			}),
+			fails: []string{"import/round-trip", "import/unmodelled-properties"}},
+		{name: "empty-list-null", defect: "lists no tokens as null rather than []",
+			wrap: rewriteAnswer(isList, func(rec *httptest.ResponseRecorder) {
+				rec.Body = bytes.NewBufferString(strings.Replace(rec.Body.String(), `"refreshTokens":[]`, `"refreshTokens":null`, 1))
+			}),
+			fails: []string{"retrieve/empty-list"}},
+		{name: "no-insert-instant", defect: "leaves insertInstant out of GET answers",
+			wrap: rewriteAnswer(func(r *http.Request) bool { return r.Method == http.MethodGet }, func(rec *httptest.ResponseRecorder) {
+				rec.Body = bytes.NewBufferString(regexp.MustCompile(`"insertInstant":\d+,?`).ReplaceAllString(rec.Body.String(), ""))
+			}),
+			fails: []string{"retrieve/shape", "retrieve-by-id/shape"}},
+		{name: "by-id-unwrapped", defect: "answers GET /api/jwt/refresh/{id} with the bare token, without {\"refreshToken\": …}",
+			wrap: rewriteAnswer(isGetByID, func(rec *httptest.ResponseRecorder) {
+				var body struct {
+					RefreshToken json.RawMessage `json:"refreshToken"`
+				}
+				if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &body) == nil {
+					rec.Body = bytes.NewBuffer(body.RefreshToken)
+				}
+			}),
+			fails: []string{"retrieve-by-id/shape"}},
+		{name: "get-returns-token", defect: "returns a token value in GET answers (as FusionAuth does)",
+			wrap: rewriteAnswer(func(r *http.Request) bool { return r.Method == http.MethodGet }, func(rec *httptest.ResponseRecorder) {
+				rec.Body = bytes.NewBufferString(strings.ReplaceAll(rec.Body.String(), `"applicationId":`, `"token":"a-returned-value","applicationId":`))
+			}),
+			fails: []string{"retrieve/no-token-value"}},
+		{name: "disallow-unknown-fields", defect: "rejects properties the contract does not model, as a strict Go decoder would",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					var into any
+					switch {
+					case isRevoke(r):
+						into = new(gen.RefreshDeleteRequest)
+					case isImport(r):
+						into = new(gen.RefreshTokenImportRequest)
+					default:
+						next.ServeHTTP(w, r)
+						return
+					}
+					dec := json.NewDecoder(bytes.NewReader(readBody(r)))
+					dec.DisallowUnknownFields()
+					if err := dec.Decode(into); err != nil && strings.Contains(err.Error(), "unknown field") {
+						writeErrors(w, `{"generalErrors":[{"code":"[invalidJSON]","message":"unknown field"}]}`)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/unmodelled-properties", "import/unmodelled-properties"}},
+		{name: "null-is-invalid", defect: "rejects JSON null in a revoke body",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					var b map[string]any
+					if isRevoke(r) && json.Unmarshal(readBody(r), &b) == nil {
+						for _, v := range b {
+							if v == nil {
+								writeErrors(w, `{"generalErrors":[{"code":"[invalidJSON]","message":"null"}]}`)
+								return
+							}
+						}
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/null-body-fields"}},
+		{name: "ignores-content-type", defect: "reads every body as JSON, whatever its Content-Type",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.ContentLength > 0 {
+						r.Header.Set("Content-Type", "application/json")
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"revoke/invalid-content-type"}},
+		{name: "by-id-revokes-user", defect: "revokes all of the user's tokens when asked to revoke one by id",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodDelete || !strings.HasPrefix(r.URL.Path, "/api/jwt/refresh/") {
+						next.ServeHTTP(w, r)
+						return
+					}
+					get := r.Clone(r.Context())
+					get.Method = http.MethodGet
+					rec := serve(next, get, nil)
+					var body struct {
+						RefreshToken struct {
+							UserID string `json:"userId"`
+						} `json:"refreshToken"`
+					}
+					if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+						next.ServeHTTP(w, r)
+						return
+					}
+					del := r.Clone(r.Context())
+					del.URL.Path, del.URL.RawQuery = "/api/jwt/refresh", "userId="+body.RefreshToken.UserID
+					next.ServeHTTP(w, del)
+				})
+			},
+			fails: []string{"revoke-by-id/path"}},
+	}
+}
+
+// expect400Cases are the cases whose only passing answer is a 400.
+var expect400Cases = []string{
+	"revoke/nothing-selected/bare", "revoke/nothing-selected/empty-params", "revoke/nothing-selected/empty-body",
+	"revoke/nothing-selected/null-params", "revoke/malformed-id/query-user-id", "revoke/malformed-id/query-application-id",
+	"revoke/malformed-id/body-user-id", "revoke/malformed-id/body-application-id", "revoke/malformed-id/before-unknown",
+	"revoke/unknown-user/query", "revoke/unknown-user/with-token", "revoke/unknown-app/query", "revoke/unknown-app/with-user",
+	"revoke/invalid-content-type", "revoke/invalid-json/syntax", "revoke/invalid-json/wrong-type", "revoke/repeated-param", "revoke/tenant/malformed",
+	"revoke/tenant/unknown", "revoke/too-large", "revoke-by-id/malformed", "retrieve/missing-user-id", "retrieve/unknown-user",
+	"retrieve/malformed-user-id", "retrieve-by-id/malformed", "import/missing/token", "import/missing/user-id",
+	"import/missing/application-id", "import/missing/start-instant", "import/missing/list", "import/duplicate/stored",
+	"import/duplicate/in-batch", "import/unknown-user", "import/unknown-app", "import/all-or-nothing",
+}
+
+// Each broken variant of our server fails exactly the cases its defect touches,
+// and together the variants catch every case of the suite.
+func TestBrokenVariantsAreCaught(t *testing.T) {
+	srv := newServer(t)
+	all := conformance.Select(conformance.Cases(), conformance.ProfileStrict, nil)
+	var allIDs []string
+	for _, c := range all {
+		allIDs = append(allIDs, c.ID)
+	}
+	vs := variants(allIDs)
+	caught := make([][]string, len(vs))
+	t.Run("variants", func(t *testing.T) {
+		for i, v := range vs {
+			t.Run(v.name, func(t *testing.T) {
+				t.Parallel()
+				ts := httptest.NewServer(v.wrap(srv.Handler, srv.Key))
+				defer ts.Close()
+				rep := runSuite(t, conformance.Config{URL: ts.URL, APIKey: srv.Key}, conformance.ProfileStrict)
+				got := rep.FailedIDs()
+				caught[i] = got
+				if _, _, skipped := rep.Counts(); skipped != 0 {
+					t.Errorf("%d cases skipped", skipped)
+				}
+				if missing, extra := diff(got, v.fails); len(missing)+len(extra) > 0 {
+					t.Errorf("variant that %s:\nnot caught by: %q\nunexpectedly failed: %q\n%s", v.defect, missing, extra, text(t, rep))
+				}
+			})
+		}
+	})
+	seen := map[string]bool{}
+	for _, ids := range caught {
+		for _, id := range ids {
+			seen[id] = true
+		}
+	}
+	for _, id := range allIDs {
+		if !seen[id] {
+			t.Errorf("no variant makes case %s fail: the suite cannot show it can fail", id)
+		}
+	}
+	expectNoFixtures(t, srv)
+}
+
+// diff returns the ids in want but not got, and in got but not want.
+func diff(got, want []string) (missing, extra []string) {
+	g, w := map[string]bool{}, map[string]bool{}
+	for _, id := range got {
+		g[id] = true
+	}
+	for _, id := range want {
+		w[id] = true
+		if !g[id] {
+			missing = append(missing, id)
+		}
+	}
+	for _, id := range got {
+		if !w[id] {
+			extra = append(extra, id)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return missing, extra
+}
+
+func withPrefix(ids []string, prefix string) []string {
+	var out []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func everything(*http.Request) bool { return true }
+
+func writeErrors(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = io.WriteString(w, body)
+}
+
+// given is how our server reads a query value: empty, null and undefined are absent.
+func given(v string) bool { return v != "" && v != "null" && v != "undefined" }
+
+func isRevoke(r *http.Request) bool {
+	return r.Method == http.MethodDelete && r.URL.Path == "/api/jwt/refresh"
+}
+
+func isImport(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/api/user/refresh-token/import"
+}
+
+func isList(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Path == "/api/jwt/refresh"
+}
+
+func isGetByID(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/jwt/refresh/")
+}
+
+// onRevoke edits DELETE /api/jwt/refresh requests before the real server sees them.
+func onRevoke(edit func(r *http.Request)) func(http.Handler, string) http.Handler {
+	return func(next http.Handler, _ string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isRevoke(r) {
+				edit(r)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// rewriteAnswer edits the real server's answer to the requests match selects.
+func rewriteAnswer(match func(*http.Request) bool, edit func(rec *httptest.ResponseRecorder)) func(http.Handler, string) http.Handler {
+	return func(next http.Handler, _ string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !match(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			edit(rec)
+			replay(w, rec)
+		})
+	}
+}
+
+// serve runs the real server on r with body and records its answer.
+func serve(next http.Handler, r *http.Request, body []byte) *httptest.ResponseRecorder {
+	r2 := r.Clone(r.Context())
+	setBody(r2, body)
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r2)
+	return rec
+}
+
+func replay(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, vs := range rec.Header() {
+		w.Header()[k] = vs
+	}
+	w.Header().Del("Content-Length")
+	if rec.Body.Len() == 0 {
+		w.Header().Del("Content-Type")
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+func readBody(r *http.Request) []byte {
+	if r.Body == nil {
+		return nil
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	setBody(r, b)
+	return b
+}
+
+func setBody(r *http.Request, b []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	if len(b) == 0 {
+		r.Body = http.NoBody
+		r.Header.Del("Content-Type")
+	}
+}
+
+func editQuery(r *http.Request, edit func(url.Values)) {
+	q := r.URL.Query()
+	edit(q)
+	r.URL.RawQuery = q.Encode()
+}
+
+// editBody edits a JSON object body; other bodies are left as they are.
+func editBody(r *http.Request, edit func(map[string]any)) {
+	b := readBody(r)
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	edit(m)
+	nb, _ := json.Marshal(m)
+	setBody(r, nb)
+}
