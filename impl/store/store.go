@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,8 +79,13 @@ func retryable(err error) bool {
 
 // Store is the PostgreSQL store. It is safe for concurrent use.
 type Store struct {
-	db *sqlx.DB
+	db    *sqlx.DB
+	batch *batcher
+
+	closeOnce sync.Once
 }
+
+var errStoreClosed = errors.New("store: closed")
 
 // Open connects to dsn, checks the connection and applies the embedded migrations.
 func Open(ctx context.Context, dsn string) (*Store, error) {
@@ -106,7 +112,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	s.batch = newBatcher(s)
+	return s, nil
 }
 
 // Migrate applies the embedded migrations under a session lock, so that several
@@ -141,8 +149,11 @@ func MigrateDSN(dsn string) error {
 	return Migrate(context.Background(), db)
 }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the revocation workers and closes the connection pool.
+func (s *Store) Close() error {
+	s.closeOnce.Do(s.batch.close)
+	return s.db.Close()
+}
 
 // DB exposes the pool, for tests and benchmarks that inspect the tables directly.
 func (s *Store) DB() *sqlx.DB { return s.db }

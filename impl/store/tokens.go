@@ -54,9 +54,10 @@ func RevokeBulkStatement(sc Scope, userID, appID *uuid.UUID, info []byte) (strin
 
 // RevokeByToken revokes the live token with the given hash, if it belongs to the
 // given user and application (each optional). info is the event's info object.
+// Concurrent calls are committed together (see batch.go); each still gets its
+// own outcome, only after its revocation committed.
 func (s *Store) RevokeByToken(ctx context.Context, sc Scope, hash []byte, userID, appID *uuid.UUID, info []byte) (RevokeResult, error) {
-	query, args := RevokeByTokenStatement(sc, hash, userID, appID, info)
-	return s.revoke(ctx, query, args...)
+	return s.batch.revoke(ctx, &revokeRequest{sc: sc, userID: userID, appID: appID, hash: hash, info: info})
 }
 
 // RevokeBulk revokes all tokens of a user, of an application, or of a user for an
