@@ -1,6 +1,7 @@
 package impl
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -148,7 +149,13 @@ func (s *Server) classify(err error, c echo.Context) (int, *gen.Errors) {
 	return http.StatusInternalServerError, nil
 }
 
+// logInternal logs a failure with its route. A client that went away mid-request
+// is not the server's failure: that is logged at debug level only.
 func (s *Server) logInternal(c echo.Context, err error) {
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		s.log.Debug("request abandoned by the client", "method", c.Request().Method, "route", c.Path())
+		return
+	}
 	s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "error", err)
 }
 
