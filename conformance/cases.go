@@ -34,7 +34,7 @@ const (
 	docAuth       = "A missing, unknown or insufficient key is answered 401 with an empty body."
 	docTenant     = "A malformed or unknown tenant id is a 400 with the general error `[invalid]tenantId`."
 	docByID       = "Revokes one token without exposing its value. Unknown, expired or already revoked → 404."
-	docList       = "Lists the user's live refresh tokens, newest first, at most 1,000. Expired tokens are left out. Token values are never returned."
+	docList       = "Lists the user's live refresh tokens, newest first (by insertInstant), at most 1,000. Expired tokens are left out. Token values are never returned."
 	docGetByID    = "No live refresh token has this id."
 	docUnmodelled = "Properties a schema does not model are ignored, never rejected: FusionAuth's clients serialise their whole object model."
 	docBodyNull   = "A UUID; empty or null means absent."
