@@ -450,12 +450,7 @@ func prepareRaw(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 			rows[i] = batches[i].storeRows(sp.Import)
 		}
 		do = func(ctx context.Context, i int) (int64, error) {
-			query, args, err := store.InsertTokensStatement(rows[i])
-			if err != nil {
-				return 0, err
-			}
-			_, err = db.ExecContext(ctx, query, args...)
-			return 0, err
+			return 0, store.InsertTokens(ctx, db, rows[i])
 		}
 		units = func(i int) int { return len(batches[i].tokens) }
 	default:

@@ -117,7 +117,7 @@ func (h *harness) header(m Machine) {
 	}
 	fmt.Fprintf(w, "postgresql: %s, %s; %s\n", m.PostgreSQL, where, m.PGSettings)
 	fmt.Fprintf(w, "go:         %s; server in this process on %s, load generator in a child process\n", m.Go, h.env.baseURL)
-	fmt.Fprintf(w, "statements: store.RevokeByTokenStatement, RevokeBulkStatement, InsertTokensStatement (taken per request)\n\n")
+	fmt.Fprintf(w, "statements: store.RevokeByTokenStatement, RevokeBulkStatement, InsertTokens (taken per request)\n\n")
 }
 
 func checkText(r Row) string {

@@ -56,7 +56,7 @@ func TestRevokeBatch(t *testing.T) {
 		want RevokeResult
 	}{
 		{revokeRequest{hash: hashOf("t1")}, RevokeResult{true, true, 1}},
-		{revokeRequest{hash: hashOf("t2"), userID: &other}, RevokeResult{true, true, 0}},  // another user's
+		{revokeRequest{hash: hashOf("t2"), userID: &other}, RevokeResult{true, true, 0}},    // another user's
 		{revokeRequest{hash: hashOf("t2"), userID: &unknown}, RevokeResult{false, true, 0}}, // unknown user
 		{revokeRequest{hash: hashOf("t3"), userID: &user, appID: &app, info: []byte(`{"deviceName":"x"}`)}, RevokeResult{true, true, 1}},
 		{revokeRequest{hash: hashOf("t1")}, RevokeResult{true, true, 0}}, // the same token again, in the same batch
