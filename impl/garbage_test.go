@@ -52,7 +52,7 @@ func TestGarbageNeverFails(t *testing.T) {
 						if resp.Status == http.StatusBadRequest {
 							var e struct {
 								FieldErrors   map[string][]struct{ Code string } `json:"fieldErrors"`
-								GeneralErrors []struct{ Code string }           `json:"generalErrors"`
+								GeneralErrors []struct{ Code string }            `json:"generalErrors"`
 							}
 							if err := json.Unmarshal(resp.Body, &e); err != nil || (len(e.FieldErrors) == 0 && len(e.GeneralErrors) == 0) {
 								t.Fatalf("%s %s with %.40q: 400 body %q is not the error format", method, r.path, body, resp.Body)

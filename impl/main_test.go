@@ -65,7 +65,7 @@ type response struct {
 // errorsBody is FusionAuth's error body, decoded loosely enough to see anything.
 type errorsBody struct {
 	FieldErrors   map[string][]struct{ Code, Message string } `json:"fieldErrors"`
-	GeneralErrors []struct{ Code, Message string }           `json:"generalErrors"`
+	GeneralErrors []struct{ Code, Message string }            `json:"generalErrors"`
 }
 
 // codes lists the error codes of a 400 body as "field:code" and ":code" strings, sorted.
