@@ -38,6 +38,8 @@ check-generated:
 		diff -r generated $$tmp | head -20; exit 1; }
 
 vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "not gofmt-formatted: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 test: check-generated vet
