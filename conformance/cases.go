@@ -65,7 +65,8 @@ const docTooLarge = "A request body larger than the server's limit (8 MiB unless
 
 // Cases returns every case of the suite, grouped by the API they cover:
 // DELETE /api/jwt/refresh, DELETE /api/jwt/refresh/{tokenId},
-// GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, and the import.
+// GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, the import, and the
+// exchange (POST /api/jwt/refresh, with the JWKS that verifies its tokens).
 func Cases() []Case {
 	var all []Case
 	all = append(all, revokeCases()...)
@@ -73,6 +74,7 @@ func Cases() []Case {
 	all = append(all, retrieveCases()...)
 	all = append(all, retrieveByIDCases()...)
 	all = append(all, importCases()...)
+	all = append(all, exchangeCases()...)
 	return all
 }
 
@@ -88,7 +90,28 @@ type usage struct {
 	bulk           bool
 	pick           func(w *world) selector
 	requirement    string
+	// eventDoc and events say which jwt.refresh-token.revoke events the two calls
+	// of the case record, checked in webhook mode.
+	eventDoc, events string
+	// kept is the token nearest the selection that must survive it, for the
+	// exchange cases (a world of at least 2 users × 2 applications × 2 tokens).
+	kept func(w *world) *token
 }
+
+// Sentences of openapi.yaml about the event each revoke form records.
+const (
+	docEventToken   = "`jwt.refresh-token.revoke`: single token (by value or id): applicationId, userId, refreshToken (never its value);"
+	docEventUserApp = "userId + applicationId: applicationId, userId;"
+	docEventApp     = "applicationId only: applicationId;"
+	docEventUser    = "userId only (recorded only when at least one token was revoked): userId."
+)
+
+// What the revoke cases require of their events in webhook mode.
+const (
+	reqEventsIntro = " With webhooks (-webhook-listen): "
+	reqEventInfo   = " Each event's info carries the eventInfo sent."
+	reqSignature   = " In the strict profile every delivery carries X-Refreshd-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with the signingSecret the suite registered>."
+)
 
 // gone says which tokens a selector revokes.
 func (s selector) gone(t *token) bool {
@@ -108,16 +131,28 @@ func (s selector) gone(t *token) bool {
 var usages = []usage{
 	{id: "by-token", title: "Revoke one token by its value", doc: docToken,
 		pick:        func(w *world) selector { return selector{token: w.tok(2, 2, 1)} },
-		requirement: "Exactly that token is revoked — its sibling of the same user and application and every other token remain. Repeating the call answers 404 with an empty body: the token is already revoked."},
+		requirement: "Exactly that token is revoked — its sibling of the same user and application and every other token remain. Repeating the call answers 404 with an empty body: the token is already revoked.",
+		eventDoc:    docEventToken,
+		events:      "the first call records exactly one jwt.refresh-token.revoke event, with the token's userId and applicationId, its refreshToken without the value, and applicationTimeToLiveInSeconds for its application alone; the second call records none.",
+		kept:        func(w *world) *token { return w.tok(2, 2, 2) }},
 	{id: "by-user", title: "Revoke all tokens of a user", doc: docUser, bulk: true,
 		pick:        func(w *world) selector { return selector{user: w.user(2)} },
-		requirement: "Every token of that user, for every application, is revoked; the other users' tokens remain. Repeating the call answers 200 with an empty body."},
+		requirement: "Every token of that user, for every application, is revoked; the other users' tokens remain. Repeating the call answers 200 with an empty body.",
+		eventDoc:    docEventUser,
+		events:      "the first call records exactly one jwt.refresh-token.revoke event, with the userId, no applicationId, and applicationTimeToLiveInSeconds for each application the user had tokens for; the second call, which revokes nothing, records none.",
+		kept:        func(w *world) *token { return w.tok(1, 2, 1) }},
 	{id: "by-user-and-app", title: "Revoke a user's tokens for one application", doc: docUserApp, bulk: true,
 		pick:        func(w *world) selector { return selector{user: w.user(2), app: w.app(2)} },
-		requirement: "Exactly that user's tokens for that application are revoked; the user's tokens for other applications and other users' tokens for that application remain. Repeating the call answers 200 with an empty body."},
+		requirement: "Exactly that user's tokens for that application are revoked; the user's tokens for other applications and other users' tokens for that application remain. Repeating the call answers 200 with an empty body.",
+		eventDoc:    docEventUserApp,
+		events:      "each call records exactly one jwt.refresh-token.revoke event, with the userId and the applicationId, and applicationTimeToLiveInSeconds for that application alone.",
+		kept:        func(w *world) *token { return w.tok(2, 1, 1) }},
 	{id: "by-app", title: "Revoke all tokens of an application", doc: docApp, bulk: true,
 		pick:        func(w *world) selector { return selector{app: w.app(2)} },
-		requirement: "Every token of that application, of every user, is revoked; the tokens of other applications remain. Repeating the call answers 200 with an empty body."},
+		requirement: "Every token of that application, of every user, is revoked; the tokens of other applications remain. Repeating the call answers 200 with an empty body.",
+		eventDoc:    docEventApp,
+		events:      "each call records exactly one jwt.refresh-token.revoke event, with the applicationId, no userId, and applicationTimeToLiveInSeconds for that application alone.",
+		kept:        func(w *world) *token { return w.tok(2, 1, 1) }},
 }
 
 // form is one way of sending a usage: query, body, or as a client library does.
@@ -128,6 +163,8 @@ type form struct {
 	docs        []string
 	requirement string
 	send        func(ctx context.Context, e *Env, s selector) *exchange
+	// withInfo says the form sends eventInfo(), which the events must carry.
+	withInfo bool
 }
 
 func (s selector) values() (tok, user, app string) {
@@ -205,7 +242,7 @@ var forms = []form{
 			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
 		}},
 	{id: "body-event-info", title: "JSON body with eventInfo", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docBody},
-		requirement: "Sent as a JSON body that also carries eventInfo (ipAddress, device, an empty location), without query parameters.",
+		requirement: "Sent as a JSON body that also carries eventInfo (ipAddress, device, an empty location), without query parameters.", withInfo: true,
 		send: func(ctx context.Context, e *Env, s selector) *exchange {
 			tok, user, app := s.values()
 			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app), EventInfo: eventInfo()})
@@ -235,10 +272,15 @@ func revokeCases() []Case {
 			} else {
 				docs = append(docs, docToken404)
 			}
+			docs = append(docs, u.eventDoc)
+			events := reqEventsIntro + u.events
+			if f.withInfo {
+				events += reqEventInfo
+			}
 			cs = append(cs, Case{
 				ID: "revoke/" + u.id + "/" + f.id, Title: u.title + ", " + f.title,
 				Source: f.source, Documented: docs, Profile: f.profile,
-				Requirement: f.requirement + " " + u.requirement + " Each answer is 200 with an empty body unless said otherwise.",
+				Requirement: f.requirement + " " + u.requirement + " Each answer is 200 with an empty body unless said otherwise." + events + reqSignature,
 				Run:         revokeUsage(u, f),
 			})
 		}
@@ -248,7 +290,8 @@ func revokeCases() []Case {
 
 // revokeUsage replays one usage in one form in a world of 3 users × 3
 // applications × 2 tokens, targeting the middle user and application so that
-// tokens on every side of the selection must remain.
+// tokens on every side of the selection must remain; in webhook mode it then
+// checks the events the two calls recorded.
 func revokeUsage(u usage, f form) func(ctx context.Context, e *Env) *Failure {
 	return func(ctx context.Context, e *Env) *Failure {
 		w, fail := e.newWorld(ctx, 3, 3, 2)
@@ -256,24 +299,36 @@ func revokeUsage(u usage, f form) func(ctx context.Context, e *Env) *Failure {
 			return fail
 		}
 		sel := u.pick(w)
-		x := f.send(ctx, e, sel)
-		if fail := e.expectEmpty(x, http.StatusOK); fail != nil {
+		first := f.send(ctx, e, sel)
+		if fail := e.expectEmpty(first, http.StatusOK); fail != nil {
 			fail.Note = w.layout()
 			return fail
 		}
-		if fail := w.expectTokens(ctx, x, sel.gone); fail != nil {
+		if fail := w.expectTokens(ctx, first, sel.gone); fail != nil {
 			return fail
 		}
 		again := http.StatusOK
 		if !u.bulk {
 			again = http.StatusNotFound
 		}
-		x = f.send(ctx, e, sel)
-		if fail := e.expectEmpty(x, again); fail != nil {
+		second := f.send(ctx, e, sel)
+		if fail := e.expectEmpty(second, again); fail != nil {
 			fail.Note = "The same call a second time. " + w.layout()
 			return fail
 		}
-		return w.expectListed(ctx, x, sel.gone)
+		if fail := w.expectListed(ctx, second, sel.gone); fail != nil {
+			return fail
+		}
+		var info *gen.EventInfo
+		if f.withInfo {
+			info = eventInfo()
+		}
+		want := sel.event(w, info)
+		var wantAgain *wantEvent
+		if sel.recordsWhenNothingRevoked() {
+			wantAgain = &want
+		}
+		return w.expectEvents(ctx, sentRevoke{first, &want}, sentRevoke{second, wantAgain})
 	}
 }
 
@@ -585,17 +640,20 @@ func revokeEdgeCases() []Case {
 	}
 }
 
+// revokeByID sends DELETE /api/jwt/refresh/{id} through the generated client.
+func (e *Env) revokeByID(ctx context.Context, id uuid.UUID) *exchange {
+	return call(ctx, func(ctx context.Context) error {
+		_, err := e.s.api.RevokeRefreshTokenByIdWithResponse(ctx, id, nil)
+		return err
+	})
+}
+
 func revokeByIDCases() []Case {
-	byID := func(ctx context.Context, e *Env, id uuid.UUID) *exchange {
-		return call(ctx, func(ctx context.Context) error {
-			_, err := e.s.api.RevokeRefreshTokenByIdWithResponse(ctx, id, nil)
-			return err
-		})
-	}
 	return []Case{
 		{ID: "revoke-by-id/path", Title: "Revoke one token by its id",
-			Source: sourceOpenAPI, Documented: []string{docByID}, Profile: ProfileCore,
-			Requirement: "DELETE /api/jwt/refresh/{id} answers 200 with an empty body; exactly that token is revoked and every other remains. Repeating the call answers 404 with an empty body.",
+			Source: sourceOpenAPI, Documented: []string{docByID, docEventToken}, Profile: ProfileCore,
+			Requirement: "DELETE /api/jwt/refresh/{id} answers 200 with an empty body; exactly that token is revoked and every other remains. Repeating the call answers 404 with an empty body." +
+				reqEventsIntro + "the first call records exactly one jwt.refresh-token.revoke event, with the token's userId and applicationId, its refreshToken without the value, and applicationTimeToLiveInSeconds for its application alone; the second call records none." + reqSignature,
 			Run: func(ctx context.Context, e *Env) *Failure {
 				w, fail := e.newWorld(ctx, 3, 3, 2)
 				if fail != nil {
@@ -603,26 +661,30 @@ func revokeByIDCases() []Case {
 				}
 				t := w.tok(2, 2, 1)
 				gone := func(o *token) bool { return o == t }
-				x := byID(ctx, e, t.id)
-				if fail := e.expectEmpty(x, http.StatusOK); fail != nil {
+				first := e.revokeByID(ctx, t.id)
+				if fail := e.expectEmpty(first, http.StatusOK); fail != nil {
 					fail.Note = w.layout()
 					return fail
 				}
-				if fail := w.expectTokens(ctx, x, gone); fail != nil {
+				if fail := w.expectTokens(ctx, first, gone); fail != nil {
 					return fail
 				}
-				x = byID(ctx, e, t.id)
-				if fail := e.expectEmpty(x, http.StatusNotFound); fail != nil {
+				second := e.revokeByID(ctx, t.id)
+				if fail := e.expectEmpty(second, http.StatusNotFound); fail != nil {
 					fail.Note = "The same call a second time. " + w.layout()
 					return fail
 				}
-				return w.expectListed(ctx, x, gone)
+				if fail := w.expectListed(ctx, second, gone); fail != nil {
+					return fail
+				}
+				want := selector{token: t}.event(w, nil)
+				return w.expectEvents(ctx, sentRevoke{first, &want}, sentRevoke{second, nil})
 			}},
 		{ID: "revoke-by-id/unknown", Title: "An id naming no token is not found",
 			Source: sourceOpenAPI, Documented: []string{docByID}, Profile: ProfileCore,
 			Requirement: "DELETE /api/jwt/refresh/{an id no token has} answers 404 with an empty body and revokes nothing.",
 			Run: refused(nil, func(ctx context.Context, e *Env, w *world) *exchange {
-				return byID(ctx, e, e.unknownID("unknown token id"))
+				return e.revokeByID(ctx, e.unknownID("unknown token id"))
 			}, status(http.StatusNotFound))},
 		{ID: "revoke-by-id/malformed", Title: "A malformed token id cannot be converted",
 			Source: sourceContract, Documented: []string{docByIDErrors}, Profile: ProfileCore,

@@ -36,6 +36,18 @@ type Config struct {
 	Parallel int
 	// HTTPClient sends the requests; nil means a client with a 30-second timeout.
 	HTTPClient *http.Client
+
+	// WebhookListen, when set, is the address (host:port) on which the session
+	// receives webhook deliveries: Run registers a global webhook for
+	// jwt.refresh-token.revoke events there, and the revoke cases then also check
+	// the events their requests recorded. Cleanup deletes the webhook. Without
+	// it those checks are left out and the cases run as they otherwise do.
+	WebhookListen string
+	// WebhookURL is the URL registered for the webhook when the server reaches
+	// the receiver by another address than http://WebhookListen/…
+	WebhookURL string
+	// WebhookWait bounds how long a case waits for its events; 0 means 5 s.
+	WebhookWait time.Duration
 }
 
 // Session runs cases against one server and remembers every fixture it made
@@ -47,6 +59,11 @@ type Session struct {
 	api   *gen.ClientWithResponses
 	runID string
 	fx    *registry
+	// hooks is the webhook receiver in webhook mode, nil otherwise.
+	hooks *receiver
+	// profile is the profile of the run: checks of our own choices inside core
+	// cases (a delivery's signature) are made only in the strict profile.
+	profile Profile
 }
 
 // NewSession checks cfg and prepares the clients; it sends nothing.
@@ -65,6 +82,14 @@ func NewSession(cfg Config) (*Session, error) {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 4
+	}
+	if cfg.WebhookURL != "" {
+		if u, err := url.Parse(cfg.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("the webhook URL %q is not an http(s) URL", cfg.WebhookURL)
+		}
+		if cfg.WebhookListen == "" {
+			return nil, errors.New("a webhook URL needs an address to listen on")
+		}
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -95,6 +120,13 @@ func (s *Session) editRequest(ctx context.Context, r *http.Request) error {
 }
 
 const tenantHeader = "X-FusionAuth-TenantId"
+
+// withoutKey drops the API key editRequest added, for the operations that need
+// none (the exchange, the JWKS): sent without one, they show that none is needed.
+func withoutKey(_ context.Context, r *http.Request) error {
+	r.Header.Del("Authorization")
+	return nil
+}
 
 // maxResponseBody bounds what is read of an answer; no answer of this API is larger.
 const maxResponseBody = 4 << 20
@@ -201,7 +233,8 @@ func (e *Env) step(x *exchange) string {
 	}
 	out := x.method + " " + e.show(target)
 	if len(x.reqBody) > 0 {
-		out += " " + e.show(shorten(x.reqBody, 160))
+		// Label first, then shorten: a token value cut in two would not be labelled.
+		out += " " + shorten([]byte(e.show(string(x.reqBody))), 160)
 	}
 	return out
 }

@@ -63,6 +63,23 @@ func newServerLogging(t *testing.T, log *slog.Logger) *server {
 	return &server{URL: srv.URL, Key: key, Store: st, Handler: e}
 }
 
+// startDispatcher delivers the server's events to its webhooks, as the server's
+// main does, polling often so that webhook mode is quick, until the test ends.
+func startDispatcher(t *testing.T, srv *server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		impl.RunDispatcher(ctx, srv.Store, impl.DispatcherConfig{PollInterval: 10 * time.Millisecond, Workers: 1,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
 // runSuite runs the cases of profile against url, cleans up, and returns the
 // report; a setup error or a failed cleanup fails the test.
 func runSuite(t *testing.T, cfg conformance.Config, profile conformance.Profile) *conformance.Report {
@@ -93,11 +110,12 @@ func text(t *testing.T, rep *conformance.Report) string {
 	return b.String()
 }
 
-// expectNoFixtures checks, in the server's database, that no user, application or
-// refresh token is left: the tests themselves make none through any other path.
+// expectNoFixtures checks, in the server's database, that no user, application,
+// refresh token or webhook is left: the tests themselves make none through any
+// other path.
 func expectNoFixtures(t *testing.T, srv *server) {
 	t.Helper()
-	for _, table := range []string{"users", "applications", "refresh_tokens"} {
+	for _, table := range []string{"users", "applications", "refresh_tokens", "webhooks"} {
 		var n int
 		if err := srv.Store.DB().QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)

@@ -29,15 +29,23 @@ var ErrCutShort = errors.New("the run was cut short")
 // declared before it are done, so live output is always in declaration order.
 //
 // It first makes and removes a minimal fixture; when that fails it returns a
-// *SetupError and runs nothing. Each case removes its own fixtures when it ends;
+// *SetupError and runs nothing. In webhook mode (Config.WebhookListen) it then
+// registers the webhook and sees one event arrive, or returns a *SetupError. Each case removes its own fixtures when it ends;
 // call Cleanup afterwards, with a fresh context, for whatever an interrupted case
 // left. When ctx ends early, the cases not yet run are skipped and the error
 // wraps ErrCutShort.
 func (s *Session) Run(ctx context.Context, profile Profile, cases []Case, live func(Result)) (*Report, error) {
 	rep := &Report{Target: s.cfg.URL, Profile: profile, Results: make([]Result, len(cases))}
+	s.profile = profile
 	if err := s.preflight(ctx); err != nil {
 		rep.Results = nil
 		return rep, err
+	}
+	if s.cfg.WebhookListen != "" {
+		if err := s.startWebhook(ctx); err != nil {
+			rep.Results = nil
+			return rep, err
+		}
 	}
 	done := make([]chan struct{}, len(cases))
 	for i := range done {

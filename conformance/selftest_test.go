@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -27,6 +29,20 @@ func TestRefreshdConforms(t *testing.T) {
 				t.Errorf("got %d passed, %d failed, %d skipped; want %d passed\n%s", passed, failed, skipped, want, text(t, rep))
 			}
 		})
+	}
+	expectNoFixtures(t, srv)
+}
+
+// In webhook mode the revoke cases also check the events their requests
+// recorded, as our dispatcher delivers them; the suite still passes, and deletes
+// its webhook at the end.
+func TestRefreshdConformsWithWebhooks(t *testing.T) {
+	srv := newServer(t)
+	startDispatcher(t, srv)
+	rep := runSuite(t, conformance.Config{URL: srv.URL, APIKey: srv.Key, WebhookListen: "127.0.0.1:0"}, conformance.ProfileStrict)
+	want := len(conformance.Cases())
+	if passed, failed, skipped := rep.Counts(); passed != want || failed != 0 || skipped != 0 {
+		t.Errorf("got %d passed, %d failed, %d skipped; want %d passed\n%s", passed, failed, skipped, want, text(t, rep))
 	}
 	expectNoFixtures(t, srv)
 }
@@ -79,20 +95,28 @@ func TestInterruptedRunCleansUp(t *testing.T) {
 	expectNoFixtures(t, srv)
 }
 
-// A server that cannot be reached, or a key it refuses, is a SetupError and no
-// case runs.
+// A server that cannot be reached, a key it refuses, or a webhook receiver that
+// cannot listen or that no delivery reaches is a SetupError and no case runs.
 func TestSetupErrors(t *testing.T) {
-	srv := newServer(t)
+	srv := newServer(t) // no dispatcher: the server records events but delivers none
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	for _, tc := range []struct {
-		name, url, key, want string
+		name, url, key, listen, want string
 	}{
-		{"unreachable", closed.URL, srv.Key, "cannot reach"},
-		{"wrong key", srv.URL, "not-the-key", "answered 401"},
+		{"unreachable", closed.URL, srv.Key, "", "cannot reach"},
+		{"wrong key", srv.URL, "not-the-key", "", "answered 401"},
+		{"webhook address taken", srv.URL, srv.Key, taken.Addr().String(), "cannot receive webhooks"},
+		{"webhook never delivered", srv.URL, srv.Key, "127.0.0.1:0", "no webhook delivery reached"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := conformance.NewSession(conformance.Config{URL: tc.url, APIKey: tc.key})
+			s, err := conformance.NewSession(conformance.Config{URL: tc.url, APIKey: tc.key,
+				WebhookListen: tc.listen, WebhookWait: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}

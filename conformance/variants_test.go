@@ -2,6 +2,10 @@ package conformance_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,7 +15,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"refreshd/conformance"
 	gen "refreshd/generated"
@@ -21,11 +29,19 @@ import (
 // in front of it: the real server does the work, the wrapper breaks one rule the
 // way a real implementation might. Each variant must make exactly the cases in
 // fails fail (in the strict profile), and every case must be caught by some variant.
+//
+// A variant with webhooks runs in webhook mode, against a server of its own
+// whose events a dispatcher delivers: its defect shows only in the events. A
+// wrapper cannot touch what the dispatcher sends, so a variant whose events are
+// built wrong edits them instead in a relay between the dispatcher and the suite
+// (see relayDeliveries).
 type variant struct {
-	name   string
-	defect string
-	wrap   func(next http.Handler, key string) http.Handler
-	fails  []string
+	name     string
+	defect   string
+	wrap     func(next http.Handler, key string) http.Handler // nil: the real server as it is
+	fails    []string
+	webhooks bool
+	events   func(event map[string]any) // edits each delivered event; needs webhooks
 }
 
 func variants(allIDs []string) []variant {
@@ -47,7 +63,7 @@ func variants(allIDs []string) []variant {
 				"revoke/by-user-and-app/query", "revoke/by-user-and-app/body", "revoke/by-user-and-app/body-event-info",
 				"revoke/by-user-and-app/go-client", "revoke/by-user-and-app/typescript-client",
 				"revoke/malformed-id/query-application-id", "revoke/malformed-id/body-application-id",
-				"revoke/malformed-id/before-unknown", "revoke/unknown-app/with-user",
+				"revoke/malformed-id/before-unknown", "revoke/unknown-app/with-user", "exchange/revoked/by-user-and-app",
 			}},
 		{name: "unknown-token-200", defect: "answers 200 instead of 404 to both DELETEs",
 			wrap: rewriteAnswer(func(r *http.Request) bool {
@@ -62,7 +78,7 @@ func variants(allIDs []string) []variant {
 				"revoke/by-token/query", "revoke/by-token/body", "revoke/by-token/body-event-info", "revoke/by-token/go-client",
 				"revoke/by-token/typescript-client", "revoke/by-token/other-user", "revoke/by-token/other-app",
 				"revoke/by-token/unknown/query", "revoke/by-token/unknown/body", "revoke/by-token/expired",
-				"revoke-by-id/path", "revoke-by-id/unknown",
+				"revoke-by-id/path", "revoke-by-id/unknown", "exchange/expired",
 			}},
 		{name: "drop-delete-body", defect: "ignores the JSON body of DELETE /api/jwt/refresh",
 			wrap: onRevoke(func(r *http.Request) {
@@ -87,7 +103,8 @@ func variants(allIDs []string) []variant {
 					next.ServeHTTP(w, r)
 				})
 			},
-			fails: withPrefix(allIDs, "revoke/")},
+			fails: append(withPrefix(allIDs, "revoke/"), "exchange/revoked/by-token", "exchange/revoked/by-user",
+				"exchange/revoked/by-user-and-app", "exchange/revoked/by-app", "exchange/expired")},
 		{name: "no-key-needed", defect: "lets a request without an API key through",
 			wrap: func(next http.Handler, key string) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +143,7 @@ func variants(allIDs []string) []variant {
 				"revoke/by-token/query", "revoke/by-token/body", "revoke/by-token/body-event-info", "revoke/by-token/go-client",
 				"revoke/by-token/typescript-client", "revoke/by-token/other-user", "revoke/by-token/other-app",
 				"revoke/by-token/unknown/query", "revoke/by-token/unknown/body", "revoke/by-token/expired",
-				"revoke-by-id/path", "revoke-by-id/unknown", "retrieve-by-id/unknown",
+				"revoke-by-id/path", "revoke-by-id/unknown", "retrieve-by-id/unknown", "exchange/expired",
 			}},
 		{name: "null-is-a-value", defect: "takes the query texts null and undefined literally",
 			wrap: onRevoke(func(r *http.Request) {
@@ -420,8 +437,232 @@ func variants(allIDs []string) []variant {
 					next.ServeHTTP(w, del)
 				})
 			},
-			fails: []string{"revoke-by-id/path"}},
+			fails: []string{"revoke-by-id/path", "exchange/revoked/by-id"}},
+		{name: "exchange-ignores-revocation", defect: "answers an exchange of an unknown, revoked or expired token 200 (with a made-up body)",
+			wrap: rewriteAnswer(isExchange, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "[invalid]refreshToken") {
+					rec.Code = http.StatusOK
+					rec.Body = bytes.NewBufferString(`{"token":"e30.e30.c2ln","refreshToken":"made-up","refreshTokenId":"` + uuid.NewString() + `"}`)
+				}
+			}),
+			fails: []string{
+				"exchange/unknown-token", "exchange/revoked/by-token", "exchange/revoked/by-user", "exchange/revoked/by-user-and-app",
+				"exchange/revoked/by-app", "exchange/revoked/by-id", "exchange/expired", "exchange/one-time-use",
+			}},
+		{name: "never-rotates", defect: "answers a OneTimeUse exchange with the refresh token it was sent instead of its successor",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !isExchange(r) {
+						next.ServeHTTP(w, r)
+						return
+					}
+					var sent struct {
+						RefreshToken string `json:"refreshToken"`
+					}
+					_ = json.Unmarshal(readBody(r), &sent)
+					rec := httptest.NewRecorder()
+					next.ServeHTTP(rec, r)
+					editJSON(rec, func(b map[string]any) { b["refreshToken"] = sent.RefreshToken })
+					replay(w, rec)
+				})
+			},
+			fails: []string{"exchange/one-time-use"}},
+		{name: "refresh-token-id-wrong", defect: "answers an exchange with a refreshTokenId that names no token",
+			wrap: rewriteAnswer(isExchange, func(rec *httptest.ResponseRecorder) {
+				editJSON(rec, func(b map[string]any) { b["refreshTokenId"] = uuid.NewString() })
+			}),
+			fails: []string{"exchange/shape", "exchange/claims"}},
+		{name: "jwks-wrong-key", defect: "publishes RSA public keys that do not match the keys it signs with",
+			wrap: rewriteAnswer(func(r *http.Request) bool { return r.URL.Path == "/.well-known/jwks.json" }, func(rec *httptest.ResponseRecorder) {
+				editJSON(rec, func(b map[string]any) {
+					keys, _ := b["keys"].([]any)
+					for _, k := range keys {
+						key, _ := k.(map[string]any)
+						if n, ok := key["n"].(string); ok {
+							mod, _ := base64.RawURLEncoding.DecodeString(n)
+							mod[len(mod)-1] ^= 2 // another odd modulus
+							key["n"] = base64.RawURLEncoding.EncodeToString(mod)
+						}
+					}
+				})
+			}),
+			fails: []string{"exchange/jwks/signature"}},
+		{name: "ignores-app-jwt-configuration", defect: "ignores an application's jwtConfiguration: the tenant's defaults always apply",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/application") {
+						editBody(r, func(b map[string]any) {
+							if app, ok := b["application"].(map[string]any); ok {
+								delete(app, "jwtConfiguration")
+							}
+						})
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: []string{"exchange/expired", "exchange/one-time-use", "exchange/jwks/signature"}},
+		{name: "drop-event-info", defect: "leaves the eventInfo of a DELETE body out of the event", webhooks: true,
+			wrap: onRevoke(func(r *http.Request) {
+				if r.ContentLength > 8<<20 {
+					return // the server refuses it before reading eventInfo
+				}
+				editBody(r, func(b map[string]any) { delete(b, "eventInfo") })
+			}),
+			fails: []string{"revoke/by-token/body-event-info", "revoke/by-user/body-event-info",
+				"revoke/by-user-and-app/body-event-info", "revoke/by-app/body-event-info"}},
+		{name: "revoke-user-per-app", defect: "revokes a user's tokens one application at a time, recording an event for each", webhooks: true,
+			wrap:  revokeUserPerApp,
+			fails: withPrefix(allIDs, "revoke/by-user/")},
+		{name: "ignores-signing-secret", defect: "signs webhook deliveries with a secret of its own, not the signingSecret registered", webhooks: true,
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/webhook") {
+						editBody(r, func(b map[string]any) {
+							if hook, ok := b["webhook"].(map[string]any); ok {
+								hook["signingSecret"] = "a-secret-the-server-chose-itself"
+							}
+						})
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			fails: append(matching(allIDs, usageCase), "revoke-by-id/path")},
+		{name: "event-without-refresh-token", defect: "leaves refreshToken out of the event of a single-token revocation", webhooks: true,
+			events: func(ev map[string]any) { delete(ev, "refreshToken") },
+			fails:  append(withPrefix(matching(allIDs, usageCase), "revoke/by-token/"), "revoke-by-id/path")},
+		{name: "event-names-another-user", defect: "names another user in the userId of its events", webhooks: true,
+			events: func(ev map[string]any) {
+				if _, ok := ev["userId"]; ok {
+					ev["userId"] = uuid.NewString()
+				}
+			},
+			fails: append(withoutPrefix(matching(allIDs, usageCase), "revoke/by-app/"), "revoke-by-id/path")},
 	}
+}
+
+// relayDeliveries stands for a server whose events are built wrong. It registers
+// every webhook with a relay of the test's own instead of the URL given; the
+// relay edits each delivered event, signs it again with the webhook's signing
+// secret, and passes it on to the URL given, in the order it came.
+func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string]any)) http.Handler {
+	type target struct{ url, secret string }
+	var mu sync.Mutex
+	targets := map[string]target{} // relay path → where the delivery was meant to go
+	forward := &http.Client{Timeout: 5 * time.Second}
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		to, ok := targets[r.URL.Path]
+		mu.Unlock()
+		var envelope map[string]map[string]any
+		dec := json.NewDecoder(r.Body)
+		dec.UseNumber()
+		if !ok || dec.Decode(&envelope) != nil || envelope["event"] == nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		edit(envelope["event"])
+		body, _ := json.Marshal(envelope)
+		mac := hmac.New(sha256.New, []byte(to.secret))
+		mac.Write(body)
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, to.url, bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		req.Header.Set("X-Refreshd-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := forward.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	}))
+	t.Cleanup(relay.Close)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/webhook") {
+			editBody(r, func(b map[string]any) {
+				hook, _ := b["webhook"].(map[string]any)
+				url, _ := hook["url"].(string)
+				secret, _ := hook["signingSecret"].(string)
+				if url == "" {
+					return
+				}
+				path := "/" + uuid.NewString()
+				mu.Lock()
+				targets[path] = target{url, secret}
+				mu.Unlock()
+				hook["url"] = relay.URL + path
+			})
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// revokeUserPerApp stands for a server that revokes all of a user's tokens by
+// revoking them for each of the user's applications in turn: the same tokens go,
+// but each step records its own user-and-application event. Requests that are
+// not a plain revocation by user alone pass through unchanged.
+func revokeUserPerApp(next http.Handler, _ string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isRevoke(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body := readBody(r)
+		var b struct {
+			Token, UserID, ApplicationID *string
+			EventInfo                    json.RawMessage
+		}
+		if len(body) > 0 && (r.Header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &b) != nil) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		q := r.URL.Query()
+		pick := func(name string, fromBody *string) string {
+			if fromBody != nil && *fromBody != "" {
+				return *fromBody
+			}
+			if len(q[name]) == 1 && given(q.Get(name)) {
+				return q.Get(name)
+			}
+			return ""
+		}
+		user := pick("userId", b.UserID)
+		if user == "" || pick("token", b.Token) != "" || pick("applicationId", b.ApplicationID) != "" ||
+			len(q["userId"]) > 1 || uuid.Validate(user) != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		list := r.Clone(r.Context())
+		list.Method, list.URL.RawQuery = http.MethodGet, "userId="+user
+		rec := serve(next, list, nil)
+		var listed struct {
+			RefreshTokens []struct {
+				ApplicationID string `json:"applicationId"`
+			} `json:"refreshTokens"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &listed) != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		done := map[string]bool{}
+		for _, t := range listed.RefreshTokens {
+			if done[t.ApplicationID] {
+				continue
+			}
+			done[t.ApplicationID] = true
+			del := r.Clone(r.Context())
+			del.URL.RawQuery = url.Values{"userId": {user}, "applicationId": {t.ApplicationID}}.Encode()
+			var part []byte
+			if len(b.EventInfo) > 0 {
+				part = []byte(`{"eventInfo":` + string(b.EventInfo) + `}`)
+				del.Header.Set("Content-Type", "application/json")
+			}
+			if rec := serve(next, del, part); rec.Code != http.StatusOK {
+				replay(w, rec)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})
 }
 
 // expect400Cases are the cases whose only passing answer is a 400.
@@ -435,6 +676,9 @@ var expect400Cases = []string{
 	"retrieve/malformed-user-id", "retrieve-by-id/malformed", "import/missing/token", "import/missing/user-id",
 	"import/missing/application-id", "import/missing/start-instant", "import/missing/list", "import/duplicate/stored",
 	"import/duplicate/in-batch", "import/unknown-user", "import/unknown-app", "import/all-or-nothing",
+	"exchange/missing-token", "exchange/unknown-token", "exchange/revoked/by-token", "exchange/revoked/by-user",
+	"exchange/revoked/by-user-and-app", "exchange/revoked/by-app", "exchange/revoked/by-id", "exchange/expired",
+	"exchange/one-time-use",
 }
 
 // Each broken variant of our server fails exactly the cases its defect touches,
@@ -452,9 +696,26 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 		for i, v := range vs {
 			t.Run(v.name, func(t *testing.T) {
 				t.Parallel()
-				ts := httptest.NewServer(v.wrap(srv.Handler, srv.Key))
+				real, cfg := srv, conformance.Config{}
+				if v.webhooks {
+					real = newServer(t)
+					startDispatcher(t, real)
+					cfg.WebhookListen = "127.0.0.1:0"
+				}
+				handler := real.Handler
+				if v.wrap != nil {
+					handler = v.wrap(handler, real.Key)
+				}
+				if v.events != nil {
+					handler = relayDeliveries(t, handler, v.events)
+				}
+				ts := httptest.NewServer(handler)
 				defer ts.Close()
-				rep := runSuite(t, conformance.Config{URL: ts.URL, APIKey: srv.Key}, conformance.ProfileStrict)
+				cfg.URL, cfg.APIKey = ts.URL, real.Key
+				rep := runSuite(t, cfg, conformance.ProfileStrict)
+				if v.webhooks {
+					expectNoFixtures(t, real)
+				}
 				got := rep.FailedIDs()
 				caught[i] = got
 				if _, _, skipped := rep.Counts(); skipped != 0 {
@@ -502,6 +763,30 @@ func diff(got, want []string) (missing, extra []string) {
 	return missing, extra
 }
 
+// usageCase matches the cases that replay a documented revoke usage in one form:
+// with revoke-by-id/path, the cases that check events in webhook mode.
+var usageCase = regexp.MustCompile(`^revoke/by-(token|user|user-and-app|app)/(query|body|body-event-info|go-client|typescript-client)$`)
+
+func matching(ids []string, re *regexp.Regexp) []string {
+	var out []string
+	for _, id := range ids {
+		if re.MatchString(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func withoutPrefix(ids []string, prefix string) []string {
+	var out []string
+	for _, id := range ids {
+		if !strings.HasPrefix(id, prefix) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 func withPrefix(ids []string, prefix string) []string {
 	var out []string
 	for _, id := range ids {
@@ -535,6 +820,10 @@ func isList(r *http.Request) bool {
 	return r.Method == http.MethodGet && r.URL.Path == "/api/jwt/refresh"
 }
 
+func isExchange(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/api/jwt/refresh"
+}
+
 func isGetByID(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/jwt/refresh/")
 }
@@ -565,6 +854,17 @@ func rewriteAnswer(match func(*http.Request) bool, edit func(rec *httptest.Respo
 			replay(w, rec)
 		})
 	}
+}
+
+// editJSON edits a 200 answer whose body is a JSON object; others are left as they are.
+func editJSON(rec *httptest.ResponseRecorder, edit func(map[string]any)) {
+	var m map[string]any
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &m) != nil {
+		return
+	}
+	edit(m)
+	b, _ := json.Marshal(m)
+	rec.Body = bytes.NewBuffer(b)
 }
 
 // serve runs the real server on r with body and records its answer.

@@ -67,12 +67,16 @@ func sortFixtures(fs []fixture, order map[fixture]int) {
 	})
 }
 
-// Cleanup hard-deletes every user and application the session made and has not
+// Cleanup deletes the webhook the session registered and stops its receiver,
+// then hard-deletes every user and application the session made and has not
 // removed yet, with their refresh tokens. Call it once Run has returned, with a
 // context of its own: after an interrupt the run's context is already cancelled.
 // The error names what could not be removed.
 func (s *Session) Cleanup(ctx context.Context) error {
 	var errs []error
+	if err := s.stopWebhook(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	for _, f := range s.fx.snapshot() {
 		if err := s.remove(ctx, f); err != nil {
 			errs = append(errs, err)
@@ -157,15 +161,17 @@ func (e *Env) createUser(ctx context.Context, name string) (uuid.UUID, *Failure)
 	return id, nil
 }
 
-// createApp makes an application with a fresh id, labelled name.
-func (e *Env) createApp(ctx context.Context, name string) (uuid.UUID, *Failure) {
+// createApp makes an application with a fresh id, labelled name, with the
+// given jwtConfiguration (nil: none, so the tenant's settings apply).
+func (e *Env) createApp(ctx context.Context, name string, jwt *gen.JWTConfiguration) (uuid.UUID, *Failure) {
 	id := uuid.New()
 	e.label(id.String(), name)
 	f := fixture{"application", id}
 	e.s.fx.add(f)
 	e.made = append(e.made, f)
 	body := gen.ApplicationRequest{Application: gen.Application{
-		Name: fmt.Sprintf("conformance %s %s %s", e.s.runID, name, id.String()[:8]),
+		Name:             fmt.Sprintf("conformance %s %s %s", e.s.runID, name, id.String()[:8]),
+		JwtConfiguration: jwt,
 	}}
 	x := call(ctx, func(ctx context.Context) error {
 		_, err := e.s.api.CreateApplicationWithIdWithResponse(ctx, id, nil, body)
@@ -207,6 +213,11 @@ type world struct {
 // newWorld makes nUsers users, nApps applications and perPair tokens for each
 // pair, imports the tokens in one batch and learns their ids from the listing.
 func (e *Env) newWorld(ctx context.Context, nUsers, nApps, perPair int) (*world, *Failure) {
+	return e.newWorldWith(ctx, nUsers, nApps, perPair, nil)
+}
+
+// newWorldWith is newWorld with applications made with the given jwtConfiguration.
+func (e *Env) newWorldWith(ctx context.Context, nUsers, nApps, perPair int, jwt *gen.JWTConfiguration) (*world, *Failure) {
 	// A minute in the past, in whole seconds: a server whose clock is a little
 	// behind must not see a startInstant in the future.
 	w := &world{e: e, base: time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()}
@@ -218,7 +229,7 @@ func (e *Env) newWorld(ctx context.Context, nUsers, nApps, perPair int) (*world,
 		w.users = append(w.users, id)
 	}
 	for i := 1; i <= nApps; i++ {
-		id, f := e.createApp(ctx, fmt.Sprintf("a%d", i))
+		id, f := e.createApp(ctx, fmt.Sprintf("a%d", i), jwt)
 		if f != nil {
 			return nil, f
 		}

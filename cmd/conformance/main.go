@@ -3,6 +3,11 @@
 // whether each documented usage behaves as documented.
 //
 //	conformance -url https://auth.example.com -api-key KEY [-tenant-id ID] [-profile core|strict]
+//	            [-webhook-listen ADDR [-webhook-url URL]]
+//
+// With -webhook-listen the suite receives webhook deliveries on ADDR, registers a
+// webhook for jwt.refresh-token.revoke events there for the run (and deletes it
+// afterwards), and the revoke cases also check the events their requests recorded.
 //
 // Exit status: 0 when every case passed, 1 when a case failed, 2 when the run
 // could not be made (bad flags, target unreachable, fixtures impossible, run cut
@@ -41,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jsonFile := fs.String("json", "", "also write a JSON report to this file")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up the run after this long")
 	parallel := fs.Int("parallel", 4, "cases run at once (output order does not depend on it)")
+	webhookListen := fs.String("webhook-listen", "", "receive webhook deliveries on this host:port and check the events of the revoke cases")
+	webhookURL := fs.String("webhook-url", "", "with -webhook-listen: register this URL for the webhook, when the server reaches the receiver by another address than http://<webhook-listen>/…")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -80,7 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance: -url is required")
 		return 2
 	}
-	s, err := conformance.NewSession(conformance.Config{URL: *url, APIKey: *key, TenantID: *tenant, Parallel: *parallel})
+	s, err := conformance.NewSession(conformance.Config{URL: *url, APIKey: *key, TenantID: *tenant, Parallel: *parallel,
+		WebhookListen: *webhookListen, WebhookURL: *webhookURL})
 	if err != nil {
 		fmt.Fprintf(stderr, "conformance: %v\n", err)
 		return 2
