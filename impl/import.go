@@ -70,8 +70,11 @@ func (s *Server) ImportRefreshTokens(ctx context.Context, req gen.ImportRefreshT
 		rows := make([]store.RefreshToken, len(items))
 		for i, it := range items {
 			at := func(field string) string { return fmt.Sprintf("refreshTokens[%d].%s", i, field) }
-			userTenant, userOK := look.UserTenants[it.UserId]
 			app, appOK := look.Applications[it.ApplicationId]
+			userTenant, userOK := look.UserTenants[it.UserId]
+			if look.UserTenants == nil { // the optimistic first pass: the foreign keys check users
+				userTenant, userOK = app.TenantID, true
+			}
 			if !userOK {
 				errs.field(at("userId"), "[invalid]refreshTokens.userId", "No user has this id.")
 			}

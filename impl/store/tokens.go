@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"database/sql"
 	"fmt"
 
@@ -135,7 +136,9 @@ func (s *Store) RefreshTokensByUser(ctx context.Context, sc Scope, userID uuid.U
 
 // ImportLookup is what an import needs to know to validate a batch: the users and
 // applications it names (within the scope), the tenants of those applications,
-// and which of its token hashes are already held by live tokens.
+// and which of its token hashes are already held by live tokens. In the first,
+// optimistic pass UserTenants and Taken are nil: not looked up, because the
+// constraints of the insert check them anyway.
 type ImportLookup struct {
 	UserTenants  map[uuid.UUID]uuid.UUID
 	Applications map[uuid.UUID]Application
@@ -163,13 +166,51 @@ UNION ALL
 SELECT 'taken', NULL, NULL, NULL, r.token_hash
 FROM refresh_tokens r WHERE r.token_hash = ANY ($3::bytea[]) AND r.expires_at > $5`
 
-// ImportRefreshTokens stores a batch atomically: it looks up what the batch names
-// (one statement), hands that to build, which validates the batch and returns the
-// rows to insert (or an error, which is returned as it is), and copies them in
-// one transaction. A user, application or token value that changed in between
-// surfaces as a *ConstraintError.
+// The optimistic first pass of an import looks up only the applications and their
+// tenants (a batch names few): their configurations set each token's expiry.
+const importLookupApplications = `
+SELECT 'application' AS kind, a.id, a.tenant_id, a.jwt_configuration, NULL::bytea AS token_hash
+FROM applications a WHERE a.id = ANY ($1::uuid[]) AND ($2::uuid IS NULL OR a.tenant_id = $2)
+UNION ALL
+SELECT 'tenant', t.id, t.id, t.jwt_configuration, NULL
+FROM tenants t WHERE t.id IN (SELECT tenant_id FROM applications WHERE id = ANY ($1::uuid[]))`
+
+// ImportRefreshTokens stores a batch atomically. build validates the batch against
+// what was looked up and returns the rows to insert, or an error, which is
+// returned as it is. The common case costs two statements: the first pass looks up
+// only the applications and copies the rows, letting the foreign keys and the
+// unique token hash check users and duplicates. Only when that pass fails does a
+// second one look up everything (and free the values of expired tokens), so that
+// build can say which tokens are wrong and why, and copy again if none is. A user,
+// application or value that changed in between surfaces as a *ConstraintError.
 func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appIDs []uuid.UUID, hashes [][]byte,
 	build func(ImportLookup) ([]RefreshToken, error)) error {
+	look, err := s.importLookup(ctx, importLookupApplications, uuidArray(appIDs), sc.TenantID)
+	if err != nil {
+		return err
+	}
+	look.UserTenants, look.Taken = nil, nil
+	toInsert, err := build(look)
+	if err == nil {
+		err = InsertTokens(ctx, s.db.DB, toInsert)
+		var ce *ConstraintError
+		if !errors.As(err, &ce) {
+			return err
+		}
+	}
+	// Something is wrong with the batch: look up everything, to say exactly what.
+	look, err = s.importLookup(ctx, importLookup, uuidArray(userIDs), uuidArray(appIDs), pq.ByteaArray(hashes),
+		sc.TenantID, NowMillis())
+	if err != nil {
+		return err
+	}
+	if toInsert, err = build(look); err != nil {
+		return err
+	}
+	return retry(func() error { return InsertTokens(ctx, s.db.DB, toInsert) })
+}
+
+func (s *Store) importLookup(ctx context.Context, query string, args ...any) (ImportLookup, error) {
 	look := ImportLookup{
 		UserTenants:  map[uuid.UUID]uuid.UUID{},
 		Applications: map[uuid.UUID]Application{},
@@ -185,11 +226,10 @@ func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appI
 	}
 	err := retry(func() error {
 		rows = rows[:0]
-		return s.db.SelectContext(ctx, &rows, importLookup, uuidArray(userIDs), uuidArray(appIDs),
-			pq.ByteaArray(hashes), sc.TenantID, NowMillis())
+		return s.db.SelectContext(ctx, &rows, query, args...)
 	})
 	if err != nil {
-		return err
+		return look, err
 	}
 	for _, r := range rows {
 		switch r.Kind {
@@ -203,11 +243,7 @@ func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appI
 			look.Taken[string(r.TokenHash)] = true
 		}
 	}
-	toInsert, err := build(look)
-	if err != nil {
-		return err
-	}
-	return retry(func() error { return InsertTokens(ctx, s.db.DB, toInsert) })
+	return look, nil
 }
 
 // tokenCopyColumns are the columns InsertTokens copies, in order.
