@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"refreshd/impl"
 	"refreshd/impl/store"
 	"refreshd/internal/dbtest"
+	"refreshd/internal/testserver"
 )
 
 func TestMain(m *testing.M) {
@@ -44,23 +44,8 @@ func newServer(t *testing.T) *server {
 
 func newServerLogging(t *testing.T, log *slog.Logger) *server {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, dbtest.NewDSN(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := impl.NewKeyValue()
-	if _, err := impl.EnsureBootstrapKey(ctx, st, key); err != nil {
-		t.Fatalf("bootstrap key: %v", err)
-	}
-	e, err := impl.New(impl.Config{Logger: log}, st)
-	if err != nil {
-		t.Fatalf("impl.New: %v", err)
-	}
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return &server{URL: srv.URL, Key: key, Store: st, Handler: e}
+	srv := testserver.Start(t, log)
+	return &server{URL: srv.URL, Key: srv.Key, Store: srv.Store, Handler: srv.Handler}
 }
 
 // startDispatcher delivers the server's events to its webhooks, as the server's

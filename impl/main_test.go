@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"refreshd/impl"
 	"refreshd/impl/store"
 	"refreshd/internal/dbtest"
+	"refreshd/internal/testserver"
 )
 
 func TestMain(m *testing.M) {
@@ -35,24 +35,8 @@ type testServer struct {
 
 func newServer(t *testing.T) *testServer {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, dbtest.NewDSN(t))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := impl.NewKeyValue()
-	if _, err := impl.EnsureBootstrapKey(ctx, st, key); err != nil {
-		t.Fatalf("bootstrap key: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e, err := impl.New(impl.Config{Logger: log}, st)
-	if err != nil {
-		t.Fatalf("impl.New: %v", err)
-	}
-	srv := httptest.NewServer(e)
-	t.Cleanup(srv.Close)
-	return &testServer{t: t, URL: srv.URL, Key: key, Store: st}
+	srv := testserver.Start(t, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return &testServer{t: t, URL: srv.URL, Key: srv.Key, Store: srv.Store}
 }
 
 // response is what came back, with the body read.
