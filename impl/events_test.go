@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -358,4 +359,43 @@ func TestWebhookAPI(t *testing.T) {
 	}
 	s.expect(req{method: "DELETE", path: "/api/webhook/" + id}, 200)
 	s.expect(req{method: "GET", path: "/api/webhook/" + id}, 404)
+}
+
+// TestCallerAddress: an event's ipAddress is the direct peer, unless the peer is
+// a configured trusted proxy, whose X-Forwarded-For then names the caller.
+func TestCallerAddress(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		trusted string
+		want    string
+	}{
+		{"untrusted peer: header ignored", "", "127.0.0.1"},
+		{"trusted proxy: header believed", "127.0.0.0/8", "203.0.113.5"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newServer(t)
+			cfg := impl.Config{}
+			if c.trusted != "" {
+				_, n, _ := net.ParseCIDR(c.trusted)
+				cfg.TrustedProxies = []*net.IPNet{n}
+			}
+			e, err := impl.New(cfg, s.Store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(e)
+			defer srv.Close()
+			s.URL = srv.URL
+			w := s.seed(1, 1, 1)
+			s.expect(req{method: "DELETE", path: "/api/jwt/refresh?userId=" + w.users[0].String(),
+				header: map[string]string{"X-Forwarded-For": "203.0.113.5"}}, 200)
+			var ip string
+			if err := s.Store.DB().Get(&ip, `SELECT body->'info'->>'ipAddress' FROM events WHERE user_id = $1`, w.users[0]); err != nil {
+				t.Fatal(err)
+			}
+			if ip != c.want {
+				t.Fatalf("ipAddress: got %q, want %q", ip, c.want)
+			}
+		})
+	}
 }

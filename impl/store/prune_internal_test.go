@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"refreshd/internal/dbtest"
+)
+
+// TestPruneEvents: delivered events past the cut-off go, in batches; events a
+// webhook still waits for stay, however old.
+func TestPruneEvents(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, dbtest.NewDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tenant, err := s.DefaultTenant(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := Webhook{ID: uuid.New(), URL: "http://127.0.0.1:1/", EventsEnabled: []string{"jwt.refresh-token.revoke"},
+		Global: true, ConnectTimeoutMs: 1000, ReadTimeoutMs: 1000, SigningSecret: []byte("s")}
+	if err := s.CreateWebhook(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	record := func(at int64) (seq int64) {
+		t.Helper()
+		if _, err := s.db.Exec(`SELECT record_event('jwt.refresh-token.revoke', $1, NULL, NULL, '{}', '{}', $2)`, tenant.ID, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Get(&seq, `SELECT max(seq) FROM events`); err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	for i := 0; i < 5; i++ { // old and delivered: pruned
+		seq := record(1000 + int64(i))
+		if err := s.MarkDelivered(ctx, hook.ID, seq, 2000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(1500)                 // old but undelivered: kept
+	fresh := record(NowMillis()) // delivered but recent: kept
+	if err := s.MarkDelivered(ctx, hook.ID, fresh, NowMillis()); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for {
+		n, err := s.PruneEvents(ctx, NowMillis()-60_000, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n < 2 {
+			break
+		}
+	}
+	var left int
+	if err := s.db.Get(&left, `SELECT count(*) FROM events`); err != nil {
+		t.Fatal(err)
+	}
+	if total != 5 || left != 2 {
+		t.Fatalf("pruned %d, left %d; want 5 and 2", total, left)
+	}
+}
