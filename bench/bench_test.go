@@ -71,7 +71,10 @@ func TestSmoke(t *testing.T) {
 			want = append(want, "revoke-token/"+form+"/c"+strconv.Itoa(c))
 		}
 	}
-	want = append(want, "revoke-user/c4", "revoke-user-app/c4")
+	want = append(want, "revoke-token/webhooks/c"+strconv.Itoa(scale.WebhookConcurrency), "revoke-user/c4", "revoke-user-app/c4")
+	for _, c := range scale.ExchangeConcurrencies {
+		want = append(want, "exchange/c"+strconv.Itoa(c))
+	}
 	for _, c := range scale.ImportConcurrencies {
 		want = append(want, "import/c"+strconv.Itoa(c))
 	}
@@ -94,8 +97,11 @@ func TestSmoke(t *testing.T) {
 			if r.Errors > 0 {
 				t.Errorf("%d requests failed: %s", r.Errors, r.FirstError)
 			}
-			if r.Check != "ok" {
+			if r.WebhookEvents == nil && r.Check != "ok" {
 				t.Errorf("check: got %q, want ok", r.Check)
+			}
+			if r.WebhookEvents != nil && !strings.HasPrefix(r.Check, "ok; webhook: ") {
+				t.Errorf("check: got %q, want ok and the webhook's deliveries", r.Check)
 			}
 			if r.ServerPerS == nil || r.RawPerS == nil || r.Ratio == nil || r.P50ms == nil || r.P99ms == nil {
 				t.Errorf("missing measurements: %+v", r)
@@ -113,9 +119,11 @@ func TestSmoke(t *testing.T) {
 				}
 			}
 			// Fixed-count runs revoke whole pools; only the user + application
-			// run's second application and the imports keep tokens.
+			// run's second application, the imports and the exchanges (of
+			// reusable tokens) keep tokens.
 			for _, c := range r.Checks {
-				keeps := strings.Contains(c.What, "other application") || strings.HasPrefix(r.Name, "import/")
+				keeps := strings.Contains(c.What, "other application") || strings.HasPrefix(r.Name, "import/") ||
+					strings.HasPrefix(r.Name, "exchange/")
 				if !keeps && c.Want != 0 {
 					t.Errorf("%s: want every token revoked, %d expected to be left", c.What, c.Want)
 				}
@@ -123,8 +131,21 @@ func TestSmoke(t *testing.T) {
 					t.Errorf("%s: want tokens kept, none expected", c.What)
 				}
 			}
-			if strings.HasPrefix(r.Name, "revoke-token/") && (r.N != r.RawN || r.N == 0) {
+			if (strings.HasPrefix(r.Name, "revoke-token/") || strings.HasPrefix(r.Name, "exchange/")) && (r.N != r.RawN || r.N == 0) {
 				t.Errorf("timed requests: server %d, raw %d; want equal and non-zero", r.N, r.RawN)
+			}
+			if strings.HasPrefix(r.Name, "revoke-token/webhooks/") {
+				// One delivery per revocation of the server run, warm-up
+				// included; a few hundred are delivered well within the wait.
+				if r.WebhookEvents == nil || r.WebhookDelivered == nil {
+					t.Fatal("no webhook counts")
+				}
+				if want := int64(r.N + max(2*r.Concurrency, scale.MinWarmup)); *r.WebhookEvents != want {
+					t.Errorf("webhook events: %d, want %d", *r.WebhookEvents, want)
+				}
+				if *r.WebhookDelivered != *r.WebhookEvents {
+					t.Errorf("webhook: %d of %d events delivered", *r.WebhookDelivered, *r.WebhookEvents)
+				}
 			}
 		})
 	}
@@ -137,7 +158,7 @@ func TestSmoke(t *testing.T) {
 	}
 	if hasEvents {
 		var infos []string
-		rows, err := db.QueryContext(ctx, `SELECT DISTINCT (body -> 'info')::text FROM events WHERE type LIKE '%revoke%'`)
+		rows, err := db.QueryContext(ctx, `SELECT DISTINCT (body -> 'info')::text FROM events WHERE type LIKE '%revoke%' OR type = 'jwt.refresh'`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,8 +173,17 @@ func TestSmoke(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(infos) != 1 {
-			t.Errorf("revoke events carry %d different info objects %v, want one", len(infos), infos)
+			t.Errorf("revoke and refresh events carry %d different info objects %v, want one", len(infos), infos)
 		}
+	}
+
+	// The webhook is gone: later scenarios made no deliveries.
+	var hooks, deliveries int64
+	if err := db.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM webhooks), (SELECT count(*) FROM deliveries)`).Scan(&hooks, &deliveries); err != nil {
+		t.Fatal(err)
+	}
+	if hooks != 0 || deliveries != 0 {
+		t.Errorf("after the run: %d webhooks, %d deliveries; want none", hooks, deliveries)
 	}
 
 	var buf bytes.Buffer

@@ -71,6 +71,16 @@ type Scale struct {
 	SmallTable           int
 	LatencyConcurrencies []int
 	LatencyCount         map[int]int
+	// ExchangeConcurrencies and ExchangeCount: exchanges of a reusable refresh
+	// token for a JWT, per concurrency, cycling through ExchangePool imported
+	// tokens (one pool for the server, one for the raw side).
+	ExchangeConcurrencies []int
+	ExchangeCount         map[int]int
+	ExchangePool          int
+	// WebhookConcurrency and WebhookCount: revoke by token (query form) with a
+	// webhook registered for the revoke event and the dispatcher running.
+	WebhookConcurrency int
+	WebhookCount       int
 	// SeedConcurrency is the number of import requests in flight while seeding.
 	SeedConcurrency int
 	// MinWarmup is the least number of un-timed requests before each run; at
@@ -91,6 +101,8 @@ func Full() Scale {
 		UserConcurrency:    16, UserCount: 3_000, TokensPerUser: 10,
 		ImportConcurrencies: []int{1, 4}, ImportTokens: 100_000, BatchSize: 1_000,
 		SmallTable: 10_000, LatencyConcurrencies: []int{1, 16}, LatencyCount: map[int]int{1: 1_500, 16: 3_000},
+		ExchangeConcurrencies: []int{1, 16}, ExchangeCount: map[int]int{1: 5_000, 16: 20_000}, ExchangePool: 1_000,
+		WebhookConcurrency: 16, WebhookCount: 20_000,
 		SeedConcurrency: 4, MinWarmup: 20, ProfileConcurrency: 16,
 	}
 }
@@ -107,6 +119,8 @@ func Quick() Scale {
 		UserConcurrency:    16, UserCount: 1_000, TokensPerUser: 10,
 		ImportConcurrencies: []int{1, 4}, ImportTokens: 20_000, BatchSize: 1_000,
 		SmallTable: 10_000, LatencyConcurrencies: []int{1, 16}, LatencyCount: map[int]int{1: 1_000, 16: 2_000},
+		ExchangeConcurrencies: []int{1, 16}, ExchangeCount: map[int]int{1: 1_000, 16: 3_000}, ExchangePool: 500,
+		WebhookConcurrency: 16, WebhookCount: 3_000,
 		SeedConcurrency: 4, MinWarmup: 20, ProfileConcurrency: 16,
 	}
 }
@@ -123,6 +137,8 @@ func Smoke() Scale {
 		UserConcurrency:    4, UserCount: 10, TokensPerUser: 10,
 		ImportConcurrencies: []int{1, 2}, ImportTokens: 200, BatchSize: 100,
 		SmallTable: 200, LatencyConcurrencies: []int{1, 4}, LatencyCount: map[int]int{1: 20, 4: 40},
+		ExchangeConcurrencies: []int{1, 4}, ExchangeCount: map[int]int{1: 20, 4: 40}, ExchangePool: 20,
+		WebhookConcurrency: 4, WebhookCount: 40,
 		SeedConcurrency: 2, MinWarmup: 2, ProfileConcurrency: 4,
 	}
 }

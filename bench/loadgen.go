@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/lib/pq"
 
 	"refreshd/impl/store"
 )
@@ -71,6 +69,7 @@ const (
 	opRevokeUserApp    = "revoke-user-app"    // ?userId=&applicationId=
 	opRevokeApp        = "revoke-app"         // ?applicationId=, one request
 	opImport           = "import"             // POST /api/user/refresh-token/import
+	opExchange         = "exchange"           // POST /api/jwt/refresh {"refreshToken":…}, no API key
 )
 
 // runSpec is one measured run. Items are tokens, users, applications or import
@@ -87,7 +86,7 @@ type runSpec struct {
 	DSN         string          `json:"dsn,omitempty"`
 	EventInfo   json.RawMessage `json:"event_info,omitempty"` // raw: the revoke event's info, as the server builds it
 	Seed        string          `json:"seed"`
-	Pool        pool            `json:"pool"` // revoke-token: the tokens; revoke-user*: pool.Group's users
+	Pool        pool            `json:"pool"` // revoke-token, exchange: the tokens; revoke-user*: pool.Group's users
 	AppID       uuid.UUID       `json:"app_id"`
 	// WarmupAppID is the application of revoke-app's warm-up items: one without
 	// tokens, so that warming up opens the connection and caches the plans
@@ -341,9 +340,18 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 			bodies[i] = batches[i].httpBody(sp.Import.StartInstant)
 		}
 		units = func(i int) int { return len(batches[i].tokens) }
+	case opExchange:
+		// Reusable tokens: item i exchanges token i mod the pool's size.
+		method = http.MethodPost
+		bodies = make([][]byte, n)
+		for i := range urls {
+			urls[i] = endpoint
+			bodies[i], _ = json.Marshal(map[string]string{"refreshToken": tokenValue(sp.Seed, sp.Pool.Name, i%sp.Pool.Size)})
+		}
 	default:
 		return nil, nil, nil, fmt.Errorf("unknown operation %q", sp.Op)
 	}
+	withKey := sp.Op != opExchange // the exchange is a client's call: no API key
 	do := func(ctx context.Context, i int) (int64, error) {
 		var body io.Reader
 		if bodies != nil {
@@ -353,7 +361,9 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 		if err != nil {
 			return 0, err
 		}
-		req.Header.Set("Authorization", sp.APIKey)
+		if withKey {
+			req.Header.Set("Authorization", sp.APIKey)
+		}
 		if bodies != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -368,17 +378,24 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("%s %s: status %d %s", method, urls[i], resp.StatusCode, bytes.TrimSpace(b))
 		}
+		if !withKey && !bytes.Contains(b, []byte(`"token":"`)) {
+			return 0, fmt.Errorf("%s %s: 200 without an access token: %s", method, urls[i], bytes.TrimSpace(b))
+		}
 		return 0, nil
 	}
 	return do, units, closeFn, nil
 }
 
 func prepareRaw(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
-	connector, err := pq.NewConnector(sp.DSN)
+	if sp.Op == opExchange {
+		return prepareRawExchange(sp, n)
+	}
+	// Connected exactly as the store connects (binary parameters: one round trip
+	// per statement), so that the comparison is of the statements alone.
+	db, err := store.OpenDB(sp.DSN)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	db := sql.OpenDB(connector)
 	// One connection per client, as each client of a database would have.
 	db.SetMaxOpenConns(sp.Concurrency)
 	db.SetMaxIdleConns(sp.Concurrency)
@@ -537,4 +554,38 @@ func (b importBatch) storeRows(im *importSpec) []store.RefreshToken {
 		}
 	}
 	return rows
+}
+
+// prepareRawExchange runs the server's exchange transaction for the default
+// application configuration (reusable, fixed expiry) through the store itself:
+// the same statements in the same transaction, without HTTP, validation, JSON
+// or signing. store.Open finds the migrations applied and starts the store's
+// small background workers; closeFn stops them.
+func prepareRawExchange(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
+	if sp.Pool.Size < 1 {
+		return nil, nil, nil, errors.New("exchange: empty pool")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, sp.DSN)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// One connection per client, as for the other raw runs.
+	st.DB().SetMaxOpenConns(sp.Concurrency)
+	st.DB().SetMaxIdleConns(sp.Concurrency)
+	closeFn := func() { _ = st.Close() }
+	hashes := make([][]byte, sp.Pool.Size)
+	for i := range hashes {
+		hashes[i] = tokenHash(tokenValue(sp.Seed, sp.Pool.Name, i))
+	}
+	info := []byte(sp.EventInfo)
+	decide := func(s store.ExchangeState) (store.ExchangePlan, error) {
+		return store.ExchangePlan{StartInstant: s.Token.StartInstant, ExpiresAt: s.Token.ExpiresAt}, nil
+	}
+	do := func(ctx context.Context, i int) (int64, error) {
+		_, _, err := st.ExchangeRefreshToken(ctx, hashes[i%len(hashes)], store.NowMillis(), info, decide)
+		return 0, err
+	}
+	return do, nil, closeFn, nil
 }

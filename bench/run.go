@@ -117,7 +117,8 @@ func (h *harness) header(m Machine) {
 	}
 	fmt.Fprintf(w, "postgresql: %s, %s; %s\n", m.PostgreSQL, where, m.PGSettings)
 	fmt.Fprintf(w, "go:         %s; server in this process on %s, load generator in a child process\n", m.Go, h.env.baseURL)
-	fmt.Fprintf(w, "statements: store.RevokeByTokenStatement, RevokeBulkStatement, InsertTokens (taken per request)\n\n")
+	fmt.Fprintf(w, "statements: store.RevokeByTokenStatement, RevokeBulkStatement, InsertTokens (taken per request);\n")
+	fmt.Fprintf(w, "            exchange: (*store.Store).ExchangeRefreshToken, the server's transaction\n\n")
 }
 
 func checkText(r Row) string {
@@ -130,10 +131,18 @@ func checkText(r Row) string {
 			bad = append(bad, fmt.Sprintf("%s: %d tokens left, want %d", c.What, c.Got, c.Want))
 		}
 	}
-	if len(bad) == 0 {
-		return "ok"
+	text := "ok"
+	if len(bad) > 0 {
+		text = "FAIL: " + strings.Join(bad, "; ")
 	}
-	return "FAIL: " + strings.Join(bad, "; ")
+	if r.WebhookEvents != nil && r.WebhookDelivered != nil {
+		text += fmt.Sprintf("; webhook: %s of %s server events delivered", thousands(float64(*r.WebhookDelivered)),
+			thousands(float64(*r.WebhookEvents)))
+		if r.WebhookAtEnd != nil && r.WebhookWaitMs != nil {
+			text += fmt.Sprintf(" (%s by the end of the run, then %.1f s)", thousands(float64(*r.WebhookAtEnd)), *r.WebhookWaitMs/1000)
+		}
+	}
+	return text
 }
 
 // scenarios lays out the data, seeds it in phases and runs every scenario. The
@@ -187,6 +196,21 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 				mainPools = append(mainPools, p)
 			}
 		}
+	}
+	// Revoke by token with a webhook: pools of their own, seeded with the others.
+	hookPools := map[string]pool{}
+	for _, mode := range modes {
+		p := newPool(fmt.Sprintf("token/webhooks/c%d/%s", sc.WebhookConcurrency, mode), "pool", sc.PoolUsers,
+			sc.warmup(sc.WebhookConcurrency)+sc.WebhookCount)
+		hookPools[mode] = p
+		mainPools = append(mainPools, p)
+	}
+	// Exchange: reusable tokens, exchanged over and over; a pool per side.
+	exchangePools := map[string]pool{}
+	for _, mode := range modes {
+		p := newPool("exchange/"+mode, "pool", sc.PoolUsers, sc.ExchangePool)
+		exchangePools[mode] = p
+		mainPools = append(mainPools, p)
 	}
 	// Users of the bulk-by-user runs hold TokensPerUser tokens each, in one
 	// application; those of the user + application runs as many again in a
@@ -282,7 +306,12 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 			}
 		}
 	}
-	r, err := h.revokeUsers(ctx, byUser, nil)
+	r, err := h.revokeTokensWebhook(ctx, hookPools)
+	add(r)
+	if err != nil {
+		return rows, err
+	}
+	r, err = h.revokeUsers(ctx, byUser, nil)
 	add(r)
 	if err != nil {
 		return rows, err
@@ -293,7 +322,16 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 		return rows, err
 	}
 
-	// Phase 4: import.
+	// Phase 4: exchange of a refresh token for a JWT.
+	for _, c := range sc.ExchangeConcurrencies {
+		r, err := h.exchange(ctx, c, sc.ExchangeCount[c], exchangePools)
+		add(r)
+		if err != nil {
+			return rows, err
+		}
+	}
+
+	// Phase 5: import.
 	for _, c := range sc.ImportConcurrencies {
 		r, err := h.importRun(ctx, c, importPools[fmt.Sprintf("import/c%d/server", c)], importPools[fmt.Sprintf("import/c%d/raw", c)])
 		add(r)
@@ -302,7 +340,7 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 		}
 	}
 
-	// Phase 5: bulk revoke of one application, against the raw statement on an
+	// Phase 6: bulk revoke of one application, against the raw statement on an
 	// identically seeded second one.
 	if err := h.seedPools(ctx, "bulk-b", bulkB); err != nil {
 		return rows, err

@@ -250,24 +250,41 @@ func (h *harness) expect(ctx context.Context, row *Row, what string, app uuid.UU
 
 // post sends one administrative request of the harness and wants 200.
 func (h *harness) post(ctx context.Context, path string, body any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
+	return h.request(ctx, http.MethodPost, path, body, nil)
+}
+
+// request sends one administrative request of the harness with the API key,
+// wants 200 and decodes the answer into out when out is not nil.
+func (h *harness) request(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.env.baseURL+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, h.env.baseURL+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", h.env.apiKey)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: status %d %s", path, resp.StatusCode, bytes.TrimSpace(msg))
+		return fmt.Errorf("%s %s: status %d %s", method, path, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	if out != nil {
+		if err := json.Unmarshal(msg, out); err != nil {
+			return fmt.Errorf("%s %s: decoding the answer: %w", method, path, err)
+		}
 	}
 	return nil
 }

@@ -89,18 +89,11 @@ var errStoreClosed = errors.New("store: closed")
 
 // Open connects to dsn, checks the connection and applies the embedded migrations.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	cfg, err := pq.NewConfig(dsn)
+	sqlDB, err := OpenDB(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("database URL: %w", err)
+		return nil, err
 	}
-	// Binary parameters let lib/pq send each statement in one round trip
-	// (no separate prepare): half the round trips of every request.
-	cfg.BinaryParameters = true
-	connector, err := pq.NewConnectorConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	db := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	db := sqlx.NewDb(sqlDB, "postgres")
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -115,6 +108,22 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{db: db}
 	s.batch = newBatcher(s)
 	return s, nil
+}
+
+// OpenDB opens a connection pool the way the store connects: with binary
+// parameters, which let lib/pq send each statement in one round trip (no
+// separate prepare). Benchmarks use it so that their raw side connects alike.
+func OpenDB(dsn string) (*sql.DB, error) {
+	cfg, err := pq.NewConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	cfg.BinaryParameters = true
+	connector, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return sql.OpenDB(connector), nil
 }
 
 // Migrate applies the embedded migrations under a session lock, so that several

@@ -132,7 +132,10 @@ WHERE id = (
            ORDER BY d.event_seq LIMIT 1) <= $2
     ORDER BY w.lease_until NULLS FIRST
     LIMIT 1
-    FOR UPDATE SKIP LOCKED)
+    -- NO KEY UPDATE, not UPDATE: recording an event takes KEY SHARE on the
+    -- webhook (the deliveries foreign key), which FOR UPDATE would skip, so
+    -- under steady revocations no dispatcher could ever claim the webhook.
+    FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING ` + webhookColumns
 
 // ClaimWebhook leases a webhook with due work to owner for leaseMs.

@@ -67,3 +67,40 @@ func TestPruneEvents(t *testing.T) {
 		t.Fatalf("pruned %d, left %d; want 5 and 2", total, left)
 	}
 }
+
+// TestClaimWhileEventsAreRecorded: a transaction recording an event holds KEY
+// SHARE on the webhook (the deliveries foreign key). Under steady revocations one
+// always does, so claiming must not skip a webhook that is merely key-shared.
+func TestClaimWhileEventsAreRecorded(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, dbtest.NewDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tenant, err := s.DefaultTenant(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := Webhook{ID: uuid.New(), URL: "http://127.0.0.1:1/", EventsEnabled: []string{"jwt.refresh-token.revoke"},
+		Global: true, ConnectTimeoutMs: 1000, ReadTimeoutMs: 1000, SigningSecret: []byte("s")}
+	if err := s.CreateWebhook(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Exec(`SELECT record_event('jwt.refresh-token.revoke', $1, NULL, NULL, '{}', '{}', 1)`, tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	// An event being recorded right now, not yet committed.
+	tx, err := s.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`SELECT record_event('jwt.refresh-token.revoke', $1, NULL, NULL, '{}', '{}', 2)`, tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	w, ok, err := s.ClaimWebhook(ctx, uuid.New(), NowMillis(), 30_000)
+	if err != nil || !ok || w.ID != hook.ID {
+		t.Fatalf("claim while an event is being recorded: ok %v, err %v", ok, err)
+	}
+}
