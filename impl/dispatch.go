@@ -102,13 +102,14 @@ type webhookClient struct {
 
 func (d *dispatcher) work(ctx context.Context) {
 	for ctx.Err() == nil {
-		w, ok, err := d.store.ClaimWebhook(ctx, d.owner, store.NowMillis(), leaseMs(store.Webhook{}))
+		claimedAt := store.NowMillis()
+		w, ok, err := d.store.ClaimWebhook(ctx, d.owner, claimedAt, leaseMs(store.Webhook{}))
 		if err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Warn("dispatcher: claim", "error", err)
 		}
 		delivered := 0
 		if ok {
-			delivered = d.deliverAll(ctx, w)
+			delivered = d.deliverAll(ctx, w, claimedAt+leaseMs(store.Webhook{}))
 			// Release with a fresh context: the lease must not outlive a shutdown.
 			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := d.store.ReleaseLease(releaseCtx, w.ID, d.owner); err != nil {
@@ -126,15 +127,15 @@ func (d *dispatcher) work(ctx context.Context) {
 	}
 }
 
-// leaseMs is long enough for one delivery attempt with some slack; it is renewed
-// before each delivery.
+// leaseMs is long enough for one delivery attempt with some slack. A lease is
+// renewed before a delivery that might not finish within what is left of it.
 func leaseMs(w store.Webhook) int64 {
 	return int64(w.ConnectTimeoutMs) + int64(w.ReadTimeoutMs) + 30_000
 }
 
 // deliverAll sends a webhook's due events in order, stops at the first failure,
 // and says how many it delivered.
-func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook) (delivered int) {
+func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook, leaseUntil int64) (delivered int) {
 	pending, err := d.store.PendingDeliveries(ctx, w.ID, d.cfg.Batch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -147,12 +148,15 @@ func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook) (delivered
 		if p.NextAttemptAt > now {
 			return delivered // the oldest event waits for its retry; the later ones wait behind it
 		}
-		mine, err := d.store.ExtendLease(ctx, w.ID, d.owner, now, leaseMs(w))
-		if err != nil && ctx.Err() == nil {
-			d.cfg.Logger.Warn("dispatcher: extend lease", "webhook", w.ID, "error", err)
-		}
-		if err != nil || !mine {
-			return delivered
+		if attempt := int64(w.ConnectTimeoutMs) + int64(w.ReadTimeoutMs); leaseUntil-now < attempt+10_000 {
+			mine, err := d.store.ExtendLease(ctx, w.ID, d.owner, now, leaseMs(w))
+			if err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Warn("dispatcher: extend lease", "webhook", w.ID, "error", err)
+			}
+			if err != nil || !mine {
+				return delivered
+			}
+			leaseUntil = now + leaseMs(w)
 		}
 		if err := d.send(ctx, w, p); err != nil {
 			if ctx.Err() != nil {
