@@ -96,7 +96,6 @@ var (
 	}
 	// errUnauthorized makes the answer a 401 with an empty body.
 	errUnauthorized = echo.NewHTTPError(http.StatusUnauthorized)
-	errNotFound     = echo.NewHTTPError(http.StatusNotFound)
 )
 
 // handleError is Echo's HTTPErrorHandler: the one place where errors become
