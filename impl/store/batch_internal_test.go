@@ -12,6 +12,23 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m, MigrateDSN) }
 
+// openTestStore opens a store on a fresh database, closed when the test ends,
+// and returns its default tenant.
+func openTestStore(t *testing.T) (*Store, Tenant) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, dbtest.NewDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	tenant, err := s.DefaultTenant(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, tenant
+}
+
 func hashOf(v string) []byte {
 	sum := sha256.Sum256([]byte(v))
 	return sum[:]
@@ -21,15 +38,7 @@ func hashOf(v string) []byte {
 // exactly as if each had run alone, with one event per revoked token.
 func TestRevokeBatch(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, dbtest.NewDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tenant, err := s.DefaultTenant(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, tenant := openTestStore(t)
 	now := NowMillis()
 	user, other, app := uuid.New(), uuid.New(), uuid.New()
 	for _, u := range []uuid.UUID{user, other} {

@@ -5,28 +5,25 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-
-	"refreshd/internal/dbtest"
 )
 
 // TestPruneEvents: delivered events past the cut-off go, in batches; events a
 // webhook still waits for stay, however old.
-func TestPruneEvents(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, dbtest.NewDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tenant, err := s.DefaultTenant(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+// newTestWebhook stores a global webhook for revocation events.
+func newTestWebhook(t *testing.T, s *Store) Webhook {
+	t.Helper()
 	hook := Webhook{ID: uuid.New(), URL: "http://127.0.0.1:1/", EventsEnabled: []string{"jwt.refresh-token.revoke"},
 		Global: true, ConnectTimeoutMs: 1000, ReadTimeoutMs: 1000, SigningSecret: []byte("s")}
-	if err := s.CreateWebhook(ctx, hook); err != nil {
+	if err := s.CreateWebhook(context.Background(), hook); err != nil {
 		t.Fatal(err)
 	}
+	return hook
+}
+
+func TestPruneEvents(t *testing.T) {
+	ctx := context.Background()
+	s, tenant := openTestStore(t)
+	hook := newTestWebhook(t, s)
 	record := func(at int64) (seq int64) {
 		t.Helper()
 		if _, err := s.db.Exec(`SELECT record_event('jwt.refresh-token.revoke', $1, NULL, NULL, '{}', '{}', $2)`, tenant.ID, at); err != nil {
@@ -73,20 +70,8 @@ func TestPruneEvents(t *testing.T) {
 // always does, so claiming must not skip a webhook that is merely key-shared.
 func TestClaimWhileEventsAreRecorded(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, dbtest.NewDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	tenant, err := s.DefaultTenant(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := Webhook{ID: uuid.New(), URL: "http://127.0.0.1:1/", EventsEnabled: []string{"jwt.refresh-token.revoke"},
-		Global: true, ConnectTimeoutMs: 1000, ReadTimeoutMs: 1000, SigningSecret: []byte("s")}
-	if err := s.CreateWebhook(ctx, hook); err != nil {
-		t.Fatal(err)
-	}
+	s, tenant := openTestStore(t)
+	hook := newTestWebhook(t, s)
 	if _, err := s.db.Exec(`SELECT record_event('jwt.refresh-token.revoke', $1, NULL, NULL, '{}', '{}', 1)`, tenant.ID); err != nil {
 		t.Fatal(err)
 	}
