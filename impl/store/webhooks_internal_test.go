@@ -7,8 +7,6 @@ import (
 	"github.com/google/uuid"
 )
 
-// TestPruneEvents: delivered events past the cut-off go, in batches; events a
-// webhook still waits for stay, however old.
 // newTestWebhook stores a global webhook for revocation events.
 func newTestWebhook(t *testing.T, s *Store) Webhook {
 	t.Helper()
@@ -20,6 +18,8 @@ func newTestWebhook(t *testing.T, s *Store) Webhook {
 	return hook
 }
 
+// TestPruneEvents: delivered events past the cut-off go, in batches; events a
+// webhook still waits for stay, however old.
 func TestPruneEvents(t *testing.T) {
 	ctx := context.Background()
 	s, tenant := openTestStore(t)
