@@ -61,6 +61,16 @@ func (e *apiError) generalError(code, message string) *apiError {
 	return e
 }
 
+// has reports whether e holds code on field name.
+func (e *apiError) has(name, code string) bool {
+	for _, f := range e.fields[name] {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *apiError) empty() bool { return len(e.fields) == 0 && len(e.general) == 0 }
 
 // orNil returns e when it holds an error, so that `return x, errs.orNil()` works.
@@ -152,10 +162,10 @@ func (s *Server) classify(err error, c echo.Context) (int, *gen.Errors) {
 // is not the server's failure: that is logged at debug level only.
 func (s *Server) logInternal(c echo.Context, err error) {
 	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
-		s.log.Debug("request abandoned by the client", "method", c.Request().Method, "route", c.Path())
+		s.log.DebugContext(c.Request().Context(), "request abandoned by the client", "method", c.Request().Method, "route", c.Path())
 		return
 	}
-	s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "error", err)
+	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "route", c.Path(), "error", err)
 }
 
 func tooLarge() *apiError {

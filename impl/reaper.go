@@ -12,12 +12,15 @@ import (
 // short time; expired rows are already invisible, so there is no hurry.
 const reapBatch = 1000
 
-// RunReaper deletes expired refresh tokens every interval until ctx ends.
-func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, interval time.Duration) {
+// RunReaper deletes expired refresh tokens every interval until ctx ends, and
+// counts them in m (which may be nil).
+func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, m *Metrics, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if n, err := ReapOnce(ctx, st); err != nil && ctx.Err() == nil {
+		n, err := ReapOnce(ctx, st)
+		m.reapedTokens(n)
+		if err != nil && ctx.Err() == nil {
 			log.Warn("reaper: delete expired refresh tokens", "error", err)
 		} else if n > 0 {
 			log.Debug("reaper: deleted expired refresh tokens", "count", n)

@@ -71,10 +71,24 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 	if errs := unknownOwners(res); errs != nil {
 		return nil, errs
 	}
+	s.metrics.revoked(sel.form(), res.Revoked, sel.token == nil || res.Revoked > 0)
 	if sel.token != nil && res.Revoked == 0 {
 		return gen.RevokeRefreshTokens404Response{}, nil
 	}
 	return gen.RevokeRefreshTokens200Response{}, nil
+}
+
+// form names the revocation form the selection takes, for the metrics.
+func (sel selection) form() string {
+	switch {
+	case sel.token != nil:
+		return formToken
+	case sel.userID != nil && sel.appID != nil:
+		return formUserAndApp
+	case sel.userID != nil:
+		return formUser
+	}
+	return formApplication
 }
 
 // mergeSelection reads the query parameters, then lets each field present in the
@@ -150,10 +164,12 @@ func (s *Server) RevokeRefreshTokenById(ctx context.Context, req gen.RevokeRefre
 	}
 	err = s.store.RevokeByID(ctx, principalFrom(ctx).scope, req.TokenId, info)
 	if errors.Is(err, store.ErrNotFound) {
+		s.metrics.revoked(formID, 0, false)
 		return gen.RevokeRefreshTokenById404Response{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.revoked(formID, 1, true)
 	return gen.RevokeRefreshTokenById200Response{}, nil
 }
