@@ -65,18 +65,16 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func start(t *testing.T, dsn, key string) *process {
+// start runs the server binary on a free port with env added to its environment,
+// and waits until it answers.
+func start(t *testing.T, dsn, key string, env ...string) *process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	p := &process{url: "http://" + addr, logs: &syncBuffer{}}
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "REFRESHD_API_KEY="+key, "REFRESHD_ADDR="+addr,
 		"REFRESHD_LOG_LEVEL=debug")
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -95,6 +93,17 @@ func start(t *testing.T, dsn, key string) *process {
 	}
 	t.Fatalf("server did not come up:\n%s", p.logs)
 	return nil
+}
+
+// freeAddr returns a loopback address nothing listens on at the moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func call(t *testing.T, p *process, key, method, path string, body any) int {
