@@ -49,7 +49,7 @@ conformance: build
 
 generate: $(CLIENT_STAMP)
 	$(GO) tool oapi-codegen -config oapi-codegen.yaml openapi.yaml
-	cd $(CLIENT_DIR) && node_modules/.bin/openapi-typescript ../../openapi.yaml -o schema.d.ts --silent
+	cd $(CLIENT_DIR) && node_modules/.bin/openapi-typescript ../../openapi.yaml -o schema.d.ts > /dev/null
 
 # Fails when generated/ or the TypeScript client's schema.d.ts is not exactly
 # what openapi.yaml generates today, stray files included.
@@ -60,7 +60,7 @@ check-generated: $(CLIENT_STAMP)
 	diff -r generated $$tmp > /dev/null || { \
 		echo "generated/ is stale or edited by hand: run 'make generate' and commit the result"; \
 		diff -r generated $$tmp | head -20; exit 1; }; \
-	(cd $(CLIENT_DIR) && node_modules/.bin/openapi-typescript ../../openapi.yaml -o $$tmp/schema.d.ts --silent) && \
+	(cd $(CLIENT_DIR) && node_modules/.bin/openapi-typescript ../../openapi.yaml -o $$tmp/schema.d.ts > /dev/null) && \
 	diff $(CLIENT_DIR)/schema.d.ts $$tmp/schema.d.ts > /dev/null || { \
 		echo "$(CLIENT_DIR)/schema.d.ts is stale or edited by hand: run 'make generate' and commit the result"; \
 		diff $(CLIENT_DIR)/schema.d.ts $$tmp/schema.d.ts | head -20; exit 1; }

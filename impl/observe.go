@@ -98,8 +98,10 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		elapsed := time.Since(start)
 		s.metrics.request(route, req.Method, status, elapsed)
-		s.log.Log(ctx, s.requestLevel, "request", "method", req.Method, "route", route, "status", status,
-			"duration_ms", float64(elapsed.Microseconds())/1000, "bytes", c.Response().Size, "client", c.RealIP())
+		if s.log.Enabled(ctx, s.requestLevel) {
+			s.log.Log(ctx, s.requestLevel, "request", "method", req.Method, "route", route, "status", status,
+				"duration_ms", float64(elapsed.Microseconds())/1000, "bytes", c.Response().Size, "client", c.RealIP())
+		}
 		return nil
 	}
 }
