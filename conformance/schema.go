@@ -109,21 +109,41 @@ func (c *contract) check(x *exchange, path string) *violation {
 		}
 	}
 	base := op + "/responses/" + status + "/content/" + pointerEscape(mediaType(x.header)) + "/schema"
-	var problems []string
-	first := ""
+	// The same rule broken by every item of a list is one problem, shown once.
+	type problem struct {
+		where, reason, at string
+		more              int
+	}
+	var problems []*problem
+	seen := map[string]*problem{}
 	for _, se := range schemaErrors(re.Err) {
-		where := schemaPathOf(base, schema, se)
-		if first == "" {
-			first = where
+		at := se.JSONPointer()
+		if se.SchemaField == "required" && len(at) > 0 {
+			at = at[:len(at)-1] // the pointer names the missing property; the rule is its parent's
 		}
-		at := "/" + strings.Join(se.JSONPointer(), "/")
-		problems = append(problems, fmt.Sprintf("at %s: %s (%s)", at, se.Reason, where))
+		where := schemaPathOf(base, schema, at, se.SchemaField)
+		if p := seen[where+se.Reason]; p != nil {
+			p.more++
+			continue
+		}
+		p := &problem{where: where, reason: se.Reason, at: "/" + strings.Join(at, "/")}
+		seen[where+se.Reason] = p
+		problems = append(problems, p)
 	}
 	if len(problems) == 0 {
 		return &violation{x: x, schemaPath: base, problem: re.Error()}
 	}
-	sort.Strings(problems)
-	return &violation{x: x, schemaPath: first, problem: "the body does not match the contract's schema: " + strings.Join(problems, "; ")}
+	texts := make([]string, len(problems))
+	for i, p := range problems {
+		more := ""
+		if p.more > 0 {
+			more = fmt.Sprintf(" and %d more like it", p.more)
+		}
+		texts[i] = fmt.Sprintf("at %s%s: %s (%s)", p.at, more, p.reason, p.where)
+	}
+	sort.Strings(texts)
+	return &violation{x: x, schemaPath: problems[0].where,
+		problem: "the body does not match the contract's schema: " + strings.Join(texts, "; ")}
 }
 
 func mediaType(h http.Header) string {
@@ -149,9 +169,9 @@ func schemaErrors(err error) []*openapi3.SchemaError {
 // and names the keyword that failed, in the contract's own terms: the component
 // schema the value falls under when there is one ("#/components/schemas/
 // RefreshToken/required"), else the path from the response.
-func schemaPathOf(base string, ref *openapi3.SchemaRef, se *openapi3.SchemaError) string {
+func schemaPathOf(base string, ref *openapi3.SchemaRef, pointer []string, keyword string) string {
 	path := base
-	for _, seg := range se.JSONPointer() {
+	for _, seg := range pointer {
 		if ref == nil || ref.Value == nil {
 			break
 		}
@@ -176,8 +196,8 @@ func schemaPathOf(base string, ref *openapi3.SchemaRef, se *openapi3.SchemaError
 	if ref != nil && ref.Ref != "" && strings.HasPrefix(ref.Ref, "#/") {
 		path = ref.Ref
 	}
-	if se.SchemaField != "" {
-		path += "/" + se.SchemaField
+	if keyword != "" {
+		path += "/" + keyword
 	}
 	return path
 }
