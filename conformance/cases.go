@@ -191,7 +191,7 @@ func (e *Env) revokeQuery(ctx context.Context, p gen.RevokeRefreshTokensParams, 
 
 // revokeBody sends DELETE /api/jwt/refresh with a JSON body and the given query
 // parameters, through the generated client.
-func (e *Env) revokeBody(ctx context.Context, p gen.RevokeRefreshTokensParams, b gen.RefreshDeleteRequest) *exchange {
+func (e *Env) revokeBody(ctx context.Context, p gen.RevokeRefreshTokensParams, b gen.RefreshTokenRevokeRequest) *exchange {
 	return call(ctx, func(ctx context.Context) error {
 		_, err := e.s.api.RevokeRefreshTokensWithResponse(ctx, &p, b)
 		return err
@@ -239,13 +239,13 @@ var forms = []form{
 		requirement: "Sent as a JSON body (RefreshDeleteRequest), without query parameters.",
 		send: func(ctx context.Context, e *Env, s selector) *exchange {
 			tok, user, app := s.values()
-			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
+			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
 		}},
 	{id: "body-event-info", title: "JSON body with eventInfo", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docBody},
 		requirement: "Sent as a JSON body that also carries eventInfo (ipAddress, device, an empty location), without query parameters.", withInfo: true,
 		send: func(ctx context.Context, e *Env, s selector) *exchange {
 			tok, user, app := s.values()
-			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app), EventInfo: eventInfo()})
+			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app), EventInfo: eventInfo()})
 		}},
 	{id: "go-client", title: "as FusionAuth's Go client sends it", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docAbsent},
 		requirement: "Sent as FusionAuth's Go client sends it: all three query parameters, absent ones empty (?applicationId=&token=&userId=…), no body.",
@@ -408,7 +408,7 @@ func revokeEdgeCases() []Case {
 				if fail != nil {
 					return fail
 				}
-				x := e.revokeBody(ctx, gen.RevokeRefreshTokensParams{UserId: ptr(w.user(1).String())}, gen.RefreshDeleteRequest{UserId: ptr(w.user(2).String())})
+				x := e.revokeBody(ctx, gen.RevokeRefreshTokensParams{UserId: ptr(w.user(1).String())}, gen.RefreshTokenRevokeRequest{UserId: ptr(w.user(2).String())})
 				if fail := e.expectEmpty(x, http.StatusOK); fail != nil {
 					fail.Note = w.layout()
 					return fail
@@ -492,7 +492,7 @@ func revokeEdgeCases() []Case {
 			Source: sourceOpenAPI, Documented: []string{docToken404, docBody}, Profile: ProfileCore,
 			Requirement: "The body {\"token\": <a value never issued>} answers 404 with an empty body and revokes nothing.",
 			Run: refused(nil, func(ctx context.Context, e *Env, w *world) *exchange {
-				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: ptr(e.unknownToken())})
+				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: ptr(e.unknownToken())})
 			}, status(http.StatusNotFound))},
 		{ID: "revoke/by-token/expired", Title: "An expired token is not found",
 			Source: sourceOpenAPI, Documented: []string{docToken404}, Profile: ProfileCore,
@@ -523,7 +523,7 @@ func revokeEdgeCases() []Case {
 			Source: sourceOpenAPI, Documented: []string{docNothing, docBody}, Profile: ProfileCore,
 			Requirement: "The body {\"eventInfo\":{\"location\":{}}} (what the Go client sends with an empty request) answers 400 with the general error [invalid] and revokes nothing.",
 			Run: refused(nil, func(ctx context.Context, e *Env, w *world) *exchange {
-				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{EventInfo: &gen.EventInfo{Location: &gen.Location{}}})
+				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{EventInfo: &gen.EventInfo{Location: &gen.Location{}}})
 			}, errorCodes(generalCode("[invalid]")))},
 		{ID: "revoke/nothing-selected/null-params", Title: "Parameters that are all null or undefined select nothing",
 			Source: sourceOpenAPI, Documented: []string{docNothing, docAbsent}, Profile: ProfileStrict,

@@ -370,7 +370,7 @@ func variants(allIDs []string) []variant {
 					var into any
 					switch {
 					case isRevoke(r):
-						into = new(gen.RefreshDeleteRequest)
+						into = new(gen.RefreshTokenRevokeRequest)
 					case isImport(r):
 						into = new(gen.RefreshTokenImportRequest)
 					default:

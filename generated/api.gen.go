@@ -289,7 +289,10 @@ type Errors struct {
 // `jwt.refresh-token.revoke`: single token (by value or id): applicationId,
 // userId, refreshToken (never its value); userId + applicationId:
 // applicationId, userId; applicationId only: applicationId; userId only
-// (recorded only when at least one token was revoked): userId. Each carries
+// (recorded only when at least one token was revoked): userId. A user's hard
+// delete records the userId form, an application's hard delete the
+// applicationId form, a logout the single-token or the userId form, and a
+// detected reuse of a one-time-use value the single-token form. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
 // for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
@@ -335,7 +338,7 @@ type EventListResponse struct {
 type ImportedRefreshToken struct {
 	ApplicationId openapi_types.UUID `json:"applicationId"`
 
-	// InsertInstant Defaults to startInstant.
+	// InsertInstant When the token was made; defaults to now.
 	InsertInstant *int64                `json:"insertInstant,omitempty"`
 	MetaData      *RefreshTokenMetaData `json:"metaData,omitempty"`
 
@@ -382,8 +385,16 @@ type JWTConfiguration struct {
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
 	RefreshTokenOneTimeUseConfiguration *struct {
+		// GracePeriodInSeconds How long (0–86,400 s) a rotated-away value keeps answering with the
+		// current value; after it, a reuse of that value is detected.
 		GracePeriodInSeconds *int32 `json:"gracePeriodInSeconds,omitempty"`
 	} `json:"refreshTokenOneTimeUseConfiguration,omitempty"`
+
+	// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+	// and only the tenant's: a rotated-away one-time-use value presented after its
+	// grace period revokes its session. Default false. The other fields are kept
+	// for FusionAuth's clients.
+	RefreshTokenRevocationPolicy           *RefreshTokenRevocationPolicy `json:"refreshTokenRevocationPolicy,omitempty"`
 	RefreshTokenSlidingWindowConfiguration *struct {
 		MaximumTimeToLiveInMinutes *int32 `json:"maximumTimeToLiveInMinutes,omitempty"`
 	} `json:"refreshTokenSlidingWindowConfiguration,omitempty"`
@@ -430,24 +441,21 @@ type Location struct {
 	Zipcode       *string  `json:"zipcode,omitempty"`
 }
 
+// LogoutRequest defines model for LogoutRequest.
+type LogoutRequest struct {
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+
+	// Global true revokes every refresh token of the token's user.
+	Global       *bool   `json:"global,omitempty"`
+	RefreshToken *string `json:"refreshToken,omitempty"`
+}
+
 // OptionalBodyId A UUID; empty or null means absent.
 type OptionalBodyId = string
 
 // OptionalQueryId A UUID, or empty, `null` or `undefined` meaning absent.
 type OptionalQueryId = string
-
-// RefreshDeleteRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
-type RefreshDeleteRequest struct {
-	// ApplicationId A UUID; empty or null means absent.
-	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
-
-	// EventInfo Who caused an event, from where and on which device.
-	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
-
-	// UserId A UUID; empty or null means absent.
-	UserId *OptionalBodyId `json:"userId,omitempty"`
-}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -499,6 +507,44 @@ type RefreshTokenMetaData struct {
 // RefreshTokenResponse defines model for RefreshTokenResponse.
 type RefreshTokenResponse struct {
 	RefreshToken RefreshToken `json:"refreshToken"`
+}
+
+// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+// and only the tenant's: a rotated-away one-time-use value presented after its
+// grace period revokes its session. Default false. The other fields are kept
+// for FusionAuth's clients.
+type RefreshTokenRevocationPolicy struct {
+	OnLoginPrevented    *bool `json:"onLoginPrevented,omitempty"`
+	OnMultiFactorEnable *bool `json:"onMultiFactorEnable,omitempty"`
+	OnOneTimeTokenReuse *bool `json:"onOneTimeTokenReuse,omitempty"`
+	OnPasswordChanged   *bool `json:"onPasswordChanged,omitempty"`
+}
+
+// RefreshTokenRevokeForm The same selection as a form (`token=…&userId=…`); a form cannot carry eventInfo.
+type RefreshTokenRevokeForm struct {
+	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
+	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
+
+	// Token A refresh-token value (opaque text).
+	Token *TokenValue `json:"token,omitempty"`
+
+	// UserId A UUID, or empty, `null` or `undefined` meaning absent.
+	UserId *OptionalQueryId `json:"userId,omitempty"`
+}
+
+// RefreshTokenRevokeRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
+// FusionAuth's clients call it RefreshTokenRevokeRequest; some of its documents
+// say RefreshDeleteRequest.
+type RefreshTokenRevokeRequest struct {
+	// ApplicationId A UUID; empty or null means absent.
+	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
+
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+	Token     *string    `json:"token,omitempty"`
+
+	// UserId A UUID; empty or null means absent.
+	UserId *OptionalBodyId `json:"userId,omitempty"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -697,7 +743,7 @@ type RetrieveRefreshTokensParams struct {
 
 // ExchangeRefreshTokenForJWTParams defines parameters for ExchangeRefreshTokenForJWT.
 type ExchangeRefreshTokenForJWTParams struct {
-	// RefreshToken The refresh token, when the body carries none.
+	// RefreshToken The refresh token; wins over the body's `refreshToken`.
 	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
@@ -713,6 +759,18 @@ type RetrieveRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// LogoutParams defines parameters for Logout.
+type LogoutParams struct {
+	// Global true revokes every refresh token of the token's user.
+	Global *bool `form:"global,omitempty" json:"global,omitempty"`
+
+	// RefreshToken The refresh token to revoke. It is sensitive; prefer the body or the cookie.
+	RefreshToken *TokenValue `form:"refreshToken,omitempty" json:"refreshToken,omitempty"`
+
+	// RefreshTokenCookie The refresh token, when neither body nor query names one.
+	RefreshTokenCookie *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
 // CreateUserParams defines parameters for CreateUser.
@@ -766,10 +824,16 @@ type CreateApplicationJSONRequestBody = ApplicationRequest
 type CreateApplicationWithIdJSONRequestBody = ApplicationRequest
 
 // RevokeRefreshTokensJSONRequestBody defines body for RevokeRefreshTokens for application/json ContentType.
-type RevokeRefreshTokensJSONRequestBody = RefreshDeleteRequest
+type RevokeRefreshTokensJSONRequestBody = RefreshTokenRevokeRequest
+
+// RevokeRefreshTokensFormdataRequestBody defines body for RevokeRefreshTokens for application/x-www-form-urlencoded ContentType.
+type RevokeRefreshTokensFormdataRequestBody = RefreshTokenRevokeForm
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
+
+// LogoutJSONRequestBody defines body for Logout for application/json ContentType.
+type LogoutJSONRequestBody = LogoutRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantRequest
@@ -1140,7 +1204,9 @@ type ClientInterface interface {
 	// DeleteApplication Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 	DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1182,9 +1248,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1220,9 +1296,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1254,6 +1340,54 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RetrieveRefreshTokens List a user's refresh tokens
 	//
 	// Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -1265,18 +1399,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1288,18 +1446,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1311,6 +1493,11 @@ type ClientInterface interface {
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 	RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1319,6 +1506,46 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetStatus Health of the server and its database
 	//
@@ -1344,6 +1571,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTenant Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetrieveTenant Retrieve a tenant
 	//
@@ -1411,7 +1648,10 @@ type ClientInterface interface {
 	// DeleteUser Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 	DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1695,7 +1935,9 @@ func (c *Client) CreateApplication(ctx context.Context, params *CreateApplicatio
 // DeleteApplication Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 func (c *Client) DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1787,9 +2029,19 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -1836,9 +2088,19 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -1881,6 +2143,65 @@ func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshT
 	return c.Client.Do(req)
 }
 
+// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *Client) RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeRefreshTokensRequestWithFormdataBody(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RetrieveRefreshTokens List a user's refresh tokens
 //
 // Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -1902,18 +2223,42 @@ func (c *Client) RetrieveRefreshTokens(ctx context.Context, params *RetrieveRefr
 // ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -1935,18 +2280,42 @@ func (c *Client) ExchangeRefreshTokenForJWTWithBody(ctx context.Context, params 
 // ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -1968,6 +2337,11 @@ func (c *Client) ExchangeRefreshTokenForJWT(ctx context.Context, params *Exchang
 // RevokeRefreshTokenById Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1987,6 +2361,66 @@ func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_typ
 // Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetrieveRefreshTokenByIdRequest(c.Server, tokenId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Logout Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2042,6 +2476,26 @@ func (c *Client) CreateTenantWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 func (c *Client) CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTenantRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTenant Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *Client) DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTenantRequest(c.Server, tenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -2188,7 +2642,10 @@ func (c *Client) ImportRefreshTokens(ctx context.Context, params *ImportRefreshT
 // DeleteUser Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 func (c *Client) DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3011,6 +3468,17 @@ func NewRevokeRefreshTokensRequest(server string, params *RevokeRefreshTokensPar
 	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/json", bodyReader)
 }
 
+// NewRevokeRefreshTokensRequestWithFormdataBody calls the generic RevokeRefreshTokens builder with application/x-www-form-urlencoded body
+func NewRevokeRefreshTokensRequestWithFormdataBody(server string, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/x-www-form-urlencoded", bodyReader)
+}
+
 // NewRevokeRefreshTokensRequestWithBody constructs an http.Request for the RevokeRefreshTokens method, with any body, and a specified content type
 func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshTokensParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -3330,6 +3798,102 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 	return req, nil
 }
 
+// NewLogoutRequest calls the generic Logout builder with application/json body
+func NewLogoutRequest(server string, params *LogoutParams, body LogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLogoutRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewLogoutRequestWithBody constructs an http.Request for the Logout method, with any body, and a specified content type
+func NewLogoutRequestWithBody(server string, params *LogoutParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Global != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "global", *params.Global, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RefreshToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "refreshToken", *params.RefreshToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.RefreshTokenCookie != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "refresh_token", *params.RefreshTokenCookie, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "refresh_token",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
 // NewGetStatusRequest constructs an http.Request for the GetStatus method
 func NewGetStatusRequest(server string) (*http.Request, error) {
 	var err error
@@ -3393,6 +3957,40 @@ func NewCreateTenantRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteTenantRequest constructs an http.Request for the DeleteTenant method
+func NewDeleteTenantRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenantId", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenant/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4130,7 +4728,9 @@ type ClientWithResponsesInterface interface {
 	// DeleteApplicationWithResponse Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4178,9 +4778,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -4216,9 +4826,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -4250,6 +4870,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokensWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
 
+	// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
+
 	// RetrieveRefreshTokensWithResponse List a user's refresh tokens
 	//
 	// Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -4263,18 +4931,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -4286,18 +4978,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -4309,6 +5025,11 @@ type ClientWithResponsesInterface interface {
 	// RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4321,6 +5042,46 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
+
+	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
 
 	// GetStatusWithResponse Health of the server and its database
 	//
@@ -4348,6 +5109,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenantWithResponse(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTenantResponse, error)
+
+	// DeleteTenantWithResponse Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error)
 
 	// RetrieveTenantWithResponse Retrieve a tenant
 	//
@@ -4417,7 +5190,10 @@ type ClientWithResponsesInterface interface {
 	// DeleteUserWithResponse Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5093,6 +5869,11 @@ func (r RetrieveRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// ExchangeRefreshTokenForJWTResponse200Headers the declared response headers of an HTTP 200 response for ExchangeRefreshTokenForJWT
+type ExchangeRefreshTokenForJWTResponse200Headers struct {
+	SetCookie *string
+}
+
 type ExchangeRefreshTokenForJWTResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5100,6 +5881,8 @@ type ExchangeRefreshTokenForJWTResponse struct {
 	JSON200 *JWTRefreshResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExchangeRefreshTokenForJWTResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5230,6 +6013,54 @@ func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
 	return ""
 }
 
+// LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
+type LogoutResponse200Headers struct {
+	SetCookie *string
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogoutResponse200Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r LogoutResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetStatusResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5320,6 +6151,47 @@ func (r CreateTenantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteTenantResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTenantResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6058,7 +6930,9 @@ func (c *ClientWithResponses) CreateApplicationWithResponse(ctx context.Context,
 // DeleteApplicationWithResponse Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6136,9 +7010,19 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -6181,9 +7065,19 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -6222,6 +7116,61 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Contex
 	return ParseRevokeRefreshTokensResponse(rsp)
 }
 
+// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *ClientWithResponses) RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error) {
+	rsp, err := c.RevokeRefreshTokensWithFormdataBody(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeRefreshTokensResponse(rsp)
+}
+
 // RetrieveRefreshTokensWithResponse List a user's refresh tokens
 //
 // Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -6241,18 +7190,42 @@ func (c *ClientWithResponses) RetrieveRefreshTokensWithResponse(ctx context.Cont
 // ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -6270,18 +7243,42 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithBodyWithResponse(ctx
 // ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -6299,6 +7296,11 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithResponse(ctx context
 // RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6322,6 +7324,58 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
+}
+
+// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.LogoutWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
 }
 
 // GetStatusWithResponse Health of the server and its database
@@ -6367,6 +7421,24 @@ func (c *ClientWithResponses) CreateTenantWithResponse(ctx context.Context, body
 		return nil, err
 	}
 	return ParseCreateTenantResponse(rsp)
+}
+
+// DeleteTenantWithResponse Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error) {
+	rsp, err := c.DeleteTenant(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTenantResponse(rsp)
 }
 
 // RetrieveTenantWithResponse Retrieve a tenant
@@ -6479,7 +7551,10 @@ func (c *ClientWithResponses) ImportRefreshTokensWithResponse(ctx context.Contex
 // DeleteUserWithResponse Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7173,9 +8248,25 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 		}
 		response.JSON400 = &dest
 
+	case rsp.StatusCode == 404:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExchangeRefreshTokenForJWTResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -7261,6 +8352,51 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 	return response, nil
 }
 
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogoutResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetStatusResponse parses an HTTP response from a GetStatusWithResponse call
 func ParseGetStatusResponse(rsp *http.Response) (*GetStatusResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7323,6 +8459,44 @@ func ParseCreateTenantResponse(rsp *http.Response) (*CreateTenantResponse, error
 		response.JSON400 = &dest
 
 	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTenantResponse parses an HTTP response from a DeleteTenantWithResponse call
+func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
 		break // No content-type
 
 	case rsp.StatusCode == 500:
@@ -7886,12 +9060,18 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx echo.Context, params LogoutParams) error
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx echo.Context) error
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx echo.Context) error
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx echo.Context, tenantId openapi_types.UUID) error
@@ -8403,6 +9583,42 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 	return err
 }
 
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogoutParams
+	// ------------- Optional query parameter "global" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "global", ctx.QueryParams(), &params.Global, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter global: %s", err))
+	}
+
+	// ------------- Optional query parameter "refreshToken" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "refreshToken", ctx.QueryParams(), &params.RefreshToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refreshToken: %s", err))
+	}
+
+	if cookie, err := ctx.Cookie("refresh_token"); err == nil {
+
+		var value string
+		err = runtime.BindStyledParameterWithOptions("simple", "refresh_token", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refresh_token: %s", err))
+		}
+		params.RefreshTokenCookie = &value
+
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx, params)
+	return err
+}
+
 // GetStatus converts echo context to params.
 func (w *ServerInterfaceWrapper) GetStatus(ctx echo.Context) error {
 	var err error
@@ -8418,6 +9634,22 @@ func (w *ServerInterfaceWrapper) CreateTenant(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTenant(ctx)
+	return err
+}
+
+// DeleteTenant converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTenant(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "tenantId" -------------
+	var tenantId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenantId", ctx.Param("tenantId"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenantId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTenant(ctx, tenantId)
 	return err
 }
 
@@ -8759,6 +9991,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
+	router.POST(options.BaseURL+"/api/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RevokeRefreshTokenById, options.OperationMiddlewares["revokeRefreshTokenById"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RetrieveRefreshTokenById, options.OperationMiddlewares["retrieveRefreshTokenById"]...)
 	router.POST(options.BaseURL+"/api/user/refresh-token/import", wrapper.ImportRefreshTokens, options.OperationMiddlewares["importRefreshTokens"]...)
@@ -8771,6 +10004,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/user/:userId", wrapper.RetrieveUser, options.OperationMiddlewares["retrieveUser"]...)
 	router.POST(options.BaseURL+"/api/user/:userId", wrapper.CreateUserWithId, options.OperationMiddlewares["createUserWithId"]...)
 	router.POST(options.BaseURL+"/api/tenant", wrapper.CreateTenant, options.OperationMiddlewares["createTenant"]...)
+	router.DELETE(options.BaseURL+"/api/tenant/:tenantId", wrapper.DeleteTenant, options.OperationMiddlewares["deleteTenant"]...)
 	router.GET(options.BaseURL+"/api/tenant/:tenantId", wrapper.RetrieveTenant, options.OperationMiddlewares["retrieveTenant"]...)
 	router.POST(options.BaseURL+"/api/tenant/:tenantId", wrapper.CreateTenantWithId, options.OperationMiddlewares["createTenantWithId"]...)
 	router.POST(options.BaseURL+"/api/api-key", wrapper.CreateAPIKey, options.OperationMiddlewares["createAPIKey"]...)
@@ -9300,8 +10534,9 @@ func (response SearchEvents500Response) VisitSearchEventsResponse(w http.Respons
 }
 
 type RevokeRefreshTokensRequestObject struct {
-	Params RevokeRefreshTokensParams
-	Body   *RevokeRefreshTokensJSONRequestBody
+	Params       RevokeRefreshTokensParams
+	JSONBody     *RevokeRefreshTokensJSONRequestBody
+	FormdataBody *RevokeRefreshTokensFormdataRequestBody
 }
 
 type RevokeRefreshTokensResponseObject interface {
@@ -9411,15 +10646,25 @@ type ExchangeRefreshTokenForJWTResponseObject interface {
 	VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error
 }
 
-type ExchangeRefreshTokenForJWT200JSONResponse JWTRefreshResponse
+type ExchangeRefreshTokenForJWT200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type ExchangeRefreshTokenForJWT200JSONResponse struct {
+	Body    JWTRefreshResponse
+	Headers ExchangeRefreshTokenForJWT200ResponseHeaders
+}
 
 func (response ExchangeRefreshTokenForJWT200JSONResponse) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9437,6 +10682,14 @@ func (response ExchangeRefreshTokenForJWT400JSONResponse) VisitExchangeRefreshTo
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ExchangeRefreshTokenForJWT404Response struct {
+}
+
+func (response ExchangeRefreshTokenForJWT404Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
 }
 
 type ExchangeRefreshTokenForJWT500Response = InternalErrorResponse
@@ -9558,6 +10811,52 @@ func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByI
 	return nil
 }
 
+type LogoutRequestObject struct {
+	Params LogoutParams
+	Body   *LogoutJSONRequestBody
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type Logout200Response struct {
+	Headers Logout200ResponseHeaders
+}
+
+func (response Logout200Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(200)
+	return nil
+}
+
+type Logout400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response Logout400JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500Response = InternalErrorResponse
+
+func (response Logout500Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 type GetStatusRequestObject struct {
 }
 
@@ -9639,6 +10938,58 @@ func (response CreateTenant401Response) VisitCreateTenantResponse(w http.Respons
 type CreateTenant500Response = InternalErrorResponse
 
 func (response CreateTenant500Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteTenantRequestObject struct {
+	TenantId openapi_types.UUID `json:"tenantId"`
+}
+
+type DeleteTenantResponseObject interface {
+	VisitDeleteTenantResponse(w http.ResponseWriter) error
+}
+
+type DeleteTenant200Response struct {
+}
+
+func (response DeleteTenant200Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteTenant400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteTenant400JSONResponse) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTenant401Response = UnauthorizedResponse
+
+func (response DeleteTenant401Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteTenant404Response struct {
+}
+
+func (response DeleteTenant404Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteTenant500Response = InternalErrorResponse
+
+func (response DeleteTenant500Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -10364,12 +11715,18 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx context.Context, request GetStatusRequestObject) (GetStatusResponseObject, error)
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx context.Context, request CreateTenantRequestObject) (CreateTenantResponseObject, error)
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx context.Context, request DeleteTenantRequestObject) (DeleteTenantResponseObject, error)
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx context.Context, request RetrieveTenantRequestObject) (RetrieveTenantResponseObject, error)
@@ -10769,31 +12126,43 @@ func (sh *strictHandler) RevokeRefreshTokens(ctx echo.Context, params RevokeRefr
 	var request RevokeRefreshTokensRequestObject
 
 	request.Params = params
-
-	var body RevokeRefreshTokensJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body RevokeRefreshTokensJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
 	}
-	if err != nil {
-		if !errors.Is(err, io.EOF) {
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body RevokeRefreshTokensFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
 			return err
 		}
-	} else {
-		request.Body = &body
 	}
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
@@ -10943,6 +12312,57 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 	return nil
 }
 
+// Logout operation middleware
+func (sh *strictHandler) Logout(ctx echo.Context, params LogoutParams) error {
+	var request LogoutRequestObject
+
+	request.Params = params
+
+	var body LogoutJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx.Request().Context(), request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetStatus operation middleware
 func (sh *strictHandler) GetStatus(ctx echo.Context) error {
 	var request GetStatusRequestObject
@@ -11006,6 +12426,31 @@ func (sh *strictHandler) CreateTenant(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateTenantResponseObject); ok {
 		return validResponse.VisitCreateTenantResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTenant operation middleware
+func (sh *strictHandler) DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error {
+	var request DeleteTenantRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTenant(ctx.Request().Context(), request.(DeleteTenantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTenant")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTenantResponseObject); ok {
+		return validResponse.VisitDeleteTenantResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -11502,136 +12947,173 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchs5kuCrZPAmwtJdiaJk2TtNxf5Q2/JYPe5unySfN8LUXYFVSRKtIsAGUKI4XkX0r32AvX2GebB+",
-	"kg0kUJ8EP6SW3N0z/ccWyQKQSCTyO7M+dxI5nUmBwuhO/3NnxhSbokFFn94ylb7GDA3aTynqRPGZ4VJ0",
-	"+h2jcoSUftQwQzVldpJsEcGcmwmwLAOFI4V6AkZeo9DHIM0E1ZxrBDNBkMMfMDHANaTIEsNvmMG024k6",
-	"3E7/Y45q0Yk6gk2x0+9MKkiijk4mOGUWJLOY2V+HUmbIROfuLupcomDCnKVvkaWoluG+SOQMNUGg8Mcc",
-	"tQEjQQoEQyNhh8GHD2evd7vwLctGUk0xBakgF9dCzgX8/B//CUe9HoxRoGLZQMSfuLhhGU+vjF867sIJ",
-	"XOMCMplcY2rnZ4I2X6zhJjnoDkSx34kDt9zwv+29yTWX4iQ3k71iT6G9a6O4GHfu7N4V6pkUGunwvmbp",
-	"udug/ZRIYVDQn2w2y3jCLD72f9AWKZ9r0/5J4ajT7/yP/Yow9t2vev9UKam0W6uJ1csaOrkGj5FjQvNQ",
-	"pgvQbKFhPllEMOKYpTBcuD+6nbuocyYMKsEymn/5yOzkGtUNKhgxnmHahdPpzCxo5mNI0TCeaWAKQYrM",
-	"on08RjfzB8FyM5GK/w3T5Ym/5VpzMY7Kw5UKuND5aMQTjsLAyfsze5CR/YEVh2f3ZE93yhYgpIFcYx2g",
-	"LpGhR5ld8+T92V9xQbdLyRkqw90BNWD53Jmy23coxmbS6R++eBG1zzfqcNqBpUhmOv1OnnNLEMuPCY3K",
-	"nAltmDvvcgQX5uVRNYQLg2NUdsy1g28Z7XafNyzL8RgUmlwJexksjucTFCUmuIZEYXF/Gxt5GXWmXBSf",
-	"nx8GALbMwx6EFHoTATpUvq8NuIs6xbVb3sE7mVzrEkojwUy49sdoId2Ay7vyG8er7GLLECydK4p0Jrln",
-	"qCxNuYWGZe8bD3GDU/90Pu30P3X+cnrZiTrvv7+g/z7QvyeXr952os7r03enl6edqwDu/BdMKbboLN3K",
-	"Uw8J8RuWZXKOKUzRTGSqI8DuuAvx50Fnn834/g9zs+8Z9qDTh08Dv+ygc3UXdwfiOwnlxmCKTGjAG1SL",
-	"8lvHzFoIW43CGm9qoo/NuL8umymh47jejzlX9n5/KgZfrVnWscgvuG7FbgOLWsEXkK5nYyEV3TV/s7oV",
-	"bktp96Qs4Ye5eSXFiI9zVcK+DjHffLxsPn8XdTKmzYdZygzeb20nAxss8eCrgwYnOQhdhhoj2Hy168dH",
-	"C244vDUE2zjgtdRTe/Qu6uANCnMmRnKj4C0fXCa8asaNG1hN+g/bwT1heY03PMFiv2uF4dLZWlI6SRLU",
-	"GtOTNFWo9cbnHkZ0K3js522kQ6nANDeXyDRwxy8MG2YYwZQlEy5wTyFL3TeOM39KZJ6l30l7D29Qmatc",
-	"o7LaZeiKp8yw1fLGKusBcKeoNRsHQHsjFUzyKbNau1VzkgkTY+xuvEe00Wreq1Uo0mFtgzRFOfKC5ajX",
-	"sys2UUlKYzXHRvG6UZ3dQorSatbGcSprZLUJJBXWqhb03TMNM2YmsBN7GXpJNs+n3lXXn9putxPAhrci",
-	"qg39EsCDFHlTaP1rCKO53xMBxJiAWdMs4zdoJREXmqdI+gL9apWEn3/6+13chTcWA5rwsZgh/PzTfw1E",
-	"/MPcdD0u9sgA7Cq8kdcY98Hq3Bk6sxB2hl7DJOU73e1DjY2cpdFAOARGUMcs7AhLJMCNdqN3j8E9B/+r",
-	"OUF/IJoT+ueOm4+RVttau5zS/jYQOwoTqdKGBswMZMi0cQYkQTZnGtxW7WbcDF04ZckEEqYURz0QcW2d",
-	"Sz7FS/mO3+CZuMBEilTHUR0Q4KlT4IitOWRCxkdo+BTt9uh7b2UD1zq3xIkjqRBipz14ThiDnlieAkME",
-	"4xR2e8jeWhuIkVRgJnZPUlgOVDvDuH0uEDqWs9QfzEAwjw53Ol2IuRjJ2JoKNdP7mYZSBnrHQcxnnr/H",
-	"A5HiiOWZ4WLstHeEhGUZqmcamHvIaZ0rxdnZdgrS+uNYx2iW5cjSFWwcwZbCaGvF7l66g2XW1WFtGnhe",
-	"f7Y1dku83kMjWylno46jtPtrddUj7UOoQXa1imkWekqTOX6cSEhYru3N8XwygpGSU8sPFAITpLTPJzyZ",
-	"QEoKj2X8Is8yK9sLjttSfh4ivN3krzfoTe6p71bpNu7ny1WYL+9iWNeS2+mM72Sl8kq98ohPxl5UbaNo",
-	"WcS/49qsVmrpbO4hU0lQBpQBgbfmVa50yDP1XqG2kpJkwdQyXLcqKU0jaS3uY5gxrYGTOI0TmijerEl5",
-	"6EPUeTadSWUwPW/d5V/KBJesxOZeXztebAUNaMPKJxuOlNUcbYqGvfZ0vi3X+bYYcxd16kuGrqV3R5HQ",
-	"eaZJPsIQx0wck5OOu59HuckVbgmyKTBbs0OPel+93GiIPpRhuQXL8VHrEFtICNHGNx//GiCFbFz3NJ1f",
-	"HL542Yk6p/R/yKuUqJvgLQ0ziWsnrJa/N4vmsid20VfBFcUqrlCfQfNxcPBtcPAizErq+LYQOvgjQpJb",
-	"cQVeL5YRe42L7RmMPZqQyt4AyE4YXv9yyRvTsp8aaqEmQTSTGU846i580A21NUZhpVHq9DGVYys4MxBO",
-	"Pj6zFoC/9pYWF7DD4G+o5B6pdWkEKdc0EyR18LyDsBi7G9TSSG0lsC/4WHAxPsnGUnEzmS7v7q2cQ1PP",
-	"ZQpB87HAFHZkrvQxVAETsLa8Buac00IbZKmFwbMweGsp38eprF235z37GhOF5hjohhAG6Y4US96g4qPF",
-	"QLAxs5PCfneOWbZHoYP9H+bXuvuDlsLttaDZt/6ybb50/khCYa2m7nV6O+MOze/t+TYu2Rt+i5aaLzKe",
-	"cjH+yEUq5+3PH7mZfMtu+TSfvvP0EoSovuj3Aq1m/EHjEh02j3WsWILvUXGZNhToOr99fhjgtyExX4eg",
-	"sYUNQEzd7uq6/Ldc5AYfB5QV8zZJ9rxu/JYXE3b8pYCj59Fhr7fblkVBgJrLf9BsjMtnf4453cVO1KlO",
-	"Kxw1CNs4LTdAyNyswH8evdwW+rswQ/MIWq3BtY2VUMixFmG2ikmuEazCBg5YBgLnZJvnIkUFFV52g160",
-	"h5g4q6Hz7KnOt7rwKmN8qvvWTo9A50PYsdIeeLobAcutVZG2PBaw03QG7EbAmYkAb2cR/GB4BIansON5",
-	"GE93iXNpa9DvWJ2HpyBH3uquo4sbSNgUyXrZPYb4mlt54PQkF45uhHQ26CyNw1rCZEimvauZD+vto4Sb",
-	"RVDGJzIXRoV/S7meZWxx4b4I+4oNN7lzzZbnnMrc3SH/uMinQ3cFMynG93le4XiVVfY3Pit8wlsYO9/P",
-	"nFH4tUwXoTDnCSUsHANSDFoqsNj0IpgNrYESNEGZMajs+P+78++fentfsb3Ryd6bq89/vturfzy6z8eD",
-	"w7vdP4WuSbGH/52jWrMJirTTPiKILcSx/SK2t3fEhVVY7La4GNc21tiIHfPv5eNPvy/PxFxuSi1E1HL1",
-	"Y4aJ0cuXkKwp5y10yRLa3kiVZ1Z9cc9TJgxUiTndzf6udWpoi5geGIVaZxy1CW2NeXQfQEM3oxQhK0Jz",
-	"D9taW+7cf4fbCVjQE2vIq0q6Ogcs1w2ZcQzMwFRql3lSO+xnOih+V0AXMmyXZdZM4Q2X+RIESYIzgylB",
-	"aPHHDB/yjJsFCRufBpN2OxuRs+YYH8+T8XRh8cd2Y2zjhriXEzV8tN9RtKRM4aHQFdc+q+rYnjr5sbio",
-	"WVHPNExlillQU/pFPtm2W6P0d5gq0a15OC3E1c7hagM9OW/ZSg7RCNdtbcsHXXB3lPp05sYf9Hq9HjmK",
-	"ii+WPYsUdWEGXw9fSaGNYkXS0LIiHr57x9bqLgaSRcyyOVtoSCaYXLvrGEiRrJ9Hc/+bkLne4/owXLZx",
-	"uNZBcj9wv61d1kfzuG/aTy3LgfIA5awVkt6QxLWJQW5vL22P9TVYDiL5wjCT69WQaPq9bpzKa3vPBbth",
-	"3EmHq02cws8RWt7lwy4v+xtPh1qV1rSFhHQ7XsnFTImQdTB5tC1ZcO7rqzXLrjrnJ1vXUt7/YVmOIbWp",
-	"kVbgkwd25Iz9mCMYvDW7rSxUp7QtkcEHjWpdRt6yF+5BXAOnjGdbHHvUGXGlzXfbEUnUGeVZtvXDT3gz",
-	"MnYPoB+aEThjWs+lSu8jHSNwOSLaSNWQhQ+MT1st5RdcYUtuj2yo5J6C1w0gKm9fPRp4tRLIVdf98df7",
-	"iMOJlNehlDkhMDGXfIoyN6HU/Szj2plW1ob2z8POwc8//f+DXmS1ryL+AAf247ae1vum5btI7Wnlvd+Q",
-	"KlLnJ808M0q6cilU//Gf4OMBtTztVSlVg06fgjh3cTjHLJNDloUc1AnyG18L4+PWZfKduxnNsJDUSJ5E",
-	"f2l0OCfZuQ63SZqppyE0EHFrFPMuSGujCONiNcgop4Iy0hbBrT4xm3sI51LI0q2peM648U4ABCb0HJWj",
-	"6Jctij68D0VrF167oOjWMhB/xYWjgbffnrzau3h7cvjiJfmumckVnXgD8e1KkDJF3cXhdjeUgBy8XMOH",
-	"m4rylhlDlUGVqwCZnwhgQy2z3CBMjJmBVPS/hg/n79rA9o7+vEkvtYusYWXrTaS5e2h766hgkJsMo3Li",
-	"NaCtlD7zigtvBUt47fVLb8DI469tCR+TXHGzuLCTuOVOyiqPQDSJzauKL8txZG6AQfw1MoUqhpnCEb/t",
-	"rirZO/GVZk7fr87LrUhFczyYU3be9AhnaFdNMqpAk0PDuKAwVjP+XcBnLy5FkPwtBy58hLoLlxOuaUec",
-	"/BU6goxr43ID2FDeoC/TtEKEWMDU7lvhXqFHZUjrDEQttq6lyxFtOIoklcyxzIOtIWECXO0RM8BNdyAG",
-	"gvLYhd207g/EHpySpCnKBvHWKnIQ/+X0EqgiyRmAcZE1C0wUp+OjVAMBEDewHnup0XeedjbfdJZwAlNf",
-	"BGhnW1UH6IvcHEfGFI56Bz59QPioC1X+2U3FwcrNGKR3Z2cLcD4BYOECVIKpqDy1QNWKT8sYH0FDdagE",
-	"ht2tTyUHVEoqCFWlWvDOUuco+vDh7LWOKDmCFc6jaV0aaS4SV6j7QfBbwJlMJt3q1OzStYOJXQZ77Esy",
-	"CyqYMpNMrISIE5liXGjksS8QsCCBRWYER70jIssXvR5M2A1WaKX8lVcyRW3V+6mkOK9TUiwfoXPvEyks",
-	"FUy8iWGHVcikSKjyBiMXVUzFfuvKUt/sRm4qTxV+ioLjwBtCPIWedqMKyd9cfP/dVQw7ZblrKlGDkMZO",
-	"NmNKoy8hdatMfGhnrqQYgx1Mah/NeOZmfOXqdS8XM7wiEOy0dja6e5wmh7hdyhvXgSLYAxEkeANjfoPC",
-	"zkY5i2bCBEiRYCOHxhG7tidCsxop3zE1roED0h7mn+Fb/vUxEaoV/8WjskSeNckpoxyVW4ryuKUwiiXG",
-	"lSVShtAeVFoiMHCcv8Sk80UTnXJXHFdQk0LL8DHtN1iSBaggQ42Ks8znNnEF84nMygJ05+O2y58v+xV8",
-	"npHxxXjZApiGi7cne1ZHmjA98ZlW9inR8LHb9dnI0J5xAZZv+Nx8H1XnJrPiwSv0Kfz803/VNlBnwU1/",
-	"x8n7s07UuUGlnfQ46Pa6PUqtnaFgM97pd553e93nLjI6IakXzlSidJ2QRvgdYmqRXvDbLrwjuWEPbpYP",
-	"M54QRyyNhXa+VCGKLPMdCNIeSzbl0gyIipsCzUpRz9i5KhIQfKqWS8yiwxgIh2eCQ08wPfZ5WXZBnSel",
-	"GBW0CYqp0miH9pJlWKO/8xc0lNnXKp0/7PUerWae5g9UzJ+4e/8Rh/BXXMAFGipYf+GWDs1YgrjfrJev",
-	"azqd/qerqKPz6ZSpRRHSK09MO7w7fDXRT7OQ2GUzvufrwWdSr6QOl1xXciPk1N+g1vGgEFZCKsj4lBv3",
-	"fVlE3B2IRoW5naZpWRAx0Ldu48f+a6Pp6tkB3rczEJQAHF/jglIa5ZQbKm4BxUQqpyReufYy0hR3sEkM",
-	"r8iK8QW+TstEbb6W6eLRiKFZ+nzXVGbJhH9CSmwVQK/o4mA1zVJpquqriDiPtiHOWt8JGnKweUijS8Mv",
-	"uAQl2bujrGuMPtnTBTz3mPa5WTxdIvz9z9e4OEvvHOGHm59cMqsw42hkBQgzJDytmmOqThWOwzkZGhFv",
-	"tCBwAS+gULGkGPi2IG6MBj1hioqdJggpM2zINJIMX0DCkgkCCfbaVbZidde3GxmIhAkrKR3U9uwwG4Uo",
-	"3WWr1Ch9meLauf92QPpFieCodxTgPdLxeCuUHoVS3M5qlOKqMumqNZF2jkZxvFmPti94URuWza9zT7/M",
-	"ERWIr1/nnaWN77owQdW+6NNnZ6ZbJagy0ulud9pst95XZ1M+w1VUysXV8uMjN5NynT+kyD+UFCFj2xpQ",
-	"LenRbPOxjkRqjy7RbAjc6pH9VnsrS41PQmLLfS++NJ0FGlesILbaIr9XAqtneG+lqlRo/dzIplqrtnyk",
-	"Auuql9q/2kOM22mFzqDNMrq2rWxVa+e62dOB4MK5rRQTmiV2aD1exNu93WAndsH1PoxYpjHeXaObPOIV",
-	"iTaOqPW5cxdqoz4kxW9I0rbp/xGUouLQQKpCnWxS6WY16bGZ3D8vn/myh19Xt1oHvlm9amd2PoqatRTP",
-	"45Y/KWQp+QhyjWVXxvhTmjsI8KoBC4XGNwjjUmn7QyT/IZKXRXJY78OiwU7Qk1qEuG58rRO4HjKaBOfq",
-	"HjlFAx6ROg/rQOCt68G0NDAumlD4yi0qIKmJ5KKMxA0fCOcVOHaetaxw604p64DlKTdR4aho9mkpSmQT",
-	"OcPIPj0QTJP/wa+wIOVAoWFcYNqF92yMvqWL73oAO9QoI646KoRVgAtkKpmcug4IjyD9Qw1lfVuQivCL",
-	"RNVVZ9KJ6j8F01fDK5XJ7dvzvhUzLXUDuM+ETbr8XmSLIucnKToBGYpR+ZgFdXGl4CDsUPAPpi63IwQZ",
-	"JeeHIVqVGbMdTL6N0T3BQZHeH5jQROS3bkzlE3AowT+QfOMLj13+P+W9+I/br+kuS2PRWobK88NGwdun",
-	"3t5XV//zT2H5+WSCYLn7SjDAMbMcwAWJhNG/Lzlgdwdlwy+3gwhklqI2QIm6Pt2pkgS1DqrrjLBzn27R",
-	"tKy68NGHUnzvMEhxhs5L7LsJyRHE9HAcQey7yg2ElRFxU9UhRkySKrK8uV1ASLdcu1C09qXBA1HkJ7iw",
-	"FIV3d+JQdWO8eww+/uui2fIGleIp1soVB6IWWx9VcsmSeBdOiqQJBxl5hpyL3D6YcUN5DC7+OhC+DJT2",
-	"WdWBRlQI6iKS5VJlbJ7STahMHvCWTWcZuoyTwttbtKBrnEHfdeqhGFPZSoYyFGJ3JvWaiR36dTeuz7rU",
-	"8tzunVF2Tntu3xZu1eR2y0WHta3XIBFu1YMaNfh1qyUpLO0x3aCa7kZAouaAbeASAVhKHDSXX48K929g",
-	"/cuCtEYyt2JLyXzsVLWSjiN/f6ZsASzTkvJWFhCXOdexXdtd0iEXY5hPiprcdGNvL0to36vU0XmKCdcu",
-	"HeWgC63Mk8pEaaepDPJe73lCl4n+xPh4IA67IKTVw8agqXoY03bv+Vqqhx3x3C5ZMAZ71exYIR1tVKsX",
-	"Q/yDx5S+02QgFh+1Ceqa8PI8zaHHA3HULfiUY0L96jbV+BslxBz1jmCnSqDadd1puGnkzwDecm3VUqZL",
-	"s6+cZMI04O2MUz7IEK0+qusN92nzRdYJzeZU+AJPBEbt+fpey2QVP2Rppy+6Fb4DfLjvYnT2iWdlmkPZ",
-	"Y7H27PFAvKxN5VtRZpnjne0pjgfiX7pLPH95UKNSuBAzA3ECwzy7tnBMyxyfw17PXY0C/4UQ8iQY0tLP",
-	"l+7qoyjrlA9E3fR9/U+oRello60FnfGc0tMD7kq/lVW6YkA936YqvehjcPdAmBvW5QNBX20PPN0OQrVX",
-	"ZQuDLpyRCqNRaG74DVJl8cjlQFUMedV+ilYi2+2jViN291Q+l2B3h7vld20EncQUB2OW+6872l/bj+ga",
-	"1dQa8jqQy7Q7Yr6wIxV9KmoTHEekiycbTHP3sZyQFj1txA0X9aaykf1sQSj/cJGLChhi7sPFCr91610R",
-	"ZYabZ7YZv2kDEIHAec0AGFJ3saqUZDcCZgaCejVQzVEXTp1sqh99hiMDMjdduGwnGjZTCMNc13lnf/t8",
-	"N+PaYNqFc++ffDIG/JSW7sri9xV+T087Ldvu92f5svBOKAiwJimwShnthxpOeU+kwhSF4Szrkvrufkzk",
-	"FDVp2wNRpFE/09Dopx5HgJl2HatcMqn/9f95fTOR8po7pfwCjeFWGbQTVyOaSlHcLuuOSw2I67ICbyCa",
-	"qxa9EbvgAqorerP1a+3G4lpF10CUifOUJ9FEUmGcWUOOSt+0kTMNc6murTq+Q/65gYhDffasaV5Ej123",
-	"vL05tctzKrLTNqgp5MLVdOUaLbsqigCL5qlxvdlGbOW7kHPCqkvz79uDboJt7YIqa75xaMdF+UJUqpVS",
-	"DQTWOSNxau67TBZ6kQ80uxhkGUYuH7UUOhD1ALMDojBMWkDEgaY8MQm1IZo5ooAD501ZJpNg5/XWaqHZ",
-	"uwPxvUjsuTdiANZmKUtJDnu9yKKzdPDTodMpz5lKNeg8SezlGgh/tGX3tkKHCIiJUz9bnX+9keqbj5fL",
-	"smJDW72oetcTOX0K4hUUA/c83V28iqk37uUqX2awLv+JVbnNStwjZX0vtTcMukgDLQIrT9j67oYPlSqP",
-	"nGFeUBqVM9XhpYBSaIOw883Hy7DfdP+zcQ0D77bxoNbeueCzAfF2JjUVwZUZZ/ChYD4Fw7FwNd0I3qtx",
-	"1N3CyP168Vgh4m3shyUB+puxG76TAQ3ZVzZxDTx9VEPAHnVzpaErBODpxkyUL3V6j65wblI2Gwj5J6II",
-	"n5+ygSY2SrlVfVF3qF98mVdcyrhmpotnVL8sx6VggVW/pC3rsQ57vUos+4oDKzYs2GXhgNMxInjRe17l",
-	"5XVDRVCun9NT5rS3OkatoOj1O/H08/wLA1VCUfpESnDWyMW3yDIzKaNf4Y1VQrDqpHSPoitpAgVXqxKd",
-	"fBemp9Gumv2pvnBeUqtL1YpjLLDze8xGKrJvtkgNdk/ufy7Kvu9qXCUsH2uE8c92QGszK02BF+/7vOGa",
-	"ynGL98hSgUtf5Fn2uGmXxcJbJVzWOmY+Qa7lPbgOuLzMNfmYVSOCtRzqSUtn/uBTX45PhfMlix5i6wpk",
-	"qIfYbzQNt97G7QvTT6M52xoH9O+Udlw4YbOEs8/tN+KQ+66/zWrtya2xVM1Ci7nOKi4IU28Vk8kxF32Y",
-	"kPeUa8PFeGA3Q2/99v1Sxq6YHE6yDJyUmHAx7gMV0Sx8K5YijaNerl5XdmmPzgHLU+1fp+nGunXc60Zb",
-	"bxblV13KGIm9XzChDimuJECvcMXqrs8fG4iwm1R3G+kMNeYdmibkeCzaLT9mdOppPYKBLtHb3+uWPy/L",
-	"Gq8n8o0nf0+30SFiKezTuHufHZE8tNSsitRadFG3j9VVZuCKzAZiRZVZOeHDa80eRdr8wxeZlYLliarL",
-	"aIGNvrzH0wz+mWT0FzrYmglTHOZmA6YM/z+B+RJT72X/ChnfvTd2XnS31rELg3INueA/5lgvfXGq7EDs",
-	"JEzjHhdlUtNuYetsUYNWvLJ9IE6g6GEM/v0eK96nMcwN2VhOevTrL2ogZ6qQTjVZ3cLG0uBvu5btDyX6",
-	"6ZXosPlVa7e5ltF+LPqJPuFRhDqmBk7E1dB5wCsNvWgy5nuDdX/ljBnq51cg7S568t5Zb3w2ilWPfBs2",
-	"VzTo8u597oprJ73jYrF+0hqkkMgbVHp3IHj9Xf9GQpyrLCZLov7C/88///T3u7vYEdj77y8uo/ob8BOM",
-	"ys6cknLia52lJ2w2Q4H0wnhLYqnv6XzrcM1ZBkOWXMvRCOYTnvnXkCrXo1rBiPFM+9foF52IyaIi+7AP",
-	"8b/teX0+3bsoehf3B0JP2OGLl//qUuwneNtoclyEf9jcFwo4S4sAazRN9mn5kXs7X5EBUV+TSqL2LKuH",
-	"uDE0bvQdc0Gbsj2ZnW19z7PVXL7oiPs0HLrVMvgLM+l21+AVfLrBEyiw0mQKvy8efo5jro21jcrruYU3",
-	"xD+6/9n/sWSXhUyeOu387np/+Y0+bv+vEuVFiC4XFT/0L2PfZJysx+qvcDH+Qc+sZmcUp9boB9ZkAls2",
-	"Biuvz1N2rVhjKZTrrwyP+LN/0vjIH2z/N8P2m/p71JmFXiBxjrOMJai9Bqhd0rN/lWgDKb4BhK6/Bb6p",
-	"qJASSCt2wTVfqOXJ+ULoa8QZDNFO21AXje/59uH8XUhjcS/O+ENjWbZifmXq/ZJMmyi1ovJnuiBX7bBV",
-	"y6Sp3tPw6cryVN8flX6hl3x0JsbM+vv7B4f/0u11e92D/le9g4PO3dXdfwcAAP//",
+	"7H39cts4tueroLS3qqVdWpbzdWekmj/ciTNxd5LOxs7mVkXeJURCEtoUoCZAy5pcV/Vf8wBz5xnmwfIk",
+	"WzgHIAkKlOTETn/c/iexJBKfB+fzdw4+dhK5WErBhFad4cfOkuZ0wTTL4dMLmqfPWMY0M59SppKcLzWX",
+	"ojPs6LxgJIUfFVmyfEFNI9k6Iiuu54RmGcnZNGdqTrS8ZEKNiNRzlq+4YkTPGZGTH1miCVckZTTR/Ipq",
+	"lvY7UYeb5n8qWL7uRB1BF6wz7MyrkUQdlczZgpoh6fXS/DqRMmNUdG5uos45E1To0/QFoynLN8d9lsgl",
+	"UzCCnP1UMKWJlkQKRjS8SbqUvHt3+qzXJ69oNpX5gqVE5qQQl0KuBPn093+QR4MBmTHBcpqNRfyBiyua",
+	"8fRC267jPjkml2xNMplcstS0TwVM3vWBjRz1x8LNd47DLSf8HwfPC8WlOC70/MDNKTR3pXMuZp0bM/ec",
+	"qaUUisHmfUvTtzhB8ymRQjMBf9LlMuMJNetx+KMyi/Kx1uy/5WzaGXb+x2FFGIf4qzo8yXOZK+zLX9Xz",
+	"2nJyReyKjGCZJzJdE0XXiqzm64hMOctSMlnjH/3OTdQ5FZrlgmbQ/uaWmcYVy69YTqaUZyztk5PFUq+h",
+	"5RFJmaY8U4TmjEiRmWWfzRi2/E7QQs9lzv/G0s2GX3GluJhF5ebKnHChiumUJ5wJTY7fnJqNjMwP1G2e",
+	"mZPZ3QVdEyE1KRSrD6gPZGiXzPR5/Ob0e7aG05XLJcs1xw3yxvKxs6DXL5mY6Xln+ODx46i5v1GHwwwM",
+	"RVLdGXaKghuC2HxMKJbrU6E0xf0u3+BCP3lUvcKFZjOWm3cucXyby27meUWzgo1IznSRC3MYzBqv5kyU",
+	"K8EVSXLmzq83kSdRZ8GF+/zwQWDAhnmYjZBC7SJAXMo3tRduoo47dpszeCmTS1WOUkui51zZbTQj3bGW",
+	"N+U3yKtMZ5sj2NhXJtKl5Jah0jTlZjQ0e+M9xDVb2KeLRWf4ofPXk/NO1Hnzwxn89w7+PT5/+qITdZ6d",
+	"vDw5P+lcBNbOfkHznK47G6fyxI4E+A3NMrliKVkwPZepigjrz/ok/jjuHNIlP/xxpQ8twx53huTD2HY7",
+	"7lzcxP2xeC1JOTGyYFQowq5Yvi6/RWbWWLD2JazxJn/56JLb47KbEjrI9X4qeG7O9wf38sWWbpFFfsV+",
+	"K3Yb6NQIvoB0PZ0JmcNZsyerX61tKe3ulSX8uNJPpZjyWZGXY9+2MN+9P/efv4k6GVX63TKlmt2ub5SB",
+	"Hks8+vORx0mOQoehxgh2H+369kGHOzZvC8F6G7yVemqP3kQddsWEPhVTuVPwlg9uEl7V4s4JtJP+583g",
+	"lmN5xq54wtx8twrDjb01pHScJEwplh6nac6U2vnc5xFdC4/9uI90KBUYf3KJTANn/EzTScYisqDJnAt2",
+	"kDOa4jfImT8kssjS19KcwyuW64tCsdxol6EjnlJN2+WNUdYDw10wpegsMLTnMifzYkGN1m7UnGROxYz1",
+	"d54jmGjV7kXbEqmwtgGaopxawfJoMDA9+ksJSmPVxk7xulOd3UOKQm/GxkGVNTLaBAMV1qgW8N03iiyp",
+	"npNubGXoOdg8HwYXfbtrvX4nsBrWiqgm9CUDD1LkldP6txCGP99jQYAxEWpMs4xfMSOJuFA8ZaAvwK9G",
+	"Sfj0879u4j55blZAwXqsl4x8+vmfYxH/uNJ9uxYHYAD2c3YlL1k8JEbnzhiahaQ7sRomKN9pb0hqbOQ0",
+	"jcYCFzAi9ZUlXWGIhHCt8O3eiOBz5H/5DQzHwm/QPjfyHwOtttF32aT5bSy6OUtknnoaMNUkY1RpNCBh",
+	"ZCuqCE7VTAZbMAah+esbRYwlOxZoOBNsEVVU25fhVBGhoj4U+5o1t83TjUm5t4zpIws0UXCVce3N2gb6",
+	"SAk1Q9Es0SwlOSsUM8ePmtkcaL5gB+Yb3J2NJk0jfXJCkzlJaJ5zpsYiro3qnC/YuXzJr9ipOGOJFKmK",
+	"o/qsCE9RMQV2bVvN+JSZns22wffWe0C4UoU5dGwqc0Zi1Iosh4+JmhteSSaMaDREDPFaK3QspjB9s1dS",
+	"GM5ao824SW8kRG6nqSW4saB2m5Hq+iTmYipjYwLVXArfKFLKdusQifnSyq3YrPmUFpnmYoZWCSMJzTKg",
+	"D4oPoTbdKqZP91P8tm/HNga6KR83WIu3BXsK2b0V1lvpREYIVZu168W39Wcb7+65rrfQNFv1h6iDlHZ7",
+	"bbV6pLkJtZFdtAkDp3/5TP/9XJKEFsqcHMv/IzLN5cLwuZwBs5CCrOY8mZMUFDkj0ESRZUZncZKkodR9",
+	"jlKCjT/boQ/iU6/bdDb8+bxt5cuzGNYh5X668EtZqfJStW7x8cyK4H0USLPwL7nS7co67M0tdAVQAAJK",
+	"jmDX+mmRq5DH7U3OlNEAQMYtDMPFXkEZnMosk6sRWVKlCAc1IU6goXi3hmhHH6LO08VS5pqlbxtn+UuZ",
+	"4Ib126R868mqxPeCpmxELJM2EogIufIcRu0cbsE0fWbpfl8u9Mq9cxN1lKZ7D/YbBfKSTNiMihE4Izn+",
+	"PC10kbM9h6zdStfs7UeDPz/ZaXB/LgPDDsv3o8amNhYhRCvfvf8+QBrZrO5Re3v24PGTTtQ5gf9D3rMk",
+	"vwqe2jDTuEThtfm9XvvdHptOnwZ7FG1cot6C4rPgy9fBl9dh1lJfbzNCHH8Ei4Q9tqzr2ebCXrL1/gzH",
+	"bE3INPEGZBoM93++4XVq2ImemqhAMC1lxhPOVJ+8U556HjNhpFOK+llesEYQaixQXn6jqtNuaHFNupT8",
+	"jeXyANS8NCIpV9ASSerDs45Q924vqLWBGgvDPuMzwcXsOJvJnOv5YnN2L+SK+HovzY3ePRMsJV1Z5GpE",
+	"qsAQERSWAJ3wQmlGUzOGZzge8sJQvo3HGfv1wEYwFEtypkcETgisIJwR1+UVy/l0PRZ0Rk2j5LC/Yll2",
+	"ACGSwx9Xl6r/o5IC5+po9oU9bLsPnd2SUPjO18VOrpccl/mN2V/vkD3n18xQ81nGUy5m77lI5ar5+T3X",
+	"81f0mi+KxUtLL8ER1Tv9QTCjKb9TbIMO/W2d5TRhb1jOZeop1Jv7aYwO0h18+vm//vQkejQYENUjlORS",
+	"GzvlgK6oM4AvGVsaglYrZoaGGwdUmhR5buSxDcXQqQbb11h8pdUGBg42BDFVtOpwl+pC4OGDgBAI6SL1",
+	"ZXnLrqyyU+3FvtJt491G296e7Vj1BW5n3Zh5xUWhrXPoS6fZ0q6/p2/rXo2SE5Gu5QLk0cPowWDQ6++z",
+	"7n737xSdsU1if8sKYD6dqFORZzgcFDbyGv6dkL1dDf9h9GTf0d+EObhdoHYVtmmthWLJNeiAUcAMkRuN",
+	"leBgKRFsBU6XQqQsJ9W69ILu0c+x8dpHZ/lxnVH3ydOM8oUaEq5URFQxIV2j3hCe9iJCC2NWpU2vTdf3",
+	"hvQiwqmOCLteRuRHzSOieUq6lmnztAesWvF0LLpGyeMpnvvmcnFNErpgYL71RiS+5EYAomKIOAMvVrdD",
+	"SfM2a2MlQ0L8Zc1+2m4gJlyvg0pNIguh8/BvKVfLjK7P8ItwEEBzXaDPvdznVBZ4huzjolhM8AgaBn2b",
+	"53M2azNL/8aXztm/h7X3Erx1rYGlzwkPRZ1ZJic0awHsoGPShW59srG05CwLQ70hE3+70A6aES1NbFua",
+	"H5boMPhWputQaP8YQDojwgB3IXNi+rDqGJ0Y4zXonqBas9y8/3+7//lhcPBnejA9Pnh+8fFPNwf1j49u",
+	"8/HowU3v30IcxM3hfxcs3zIJQJfAPCISmxHH5ovYMLYpF0Z5NdMyCkE1MW8i5p3/LB+//3mV/P1O6fZL",
+	"qWhf6UfUXOZGfypFH7qHufIY+ohQTRZSoTPdc8YHZWPL6EJm9qZAWebsistiYwRJwpaagcOemPWjmk94",
+	"xvUaJIEFH6VbTum2I3bnfpb7AyPctVNlH6fIrVy84a19DTGqEjgFAUOuLJZtZHYdvGxc1Gy6bxRZyJRl",
+	"QTXmizzGTSdL6X3RFbzQ35zGwtX24WIHPaEvr5VDeEHSvT0LQQfhDQDOTvH9o8FgMAC3lfti0+8JMSGq",
+	"2bPJUymUzqmDam1qyeGzNyJJ9SLY5zRb0bUiyZwll3gcA8DU+n7489+1mNv9wZ+3ls013Oquud1wX9UO",
+	"653FA3bNp4YtAfSlXDaAADugc7sY5P7GzP6rvmWVdy5yyCAPuIp9CDYQq41N98kPIluTWDqXh222UAy8",
+	"ZRRiwlKQOctZNBYYAMoQ8+C8ZsOmIyMQOLZczthL1m2hxgK8J2QJ7pNSKeXa8EaAVfaJ82FNaaZYnxgp",
+	"iRDqKaINzFQu2VJjdNfjn0nGzaqHnHFSvJQzLt7koKO0eaGkeFVkmj+niZb5iUC5Gn5wY/HaHnxDlVrJ",
+	"PH0KUJq0Bb2+c88v2XOZL1rMUmP0KZaxBAxKqgiFKD3pxrD/f/n087/GxWDw4AmyfvM57o3cUwkVRqNI",
+	"aJ6vq/B1f3cYehvFN3XgurDc9h5M+P8YAvLl3q362m9Ba1KqAdCCpVSbFjaEhJBqEeIOK58XGVNm1c03",
+	"kL9AqnSK/liEaBTi/sZgbx3WiCi5AAefOR6pTIqFeXEsFF27tzAzwr6wF3Jgn2W0ptdn4hS3hZV2avK3",
+	"22830NB2n2mqC9XOvRX8Xve2yUujGwl6RTkO8mKXdmXbCLFszNzY7PZXDtxtA+DuYVXgjFs1P10uyNbT",
+	"j09tuKTw64st3bbt8731W/GpgKnpAeCsPOzKJf2pMDL0Wvca+RJ4PDbI4J1i+Tbs+Ka8+SxNiy0oz/bY",
+	"9qgz5bnSr/cjkqgzLbJs74fv8WRk9BaD/lzs+tLK+dtYFBFBNKPSMvfsh89EHBn2+QVH2JDbHTt3CkvB",
+	"214AKm8ePXjxonWQbcf97vt7zyZzKS9D4G4hWKKNFigLHUoyyzKu0B1l9Ab7POkeffr5v44GkbFYXQSZ",
+	"HJmP+4aObptAhtibkyr+ugP8V+cnPiIa4MEI9v37P4iN6NYyitrAv+POEMLwN3EYDd3iun7LEsavbNam",
+	"RSKVMHE8GX5gX9qQqD00Kpw9g7GQfWCQdWCZtxDXOqc2pmJsF6ExaMsooOQAO70OTvWe2dzncK6c0XRv",
+	"Kl5Rrq3jlNmQNVL0kwZFP7gNRSsESJwBPmFzEN+zNdLAi1fHTw/OXhw/ePwEgnFUFznsuLfwzZzFMpkK",
+	"kRS9HcmKR0+28GHfubAnBrRyQhV5gMyPBaETJbNCMzLXeklkDv8r8u7ty+ZgB4/+tEsvNZ1sYWXb3Uor",
+	"fGh/j5JjkLucSWXDW4bWKn1WFRfeayzhvrd3vWNF7r5vQ/gsKXKu12emEezuuMINmY8TRnOWP3eE9t37",
+	"804gcaMeP6g7mx18vguQ3vjND2fnpJn2GfciIqQeC3a9NIOOEAjEWYpMzdifJVzqkq37pNRoHOIKgMLE",
+	"LBqYEmCkKqJkBDnwiTZHsIJaypUAyLtcNR1VaMPCigLPhrlX58ocCkhuq5boqZSXnG3xi9RXJnLR8Bi/",
+	"/X/wbUwSaASlzDXmPBHFtCqrEuADVZZ+/fVqeDYZFLLvXE5pAOJAV1V+uVlgWWhCSfwtTDYmy5xN+XW/",
+	"rUDAsc1rR5tto++bGoo+CF9xnoyMmV7RHUHkRFMuAFvho9Dc+FwSCbGcmnBhcWJ9cm7IzcyIg59eRSTj",
+	"SiNCj07kFbNFIdDZp+dsYeadswOnC2cM+ql7SoiSCGzynCcSEvRpVvOiCIKZzlQTrvtjMRaQNSfMpNVw",
+	"LA6I5SnKOriocKtfEoO3pLEV60N0/9CVt1FjQQJ7RY7JYldJAZsvjyKTpeTR4MjOmgDyvqojAD5Pdm2O",
+	"mJkEUXRNlByS+K8n9vCi4yGOYIjfvf/+LPJoF5tM68cd84NiIhhLiZA4J9gg3NYFXdsdAnANQgJ4bo6o",
+	"aa3hBXMANZ77jMdCETGXyHAKs/5xsKRFTKT14mRrgm57ALUFKnPA8rqSHGY0taocJUYG1hYKdLjBuUod",
+	"hOW5zEmoXIcZ3qn1Kb97d/pMRTAF6uI7i7ryo7hIkEe8E/yasKVM5tDCictadPlQZj9jTO2Lba0KR7AL",
+	"qpO54YZxIlMWOwMwtpmTZkjEkEZEHg0ewQY9HgzInF6xikIA8PpUpkwZa3IhASeFOnHJgYemnc1M0ucx",
+	"6dJqMQFJlDvwoKjcluZbrNfxvBdhU5bAbRNOwJHnsPCAT+hF1SJ/d/bD64uYdMs6IKlkCqUMMd0oZmtr",
+	"YC9z6z1d5VLMiHkZrAxo8RRbfIqFTM7XS3YBQzDNmtaATXBonMTNGidxfVAw9oCTljwnM37FgNIh6UHP",
+	"jTQTCfNAt3h0ldkRaFVL+ZLms9pwiDSb+Sfyin87AkI12qZ7VJaLp9k1pqSxHLuCRDApdG5EJdRrAEjx",
+	"AamMEkIJKhrlSmK4GOiUY9UAR005+xEwoEOPe5oBOTJULOc0s2BonpPVXGZlZR4MQyPr3HBjWWCytlUK",
+	"sjWhipy9OD4wKvmcqrmFZpunhBcGB64EkSA9Z2tiuKDVTiwqjevMSDLLa1Ly6ed/1iZQlxa+e+34zWkn",
+	"6lyxXKGgO+oP+gMIviyZoEveGXYe9gf9hwifmYOSFYY2A743ZIC8Ziw1i+5ER5+8BBFnNm5ZTDKeAH8v",
+	"bdMmwNpJTcN2xwKMlZJNIUwPqNiXvUbgWxnFcwfgs9huRHLDZowFrjOMQ81ZOrJAbtOhKpKSawuYBIQt",
+	"4G1c9pJlnKadYeevTEMqQKOm0IPB4M6KCUH7gVJCx3ju37MJ+Z6tyRnTUMnnMXYdarEc4qFfSKiuWHeG",
+	"Hy6ijioWC5qvHeqm3DFl0dOwXv7yQysgO+mSH9hCOUupWqkD0fglN2Icopa1UlBOWAmZk4wvuMbvy+oq",
+	"/bHwSu+YZnxDllvd3k18ZL/WCo6eecG6EscCwsDxJVtDVFcuuIZQLMmpSOUCxCtXVkaWeHGfGJ6C0Wwr",
+	"n6BRw5T+VqbrOyMGvybMjW87gcfoHimxURmmpbyVUYpLFbBKPAfifLQPcdYKcsErR7tf8cpXfcEhKMke",
+	"t7Ku/NrsEDQTD6iy2GaebhD+4cdLtj5Nb5Dww1XhzimgS6dTI0CoBuHpjD5riSKHQxmKuqcZAhfkMXEq",
+	"lrEcMdiP7yii5hRSIkw7KdV0QhUDGb4mCU3mgDXgae0oG7Has3XYxsKGtm3+PNeKZdMQpWMgtUbpmxTn",
+	"zxdfSL8qETwaPArwHok83gilO6EUnFmNUrBcBRw1f9HeMp1zdrV92b7iQfUM6l/mnH6dLXILXz/O3Y2J",
+	"9zAqVdV1/PARPQpGCar8CXC2O022Wy84uAtyeBGVcrFdfrznel7284cU+V1JETC2jQHVkB5+/bNtJFJ7",
+	"dINmQ8OtHjls1P001HgvJLZZEOxr01mgolcLsdU6+a0SWD1Dai9VpVrWjx7qaava8h4qtFRFZv9iNjFu",
+	"Iv/RoAW8lgohK7H1dCy4QLdVToWiAMaLbOUMminpVf1pr5NkizDJ6VhQ8MnZQUzW3pgwlFUPf/JmUd2x",
+	"6MYIFhkinDLGTDJw6FubUDpHhHMeblGP7vCURjvfqNUgxjO9UyWT4lck7JtH8A70MrevROZOo/UPym5N",
+	"7a757H9fVvd1N7+u8TU2fLeG18z/uBNNbyMCyQ2LzBlNwU1RKFZWzI4/pAWOgF14YwEwyA59oNQb/9AK",
+	"/tAKNrWCsOrJXPHDoDP3xObAlpLVyWUju3fKZSNAwck7FmWsuPli7App2QgjBKJrWoEDi7twHTomRujc",
+	"y5xneQE4G1qkXEfOV+LXmnNlPRK5ZJF5eiyowroT2MPaZn5oygVL++QNnTFbls5WbnLIgKoqVNwLqQBn",
+	"jObJ/ASrON2B9A8V+7elzSrCd9Dstj3pRPWfgoDtcE9lCtz+vK+lpY0KRrdp0KdLyMuxKLfEVTPUECaz",
+	"YROosA/xSdKF+CNZIJopNDJI4QuPqA0Ltt+YbCnGWw6HifT2gwk1BK5zrykLOYM0wADczNYOwSxBQHrZ",
+	"j/v3iYfF67SGyXr4wEvM/jA4+PPF//y3sPy8N0GwWUEuGGNZGg6AcSqh1W9LDpjZkbIYK84gIjJLmdIE",
+	"oOnWKqokQQ3mtM0OfGvBKQ00Enlvozk2d46kbMnQUW3tOjklmGMVRyS2FX8xZy72VR1gxCCpIsObm2lC",
+	"cMqVy3FD+MVYOIgEBpe7cWuyUAyNfnf2w+vItkSFX5X18PpgtVodmMNxUOQZE4lMWRpjBpgD23g1TonS",
+	"dK2ILKwtisGxTM4UpI7BkDB6L69YnvOUBTOgXHkJkIHmOPXH4tjhXfBZ6A5DAubJjGvAbdh4sy2NAGta",
+	"1UaIoDgCLlPVV4lFACTQcaHnTGi7AsOa3ypyhXE9+Er3u/fnPTdegMWs5pLIlVBjsVlt5dPP/4QSiB56",
+	"aEgQGkTGxWDwMPnu/Tn8wWLEA+F4g+gzhP1441kUqoxNBpF4SGnwmJDawkQQxDfCrMrChvTNI4CXcSC8",
+	"iLBMMUSZKKs6lPBBqiuUAbvmSvcJeEpoA2hY5oXWCwRDYuYCtgJvnhjWgD3OS10eGpkbooAiFzb0445R",
+	"RLgyE6zwUrCpUCuJsGu6WGYMEV4uZOEKTHv7NMR6lVUKK+gPgGnJ7RGqDlUXfu3F9VY3LjRCeJMZZbNt",
+	"W/S5rXFDyK7O8N59gBJoFMzaYbb9Vl06xFfDcXWa9ncOJPJf2GdcIjCWcg387rcvBf4b6L9Eb05lYQ5q",
+	"LosZKvuAETC8x3nWFnSN3jWE98Vlnkps+kY2P4GqanOXu5nurHBrCO2HPEXulbKEK8RUHfVJAz5VGblN",
+	"rBVyAOCQlgeMxuJB3xyqOUAzIMuUpc2bpWp4JfPGQ9OlOxPurAiJtFH17l6xD44Ag+aLILMetQbqttRm",
+	"O/6ro7F41HeHFsXYsAborSQkHGjDVLoVoLGHNRm59kBgyFgiqLvqHAdlI3OqSIlGnjBj0aj6dVoweQed",
+	"gtbQCKx4h+Hv1fP1uZaIK/vKxkwf96v1DkjyITJIW9bdHouy0njt2dFYPKk1ZQvNZ1lZtM9rYjQW/97f",
+	"0Bo2X/LLw5ew6WMyKbJLFOcOqPZgMMCj4dbfqTGWBEN23tuNs3on5h6IArgry+ZMhi4gOPdqmzkBrNi2",
+	"agYt1kbAwLtlBvlnjdnzT3zm0NstyvubQShftUx175NTUIIVE4prfsWggs0UgXwVQ26bjwPJ7zePev7/",
+	"fXnt2ksB3Pi188NK85d0BEUcbjYv7QtGNCBuTBdwRUM7Ff3STu/zUv+z0gCH7CuQpGsUPVmljiHzhTMu",
+	"Pf7cuyPU38cyCePDhTkLXlrNxlcujeTDxc2F73gHTHxj/SfruqEUmc9mJuUfGDCs5gTiyI/f1WI1jbvr",
+	"SmCpFQ8Zv2oOICKCrWpG7wSqAFcJg72IUD0WUMUMMkv75ASlaZ2CMjbVxrzrk/MmvtdH7oblBEYkfv2S",
+	"IuNKs7QPeSA8v0eRcZ/endayUC2+fks7DX/Gb8/bQ8MzgcDXFixuhdQehuqkWu97zlImNKcZ2t74YyIX",
+	"TIF9gEa/u9jJt9at+QxmhMtx+EYR7xaoeIiK10Tq+VigeSIFiyzcH1LOVhy0t7E4Y1pzo+Wa/qt2fW0v",
+	"btb4iEvVjqsyHXss/LE5j4Ez4onCwssHK6i8jIo26ixQUH2N2bSFYoaFuPRrVx40rpeGi90dCTYJxsue",
+	"q782FrGrIde3NlbgxraYdIVcIUghDtz8hukbZi39S3N6sIQb9YO/UYZJ+FdzgXEA+6p4GpMko3xRam/Q",
+	"21igE4BwoI4pZw40DxWqQIJxrWzORManbGg2AFkmTl9FREnCNQBQXZW4CZzKtNKr6q3avYlbqkIPx7UC",
+	"5XE997pMOQKEWUiPcxIX7Gmeos9Iz12ZLkheV1ouFVnJ/NKYBTAWLkgcqnUeO0tkLKACGIi3RnOAQ+dZ",
+	"VhayHNaHrA3JunFvljmPXI1LsJKxypgiNtfwOFQ/vaw0NhZlqTHiVRrjylVMH1Y32LpzgZeWeeeqv60G",
+	"er+tdBpIKuQajlhqvuNPP//TIZl2Bhmx4r+XEOmClEIK1kPno3P44LJyVTPfPT402rg57BvDZ5br0qi0",
+	"595mUSVSqCIDoWnOlDmI5OEDb+XHwmoL4Kdys0W9dMEWE4aW+xrzEowVG2E0swpPcg2qjWF/r9mqrn2k",
+	"LOdXLK04WHkT2ZrkbJmZjS0xYUnOdOkwd1d51+oE9KKaexuI4sASRXmChNV0kDEjLdoJEprpOTifWjIt",
+	"XEkBx4Bso8j/VpK80HoJQTRk+Ip04zO6YGdcs7+c6ZwnOo5I/Ibq+V8O4wiLhcdnRo1lcUWqzn0K5b0h",
+	"yez85Rn6sNE1Rg3xGT2HLHN5vbYH1GZh94bNhOfuNOD/trfKaL5gPTuQhuwrX2uy2ZwtKIcMJ9MCrgYm",
+	"QA6NLG44zv/+j1o+YYNSbWJnVB4bmZeJ6c5zbRlw3di2EDyERpUAuPJRo0SMRe0XO4iW4xIHKgrHcDQm",
+	"TK8YE+SoYqP+sQpeatfoLdT6aCyoTWaw9xGBPouqLV7ICBNcMCpWc545eM2jvhENiSE8D9Mwp7Vc4weD",
+	"QWT2oSaehcao8ooapqKKJDGK01jYc1UWlHdmZsAEOLGt1XXT5zLHCgUNO2BHpf8RKEJI2a3qVGs2vkel",
+	"bUHaYImte/Yw1DBBN/eaUbdx9UIw9hu4vqCKum2/ecGsfa1szhnTB62VF1bSMbsINUkuCCXVKzaV0ZU2",
+	"lCsxbMTE/tKIno3IK3p9cDxj9ofgIXOPIi8dlZx3RJoM1wZoPbKxLQPTD3fq87j9e/MSPvdh7S/Oz9+c",
+	"1Sph0NCtAjefa8o92ufiDcNxkBlNbEoJMCLDVCaG/W1wo/tI1XT8BVS3+uhAkQhRM0Zwg9H/w48a1f+b",
+	"fXAAtVtdbcCSXS+lgsIXZeoGeedklZNPZlx+KKPGpa3PAqPqpUKOt8n69XOxZ6v5WvUF3nX1OsYiYzTH",
+	"qheZnHERKqVrUUNGLuAVFgD7sGsKIYNbhsdDgXFUu/zt6d4iJN5ajKU3qgLSEHOsBX7Qfhd2XfcIYXy7",
+	"visI6T4u2w1nw6/GVftaBryJtvgCN8byr9H3as6iP+AJKuI83Ql4/1pEcA9hie3+PW9Bfu+EtQmD30ET",
+	"O5XPthuUunCVZplBWWqcPqDeSpIvg9I7GYWVeXYVF7i1Q/NU1zyZyKXLSN2GZm29mXV3J/7QBHNVD24a",
+	"hw7G9LYs9ER1aSBamQSCBRUhrPmICVdj0cXyKTl22Gu7p8hpIpF1h7jUcCNKt9097yCsVJH42cnLk/OT",
+	"zSpoGLEC3WIsvICWzK3KAVcjkWPTORM6W4ecURv3qFt/IkbiAT1YF9LgPhhWlbjQ7AOXS2mtWZ/Ciqqx",
+	"yKTS1rmWyRnA83oWOmbdGUY1UCHBGjTpnVsC8sIQMrCyUK8KwYHuphJJUPp1x4KrymKva0EAwhtWF9Oj",
+	"d3RKeYZLvKKQ4lb5ju4SFYguuDAqcENbwLu4dlmsn3uJVijQZKudBrT72o0Atw/eV5bbPmF7d96qWETb",
+	"cBv3wH1GGD/aqSVFSFiuaAoMTjhuYG87hfS+O/cARJ3rg5k8sO3URbBVS+7LReDfAbcvJOClnM3MESt0",
+	"n5xUJeP2t86fInuYSD3/Yiu9spAH+xjCIQZ02zbuySy+Y8v1pZw59KZhfhNrDlppxfOm1gF2o4V4sUXN",
+	"gK1uKdizLBXwb8ejbeEVl/Jb1k9BSRGRx4OHVfpwP1QLCm9RuM/SHo17GlrU3e0zscrlw688qHIUJdSl",
+	"HM4W2njBaKbnJSo+PLGKAqr7C25Re0rqQN2ptmRLe/fB/XA5/1aIr5wb2bgbomUb3er8FjMiXQbgHhUS",
+	"8MnDj6765VY/2C2oymLFVS2kWiYreDFHhYhzFW2AmWrV8ZTLr4TUHqynMBa11EnUdV2RcdufLfM0KUsx",
+	"DOuA6rEI1/5sKXNQOw+/uSpQNVq+s0JQbpHLxFcMzHNBuN7pgNm6mL/vQ77HRhkKRFjkFVdQ2VJL9JhA",
+	"raihsXHutnyA63ivwgG1+yHvoWbAbXgM1hfYUlegOtdbpdy9VqH6Q9Z9PVkXzvt3t79sqzUFt7/8SstJ",
+	"1C/g+cr0412rswVU+hulHQxa7daSzHOHngvxEKvat2vg2IcK1kjHIuXosqoX+4eg3ZDMAX3JleZiNhbW",
+	"E+ZKj8+wLis5NpZh7gBxQwL1qNa2qrmDydUrv9YNJpijsvFD1SfPIWEX3nVXaa5Z6nt91Qd+0Ye8tdji",
+	"QRIoNo6lbVQLdkf1bUpnXd3yH/CSqmrMO9RMSD9zlwvfJeL8K6SY+Hci73+uG/CNLKuj2t2VYb+l04gL",
+	"sQHl9s7eRySSz63aVmVfmOXa9LV4BdtC9sWXFGwjdCz8gm0wnG7pkLEgitRwAH5lvcU9yN2vIT1TydTI",
+	"FsK191qxMvBdx7CFq7vhrJv13apqNe2Wz52Ixt99ZbdSCt5TSTfoYKdhdXdqzH8nheIrbWzN3nKbudva",
+	"KvOP7sHWiuGKT0DcxO6SyBihKdjXyMYAFCkE/6lg9XpTqHePRTehih1wUQaUes4w26Pwm5X9kKnsrsrE",
+	"68bbLscE6JkxCFHUDb1rrebU8rYZF+2l6w0N/roLyP2h8d+/xh+2FWu3um1ltO/dtXX3uBWhi/kCO4I5",
+	"VnbglTnh3Kf2TpD+L5yyB/f4uEW7ie79zoznFuBidDkbmq8UMuGy4vDW0i7iOGyjtZGSRF6xXPUA0WDv",
+	"kcSu4iLPYjB7Po7xJtVxZ0g+fvr5Xzc3MRLYmx/OziPAYjKq8O6DqCz2I6GMSO0C0zldLplgaURyIDF7",
+	"yx67xrXmNCMTmlzK6ZQg0N9CLOEqVIuh6JOT+oWXYP6BMTsk8X8cWOMjPThzV2QOx0LN6YPHTyyWec6u",
+	"vbs0HRiKrmxtFTQLYWDe3ZwWumkTVVwSV71PqEN2YFg9ib1XY+++EYxSlteSmNa233XSzuXdxYv3w6Eb",
+	"N1N+ZSbdvJyyhU97PAHxRR5T+G3x8LdsxhVgl8vjuYfrxj56+NH+sWFEhkyeOu385qI9dqJ3HO5xS+5i",
+	"0oWo+CGysJ3GyfZV/QUOxu90z2p2hts17x4QnwnseSFIeXzus1T0Fkuh7L81lmP3/l6DOX+w/V8N2/f1",
+	"96izDN1T/hbzgh04U2E5hZGtTlhfFJejX15eLJqKCiiB0CPUNQDgcJnWY6uPXjK2JBNmmvXURW3venn3",
+	"9mVIY8H72f/QWDatmF+Yer8m08YM9pLKAR6P1T9wtdoyaS7MT3AvGvwCd8nDndjDw8OjB//eH/QH/aPh",
+	"nwdHR52bi5v/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
