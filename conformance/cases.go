@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/google/uuid"
@@ -65,8 +66,9 @@ const docTooLarge = "A request body larger than the server's limit (8 MiB unless
 
 // Cases returns every case of the suite, grouped by the API they cover:
 // DELETE /api/jwt/refresh, DELETE /api/jwt/refresh/{tokenId},
-// GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, the import, and the
-// exchange (POST /api/jwt/refresh, with the JWKS that verifies its tokens).
+// GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, the import, the
+// exchange (POST /api/jwt/refresh, with the JWKS that verifies its tokens),
+// POST /api/logout, and the hard deletes of users and applications.
 func Cases() []Case {
 	var all []Case
 	all = append(all, revokeCases()...)
@@ -75,8 +77,18 @@ func Cases() []Case {
 	all = append(all, retrieveByIDCases()...)
 	all = append(all, importCases()...)
 	all = append(all, exchangeCases()...)
+	all = append(all, sessionCases()...)
+	// Grouped by the API they cover, in this order; within an API, as declared.
+	order := map[string]int{}
+	for i, api := range apiOrder {
+		order[api] = i
+	}
+	sort.SliceStable(all, func(i, j int) bool { return order[all[i].API()] < order[all[j].API()] })
 	return all
 }
+
+// apiOrder is the order of the APIs in the suite (the first segment of case ids).
+var apiOrder = []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete"}
 
 // selector is what a revoke request names; a zero id or nil token is absent.
 type selector struct {
@@ -246,6 +258,16 @@ var forms = []form{
 		send: func(ctx context.Context, e *Env, s selector) *exchange {
 			tok, user, app := s.values()
 			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app), EventInfo: eventInfo()})
+		}},
+	{id: "form", title: "form body", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docForm},
+		requirement: "Sent as an application/x-www-form-urlencoded body (token=…&userId=…&applicationId=…, absent ones left out), without query parameters.",
+		send: func(ctx context.Context, e *Env, s selector) *exchange {
+			tok, user, app := s.values()
+			return call(ctx, func(ctx context.Context) error {
+				_, err := e.s.api.RevokeRefreshTokensWithFormdataBodyWithResponse(ctx, &gen.RevokeRefreshTokensParams{},
+					gen.RefreshTokenRevokeForm{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
+				return err
+			})
 		}},
 	{id: "go-client", title: "as FusionAuth's Go client sends it", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docAbsent},
 		requirement: "Sent as FusionAuth's Go client sends it: all three query parameters, absent ones empty (?applicationId=&token=&userId=…), no body.",

@@ -82,7 +82,9 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 		case pol.usage == policyOneTimeUse:
 			refreshValue = nextValue(st.RotationSecret, used.ID, used.Generation+1, *value)
 			plan.NextHash = hashToken(refreshValue)
-			plan.GraceUntil = now + pol.graceSeconds*1000
+			if pol.graceSeconds > 0 { // else no grace at all, even for an exchange that started earlier
+				plan.GraceUntil = now + pol.graceSeconds*1000
+			}
 		default:
 			refreshValue = *value
 		}
