@@ -26,7 +26,7 @@ const (
 	docExchangeMissing = "Errors: no refresh token → `[missing]refreshToken`;"
 	docExchangeInvalid = "unknown, revoked or expired token, or its application deleted or deactivated, or its user deactivated → `[invalid]refreshToken`;"
 	docExchangeRevoked = "Once any revocation has answered 200, no exchange sent afterwards succeeds with a token it revoked."
-	docOneTimeUse      = "With `refreshTokenUsagePolicy: OneTimeUse` the answer carries a new refresh token and the one sent stops working (after `gracePeriodInSeconds`);"
+	docOneTimeUse      = "With `refreshTokenUsagePolicy: OneTimeUse` the answer carries a new refresh-token value for the same id and the value sent stops working."
 	docClaims          = "The signed access token. Claims: iss, sub (user id), aud and applicationId (application id), iat, exp, jti, tid (tenant id) and sid (the id of the refresh token it came from); `kid` in the header."
 	docJWKS            = "Lists the public key of every RS256 and ES256 signing key, each with the `kid` that access tokens name in their header."
 	docRS256           = "Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify against /.well-known/jwks.json."
@@ -35,7 +35,7 @@ const (
 // Sentences of docs/fusionauth-compatibility.md on expiry.
 const (
 	docExpiry          = "A token has expired once its start instant plus the refresh-token lifetime lies in the past, or, under the maximum-lifetime policy, once its insert instant plus that maximum does."
-	docExchangeExpired = "A token that is unknown, revoked or expired: 400 with `[invalid]refreshToken`; so is one whose application or user is deactivated or gone."
+	docExchangeExpired = "A token that is unknown, revoked or expired: 400 with `[invalid]refreshToken`; so is one whose application is deactivated or deleted, or whose user is deactivated."
 	docRevokeExpired   = "Looked up by its hash, it is not found — 404 with an empty body — when it was never issued, is already revoked, has expired, or belongs to a user other than the `userId` given."
 )
 

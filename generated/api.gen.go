@@ -289,7 +289,10 @@ type Errors struct {
 // `jwt.refresh-token.revoke`: single token (by value or id): applicationId,
 // userId, refreshToken (never its value); userId + applicationId:
 // applicationId, userId; applicationId only: applicationId; userId only
-// (recorded only when at least one token was revoked): userId. Each carries
+// (recorded only when at least one token was revoked): userId. A user's hard
+// delete records the userId form, an application's hard delete the
+// applicationId form, a logout the single-token or the userId form, and a
+// detected reuse of a one-time-use value the single-token form. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
 // for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
@@ -335,7 +338,7 @@ type EventListResponse struct {
 type ImportedRefreshToken struct {
 	ApplicationId openapi_types.UUID `json:"applicationId"`
 
-	// InsertInstant Defaults to startInstant.
+	// InsertInstant When the token was made; defaults to now.
 	InsertInstant *int64                `json:"insertInstant,omitempty"`
 	MetaData      *RefreshTokenMetaData `json:"metaData,omitempty"`
 
@@ -382,8 +385,16 @@ type JWTConfiguration struct {
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
 	RefreshTokenOneTimeUseConfiguration *struct {
+		// GracePeriodInSeconds How long (0–86,400 s) a rotated-away value keeps answering with the
+		// current value; after it, a reuse of that value is detected.
 		GracePeriodInSeconds *int32 `json:"gracePeriodInSeconds,omitempty"`
 	} `json:"refreshTokenOneTimeUseConfiguration,omitempty"`
+
+	// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+	// and only the tenant's: a rotated-away one-time-use value presented after its
+	// grace period revokes its session. Default false. The other fields are kept
+	// for FusionAuth's clients.
+	RefreshTokenRevocationPolicy           *RefreshTokenRevocationPolicy `json:"refreshTokenRevocationPolicy,omitempty"`
 	RefreshTokenSlidingWindowConfiguration *struct {
 		MaximumTimeToLiveInMinutes *int32 `json:"maximumTimeToLiveInMinutes,omitempty"`
 	} `json:"refreshTokenSlidingWindowConfiguration,omitempty"`
@@ -430,24 +441,21 @@ type Location struct {
 	Zipcode       *string  `json:"zipcode,omitempty"`
 }
 
+// LogoutRequest defines model for LogoutRequest.
+type LogoutRequest struct {
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+
+	// Global true revokes every refresh token of the token's user.
+	Global       *bool   `json:"global,omitempty"`
+	RefreshToken *string `json:"refreshToken,omitempty"`
+}
+
 // OptionalBodyId A UUID; empty or null means absent.
 type OptionalBodyId = string
 
 // OptionalQueryId A UUID, or empty, `null` or `undefined` meaning absent.
 type OptionalQueryId = string
-
-// RefreshDeleteRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
-type RefreshDeleteRequest struct {
-	// ApplicationId A UUID; empty or null means absent.
-	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
-
-	// EventInfo Who caused an event, from where and on which device.
-	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
-
-	// UserId A UUID; empty or null means absent.
-	UserId *OptionalBodyId `json:"userId,omitempty"`
-}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -499,6 +507,44 @@ type RefreshTokenMetaData struct {
 // RefreshTokenResponse defines model for RefreshTokenResponse.
 type RefreshTokenResponse struct {
 	RefreshToken RefreshToken `json:"refreshToken"`
+}
+
+// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+// and only the tenant's: a rotated-away one-time-use value presented after its
+// grace period revokes its session. Default false. The other fields are kept
+// for FusionAuth's clients.
+type RefreshTokenRevocationPolicy struct {
+	OnLoginPrevented    *bool `json:"onLoginPrevented,omitempty"`
+	OnMultiFactorEnable *bool `json:"onMultiFactorEnable,omitempty"`
+	OnOneTimeTokenReuse *bool `json:"onOneTimeTokenReuse,omitempty"`
+	OnPasswordChanged   *bool `json:"onPasswordChanged,omitempty"`
+}
+
+// RefreshTokenRevokeForm The same selection as a form (`token=…&userId=…`); a form cannot carry eventInfo.
+type RefreshTokenRevokeForm struct {
+	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
+	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
+
+	// Token A refresh-token value (opaque text).
+	Token *TokenValue `json:"token,omitempty"`
+
+	// UserId A UUID, or empty, `null` or `undefined` meaning absent.
+	UserId *OptionalQueryId `json:"userId,omitempty"`
+}
+
+// RefreshTokenRevokeRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
+// FusionAuth's clients call it RefreshTokenRevokeRequest; some of its documents
+// say RefreshDeleteRequest.
+type RefreshTokenRevokeRequest struct {
+	// ApplicationId A UUID; empty or null means absent.
+	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
+
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+	Token     *string    `json:"token,omitempty"`
+
+	// UserId A UUID; empty or null means absent.
+	UserId *OptionalBodyId `json:"userId,omitempty"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -697,7 +743,7 @@ type RetrieveRefreshTokensParams struct {
 
 // ExchangeRefreshTokenForJWTParams defines parameters for ExchangeRefreshTokenForJWT.
 type ExchangeRefreshTokenForJWTParams struct {
-	// RefreshToken The refresh token, when the body carries none.
+	// RefreshToken The refresh token; wins over the body's `refreshToken`.
 	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
@@ -713,6 +759,18 @@ type RetrieveRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// LogoutParams defines parameters for Logout.
+type LogoutParams struct {
+	// Global true revokes every refresh token of the token's user.
+	Global *bool `form:"global,omitempty" json:"global,omitempty"`
+
+	// RefreshToken The refresh token to revoke. It is sensitive; prefer the body or the cookie.
+	RefreshToken *TokenValue `form:"refreshToken,omitempty" json:"refreshToken,omitempty"`
+
+	// RefreshTokenCookie The refresh token, when neither body nor query names one.
+	RefreshTokenCookie *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
 // CreateUserParams defines parameters for CreateUser.
@@ -766,10 +824,16 @@ type CreateApplicationJSONRequestBody = ApplicationRequest
 type CreateApplicationWithIdJSONRequestBody = ApplicationRequest
 
 // RevokeRefreshTokensJSONRequestBody defines body for RevokeRefreshTokens for application/json ContentType.
-type RevokeRefreshTokensJSONRequestBody = RefreshDeleteRequest
+type RevokeRefreshTokensJSONRequestBody = RefreshTokenRevokeRequest
+
+// RevokeRefreshTokensFormdataRequestBody defines body for RevokeRefreshTokens for application/x-www-form-urlencoded ContentType.
+type RevokeRefreshTokensFormdataRequestBody = RefreshTokenRevokeForm
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
+
+// LogoutJSONRequestBody defines body for Logout for application/json ContentType.
+type LogoutJSONRequestBody = LogoutRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantRequest
@@ -1140,7 +1204,9 @@ type ClientInterface interface {
 	// DeleteApplication Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 	DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1182,9 +1248,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1220,9 +1296,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1254,6 +1340,54 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RetrieveRefreshTokens List a user's refresh tokens
 	//
 	// Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -1265,18 +1399,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1288,18 +1446,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1311,6 +1493,11 @@ type ClientInterface interface {
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 	RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1319,6 +1506,46 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetStatus Health of the server and its database
 	//
@@ -1344,6 +1571,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTenant Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetrieveTenant Retrieve a tenant
 	//
@@ -1411,7 +1648,10 @@ type ClientInterface interface {
 	// DeleteUser Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 	DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1695,7 +1935,9 @@ func (c *Client) CreateApplication(ctx context.Context, params *CreateApplicatio
 // DeleteApplication Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 func (c *Client) DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1787,9 +2029,19 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -1836,9 +2088,19 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -1881,6 +2143,65 @@ func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshT
 	return c.Client.Do(req)
 }
 
+// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *Client) RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeRefreshTokensRequestWithFormdataBody(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RetrieveRefreshTokens List a user's refresh tokens
 //
 // Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -1902,18 +2223,42 @@ func (c *Client) RetrieveRefreshTokens(ctx context.Context, params *RetrieveRefr
 // ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -1935,18 +2280,42 @@ func (c *Client) ExchangeRefreshTokenForJWTWithBody(ctx context.Context, params 
 // ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -1968,6 +2337,11 @@ func (c *Client) ExchangeRefreshTokenForJWT(ctx context.Context, params *Exchang
 // RevokeRefreshTokenById Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1987,6 +2361,66 @@ func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_typ
 // Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetrieveRefreshTokenByIdRequest(c.Server, tokenId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Logout Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2042,6 +2476,26 @@ func (c *Client) CreateTenantWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 func (c *Client) CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTenantRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTenant Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *Client) DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTenantRequest(c.Server, tenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -2188,7 +2642,10 @@ func (c *Client) ImportRefreshTokens(ctx context.Context, params *ImportRefreshT
 // DeleteUser Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 func (c *Client) DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3011,6 +3468,17 @@ func NewRevokeRefreshTokensRequest(server string, params *RevokeRefreshTokensPar
 	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/json", bodyReader)
 }
 
+// NewRevokeRefreshTokensRequestWithFormdataBody calls the generic RevokeRefreshTokens builder with application/x-www-form-urlencoded body
+func NewRevokeRefreshTokensRequestWithFormdataBody(server string, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/x-www-form-urlencoded", bodyReader)
+}
+
 // NewRevokeRefreshTokensRequestWithBody constructs an http.Request for the RevokeRefreshTokens method, with any body, and a specified content type
 func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshTokensParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -3330,6 +3798,102 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 	return req, nil
 }
 
+// NewLogoutRequest calls the generic Logout builder with application/json body
+func NewLogoutRequest(server string, params *LogoutParams, body LogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLogoutRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewLogoutRequestWithBody constructs an http.Request for the Logout method, with any body, and a specified content type
+func NewLogoutRequestWithBody(server string, params *LogoutParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Global != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "global", *params.Global, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RefreshToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "refreshToken", *params.RefreshToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.RefreshTokenCookie != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "refresh_token", *params.RefreshTokenCookie, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "refresh_token",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
 // NewGetStatusRequest constructs an http.Request for the GetStatus method
 func NewGetStatusRequest(server string) (*http.Request, error) {
 	var err error
@@ -3393,6 +3957,40 @@ func NewCreateTenantRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteTenantRequest constructs an http.Request for the DeleteTenant method
+func NewDeleteTenantRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenantId", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenant/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4130,7 +4728,9 @@ type ClientWithResponsesInterface interface {
 	// DeleteApplicationWithResponse Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4178,9 +4778,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -4216,9 +4826,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -4250,6 +4870,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokensWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
 
+	// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
+
 	// RetrieveRefreshTokensWithResponse List a user's refresh tokens
 	//
 	// Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -4263,18 +4931,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -4286,18 +4978,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -4309,6 +5025,11 @@ type ClientWithResponsesInterface interface {
 	// RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4321,6 +5042,46 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
+
+	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
 
 	// GetStatusWithResponse Health of the server and its database
 	//
@@ -4348,6 +5109,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenantWithResponse(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTenantResponse, error)
+
+	// DeleteTenantWithResponse Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error)
 
 	// RetrieveTenantWithResponse Retrieve a tenant
 	//
@@ -4417,7 +5190,10 @@ type ClientWithResponsesInterface interface {
 	// DeleteUserWithResponse Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5093,6 +5869,11 @@ func (r RetrieveRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// ExchangeRefreshTokenForJWTResponse200Headers the declared response headers of an HTTP 200 response for ExchangeRefreshTokenForJWT
+type ExchangeRefreshTokenForJWTResponse200Headers struct {
+	SetCookie *string
+}
+
 type ExchangeRefreshTokenForJWTResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5100,6 +5881,8 @@ type ExchangeRefreshTokenForJWTResponse struct {
 	JSON200 *JWTRefreshResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExchangeRefreshTokenForJWTResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5230,6 +6013,54 @@ func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
 	return ""
 }
 
+// LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
+type LogoutResponse200Headers struct {
+	SetCookie *string
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogoutResponse200Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r LogoutResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetStatusResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5320,6 +6151,47 @@ func (r CreateTenantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteTenantResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTenantResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6058,7 +6930,9 @@ func (c *ClientWithResponses) CreateApplicationWithResponse(ctx context.Context,
 // DeleteApplicationWithResponse Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6136,9 +7010,19 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -6181,9 +7065,19 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -6222,6 +7116,61 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Contex
 	return ParseRevokeRefreshTokensResponse(rsp)
 }
 
+// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *ClientWithResponses) RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error) {
+	rsp, err := c.RevokeRefreshTokensWithFormdataBody(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeRefreshTokensResponse(rsp)
+}
+
 // RetrieveRefreshTokensWithResponse List a user's refresh tokens
 //
 // Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -6241,18 +7190,42 @@ func (c *ClientWithResponses) RetrieveRefreshTokensWithResponse(ctx context.Cont
 // ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -6270,18 +7243,42 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithBodyWithResponse(ctx
 // ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -6299,6 +7296,11 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithResponse(ctx context
 // RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6322,6 +7324,58 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
+}
+
+// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.LogoutWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
 }
 
 // GetStatusWithResponse Health of the server and its database
@@ -6367,6 +7421,24 @@ func (c *ClientWithResponses) CreateTenantWithResponse(ctx context.Context, body
 		return nil, err
 	}
 	return ParseCreateTenantResponse(rsp)
+}
+
+// DeleteTenantWithResponse Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error) {
+	rsp, err := c.DeleteTenant(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTenantResponse(rsp)
 }
 
 // RetrieveTenantWithResponse Retrieve a tenant
@@ -6479,7 +7551,10 @@ func (c *ClientWithResponses) ImportRefreshTokensWithResponse(ctx context.Contex
 // DeleteUserWithResponse Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7173,9 +8248,25 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 		}
 		response.JSON400 = &dest
 
+	case rsp.StatusCode == 404:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExchangeRefreshTokenForJWTResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -7261,6 +8352,51 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 	return response, nil
 }
 
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogoutResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetStatusResponse parses an HTTP response from a GetStatusWithResponse call
 func ParseGetStatusResponse(rsp *http.Response) (*GetStatusResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7323,6 +8459,44 @@ func ParseCreateTenantResponse(rsp *http.Response) (*CreateTenantResponse, error
 		response.JSON400 = &dest
 
 	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTenantResponse parses an HTTP response from a DeleteTenantWithResponse call
+func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
 		break // No content-type
 
 	case rsp.StatusCode == 500:
@@ -7886,12 +9060,18 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx echo.Context, params LogoutParams) error
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx echo.Context) error
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx echo.Context) error
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx echo.Context, tenantId openapi_types.UUID) error
@@ -8403,6 +9583,42 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 	return err
 }
 
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogoutParams
+	// ------------- Optional query parameter "global" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "global", ctx.QueryParams(), &params.Global, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter global: %s", err))
+	}
+
+	// ------------- Optional query parameter "refreshToken" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "refreshToken", ctx.QueryParams(), &params.RefreshToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refreshToken: %s", err))
+	}
+
+	if cookie, err := ctx.Cookie("refresh_token"); err == nil {
+
+		var value string
+		err = runtime.BindStyledParameterWithOptions("simple", "refresh_token", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refresh_token: %s", err))
+		}
+		params.RefreshTokenCookie = &value
+
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx, params)
+	return err
+}
+
 // GetStatus converts echo context to params.
 func (w *ServerInterfaceWrapper) GetStatus(ctx echo.Context) error {
 	var err error
@@ -8418,6 +9634,22 @@ func (w *ServerInterfaceWrapper) CreateTenant(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTenant(ctx)
+	return err
+}
+
+// DeleteTenant converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTenant(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "tenantId" -------------
+	var tenantId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenantId", ctx.Param("tenantId"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenantId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTenant(ctx, tenantId)
 	return err
 }
 
@@ -8759,6 +9991,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
+	router.POST(options.BaseURL+"/api/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RevokeRefreshTokenById, options.OperationMiddlewares["revokeRefreshTokenById"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RetrieveRefreshTokenById, options.OperationMiddlewares["retrieveRefreshTokenById"]...)
 	router.POST(options.BaseURL+"/api/user/refresh-token/import", wrapper.ImportRefreshTokens, options.OperationMiddlewares["importRefreshTokens"]...)
@@ -8771,6 +10004,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/user/:userId", wrapper.RetrieveUser, options.OperationMiddlewares["retrieveUser"]...)
 	router.POST(options.BaseURL+"/api/user/:userId", wrapper.CreateUserWithId, options.OperationMiddlewares["createUserWithId"]...)
 	router.POST(options.BaseURL+"/api/tenant", wrapper.CreateTenant, options.OperationMiddlewares["createTenant"]...)
+	router.DELETE(options.BaseURL+"/api/tenant/:tenantId", wrapper.DeleteTenant, options.OperationMiddlewares["deleteTenant"]...)
 	router.GET(options.BaseURL+"/api/tenant/:tenantId", wrapper.RetrieveTenant, options.OperationMiddlewares["retrieveTenant"]...)
 	router.POST(options.BaseURL+"/api/tenant/:tenantId", wrapper.CreateTenantWithId, options.OperationMiddlewares["createTenantWithId"]...)
 	router.POST(options.BaseURL+"/api/api-key", wrapper.CreateAPIKey, options.OperationMiddlewares["createAPIKey"]...)
@@ -9300,8 +10534,9 @@ func (response SearchEvents500Response) VisitSearchEventsResponse(w http.Respons
 }
 
 type RevokeRefreshTokensRequestObject struct {
-	Params RevokeRefreshTokensParams
-	Body   *RevokeRefreshTokensJSONRequestBody
+	Params       RevokeRefreshTokensParams
+	JSONBody     *RevokeRefreshTokensJSONRequestBody
+	FormdataBody *RevokeRefreshTokensFormdataRequestBody
 }
 
 type RevokeRefreshTokensResponseObject interface {
@@ -9411,15 +10646,25 @@ type ExchangeRefreshTokenForJWTResponseObject interface {
 	VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error
 }
 
-type ExchangeRefreshTokenForJWT200JSONResponse JWTRefreshResponse
+type ExchangeRefreshTokenForJWT200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type ExchangeRefreshTokenForJWT200JSONResponse struct {
+	Body    JWTRefreshResponse
+	Headers ExchangeRefreshTokenForJWT200ResponseHeaders
+}
 
 func (response ExchangeRefreshTokenForJWT200JSONResponse) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9437,6 +10682,14 @@ func (response ExchangeRefreshTokenForJWT400JSONResponse) VisitExchangeRefreshTo
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ExchangeRefreshTokenForJWT404Response struct {
+}
+
+func (response ExchangeRefreshTokenForJWT404Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
 }
 
 type ExchangeRefreshTokenForJWT500Response = InternalErrorResponse
@@ -9558,6 +10811,52 @@ func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByI
 	return nil
 }
 
+type LogoutRequestObject struct {
+	Params LogoutParams
+	Body   *LogoutJSONRequestBody
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type Logout200Response struct {
+	Headers Logout200ResponseHeaders
+}
+
+func (response Logout200Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(200)
+	return nil
+}
+
+type Logout400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response Logout400JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500Response = InternalErrorResponse
+
+func (response Logout500Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 type GetStatusRequestObject struct {
 }
 
@@ -9639,6 +10938,58 @@ func (response CreateTenant401Response) VisitCreateTenantResponse(w http.Respons
 type CreateTenant500Response = InternalErrorResponse
 
 func (response CreateTenant500Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteTenantRequestObject struct {
+	TenantId openapi_types.UUID `json:"tenantId"`
+}
+
+type DeleteTenantResponseObject interface {
+	VisitDeleteTenantResponse(w http.ResponseWriter) error
+}
+
+type DeleteTenant200Response struct {
+}
+
+func (response DeleteTenant200Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteTenant400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteTenant400JSONResponse) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTenant401Response = UnauthorizedResponse
+
+func (response DeleteTenant401Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteTenant404Response struct {
+}
+
+func (response DeleteTenant404Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteTenant500Response = InternalErrorResponse
+
+func (response DeleteTenant500Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -10364,12 +11715,18 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx context.Context, request GetStatusRequestObject) (GetStatusResponseObject, error)
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx context.Context, request CreateTenantRequestObject) (CreateTenantResponseObject, error)
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx context.Context, request DeleteTenantRequestObject) (DeleteTenantResponseObject, error)
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx context.Context, request RetrieveTenantRequestObject) (RetrieveTenantResponseObject, error)
@@ -10769,31 +12126,43 @@ func (sh *strictHandler) RevokeRefreshTokens(ctx echo.Context, params RevokeRefr
 	var request RevokeRefreshTokensRequestObject
 
 	request.Params = params
-
-	var body RevokeRefreshTokensJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body RevokeRefreshTokensJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
 	}
-	if err != nil {
-		if !errors.Is(err, io.EOF) {
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body RevokeRefreshTokensFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
 			return err
 		}
-	} else {
-		request.Body = &body
 	}
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
@@ -10943,6 +12312,57 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 	return nil
 }
 
+// Logout operation middleware
+func (sh *strictHandler) Logout(ctx echo.Context, params LogoutParams) error {
+	var request LogoutRequestObject
+
+	request.Params = params
+
+	var body LogoutJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx.Request().Context(), request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetStatus operation middleware
 func (sh *strictHandler) GetStatus(ctx echo.Context) error {
 	var request GetStatusRequestObject
@@ -11006,6 +12426,31 @@ func (sh *strictHandler) CreateTenant(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateTenantResponseObject); ok {
 		return validResponse.VisitCreateTenantResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTenant operation middleware
+func (sh *strictHandler) DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error {
+	var request DeleteTenantRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTenant(ctx.Request().Context(), request.(DeleteTenantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTenant")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTenantResponseObject); ok {
+		return validResponse.VisitDeleteTenantResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -11502,140 +12947,177 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchs5kuCrZPAmwtJdqUTZsneaiv2htuWxetzdPks+b4Sp24KqkiRaRYANoERxvIroX/sAe/sM82D9",
-	"JBdIoD4Jfkgtubtn+o8tkgUgkUjkd2Z97qVyOpMChdG9wefejCk2RYOKPr1hKnuFORq0nzLUqeIzw6Xo",
-	"DXpGFQgZ/ahhhmrK7CT5IoI5NxNgeQ4KRwr1BIy8QqGPQJoJqjnXCGaCIC9/wNQA15AhSw2/ZgazuBf1",
-	"uJ3+xwLVohf1BJtib9Cb1JBEPZ1OcMosSGYxs79eSpkjE73b26h3joIJc5q9QZahWob7LJUz1ASBwh8L",
-	"1AaMBCkQDI2EHQYfPpy+2o3hW5aPpJpiBlJBIa6EnAv4+T//Cw77fRijQMXyoUg+cXHNcp5dGL90EsMx",
-	"XOECcpleYWbnZ4I2X67hJjmIh6Lc78SBW2343/ZeF5pLcVyYyV65p9DetVFcjHu3du8K9UwKjXR4X7Ps",
-	"vdug/ZRKYVDQn2w2y3nKLD72f9AWKZ8b0/5J4ag36P2P/Zow9t2vev9EKam0W6uN1fMGOrkGj5EjQvOl",
-	"zBag2ULDfLKIYMQxz+By4f6Ie7dR71QYVILlNP/ykdnJNaprVDBiPMcshpPpzCxo5iPI0DCea2AKQYrc",
-	"on08RjfzB8EKM5GK/w2z5Ym/5VpzMY6qw5UKuNDFaMRTjsLA8btTe5CR/YGVh2f3ZE93yhYgpIFCYxOg",
-	"mMjQo8yuefzu9K+4oNul5AyV4e6AWrB87k3ZzVsUYzPpDZ4+fx51zzfqcdqBpUhmeoNeUXBLEMuPCY3K",
-	"nAptmDvvagQX5sVhPYQLg2NUdsyVg28Z7Xaf1ywv8AgUmkIJexksjucTFBUmuIZUYXl/Wxt5EfWmXJSf",
-	"nz0NAGyZhz0IKfQmAnSofNcYcBv1ymu3vIO3Mr3SFZRGgplw7Y/RQroBl7fVN45X2cWWIVg6VxTZTHLP",
-	"UFmWcQsNy9+1HuIGp/7pYtobfOr95eS8F/XefX9G/32gf4/PX77pRb1XJ29Pzk96FwHc+S+YUmzRW7qV",
-	"Jx4S4jcsz+UcM5iimchMR4DxOIbk87C3z2Z8/4e52fcMe9gbwKehX3bYu7hN4qH4TkK1MZgiExrwGtWi",
-	"+tYxsw7CVqOwwZva6GMz7q/LZkroOa73Y8GVvd+fysEXa5Z1LPILrluz28CiVvAFpOvpWEhFd83frLjG",
-	"bSXtHpUl/DA3L6UY8XGhKtjXIeabj+ft52+jXs60+TDLmMG7re1kYIslHnx10OIkB6HL0GAEm6928/ho",
-	"wQ2Ht4ZgWwe8lnoaj95GPbxGYU7FSG4UvNWDy4RXz7hxA6tJ/347uCMsr/Cap1jud60wXDpbS0rHaYpa",
-	"Y3acZQq13vjc/YhuBY/9vI10qBSY9uZSmQXu+JlhlzlGMGXphAvcU8gy943jzJ9SWeTZd9Lew2tU5qLQ",
-	"qKx2GbriGTNstbyxynoA3ClqzcYB0F5LBZNiyqzWbtWcdMLEGOON94g2Ws97sQpFOqxtkKYoR16wHPb7",
-	"dsU2KklprOfYKF43qrNbSFFazdo4TmWNrDaBpMJa1YK+e6JhxswEdhIvQ8/J5vnUv4j9qe3GvQA2vBVR",
-	"b+iXAB6kyOtS619DGO39HgsgxgTMmmY5v0YribjQPEPSF+hXqyT8/NPfb5MYXlsMaMLHYobw80//PRTJ",
-	"D3MTe1zskQEYK7yWV5gMwOrcOTqzEHYuvYZJyne2O4AGGznNoqFwCIygiVnYEZZIgBvtRu8egXsO/ld7",
-	"gsFQtCf0zx21HyOttrN2NaX9bSh2FKZSZS0NmBnIkWnjDEiCbM40uK3azbgZYjhh6QRSphRHPRRJY51z",
-	"PsVz+ZZf46k4w1SKTCdRExDgmVPgiK05ZELOR2j4FO326HtvZQPXurDEiSOpEBKnPXhOmICeWJ4ClwjG",
-	"Kez2kL21NhQjqcBM7J6ksByocYZJ91wgdCynmT+YoWAeHe50Yki4GMnEmgoN0/uJhkoGesdBwmeevydD",
-	"keGIFbnhYuy0d4SU5TmqJxqYe8hpnSvF2el2CtL641jHaJblyNIVbB3BlsJoa8XuTrqDZdb1YW0a+L75",
-	"bGfslni9g0a2Us5GPUdpd9fq6ke6h9CA7GIV0yz1lDZz/DiRkLJC25vj+WQEIyWnlh8oBCZIaZ9PeDqB",
-	"jBQey/hFkedWtpcct6P83Ed4u8lfbdCb3FPfrdJt3M/nqzBf3cWwriW30xnfylrllXrlER+PvajaRtGy",
-	"iH/LtVmt1NLZ3EGmkqAMKAMCb8zLQumQZ+qdQm0lJcmCqWW4blVSmkbSWtxHMGNaAydxmqQ0UbJZk/LQ",
-	"h6jzdDqTymD2vnOXfykTXLIS23t95XixFTSgDauebDlSVnO0KRr2ytP5tlzn23LMbdRrLhm6lt4dRULn",
-	"iSb5CJc4ZuKInHTc/TwqTKFwS5BNidmGHXrY/+rFRkP0vgzLLViNjzqH2EFCiDa++fjXACnk46an6f3Z",
-	"0+cvelHvhP4PeZVSdR28pWEmceWE1fL3ZtFe9tgu+jK4oljFFZozaD4ODr4JDl6EWUkT3xZCB39ESHIr",
-	"rsDr2TJir3CxPYOxRxNS2VsA2QnD658veWM69lNLLdQkiGYy5ylHHcMH3VJbExRWGmVOH1MFdoIzQ+Hk",
-	"4xNrAfhrb2lxATsM/oZK7pFal0WQcU0zQdoEzzsIy7G7QS2N1FYC+4yPBRfj43wsFTeT6fLu3sg5tPVc",
-	"phA0HwvMYEcWSh9BHTABa8trYM45LbRBllkYPAuDN5byfZzK2nV73rOvMVVojoBuCGGQ7ki55DUqPloM",
-	"BRszOynsx3PM8z0KHez/ML/S8Q9aCrfXkmbf+Mu2+dL5IwmFtdq618nNjDs0v7Pn27pkr/kNWmo+y3nG",
-	"xfgjF5mcdz9/5GbyLbvh02L61tNLEKLmot8LtJrxB41LdNg+1rFiKb5DxWXWUqCb/PbZ0wC/DYn5JgSt",
-	"LWwAYup219Tlv+WiMPgwoKyYt02y75vGb3UxYcdfCjh8Fj3t93e7sigIUHv5D5qNcfns32NBd7EX9erT",
-	"CkcNwjZOxw0QMjdr8J9FL7aF/jbM0DyCVmtwXWMlFHJsRJitYlJoBKuwgQOWgcA52eaFyFBBjZfdoBft",
-	"PibOaug8e2ryrRhe5oxP9cDa6RHo4hJ2rLQHnu1GwAprVWQdjwXstJ0BuxFwZiLAm1kEPxgegeEZ7Hge",
-	"xrNd4lzaGvQ7VufhGciRt7qb6OIGUjZFsl52jyC54lYeOD3JhaNbIZ0NOkvrsJYwGZJpbxvmw3r7KOVm",
-	"EZTxqSyEUeHfMq5nOVucuS/CvmLDTeFcs9U5Z7Jwd8g/LorppbuCuRTjuzyvcLzKKvsbn5U+4S2Mne9n",
-	"zij8WmaLUJjzmBIWjgApBi0VWGx6EcwurYESNEGZMajs+P+78x+f+ntfsb3R8d7ri89/vt1rfjy8y8eD",
-	"p7e7fwpdk3IP/7tAtWYTFGmnfUSQWIgT+0Vib++IC6uw2G1xMW5srLURO+Y/qscff1+eibnclEaIqOPq",
-	"xxxTo5cvIVlTzlvokiW0vZGqyK364p6nTBioE3Pizf6udWpoh5juGYVaZxx1CW2NeXQXQEM3oxIhK0Jz",
-	"99taV+7cfYfbCVjQE2vIq1q6Ogcs1y2ZcQTMwFRql3nSOOwnOih+V0AXMmyXZdZM4TWXxRIEaYozgxlB",
-	"aPHHDL/kOTcLEjY+DSaLexuRs+YYH86T8Xhh8Yd2Y2zjhriTEzV8tN9RtKRK4aHQFdc+q+rInjr5sbho",
-	"WFFPNExlhnlQU/pFPtmuW6Pyd5g60a19OB3ENc7hYgM9OW/ZSg7RCtdtbcsHXXC3lPp06sYf9Pv9PjmK",
-	"yi+WPYsUdWEGX12+lEIbxcqkoWVFPHz3jqzVXQ4ki5jlc7bQkE4wvXLXMZAi2TyP9v43IXO9x/V+uOzi",
-	"cK2D5G7gftu4rA/mcd+0n0aWA+UBylknJL0hiWsTg9zeXtoe62uwHETymWGm0Ksh0fR70ziVV/aeC3bN",
-	"uJMOF5s4hZ8jtLzLh11e9jeeDrUqrWkLCel2vJKLmQoh62DyaFuy4NzXF2uWXXXOj7aupbz/w/ICQ2pT",
-	"K63AJw/syBn7sUAweGN2O1moTmlbIoMPGtW6jLxlL9y9uAZOGc+3OPaoN+JKm++2I5KoNyryfOuHH/Fm",
-	"5OwOQN83I3DGtJ5Lld1FOkbgckS0kaolC+8Zn7Zayi+4wpbcHthQKTwFrxtAVN69ejTwYiWQq677w6/3",
-	"ES8nUl6FUuaEwNSc8ynKwoRS9/Oca2daWRvaPw87Bz//9P8O+pHVvsr4AxzYj9t6Wu+alu8itSe1935D",
-	"qkiTn7TzzCjpyqVQ/ed/gY8HNPK0V6VUDXsDCuLcJuEcs1xesjzkoE6RX/taGB+3rpLv3M1oh4WkRvIk",
-	"+kujwznJznW4TdJMMw2hhYgbo5h3QVobRRgXq0FGORWUkbYIbvWR2dx9OJdClm1NxXPGjXcCIDCh56gc",
-	"Rb/oUPTTu1C0duG1M4puLQPxV1w4Gnjz7fHLvbM3x0+fvyDfNTOFohNvIb5bCVKlqLs43O6GEpCDF2v4",
-	"cFtR3jJjqDaoChUg82MB7FLLvDAIE2NmIBX9r+HD+7ddYPuHf96kl9pF1rCy9SbS3D20vXVUMshNhlE1",
-	"8RrQVkqfec2Ft4IlvPb6pTdg5OHXtoSPaaG4WZzZSdxyx1WVRyCaxOZ1xZflOLIwwCD5GplClcBM4Yjf",
-	"xKtK9o59pZnT9+vzcitS0RwP5pS9b3uEc7SrpjlVoMlLw7igMFY7/l3CZy8uRZD8LQcufIQ6hvMJ17Qj",
-	"Tv4KHUHOtXG5AexSXqMv07RChFjA1O5b4V6pR+VI6wxFI7aupcsRbTmKJJXMsdyDrSFlAlztETPATTwU",
-	"Q0F57MJuWg+GYg9OSNKUZYN4YxU5SP5ycg5UkeQMwKTMmgUmytPxUaqhAEhaWE+81Bg4TzubbzpLOIap",
-	"LwK0s62qA/RFbo4jYwaH/QOfPiB81IUq/+ymkmDlZgLSu7PzBTifALBwASrBVFaeWqAaxadVjI+goTpU",
-	"AsPu1qeSAyolFYSqUi14p5lzFH34cPpKR5QcwUrn0bQpjTQXqSvU/SD4DeBMppO4PjW7dONgEpfBnviS",
-	"zJIKpsykEyshklRmmJQaeeILBCxIYJEZwWH/kMjyeb8PE3aNNVopf+WlzFBb9X4qKc7rlBTLR+jcB0QK",
-	"SwUTrxPYYTUyKRKqvMHIRR1Tsd+6stTXu5GbylOFn6LkOPCaEE+hp92oRvI3Z99/d5HATlXumknUIKSx",
-	"k82Y0uhLSN0qEx/amSspxmAHk9pHM566GV+6et3zxQwvCAQ7rZ2N7h6nySHplvImTaAI9kAECV7DmF+j",
-	"sLNRzqKZMAFSpNjKoXHEru2J0KxGyrdMjRvggLSH+Wf4ln99RIRqxX/5qKyQZ01yyihH5ZaiPG4pjGKp",
-	"cWWJlCG0B7WWCAwc568w6XzRRKfcFceV1KTQMnzMBi2WZAEqyVCj4iz3uU1cwXwi86oA3fm47fLvl/0K",
-	"Ps/I+GK8fAFMw9mb4z2rI02YnvhMK/uUaPnY7fpsZGjPuADLN3xufuMWeRWvvEjJv+15Gb13miWOiRFj",
-	"aFRXU8ieLj1lcnFLDMS6KPcDdspY0cHTP1tJYlDpCDI+5p7vJ3v/Hg8sndSafZUlcVRyVRcXeKIhl2PI",
-	"uUBdaaUlHFbolYz9+8JQcQjFFMqTjWi5ivWKWrSaup6b5Vq6v/VQONYvZyjYjMcLNs2JgLmGTKbF1N85",
-	"eiiTqfY3c4QKLauasbGFTmSWQw8F5WRz45Ih3KApGsVp3Dslp2gmWGjwX0ZQiNyK16m8Lkv2yxoDkKOh",
-	"cJQj52I3tuDo/RERG7NcvuV2iKcZOPl+icRhYaakZQATOSdNeigqvgUKc2aQdP8m8frEC25yq0F4my+D",
-	"n3/678ZjTSnddokdvzvtRb1rVNopGAdxP+5T9rXDbW/Qexb342cueD4hxSiczEYZXSGj4TvEzN7L8lRj",
-	"eEuqhT3bWXGZ85SEZmVPdlPqSm3FEsRQkIFRSTKXiUKMrq3zOJoT/hb7HBWfzedy9+i+DoW7igSHnmB2",
-	"5FP37IK6SCtNS9AmHDna0Q7t1emcZr1B7y9oKPmz013hab//YG0VaP5AU4VjJxo+4iX8FRdwhoZ6Gjx3",
-	"S4dmrEDcb7dUaCrDvcGni6ini+mUqUUZ9a1OTDu8O3y10U+zkGbGZnzPtwyYSb2SOlz+ZSWwkFMLjEZT",
-	"jFKfEVJBzqfcuO+rOvN4KFpNCOw0beOTiIG+dRs/8l8bTdzZDvDuv6GgHPHkCheU9Sqn3FD9EygmMjkl",
-	"Rsu1V6MMjVgihpdk6PoacGeIoDZfy2zxYMTQro6/bds75OV5RErs1MivaPRhpUWlV9cleESch9sQZ6M1",
-	"CQ052Dyk1cjjF1yCiuzdUTaNCp8P7CTTHtM+fY9nS4S///kKF6fZrSP8cH+cc2ZtKhyNrI7BDOlXVhNu",
-	"CD/H4ZyaVUtLLuA5lFq4FEPfOcaN0aAnTFE93AQhY4ZdMo2k5i0gZekEgXS/xlW2mteu70gzFCkTVply",
-	"UNuzw3wUonSX0NSg9GWK65aH2AHZFyWCw/5hgPdIx+OtUHoQSnE7a1CKK9ylq9ZG2nurS+D1erR9wYva",
-	"Mn5/nXv6ZY6oRHzzOu8sbXzXRZLqDlefPjtPjlWCaj8O3e1el+02Wy9tSnm5iCq5uFp+fORmUq3zhxT5",
-	"h5Ii5I+xNnZHerQ7wawjkcajSzQbArd+ZL/TAc1S46OQ2HJrlC9NZ4HeJiuIrbHI75XAmkUAW6kqNVo/",
-	"txLu1qotH6kGv26396/2EJNu5qnzeeQ5XdtOQjNTZV/AbCi4cA4MxYRmqR3aDCnybvs/2Elc/sUARizX",
-	"mOyu0U0e8IpEG0c0WiG6C7VRH5LiNyRpu/T/AEpReWggValOtql0s5r00Ezun5fPfNnDb6pbnQPfrF51",
-	"k38fRM1aCvlyy58Usox8BIXGqnFn8ikrHAR40YKFsic2CONKaftDJP8hkpdFcljvw7IHU9CTWkZBr305",
-	"HLg2Q5oE5+o2SmWPJpE5D+tQ4I1r07U0MCn7lPjiPqoxaojkstLIDR8K5xU4cp61vHTrTikEwIqMm6h0",
-	"VLRb+ZRV1KmcYWSfHgqmyf/gV1iQcqDQMC4wi+EdG/tYRtkYA3bIb5/UTTfCKsAZMpVOTlyTjAeQ/qGe",
-	"w75zTE34ZS7zqjPpRc2fghnO4ZWq+ofted+KmZYaRtxlwjZdfi/yRZkWlpbNogyFMX1Yixr9UvwYdig+",
-	"DFOX/hOCjOo3whCtSp7aDibf6eqO4KDI7g5MaCLyW7em8jlaVAMSyM/ytemuRIRSo/zH7dd0l6W1aCOJ",
-	"6dnTVk3kp/7eVxf/809h+flogmC5QU8wwEFBOxckEkb/vuSA3R1UPeHcDiKQeYbaAOVy+4y4WhI0muyu",
-	"M8Le+4yctmUVw0cfSvHt5SDDGTovsW84JUeQ0MNJBIlvPDgUFAFtqzrEiElSRZY3d2tM6ZZrl62gffX4",
-	"UJQpLC4sRRkAO0moADbZPQKfIuASHuQ1KsUzbFS0DkUj/WJUyyVL4jEcl3k1DjLyDDkXuX0w54ZSXVyI",
-	"fih8pTDtsy4VjqhW2EUkq6Wq9A0KXFMnBcAbNp3l6JKSSm9v2aWwdQYD18yJYkxVtyFKYkncmTTLanbo",
-	"192kOetSV3y7d0YJXN25fefAVZPbLZdN+LZeg0S4VQ8a1ODXrZekzAWP6RbVxBsBidoDtoFLBGCpcNBe",
-	"fj0q3L+B9c9L0hrJwootJYuxU9UqOo78/ZmyhUtJSJlSC0iqtPzEru2j+lyMYT4py7azje3fKENCZY7O",
-	"M0y5dhlLBzF0kpNqE6WbyTQs+v1nKV0m+hOTo6F4GoOQVg8bg6YCc8y6rydoZAPZEc/skiVjsFfNjhXS",
-	"0Ua9ejnEP3hEGV5tBmLx0ZigqQkvz9MeejQUh3HJpxwTGtS3qcHfKGfqsH8IO3WO3W6V9tJMsQK84dqq",
-	"pUxXZl81yYRpwJsZp5ShS7T6qG6+k4E2XyYm0WxOhS/xRGA0nm/utcpn8kOWdvo8rvEd4MMDF6OzTzyp",
-	"0hyqNpyNZ4+G4kVjKt+tNM8d7+xOcTQU/xIv8fzlQa1i8lLMDMUxXBb5lYVjWqWBPe333dUo8V8KIU+C",
-	"IS39/dJdfRBlnVLG6IULvkQs1MX2vNX5hM54ThUMAXel38oqXTGgnm/TuKBsdXF7T5hb1uU9QV9tDzze",
-	"DkLleVWXixhOSYXRKDQ3/Bqp+Hzk0uRqhrxqP2W3me320SgjvH0sn0uwAcjt8utYgk5iioMxy/3XHe2v",
-	"7Ud0vYwaPZsdyFVmJjFf2JGKPpWJgo4j0sWTLaa5+1BOSIueLuIuF82+w5H9bEGo/nCRixoYYu6XixV+",
-	"687rRKoMN89sc37dBSACgfOGAXBJDejqaqPdCJgZCpeiGfX7/RhOnGxqHn2OIwOyMDGcd3NR21mmYa7r",
-	"vLO/fb6bc20wi+G9908+GgN+TEt3ZX+EFX5PTzsd2+73Z/my8E4oCLAmKbBOGR2EepJ5T6TCDIXhLI9J",
-	"fXc/pnKKmrRtSsclQfFEQ6vlfhIB5to1NXPJpP7Xf/f6ZirlFXdK+Rkaw60yaCeuR7SVoqRb+Z80Eq+r",
-	"Is2haK9ats+MwQVUV7TvGzQ60iWNor+hqGorKE+ijaTSOLOGHFVHaiNnGuZSXVl1fIf8c0ORhFoxWtO8",
-	"jB67hop7c+qo6FRkp21Q39CFK/srNFp2VdaJlv11k2Y/lsTKdyHnhFVXCTKwB90G29oFdWFF69COygqX",
-	"qFIrpRoKbHJG4tTcNyIt9SIfaHYxyCqMXD1qKXQomgFmB0RpmHSASAJ9mxISapdo5ogCDpw3ZZlMgs35",
-	"O6uFZo+H4nuR2nNvxQCszVJVGz3t9yOLzsrBT4dOpzxnKtOgizS1l2so/NFWDf5KHSIgJk78bE3+9Vqq",
-	"bz6eL8uKDZ0Xo/p1YOT0KYlXUAzc83R38Wqm3rqXq3yZwdYNj6zKbVbiHijre6kDZtBFGugiWXvC1jfA",
-	"vK9UeeAM85LSqOKtCS8FlEIbhJ1vPp6H/ab7n43rKXm7jQe18VoOnw2INzOpqU6yyjiDDyXzKRmOhavt",
-	"RvBejcN4CyP368VDhYi3sR+WBOhvxm74TgY0ZF/8xjXw7EENAXvU7ZUuXSEAzzZmonyp03twhXOTstlC",
-	"yD8RRfj8lA00sVHKrWqdu0OvFKjyiisZ18508Yzql+W4lCywbqm1ZT3W036/FstluZ3ICOyqcMDpGBE8",
-	"7z+r8/LiUBGUa/n1mDntnaZiKyh6/U48/Tz7wkBVUFQ+kQqcNXLxDbLcTKroV3hjtRCsm23doehKmkDB",
-	"1apEJ9+o63G0q3YLsy+cl9RpZLbiGEvs/B6zkcrsmy1Sg92T+5/LzgC3Da4Slo8NwvhnO6C1mZUOHjI3",
-	"7U275pqqccs3DT9CfYtfcrtUy0Y71UfIsrwDvwGXkbkmE7PuUrGWNz1q0cwfHOrLcahwpmTZYG5daQw1",
-	"mPuNJuA2e/x9Yfppde5b43r+ndKOCyRslm32uf1WBHLfNT9arTe5NZbqWGgx13bHhV+afYRyOeZi4Fo6",
-	"3HBtuBgP7WbolfC+mc7YlZHDcZ57ATHhYjwAKp9Z+D49ZQJHs1C9qebSHp3rlWfav2vVjXXruHfRdl47",
-	"yy9iyhVJvEcwpfY5rhhAr3DC6thnjg1F2EGq41YiQ4N5h6YJuRzLXtwPGZd6XF9goIX49ve648nL89a7",
-	"q3xX0t/TbXSIWAr4tO7eZ0ck9y0yq2O0Fl3U52N1fRm48rKhWFFfVk14/yqzB5E2//DlZZVgeaS6Mlpg",
-	"oxfv4TSDfyYZ/YUOtmHClIe52YCpAv+PYL4k1Jjbv1/It3ZOnP/crXXkAqBcQyH4jwU2i16cKjsUOynT",
-	"uMdFlc60W9o6W1Sfle/zH4pjKBtcg3/5y4qXrVwWhmwsJz0Gzbd4kBtVSKearG5eY2nwt13F9ocS/fhK",
-	"dNj8avRiXctoP5bNZh/xKELtdAMn4qrnPOC1hl62F/NdweJfOVeGmj2WSLuNHr1r1mufh2LVI9+AzZUL",
-	"uox7n7Xieo3vuCisn7QBKaTyGpXeHQpSn6j7s1sqKVSekCXxeej6nw97A/j8809/v71NHIG9+/7sPAJm",
-	"IEemXfejqGrbKikbvtF2fMJmMxSYRaCIxDLf8PvG4ZqzHC5ZeiVHI5hPeO7fUatcA3MFI8ZzHcNJs001",
-	"WVRkHw5cX0XXQ2/vrGxsPRgKPWFPn7/4V5dcP8GbVgfsMvDD5r5EwFlaBFiro7ZPyI/cqxtbvRz9mlQM",
-	"tWdZPSStoUmr45gL11SNyexs67udrebyZbvkx+HQnX7SX5hJd1tKr+DTLZ5AIZU2U/h98fD3OObaWNuo",
-	"up5beEP8o/uf/R9LdlnI5GnSzu+u65ff6MN2/qpQXgbnClHzQ/+m/k3GyXqs/goX4x/0zBp2RnlqrU5g",
-	"bSawZUuw6vo8Zr+KNZZCtf7K8Ig/+0eNj/zB9n8zbL+tv0e9WejtIu9xlrMUtdcAtUt39u+ZbSHFt37w",
-	"lZekhnQUFVICacUYXNuFRoacL4G+QpzBJdppW+qi8d3ePrx/G9JY3FtV/tBYlq2YX5l6vyTTJkqtqfyJ",
-	"LslVO2w1cmjql3h8urA81XdGpV/oDTC9iTGzwf7+wdN/iftxPz4YfNU/OOjdXtz+/wAAAP//",
+	"7H3vcts4lu+roHSnKtK9tCzn385INR/ciTNxT5LOjZ2brYp8lxAJSWhTgIYALWuyrupP8wCz8wzzYHmS",
+	"LZwDkAQFSnJiZ7p7+0tiSST+Hpy/v3PwqZPIxVIKJrTqDD91ljSnC6ZZDp9e0jx9zjKmmfmUMpXkfKm5",
+	"FJ1hR+cFIyn8qMiS5QtqGsnWEVlxPSc0y0jOpjlTc6LlJRNqRKSes3zFFSN6zoic/MgSTbgiKaOJ5ldU",
+	"s7TfiTrcNP+XguXrTtQRdME6w868GknUUcmcLagZkl4vza8TKTNGRefmJuqcM0GFPk1fMpqyfHPcZ4lc",
+	"MgUjyNlfCqY00ZJIwYiGN0mXkvfvT5/3+uQ1zaYyX7CUyJwU4lLIlSCf//Z38ngwIDMmWE6zsYg/cnFF",
+	"M55eaNt13CfH5JKtSSaTS5aa9qmAybs+sJGj/li4+c5xuOWE//3gRaG4FMeFnh+4OYXmrnTOxaxzY+ae",
+	"M7WUQjHYvO9o+g4naD4lUmgm4E+6XGY8oWY9Dn9UZlE+1Zr9Xc6mnWHnfx1WhHGIv6rDkzyXucK+/FU9",
+	"ry0nV8SuyAiWeSLTNVF0rchqvo7IlLMsJZM1/tHv3ESdU6FZLmgG7W9umWlcsfyK5WRKecbSPjlZLPUa",
+	"Wh6RlGnKM0VozogUmVn22Yxhy+8FLfRc5vyvLN1s+DVXiotZVG6uzAkXqphOecKZ0OT47anZyMj8QN3m",
+	"mTmZ3V3QNRFSk0Kx+oD6QIZ2yUyfx29P/8zWcLpyuWS55rhB3lg+dRb0+hUTMz3vDB8+eRI19zfqcJiB",
+	"oUiqO8NOUXBDEJuPCcVyfSqUprjf5Rtc6KePq1e40GzGcvPOJY5vc9nNPK9oVrARyZkucmEOg1nj1ZyJ",
+	"ciW4IknO3Pn1JvI06iy4cJ8fPQwM2DAPsxFSqF0EiEv5tvbCTdRxx25zBq9kcqnKUWpJ9Jwru41mpDvW",
+	"8qb8BnmV6WxzBBv7ykS6lNwyVJqm3IyGZm+9h7hmC/t0segMP3b+dHLeiTpvfziD/97Dv8fnz152os7z",
+	"k1cn5yedi8Da2S9ontN1Z+NUntiRAL+hWSZXLCULpucyVRFh/VmfxJ/GnUO65Ic/rvShZdjjzpB8HNtu",
+	"x52Lm7g/Fm8kKSdGFowKRdgVy9flt8jMGgvWvoQ13uQvH11ye1x2U0IHud5fCp6b8/3RvXyxpVtkkd+w",
+	"34rdBjo1gi8gXU9nQuZw1uzJ6ldrW0q7e2UJP670MymmfFbk5di3Lcz3H87952+iTkaVfr9MqWa36xtl",
+	"oMcSj/5w5HGSo9BhqDGC3Ue7vn3Q4Y7N20Kw3gZvpZ7aozdRh10xoU/FVO4UvOWDm4RXtbhzAu2k/2Uz",
+	"uOVYnrMrnjA3363CcGNvDSkdJwlTiqXHaZozpXY+92VE18JjP+0jHUoFxp9cItPAGT/TdJKxiCxoMueC",
+	"HeSMpvgNcuaPiSyy9I005/CK5fqiUCw32mXoiKdU03Z5Y5T1wHAXTCk6CwzthczJvFhQo7UbNSeZUzFj",
+	"/Z3nCCZatXvRtkQqrG2ApiinVrA8HgxMj/5SgtJYtbFTvO5UZ/eQotCbsXFQZY2MNsFAhTWqBXz3QJEl",
+	"1XPSja0MPQeb5+Pgom93rdfvBFbDWhHVhL5m4EGKvHJa/xbC8Od7LAgwJkKNaZbxK2YkEReKpwz0BfjV",
+	"KAmff/rnTdwnL8wKKFiP9ZKRzz/9YyziH1e6b9fiAAzAfs6u5CWLh8To3BlDs5B0J1bDBOU77Q1JjY2c",
+	"ptFY4AJGpL6ypCsMkRCuFb7dGxF8jvwfv4HhWPgN2udG/mOg1Tb6Lps0v41FN2eJzFNPA6aaZIwqjQYk",
+	"jGxFFcGpmslgC8YgNH89UMRYsmOBhjPBFlFFtX0ZThURKupDsa9Zc9s83ZiUe8uYPrJAEwVXGdferG2g",
+	"j5RQMxTNEs1SkrNCMXP8qJnNgeYLdmC+wd3ZaNI00icnNJmThOY5Z2os4tqozvmCnctX/IqdijOWSJGq",
+	"OKrPivAUFVNg17bVjE+Z6dlsG3xvvQeEK1WYQ8emMmckRq3IcviYqLnhlWTCiEZDxBCvtULHYgrTN3sl",
+	"heGsNdqMm/RGQuR2mlqCGwtqtxmprk9iLqYyNiZQzaXwQJFStluHSMyXVm7FZs2ntMg0FzO0ShhJaJYB",
+	"fVB8CLXpVjF9up/it307tjHQTfm4wVq8LdhTyO6tsN5KJzJCqNqsXS++qz/beHfPdb2FptmqP0QdpLTb",
+	"a6vVI81NqI3sok0YOP3LZ/of5pIktFDm5Fj+H5FpLheGz+UMmIUUZDXnyZykoMgZgSaKLDM6i5MkDaXu",
+	"S5QSbPz5Dn0Qn3rTprPhz+dtK1+exbAOKffThV/JSpWXqnWLj2dWBO+jQJqFf8WVblfWYW9uoSuAAhBQ",
+	"cgS71s+KXIU8bm9zpowGADJuYRgu9grK4FRmmVyNyJIqRTioCXECDcW7NUQ7+hB1ni6WMtcsfdc4y1/L",
+	"BDes3yblW09WJb4XNGUjYpm0kUBEyJXnMGrncAum6XNL9/tyodfunZuoozTde7APFMhLMmEzKkbgjOT4",
+	"87TQRc72HLJ2K12ztx8P/vB0p8H9pQwMOyzfjxqb2liEEK18/+HPAdLIZnWP2ruzh0+edqLOCfwf8p4l",
+	"+VXw1IaZxiUKr83v9drv9th0+izYo2jjEvUWFJ8FX74OvrwOs5b6epsR4vgjWCTssWVdzzYX9pKt92c4",
+	"ZmtCpok3INNguP/zDa9Tw0701EQFgmkpM55wpvrkvfLU85gJI51S1M/ygjWCUGOB8vKBqk67ocU16VLy",
+	"V5bLA1Dz0oikXEFLJKkPzzpC3bu9oNYGaiwM+4zPBBez42wmc67ni83ZvZQr4uu9NDd690ywlHRlkasR",
+	"qQJDRFBYAnTCC6UZTc0YnuN4yEtD+TYeZ+zXAxvBUCzJmR4ROCGwgnBGXJdXLOfT9VjQGTWNksP+imXZ",
+	"AYRIDn9cXar+j0oKnKuj2Zf2sO0+dHZLQuE7Xxc7uV5yXOa3Zn+9Q/aCXzNDzWcZT7mYfeAilavm5w9c",
+	"z1/Ta74oFq8svQRHVO/0B8GMpvxesQ069Ld1ltOEvWU5l6mnUG/upzE6SHfw+af/+v3T6PFgQFSPUJJL",
+	"beyUA7qizgC+ZGxpCFqtmBkabhxQaVLkuZHHNhRDpxpsX2PxlVYbGDjYEMRU0arDXaoLgUcPA0IgpIvU",
+	"l+Udu7LKTrUX+0q3jXcbbXt7tmPVF7iddWPmNReFts6hr51mS7v+nr6rezVKTkS6lguQx4+ih4NBr7/P",
+	"uvvdv1d0xjaJ/R0rgPl0ok5FnuFwUNjIa/h3QvZ2NfxH0dN9R38T5uB2gdpV2Ka1Fool16ADRgEzRG40",
+	"VoKDpUSwFThdCpGynFTr0gu6R7/ExmsfneXHdUbdJ88yyhdqSLhSEVHFhHSNekN42osILYxZlTa9Nl3f",
+	"G9KLCKc6Iux6GZEfNY+I5inpWqbN0x6wasXTsegaJY+neO6by8U1SeiCgfnWG5H4khsBiIoh4gy8WN0O",
+	"Jc3brI2VDAnxVzX7abuBmHC9Dio1iSyEzsO/pVwtM7o+wy/CQQDNdYE+93KfU1ngGbKPi2IxwSNoGPRt",
+	"ns/ZrM0s/StfOmf/HtbeK/DWtQaWviQ8FHVmmZzQrAWwg45JF7r1ycbSkrMsDPWGTPztQjtoRrQ0sW1p",
+	"fliiw+A7ma5Dof1jAOmMCAPchcyJ6cOqY3RijNege4JqzXLz/v/v/ufHwcEf6MH0+ODFxaff3xzUPz6+",
+	"zcejhze934U4iJvD/y1YvmUSgC6BeUQkNiOOzRexYWxTLozyaqZlFIJqYt5EzDv/WT5+//Mq+fud0u3X",
+	"UtG+0o+oucyN/lSKPnQPc+Ux9BGhmiykQme654wPysaW0YXM7E2BsszZFZfFxgiShC01A4c9MetHNZ/w",
+	"jOs1SAILPkq3nNJtR+zO/Sz3B0a4a6fKPk6RW7l4w1v7BmJUJXAKAoZcWSzbyOw6eNm4qNl0DxRZyJRl",
+	"QTXmqzzGTSdL6X3RFbzQ35zGwtX24WIHPaEvr5VDeEHSvT0LQQfhDQDOTvH9o8FgMAC3lfti0+8JMSGq",
+	"2fPJMymUzqmDam1qyeGzNyJJ9SLY5zRb0bUiyZwll3gcA8DU+n7489+1mNv9wV+2ls013Oquud1wX9cO",
+	"653FA3bNp4YtAfSlXDaAADugc7sY5P7GzP6rvmWVdy5yyCAPuIp9CDYQq41N98kPIluTWDqXh222UAy8",
+	"ZRRiwlKQOctZNBYYAMoQ8+C8ZsOmIyMQOLZczthL1m2hxgK8J2QJ7pNSKeXa8EaAVfaJ82FNaaZYnxgp",
+	"iRDqKaINzFQu2VJjdNfjn0nGzaqHnHFSvJIzLt7moKO0eaGkeF1kmr+giZb5iUC5Gn5wY/HaHnxLlVrJ",
+	"PH0GUJq0Bb2+c88v2QuZL1rMUmP0KZaxBAxKqgiFKD3pxrD/f/z80z/HxWDw8CmyfvM57o3cUwkVRqNI",
+	"aJ6vq/B1f3cYehvFN3XgurDc9h5M+P8ZAvLl3q362m9Ba1KqAdCCpVSbFjaEhJBqEeIOK58XGVNm1c03",
+	"kL9AqnSK/liEaBTi/sZgbx3WiCi5AAefOR6pTIqFeXEsFF27tzAzwr6wF3Jgn2W0ptcX4hS3hZV2avK3",
+	"22830NB2n2mqC9XOvRX8Xve2yUujGwl6RTkO8mKXdmXbCLFszNzY7PZnDtxtA+DuYVXgjFs1P10uyNbT",
+	"j09tuKTw64st3bbt8731W/GpgKnpAeCsPOzKJf1LYWTote418iXweGyQwXvF8m3Y8U1580WaFltQnu2x",
+	"7VFnynOl3+xHJFFnWmTZ3g/f48nI6C0G/aXY9aWV87exKCKCaEalZe7ZD1+IODLs8yuOsCG3O3buFJaC",
+	"t70AVN48evDiResg24773ff3gU3mUl6GwN1CsEQbLVAWOpRklmVcoTvK6A32edI9+vzTfx0NImOxuggy",
+	"OTIf9w0d3TaBDLE3J1X8dQf4r85PfEQ0wIMR7Pu3vxMb0a1lFLWBf8edIYThb+IwGrrFdf2OJYxf2axN",
+	"i0QqYeJ4MvzAvrQhUXtoVDh7BmMh+8Ag68AybyGudU5tTMXYLkJj0JZRQMkBdnodnOo9s7kv4Vw5o+ne",
+	"VLyiXFvHKbMha6Topw2KfngbilYIkDgDfMLmIP7M1kgDL18fPzs4e3n88MlTCMZRXeSw497CN3MWy2Qq",
+	"RFL0diQrHj3dwod958KeGNDKCVXkATI/FoROlMwKzchc6yWROfyvyPt3r5qDHTz+/S691HSyhZVtdyut",
+	"8KH9PUqOQe5yJpUNbxlaq/RZVVx4r7GE+97e9Y4Vufu+DeGzpMi5Xp+ZRrC74wo3ZD5OGM1Z/sIR2vcf",
+	"zjuBxI16/KDubHbw+S5AeuO3P5ydk2baZ9yLiJB6LNj10gw6QiAQZykyNWN/lnCpS7buk1KjcYgrAAoT",
+	"s2hgSoCRqoiSEeTAJ9ocwQpqKVcCIO9y1XRUoQ0LKwo8G+ZenStzKCC5rVqiZ1JecrbFL1JfmchFw2P8",
+	"9j/g25gk0AhKmWvMeSKKaVVWJcAHqiz9+uvV8GwyKGTfuZzSAMSBrqr8crPAstCEkvg7mGxMljmb8ut+",
+	"W4GAY5vXjjbbRt83NRR9EL7iPBkZM72iO4LIiaZcALbCR6G58bkkEmI5NeHC4sT65NyQm5kRBz+9ikjG",
+	"lUaEHp3IK2aLQqCzT8/Zwsw7ZwdOF84Y9FP3lBAlEdjkOU8kJOjTrOZFEQQznakmXPfHYiwga06YSavh",
+	"WBwQy1OUdXBR4Va/JAZvSWMr1ofo/qErb6PGggT2ihyTxa6SAjZfHkUmS8njwZGdNQHkfVVHAHye7Noc",
+	"MTMJouiaKDkk8Z9O7OFFx0McwRC///Dns8ijXWwyrR93zA+KiWAsJULinGCDcFsXdG13CMA1CAnguTmi",
+	"prWGF8wB1HjuMx4LRcRcIsMpzPrHwZIWMZHWi5OtCbrtAdQWqMwBy+tKcpjR1KpylBgZWFso0OEG5yp1",
+	"EJbnMiehch1meKfWp/z+/elzFcEUqIvvLOrKj+IiQR7xXvBrwpYymUMLJy5r0eVDmf2MMbUvtrUqHMEu",
+	"qE7mhhvGiUxZ7AzA2GZOmiERQxoReTx4DBv0ZDAgc3rFKgoBwOszmTJlrMmFBJwU6sQlBx6adjYzSV/E",
+	"pEurxQQkUe7Ag6JyW5pvsV7Hi16ETVkCt004AUdewMIDPqEXVYv8/dkPby5i0i3rgKSSKZQyxHSjmK2t",
+	"gb3Mrfd0lUsxI+ZlsDKgxVNs8RkWMjlfL9kFDME0a1oDNsGhcRI3a5zE9UHB2ANOWvKCzPgVA0qHpAc9",
+	"N9JMJMwD3eLRVWZHoFUt5Suaz2rDIdJs5u/Ja/7dCAjVaJvuUVkunmbXmJLGcuwKEsGk0LkRlVCvASDF",
+	"B6QySgglqGiUK4nhYqBTjlUDHDXl7EfAgA497mkG5MhQsZzTzIKheU5Wc5mVlXkwDI2sc8ONZYHJ2lYp",
+	"yNaEKnL28vjAqORzquYWmm2eEl4YHLgSRIL0nK2J4YJWO6mdImtRuIMU//uBZd8Hp2mMLBkYQ63sDEDe",
+	"4NAD9JsbYjB9IXaSdB2c4+jh743Q0yxXEUn5jFsRFR/8R39o6KQyJEuU4QhhuMRqUw8UyeSMZFwwVRpB",
+	"bhxGPjsZ9EOhIWsWNDG3s8hwS4kvKi1AV4VuaKYk/q3GAjm+XDJBl7y/posMCJhX8QBDXfBQKhNlT+aU",
+	"5cywqiWdmdGJ1MibsQANkGsEE+JLC6ZzDu+9zeWC6TkrFLFfGkmWGda+kFeulpFLUiRyOhalgOj1zXDU",
+	"4RSIjRou73m5+ouUoCoyYcBhyTKXhgHM5QoMt7Eo+RbJWUY1A1OzTrwWuMh1ZpQdK45S8vmnf9QeqysU",
+	"vgf2+O1pJ+pcsVyhLnTUH/QHEJ/Dte0MO4/6g/4jRFjNQQ8Po98BAh6yUd8wlppz6Xa1T16BFmT2dllM",
+	"Mp6AClC6L5oYfKdYGYIYC7BnS0mGSE5gdL56hjQn7Cm2GE8L/0ewP5zXscCjCONQc5aOLNbfdKiKpBTs",
+	"AiaB5GjexmUvd+c07Qw7f2IaskUaZaceDgZ3Vm8K2g9UmzpG0fCBTcif2ZqcMQ3Fnp5g16EWyyEe+rWm",
+	"6rZXZ/jxIuqoYrGg+doBs8odUxZgD+vlLz+0AuoVXfIDW0tpKVUrdWDCRimwGIfAdq1amNNnhMxJxhdc",
+	"4/dlAZ7+WHjVmUwzvq+DW/PPTXxkv9YKuLN5wXqbxwKQAvElW0PgXy64hmg9yalI5QIYLVdWjSpTCnxi",
+	"eAZ+FVscB+1epvR3Ml3fGTH4ZYNufPManIr3SImN4kEtFdCMtCithKo2ARDn432Is1azDV452v2KV+Hs",
+	"Kw5BSfa4lXX7yCYQoWQ6oMrC33m6QfiHny7Z+jS9QcIPFw48pwBAnk6NjkE16FfOL2CFH3I4VLMqackF",
+	"eUKcFi7F2JbUw3cUUXMKWTOmnZRqOqGKgZq3JglN5gBH4WntKBvNq2dL9Y2FRT/YEgtcK5ZNQ5SOsfYa",
+	"pW9SnD9ffCH9pkTwePA4wHsk8ngjlO6EUnBmNUrBiiZw1PxFe2d0CXa1fdm+4UH1fC7/mnP6bbbILXz9",
+	"OHc3Jt7DwGVV+vPjJ3Q6GSWocjnB2e402W69JuUuVOpFVMrFdvnxget52c9vUuRXJUXAH2Ns7Ib08Evk",
+	"bSOR2qMbNBsabvXIYaM0rKHGeyGxzZpx35rOAkXfWoit1skvlcDqSXR7qSrVsn7ygHFb1ZYPUMSnqkP8",
+	"R7OJcTM5BH0eAOlTIfAttp6OBRfowMipUBTwmpEtrgKWf70wVHspLVuny1jhFNy2dhCTtTcmjHbWI+S8",
+	"WXd5LLox4omGiLiN0T8AMR9rE0rnq3L+5S3q0R2e0mjnG7Uy1Ximd6pkUvyMhH3zCN6BXub2lcjcabT+",
+	"Qdmtqd01n/2fy+q+7ebXNb7Ghu/W8JopQnei6W0EqblhkTmjKbgpCsXKourxx7TAEbALbyyAF9qhD5R6",
+	"429awW9awaZWEFY9mauPGXTmntg06VKyOrlsZPdOuWwEKDh5x6KEEzRfjF2tNRuEBqxCTStw+QQuoouO",
+	"iRE69zLnWV5AFIIWKdeR85X45Qhd5ZdELllknh4LqrA0CfawtslBmnLB0j55S2c2nOKKeznwSFU4LO6F",
+	"VIAzRvNkfoKFvu5A+ofug7DV7yrCd+j9tj3pRPWfgpj+cE9lluT+vK+lpY0iV7dp0KdLSN2yQMjEFbzU",
+	"EEm1kTW4hAFC2KQLIWqyQMBbaGSQ5RkeURtccL8x2WqdtxwOE+ntBxNqCFznXlMWlQiZogFEoi0vg4mk",
+	"AAa0H/fvEw+L12kNtvfooZe7/3Fw8IeL//27sPy8N0GwWWQwGGOBuCHGqYRWvyw5YGZHynq9OIOIyCxl",
+	"ShPIXrBWUSUJaki4bXbgO4tfagDWyAcbzbHplSRlS4aOamvXySnBNLw4IrEtCo1plbGv6gAjBkkVGd7c",
+	"zCSDU65cGiQidMbCoWgQf9CNW/PJYmj0+7Mf3kS2JSr8wr2H1wer1erAHI6DIs+YSGTK0hiTBB0eyyuD",
+	"S5Sma0VkYW1RDI5lcqYguxCGhAAPecXynKcsmCTnKpCADDTHqT8Wxw4Shc9CdxgSME9mXAO0x0ISbPUM",
+	"WNOqfEYE9TNwmaq+SrgKBOqPCz1nQtsVGHpReQdyriOcut9/OO+58QJyajWXRK6EgoB4o7LK55/+AVUy",
+	"PYDZkCB6jIyLweBR8v2Hc/iDxQgZw/EGAYqIDPPGsyhUGZsMgjWR0uAxIbVFEiHOc4SJt4VFfZhHAFLl",
+	"cJoRYZliCERSVnUoEaZUV0AUds2V7hPwlNAGFrVMHa7XkIbc3QVsBV5OMqxhv5yXujw0MjdEAXVQbOjH",
+	"HaMIoB51SB1sKpTTIuyaLpYZQxCgC1m4GuTePg2xpGmV5Qz6A8CecnuEqkPVhV97cb3VjTuvEAFnRtls",
+	"29YFb2vcELIrRb13H6AEGgWzdphtv1WXDhTYcFydpv2dA4n8F/YZlwiMpVwDv/vtS4H/BvovAb5TWZiD",
+	"mstihso+YAQM73GetQVdo3cNEaBxmcoUm74tNAUK781dem+6swgywHzyFLlXyhKuEHZ31CcNhF1l5Dbh",
+	"eMgBgENaHjAai4d9c6jmAM2ARGSWNi8fq0HazBuPTJfuTLizIiTSRtW7e8U+OAKYoi+CzHrUGqjbUpvt",
+	"+K+OxuJx3x1aFGPDGua7kpBwoA1T6VaY116J3arjBJGxRFCa1zkOykbmVJESsD5hxqJR9RvXYPIOXQet",
+	"oRFY8Q7D36vn63MtQXn2lY2ZPulX6x2Q5ENkkLbyvz0WZTH62rOjsXhaa8reRZBlZV1Hr4nRWPxbf0Nr",
+	"2HzJv0GgRNYfk0mRXaI4d1jGh4MBHg23/k6NsSQYsvPebZzVOzH3QBTAdWo2rTZ0R8W5V/7OCWDFthW8",
+	"aLE2AgbeLYsMfNGYPf/EFw693aK8vxmEUprLagh9cgpKsGJCcc2vGBQ5miLWs2LIbfNxeRT7zaNeIuK+",
+	"vHbt1SJu/OsVwkrz13QEdT5uNu91DEY0IG5MF3CLRzsV/aud3uel/melAQ7ZVyBJ1yh6ssouROYLZ1x6",
+	"/Ll3R6i/T2WezscLcxa8zKuNr1ym0ceLmwvf8Q5pE431n6zrhlJkPpuZlH9gwLCaE4gjP35Xi9U0rjcs",
+	"gaVWPGT8qjmAiAi2qhm9EygUXeWU9iJC9VggMjoaDAZ9coLStE5BGZtqY971yXkTAu6Du8NyAiMSP39J",
+	"kXGlWdqHVCGe36PIuE/vTmvlsBZfv6Wdhj/jl+ftoeGZQOBrCxa3QmoPQ6V0rfc9ZykTmtMMbW/8MZEL",
+	"psA+QKPf3f3lW+vWfAYzwqXBPFDEuygsHqLiNZF6PhZonkjBIpsRAlmJKw7a21icMa250XJN/1W7vrYX",
+	"N8vAxLW0iDJjfyz8sTmPgTPiicLa3AcrKM6NijbqLFBzf40J14VihoW4DH1XQTauVw+M3TUaNsPDS7Cs",
+	"vzYWsSsz2Lc2VuBSv5h0hVzZJIbA5YCY4WPW0r9XqQdLuFFi+oEyTMK/vQ2MA9hXxdOYJBnli1J7g97G",
+	"Ap0AhAN1TDlzoHkoYgYSjGtl02oyPmVDswHIMnH6KiJKEq4BgOoKCU7gVKaVXlVv1e5N3FI4fDiu1bCP",
+	"6+n5ZVYaIMxCepyTuGBP8xR9RnruKrlBfQOl5VKRlcwvjVkAY+GCxKFy+LGzRMYCisSBeGs0Bzh0nmVl",
+	"rdNhfcjakKwb92Yl/MiVQQUrGQvRKWLTUY9DJfbLYnRjUVajI14xOq5cUf1hdcmxOxd4r513rvrbyuT3",
+	"26rrgaRCruGIpeY7/vzTPxySaWeQES+F8HJmXZBSSMF66Hx0Dh9cVq5q5rvHh0Ybl8s9MHxmuS6NSnvu",
+	"baJdIoUqMhCa5kyZg0gePfRWfiystgB+Kjdb1EsXbDFhaLmvMS/BWLERRjOr8CTXoNoY9veGreraR8py",
+	"fsXSioOVl9WtSc6WmdnYEhOW5EyXDnN323utlEQvqrm3gSgOLFGUJ0hYTQcZM9KinSChmZ6D86kl08JV",
+	"nXAMyDaK/G8lyUutlxBEQ4avSDc+owt2xjX745nOeaLjiMRvqZ7/8TCOsJ58fGbUWBZXpOqlw0Ee4vmr",
+	"M/Rho2uMGuIzeg5Z5vJ6bQ+oTdTvDZs58d1pwP9tLx7SfMF6diAN2det0uJ8NpuzBeWQ4WRawNXAHNmh",
+	"kcUNx/nf/l5LOW1Qqs39jcpjI/OydoHzXFsGXDe2LQQPoVElAK581CgRY1H7xQ6i5bjEgaLTMRyNCdMr",
+	"xgQ5qtiof6yC9x42egu1PhoLapMZ7JVVoM+iaot3dsIEF4yK1ZxnDl7zuG9EQ2IIz8M0zGktHf3hYBCZ",
+	"faiJZ6ExqryihqmoIkmM4jQW9lyVdw44MzNgApzY1uq66QuZYxGLhh2w4zKIEShCSNmt6lRrwQaPStuC",
+	"tMEqbPfsYahhgm7uNaNu43aOYOw3cMNFFXXbfjmHWftaZaUzpg9ai3OspGN2EWqSXBBKqldsKqOrfilX",
+	"YtiIif2xET0bkdf0+uB4xuwPwUPmHkVeOio574g0Ga4N0HpkY1sGph/u1Odx+/fmJXzuw9pfnp+/PasV",
+	"S6GhiyduvtSUe7zP3SyG4yAzmtiUEmBEhqlMDPvb4Eb3karp+AuobvXRgSIRomaM4Aaj/4efNKr/N/vg",
+	"AGoX/9qAJbteSgW1UcrUDfLeySonn8y4/FBGjUtbnwVG1UuFHC8c9kssY89W87XqC7zrSrqMRcZojoVR",
+	"MjnjIlRt2aKGjFzAW04A9mHXFEIGtwyPhwLjqHb529O9RUi8tV5Pb1QFpCHmWAv8oP0u7LruEcL4bn1X",
+	"ENJ9XLYbzoafjav2jQx4E219Dm6M5Z+j79WcRX/AE1TEeboT8P6tiOAewhLb/XvegvzaCWsTBr+DJnYq",
+	"n22XbHXhttUyg7LUOH1AvZUkXweldzIKizftKi5wa4fmqa55MpFLl5G6Dc3aejPr7k78oQnmqh7cNA4d",
+	"jOldWQuM6tJAtDIJBAsqQlgWFBOuxqKLFXZy7LDXdpWV00Qi6w5xqeFGlKIbZ5tbBeq4x89PXp2cn2wW",
+	"ysOIFegWY+EFtGRuVQ64PYscm86Z0Nk65IzauGrf+hMxEg/owbqQBvfBsCrWhmYfuFxKa836FFZUjUUm",
+	"lbbOtUzOAJ7Xs9Ax684wqoEKCdagSe/cEpAXhpCBlYV6VQgOdDeVSILSrzsWXFUWe10LAhCemRaSt/WO",
+	"TinPcIlXFFLcKt/RXaIC0QUXRgVuaAt4Xdsui/VL71kLBZpsQdyAdl+7NOL2wfvKctsnbO/OWxWLaBtu",
+	"46rALwjjRzu1pAgJyxVNgcEJxw3shbiQ3nfnHoCoc30wkwe2nboItmrJfbkI/GsC94UEvJKzmTlihe6T",
+	"k6qq4P7W+TNkDxOp519tpVcW8mAfQzjEgG7bxj2ZxXdsub6SM4feNMxvYs1BK6143tQ6wG60EC+2qBmw",
+	"1UUWe5alAv7teLSrOmZTfsv6KSgpIvJk8KhKH+6HakHhRRv3WdqjcZVHi7q7fSZWuXz0jQdVjqKEupTD",
+	"2UIbLxnN9LxExYcnVlFAdcXFLWpPSR2oO9WWbGmvx7gfLudfHPKNcyMb14e0bKNbnV9iRqTLANyjQgI+",
+	"efjJFUjd6ge7BVVZrLiqhVTLZAUv5qgQca6iDTBTrTqecvmVkNqD9RTGopY6ibquq0Nv+7NlniZlKYZh",
+	"HVA9FuHysC1lDmrn4RdXBapGy3dWCMotcpn4ioF5LgjXOx0wWxfz133I99goTH+RmlxxBYUttUSHyT2U",
+	"irJd7lcyoHZ56D1UC7gNd8HKAlsqClQneqt8u9f6U79JuW8n5cIZ/+5qoG1VpuBqoJ9pIYn67UzfmH68",
+	"O5e2wEl/obSD4ard+pF57tBzHh7ilQftujf2oYIF9LGCPTqr6jdBQLhuiNWRr7nSXMzGwvrAXF36GVZk",
+	"JcfGJswdFG5IoBLV2pa8dwC5es3XuqkEc1Q2cqj65AWk6sK77p7VNUt9f6/6yC/6kLEWWyRIApXosaiN",
+	"akHtqL5N5qwrWv4DXjpVjXmHmglpZu7m6bvEmn+D5BL/wuz9z3UDuJFldTy7u0/ul3QacSE2QNze2fuE",
+	"RPKl9dqqvAuzXJteFq9UW8iy+JpSbYSOhV+qDYbTLV0xFj6RGg7Ar6yfuAdZ+zWMZyqZGtkSuPbSM1aG",
+	"vOvotXBdN5x1s7JbVaem3ea5E9H4q6/pVkrBeyrmBh3sNKnuTo35n6RQfKONrdlbbjN3W1tl5tE92Fox",
+	"3P8KWJvY3SAaIygF+xpZ778iheB/KVi90hTq3WPRTahiB1yUoaSeM8z2KPlmZT/kKLt7VPEu+rabUwF0",
+	"ZgxCFHVD786zObW8bcZFe9F6Q4M/79Jxv2n896/xh23F2pV/WxntB3en4T1uRejWxsCOYHaVHXhlTjjH",
+	"qb0NpP8vTtaDS57cot1E935bxgsLbTG6nA3KVwqZcPlweKVtFxEcttHaSEkir1iueoBlsJeMYldxkWcx",
+	"mD2fxnjN7rgzJJ8+//TPm5sYCeztD2fnEaAwGVV460FUlvmRUECkdrvtnC6XTLA0IjmQmL2CkV3jWnOa",
+	"kQlNLuV0ShDib8GVcE+uRU/0yUn9NlQw/8CYHeJ9Snh3zsGZuz91OBZqTh8+eWpRzHN27V206mBQdGWr",
+	"qqBZCAPzLm61oE2bouLd4WT7hApkB4bVk9h7NfZuGsH4ZHkhiWlt+y0n7Vze3cp5Pxy6cW3pN2bSzZtL",
+	"W/i0xxMQWeQxhV8WD3/HZlwBark8nnu4buyjh5/sHxtGZMjkqdPOLy7OYyd6x4Eet+QuGl2Iih8iC9tp",
+	"nGxf1X/BwfiV7lnNznC75t0A4jOBPa8CKY/PfRaJ3mIplP23xnLs3t9rMOc3tv+zYfu+/h51lqFL7N9h",
+	"RrCDZSospDCydQnri+Ky88ubrUVTUQElEHqEigYAGS4Temzd0UvGlmTCTLOeuqjtLS/v370KaSx4ef9v",
+	"GsumFfMvpt5vybQxd72kcgDGY90PXK22HJoL8xPciAa/FHlmL0wfHh4ePfy3/qA/6B8N/zA4OurcXNz8",
+	"dwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

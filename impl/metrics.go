@@ -41,7 +41,16 @@ const (
 	formUser        = "user"
 	formUserAndApp  = "user_and_application"
 	formApplication = "application"
+	formLogout      = "logout"
+	formLogoutAll   = "logout_global"
 )
+
+func logoutForm(global bool) string {
+	if global {
+		return formLogoutAll
+	}
+	return formLogout
+}
 
 // NewMetrics makes the metrics of one server over st: its own counters, the
 // database pool's statistics, the webhook backlog (read from the database at
@@ -64,7 +73,7 @@ func NewMetrics(st *store.Store, log *slog.Logger) *Metrics {
 		}, []string{"route", "method", "status"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refreshd_revocations_total",
-			Help: "Revoke requests carried out, by form (token, id, user, user_and_application, application) and outcome (revoked, not_found).",
+			Help: "Revoke requests carried out, by form (token, id, user, user_and_application, application, logout, logout_global) and outcome (revoked, not_found).",
 		}, []string{"form", "outcome"}),
 		revokedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refreshd_revoked_tokens_total",

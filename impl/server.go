@@ -12,7 +12,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 
@@ -51,10 +53,11 @@ const DefaultBodyLimit = 8 << 20
 
 // Server implements the generated strict-server interface.
 type Server struct {
-	store  *store.Store
-	log    *slog.Logger
-	keys   *keyring
-	issuer string
+	store          *store.Store
+	log            *slog.Logger
+	keys           *keyring
+	issuer         string
+	trustedProxies []*net.IPNet
 
 	metrics      *Metrics
 	requestLevel slog.Level
@@ -97,7 +100,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(st, cfg.Logger)
 	}
-	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer,
+	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer, trustedProxies: cfg.TrustedProxies,
 		metrics: cfg.Metrics, requestLevel: cfg.RequestLogLevel}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -116,7 +119,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	// a recovered panic's included.
 	e.Use(s.observe)
 	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(readBody(cfg.BodyLimit))
+	e.Use(readBody(cfg.BodyLimit, bodyMediaTypes(spec)))
 	operational := s.registerOperational(e, !cfg.MetricsElsewhere)
 	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		// The operational routes are not part of the API contract.
@@ -130,7 +133,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 		},
 		SilenceServersWarning: true,
 	}))
-	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withRequestContext, s.countExchanges}))
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withRequestContext, s.countExchanges}))
 	return e, nil
 }
 
@@ -139,10 +142,32 @@ func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 	return err
 }
 
+// bodyMediaTypes lists, per "METHOD route" (Echo's route syntax), the body media
+// types the contract accepts besides JSON.
+func bodyMediaTypes(spec *openapi3.T) map[string][]string {
+	out := map[string][]string{}
+	for path, item := range spec.Paths.Map() {
+		route := regexp.MustCompile(`\{([^}]+)\}`).ReplaceAllString(path, ":$1")
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			for mt := range op.RequestBody.Value.Content {
+				if mt != echo.MIMEApplicationJSON {
+					out[method+" "+route] = append(out[method+" "+route], mt)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // readBody reads the whole body up front, bounded by limit, and checks what the
-// contract cannot express: an oversized body, a non-JSON content type, and a query
-// parameter given more than once (FusionAuth answers 500 there; we answer 400).
-func readBody(limit int64) echo.MiddlewareFunc {
+// contract cannot express: an oversized body, a content type the operation does
+// not take (JSON, and where the contract says so a form), a form field or a
+// query parameter given more than once (FusionAuth answers 500 there; we answer
+// 400).
+func readBody(limit int64, otherTypes map[string][]string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
@@ -169,17 +194,35 @@ func readBody(limit int64) echo.MiddlewareFunc {
 				return next(c)
 			}
 			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-			if err != nil || mt != echo.MIMEApplicationJSON {
+			switch {
+			case err != nil:
 				return invalidContentType()
+			case mt == echo.MIMEApplicationJSON:
+				return next(c)
+			case mt == echo.MIMEApplicationForm && slices.Contains(otherTypes[req.Method+" "+c.Path()], mt):
+				form, err := url.ParseQuery(string(body))
+				if err != nil {
+					return generalError("[invalid]", "The form body could not be parsed.")
+				}
+				if errs := repeated(form); errs != nil {
+					return errs
+				}
+				// net/http parses form bodies of POST, PUT and PATCH only; hand the
+				// parsed body to the binder for this DELETE too, without the query.
+				req.PostForm, req.Form = form, form
+				return next(c)
 			}
-			return next(c)
+			return invalidContentType()
 		}
 	}
 }
 
-func repeatedParams(c echo.Context) error {
+func repeatedParams(c echo.Context) error { return repeated(c.QueryParams()) }
+
+// repeated names each field given more than once: [invalid]name.
+func repeated(fields url.Values) error {
 	var names []string
-	for name, values := range c.QueryParams() {
+	for name, values := range fields {
 		if len(values) > 1 {
 			names = append(names, name)
 		}

@@ -63,18 +63,42 @@ export interface paths {
         /**
          * Exchange a refresh token for a signed access token (JWT)
          * @description Needs no API key: the refresh token is the credential. The token comes from
-         *     the body's `refreshToken`, else from the `refresh_token` cookie.
+         *     the `refresh_token` cookie, else from the body's `refreshToken`: when both
+         *     carry one, the cookie wins.
          *
          *     Settings come from the application's `jwtConfiguration` when it is enabled,
-         *     else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-         *     carries a new refresh token and the one sent stops working (after
-         *     `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-         *     moves the token's `startInstant` to now.
+         *     else from the tenant's. With a sliding-window expiration policy each use
+         *     moves the token's `startInstant` to now. Every exchange sets the token's
+         *     `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+         *     caller's address).
+         *
+         *     The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+         *     token) identifies the session for its whole life: it never changes, so it
+         *     can always be used to revoke the session. With `refreshTokenUsagePolicy:
+         *     OneTimeUse` the answer carries a new refresh-token value for the same id
+         *     and the value sent stops working. Within `gracePeriodInSeconds` of that
+         *     rotation, the value sent is still accepted: the answer then carries the
+         *     current value, and nothing rotates again. A rotated-away value presented
+         *     after its grace period is a reuse: when the tenant's
+         *     `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+         *     the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+         *     FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+         *     application's copy of that policy is not consulted. The last 32 rotated-away
+         *     values of a session are remembered, by hash only, for as long as it lives.
+         *     New values are derived from the value they replace with a secret of the
+         *     tenant (HMAC-SHA256), so that a grace-period answer can return the current
+         *     value although only its hash is stored (ours).
+         *
+         *     The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+         *     `Secure` when the request came over TLS or through a trusted proxy that
+         *     says so): `access_token` (for the access token's lifetime) and
+         *     `refresh_token` (for the refresh token's remaining life).
          *
          *     Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
          *     expired token, or its application deleted or deactivated, or its user
          *     deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-         *     and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+         *     and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+         *     a valid token whose user was deleted meanwhile → 404.
          *     Once any revocation has answered 200, no exchange sent afterwards succeeds
          *     with a token it revoked.
          */
@@ -83,9 +107,19 @@ export interface paths {
          * Revoke refresh tokens by token value, by user, by user and application, or by application
          * @description Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
          *     and `applicationId` are given, as query parameters or as fields of the
-         *     optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-         *     parameter of the same name. An empty query value, and the literal values
-         *     `null` and `undefined`, mean the parameter is absent.
+         *     optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+         *     `application/x-www-form-urlencoded` form so that a token value stays out of
+         *     access logs); a body field overrides the query parameter of the same name.
+         *     An empty query value, and the literal values `null` and `undefined`, mean the
+         *     parameter is absent.
+         *
+         *     Authentication: an API key, or the access token (JWT) of the user who owns
+         *     the refresh token — as `Authorization: Bearer <JWT>` or in the
+         *     `access_token` cookie. The access token must verify with its tenant's key
+         *     and must not have expired; its subject must own the token, else 404 as for
+         *     a token that does not exist. With an access token only the single-token
+         *     form is allowed: a request without `token`, or naming another `userId`, is
+         *     answered 401.
          *
          *     Usage examples:
          *     - Delete a single refresh token: pass only the token.
@@ -118,6 +152,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log a user out by revoking their refresh token (or all of them)
+         * @description Needs no API key: the refresh token is the credential. It comes from the
+         *     JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+         *     `refresh_token` cookie. Revokes that token's session, or with `global=true`
+         *     (body or query) every refresh token of its user, recording the same
+         *     `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+         *     single token or for a user. A recently rotated-away value of a one-time-use
+         *     token also ends its session (ours: a client whose last exchange answer was
+         *     lost still logs out). The answer clears the `access_token` and
+         *     `refresh_token` cookies and is 200 with an empty body — also when the token
+         *     is unknown, expired or absent: a logout never fails for want of a session.
+         *     An empty query value, and the literal values `null` and `undefined`, mean
+         *     the parameter is absent.
+         */
+        post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jwt/refresh/{tokenId}": {
         parameters: {
             query?: never;
@@ -135,6 +200,11 @@ export interface paths {
         /**
          * Revoke one refresh token by its id
          * @description Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+         *     The id stays the same when a one-time-use token rotates, so the id a client
+         *     learnt at login revokes its session after any number of exchanges.
+         *     Authentication: an API key, or the access token of the user who owns the
+         *     refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+         *     a token of another user is then 404.
          */
         delete: operations["revokeRefreshTokenById"];
         options?: never;
@@ -203,7 +273,9 @@ export interface paths {
         /**
          * Deactivate or delete an application
          * @description With `hardDelete=true` the application and all its refresh tokens are deleted
-         *     in one transaction; otherwise it is deactivated (`active: false`).
+         *     in one transaction, which also records the `jwt.refresh-token.revoke` event of
+         *     a revocation by application (ours); otherwise it is deactivated
+         *     (`active: false`) and its tokens no longer exchange.
          */
         delete: operations["deleteApplication"];
         options?: never;
@@ -250,7 +322,10 @@ export interface paths {
         /**
          * Deactivate or delete a user
          * @description With `hardDelete=true` the user and all their refresh tokens are deleted in one
-         *     transaction; otherwise the user is deactivated (`active: false`).
+         *     transaction, which also records the `jwt.refresh-token.revoke` event of a
+         *     revocation by user (when the user had a live token), as FusionAuth does;
+         *     otherwise the user is deactivated (`active: false`) and their tokens no longer
+         *     exchange.
          */
         delete: operations["deleteUser"];
         options?: never;
@@ -295,7 +370,14 @@ export interface paths {
          * @description Needs a key that is not locked to a tenant. An id in use → 400 `[duplicate]tenantId`.
          */
         post: operations["createTenantWithId"];
-        delete?: never;
+        /**
+         * Delete a tenant and everything in it
+         * @description Needs a key that is not locked to a tenant. Deletes the tenant with its
+         *     applications, users, refresh tokens, signing keys and events, in one
+         *     transaction. The default tenant cannot be deleted: 400 general
+         *     `[invalid]tenantId`.
+         */
+        delete: operations["deleteTenant"];
         options?: never;
         head?: never;
         patch?: never;
@@ -484,11 +566,27 @@ export interface components {
             region?: string;
             zipcode?: string;
         } | null;
-        /** @description Selects the refresh tokens to revoke; the same rules as the query parameters. */
-        RefreshDeleteRequest: {
+        /**
+         * @description Selects the refresh tokens to revoke; the same rules as the query parameters.
+         *     FusionAuth's clients call it RefreshTokenRevokeRequest; some of its documents
+         *     say RefreshDeleteRequest.
+         */
+        RefreshTokenRevokeRequest: {
             applicationId?: components["schemas"]["OptionalBodyId"];
             userId?: components["schemas"]["OptionalBodyId"];
             token?: string | null;
+            eventInfo?: components["schemas"]["EventInfo"];
+        };
+        /** @description The same selection as a form (`token=…&userId=…`); a form cannot carry eventInfo. */
+        RefreshTokenRevokeForm: {
+            applicationId?: components["schemas"]["OptionalQueryId"];
+            userId?: components["schemas"]["OptionalQueryId"];
+            token?: components["schemas"]["TokenValue"];
+        };
+        LogoutRequest: {
+            /** @description true revokes every refresh token of the token's user. */
+            global?: boolean | null;
+            refreshToken?: string | null;
             eventInfo?: components["schemas"]["EventInfo"];
         };
         RefreshToken: {
@@ -547,7 +645,7 @@ export interface components {
             startInstant: number;
             /**
              * Format: int64
-             * @description Defaults to startInstant.
+             * @description When the token was made; defaults to now.
              */
             insertInstant?: number;
             metaData?: components["schemas"]["RefreshTokenMetaData"];
@@ -600,7 +698,10 @@ export interface components {
          *     `jwt.refresh-token.revoke`: single token (by value or id): applicationId,
          *     userId, refreshToken (never its value); userId + applicationId:
          *     applicationId, userId; applicationId only: applicationId; userId only
-         *     (recorded only when at least one token was revoked): userId. Each carries
+         *     (recorded only when at least one token was revoked): userId. A user's hard
+         *     delete records the userId form, an application's hard delete the
+         *     applicationId form, a logout the single-token or the userId form, and a
+         *     detected reuse of a one-time-use value the single-token form. Each carries
          *     `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
          *     access tokens issued before `createInstant` should be treated as invalid
          *     for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
@@ -706,9 +807,26 @@ export interface components {
                 maximumTimeToLiveInMinutes?: number;
             };
             refreshTokenOneTimeUseConfiguration?: {
-                /** Format: int32 */
+                /**
+                 * Format: int32
+                 * @description How long (0–86,400 s) a rotated-away value keeps answering with the
+                 *     current value; after it, a reuse of that value is detected.
+                 */
                 gracePeriodInSeconds?: number;
             };
+            refreshTokenRevocationPolicy?: components["schemas"]["RefreshTokenRevocationPolicy"];
+        };
+        /**
+         * @description When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+         *     and only the tenant's: a rotated-away one-time-use value presented after its
+         *     grace period revokes its session. Default false. The other fields are kept
+         *     for FusionAuth's clients.
+         */
+        RefreshTokenRevocationPolicy: {
+            onLoginPrevented?: boolean;
+            onMultiFactorEnable?: boolean;
+            onOneTimeTokenReuse?: boolean;
+            onPasswordChanged?: boolean;
         };
         Application: {
             /** Format: uuid */
@@ -932,7 +1050,7 @@ export interface operations {
             header?: never;
             path?: never;
             cookie?: {
-                /** @description The refresh token, when the body carries none. */
+                /** @description The refresh token; wins over the body's `refreshToken`. */
                 refresh_token?: string;
             };
         };
@@ -945,6 +1063,13 @@ export interface operations {
             /** @description A signed access token, and the refresh token to use next time. */
             200: {
                 headers: {
+                    /**
+                     * @description Two cookies, each in a Set-Cookie header of its own:
+                     *     `access_token=<JWT>; Max-Age=<access-token lifetime>; Path=/; HttpOnly; SameSite=Strict`
+                     *     and `refresh_token=<value>; Max-Age=<remaining life>; Path=/; HttpOnly; SameSite=Strict`,
+                     *     each with `Secure` when the request came over HTTPS.
+                     */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -952,6 +1077,13 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            /** @description The refresh token was valid but its user has been deleted meanwhile. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             500: components["responses"]["InternalError"];
         };
     };
@@ -977,7 +1109,8 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["RefreshDeleteRequest"];
+                "application/json": components["schemas"]["RefreshTokenRevokeRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RefreshTokenRevokeForm"];
             };
         };
         responses: {
@@ -997,6 +1130,44 @@ export interface operations {
                 };
                 content?: never;
             };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    logout: {
+        parameters: {
+            query?: {
+                /** @description true revokes every refresh token of the token's user. */
+                global?: boolean;
+                /** @description The refresh token to revoke. It is sensitive; prefer the body or the cookie. */
+                refreshToken?: components["schemas"]["TokenValue"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: {
+                /** @description The refresh token, when neither body nor query names one. */
+                refresh_token?: string;
+            };
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["LogoutRequest"];
+            };
+        };
+        responses: {
+            /** @description Logged out. Empty body. */
+            200: {
+                headers: {
+                    /**
+                     * @description Clears both cookies, each in a Set-Cookie header of its own:
+                     *     `access_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict` and
+                     *     `refresh_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict`.
+                     */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1482,6 +1653,36 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenantId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             500: components["responses"]["InternalError"];
         };
     };
