@@ -161,6 +161,48 @@ func (e JWTConfigurationRefreshTokenUsagePolicy) Valid() bool {
 	}
 }
 
+// Defines values for OAuth2ErrorError.
+const (
+	InvalidClient        OAuth2ErrorError = "invalid_client"
+	InvalidRequest       OAuth2ErrorError = "invalid_request"
+	UnsupportedTokenType OAuth2ErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2ErrorError enum.
+func (e OAuth2ErrorError) Valid() bool {
+	switch e {
+	case InvalidClient:
+		return true
+	case InvalidRequest:
+		return true
+	case UnsupportedTokenType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthConfigurationClientAuthenticationPolicy.
+const (
+	NotRequired              OAuthConfigurationClientAuthenticationPolicy = "NotRequired"
+	NotRequiredWhenUsingPKCE OAuthConfigurationClientAuthenticationPolicy = "NotRequiredWhenUsingPKCE"
+	Required                 OAuthConfigurationClientAuthenticationPolicy = "Required"
+)
+
+// Valid indicates whether the value is a known member of the OAuthConfigurationClientAuthenticationPolicy enum.
+func (e OAuthConfigurationClientAuthenticationPolicy) Valid() bool {
+	switch e {
+	case NotRequired:
+		return true
+	case NotRequiredWhenUsingPKCE:
+		return true
+	case Required:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StatusResponseStatus.
 const (
 	Ok          StatusResponseStatus = "ok"
@@ -240,10 +282,17 @@ type Application struct {
 
 	// JwtConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 	// tenant's defaults apply (a zero-valued, disabled configuration means defaults).
-	JwtConfiguration  *JWTConfiguration   `json:"jwtConfiguration,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
-	Name              string              `json:"name"`
-	TenantId          *openapi_types.UUID `json:"tenantId,omitempty"`
+	JwtConfiguration  *JWTConfiguration `json:"jwtConfiguration,omitempty"`
+	LastUpdateInstant *int64            `json:"lastUpdateInstant,omitempty"`
+	Name              string            `json:"name"`
+
+	// OauthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+	// only what token revocation needs is acted on. `clientId` defaults to the
+	// application's id and is unique. `clientSecret` is generated when absent,
+	// stored as a hash only, and returned only in the answer to the create (ours:
+	// FusionAuth returns it every time).
+	OauthConfiguration *OAuthConfiguration `json:"oauthConfiguration,omitempty"`
+	TenantId           *openapi_types.UUID `json:"tenantId,omitempty"`
 }
 
 // ApplicationRequest defines model for ApplicationRequest.
@@ -430,6 +479,12 @@ type JWTRefreshResponse struct {
 	Token string `json:"token"`
 }
 
+// JWTValidateResponse defines model for JWTValidateResponse.
+type JWTValidateResponse struct {
+	// Jwt The access token's claims.
+	Jwt map[string]interface{} `json:"jwt"`
+}
+
 // Location defines model for Location.
 type Location struct {
 	City          *string  `json:"city,omitempty"`
@@ -449,6 +504,51 @@ type LogoutRequest struct {
 	// Global true revokes every refresh token of the token's user.
 	Global       *bool   `json:"global,omitempty"`
 	RefreshToken *string `json:"refreshToken,omitempty"`
+}
+
+// OAuth2Error defines model for OAuth2Error.
+type OAuth2Error struct {
+	Error            OAuth2ErrorError `json:"error"`
+	ErrorDescription *string          `json:"error_description,omitempty"`
+}
+
+// OAuth2ErrorError defines model for OAuth2Error.Error.
+type OAuth2ErrorError string
+
+// OAuth2RevokeRequest defines model for OAuth2RevokeRequest.
+type OAuth2RevokeRequest struct {
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+	Token         string  `json:"token"`
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// OAuthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+// only what token revocation needs is acted on. `clientId` defaults to the
+// application's id and is unique. `clientSecret` is generated when absent,
+// stored as a hash only, and returned only in the answer to the create (ours:
+// FusionAuth returns it every time).
+type OAuthConfiguration struct {
+	// ClientAuthenticationPolicy Required (the default) makes the secret necessary.
+	ClientAuthenticationPolicy *OAuthConfigurationClientAuthenticationPolicy `json:"clientAuthenticationPolicy,omitempty"`
+
+	// ClientId Empty means the application's id.
+	ClientId *string `json:"clientId,omitempty"`
+
+	// ClientSecret Empty means a generated one.
+	ClientSecret *string `json:"clientSecret,omitempty"`
+}
+
+// OAuthConfigurationClientAuthenticationPolicy Required (the default) makes the secret necessary.
+type OAuthConfigurationClientAuthenticationPolicy string
+
+// OpenIDConfiguration defines model for OpenIDConfiguration.
+type OpenIDConfiguration struct {
+	IdTokenSigningAlgValuesSupported       *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
+	Issuer                                 string    `json:"issuer"`
+	JwksUri                                string    `json:"jwks_uri"`
+	RevocationEndpoint                     string    `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string  `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 // OptionalBodyId A UUID; empty or null means absent.
@@ -525,6 +625,9 @@ type RefreshTokenRevokeForm struct {
 	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
 	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
 
+	// ExceptTokenId A UUID, or empty, `null` or `undefined` meaning absent.
+	ExceptTokenId *OptionalQueryId `json:"exceptTokenId,omitempty"`
+
 	// Token A refresh-token value (opaque text).
 	Token *TokenValue `json:"token,omitempty"`
 
@@ -541,10 +644,25 @@ type RefreshTokenRevokeRequest struct {
 
 	// EventInfo Who caused an event, from where and on which device.
 	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
+
+	// ExceptTokenId A UUID; empty or null means absent.
+	ExceptTokenId *OptionalBodyId `json:"exceptTokenId,omitempty"`
+	Token         *string         `json:"token,omitempty"`
 
 	// UserId A UUID; empty or null means absent.
 	UserId *OptionalBodyId `json:"userId,omitempty"`
+}
+
+// RevocationReceipt What a revocation revoked (ours).
+type RevocationReceipt struct {
+	// Count How many live tokens were revoked.
+	Count int64 `json:"count"`
+
+	// RevokedRefreshTokenIds The ids of the live tokens revoked, at most 1,000 of them.
+	RevokedRefreshTokenIds []openapi_types.UUID `json:"revokedRefreshTokenIds"`
+
+	// Truncated True when more tokens were revoked than the list holds.
+	Truncated bool `json:"truncated"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -656,6 +774,9 @@ type WebhookResponse struct {
 // HardDelete defines model for HardDelete.
 type HardDelete = bool
 
+// Prefer defines model for Prefer.
+type Prefer = string
+
 // TenantIdHeader defines model for TenantIdHeader.
 type TenantIdHeader = string
 
@@ -717,6 +838,9 @@ type SearchEventsParamsType string
 
 // RevokeRefreshTokensParams defines parameters for RevokeRefreshTokens.
 type RevokeRefreshTokensParams struct {
+	// ExceptTokenId With userId, the one token of the user that is not revoked (ours).
+	ExceptTokenId *OptionalQueryId `form:"exceptTokenId,omitempty" json:"exceptTokenId,omitempty"`
+
 	// UserId The id of the user whose refresh tokens are revoked.
 	UserId *OptionalQueryId `form:"userId,omitempty" json:"userId,omitempty"`
 
@@ -729,6 +853,10 @@ type RevokeRefreshTokensParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokensParams defines parameters for RetrieveRefreshTokens.
@@ -752,6 +880,10 @@ type RevokeRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokenByIdParams defines parameters for RetrieveRefreshTokenById.
@@ -858,6 +990,9 @@ type CreateWebhookWithIdJSONRequestBody = WebhookRequest
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = WebhookRequest
+
+// RevokeOAuth2TokenFormdataRequestBody defines body for RevokeOAuth2Token for application/x-www-form-urlencoded ContentType.
+type RevokeOAuth2TokenFormdataRequestBody = OAuth2RevokeRequest
 
 // Getter for additional properties for Event. Returns the specified
 // element and whether it was found
@@ -1137,6 +1272,16 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
 	// Needs a key that is neither locked to a tenant nor limited to endpoints.
@@ -1287,6 +1432,17 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -1335,6 +1491,17 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -1382,6 +1549,17 @@ type ClientInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1506,6 +1684,19 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateJWT Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
 	//
@@ -1767,6 +1958,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -1778,6 +2015,26 @@ type ClientInterface interface {
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenIDConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2069,6 +2326,17 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -2128,6 +2396,17 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -2186,6 +2465,17 @@ func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshT
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2361,6 +2651,29 @@ func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_typ
 // Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetrieveRefreshTokenByIdRequest(c.Server, tokenId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateJWT Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *Client) ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateJWTRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2892,6 +3205,72 @@ func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
+// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -2902,6 +3281,33 @@ func NewGetJWKSRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenIDConfigurationRequest constructs an http.Request for the GetOpenIDConfiguration method
+func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3507,6 +3913,18 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.ExceptTokenId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "exceptTokenId", *params.ExceptTokenId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.UserId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "userId", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -3567,6 +3985,17 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 			}
 
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
 		}
 
 	}
@@ -3744,6 +4173,17 @@ func NewRevokeRefreshTokenByIdRequest(server string, tokenId openapi_types.UUID,
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
+		}
+
 	}
 
 	return req, nil
@@ -3793,6 +4233,33 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewValidateJWTRequest constructs an http.Request for the ValidateJWT method
+func NewValidateJWTRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/jwt/validate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -4602,6 +5069,46 @@ func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID
 	return req, nil
 }
 
+// NewRevokeOAuth2TokenRequestWithFormdataBody calls the generic RevokeOAuth2Token builder with application/x-www-form-urlencoded body
+func NewRevokeOAuth2TokenRequestWithFormdataBody(server string, body RevokeOAuth2TokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeOAuth2TokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewRevokeOAuth2TokenRequestWithBody constructs an http.Request for the RevokeOAuth2Token method, with any body, and a specified content type
+func NewRevokeOAuth2TokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth2/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -4656,6 +5163,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
+	// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
@@ -4817,6 +5336,17 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -4865,6 +5395,17 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -4912,6 +5453,17 @@ type ClientWithResponsesInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5042,6 +5594,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
+
+	// ValidateJWTWithResponse Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error)
 
 	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
 	//
@@ -5319,6 +5886,52 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
+
+	// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
 }
 
 type GetJWKSResponse struct {
@@ -5356,6 +5969,47 @@ func (r GetJWKSResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenIDConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OpenIDConfiguration
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpenIDConfigurationResponse) GetJSON200() *OpenIDConfiguration {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenIDConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenIDConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenIDConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenIDConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5783,8 +6437,15 @@ func (r SearchEventsResponse) ContentType() string {
 type RevokeRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokensResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5927,8 +6588,15 @@ func (r ExchangeRefreshTokenForJWTResponse) ContentType() string {
 type RevokeRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokenByIdResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -6007,6 +6675,47 @@ func (r RetrieveRefreshTokenByIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ValidateJWTResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWTValidateResponse
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateJWTResponse) GetJSON200() *JWTValidateResponse {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateJWTResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateJWTResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateJWTResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateJWTResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6794,6 +7503,61 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RevokeOAuth2TokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeOAuth2Token
+type RevokeOAuth2TokenResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2TokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuth2Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuth2Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeOAuth2TokenResponse401Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON400() *OAuth2Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON401() *OAuth2Error {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeOAuth2TokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeOAuth2TokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeOAuth2TokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeOAuth2TokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public key of every RS256 and ES256 signing key,
@@ -6809,6 +7573,24 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseGetJWKSResponse(rsp)
+}
+
+// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error) {
+	rsp, err := c.GetOpenIDConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenIDConfigurationResponse(rsp)
 }
 
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
@@ -7050,6 +7832,17 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -7105,6 +7898,17 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -7159,6 +7963,17 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Contex
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7324,6 +8139,27 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
+}
+
+// ValidateJWTWithResponse Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *ClientWithResponses) ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error) {
+	rsp, err := c.ValidateJWT(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateJWTResponse(rsp)
 }
 
 // LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
@@ -7759,6 +8595,64 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, web
 	return ParseUpdateWebhookResponse(rsp)
 }
 
+// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
+// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7782,6 +8676,32 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 
 	case rsp.StatusCode == 500:
 		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenIDConfigurationResponse parses an HTTP response from a GetOpenIDConfigurationWithResponse call
+func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenIDConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OpenIDConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	}
 
@@ -8157,8 +9077,12 @@ func ParseRevokeRefreshTokensResponse(rsp *http.Response) (*RevokeRefreshTokensR
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -8286,8 +9210,12 @@ func ParseRevokeRefreshTokenByIdResponse(rsp *http.Response) (*RevokeRefreshToke
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -8342,6 +9270,38 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 		break // No content-type
 
 	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseValidateJWTResponse parses an HTTP response from a ValidateJWTWithResponse call
+func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateJWTResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWTValidateResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 401:
 		break // No content-type
 
 	case rsp.StatusCode == 500:
@@ -9013,11 +9973,66 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	return response, nil
 }
 
+// ParseRevokeOAuth2TokenResponse parses an HTTP response from a RevokeOAuth2TokenWithResponse call
+func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeOAuth2TokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeOAuth2TokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx echo.Context) error
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -9060,6 +10075,9 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx echo.Context) error
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx echo.Context, params LogoutParams) error
@@ -9111,6 +10129,9 @@ type ServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -9124,6 +10145,15 @@ func (w *ServerInterfaceWrapper) GetJWKS(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJWKS(ctx)
+	return err
+}
+
+// GetOpenIDConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenIDConfiguration(ctx)
 	return err
 }
 
@@ -9410,6 +10440,13 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params RevokeRefreshTokensParams
+	// ------------- Optional query parameter "exceptTokenId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exceptTokenId", ctx.QueryParams(), &params.ExceptTokenId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter exceptTokenId: %s", err))
+	}
+
 	// ------------- Optional query parameter "userId" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "userId", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -9446,6 +10483,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 		}
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -9541,6 +10593,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokenById(ctx echo.Context) error 
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
 	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeRefreshTokenById(ctx, tokenId, params)
@@ -9580,6 +10647,15 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetrieveRefreshTokenById(ctx, tokenId, params)
+	return err
+}
+
+// ValidateJWT converts echo context to params.
+func (w *ServerInterfaceWrapper) ValidateJWT(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ValidateJWT(ctx)
 	return err
 }
 
@@ -9939,6 +11015,15 @@ func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
 	return err
 }
 
+// RevokeOAuth2Token converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeOAuth2Token(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -9988,6 +11073,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/api/status", wrapper.GetStatus, options.OperationMiddlewares["getStatus"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
+	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
+	router.POST(options.BaseURL+"/oauth2/revoke", wrapper.RevokeOAuth2Token, options.OperationMiddlewares["revokeOAuth2Token"]...)
+	router.GET(options.BaseURL+"/api/jwt/validate", wrapper.ValidateJWT, options.OperationMiddlewares["validateJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
@@ -10055,6 +11143,27 @@ type GetJWKS500Response = InternalErrorResponse
 func (response GetJWKS500Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
+}
+
+type GetOpenIDConfigurationRequestObject struct {
+}
+
+type GetOpenIDConfigurationResponseObject interface {
+	VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetOpenIDConfiguration200JSONResponse OpenIDConfiguration
+
+func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type CreateAPIKeyRequestObject struct {
@@ -10543,12 +11652,18 @@ type RevokeRefreshTokensResponseObject interface {
 	VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokens200Response struct {
-}
+type RevokeRefreshTokens200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokens200Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokens200JSONResponse) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokens400JSONResponse struct{ BadRequestJSONResponse }
@@ -10708,12 +11823,18 @@ type RevokeRefreshTokenByIdResponseObject interface {
 	VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokenById200Response struct {
-}
+type RevokeRefreshTokenById200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokenById200Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokenById200JSONResponse) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokenById400JSONResponse struct{ BadRequestJSONResponse }
@@ -10807,6 +11928,42 @@ func (response RetrieveRefreshTokenById404Response) VisitRetrieveRefreshTokenByI
 type RetrieveRefreshTokenById500Response = InternalErrorResponse
 
 func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ValidateJWTRequestObject struct {
+}
+
+type ValidateJWTResponseObject interface {
+	VisitValidateJWTResponse(w http.ResponseWriter) error
+}
+
+type ValidateJWT200JSONResponse JWTValidateResponse
+
+func (response ValidateJWT200JSONResponse) VisitValidateJWTResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ValidateJWT401Response struct {
+}
+
+func (response ValidateJWT401Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ValidateJWT500Response = InternalErrorResponse
+
+func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -11668,11 +12825,75 @@ func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type RevokeOAuth2TokenRequestObject struct {
+	Body *RevokeOAuth2TokenFormdataRequestBody
+}
+
+type RevokeOAuth2TokenResponseObject interface {
+	VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeOAuth2Token200Response struct {
+}
+
+func (response RevokeOAuth2Token200Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type RevokeOAuth2Token400JSONResponse OAuth2Error
+
+func (response RevokeOAuth2Token400JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token401ResponseHeaders struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2Token401JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeOAuth2Token401ResponseHeaders
+}
+
+func (response RevokeOAuth2Token401JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token500Response = InternalErrorResponse
+
+func (response RevokeOAuth2Token500Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -11715,6 +12936,9 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx context.Context, request ValidateJWTRequestObject) (ValidateJWTResponseObject, error)
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -11766,6 +12990,9 @@ type StrictServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -11797,6 +13024,29 @@ func (sh *strictHandler) GetJWKS(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
 		return validResponse.VisitGetJWKSResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenIDConfiguration operation middleware
+func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
+	var request GetOpenIDConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenIDConfiguration(ctx.Request().Context(), request.(GetOpenIDConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenIDConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
+		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12306,6 +13556,29 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 		return err
 	} else if validResponse, ok := response.(RetrieveRefreshTokenByIdResponseObject); ok {
 		return validResponse.VisitRetrieveRefreshTokenByIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ValidateJWT operation middleware
+func (sh *strictHandler) ValidateJWT(ctx echo.Context) error {
+	var request ValidateJWTRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ValidateJWT(ctx.Request().Context(), request.(ValidateJWTRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ValidateJWT")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ValidateJWTResponseObject); ok {
+		return validResponse.VisitValidateJWTResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12942,178 +14215,241 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 	return nil
 }
 
+// RevokeOAuth2Token operation middleware
+func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
+	var request RevokeOAuth2TokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body RevokeOAuth2TokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeOAuth2Token(ctx.Request().Context(), request.(RevokeOAuth2TokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeOAuth2Token")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeOAuth2TokenResponseObject); ok {
+		return validResponse.VisitRevokeOAuth2TokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cts4tueroLS3qqVdWpbzdWekmj/ciTNxd5LOxs7mVkXeJURCEtoUoCZAy5pcV/Vf8wBz5xnmwfIk",
-	"WzgHIAkKlOTETn/c/iexJBKfB+fzdw4+dhK5WErBhFad4cfOkuZ0wTTL4dMLmqfPWMY0M59SppKcLzWX",
-	"ojPs6LxgJIUfFVmyfEFNI9k6Iiuu54RmGcnZNGdqTrS8ZEKNiNRzlq+4YkTPGZGTH1miCVckZTTR/Ipq",
-	"lvY7UYeb5n8qWL7uRB1BF6wz7MyrkUQdlczZgpoh6fXS/DqRMmNUdG5uos45E1To0/QFoynLN8d9lsgl",
-	"UzCCnP1UMKWJlkQKRjS8SbqUvHt3+qzXJ69oNpX5gqVE5qQQl0KuBPn093+QR4MBmTHBcpqNRfyBiyua",
-	"8fRC267jPjkml2xNMplcstS0TwVM3vWBjRz1x8LNd47DLSf8HwfPC8WlOC70/MDNKTR3pXMuZp0bM/ec",
-	"qaUUisHmfUvTtzhB8ymRQjMBf9LlMuMJNetx+KMyi/Kx1uy/5WzaGXb+x2FFGIf4qzo8yXOZK+zLX9Xz",
-	"2nJyReyKjGCZJzJdE0XXiqzm64hMOctSMlnjH/3OTdQ5FZrlgmbQ/uaWmcYVy69YTqaUZyztk5PFUq+h",
-	"5RFJmaY8U4TmjEiRmWWfzRi2/E7QQs9lzv/G0s2GX3GluJhF5ebKnHChiumUJ5wJTY7fnJqNjMwP1G2e",
-	"mZPZ3QVdEyE1KRSrD6gPZGiXzPR5/Ob0e7aG05XLJcs1xw3yxvKxs6DXL5mY6Xln+ODx46i5v1GHwwwM",
-	"RVLdGXaKghuC2HxMKJbrU6E0xf0u3+BCP3lUvcKFZjOWm3cucXyby27meUWzgo1IznSRC3MYzBqv5kyU",
-	"K8EVSXLmzq83kSdRZ8GF+/zwQWDAhnmYjZBC7SJAXMo3tRduoo47dpszeCmTS1WOUkui51zZbTQj3bGW",
-	"N+U3yKtMZ5sj2NhXJtKl5Jah0jTlZjQ0e+M9xDVb2KeLRWf4ofPXk/NO1Hnzwxn89w7+PT5/+qITdZ6d",
-	"vDw5P+lcBNbOfkHznK47G6fyxI4E+A3NMrliKVkwPZepigjrz/ok/jjuHNIlP/xxpQ8twx53huTD2HY7",
-	"7lzcxP2xeC1JOTGyYFQowq5Yvi6/RWbWWLD2JazxJn/56JLb47KbEjrI9X4qeG7O9wf38sWWbpFFfsV+",
-	"K3Yb6NQIvoB0PZ0JmcNZsyerX61tKe3ulSX8uNJPpZjyWZGXY9+2MN+9P/efv4k6GVX63TKlmt2ub5SB",
-	"Hks8+vORx0mOQoehxgh2H+369kGHOzZvC8F6G7yVemqP3kQddsWEPhVTuVPwlg9uEl7V4s4JtJP+583g",
-	"lmN5xq54wtx8twrDjb01pHScJEwplh6nac6U2vnc5xFdC4/9uI90KBUYf3KJTANn/EzTScYisqDJnAt2",
-	"kDOa4jfImT8kssjS19KcwyuW64tCsdxol6EjnlJN2+WNUdYDw10wpegsMLTnMifzYkGN1m7UnGROxYz1",
-	"d54jmGjV7kXbEqmwtgGaopxawfJoMDA9+ksJSmPVxk7xulOd3UOKQm/GxkGVNTLaBAMV1qgW8N03iiyp",
-	"npNubGXoOdg8HwYXfbtrvX4nsBrWiqgm9CUDD1LkldP6txCGP99jQYAxEWpMs4xfMSOJuFA8ZaAvwK9G",
-	"Sfj0879u4j55blZAwXqsl4x8+vmfYxH/uNJ9uxYHYAD2c3YlL1k8JEbnzhiahaQ7sRomKN9pb0hqbOQ0",
-	"jcYCFzAi9ZUlXWGIhHCt8O3eiOBz5H/5DQzHwm/QPjfyHwOtttF32aT5bSy6OUtknnoaMNUkY1RpNCBh",
-	"ZCuqCE7VTAZbMAah+esbRYwlOxZoOBNsEVVU25fhVBGhoj4U+5o1t83TjUm5t4zpIws0UXCVce3N2gb6",
-	"SAk1Q9Es0SwlOSsUM8ePmtkcaL5gB+Yb3J2NJk0jfXJCkzlJaJ5zpsYiro3qnC/YuXzJr9ipOGOJFKmK",
-	"o/qsCE9RMQV2bVvN+JSZns22wffWe0C4UoU5dGwqc0Zi1Iosh4+JmhteSSaMaDREDPFaK3QspjB9s1dS",
-	"GM5ao824SW8kRG6nqSW4saB2m5Hq+iTmYipjYwLVXArfKFLKdusQifnSyq3YrPmUFpnmYoZWCSMJzTKg",
-	"D4oPoTbdKqZP91P8tm/HNga6KR83WIu3BXsK2b0V1lvpREYIVZu168W39Wcb7+65rrfQNFv1h6iDlHZ7",
-	"bbV6pLkJtZFdtAkDp3/5TP/9XJKEFsqcHMv/IzLN5cLwuZwBs5CCrOY8mZMUFDkj0ESRZUZncZKkodR9",
-	"jlKCjT/boQ/iU6/bdDb8+bxt5cuzGNYh5X668EtZqfJStW7x8cyK4H0USLPwL7nS7co67M0tdAVQAAJK",
-	"jmDX+mmRq5DH7U3OlNEAQMYtDMPFXkEZnMosk6sRWVKlCAc1IU6goXi3hmhHH6LO08VS5pqlbxtn+UuZ",
-	"4Ib126R868mqxPeCpmxELJM2EogIufIcRu0cbsE0fWbpfl8u9Mq9cxN1lKZ7D/YbBfKSTNiMihE4Izn+",
-	"PC10kbM9h6zdStfs7UeDPz/ZaXB/LgPDDsv3o8amNhYhRCvfvf8+QBrZrO5Re3v24PGTTtQ5gf9D3rMk",
-	"vwqe2jDTuEThtfm9XvvdHptOnwZ7FG1cot6C4rPgy9fBl9dh1lJfbzNCHH8Ei4Q9tqzr2ebCXrL1/gzH",
-	"bE3INPEGZBoM93++4XVq2ImemqhAMC1lxhPOVJ+8U556HjNhpFOK+llesEYQaixQXn6jqtNuaHFNupT8",
-	"jeXyANS8NCIpV9ASSerDs45Q924vqLWBGgvDPuMzwcXsOJvJnOv5YnN2L+SK+HovzY3ePRMsJV1Z5GpE",
-	"qsAQERSWAJ3wQmlGUzOGZzge8sJQvo3HGfv1wEYwFEtypkcETgisIJwR1+UVy/l0PRZ0Rk2j5LC/Yll2",
-	"ACGSwx9Xl6r/o5IC5+po9oU9bLsPnd2SUPjO18VOrpccl/mN2V/vkD3n18xQ81nGUy5m77lI5ar5+T3X",
-	"81f0mi+KxUtLL8ER1Tv9QTCjKb9TbIMO/W2d5TRhb1jOZeop1Jv7aYwO0h18+vm//vQkejQYENUjlORS",
-	"GzvlgK6oM4AvGVsaglYrZoaGGwdUmhR5buSxDcXQqQbb11h8pdUGBg42BDFVtOpwl+pC4OGDgBAI6SL1",
-	"ZXnLrqyyU+3FvtJt491G296e7Vj1BW5n3Zh5xUWhrXPoS6fZ0q6/p2/rXo2SE5Gu5QLk0cPowWDQ6++z",
-	"7n737xSdsU1if8sKYD6dqFORZzgcFDbyGv6dkL1dDf9h9GTf0d+EObhdoHYVtmmthWLJNeiAUcAMkRuN",
-	"leBgKRFsBU6XQqQsJ9W69ILu0c+x8dpHZ/lxnVH3ydOM8oUaEq5URFQxIV2j3hCe9iJCC2NWpU2vTdf3",
-	"hvQiwqmOCLteRuRHzSOieUq6lmnztAesWvF0LLpGyeMpnvvmcnFNErpgYL71RiS+5EYAomKIOAMvVrdD",
-	"SfM2a2MlQ0L8Zc1+2m4gJlyvg0pNIguh8/BvKVfLjK7P8ItwEEBzXaDPvdznVBZ4huzjolhM8AgaBn2b",
-	"53M2azNL/8aXztm/h7X3Erx1rYGlzwkPRZ1ZJic0awHsoGPShW59srG05CwLQ70hE3+70A6aES1NbFua",
-	"H5boMPhWputQaP8YQDojwgB3IXNi+rDqGJ0Y4zXonqBas9y8/3+7//lhcPBnejA9Pnh+8fFPNwf1j49u",
-	"8/HowU3v30IcxM3hfxcs3zIJQJfAPCISmxHH5ovYMLYpF0Z5NdMyCkE1MW8i5p3/LB+//3mV/P1O6fZL",
-	"qWhf6UfUXOZGfypFH7qHufIY+ohQTRZSoTPdc8YHZWPL6EJm9qZAWebsistiYwRJwpaagcOemPWjmk94",
-	"xvUaJIEFH6VbTum2I3bnfpb7AyPctVNlH6fIrVy84a19DTGqEjgFAUOuLJZtZHYdvGxc1Gy6bxRZyJRl",
-	"QTXmizzGTSdL6X3RFbzQ35zGwtX24WIHPaEvr5VDeEHSvT0LQQfhDQDOTvH9o8FgMAC3lfti0+8JMSGq",
-	"2bPJUymUzqmDam1qyeGzNyJJ9SLY5zRb0bUiyZwll3gcA8DU+n7489+1mNv9wZ+3ls013Oquud1wX9UO",
-	"653FA3bNp4YtAfSlXDaAADugc7sY5P7GzP6rvmWVdy5yyCAPuIp9CDYQq41N98kPIluTWDqXh222UAy8",
-	"ZRRiwlKQOctZNBYYAMoQ8+C8ZsOmIyMQOLZczthL1m2hxgK8J2QJ7pNSKeXa8EaAVfaJ82FNaaZYnxgp",
-	"iRDqKaINzFQu2VJjdNfjn0nGzaqHnHFSvJQzLt7koKO0eaGkeFVkmj+niZb5iUC5Gn5wY/HaHnxDlVrJ",
-	"PH0KUJq0Bb2+c88v2XOZL1rMUmP0KZaxBAxKqgiFKD3pxrD/f/n087/GxWDw4AmyfvM57o3cUwkVRqNI",
-	"aJ6vq/B1f3cYehvFN3XgurDc9h5M+P8YAvLl3q362m9Ba1KqAdCCpVSbFjaEhJBqEeIOK58XGVNm1c03",
-	"kL9AqnSK/liEaBTi/sZgbx3WiCi5AAefOR6pTIqFeXEsFF27tzAzwr6wF3Jgn2W0ptdn4hS3hZV2avK3",
-	"22830NB2n2mqC9XOvRX8Xve2yUujGwl6RTkO8mKXdmXbCLFszNzY7PZXDtxtA+DuYVXgjFs1P10uyNbT",
-	"j09tuKTw64st3bbt8731W/GpgKnpAeCsPOzKJf2pMDL0Wvca+RJ4PDbI4J1i+Tbs+Ka8+SxNiy0oz/bY",
-	"9qgz5bnSr/cjkqgzLbJs74fv8WRk9BaD/lzs+tLK+dtYFBFBNKPSMvfsh89EHBn2+QVH2JDbHTt3CkvB",
-	"214AKm8ePXjxonWQbcf97vt7zyZzKS9D4G4hWKKNFigLHUoyyzKu0B1l9Ab7POkeffr5v44GkbFYXQSZ",
-	"HJmP+4aObptAhtibkyr+ugP8V+cnPiIa4MEI9v37P4iN6NYyitrAv+POEMLwN3EYDd3iun7LEsavbNam",
-	"RSKVMHE8GX5gX9qQqD00Kpw9g7GQfWCQdWCZtxDXOqc2pmJsF6ExaMsooOQAO70OTvWe2dzncK6c0XRv",
-	"Kl5Rrq3jlNmQNVL0kwZFP7gNRSsESJwBPmFzEN+zNdLAi1fHTw/OXhw/ePwEgnFUFznsuLfwzZzFMpkK",
-	"kRS9HcmKR0+28GHfubAnBrRyQhV5gMyPBaETJbNCMzLXeklkDv8r8u7ty+ZgB4/+tEsvNZ1sYWXb3Uor",
-	"fGh/j5JjkLucSWXDW4bWKn1WFRfeayzhvrd3vWNF7r5vQ/gsKXKu12emEezuuMINmY8TRnOWP3eE9t37",
-	"804gcaMeP6g7mx18vguQ3vjND2fnpJn2GfciIqQeC3a9NIOOEAjEWYpMzdifJVzqkq37pNRoHOIKgMLE",
-	"LBqYEmCkKqJkBDnwiTZHsIJaypUAyLtcNR1VaMPCigLPhrlX58ocCkhuq5boqZSXnG3xi9RXJnLR8Bi/",
-	"/X/wbUwSaASlzDXmPBHFtCqrEuADVZZ+/fVqeDYZFLLvXE5pAOJAV1V+uVlgWWhCSfwtTDYmy5xN+XW/",
-	"rUDAsc1rR5tto++bGoo+CF9xnoyMmV7RHUHkRFMuAFvho9Dc+FwSCbGcmnBhcWJ9cm7IzcyIg59eRSTj",
-	"SiNCj07kFbNFIdDZp+dsYeadswOnC2cM+ql7SoiSCGzynCcSEvRpVvOiCIKZzlQTrvtjMRaQNSfMpNVw",
-	"LA6I5SnKOriocKtfEoO3pLEV60N0/9CVt1FjQQJ7RY7JYldJAZsvjyKTpeTR4MjOmgDyvqojAD5Pdm2O",
-	"mJkEUXRNlByS+K8n9vCi4yGOYIjfvf/+LPJoF5tM68cd84NiIhhLiZA4J9gg3NYFXdsdAnANQgJ4bo6o",
-	"aa3hBXMANZ77jMdCETGXyHAKs/5xsKRFTKT14mRrgm57ALUFKnPA8rqSHGY0taocJUYG1hYKdLjBuUod",
-	"hOW5zEmoXIcZ3qn1Kb97d/pMRTAF6uI7i7ryo7hIkEe8E/yasKVM5tDCictadPlQZj9jTO2Lba0KR7AL",
-	"qpO54YZxIlMWOwMwtpmTZkjEkEZEHg0ewQY9HgzInF6xikIA8PpUpkwZa3IhASeFOnHJgYemnc1M0ucx",
-	"6dJqMQFJlDvwoKjcluZbrNfxvBdhU5bAbRNOwJHnsPCAT+hF1SJ/d/bD64uYdMs6IKlkCqUMMd0oZmtr",
-	"YC9z6z1d5VLMiHkZrAxo8RRbfIqFTM7XS3YBQzDNmtaATXBonMTNGidxfVAw9oCTljwnM37FgNIh6UHP",
-	"jTQTCfNAt3h0ldkRaFVL+ZLms9pwiDSb+Sfyin87AkI12qZ7VJaLp9k1pqSxHLuCRDApdG5EJdRrAEjx",
-	"AamMEkIJKhrlSmK4GOiUY9UAR005+xEwoEOPe5oBOTJULOc0s2BonpPVXGZlZR4MQyPr3HBjWWCytlUK",
-	"sjWhipy9OD4wKvmcqrmFZpunhBcGB64EkSA9Z2tiuKDVTiwqjevMSDLLa1Ly6ed/1iZQlxa+e+34zWkn",
-	"6lyxXKGgO+oP+gMIviyZoEveGXYe9gf9hwifmYOSFYY2A743ZIC8Ziw1i+5ER5+8BBFnNm5ZTDKeAH8v",
-	"bdMmwNpJTcN2xwKMlZJNIUwPqNiXvUbgWxnFcwfgs9huRHLDZowFrjOMQ81ZOrJAbtOhKpKSawuYBIQt",
-	"4G1c9pJlnKadYeevTEMqQKOm0IPB4M6KCUH7gVJCx3ju37MJ+Z6tyRnTUMnnMXYdarEc4qFfSKiuWHeG",
-	"Hy6ijioWC5qvHeqm3DFl0dOwXv7yQysgO+mSH9hCOUupWqkD0fglN2Icopa1UlBOWAmZk4wvuMbvy+oq",
-	"/bHwSu+YZnxDllvd3k18ZL/WCo6eecG6EscCwsDxJVtDVFcuuIZQLMmpSOUCxCtXVkaWeHGfGJ6C0Wwr",
-	"n6BRw5T+VqbrOyMGvybMjW87gcfoHimxURmmpbyVUYpLFbBKPAfifLQPcdYKcsErR7tf8cpXfcEhKMke",
-	"t7Ku/NrsEDQTD6iy2GaebhD+4cdLtj5Nb5Dww1XhzimgS6dTI0CoBuHpjD5riSKHQxmKuqcZAhfkMXEq",
-	"lrEcMdiP7yii5hRSIkw7KdV0QhUDGb4mCU3mgDXgae0oG7Has3XYxsKGtm3+PNeKZdMQpWMgtUbpmxTn",
-	"zxdfSL8qETwaPArwHok83gilO6EUnFmNUrBcBRw1f9HeMp1zdrV92b7iQfUM6l/mnH6dLXILXz/O3Y2J",
-	"9zAqVdV1/PARPQpGCar8CXC2O022Wy84uAtyeBGVcrFdfrznel7284cU+V1JETC2jQHVkB5+/bNtJFJ7",
-	"dINmQ8OtHjls1P001HgvJLZZEOxr01mgolcLsdU6+a0SWD1Dai9VpVrWjx7qaava8h4qtFRFZv9iNjFu",
-	"Iv/RoAW8lgohK7H1dCy4QLdVToWiAMaLbOUMminpVf1pr5NkizDJ6VhQ8MnZQUzW3pgwlFUPf/JmUd2x",
-	"6MYIFhkinDLGTDJw6FubUDpHhHMeblGP7vCURjvfqNUgxjO9UyWT4lck7JtH8A70MrevROZOo/UPym5N",
-	"7a757H9fVvd1N7+u8TU2fLeG18z/uBNNbyMCyQ2LzBlNwU1RKFZWzI4/pAWOgF14YwEwyA59oNQb/9AK",
-	"/tAKNrWCsOrJXPHDoDP3xObAlpLVyWUju3fKZSNAwck7FmWsuPli7App2QgjBKJrWoEDi7twHTomRujc",
-	"y5xneQE4G1qkXEfOV+LXmnNlPRK5ZJF5eiyowroT2MPaZn5oygVL++QNnTFbls5WbnLIgKoqVNwLqQBn",
-	"jObJ/ASrON2B9A8V+7elzSrCd9Dstj3pRPWfgoDtcE9lCtz+vK+lpY0KRrdp0KdLyMuxKLfEVTPUECaz",
-	"YROosA/xSdKF+CNZIJopNDJI4QuPqA0Ltt+YbCnGWw6HifT2gwk1BK5zrykLOYM0wADczNYOwSxBQHrZ",
-	"j/v3iYfF67SGyXr4wEvM/jA4+PPF//y3sPy8N0GwWUEuGGNZGg6AcSqh1W9LDpjZkbIYK84gIjJLmdIE",
-	"oOnWKqokQQ3mtM0OfGvBKQ00Enlvozk2d46kbMnQUW3tOjklmGMVRyS2FX8xZy72VR1gxCCpIsObm2lC",
-	"cMqVy3FD+MVYOIgEBpe7cWuyUAyNfnf2w+vItkSFX5X18PpgtVodmMNxUOQZE4lMWRpjBpgD23g1TonS",
-	"dK2ILKwtisGxTM4UpI7BkDB6L69YnvOUBTOgXHkJkIHmOPXH4tjhXfBZ6A5DAubJjGvAbdh4sy2NAGta",
-	"1UaIoDgCLlPVV4lFACTQcaHnTGi7AsOa3ypyhXE9+Er3u/fnPTdegMWs5pLIlVBjsVlt5dPP/4QSiB56",
-	"aEgQGkTGxWDwMPnu/Tn8wWLEA+F4g+gzhP1441kUqoxNBpF4SGnwmJDawkQQxDfCrMrChvTNI4CXcSC8",
-	"iLBMMUSZKKs6lPBBqiuUAbvmSvcJeEpoA2hY5oXWCwRDYuYCtgJvnhjWgD3OS10eGpkbooAiFzb0445R",
-	"RLgyE6zwUrCpUCuJsGu6WGYMEV4uZOEKTHv7NMR6lVUKK+gPgGnJ7RGqDlUXfu3F9VY3LjRCeJMZZbNt",
-	"W/S5rXFDyK7O8N59gBJoFMzaYbb9Vl06xFfDcXWa9ncOJPJf2GdcIjCWcg387rcvBf4b6L9Eb05lYQ5q",
-	"LosZKvuAETC8x3nWFnSN3jWE98Vlnkps+kY2P4GqanOXu5nurHBrCO2HPEXulbKEK8RUHfVJAz5VGblN",
-	"rBVyAOCQlgeMxuJB3xyqOUAzIMuUpc2bpWp4JfPGQ9OlOxPurAiJtFH17l6xD44Ag+aLILMetQbqttRm",
-	"O/6ro7F41HeHFsXYsAborSQkHGjDVLoVoLGHNRm59kBgyFgiqLvqHAdlI3OqSIlGnjBj0aj6dVoweQed",
-	"gtbQCKx4h+Hv1fP1uZaIK/vKxkwf96v1DkjyITJIW9bdHouy0njt2dFYPKk1ZQvNZ1lZtM9rYjQW/97f",
-	"0Bo2X/LLw5ew6WMyKbJLFOcOqPZgMMCj4dbfqTGWBEN23tuNs3on5h6IArgry+ZMhi4gOPdqmzkBrNi2",
-	"agYt1kbAwLtlBvlnjdnzT3zm0NstyvubQShftUx175NTUIIVE4prfsWggs0UgXwVQ26bjwPJ7zePev7/",
-	"fXnt2ksB3Pi188NK85d0BEUcbjYv7QtGNCBuTBdwRUM7Ff3STu/zUv+z0gCH7CuQpGsUPVmljiHzhTMu",
-	"Pf7cuyPU38cyCePDhTkLXlrNxlcujeTDxc2F73gHTHxj/SfruqEUmc9mJuUfGDCs5gTiyI/f1WI1jbvr",
-	"SmCpFQ8Zv2oOICKCrWpG7wSqAFcJg72IUD0WUMUMMkv75ASlaZ2CMjbVxrzrk/MmvtdH7oblBEYkfv2S",
-	"IuNKs7QPeSA8v0eRcZ/endayUC2+fks7DX/Gb8/bQ8MzgcDXFixuhdQehuqkWu97zlImNKcZ2t74YyIX",
-	"TIF9gEa/u9jJt9at+QxmhMtx+EYR7xaoeIiK10Tq+VigeSIFiyzcH1LOVhy0t7E4Y1pzo+Wa/qt2fW0v",
-	"btb4iEvVjqsyHXss/LE5j4Ez4onCwssHK6i8jIo26ixQUH2N2bSFYoaFuPRrVx40rpeGi90dCTYJxsue",
-	"q782FrGrIde3NlbgxraYdIVcIUghDtz8hukbZi39S3N6sIQb9YO/UYZJ+FdzgXEA+6p4GpMko3xRam/Q",
-	"21igE4BwoI4pZw40DxWqQIJxrWzORManbGg2AFkmTl9FREnCNQBQXZW4CZzKtNKr6q3avYlbqkIPx7UC",
-	"5XE997pMOQKEWUiPcxIX7Gmeos9Iz12ZLkheV1ouFVnJ/NKYBTAWLkgcqnUeO0tkLKACGIi3RnOAQ+dZ",
-	"VhayHNaHrA3JunFvljmPXI1LsJKxypgiNtfwOFQ/vaw0NhZlqTHiVRrjylVMH1Y32LpzgZeWeeeqv60G",
-	"er+tdBpIKuQajlhqvuNPP//TIZl2Bhmx4r+XEOmClEIK1kPno3P44LJyVTPfPT402rg57BvDZ5br0qi0",
-	"595mUSVSqCIDoWnOlDmI5OEDb+XHwmoL4Kdys0W9dMEWE4aW+xrzEowVG2E0swpPcg2qjWF/r9mqrn2k",
-	"LOdXLK04WHkT2ZrkbJmZjS0xYUnOdOkwd1d51+oE9KKaexuI4sASRXmChNV0kDEjLdoJEprpOTifWjIt",
-	"XEkBx4Bso8j/VpK80HoJQTRk+Ip04zO6YGdcs7+c6ZwnOo5I/Ibq+V8O4wiLhcdnRo1lcUWqzn0K5b0h",
-	"yez85Rn6sNE1Rg3xGT2HLHN5vbYH1GZh94bNhOfuNOD/trfKaL5gPTuQhuwrX2uy2ZwtKIcMJ9MCrgYm",
-	"QA6NLG44zv/+j1o+YYNSbWJnVB4bmZeJ6c5zbRlw3di2EDyERpUAuPJRo0SMRe0XO4iW4xIHKgrHcDQm",
-	"TK8YE+SoYqP+sQpeatfoLdT6aCyoTWaw9xGBPouqLV7ICBNcMCpWc545eM2jvhENiSE8D9Mwp7Vc4weD",
-	"QWT2oSaehcao8ooapqKKJDGK01jYc1UWlHdmZsAEOLGt1XXT5zLHCgUNO2BHpf8RKEJI2a3qVGs2vkel",
-	"bUHaYImte/Yw1DBBN/eaUbdx9UIw9hu4vqCKum2/ecGsfa1szhnTB62VF1bSMbsINUkuCCXVKzaV0ZU2",
-	"lCsxbMTE/tKIno3IK3p9cDxj9ofgIXOPIi8dlZx3RJoM1wZoPbKxLQPTD3fq87j9e/MSPvdh7S/Oz9+c",
-	"1Sph0NCtAjefa8o92ufiDcNxkBlNbEoJMCLDVCaG/W1wo/tI1XT8BVS3+uhAkQhRM0Zwg9H/w48a1f+b",
-	"fXAAtVtdbcCSXS+lgsIXZeoGeedklZNPZlx+KKPGpa3PAqPqpUKOt8n69XOxZ6v5WvUF3nX1OsYiYzTH",
-	"qheZnHERKqVrUUNGLuAVFgD7sGsKIYNbhsdDgXFUu/zt6d4iJN5ajKU3qgLSEHOsBX7Qfhd2XfcIYXy7",
-	"visI6T4u2w1nw6/GVftaBryJtvgCN8byr9H3as6iP+AJKuI83Ql4/1pEcA9hie3+PW9Bfu+EtQmD30ET",
-	"O5XPthuUunCVZplBWWqcPqDeSpIvg9I7GYWVeXYVF7i1Q/NU1zyZyKXLSN2GZm29mXV3J/7QBHNVD24a",
-	"hw7G9LYs9ER1aSBamQSCBRUhrPmICVdj0cXyKTl22Gu7p8hpIpF1h7jUcCNKt9097yCsVJH42cnLk/OT",
-	"zSpoGLEC3WIsvICWzK3KAVcjkWPTORM6W4ecURv3qFt/IkbiAT1YF9LgPhhWlbjQ7AOXS2mtWZ/Ciqqx",
-	"yKTS1rmWyRnA83oWOmbdGUY1UCHBGjTpnVsC8sIQMrCyUK8KwYHuphJJUPp1x4KrymKva0EAwhtWF9Oj",
-	"d3RKeYZLvKKQ4lb5ju4SFYguuDAqcENbwLu4dlmsn3uJVijQZKudBrT72o0Atw/eV5bbPmF7d96qWETb",
-	"cBv3wH1GGD/aqSVFSFiuaAoMTjhuYG87hfS+O/cARJ3rg5k8sO3URbBVS+7LReDfAbcvJOClnM3MESt0",
-	"n5xUJeP2t86fInuYSD3/Yiu9spAH+xjCIQZ02zbuySy+Y8v1pZw59KZhfhNrDlppxfOm1gF2o4V4sUXN",
-	"gK1uKdizLBXwb8ejbeEVl/Jb1k9BSRGRx4OHVfpwP1QLCm9RuM/SHo17GlrU3e0zscrlw688qHIUJdSl",
-	"HM4W2njBaKbnJSo+PLGKAqr7C25Re0rqQN2ptmRLe/fB/XA5/1aIr5wb2bgbomUb3er8FjMiXQbgHhUS",
-	"8MnDj6765VY/2C2oymLFVS2kWiYreDFHhYhzFW2AmWrV8ZTLr4TUHqynMBa11EnUdV2RcdufLfM0KUsx",
-	"DOuA6rEI1/5sKXNQOw+/uSpQNVq+s0JQbpHLxFcMzHNBuN7pgNm6mL/vQ77HRhkKRFjkFVdQ2VJL9JhA",
-	"raihsXHutnyA63ivwgG1+yHvoWbAbXgM1hfYUlegOtdbpdy9VqH6Q9Z9PVkXzvt3t79sqzUFt7/8SstJ",
-	"1C/g+cr0412rswVU+hulHQxa7daSzHOHngvxEKvat2vg2IcK1kjHIuXosqoX+4eg3ZDMAX3JleZiNhbW",
-	"E+ZKj8+wLis5NpZh7gBxQwL1qNa2qrmDydUrv9YNJpijsvFD1SfPIWEX3nVXaa5Z6nt91Qd+0Ye8tdji",
-	"QRIoNo6lbVQLdkf1bUpnXd3yH/CSqmrMO9RMSD9zlwvfJeL8K6SY+Hci73+uG/CNLKuj2t2VYb+l04gL",
-	"sQHl9s7eRySSz63aVmVfmOXa9LV4BdtC9sWXFGwjdCz8gm0wnG7pkLEgitRwAH5lvcU9yN2vIT1TydTI",
-	"FsK191qxMvBdx7CFq7vhrJv13apqNe2Wz52Ixt99ZbdSCt5TSTfoYKdhdXdqzH8nheIrbWzN3nKbudva",
-	"KvOP7sHWiuGKT0DcxO6SyBihKdjXyMYAFCkE/6lg9XpTqHePRTehih1wUQaUes4w26Pwm5X9kKnsrsrE",
-	"68bbLscE6JkxCFHUDb1rrebU8rYZF+2l6w0N/roLyP2h8d+/xh+2FWu3um1ltO/dtXX3uBWhi/kCO4I5",
-	"VnbglTnh3Kf2TpD+L5yyB/f4uEW7ie79zoznFuBidDkbmq8UMuGy4vDW0i7iOGyjtZGSRF6xXPUA0WDv",
-	"kcSu4iLPYjB7Po7xJtVxZ0g+fvr5Xzc3MRLYmx/OziPAYjKq8O6DqCz2I6GMSO0C0zldLplgaURyIDF7",
-	"yx67xrXmNCMTmlzK6ZQg0N9CLOEqVIuh6JOT+oWXYP6BMTsk8X8cWOMjPThzV2QOx0LN6YPHTyyWec6u",
-	"vbs0HRiKrmxtFTQLYWDe3ZwWumkTVVwSV71PqEN2YFg9ib1XY+++EYxSlteSmNa233XSzuXdxYv3w6Eb",
-	"N1N+ZSbdvJyyhU97PAHxRR5T+G3x8LdsxhVgl8vjuYfrxj56+NH+sWFEhkyeOu385qI9dqJ3HO5xS+5i",
-	"0oWo+CGysJ3GyfZV/QUOxu90z2p2hts17x4QnwnseSFIeXzus1T0Fkuh7L81lmP3/l6DOX+w/V8N2/f1",
-	"96izDN1T/hbzgh04U2E5hZGtTlhfFJejX15eLJqKCiiB0CPUNQDgcJnWY6uPXjK2JBNmmvXURW3venn3",
-	"9mVIY8H72f/QWDatmF+Yer8m08YM9pLKAR6P1T9wtdoyaS7MT3AvGvwCd8nDndjDw8OjB//eH/QH/aPh",
-	"nwdHR52bi5v/HwAA//8=",
+	"7H3vchu3lueroLhTZXG3RdOy43tD1f2gOPJYieN4LXk8VabWDbFBElET4G2gRXE8qsqneYCZ+wx332Mf",
+	"JU+yhXOAbqAbTVK25Jtk8sUWyW78PTg4f3/nY28iF0spmNCqN/rYW9KCLphmBXx6QYvsW5YzzcynjKlJ",
+	"wZeaS9Eb9XRRMpLBj4osWbGgppF8nZAV13NC85wUbFowNSdaXjKhDonUc1asuGJEzxmRFz+xiSZckYzR",
+	"ieZXVLNs0Et63DT/15IV617SE3TBeqPevB5J0lOTOVtQMyS9XppfL6TMGRW9m5uk97pgU1a0x5sWTJeF",
+	"+EvBlgVTTGhqfkgJVZeKTGVBKCnYhPGlJnJKVnOqyYoqUrAreckysifLQh2SN8+fkT8dPBn2B2NxJNZ6",
+	"zsWMsFyxhMiCCAlfJOSSsaUiz0vFpTgq9fyBImyx1GtChVqxYjAWbp5zRjNW1BO1w/cnuaDXL5mY6Xlv",
+	"dPDV08RNWumCixnM+YwJKvRJ9gIba839dCKXTMGqF+yvJVOaaEmkYETDm2SPkrdvT77tD8gPNJ/KYsEy",
+	"M59SXAq5EuSX//hP8mQ4JDMmWEHzsUjfc3FFc56da9t1OiBH5JKtSS4nZr20JFTAhrs+sJFHG+b+r/v1",
+	"iu27OcX2u5r6TdIrmFpKoRgQ7Dc0e4MTNJ8mUmgm4E+6XOZ8Alv+8CdlFuWj1+w/FWzaG/X+x8P6MDzE",
+	"X9XD46KQhcK+wlU985aTK2JX5BCW+UJma6LoWpHVfJ2QKWd5Ri7W+Megd5P0ToRmhaA5tN/eMtO4YsUV",
+	"K8iU8pxlA3IMFGRaPiQZ05TnitCCESlys+yzGcOW3wpa6rks+L+xrN3wD1wpoFG3ubIgXKhyOuUTzoQm",
+	"R69PzEYCQVO3eWZOZncXdG2onJSK+QMaABnaJTN9Hr0++Z6tgaMUcskKzXGDgrE0SPurFmknPQ4zMBRJ",
+	"dW/UK0tuCKL9mFCs0CdCaYr7Xb3BhX76pH6FC81mrDDvXOL42stu5nlF85IdEuQZ5jCYNV7NmahWgisy",
+	"KZjjWc0zuuDCfX58EBmwYZhmI6RQ2wgQl/K198JN0nPHrj2Dl3JyqapRakn0nCu7jWakW9bypvoG+bPp",
+	"rD2C1r4ykS0lt5cIzTJuRkPz18FDXLOFfbpc9Ebve/98fNZLeq9/PIX/3sK/R2fPXvSS3rfHL4/Pjnvn",
+	"kbWzX9CioOte61Qe25EAv6F5LlcsIwum5zJTCWGD2YCkH8e9h3TJH/600g/tJTXujcj7se123Du/SQdj",
+	"8UqSamJkwahQhF2xYl19i8yssWDdS+jxpnD56JLb47KdEnrI9f5a8sKc7/fu5fMN3SKL/IL91uw20qm5",
+	"7CMSxclMyALOmj1Zg3ptqxv+XlnCTyv9TIopn5VFNfZNC/Pdu7Pw+Zukl1Ol3y4zqtnt+sY7MGCJj75+",
+	"FHCSR5FpSsPrbzXoH49abzQYynYW4ZMBDHwLEWwg/IBQNlKh9+hN0mNXTOgTMZVbL/DqwTYB1y1unUD3",
+	"Efq0GdxyLN+yKz5hbr4bL9UWjRiSPJpMmFIsO8qygim19blPI94OXv1xl1umEoTCyU1kFuEVp5pe5Cwh",
+	"CzqZc8H2C0Yz/AY5/PuJLPPslTTn+YoV+rxUrDBSaoxVZFTT7nvLKDqR4S6YUnQWGdpzWZB5uaBG4zHi",
+	"0mROxYwNtp4jmGjd7nnXEqm41AISp5zaC+rJcGh6DJcShM+6ja3X9FaxeIfbGHoz+iGKvkY1WjMQhY2I",
+	"At89UGRJ9ZzspfYuPgN98f3wfGB3rT/oRVbDaiP1hD5n4FGKvHLawwbCCOd7JAgwJkKNWpvzK2ZuNC4U",
+	"zxjIHfCrETZ++fnvN+mAPDcroGA91ktGfvn5b2OR/rTSA7sW+6A8D1ANTUfEyO45Q5Wa7F1YSRWE+Kw/",
+	"Ih4bOcmSscAFTIi/smRPGCIhXCt8u39I8Dnyv8IGRmMRNmifOwwfA+m40XfVpPltLPYKNpFFFkjSVJOc",
+	"UaVREYWReRp3f2RbMIql+euBInNaZGOBRgeCLaKoa/synCohVPhDsa9ZU4V5ujEp95ZRoWSJqg6uMq69",
+	"WdtIHxmhZiiaTTTLSMFKxczxo2Y2+5ov2L75Bnen1aRpZECO6WROJrQoOFNjkXqjOuMLdiZf8it2Ik7Z",
+	"RIpMpYk/K8IzFHCBXdtWcz5lpmezbfC9tbwQrlRpDh2byoKRFKUry+FTouaGV5ILRjQqNIZ4rTY7FlOY",
+	"vtkrKQxn9WgzbdIbiZHbSWYJbiyo3WakugFJuZjK1KhSnmnigSLV3W6NSSlf2nsrNWs+pWWuuZihdsPI",
+	"hOY50AfFh1Aq77ymT3YTIDdvxyYG2r4fW6wl2IIdL9mdBd9byUTmEqo3a9uLb/xnG+/uuK63kDQ75Yek",
+	"h5R2e2m1fqS5Cd7IzrsuAyd/hUz/3VySCS2VOTmW/ydkWsiF4XMFA2YhBVnN+WROMhDkzIUmyjw3Mou7",
+	"SRpC3acIJdj4t1vkQXzqVZfMhj+fda18dRbjMqTcTRZ+KWtRXqrOLT6a2St4FwHSLPxLrnS3sA57cwtZ",
+	"AQSAiJAj2LV+VhYqZrl7jeZlvOMWhuFiryAMTmWey9UhWVKlCAcxIZ1AQ+l2CdGOPkadJ4ulLDTL3jTO",
+	"8ucywZYW3aR8axGrr+8FzdghsUza3EBEyFVgeOrmcAum6beW7nflQj+4d26SntJ058E+UHBfkgs2o+IQ",
+	"jJocf56WuizYjkPWbqU9vf3J8OunWxX3T2Vg2GH1ftLY1MYixGjlu3ffR0gjn/mWuTenB1897SW9Y/g/",
+	"ZoWbFFfRUxtnGpd4ebW/1+uw2yPT6bNoj6KLS/gtKD6LvnwdfXkdZy3+epsR4vgTWCTssWNdT9sLe8nW",
+	"uzMcszUx1SQYkGkw3v9ZyxDU0BMDMVHBxbSUOZ9wpgbkrQrE85QJcztlKJ8VJWs48MYC78sHqj7thhbX",
+	"ZI+Sf2OF3AcxL0tIxhW0RCb+8KxB1b3bj0ptIMbCsE/5THAxO8pnsuB6vmjP7oVckVDupYWRu2ei9t/V",
+	"DiYiKCwBGvOF0oxmZgzf4njIC0P51pdp9Nd96wlRbFIwfUjghMAKwhlxXV6xgk/XY0Fn1DRKHg5WLM/3",
+	"wdXy8KfVpRr8pKTAuTqafWEP2/ZDZ7ck5voMZbHj6yXHZX5t9jc4ZM/5NTPUfJrzjIvZOy4yuWp+fsf1",
+	"/Ad6zRfl4qWll+iI/E5/FMxIym8Va9FhuK2zgk7Ya1ZwmQUCdXs/jdJB9oa//Pxff36aPBkOieoTSgqp",
+	"jZ6yT1fUKcDocUX3qlENYOOASidlUZj72Lp06FSD7puAw9dqbaDgYEPgj0atDnfJvwQeH0QugZgs4i/L",
+	"G3ZlhZ16L3a93VrvNtoO9mzLqi9wO31l5gcuSm2NQ587zY52wz1941s1Kk5E9iwXIE8eJwfDYX+wy7qH",
+	"3b9VdMbaxP6GlcB8ekmvJs+4Wymu5DXsOzF9ux7+4+TprqO/iXNwu0DdImxTW4v5pL2wCyOAGSI3EivB",
+	"wVIi2AqMLqXIWEHqdelHzaOfouN1j87yY59RD8iznPKFGhGuVEJUeUH2jHhDeNZPCC2NWpU1rTZ7oTWk",
+	"nxBOdULY9TIhP2meEM0zsmeZNs/6wKoVz8Zizwh5PMNz31wursmELhiob/1Dkl5ycwGiYIjxCoHPb4uQ",
+	"FmxWayU7LvF/oTnPqGbdNPDT6pZmSbPw/oo/UGQCSz6Iui/9qZi+YgN96Sl6mzXZCdfrqPQ1kaXQRfy3",
+	"jKtlTten+EXcW6G5LtE5UBFkJks87PZxUS4ukFeYm+Q2zxds1qU//xtfOq/EDmrpSzArdnrAPsWPlfRm",
+	"ubygeUdUFlpQna86pG9L9I4KzDGL2SI2SxdRfaejiU1LA67Igw7HD3NfO1ZuTZIfrJ0Qoojwm0nOGVhw",
+	"SqHKJWrCH2CKH6DPqChlmv+w2XXW1L9hROedE3kD69650zjKD6gJbY18sU+juLnTG92qaPxRWJsPcy6a",
+	"zT99sht/61yJLWqIEewMEfocnJZ6zoQ2H41UbkQ5Am0RXIjEMOEgoE7N6ZIdjoXVWKi2FF5UIhMRjGXK",
+	"SHQUjPRSDEiKzZ1kaWCjaLoFHihzQ5grgytSCv7XklXvnsKWgFqELijTNno0LpQZ6lgoDZEMZhpkTtUc",
+	"1Cr0GoQhRfZmQbm1smeDXRJVltFYeDoLvgyWIzzc5ka3mtMWJgxDP6pXORBHm0Ia7jSBm9IuU58s6KUN",
+	"IkSiJIKZG4UW64GnzLiXe0nvldTxT+/mRl7jYvb6+2fxGB+3S+3BYdAZ6o4NIoJNa0VjdR+u0+psdXdB",
+	"vT2Wgu3QepTRLZk4+XaLfM4dz1Ko6n6g+ewDKCXqQ8XWAlPC1tAocPwU0UeNLvqhLHj0x/oMfXChTrs+",
+	"98Gc5A824OrTxt002eMkvCHHB3ir4UR51xKlqW9kto6R3hEEyR7aUF5ZEHPkHJ3A0Y+a9anWrDDv/5+9",
+	"f38/3P+a7k+P9p+ff/zzzb7/8cltPj46uOn/U0zydnP43yUrNkwCojthHglJzYhT80VqFIIpFyxLYVpG",
+	"ka4nFkzEvPPv1eP3P69KL7pTMepzhZpdtUai5obsilplRLcqXE21WH5IqCYLqXSbs0V1yo7RxczTbX1g",
+	"WbArLsvWCCYTtjTczozQrB/V/ILnHILXMxf8m20QGjcxwjv3T9xfMOBdOyN2cSbcyjUa39pXENtRSRkQ",
+	"aMOVjSU/JDb5oSVNLWTG8qj6/1me1qZzovJa6Dq8P9ycxsJ5+3C+hZ7QB9bJIYLgop0t8lHH2g0IASf4",
+	"/qPhcDgEd4/7on0PX1mV/tuLZ1IoXVAXKt22LsXP3iGZ1C+CXZvmK7pWZDJnk0s8jpFkGH8/wvlvW8zN",
+	"ftRPW8vmGm689W833B+8w3pnfvRt8/FiMiH7QS4bAXTb5ZyNk9rdCLj7qm9Y5a2LHDNkR1ysYdoXEKuN",
+	"6RqQH43Sk0rnKrDNloqlvppG5qxgyVhg4ESOsYLO2zRqOgAiAVeWyxkVzJr71ViA14Eswe1Q2Ui4NrwR",
+	"0hoGxPl+pjRXbEDMLYkpTFOM0jNTuWRLjVFRAf9EjSIaeiTFSznj4nUBMkqX90aKH8pc8+d0omVxLPBe",
+	"jT/YWryuB19TpVayyJ5BCGrWkTG3dc8v2XNZLDrMuXRh9MGcTVCNNxqTuSfIXgr7/5dffv77uBwOD54i",
+	"6zef0/6he2pChZEoJrQo1nXY12B7+NbGCPeGDHyT9Ni14ayeCfuW7+tdTho0/y+GAMN781Z97bYh3i3X",
+	"CIyGrVBtyzaYOZDqMUUNdq4oczS3mG8g55LUKaAD3/ZQ0zjE2xGuSeewDomSC3CsmeOVyUm5MC+OhaJr",
+	"9xZmc9oXdorY22UZrer2ifkBn0gndaf60xWJ25GL6zJOLY5Nv8GE1hifphr8n5WpLMhz7bcPINjq46a8",
+	"BRVrkvMr5ghtxTyWv1sYjX06EOeyjkh3nilnxvZ7tU0klQ71KBkOh/bJBSQWu3t5q2wdSndteU4XpZhQ",
+	"HcuvPCtK5sV+RZaE6DkVdvhKk7nMM7WT/BZdIutG6fmDil3kp5rqUnWLFAp+9+3t8hIs6vSKciTd820i",
+	"v20j1j2m88aMXr/qbK6urKwdVF2ccac6oqsF2Xil4FMt+zt+fb6h2659vrd+68svYv8IshmskLYnl/Sv",
+	"pRHsrnW/YVjt8Fu8VazYlFDYFoI+SfxnC8rzHbY96U15ofSr3Ygk6U3LPN/54Xs8GTm9xaA/NaFxaYXP",
+	"26i5CcHUFPSfDD47fNxcqp9xhA253bHFsbQUvOkFoPLm0YMXzzsH2XXc776/d+xiLuVlLFNPCDbRRjWR",
+	"pY4hD+Q5V2gjNcKofZ7sPfrl5/96NDS3deK8TXh57xoHdFtUAQykPq6D6bZkcvj8JPQUQa4XZm79x38S",
+	"G57npZl3ZXKNeyOIqbxJ46ltHe59EOiurBfOhpVXOX94MsIoTWnj2+yhUfGUagxs2SWnxc8SCBbiWhfU",
+	"BsgYhVpojMBjFFIeIBFuHZ3qPbO5T+FcBaPZzlS8olxba37lxwWKftqg6IPbULR1AXZ5KL9na6SBFz8c",
+	"Pds/fXF08NVTiKyiuixgx4OFbwJZVBn2nri/AcHi0dMNfDi0eO2Y0FNL0mURIfMjcKXLvNSMzLVeElnA",
+	"/4q8ffOyOdjhkz9vk0tNJxtY2WZb5wof2t3M6RjkNgtn1fCGoXXePquaC+80lnjfm7vesiJ337chfDYp",
+	"C67Xp6YR7O6oDgI3Hy8YLVjx3BHad+/OepEsXN+p5XtAXC7kHuRnpa9/PD0jTSyQtJ8QIfVYsOulGXSC",
+	"Ud2cZcjUuFaVNZJcsvWAVBKNC5+HrC9iFg1UCbB8KKJkAsBIE22OYJ03I1cC8hflqmk9RcMIrCjwbJh7",
+	"fa7MoQCkgnqJnkl5ydkGY52/MokLQEnxWwxASMkEGsFb5hoT2IliWlXwXPhADd3kv14PzyKEAJSCAxqJ",
+	"xKvSVQ06ZBZYlppQkn4Dk03JsmBTfj3oQo06smBHqLO1+r7xUiKjschORc+Z6RVtXEReaMoFBMqGKQVu",
+	"fC4jmFhOTbiwQf8DcmbIzcyIg/NIJaDoY7oFvZBXzKKjoQVaz9nCzLtg+04Wzhn0E4T+KIlR6oFFTgJq",
+	"E80905wgCH9DNeF6MBZjARAIwkxajcZin1ieoqzVlQq3+hUxBEua2mt9hDZFugo2aixIZK/IEVlsw5my",
+	"IEp4ZbKMPBk+srMmkEZZg0uBIR4tc2YSRNE1UXJE0n8+tocXDQ9pAkP87t33p0lAu9hk5h93TPZOIUSM",
+	"CIlzgg3CbV3Qtd0hiJRGKxIvzBE1rTVMqy7bgBch47F5JZgYbjiFWf80inOWEmlte/maoC8JLHQRuDZY",
+	"XofTZkbjQbVVAc+wtoDa5gbn4NsIxDGSGIabGd6JdXS8fXvyrUpgCtQ5HRe+8KO4mCCPeCv4NWFLOZlD",
+	"C8cOgsIlt5v9TBGnIbUAZo5gF1RP5oYbphOZsdQpgKmFwTBDIoY0EvJk+AQ26KvhkMzpFaspBLKXnsmM",
+	"KaNNLiQEvaNMXHHgkWmnDQvyPCV7tF5MCAsvXCaIqG3h5lsEcXveT7ApS+C2CXfBkeew8BA000/qRf7u",
+	"9MdX5ylG1AFURyaZwluGmG4sgiC1vcytSX5VSDEj5mXQMqDFE2zxGaLbna2X7ByGYJo1rQGb4NA4SZvA",
+	"d6k/KBh7xPJPnpMZv2JA6WjFnJvbTExYkEGFR1eZHYFWtZQvaTHzhkOk2cw/kx/4N4dAqEbadI/KavE0",
+	"u0Z8AVbUxtGJFLowVyWAeEF+2D6plRJCCQoa1UpiDAPQKUcoKUdNBfsJEnpGAfc0A3JkqFjBaW4z23hB",
+	"VnOZVxCVGBuBrLNlxrJZZtpCV+VrQhU5fXG0b0TyOVVzm2dnnhJBbAZwJXBP6jlbo4kYpRObYsB1bm4y",
+	"y2sy8svPf/Mm4N8WoXnt6PVJL+ldsULhRfdoMBwMwSO4ZIIueW/UezwYDh5jTNcchKx4nhoka8UUkFcQ",
+	"WSukuzoG5CVccWbjluVFzifA3yvdtJkt525Nw3bHApSVik1hzgVQcXj3mgvf3lG8cNkYNlEPQ1JhM8YC",
+	"1xnGoeYsO7RZeaZDVU4qro3hwXVAKy57xTJOst6o989MQ15nA2jyYDi8M4RJaD+CL3mE5/4duyDfszU5",
+	"ZRrgHb/CrmMtVkN8GKJL+oJ1b/T+POmpcrGgxdqFglU7pmwqHKxXuPzQSkAmhpx4tj9pGtl3pJhXkIAJ",
+	"yTgQ4Vnf3kAo5gPArQ6HX3ueqrFwoZ01xVihjQbRzQ70D9LsQT5XA1KhA75981KNBQTSWE0zIRclzzUC",
+	"N4AyjzAHAWxqYUgVI6MLWc7mhBJdlEqb07ws5PUapSS4qyHGTl6vMdO030FdsdDgeyS2WHcd2KYZVxMJ",
+	"p9d5cAcbKekdqD2ervVA2RD+GkTRLPgejoE8s/a/qp8+kpgRz+iS71uAzqVUneSE2bvVhcc4RGt4ELRO",
+	"HhKyIDlfcI3fVwMajEUA+WmaiUTow7e4I4f2a60wst/MFq3VYwHhL+klW0M0i1xwDSEopKAikwugCj9p",
+	"IEYRz8AuYxEXUW9mSn8js/WdkUCIRXkTqudglLxH+msgUnaQntG7Ki2jBqoC/vdkF/7nAQHDK4+2vxLA",
+	"5n4Gn63OA26lr1/ZbHI8HftU2VxInrUI/+HHS7Y+yW6Q8OMI3GeQj8GmU3OIqAb5zNkVrLEDL1EU01C9",
+	"MUPggnxFnBRvOCoGOeE7kFgDKdSQ/EE1vaCKgZi4JhPD/QjIjt5tYSS3vsV/Hgsb0mPxtrhWLJ/GKB0D",
+	"QDxKb1NcOF98IfuiRPBk+CTCeySKEeYWuxNKwZl5lILwdnDUwkV7w3TB2dXmZfuCBzWw2fxjzumX2SK3",
+	"8P5x3mtNvI+OzxpD//1HNFoZObs2WcHZ7jXZrg90vi3U+jyp7sXu++Md1/Oqnz9ukd/VLQL2HKOjN26P",
+	"EHd5E4l4j7ZoNjbc+pGHjXoDhhrvhcTaAMJfms4iCMAdxOZ18lslMD8fdydRpV7Wj0G05kax5R0gOtYF",
+	"Pf5iNjFtJwSLjGCcqYpFlGPr2VhwgdpWQYWiEIScWKQ9misZoIR246pa0FY5HYsgKvJiHYwJvaW+h503",
+	"C5iMxV6K8UgjDCNPEXkCfEbW7CCdrcvZpzeIR3d4SpOtb3j1XvBMbxXJICX213LZN4/gHchlbl+JLJxE",
+	"Gx6U7ZLaXfPZ/76s7stuvi/xNTZ8u4TXzHu7E0mv5eTmhkUWjGZgpigVqyr1pO+zEkfAzoOxQLzRFnmg",
+	"khv/kAr+kAraUkFc9GQOLD1q/T22UDRevgHey+bu3novmwsU/AhjUYUjNF9MHfCudWJDrIMnFbgkF+cR",
+	"RsPEIRr3cue8WGApsDLjOnG2khCb2sEATuSSJebpsaAKceqwh7XNeNOUC5YNyGs6YxbG2iK9uuCTGkU2",
+	"jVqHTxktJvNjRH29g9s/VljNQiHXhO+i/7v2BHAYqp+iOQHxnqrU3915X0dLLcTT2zQY0iXkI9pAyolD",
+	"P9fgibWeOajsBS5wsgcubrLAgLnYyCB1OT6irnDD3cZkodtvORwmstsPJtYQmM6DpmxUIyTIRCIaLdag",
+	"y59ZcGE/7t4nHpauSniPDwJAivfD/a/P/+c/xe/Pe7sI2ojTUTfe0nAAdIUKrX5b94CZHamKN+AMEiLz",
+	"jClNIPvBakX1TeBF0m3SA9/Y+KdGwBt5Z705LlsqY0uGhmqr18kpwdzSNCGprRCCucJpKOoAI4abKjG8",
+	"uZneCKdcudxejPAZCxeFg/ELe2lnkmMKjX53+uOrxLZERVjF4eH1/mq12jeHY78sciYmMmNZipmvLp4r",
+	"qIlAlKZrRWRpdVH0v+ZypiBlFoaEASLyihUFz1g0c9Olx8EdaI4TVKu0ATP4LHSXVI7WnGsIDbIhDRYS",
+	"Bta0xoRJABQGl6nuqwp3gWCzEGFq5NmtEldII4iQ2vvu3VnfjRcir1ZzSeRKqLFoozP+8vPfADI9CFAb",
+	"EYw+I+NyOHw8+e7dGfzBUgw5w/FGAxwxsiwYz6JUlfs7GuyJlAaPCaltJBLGiR5iNnlpo0bMIxCS5eI8",
+	"E6gUioFMyooOVYQq1XUgC7vmSg8IWEpoI5a1yof3C4pAQvoCtgIr3o282DFnpa4OjSwMUQC4j3X9uGOU",
+	"EK7MBOuQPNhUwFYl7JouljnDIELnsnAFaYJ9GiG+fZ26D/IDhE0V9gjVh2oPfu2nfqut4rEYQWdG2Wzb",
+	"FonpatwQsqtLsnMfIAQaAdM7zLbfuksXVNgwXJ1kg60DScIXdhmXiIylWoOw+81Lgf9G+q8ChKeyNAcV",
+	"4xsgJOP0x1fAe5xlbUHXaF3DCNK0SoVKTd/I5i8AhXku67zcLRUxDKH9WGTIvTI24QrD9h4NSCNCr1Zy",
+	"m+F8yAGAQ1oecDgWBwNXmNcCFbCsWdHWC4kzbzw2Xboz4c6KkEgbde/uFfvgIYQ5hleQWQ+vAV+XarcT",
+	"vno4Fk8G7tDiNTbyYsa5l/EsC2Aqe3XMbB9TkLkO4gyRsSRQp8EZDqpG5lSRKuD9ghmNRvllfGHyLjoP",
+	"WkMlsOYdsvCf9+daBfXZV1oz/WpQr3fkJh8hg7RloOyxqCoTec8ejsVTrylbmCrPK5DvoInDsfjToCU1",
+	"tF8KMQaryPwjclHml3idu1jIg+EQj4ZbfyfGWBJEMi8LNSJpADaQOpN7Nfg9OCV1UHCbuvpj4aLIO+dI",
+	"Lmy0uuFnRhbAOMJxL5czEDQWa7Rnj4XFQVHjXsfdw7WNmROyGubI2sA9VFksOzYgJzowvzsbOxbZMItW",
+	"+08R8PkEadlW2mqDPvdRYMmhxC210QfQkqFyHLRNHqgWUbqQ7LHAi8aONzx64VbAJlnwBGXl25HV4bFA",
+	"94h0lBP3ssA4UgNu61ikLVyGirXoENUgBDQgewGgwSFJIeE/HQu47gEFil3Tie7XC8B10hiJH/g6quPr",
+	"D4bDmOXhTev2UF/A/WBrn5snQYwBHE6bUh5DtQYadXRThd35MMeOZ1Xx0G2Yi6jeHKCAJDuH1rWgXHac",
+	"yFkASO6kYMU2QSl1DD1iZfkSYw6MhJ849G6zzv3NIIZLUOHkAAeDaEahuOZXDODzphiwXUtFXfNxyVC7",
+	"zcMHD7ov03k3jtBNWPAurrl+TkeAIHXTrth/l+aYNvBNV2AIXIObcMqqiqpcWU5ZirwRDDwWVF1aFAOj",
+	"bUGXZG/LDQGW3n+00+ys0h8tv8QVCRVQuDvNJ5fdjMIbsCcZyHf9OwpM/1jlCb4/N8c4yPxsfeUyHd+f",
+	"35yHjjtI22ps78XaN7Qk5rOZSfUHBhzUcwJJJPT/e77eRs39KvfBil6ASxQOICGCrTyj2QVUHapz2o1s",
+	"o8eivugH5BilcZ9AczbVRmobkLNmCkqYXBK/1dGjeef3+p1fcjlX2hxDBxh+b7fd+b2yow44zQ6uZGmn",
+	"YQ/97VmLaXwm4DjfEMtfp4aMYnVZlIPGz5jQnObIo/HHiVwwBfYFNBq6QtKhtc+a36r8DsPfHygSVJ1O",
+	"R6i4XUg9Hws0b0jBEpuRBlnRKw7a31icMq250ZJN/17eSKAtpk0YqrRSDc3dYhFDxiIcm7M4OkWMKCz0",
+	"tL+CSk+oqKO4BQXc1gj4UCpmWIhDCHFVPlIfUjd1NRltnmaQ4B2qcanD3h1YG02kQnxK9oRcYZBTGqk0",
+	"jxmGZi3DIr19WMJWvSIsvBCWAgfjAuyr4lmKlWsqwbOh2wF1THlVqAA0WrjBuFY2rS/nUzZCZdawTJy+",
+	"SoiShGsIYHd61QWcyqwWCf1W7d6kHVWoRmOvIFqgGFZZsRChGhNB3Y0L9jieoc1Zzx28KeCrKC2Xiqxk",
+	"ccnFDMfCBUljtdVSZxoYC0BOheut0RzksfA8rwDAR0FlCkOybtztsmqJwwYHKxuisypi0+GPYvXaKoTW",
+	"saggWkmA0MqVq9Bmz6R/LrBIenCuBptqrg26IGfhpkKu4YjF8z398vPfKrPMtiAFrDDYKNeB1g8hBeuj",
+	"88IZjCvFvLZBBHzoMFaSZCKX68rKY8+9VWwnUqgy1052NQeRPD4IVn4srLQAdm43WxR7F2xxwdDyt/Yr",
+	"lkzRs+XCG7gG0cawv1ds5UsfGSv4lRGGHQerKp+vScGWudnYKqYUqoc4h5sNqNjzoGz6ieceA6LYt0RR",
+	"nSBhJR1kzEiLdoKE5noOxuuOTC2n/TsGZBtF/reS5IXWS3DCI8NXZC89pQt2yjX7y6ku+ESnCUlfUz3/",
+	"y8M0QTtVemrEWJbWpOrcL1BODPKgz16eog+skTpo0wTxgFqgkP6oicmxN434z2wVWygDYwfSuPuq15ps",
+	"tmALyiEJ17SAq4E5+iNzFzccb//xn17Ke4NSLfZAUh0bWVTYKc7zZRmwbyewIbwYWlkF0FaPGiFiLLxf",
+	"7CA6jksaqcSQwtG4YHrFmCCPajYaHqtoEf1Gb7HWD8eC2mQoW/8Y5FkUbamqJrhgVKzmPHfheU8G5mqY",
+	"GMILYqLm1IPDOBgOE7MP3vUsNEalrKhhKqqcTIzgNBb2XFU2WqfFRlSAY9uaL5s+lwWC6DT0gC2VBQ9B",
+	"EELK7hSnOgFjAirtCvKIokDes3HEiym8udek71apx2jsSKRcYu2131zp0ay9h+x2yvR+JzjQSjpml6Ak",
+	"yQWhpH7FZts7SGe5EqOGT/0vDe/7IfmBXu8fzZj9IXrI3KPISw8rzntImgzXBngEZGNbBqYf7zTkcbv3",
+	"FmAS7MLaX5ydvT71wJporJrczaeqck92KfRpOA4yowubkgaMyDCVC8P+WtzoPtAEHH8B0c0fHRrJItSM",
+	"ESDR6KGHHzWK/ze7xBHVxn/nVmLXS6kAm6lK/SJv3V3l7iczrtAV6nFpa7PAqJxKIMdab2HdAVt7DiVf",
+	"K77Auw5SaixyRgsEZsrljItYCQIbdWjuBaxECWFjdk3B5XjL8JpYYA2KXeH27N0ipKYTL6x/WAe0QMyC",
+	"5zhG/V3Ydd3B4fTN+g5C0Hf3OZ3/GuzSLZPHrezRBMzRWJviN2aPfiUjJlMLgsSxqt+vz8BsGE444AvU",
+	"Nni2NSvozin9SxkytxkxgwUZ/M4Jq50rtIUmtkrYXWWp94wiU6eZV2J1mHWkK4/1Z+Qb+Rexq1u1M6rP",
+	"qH0FoXF296jNsdir4jY77plBHVhh1gRLWVdmVQvW6RSjZgAnSM+GAtDRZSM3HfpgCD1ooTEg1dOZbyC6",
+	"B409PhgaFOKyMXk1Ei9krpg+1v2xqOTHytKk/UCrPTNSMHEmUYWdZ/1KmnOBPyC/BJFbteHE0ywhgBr0",
+	"7wBQy4KG4JXhqkUrWRaTBoKIulRQkyl2dbty5ahD3qfC1CqM3pV0FcQsWal44DGW7a9YS0cv6dmF7Y0g",
+	"cNKVnHYfra2ibTockOMawBKfvntp2y1IK1DLkF3GJjJj3gGpZWwEv9wGrnRrh8yJ9jwxKGVWQRIty4D1",
+	"xvjuGvyhGcxeP9g2brkw7jcVlqorA/2g2hQQjFGRQ1h1TDgfiz1EKCyww35XuXSnSSXWnOsCtowqgGbo",
+	"TWZh5HzfHr88PjtuAw2jxx0EtrEIHPKysCoThtIdgTwndL6OGdPBoOurI9YfgryqOvyOSrGwdA12i2Yr",
+	"MBlX1iZrE11RNRa5VNo6B3I5g/SEvg2dt+ZYo9qoGMOOmiSdWdWW166D5HzWi/y2iqSs/FIQ9lbGtDhI",
+	"QjDTQvK23p0p5Tku8Ypi+GFl+77LrAh0IcSzIlos8yWevy3ywKfW8o85ym1BgYh1wis3dPu4qdrytEvE",
+	"lDtvtS+1a7hBWcJPiqBKthpMEiQsBxoHgxOOGyBmn6v4fccWzKR3vT+T+7YdX7q2Gsd9mTiR7rZbOBvR",
+	"LXI2M0es1OGltrN18RmyhwtpxKTPtDLWFr7hLoa8GAO6bRv3ZNa7Y1ngpZy57BXD/C6sOcveVrxoKhRg",
+	"98pdeTTPAFcXAtsRxxP4dy3agtjoIE8q/Di8KRLy1fBxDZ8yiAFiYqGy+xQlG6XQOqTIzTOxeuPjLzyo",
+	"ahRVqF41nA208YLRXM+rrMD4xGoKqEuE3QJ7U+oI7mYX2IQtL3Y/XC4svPaFsSEa5dc6ttGtzm8REcIh",
+	"IOyAEIVPPvzoAOY32vFvQVU2V055ISGVNSCImVCYcaeSVjCmB0CtHL4EpDYjntRYeNARKOu6Oj62Pwtz",
+	"eVFBUY38hLKxiMPrd8A8eefhN4eC6dHynQFhukWugD8wsIgLwvVW2+rGxfx9H/IdNqoHRgtDuldcAXi8",
+	"lmgMBazMz7VUROCTXMc7ASdV5f3uBTPpNjwG8ZU24CrV53rjLXevKJx/3HVf7q6L4x65AoubsDahwOKv",
+	"FE7Lr3H5heknqFy5ISj+N0o76HTfLiWZ5x4GJsSHWDiqWwLHPlS0DBHWAUKTlV9PC4IORmQO0eNcaS5m",
+	"dcqvre4zQ1x6cmQ0w8IF9I4I4HGubeEgF+brI9/7ChPMUbmk1gF5DoAl8C72c8nWLAutvuo9Px9A3n5q",
+	"3TYTqOeD0H6qI/ZQDSykhS9uhQ8ESeUe8441E5PPTmAn7jZj5gtk97lh3/ZcN8LP8tzPynFVeX9LpxEX",
+	"opWKEpy9j0gkn4paW2ePmeVq21oCwNqYfvE5gLWEoiuwBqyF4exVBhkbBJYZDlBVy+8DdpHnvcwkU4e+",
+	"t7N6NYS3JXF0W5x1E9+2Ruvr1nzu5Gr83SPbVrfgPUHaQgdbFau7E2P+OwkUX2hjPX3LbeZ2bavKn7wH",
+	"XSuFKvoQMZi6Ouwpesixr0PrA1CkFPyvJfPxNlHuHou9CVVsn4vKodR3itkOwLf27gekFleNHhxznfXn",
+	"IXTWKIR41Y2CyrEYM4JyVHfpHkODv24A3T8k/vuX+OO6olc4eSOjfecqQ9/jVsRqX0d2BHNE7cBrdcKZ",
+	"T23ZvcE/OOUYSmW6RbtJ7r1m2HMb4GJkOeuarwUy4bJ6oWQnJmBVjXojJVD1TPUhosGWaseu0rLIU1B7",
+	"Po570PC4NyIff/n57zc3Fifq9Y+nZwnEkjOqMIwrqcAOJcCoVZhLiszpcskEyxJSAInZQtbsGtea05xc",
+	"0MmlnE4JJirZEPEJ41UMxYAc+zXlQf0DZXZE0n/dt8pHtn/qYt9GY6Hm9OCrpzYXY86ug3L1Ls6Rriy2",
+	"HKqFMLCg/L2NC7SJdi4J1e8TcFj3DasnafBqGtRbQy9lVZbNtLa51ls3l3e1ze+HQzeKv39hJt2s/97B",
+	"pwOegPFFAVP4bfHwN2zGFeReVMdzB9ONffThR/tHS4mMqTw+7fzmvD12onfs7nFL7nzSpaj5IbKwrcrJ",
+	"5lX9BxyM3+meeXqG27WgDlrIBHYsiFYdn/sslbFBU6j67/Tl2L2/V2fOH2z/V8P2Q/k96S1LHcs8BFwD",
+	"F5ypEA7m0KIz+4viMEZQzAAxpCGogBAIPQIuCwQOV2mJFn39krEluWCm2UBc1LbW3ds3L2MSy9tl9ofE",
+	"0iLdOL/63TJtROCoqBzC4xG9CKUZaYZ28NDW+Oh0PIGfR1OR0cKBHoRpJlhd20aYewZmNJ4IhoHjY9Eu",
+	"2Y1JQk2g6xdnZ6/JN1TxSc1wUnzZunXGwn52Iv8emJUa2IUJ1BJ/+qcnX5P/938PBo8Hj/pVxiwgyGIZ",
+	"gKqxD9w5jexnpA8EeW6hXY5FCgsYAtLgm2HKLsLRgF6SvpLaAZylgJnhf/NuzsRbxcXs9ffPjlOA3FbM",
+	"Gw+ML5fCgtgHHoexQDy/i3WFH+2B2rg8qRVVWHndMpEQ6DipGOFYlKqk+VZvxCEJ0OwjYfrJWDRzrY1u",
+	"bPOEcWIPzKAQ5w6mF4HMgTFBJvbBcOhqAlSl4qm6VHUalI9hxPJcVd5LeoFuUYdNjwv1wcgUH+YccK2a",
+	"eQuyaKQ39ANrIqqnltFXrtNGxlXBiGL5dN/wPSgQVKeIueLNvCByZYaEaCwgtPyIyL0ERaARSa2384Nl",
+	"5inZezIcWtRvb8+t15RgrQEsHQGksGQItlI1hKsP7Tyye5++e/du3yNfNsKTmPq5bPYg17vt8FvqzCCc",
+	"9qqQAH/dkfsNMzxwEf+73VGfiVKKXTaBUD/NVYqtZFV0FdCYlxcRywZ7cpd1/WEujvd3pOZimrghCwen",
+	"7xvuvtQ4LMUAdr8F6AnugayRWtCkwnAwsWj8Ow6tt/neTUiLPcdy+jjTrjxz0xaWVodfyiLvjXpzrZej",
+	"hw8fHfxpMBwMB49GXw8fPerdnN/8/wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
