@@ -655,7 +655,9 @@ func variants(allIDs []string) []variant {
 // sessionPrefixes select the cases about a session's life around an exchange.
 var sessionPrefixes = []string{"exchange/", "logout/", "revoke-by-id/after-rotations"}
 
-func isLogout(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == "/api/logout" }
+func isLogout(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/api/logout"
+}
 
 // answer answers the requests match selects with an empty status, without the real server.
 func answer(match func(*http.Request) bool, status int) func(http.Handler, string) http.Handler {

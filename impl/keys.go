@@ -29,8 +29,8 @@ type signingKey struct {
 	kid      string
 	tenantID uuid.UUID
 	method   jwt.SigningMethod
-	key    any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
-	public crypto.PublicKey // nil for HS256
+	key      any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
+	public   crypto.PublicKey // nil for HS256
 }
 
 // keyring caches the signing keys, which never change once made. Keys are made

@@ -65,8 +65,8 @@ func TestRevokeBatch(t *testing.T) {
 		want RevokeResult
 	}{
 		{revokeRequest{hash: hashOf("t1")}, RevokeResult{UserFound: true, ApplicationFound: true, Revoked: 1}},
-		{revokeRequest{hash: hashOf("t2"), userID: &other}, RevokeResult{UserFound: true, ApplicationFound: true}},    // another user's
-		{revokeRequest{hash: hashOf("t2"), userID: &unknown}, RevokeResult{ApplicationFound: true}}, // unknown user
+		{revokeRequest{hash: hashOf("t2"), userID: &other}, RevokeResult{UserFound: true, ApplicationFound: true}}, // another user's
+		{revokeRequest{hash: hashOf("t2"), userID: &unknown}, RevokeResult{ApplicationFound: true}},                // unknown user
 		{revokeRequest{hash: hashOf("t3"), userID: &user, appID: &app, info: []byte(`{"deviceName":"x"}`)}, RevokeResult{UserFound: true, ApplicationFound: true, Revoked: 1}},
 		{revokeRequest{hash: hashOf("t1")}, RevokeResult{UserFound: true, ApplicationFound: true}}, // the same token again, in the same batch
 		{revokeRequest{hash: hashOf("nope")}, RevokeResult{UserFound: true, ApplicationFound: true}},
