@@ -161,6 +161,48 @@ func (e JWTConfigurationRefreshTokenUsagePolicy) Valid() bool {
 	}
 }
 
+// Defines values for OAuth2ErrorError.
+const (
+	InvalidClient        OAuth2ErrorError = "invalid_client"
+	InvalidRequest       OAuth2ErrorError = "invalid_request"
+	UnsupportedTokenType OAuth2ErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2ErrorError enum.
+func (e OAuth2ErrorError) Valid() bool {
+	switch e {
+	case InvalidClient:
+		return true
+	case InvalidRequest:
+		return true
+	case UnsupportedTokenType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthConfigurationClientAuthenticationPolicy.
+const (
+	NotRequired              OAuthConfigurationClientAuthenticationPolicy = "NotRequired"
+	NotRequiredWhenUsingPKCE OAuthConfigurationClientAuthenticationPolicy = "NotRequiredWhenUsingPKCE"
+	Required                 OAuthConfigurationClientAuthenticationPolicy = "Required"
+)
+
+// Valid indicates whether the value is a known member of the OAuthConfigurationClientAuthenticationPolicy enum.
+func (e OAuthConfigurationClientAuthenticationPolicy) Valid() bool {
+	switch e {
+	case NotRequired:
+		return true
+	case NotRequiredWhenUsingPKCE:
+		return true
+	case Required:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StatusResponseStatus.
 const (
 	Ok          StatusResponseStatus = "ok"
@@ -240,10 +282,17 @@ type Application struct {
 
 	// JwtConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 	// tenant's defaults apply (a zero-valued, disabled configuration means defaults).
-	JwtConfiguration  *JWTConfiguration   `json:"jwtConfiguration,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
-	Name              string              `json:"name"`
-	TenantId          *openapi_types.UUID `json:"tenantId,omitempty"`
+	JwtConfiguration  *JWTConfiguration `json:"jwtConfiguration,omitempty"`
+	LastUpdateInstant *int64            `json:"lastUpdateInstant,omitempty"`
+	Name              string            `json:"name"`
+
+	// OauthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+	// only what token revocation needs is acted on. `clientId` defaults to the
+	// application's id and is unique. `clientSecret` is generated when absent,
+	// stored as a hash only, and returned only in the answer to the create (ours:
+	// FusionAuth returns it every time).
+	OauthConfiguration *OAuthConfiguration `json:"oauthConfiguration,omitempty"`
+	TenantId           *openapi_types.UUID `json:"tenantId,omitempty"`
 }
 
 // ApplicationRequest defines model for ApplicationRequest.
@@ -430,6 +479,12 @@ type JWTRefreshResponse struct {
 	Token string `json:"token"`
 }
 
+// JWTValidateResponse defines model for JWTValidateResponse.
+type JWTValidateResponse struct {
+	// Jwt The access token's claims.
+	Jwt map[string]interface{} `json:"jwt"`
+}
+
 // Location defines model for Location.
 type Location struct {
 	City          *string  `json:"city,omitempty"`
@@ -449,6 +504,51 @@ type LogoutRequest struct {
 	// Global true revokes every refresh token of the token's user.
 	Global       *bool   `json:"global,omitempty"`
 	RefreshToken *string `json:"refreshToken,omitempty"`
+}
+
+// OAuth2Error defines model for OAuth2Error.
+type OAuth2Error struct {
+	Error            OAuth2ErrorError `json:"error"`
+	ErrorDescription *string          `json:"error_description,omitempty"`
+}
+
+// OAuth2ErrorError defines model for OAuth2Error.Error.
+type OAuth2ErrorError string
+
+// OAuth2RevokeRequest defines model for OAuth2RevokeRequest.
+type OAuth2RevokeRequest struct {
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+	Token         string  `json:"token"`
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// OAuthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+// only what token revocation needs is acted on. `clientId` defaults to the
+// application's id and is unique. `clientSecret` is generated when absent,
+// stored as a hash only, and returned only in the answer to the create (ours:
+// FusionAuth returns it every time).
+type OAuthConfiguration struct {
+	// ClientAuthenticationPolicy Required (the default) makes the secret necessary.
+	ClientAuthenticationPolicy *OAuthConfigurationClientAuthenticationPolicy `json:"clientAuthenticationPolicy,omitempty"`
+
+	// ClientId Empty means the application's id.
+	ClientId *string `json:"clientId,omitempty"`
+
+	// ClientSecret Empty means a generated one.
+	ClientSecret *string `json:"clientSecret,omitempty"`
+}
+
+// OAuthConfigurationClientAuthenticationPolicy Required (the default) makes the secret necessary.
+type OAuthConfigurationClientAuthenticationPolicy string
+
+// OpenIDConfiguration defines model for OpenIDConfiguration.
+type OpenIDConfiguration struct {
+	IdTokenSigningAlgValuesSupported       *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
+	Issuer                                 string    `json:"issuer"`
+	JwksUri                                string    `json:"jwks_uri"`
+	RevocationEndpoint                     string    `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string  `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 // OptionalBodyId A UUID; empty or null means absent.
@@ -525,6 +625,9 @@ type RefreshTokenRevokeForm struct {
 	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
 	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
 
+	// ExceptTokenId A UUID, or empty, `null` or `undefined` meaning absent.
+	ExceptTokenId *OptionalQueryId `json:"exceptTokenId,omitempty"`
+
 	// Token A refresh-token value (opaque text).
 	Token *TokenValue `json:"token,omitempty"`
 
@@ -541,10 +644,25 @@ type RefreshTokenRevokeRequest struct {
 
 	// EventInfo Who caused an event, from where and on which device.
 	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
+
+	// ExceptTokenId A UUID; empty or null means absent.
+	ExceptTokenId *OptionalBodyId `json:"exceptTokenId,omitempty"`
+	Token         *string         `json:"token,omitempty"`
 
 	// UserId A UUID; empty or null means absent.
 	UserId *OptionalBodyId `json:"userId,omitempty"`
+}
+
+// RevocationReceipt What a revocation revoked (ours).
+type RevocationReceipt struct {
+	// Count How many live tokens were revoked.
+	Count int64 `json:"count"`
+
+	// RevokedRefreshTokenIds The ids of the live tokens revoked, at most 1,000 of them.
+	RevokedRefreshTokenIds []openapi_types.UUID `json:"revokedRefreshTokenIds"`
+
+	// Truncated True when more tokens were revoked than the list holds.
+	Truncated bool `json:"truncated"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -656,6 +774,9 @@ type WebhookResponse struct {
 // HardDelete defines model for HardDelete.
 type HardDelete = bool
 
+// Prefer defines model for Prefer.
+type Prefer = string
+
 // TenantIdHeader defines model for TenantIdHeader.
 type TenantIdHeader = string
 
@@ -717,6 +838,9 @@ type SearchEventsParamsType string
 
 // RevokeRefreshTokensParams defines parameters for RevokeRefreshTokens.
 type RevokeRefreshTokensParams struct {
+	// ExceptTokenId With userId, the one token of the user that is not revoked (ours).
+	ExceptTokenId *OptionalQueryId `form:"exceptTokenId,omitempty" json:"exceptTokenId,omitempty"`
+
 	// UserId The id of the user whose refresh tokens are revoked.
 	UserId *OptionalQueryId `form:"userId,omitempty" json:"userId,omitempty"`
 
@@ -729,6 +853,10 @@ type RevokeRefreshTokensParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokensParams defines parameters for RetrieveRefreshTokens.
@@ -752,6 +880,10 @@ type RevokeRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokenByIdParams defines parameters for RetrieveRefreshTokenById.
@@ -858,6 +990,9 @@ type CreateWebhookWithIdJSONRequestBody = WebhookRequest
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = WebhookRequest
+
+// RevokeOAuth2TokenFormdataRequestBody defines body for RevokeOAuth2Token for application/x-www-form-urlencoded ContentType.
+type RevokeOAuth2TokenFormdataRequestBody = OAuth2RevokeRequest
 
 // Getter for additional properties for Event. Returns the specified
 // element and whether it was found
@@ -1137,6 +1272,16 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
 	// Needs a key that is neither locked to a tenant nor limited to endpoints.
@@ -1287,6 +1432,17 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -1335,6 +1491,17 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -1382,6 +1549,17 @@ type ClientInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1506,6 +1684,19 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateJWT Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
 	//
@@ -1767,6 +1958,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -1778,6 +2015,26 @@ type ClientInterface interface {
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenIDConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2069,6 +2326,17 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -2128,6 +2396,17 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -2186,6 +2465,17 @@ func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshT
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2361,6 +2651,29 @@ func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_typ
 // Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetrieveRefreshTokenByIdRequest(c.Server, tokenId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateJWT Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *Client) ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateJWTRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2892,6 +3205,72 @@ func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
+// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -2902,6 +3281,33 @@ func NewGetJWKSRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenIDConfigurationRequest constructs an http.Request for the GetOpenIDConfiguration method
+func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3507,6 +3913,18 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.ExceptTokenId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "exceptTokenId", *params.ExceptTokenId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.UserId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "userId", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -3567,6 +3985,17 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 			}
 
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
 		}
 
 	}
@@ -3744,6 +4173,17 @@ func NewRevokeRefreshTokenByIdRequest(server string, tokenId openapi_types.UUID,
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
+		}
+
 	}
 
 	return req, nil
@@ -3793,6 +4233,33 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewValidateJWTRequest constructs an http.Request for the ValidateJWT method
+func NewValidateJWTRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/jwt/validate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -4602,6 +5069,46 @@ func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID
 	return req, nil
 }
 
+// NewRevokeOAuth2TokenRequestWithFormdataBody calls the generic RevokeOAuth2Token builder with application/x-www-form-urlencoded body
+func NewRevokeOAuth2TokenRequestWithFormdataBody(server string, body RevokeOAuth2TokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeOAuth2TokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewRevokeOAuth2TokenRequestWithBody constructs an http.Request for the RevokeOAuth2Token method, with any body, and a specified content type
+func NewRevokeOAuth2TokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth2/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -4656,6 +5163,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
+	// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
@@ -4817,6 +5336,17 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -4865,6 +5395,17 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -4912,6 +5453,17 @@ type ClientWithResponsesInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5042,6 +5594,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
+
+	// ValidateJWTWithResponse Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error)
 
 	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
 	//
@@ -5319,6 +5886,52 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
+
+	// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
 }
 
 type GetJWKSResponse struct {
@@ -5356,6 +5969,47 @@ func (r GetJWKSResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenIDConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OpenIDConfiguration
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpenIDConfigurationResponse) GetJSON200() *OpenIDConfiguration {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenIDConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenIDConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenIDConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenIDConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5783,8 +6437,15 @@ func (r SearchEventsResponse) ContentType() string {
 type RevokeRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokensResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5927,8 +6588,15 @@ func (r ExchangeRefreshTokenForJWTResponse) ContentType() string {
 type RevokeRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokenByIdResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -6007,6 +6675,47 @@ func (r RetrieveRefreshTokenByIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ValidateJWTResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWTValidateResponse
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateJWTResponse) GetJSON200() *JWTValidateResponse {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateJWTResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateJWTResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateJWTResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateJWTResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6794,6 +7503,61 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RevokeOAuth2TokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeOAuth2Token
+type RevokeOAuth2TokenResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2TokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuth2Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuth2Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeOAuth2TokenResponse401Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON400() *OAuth2Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON401() *OAuth2Error {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeOAuth2TokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeOAuth2TokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeOAuth2TokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeOAuth2TokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public key of every RS256 and ES256 signing key,
@@ -6809,6 +7573,24 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseGetJWKSResponse(rsp)
+}
+
+// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error) {
+	rsp, err := c.GetOpenIDConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenIDConfigurationResponse(rsp)
 }
 
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
@@ -7050,6 +7832,17 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -7105,6 +7898,17 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -7159,6 +7963,17 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Contex
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7324,6 +8139,27 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
+}
+
+// ValidateJWTWithResponse Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *ClientWithResponses) ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error) {
+	rsp, err := c.ValidateJWT(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateJWTResponse(rsp)
 }
 
 // LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
@@ -7759,6 +8595,64 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, web
 	return ParseUpdateWebhookResponse(rsp)
 }
 
+// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
+// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7782,6 +8676,32 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 
 	case rsp.StatusCode == 500:
 		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenIDConfigurationResponse parses an HTTP response from a GetOpenIDConfigurationWithResponse call
+func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenIDConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OpenIDConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	}
 
@@ -8157,8 +9077,12 @@ func ParseRevokeRefreshTokensResponse(rsp *http.Response) (*RevokeRefreshTokensR
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -8286,8 +9210,12 @@ func ParseRevokeRefreshTokenByIdResponse(rsp *http.Response) (*RevokeRefreshToke
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -8342,6 +9270,38 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 		break // No content-type
 
 	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseValidateJWTResponse parses an HTTP response from a ValidateJWTWithResponse call
+func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateJWTResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWTValidateResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 401:
 		break // No content-type
 
 	case rsp.StatusCode == 500:
@@ -9013,11 +9973,66 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	return response, nil
 }
 
+// ParseRevokeOAuth2TokenResponse parses an HTTP response from a RevokeOAuth2TokenWithResponse call
+func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeOAuth2TokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeOAuth2TokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx echo.Context) error
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -9060,6 +10075,9 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx echo.Context) error
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx echo.Context, params LogoutParams) error
@@ -9111,6 +10129,9 @@ type ServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -9124,6 +10145,15 @@ func (w *ServerInterfaceWrapper) GetJWKS(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJWKS(ctx)
+	return err
+}
+
+// GetOpenIDConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenIDConfiguration(ctx)
 	return err
 }
 
@@ -9410,6 +10440,13 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params RevokeRefreshTokensParams
+	// ------------- Optional query parameter "exceptTokenId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exceptTokenId", ctx.QueryParams(), &params.ExceptTokenId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter exceptTokenId: %s", err))
+	}
+
 	// ------------- Optional query parameter "userId" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "userId", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -9446,6 +10483,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 		}
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -9541,6 +10593,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokenById(ctx echo.Context) error 
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
 	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeRefreshTokenById(ctx, tokenId, params)
@@ -9580,6 +10647,15 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetrieveRefreshTokenById(ctx, tokenId, params)
+	return err
+}
+
+// ValidateJWT converts echo context to params.
+func (w *ServerInterfaceWrapper) ValidateJWT(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ValidateJWT(ctx)
 	return err
 }
 
@@ -9939,6 +11015,15 @@ func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
 	return err
 }
 
+// RevokeOAuth2Token converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeOAuth2Token(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -9988,6 +11073,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/api/status", wrapper.GetStatus, options.OperationMiddlewares["getStatus"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
+	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
+	router.POST(options.BaseURL+"/oauth2/revoke", wrapper.RevokeOAuth2Token, options.OperationMiddlewares["revokeOAuth2Token"]...)
+	router.GET(options.BaseURL+"/api/jwt/validate", wrapper.ValidateJWT, options.OperationMiddlewares["validateJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
@@ -10055,6 +11143,27 @@ type GetJWKS500Response = InternalErrorResponse
 func (response GetJWKS500Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
+}
+
+type GetOpenIDConfigurationRequestObject struct {
+}
+
+type GetOpenIDConfigurationResponseObject interface {
+	VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetOpenIDConfiguration200JSONResponse OpenIDConfiguration
+
+func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type CreateAPIKeyRequestObject struct {
@@ -10543,12 +11652,18 @@ type RevokeRefreshTokensResponseObject interface {
 	VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokens200Response struct {
-}
+type RevokeRefreshTokens200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokens200Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokens200JSONResponse) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokens400JSONResponse struct{ BadRequestJSONResponse }
@@ -10708,12 +11823,18 @@ type RevokeRefreshTokenByIdResponseObject interface {
 	VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokenById200Response struct {
-}
+type RevokeRefreshTokenById200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokenById200Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokenById200JSONResponse) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokenById400JSONResponse struct{ BadRequestJSONResponse }
@@ -10807,6 +11928,42 @@ func (response RetrieveRefreshTokenById404Response) VisitRetrieveRefreshTokenByI
 type RetrieveRefreshTokenById500Response = InternalErrorResponse
 
 func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ValidateJWTRequestObject struct {
+}
+
+type ValidateJWTResponseObject interface {
+	VisitValidateJWTResponse(w http.ResponseWriter) error
+}
+
+type ValidateJWT200JSONResponse JWTValidateResponse
+
+func (response ValidateJWT200JSONResponse) VisitValidateJWTResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ValidateJWT401Response struct {
+}
+
+func (response ValidateJWT401Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ValidateJWT500Response = InternalErrorResponse
+
+func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -11668,11 +12825,75 @@ func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type RevokeOAuth2TokenRequestObject struct {
+	Body *RevokeOAuth2TokenFormdataRequestBody
+}
+
+type RevokeOAuth2TokenResponseObject interface {
+	VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeOAuth2Token200Response struct {
+}
+
+func (response RevokeOAuth2Token200Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type RevokeOAuth2Token400JSONResponse OAuth2Error
+
+func (response RevokeOAuth2Token400JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token401ResponseHeaders struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2Token401JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeOAuth2Token401ResponseHeaders
+}
+
+func (response RevokeOAuth2Token401JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token500Response = InternalErrorResponse
+
+func (response RevokeOAuth2Token500Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -11715,6 +12936,9 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx context.Context, request ValidateJWTRequestObject) (ValidateJWTResponseObject, error)
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -11766,6 +12990,9 @@ type StrictServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -11797,6 +13024,29 @@ func (sh *strictHandler) GetJWKS(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
 		return validResponse.VisitGetJWKSResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenIDConfiguration operation middleware
+func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
+	var request GetOpenIDConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenIDConfiguration(ctx.Request().Context(), request.(GetOpenIDConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenIDConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
+		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12306,6 +13556,29 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 		return err
 	} else if validResponse, ok := response.(RetrieveRefreshTokenByIdResponseObject); ok {
 		return validResponse.VisitRetrieveRefreshTokenByIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ValidateJWT operation middleware
+func (sh *strictHandler) ValidateJWT(ctx echo.Context) error {
+	var request ValidateJWTRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ValidateJWT(ctx.Request().Context(), request.(ValidateJWTRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ValidateJWT")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ValidateJWTResponseObject); ok {
+		return validResponse.VisitValidateJWTResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12942,182 +14215,245 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 	return nil
 }
 
+// RevokeOAuth2Token operation middleware
+func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
+	var request RevokeOAuth2TokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body RevokeOAuth2TokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeOAuth2Token(ctx.Request().Context(), request.(RevokeOAuth2TokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeOAuth2Token")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeOAuth2TokenResponseObject); ok {
+		return validResponse.VisitRevokeOAuth2TokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3vcts4lu+roHSnKtK9tCzn385INR/ciTNxT5LOjZ2brYp8lxAJSWhTgIYALWuyrupP8wCz8wzzYHmS",
-	"LZwDkAQFSnJiZ7p7+0tiSST+Hpy/v3PwqZPIxVIKJrTqDD91ljSnC6ZZDp9e0jx9zjKmmfmUMpXkfKm5",
-	"FJ1hR+cFIyn8qMiS5QtqGsnWEVlxPSc0y0jOpjlTc6LlJRNqRKSes3zFFSN6zoic/MgSTbgiKaOJ5ldU",
-	"s7TfiTrcNP+XguXrTtQRdME6w868GknUUcmcLagZkl4vza8TKTNGRefmJuqcM0GFPk1fMpqyfHPcZ4lc",
-	"MgUjyNlfCqY00ZJIwYiGN0mXkvfvT5/3+uQ1zaYyX7CUyJwU4lLIlSCf//Z38ngwIDMmWE6zsYg/cnFF",
-	"M55eaNt13CfH5JKtSSaTS5aa9qmAybs+sJGj/li4+c5xuOWE//3gRaG4FMeFnh+4OYXmrnTOxaxzY+ae",
-	"M7WUQjHYvO9o+g4naD4lUmgm4E+6XGY8oWY9Dn9UZlE+1Zr9Xc6mnWHnfx1WhHGIv6rDkzyXucK+/FU9",
-	"ry0nV8SuyAiWeSLTNVF0rchqvo7IlLMsJZM1/tHv3ESdU6FZLmgG7W9umWlcsfyK5WRKecbSPjlZLPUa",
-	"Wh6RlGnKM0VozogUmVn22Yxhy+8FLfRc5vyvLN1s+DVXiotZVG6uzAkXqphOecKZ0OT47anZyMj8QN3m",
-	"mTmZ3V3QNRFSk0Kx+oD6QIZ2yUyfx29P/8zWcLpyuWS55rhB3lg+dRb0+hUTMz3vDB8+eRI19zfqcJiB",
-	"oUiqO8NOUXBDEJuPCcVyfSqUprjf5Rtc6KePq1e40GzGcvPOJY5vc9nNPK9oVrARyZkucmEOg1nj1ZyJ",
-	"ciW4IknO3Pn1JvI06iy4cJ8fPQwM2DAPsxFSqF0EiEv5tvbCTdRxx25zBq9kcqnKUWpJ9Jwru41mpDvW",
-	"8qb8BnmV6WxzBBv7ykS6lNwyVJqm3IyGZm+9h7hmC/t0segMP3b+dHLeiTpvfziD/97Dv8fnz152os7z",
-	"k1cn5yedi8Da2S9ontN1Z+NUntiRAL+hWSZXLCULpucyVRFh/VmfxJ/GnUO65Ic/rvShZdjjzpB8HNtu",
-	"x52Lm7g/Fm8kKSdGFowKRdgVy9flt8jMGgvWvoQ13uQvH11ye1x2U0IHud5fCp6b8/3RvXyxpVtkkd+w",
-	"34rdBjo1gi8gXU9nQuZw1uzJ6ldrW0q7e2UJP670MymmfFbk5di3Lcz3H87952+iTkaVfr9MqWa36xtl",
-	"oMcSj/5w5HGSo9BhqDGC3Ue7vn3Q4Y7N20Kw3gZvpZ7aozdRh10xoU/FVO4UvOWDm4RXtbhzAu2k/2Uz",
-	"uOVYnrMrnjA3363CcGNvDSkdJwlTiqXHaZozpXY+92VE18JjP+0jHUoFxp9cItPAGT/TdJKxiCxoMueC",
-	"HeSMpvgNcuaPiSyy9I005/CK5fqiUCw32mXoiKdU03Z5Y5T1wHAXTCk6CwzthczJvFhQo7UbNSeZUzFj",
-	"/Z3nCCZatXvRtkQqrG2ApiinVrA8HgxMj/5SgtJYtbFTvO5UZ/eQotCbsXFQZY2MNsFAhTWqBXz3QJEl",
-	"1XPSja0MPQeb5+Pgom93rdfvBFbDWhHVhL5m4EGKvHJa/xbC8Od7LAgwJkKNaZbxK2YkEReKpwz0BfjV",
-	"KAmff/rnTdwnL8wKKFiP9ZKRzz/9YyziH1e6b9fiAAzAfs6u5CWLh8To3BlDs5B0J1bDBOU77Q1JjY2c",
-	"ptFY4AJGpL6ypCsMkRCuFb7dGxF8jvwfv4HhWPgN2udG/mOg1Tb6Lps0v41FN2eJzFNPA6aaZIwqjQYk",
-	"jGxFFcGpmslgC8YgNH89UMRYsmOBhjPBFlFFtX0ZThURKupDsa9Zc9s83ZiUe8uYPrJAEwVXGdferG2g",
-	"j5RQMxTNEs1SkrNCMXP8qJnNgeYLdmC+wd3ZaNI00icnNJmThOY5Z2os4tqozvmCnctX/IqdijOWSJGq",
-	"OKrPivAUFVNg17bVjE+Z6dlsG3xvvQeEK1WYQ8emMmckRq3IcviYqLnhlWTCiEZDxBCvtULHYgrTN3sl",
-	"heGsNdqMm/RGQuR2mlqCGwtqtxmprk9iLqYyNiZQzaXwQJFStluHSMyXVm7FZs2ntMg0FzO0ShhJaJYB",
-	"fVB8CLXpVjF9up/it307tjHQTfm4wVq8LdhTyO6tsN5KJzJCqNqsXS++qz/beHfPdb2FptmqP0QdpLTb",
-	"a6vVI81NqI3sok0YOP3LZ/of5pIktFDm5Fj+H5FpLheGz+UMmIUUZDXnyZykoMgZgSaKLDM6i5MkDaXu",
-	"S5QSbPz5Dn0Qn3rTprPhz+dtK1+exbAOKffThV/JSpWXqnWLj2dWBO+jQJqFf8WVblfWYW9uoSuAAhBQ",
-	"cgS71s+KXIU8bm9zpowGADJuYRgu9grK4FRmmVyNyJIqRTioCXECDcW7NUQ7+hB1ni6WMtcsfdc4y1/L",
-	"BDes3yblW09WJb4XNGUjYpm0kUBEyJXnMGrncAum6XNL9/tyodfunZuoozTde7APFMhLMmEzKkbgjOT4",
-	"87TQRc72HLJ2K12ztx8P/vB0p8H9pQwMOyzfjxqb2liEEK18/+HPAdLIZnWP2ruzh0+edqLOCfwf8p4l",
-	"+VXw1IaZxiUKr83v9drv9th0+izYo2jjEvUWFJ8FX74OvrwOs5b6epsR4vgjWCTssWVdzzYX9pKt92c4",
-	"ZmtCpok3INNguP/zDa9Tw0701EQFgmkpM55wpvrkvfLU85gJI51S1M/ygjWCUGOB8vKBqk67ocU16VLy",
-	"V5bLA1Dz0oikXEFLJKkPzzpC3bu9oNYGaiwM+4zPBBez42wmc67ni83ZvZQr4uu9NDd690ywlHRlkasR",
-	"qQJDRFBYAnTCC6UZTc0YnuN4yEtD+TYeZ+zXAxvBUCzJmR4ROCGwgnBGXJdXLOfT9VjQGTWNksP+imXZ",
-	"AYRIDn9cXar+j0oKnKuj2Zf2sO0+dHZLQuE7Xxc7uV5yXOa3Zn+9Q/aCXzNDzWcZT7mYfeAilavm5w9c",
-	"z1/Ta74oFq8svQRHVO/0B8GMpvxesQ069Ld1ltOEvWU5l6mnUG/upzE6SHfw+af/+v3T6PFgQFSPUJJL",
-	"beyUA7qizgC+ZGxpCFqtmBkabhxQaVLkuZHHNhRDpxpsX2PxlVYbGDjYEMRU0arDXaoLgUcPA0IgpIvU",
-	"l+Udu7LKTrUX+0q3jXcbbXt7tmPVF7iddWPmNReFts6hr51mS7v+nr6rezVKTkS6lguQx4+ih4NBr7/P",
-	"uvvdv1d0xjaJ/R0rgPl0ok5FnuFwUNjIa/h3QvZ2NfxH0dN9R38T5uB2gdpV2Ka1Fool16ADRgEzRG40",
-	"VoKDpUSwFThdCpGynFTr0gu6R7/ExmsfneXHdUbdJ88yyhdqSLhSEVHFhHSNekN42osILYxZlTa9Nl3f",
-	"G9KLCKc6Iux6GZEfNY+I5inpWqbN0x6wasXTsegaJY+neO6by8U1SeiCgfnWG5H4khsBiIoh4gy8WN0O",
-	"Jc3brI2VDAnxVzX7abuBmHC9Dio1iSyEzsO/pVwtM7o+wy/CQQDNdYE+93KfU1ngGbKPi2IxwSNoGPRt",
-	"ns/ZrM0s/StfOmf/HtbeK/DWtQaWviQ8FHVmmZzQrAWwg45JF7r1ycbSkrMsDPWGTPztQjtoRrQ0sW1p",
-	"fliiw+A7ma5Dof1jAOmMCAPchcyJ6cOqY3RijNege4JqzXLz/v/v/ufHwcEf6MH0+ODFxaff3xzUPz6+",
-	"zcejhze934U4iJvD/y1YvmUSgC6BeUQkNiOOzRexYWxTLozyaqZlFIJqYt5EzDv/WT5+//Mq+fud0u3X",
-	"UtG+0o+oucyN/lSKPnQPc+Ux9BGhmiykQme654wPysaW0YXM7E2BsszZFZfFxgiShC01A4c9MetHNZ/w",
-	"jOs1SAILPkq3nNJtR+zO/Sz3B0a4a6fKPk6RW7l4w1v7BmJUJXAKAoZcWSzbyOw6eNm4qNl0DxRZyJRl",
-	"QTXmqzzGTSdL6X3RFbzQ35zGwtX24WIHPaEvr5VDeEHSvT0LQQfhDQDOTvH9o8FgMAC3lfti0+8JMSGq",
-	"2fPJMymUzqmDam1qyeGzNyJJ9SLY5zRb0bUiyZwll3gcA8DU+n7489+1mNv9wV+2ls013Oquud1wX9cO",
-	"653FA3bNp4YtAfSlXDaAADugc7sY5P7GzP6rvmWVdy5yyCAPuIp9CDYQq41N98kPIluTWDqXh222UAy8",
-	"ZRRiwlKQOctZNBYYAMoQ8+C8ZsOmIyMQOLZczthL1m2hxgK8J2QJ7pNSKeXa8EaAVfaJ82FNaaZYnxgp",
-	"iRDqKaINzFQu2VJjdNfjn0nGzaqHnHFSvJIzLt7moKO0eaGkeF1kmr+giZb5iUC5Gn5wY/HaHnxLlVrJ",
-	"PH0GUJq0Bb2+c88v2QuZL1rMUmP0KZaxBAxKqgiFKD3pxrD/f/z80z/HxWDw8CmyfvM57o3cUwkVRqNI",
-	"aJ6vq/B1f3cYehvFN3XgurDc9h5M+P8ZAvLl3q362m9Ba1KqAdCCpVSbFjaEhJBqEeIOK58XGVNm1c03",
-	"kL9AqnSK/liEaBTi/sZgbx3WiCi5AAefOR6pTIqFeXEsFF27tzAzwr6wF3Jgn2W0ptcX4hS3hZV2avK3",
-	"22830NB2n2mqC9XOvRX8Xve2yUujGwl6RTkO8mKXdmXbCLFszNzY7PZnDtxtA+DuYVXgjFs1P10uyNbT",
-	"j09tuKTw64st3bbt8731W/GpgKnpAeCsPOzKJf1LYWTote418iXweGyQwXvF8m3Y8U1580WaFltQnu2x",
-	"7VFnynOl3+xHJFFnWmTZ3g/f48nI6C0G/aXY9aWV87exKCKCaEalZe7ZD1+IODLs8yuOsCG3O3buFJaC",
-	"t70AVN48evDiResg24773ff3gU3mUl6GwN1CsEQbLVAWOpRklmVcoTvK6A32edI9+vzTfx0NImOxuggy",
-	"OTIf9w0d3TaBDLE3J1X8dQf4r85PfEQ0wIMR7Pu3vxMb0a1lFLWBf8edIYThb+IwGrrFdf2OJYxf2axN",
-	"i0QqYeJ4MvzAvrQhUXtoVDh7BmMh+8Ag68AybyGudU5tTMXYLkJj0JZRQMkBdnodnOo9s7kv4Vw5o+ne",
-	"VLyiXFvHKbMha6Topw2KfngbilYIkDgDfMLmIP7M1kgDL18fPzs4e3n88MlTCMZRXeSw497CN3MWy2Qq",
-	"RFL0diQrHj3dwod958KeGNDKCVXkATI/FoROlMwKzchc6yWROfyvyPt3r5qDHTz+/S691HSyhZVtdyut",
-	"8KH9PUqOQe5yJpUNbxlaq/RZVVx4r7GE+97e9Y4Vufu+DeGzpMi5Xp+ZRrC74wo3ZD5OGM1Z/sIR2vcf",
-	"zjuBxI16/KDubHbw+S5AeuO3P5ydk2baZ9yLiJB6LNj10gw6QiAQZykyNWN/lnCpS7buk1KjcYgrAAoT",
-	"s2hgSoCRqoiSEeTAJ9ocwQpqKVcCIO9y1XRUoQ0LKwo8G+ZenStzKCC5rVqiZ1JecrbFL1JfmchFw2P8",
-	"9j/g25gk0AhKmWvMeSKKaVVWJcAHqiz9+uvV8GwyKGTfuZzSAMSBrqr8crPAstCEkvg7mGxMljmb8ut+",
-	"W4GAY5vXjjbbRt83NRR9EL7iPBkZM72iO4LIiaZcALbCR6G58bkkEmI5NeHC4sT65NyQm5kRBz+9ikjG",
-	"lUaEHp3IK2aLQqCzT8/Zwsw7ZwdOF84Y9FP3lBAlEdjkOU8kJOjTrOZFEQQznakmXPfHYiwga06YSavh",
-	"WBwQy1OUdXBR4Va/JAZvSWMr1ofo/qErb6PGggT2ihyTxa6SAjZfHkUmS8njwZGdNQHkfVVHAHye7Noc",
-	"MTMJouiaKDkk8Z9O7OFFx0McwRC///Dns8ijXWwyrR93zA+KiWAsJULinGCDcFsXdG13CMA1CAnguTmi",
-	"prWGF8wB1HjuMx4LRcRcIsMpzPrHwZIWMZHWi5OtCbrtAdQWqMwBy+tKcpjR1KpylBgZWFso0OEG5yp1",
-	"EJbnMiehch1meKfWp/z+/elzFcEUqIvvLOrKj+IiQR7xXvBrwpYymUMLJy5r0eVDmf2MMbUvtrUqHMEu",
-	"qE7mhhvGiUxZ7AzA2GZOmiERQxoReTx4DBv0ZDAgc3rFKgoBwOszmTJlrMmFBJwU6sQlBx6adjYzSV/E",
-	"pEurxQQkUe7Ag6JyW5pvsV7Hi16ETVkCt004AUdewMIDPqEXVYv8/dkPby5i0i3rgKSSKZQyxHSjmK2t",
-	"gb3Mrfd0lUsxI+ZlsDKgxVNs8RkWMjlfL9kFDME0a1oDNsGhcRI3a5zE9UHB2ANOWvKCzPgVA0qHpAc9",
-	"N9JMJMwD3eLRVWZHoFUt5Suaz2rDIdJs5u/Ja/7dCAjVaJvuUVkunmbXmJLGcuwKEsGk0LkRlVCvASDF",
-	"B6QySgglqGiUK4nhYqBTjlUDHDXl7EfAgA497mkG5MhQsZzTzIKheU5Wc5mVlXkwDI2sc8ONZYHJ2lYp",
-	"yNaEKnL28vjAqORzquYWmm2eEl4YHLgSRIL0nK2J4YJWO6mdImtRuIMU//uBZd8Hp2mMLBkYQ63sDEDe",
-	"4NAD9JsbYjB9IXaSdB2c4+jh743Q0yxXEUn5jFsRFR/8R39o6KQyJEuU4QhhuMRqUw8UyeSMZFwwVRpB",
-	"bhxGPjsZ9EOhIWsWNDG3s8hwS4kvKi1AV4VuaKYk/q3GAjm+XDJBl7y/posMCJhX8QBDXfBQKhNlT+aU",
-	"5cywqiWdmdGJ1MibsQANkGsEE+JLC6ZzDu+9zeWC6TkrFLFfGkmWGda+kFeulpFLUiRyOhalgOj1zXDU",
-	"4RSIjRou73m5+ouUoCoyYcBhyTKXhgHM5QoMt7Eo+RbJWUY1A1OzTrwWuMh1ZpQdK45S8vmnf9QeqysU",
-	"vgf2+O1pJ+pcsVyhLnTUH/QHEJ/Dte0MO4/6g/4jRFjNQQ8Po98BAh6yUd8wlppz6Xa1T16BFmT2dllM",
-	"Mp6AClC6L5oYfKdYGYIYC7BnS0mGSE5gdL56hjQn7Cm2GE8L/0ewP5zXscCjCONQc5aOLNbfdKiKpBTs",
-	"AiaB5GjexmUvd+c07Qw7f2IaskUaZaceDgZ3Vm8K2g9UmzpG0fCBTcif2ZqcMQ3Fnp5g16EWyyEe+rWm",
-	"6rZXZ/jxIuqoYrGg+doBs8odUxZgD+vlLz+0AuoVXfIDW0tpKVUrdWDCRimwGIfAdq1amNNnhMxJxhdc",
-	"4/dlAZ7+WHjVmUwzvq+DW/PPTXxkv9YKuLN5wXqbxwKQAvElW0PgXy64hmg9yalI5QIYLVdWjSpTCnxi",
-	"eAZ+FVscB+1epvR3Ml3fGTH4ZYNufPManIr3SImN4kEtFdCMtCithKo2ARDn432Is1azDV452v2KV+Hs",
-	"Kw5BSfa4lXX7yCYQoWQ6oMrC33m6QfiHny7Z+jS9QcIPFw48pwBAnk6NjkE16FfOL2CFH3I4VLMqackF",
-	"eUKcFi7F2JbUw3cUUXMKWTOmnZRqOqGKgZq3JglN5gBH4WntKBvNq2dL9Y2FRT/YEgtcK5ZNQ5SOsfYa",
-	"pW9SnD9ffCH9pkTwePA4wHsk8ngjlO6EUnBmNUrBiiZw1PxFe2d0CXa1fdm+4UH1fC7/mnP6bbbILXz9",
-	"OHc3Jt7DwGVV+vPjJ3Q6GSWocjnB2e402W69JuUuVOpFVMrFdvnxget52c9vUuRXJUXAH2Ns7Ib08Evk",
-	"bSOR2qMbNBsabvXIYaM0rKHGeyGxzZpx35rOAkXfWoit1skvlcDqSXR7qSrVsn7ygHFb1ZYPUMSnqkP8",
-	"R7OJcTM5BH0eAOlTIfAttp6OBRfowMipUBTwmpEtrgKWf70wVHspLVuny1jhFNy2dhCTtTcmjHbWI+S8",
-	"WXd5LLox4omGiLiN0T8AMR9rE0rnq3L+5S3q0R2e0mjnG7Uy1Ximd6pkUvyMhH3zCN6BXub2lcjcabT+",
-	"Qdmtqd01n/2fy+q+7ebXNb7Ghu/W8JopQnei6W0EqblhkTmjKbgpCsXKourxx7TAEbALbyyAF9qhD5R6",
-	"429awW9awaZWEFY9mauPGXTmntg06VKyOrlsZPdOuWwEKDh5x6KEEzRfjF2tNRuEBqxCTStw+QQuoouO",
-	"iRE69zLnWV5AFIIWKdeR85X45Qhd5ZdELllknh4LqrA0CfawtslBmnLB0j55S2c2nOKKeznwSFU4LO6F",
-	"VIAzRvNkfoKFvu5A+ofug7DV7yrCd+j9tj3pRPWfgpj+cE9lluT+vK+lpY0iV7dp0KdLSN2yQMjEFbzU",
-	"EEm1kTW4hAFC2KQLIWqyQMBbaGSQ5RkeURtccL8x2WqdtxwOE+ntBxNqCFznXlMWlQiZogFEoi0vg4mk",
-	"AAa0H/fvEw+L12kNtvfooZe7/3Fw8IeL//27sPy8N0GwWWQwGGOBuCHGqYRWvyw5YGZHynq9OIOIyCxl",
-	"ShPIXrBWUSUJaki4bXbgO4tfagDWyAcbzbHplSRlS4aOamvXySnBNLw4IrEtCo1plbGv6gAjBkkVGd7c",
-	"zCSDU65cGiQidMbCoWgQf9CNW/PJYmj0+7Mf3kS2JSr8wr2H1wer1erAHI6DIs+YSGTK0hiTBB0eyyuD",
-	"S5Sma0VkYW1RDI5lcqYguxCGhAAPecXynKcsmCTnKpCADDTHqT8Wxw4Shc9CdxgSME9mXAO0x0ISbPUM",
-	"WNOqfEYE9TNwmaq+SrgKBOqPCz1nQtsVGHpReQdyriOcut9/OO+58QJyajWXRK6EgoB4o7LK55/+AVUy",
-	"PYDZkCB6jIyLweBR8v2Hc/iDxQgZw/EGAYqIDPPGsyhUGZsMgjWR0uAxIbVFEiHOc4SJt4VFfZhHAFLl",
-	"cJoRYZliCERSVnUoEaZUV0AUds2V7hPwlNAGFrVMHa7XkIbc3QVsBV5OMqxhv5yXujw0MjdEAXVQbOjH",
-	"HaMIoB51SB1sKpTTIuyaLpYZQxCgC1m4GuTePg2xpGmV5Qz6A8CecnuEqkPVhV97cb3VjTuvEAFnRtls",
-	"29YFb2vcELIrRb13H6AEGgWzdphtv1WXDhTYcFydpv2dA4n8F/YZlwiMpVwDv/vtS4H/BvovAb5TWZiD",
-	"mstihso+YAQM73GetQVdo3cNEaBxmcoUm74tNAUK781dem+6swgywHzyFLlXyhKuEHZ31CcNhF1l5Dbh",
-	"eMgBgENaHjAai4d9c6jmAM2ARGSWNi8fq0HazBuPTJfuTLizIiTSRtW7e8U+OAKYoi+CzHrUGqjbUpvt",
-	"+K+OxuJx3x1aFGPDGua7kpBwoA1T6VaY116J3arjBJGxRFCa1zkOykbmVJESsD5hxqJR9RvXYPIOXQet",
-	"oRFY8Q7D36vn63MtQXn2lY2ZPulX6x2Q5ENkkLbyvz0WZTH62rOjsXhaa8reRZBlZV1Hr4nRWPxbf0Nr",
-	"2HzJv0GgRNYfk0mRXaI4d1jGh4MBHg23/k6NsSQYsvPebZzVOzH3QBTAdWo2rTZ0R8W5V/7OCWDFthW8",
-	"aLE2AgbeLYsMfNGYPf/EFw693aK8vxmEUprLagh9cgpKsGJCcc2vGBQ5miLWs2LIbfNxeRT7zaNeIuK+",
-	"vHbt1SJu/OsVwkrz13QEdT5uNu91DEY0IG5MF3CLRzsV/aud3uel/melAQ7ZVyBJ1yh6ssouROYLZ1x6",
-	"/Ll3R6i/T2WezscLcxa8zKuNr1ym0ceLmwvf8Q5pE431n6zrhlJkPpuZlH9gwLCaE4gjP35Xi9U0rjcs",
-	"gaVWPGT8qjmAiAi2qhm9EygUXeWU9iJC9VggMjoaDAZ9coLStE5BGZtqY971yXkTAu6Du8NyAiMSP39J",
-	"kXGlWdqHVCGe36PIuE/vTmvlsBZfv6Wdhj/jl+ftoeGZQOBrCxa3QmoPQ6V0rfc9ZykTmtMMbW/8MZEL",
-	"psA+QKPf3f3lW+vWfAYzwqXBPFDEuygsHqLiNZF6PhZonkjBIpsRAlmJKw7a21icMa250XJN/1W7vrYX",
-	"N8vAxLW0iDJjfyz8sTmPgTPiicLa3AcrKM6NijbqLFBzf40J14VihoW4DH1XQTauVw+M3TUaNsPDS7Cs",
-	"vzYWsSsz2Lc2VuBSv5h0hVzZJIbA5YCY4WPW0r9XqQdLuFFi+oEyTMK/vQ2MA9hXxdOYJBnli1J7g97G",
-	"Ap0AhAN1TDlzoHkoYgYSjGtl02oyPmVDswHIMnH6KiJKEq4BgOoKCU7gVKaVXlVv1e5N3FI4fDiu1bCP",
-	"6+n5ZVYaIMxCepyTuGBP8xR9RnruKrlBfQOl5VKRlcwvjVkAY+GCxKFy+LGzRMYCisSBeGs0Bzh0nmVl",
-	"rdNhfcjakKwb92Yl/MiVQQUrGQvRKWLTUY9DJfbLYnRjUVajI14xOq5cUf1hdcmxOxd4r513rvrbyuT3",
-	"26rrgaRCruGIpeY7/vzTPxySaWeQES+F8HJmXZBSSMF66Hx0Dh9cVq5q5rvHh0Ybl8s9MHxmuS6NSnvu",
-	"baJdIoUqMhCa5kyZg0gePfRWfiystgB+Kjdb1EsXbDFhaLmvMS/BWLERRjOr8CTXoNoY9veGreraR8py",
-	"fsXSioOVl9WtSc6WmdnYEhOW5EyXDnN323utlEQvqrm3gSgOLFGUJ0hYTQcZM9KinSChmZ6D86kl08JV",
-	"nXAMyDaK/G8lyUutlxBEQ4avSDc+owt2xjX745nOeaLjiMRvqZ7/8TCOsJ58fGbUWBZXpOqlw0Ee4vmr",
-	"M/Rho2uMGuIzeg5Z5vJ6bQ+oTdTvDZs58d1pwP9tLx7SfMF6diAN2det0uJ8NpuzBeWQ4WRawNXAHNmh",
-	"kcUNx/nf/l5LOW1Qqs39jcpjI/OydoHzXFsGXDe2LQQPoVElAK581CgRY1H7xQ6i5bjEgaLTMRyNCdMr",
-	"xgQ5qtiof6yC9x42egu1PhoLapMZ7JVVoM+iaot3dsIEF4yK1ZxnDl7zuG9EQ2IIz8M0zGktHf3hYBCZ",
-	"faiJZ6ExqryihqmoIkmM4jQW9lyVdw44MzNgApzY1uq66QuZYxGLhh2w4zKIEShCSNmt6lRrwQaPStuC",
-	"tMEqbPfsYahhgm7uNaNu43aOYOw3cMNFFXXbfjmHWftaZaUzpg9ai3OspGN2EWqSXBBKqldsKqOrfilX",
-	"YtiIif2xET0bkdf0+uB4xuwPwUPmHkVeOio574g0Ga4N0HpkY1sGph/u1Odx+/fmJXzuw9pfnp+/PasV",
-	"S6GhiyduvtSUe7zP3SyG4yAzmtiUEmBEhqlMDPvb4Eb3karp+AuobvXRgSIRomaM4Aaj/4efNKr/N/vg",
-	"AGoX/9qAJbteSgW1UcrUDfLeySonn8y4/FBGjUtbnwVG1UuFHC8c9kssY89W87XqC7zrSrqMRcZojoVR",
-	"MjnjIlRt2aKGjFzAW04A9mHXFEIGtwyPhwLjqHb529O9RUi8tV5Pb1QFpCHmWAv8oP0u7LruEcL4bn1X",
-	"ENJ9XLYbzoafjav2jQx4E219Dm6M5Z+j79WcRX/AE1TEeboT8P6tiOAewhLb/XvegvzaCWsTBr+DJnYq",
-	"n22XbHXhttUyg7LUOH1AvZUkXweldzIKizftKi5wa4fmqa55MpFLl5G6Dc3aejPr7k78oQnmqh7cNA4d",
-	"jOldWQuM6tJAtDIJBAsqQlgWFBOuxqKLFXZy7LDXdpWV00Qi6w5xqeFGlKIbZ5tbBeq4x89PXp2cn2wW",
-	"ysOIFegWY+EFtGRuVQ64PYscm86Z0Nk65IzauGrf+hMxEg/owbqQBvfBsCrWhmYfuFxKa836FFZUjUUm",
-	"lbbOtUzOAJ7Xs9Ax684wqoEKCdagSe/cEpAXhpCBlYV6VQgOdDeVSILSrzsWXFUWe10LAhCemRaSt/WO",
-	"TinPcIlXFFLcKt/RXaIC0QUXRgVuaAt4Xdsui/VL71kLBZpsQdyAdl+7NOL2wfvKctsnbO/OWxWLaBtu",
-	"46rALwjjRzu1pAgJyxVNgcEJxw3shbiQ3nfnHoCoc30wkwe2nboItmrJfbkI/GsC94UEvJKzmTlihe6T",
-	"k6qq4P7W+TNkDxOp519tpVcW8mAfQzjEgG7bxj2ZxXdsub6SM4feNMxvYs1BK6143tQ6wG60EC+2qBmw",
-	"1UUWe5alAv7teLSrOmZTfsv6KSgpIvJk8KhKH+6HakHhRRv3WdqjcZVHi7q7fSZWuXz0jQdVjqKEupTD",
-	"2UIbLxnN9LxExYcnVlFAdcXFLWpPSR2oO9WWbGmvx7gfLudfHPKNcyMb14e0bKNbnV9iRqTLANyjQgI+",
-	"efjJFUjd6ge7BVVZrLiqhVTLZAUv5qgQca6iDTBTrTqecvmVkNqD9RTGopY6ibquq0Nv+7NlniZlKYZh",
-	"HVA9FuHysC1lDmrn4RdXBapGy3dWCMotcpn4ioF5LgjXOx0wWxfz133I99goTH+RmlxxBYUttUSHyT2U",
-	"irJd7lcyoHZ56D1UC7gNd8HKAlsqClQneqt8u9f6U79JuW8n5cIZ/+5qoG1VpuBqoJ9pIYn67UzfmH68",
-	"O5e2wEl/obSD4ard+pF57tBzHh7ilQftujf2oYIF9LGCPTqr6jdBQLhuiNWRr7nSXMzGwvrAXF36GVZk",
-	"JcfGJswdFG5IoBLV2pa8dwC5es3XuqkEc1Q2cqj65AWk6sK77p7VNUt9f6/6yC/6kLEWWyRIApXosaiN",
-	"akHtqL5N5qwrWv4DXjpVjXmHmglpZu7m6bvEmn+D5BL/wuz9z3UDuJFldTy7u0/ul3QacSE2QNze2fuE",
-	"RPKl9dqqvAuzXJteFq9UW8iy+JpSbYSOhV+qDYbTLV0xFj6RGg7Ar6yfuAdZ+zWMZyqZGtkSuPbSM1aG",
-	"vOvotXBdN5x1s7JbVaem3ea5E9H4q6/pVkrBeyrmBh3sNKnuTo35n6RQfKONrdlbbjN3W1tl5tE92Fox",
-	"3P8KWJvY3SAaIygF+xpZ778iheB/KVi90hTq3WPRTahiB1yUoaSeM8z2KPlmZT/kKLt7VPEu+rabUwF0",
-	"ZgxCFHVD786zObW8bcZFe9F6Q4M/79Jxv2n896/xh23F2pV/WxntB3en4T1uRejWxsCOYHaVHXhlTjjH",
-	"qb0NpP8vTtaDS57cot1E935bxgsLbTG6nA3KVwqZcPlweKVtFxEcttHaSEkir1iueoBlsJeMYldxkWcx",
-	"mD2fxnjN7rgzJJ8+//TPm5sYCeztD2fnEaAwGVV460FUlvmRUECkdrvtnC6XTLA0IjmQmL2CkV3jWnOa",
-	"kQlNLuV0ShDib8GVcE+uRU/0yUn9NlQw/8CYHeJ9Snh3zsGZuz91OBZqTh8+eWpRzHN27V206mBQdGWr",
-	"qqBZCAPzLm61oE2bouLd4WT7hApkB4bVk9h7NfZuGsH4ZHkhiWlt+y0n7Vze3cp5Pxy6cW3pN2bSzZtL",
-	"W/i0xxMQWeQxhV8WD3/HZlwBark8nnu4buyjh5/sHxtGZMjkqdPOLy7OYyd6x4Eet+QuGl2Iih8iC9tp",
-	"nGxf1X/BwfiV7lnNznC75t0A4jOBPa8CKY/PfRaJ3mIplP23xnLs3t9rMOc3tv+zYfu+/h51lqFL7N9h",
-	"RrCDZSospDCydQnri+Ky88ubrUVTUQElEHqEigYAGS4Temzd0UvGlmTCTLOeuqjtLS/v370KaSx4ef9v",
-	"GsumFfMvpt5vybQxd72kcgDGY90PXK22HJoL8xPciAa/FHlmL0wfHh4ePfy3/qA/6B8N/zA4OurcXNz8",
-	"dwAAAP//",
+	"7H3vchs3tueroLi3yuRui6JlxzOhKh8URx4rcRyvJV/fKlPrhtggiagJMA20KI6vqvJpHmDuPMPse+yj",
+	"5Em2cA7QDTTRJGVLniQ3X2yR7Mbfg4Pz93c+dMZyvpCCCa06ww+dBS3onGlWwKfntMi+YTnTzHzKmBoX",
+	"fKG5FJ1hRxclIxn8qMiCFXNqGslXCVlyPSM0z0nBJgVTM6LlJRPqkEg9Y8WSK0b0jBF58SMba8IVyRgd",
+	"a35FNcv6naTDTfM/laxYdZKOoHPWGXZm9UiSjhrP2JyaIenVwvx6IWXOqOjc3CSdVwWbsGJ9vGnBdFmI",
+	"rwq2KJhiQlPzQ0qoulRkIgtCScHGjC80kROynFFNllSRgl3JS5aRriwLdUheP3tK/nTweNDrj8SRWOkZ",
+	"F1PCcsUSIgsiJHyRkEvGFoo8KxWX4qjUsweKsPlCrwgVasmK/ki4ec4YzVhRT9QO35/knF6/YGKqZ53h",
+	"wRdPEjdppQsupjDnMyao0CfZc2xsbe6nY7lgCla9YD+VTGmiJZGCEQ1vki4lb96cfNPrk+9pPpHFnGVm",
+	"PqW4FHIpyC9/+zt5PBiQKROsoPlIpO+4uKI5z8617TrtkyNyyVYkl2OzXloSKmDDXR/YyMMNc/+PvXrF",
+	"9tycYvtdTf0m6RRMLaRQDAj2a5q9xgmaT2MpNBPwJ10scj6GLd//UZlF+eA1+28Fm3SGnf+xXx+GffxV",
+	"7R8XhSwU9hWu6pm3nFwRuyKHsMwXMlsRRVeKLGerhEw4yzNyscI/+p2bpHMiNCsEzaH99S0zjStWXLGC",
+	"TCjPWdYnx0BBpuVDkjFNea4ILRiRIjfLPp0ybPmNoKWeyYL/lWXrDX/PlQIadZsrC8KFKicTPuZMaHL0",
+	"6sRsJBA0dZtn5mR2d05XhspJqZg/oD6QoV0y0+fRq5Pv2Ao4SiEXrNAcNygYS4O0v1gj7aTDYQaGIqnu",
+	"DDtlyQ1BrD8mFCv0iVCa4n5Xb3ChnzyuX+FCsykrzDuXOL71ZTfzvKJ5yQ4J8gxzGMwaL2dMVCvBFRkX",
+	"zPGs5hmdc+E+PzqIDNgwTLMRUqhtBIhL+cp74SbpuGO3PoMXcnypqlFqSfSMK7uNZqRb1vKm+gb5s+ls",
+	"fQRr+8pEtpDcXiI0y7gZDc1fBQ9xzeb26XLeGb7r/OX4rJN0Xv1wCv+9gX+Pzp4+7ySdb45fHJ8dd84j",
+	"a2e/oEVBV521U3lsRwL8hua5XLKMzJmeyUwlhPWnfZJ+GHX26YLv/7jU+/aSGnWG5N3IdjvqnN+k/ZF4",
+	"KUk1MTJnVCjCrlixqr5FZtZYsPYl9HhTuHx0we1x2U4JHeR6P5W8MOf7nXv5fEO3yCI/Y781u410ai77",
+	"iERxMhWygLNmT1a/Xtvqhr9XlvDjUj+VYsKnZVGNfdPCfPv2LHz+JunkVOk3i4xqdru+8Q4MWOLDLx8G",
+	"nORhZJrS8PpbDfqHo7U3GgxlO4vwyQAGvoUINhB+QCgbqdB79CbpsCsm9ImYyK0XePXgOgHXLW6dQPsR",
+	"+rgZ3HIs37ArPmZuvhsv1TUaMSR5NB4zpVh2lGUFU2rrcx9HvC28+sMut0wlCIWTG8sswitONb3IWULm",
+	"dDzjgu0VjGb4DXL4d2NZ5tlLac7zFSv0ealYYaTUGKvIqKbt95ZRdCLDnTOl6DQytGeyILNyTo3GY8Sl",
+	"8YyKKetvPUcw0brd87YlUnGpBSROObEX1OPBwPQYLiUIn3UbW6/prWLxDrcx9Gb0QxR9jWq0YiAKGxEF",
+	"vnugyILqGemm9i4+A33x3eC8b3et1+9EVsNqI/WEPmXgUYq8ctrDBsII53skCDAmQo1am/MrZm40LhTP",
+	"GMgd8KsRNn75+Z83aZ88MyugYD1WC0Z++fkfI5H+uNR9uxZ7oDz3UQ1Nh8TI7jlDlZp0L6ykCkJ81hsS",
+	"j42cZMlI4AImxF9Z0hWGSAjXCt/uHRJ8jvyvsIHhSIQN2ucOw8dAOm70XTVpfhuJbsHGssgCSZpqkjOq",
+	"NCqiMDJP4+4NbQtGsTR/PVBkRotsJNDoQLBFFHVtX4ZTJYQKfyj2NWuqME83JuXeMiqULFHVwVXGtTdr",
+	"G+kjI9QMRbOxZhkpWKmYOX7UzGZP8znbM9/g7qw1aRrpk2M6npExLQrO1Eik3qjO+JydyRf8ip2IUzaW",
+	"IlNp4s+K8AwFXGDXttWcT5jp2WwbfG8tL4QrVZpDxyayYCRF6cpy+JSomeGV5IIRjQqNIV6rzY7EBKZv",
+	"9koKw1k92kyb9EZi5HaSWYIbCWq3GamuT1IuJjI1qpRnmnigSHW3W2NSyhf23krNmk9omWsupqjdMDKm",
+	"eQ70QfEhlMpbr+mT3QTIzduxiYGu349rrCXYgh0v2Z0F31vJROYSqjdr24uv/Wcb7+64rreQNFvlh6SD",
+	"lHZ7abV+pLkJ3sjO2y4DJ3+FTP/tTJIxLZU5OZb/J2RSyLnhcwUDZiEFWc74eEYyEOTMhSbKPDcyi7tJ",
+	"GkLdxwgl2Pg3W+RBfOplm8yGP5+1rXx1FuMypNxNFn4ha1FeqtYtPpraK3gXAdIs/AuudLuwDntzC1kB",
+	"BICIkCPYtX5aFipmuXuF5mW84+aG4WKvIAxOZJ7L5SFZUKUIBzEhHUND6XYJ0Y4+Rp0n84UsNMteN87y",
+	"pzLBNS26SfnWIlZf33OasUNimbS5gYiQy8Dw1M7h5kzTbyzd78qFvnfv3CQdpenOg32g4L4kF2xKxSEY",
+	"NTn+PCl1WbAdh6zdSnt6++PBl0+2Ku4fy8Cww+r9pLGpjUWI0cq3b7+LkEY+9S1zr08PvnjSSTrH8H/M",
+	"CjcurqKnNs40LvHyWv9er8Juj0ynT6M9ijYu4beg+DT68nX05VWctfjrbUaI409gkbDHlnU9XV/YS7ba",
+	"neGYrYmpJsGATIPx/s/WDEENPTEQExVcTAuZ8zFnqk/eqEA8T5kwt1OG8llRsoYDbyTwvnyg6tNuaHFF",
+	"upT8lRVyD8S8LCEZV9ASGfvDswZV924vKrWBGAvDPuVTwcX0KJ/KguvZfH12z+WShHIvLYzcPRW1/652",
+	"MBFBYQnQmC+UZjQzY/gGx0OeG8q3vkyjv+5ZT4hi44LpQwInBFYQzojr8ooVfLIaCTqlplGy31+yPN8D",
+	"V8v+j8tL1f9RSYFzdTT73B627YfObknM9RnKYsfXC47L/Mrsb3DInvFrZqj5NOcZF9O3XGRy2fz8luvZ",
+	"9/Saz8v5C0sv0RH5nf4gmJGU3yi2Rofhtk4LOmavWMFlFgjU6/tplA7SHfzy83/9+UnyeDAgqkcoKaQ2",
+	"esoeXVKnAKPHFd2rRjWAjQMqHZdFYe5j69KhEw26bwIOX6u1gYKDDYE/GrU63CX/Enh0ELkEYrKIvyyv",
+	"2ZUVduq92PV2W3u30XawZ1tWfY7b6Ssz33NRamsc+tRptrQb7ulr36pRcSLStVyAPH6UHAwGvf4u6x52",
+	"/0bRKVsn9tesBObTSTo1ecbdSnElr2Hfienb9fAfJU92Hf1NnIPbBWoXYZvaWswn7YVdGAHMELmRWAkO",
+	"lhLBlmB0KUXGClKvSy9qHv0YHa99dJYf+4y6T57mlM/VkHClEqLKC9I14g3hWS8htDRqVda02nRDa0gv",
+	"IZzqhLDrRUJ+1Dwhmmeka5k2z3rAqhXPRqJrhDye4blvLhfXZEznDNS33iFJL7m5AFEwxHiFwOe3RUgL",
+	"NmttJVsu8X+nOc+oZu008OPylmZJs/D+ij9QZAxL3o+6L/2pmL5iA33hKXqbNdkx16uo9DWWpdBF/LeM",
+	"q0VOV6f4Rdxbobku0TlQEWQmSzzs9nFRzi+QV5ib5DbPF2zapj//lS+cV2IHtfQFmBVbPWAf48dKOtNc",
+	"XtC8JSoLLajOVx3StyV6RwXmmMVsEZuli6i+09LEpqUBV+RBi+OHua8dK7cmyffWTghRRPjNOOcMLDil",
+	"UOUCNeH3MMX30GdUlDLNv9/sOmvq3zCi89aJvIZ1b91pHOV71IS2Rr7Yp1Hc3OmNdlU0/iiszfsZF83m",
+	"nzzejb+1rsQWNcQIdoYIfQ5OSz1jQpuPRio3ohyBtgguRGKYcBBQp2Z0wQ5HwmosVFsKLyqRiQjGMmUk",
+	"OgpGein6JMXmTrI0sFE03QIPlLkhzJXBFSkF/6lk1bunsCWgFqELyrSNHo0LZYY6EkpDJIOZBplRNQO1",
+	"Cr0GYUiRvVlQbq3s2WCXRJVlOBKezoIvg+UID7e50a3mtIUJw9CP6lUOxNGmkIY7TeCmtMvUI3N6aYMI",
+	"kSiJYOZGocWq7ykz7uVO0nkpdfzT25mR17iYvvruaTzGx+3S+uAw6Ax1xwYRwaatRWO1H67T6my1d0G9",
+	"PZaC7dB6lNEtmDj5Zot8zh3PUqjqvqf59D0oJep9xdYCU8LW0Chw/BTRR40u+r4sePTH+gy9d6FOuz73",
+	"3pzk9zbg6uPG3TTZ4yS8IccHeKvhRHnXAqWpr2W2ipHeEQTJHtpQXlkQc+QcncDRj5r1qdasMO//n+5/",
+	"vhvsfUn3Jkd7z84//Plmz//4+DYfHx7c9P4tJnm7OfzvkhUbJgHRnTCPhKRmxKn5IjUKwYQLlqUwLaNI",
+	"1xMLJmLe+c/q8fufV6UX3akY9alCza5aI1EzQ3ZFrTKiWxWuplosPyRUk7lUep2zRXXKltHFzNPr+sCi",
+	"YFdclmsjGI/ZwnA7M0KzflTzC55zCF7PXPBvtkFo3MQI79w/cX/BgHftjNjFmXAr12h8a19CbEclZUCg",
+	"DVc2lvyQ2OSHNWlqLjOWR9X/T/K0Np0TlddC1+H94eY0Fs7bh/Mt9IQ+sFYOEQQX7WyRjzrWbkAIOMH3",
+	"Hw4GgwG4e9wX6/fwlVXpv7l4KoXSBXWh0uvWpfjZOyTj+kWwa9N8SVeKjGdsfInHMZIM4+9HOP9ti7nZ",
+	"j/pxa9lcw423/u2G+713WO/Mj75tPl5MJmQ/yEUjgG67nLNxUrsbAXdf9Q2rvHWRY4bsiIs1TPsCYrUx",
+	"XX3yg1F6UulcBbbZUrHUV9PIjBUsGQkMnMgxVtB5m4ZNB0Ak4MpyOaOCWXO/GgnwOpAFuB0qGwnXhjdC",
+	"WkOfON/PhOaK9Ym5JTGFaYJRemYql2yhMSoq4J+oUURDj6R4IadcvCpARmnz3kjxfZlr/oyOtSyOBd6r",
+	"8QfXFq/twVdUqaUssqcQgpq1ZMxt3fNL9kwW8xZzLp0bfTBnY1TjjcZk7gnSTWH/v/rl53+OysHg4Amy",
+	"fvM57R26p8ZUGIliTItiVYd99beHb22McG/IwDdJh10bzuqZsG/5vt7lpEHz/24IMLw3b9XXbhvi3XKN",
+	"wGjYCrVu2QYzB1I9pqjBzhVljuYW8w3kXJI6BbTv2x5qGod4O8I1aR3WIVFyDo41c7wyOS7n5sWRUHTl",
+	"3sJsTvvCThF7uyyjVd0+Mj/gI+mk7lR/vCJxO3JxXcapxbHp15jQGuPTVIP/szKVBXmuvfUDCLb6uClv",
+	"TsWK5PyKOUJbMo/l7xZGY58OxLmsJdKdZ8qZsf1ebRNJpUM9TAaDgX1yDonF7l7eKluH0t26PKeLUoyp",
+	"juVXnhUl82K/IktC9IwKO3ylyUzmmdpJfosukXWjdPxBxS7yU011qdpFCgW/+/Z2eQkWdXpFOZLu+TaR",
+	"37YR6x7TeWNGr191NldbVtYOqi7OuFUd0dWCbLxS8Kk1+zt+fb6h27Z9vrd+68svYv8IshmskNaVC/pT",
+	"aQS7a91rGFZb/BZvFCs2JRSuC0EfJf6zOeX5DtuedCa8UPrlbkSSdCZlnu/88D2ejJzeYtAfm9C4sMLn",
+	"bdTchGBqCvpP+p8cPm4u1U84wobc7tjiWFoK3vQCUHnz6MGL562DbDvud9/fW3Yxk/IylqknBBtro5rI",
+	"UseQB/KcK7SRGmHUPk+6D3/5+b8eDsxtnThvE17eu8YB3RZVAAOpj+tgui2ZHD4/CT1FkOuFmVt/+zux",
+	"4XlemnlbJteoM4SYyps0ntrW4t4Hge7KeuFsWHmV84cnI4zSlDa+zR4aFU+pxsCWXXJa/CyBYCGudUFt",
+	"gIxRqIXGCDxGIeUBEuFW0aneM5v7GM5VMJrtTMVLyrW15ld+XKDoJw2KPrgNRVsXYJuH8ju2Qhp4/v3R",
+	"073T50cHXzyByCqqywJ2PFj4JpBFlWHvifsbECwePtnAh0OL144JPbUkXRYRMj8CV7rMS83ITOsFkQX8",
+	"r8ib1y+agx08/vM2udR0soGVbbZ1LvGh3c2cjkFus3BWDW8YWuvts6y58E5jife9uestK3L3fRvCZ+Oy",
+	"4Hp1ahrB7o7qIHDz8YLRghXPHKF9+/asE8nC9Z1avgfE5UJ2IT8rffXD6RlpYoGkvYQIqUeCXS/MoBOM",
+	"6uYsQ6bGtaqskeSSrfqkkmhc+DxkfRGzaKBKgOVDESUTAEYaa3ME67wZuRSQvyiXTespGkZgRYFnw9zr",
+	"c2UOBSAV1Ev0VMpLzjYY6/yVSVwASorfYgBCSsbQCN4y15jAThTTqoLnwgdq6Cb/9Xp4FiEEoBQc0Egk",
+	"XpUua9Ahs8Cy1ISS9GuYbEoWBZvw634batSRBTtCnW2t7xsvJTIai+xU9JyZXtHGReSFplxAoGyYUuDG",
+	"5zKCieXUhAsb9N8nZ4bczIw4OI9UAoo+plvQC3nFLDoaWqD1jM3NvAu252ThnEE/QeiPkhilHljkJKA2",
+	"0dwzzQmC8DdUE677IzESAIEgzKTVcCT2iOUpylpdqXCrXxFDsKSpvdaHaFOky2CjRoJE9oockfk2nCkL",
+	"ooRXJsvI48FDO2sCaZQ1uBQY4tEyZyZBFF0RJYck/cuxPbxoeEgTGOK3b787TQLaxSYz/7hjsncKIWJE",
+	"SJwTbBBu65yu7A5BpDRakXhhjqhprWFaddkGvAgZj80rwcRwwynM+qdRnLOUSGvby1cEfUlgoYvAtcHy",
+	"Opw2MxoPqq0KeIa1BdQ2NzgH30YgjpHEMNzM8E6so+PNm5NvVAJToM7pOPeFH8XFGHnEG8GvCVvI8Qxa",
+	"OHYQFC653exnijgNqQUwcwQ7p3o8M9wwHcuMpU4BTC0MhhkSMaSRkMeDx7BBXwwGZEavWE0hkL30VGZM",
+	"GW1yLiHoHWXiigMPTTvrsCDPUtKl9WJCWHjhMkFEbQs33yKI27Negk1ZArdNuAuOPIOFh6CZXlIv8ren",
+	"P7w8TzGiDqA6MskU3jLEdGMRBKntZWZN8stCiikxL4OWAS2eYItPEd3ubLVg5zAE06xpDdgEh8ZJ2gS+",
+	"S/1Bwdgjln/yjEz5FQNKRyvmzNxmYsyCDCo8usrsCLSqpXxBi6k3HCLNZv6ZfM+/PgRCNdKme1RWi6fZ",
+	"NeILsKI2jo6l0IW5KgHEC/LD9kitlBBKUNCoVhJjGIBOOUJJOWoq2I+Q0DMMuKcZkCNDxQpOc5vZxguy",
+	"nMm8gqjE2AhknWtmLJtlpi10Vb4iVJHT50d7RiSfUTWzeXbmKRHEZgBXAveknrEVmohROvFOkdUo3EFK",
+	"/2PPsu+9kyxFlgyMwcMihPwFOPRghuaGGExfmAhDupV9/ODP5tLTrFAJyfiU2ysq3XvfHxo6qRXJKmXk",
+	"ECNliZWmHiiSyynJuWCqUoLcOMz97O6gH0oNECggibmdRYZb3fiilgJ0jX5IcyXxbzUSyPHlggm64P0V",
+	"nedAwLx2MhnqgocyOVb2ZE5YwQyrWtCpGZ3IzH0zEiABco2ZIfjSnOmCw3uvCjlnesZKReyX5ibLDWuf",
+	"yysHcOkQJ4icjER1QfT6ZjhqfwLERg2XD6xc/XlGUBS5YMBhyaKQhgHM5BIUt5Go+BYpWA4h0VoGxGuz",
+	"ULjOjbBjr6OM/PLzP7zHfIEitMAevTrpJJ0rViiUhR72B/0BOI1xbTvDzqP+oP8Iw/5mIIfHUxkhny+m",
+	"o76E4Gsh3a72yQuQgszeLsqLnI9BBKjMF82ESidYGYIYCdBnq5sM03KA0YXiGdKcsKfYJuzYXE6MWobz",
+	"OhJ4FGEcasayQ5u4aTpU5bi62DGCvI55xmWvduck6ww7f2EaUn8bWKQHg8GdgZBC+xEI0iO8Gt6yC/Id",
+	"W5FTpgEB9AvsOtZiNcT9EIDU1706w3fnSUeV8zktVi5asNoxZbMlYb3C5YdWAjIx5MSzvXHTD7MjxbyE",
+	"HF3I14Ig4FrAA0IxHwCRdzD40nNmjoSL/q0pxsr1NAiAd7iQgMQAKpzqkwpA8s3rF2okINbKGiMSclHy",
+	"XCO2B9h77PH32V5hSBWD5wtZTmeEEl2UShuWsyjk9Srk2vAVJiP3WqgrFj1+j8QW664F/jbjaizh9Dr+",
+	"299ISW9BM/bU8QfKZnnUOJtmwbs4BvLUmoirfnpIYkaCpwu+ZzFcF1K1khMmeFcyEeMQ0OOhFDuRWciC",
+	"5HzONX5fDag/EgEqrGkmksQB3+KOHNqvtcLkDzNbdGiMBERIpZdsBQFPcs41RCmRgopMzoEq/LySGEU8",
+	"BdOdBeVE0wpT+muZre6MBEK40pvQggN263ukvwZoaQvpGYGkUkRrLDPgf4934X8eVjS88nD7KwGy8ifw",
+	"2eo84Fb6KrgFHMDTsUeVTZfl2Rrh73+4ZKuT7AYJPw7SfgYpO2wyMYeIahDhnenJyld4iaIkXwtkXJAv",
+	"iFP0DEfFODh8B3KvIMse8oOophdUMdAkVmRsuB8B9cK7LYxw37MQ4SNho74sJBvXiuWTGKVjjJBH6esU",
+	"F84XX8g+KxE8HjyO8B6JYoS5xe6EUnBmHqUgAiIctXDRXhtxlV1tXrbPeFADs96/5px+ni1yC+8f5+7a",
+	"xHvoG6/LLLz7gHZNI2fXVk04250m2/Wx8LdF458n1b3Yfn+85XpW9fPHLfK7ukXA5MevmGjcHiE09yYS",
+	"8R5do9nYcOtH9hslKQw13guJrWNMf246i4BEtxCb18lvlcD8lO2dRJV6WT8EAb0bxZa3APpZ13z5ymxi",
+	"up4zLjKCocgqlnSArWcjwQVqWwUVikKcemLBGMG45APJtkPvWlxfORmJIHD2YhWMCR3qfhAGb9a4GYlu",
+	"iiFrQ8w0SNEEBW5Fa3aQzhzqXBgbxKM7PKXJ1je8kkB4preKZJA1/Wu57JtH8A7kMrevRBZOog0PynZJ",
+	"7a757H9fVvd5N9+X+Bobvl3Ca6ZG3omktxYHwQ2LLBjNwExRKlYVc0rfZSWOgJ0HY4GQtC3yQCU3/iEV",
+	"/CEVrEsFcdGTOTz9qPX32KIVeSkpeC+bu3vrvWwuUPAjjEQVsdJ8MXXYzDbOAcJhPKnA5UG5oAE0TByi",
+	"cS93zos5VosrM64TZysJ4csdUuRYLlhinh4JqhDKEHtY2aRITblgWZ+8olPrsXNgwC4+qQYaTqPW4VNG",
+	"i/HsGIGB7+D2j9Xes2jZNeG7BJG2PQGojuqnaNpIvKcqO3x33tfS0hoo7m0aDOkSUlZtrO3YAeRrcNZb",
+	"5y0Uf4MoCdKFKAgyx5jK2Mgguz0+oraI1N3GZNH9bzkcJrLbDybWEJjOg6Zs4CvkUEWCXi0cpUuxmnNh",
+	"P+7eJx6WtmKJjw4CzJJ3g70vz//nv8Xvz3u7CNZByaNuPHBNoytUaPXbugfM7EhV3wNnkBCZZ0xpAgky",
+	"ViuqbwIv2HKTHvjahsg1YiLJW+vNcQl1GVswNFRbvU5OCKYfpwlJbREZTCdPQ1EHGDHcVInhzc0MWDjl",
+	"yqV/YxDYSLhALQxx6aatebApNPrt6Q8vE9sSFWGhj/3rveVyuWcOx15Z5EyMZcayFJOjXchfUDaDKE1X",
+	"isjS6qLof83lVEFWNQwJY4jkFSsKnrFocq/LoIQ70BwnKGhqY6rwWeguqRytOdcQPWajXixqEKxpDRuU",
+	"AG4QLlPdVxURBbEgIQjZMAj8cHH0fhBd99u3Zz03XgjOW84kkUuhIOaiAXD4y8//AFT9IIZxSDBAkYzK",
+	"weDR+Nu3Z/AHSzEqEccbjYHF4MNgPPNSVe7vaDwwUho8JqS2wWoYSnyIgAOlDSwyj0DUngsFTqCYLMa6",
+	"KSs6VEHMVNexTuyaK90nYCmhjXDnCjLBrzkDmAVz2Aosijj0wgudlbo6NLIwRAH4T9b1445RAtFEftQm",
+	"bCrA7xJ2TeeLnGGcqXNZuJpFwT4NsQRCje4A8gNE1hX2CNWHqgu/9lK/1bX6whhkaUbZbNvWEWpr3BCy",
+	"K12zcx8gBBoB0zvMtt+6Sxd32jBcnWT9rQNJwhd2GZeIjKVag7D7zUuB/0b6r2LIJ7I0BxXjGyAk4/SH",
+	"l8B7nGVtTldoXcMg47TKlktN3zb6CYC6Z7JO3d5SNAUiyYoMuVfGxlxhZOfDPmkEcdZKbjPiEzkAcEjL",
+	"Aw5H4qDvajdbLAuWNYsee1GT5o1Hpkt3JtxZERJpo+7dvWIfPIRI2PAKMuvhNeDrUuvthK8ejsTjvju0",
+	"eI0NvbQC7iXFywKYSrcOq+5V4YF+KCoylgRKeTjDQdXIjCpS5URcMKPRKL/SM0zeBXBCa6gE1rxDFv7z",
+	"/lyruE/7ytpMv+jX6x25yYfIIG2lMHssquJV3rOHI/HEa8rWLsvzCgc+aOJwJP7UX5Ma1l8KYSir5I0j",
+	"clHml3idu3DZg8EAj4ZbfyfGWBK0AZOFGpI0wKNIncm9GnwXTkkdN75OXb2RcIkGrXMkFzahwfAzIwtg",
+	"HOGok8spCBrzFdqzR8JC5ahRp+Xu4drGzAlZDXNobeAe8DBWpuuTEx2Y352NHeuwmEWr/aeICX6CtGyL",
+	"sa3jgvdQYMmhCjK10QfQkqFyHLTNL6kWUbqo/ZHAi8aONzx64VbAJll8DWXl26HV4bGG+5C0VJz3EgU5",
+	"UgNu60ika9AdFWvRIfBFiHnhxfQmg8HgkKSACZGOBFz3ABTGrulY9+oF4DppjMQPLx3WKRgHg0HM8vB6",
+	"7fZQn8H9YMvjmydBjAGoVos6EAM+Bxp1dFOF3flI2I5nVSHz60goUb05AIpJdg6tW0P72XEiZwFmvZOC",
+	"FduEttUy9IiV5XOMOTASfuTQ28069zeDGHRFBaUEHAyiGYXiml8xQFicYEx/LRW1zcfly+02Dx9f6r5M",
+	"5+1QUzdhTcS45vopHQHI2I011N+TOWYdG6ktMASuwU1QdlXRXa4sp7T5AZ4xeCSourRAF0bbgi5Jd8sN",
+	"AZbef7XT7KzSHy2/xBUJFVC4O80nl/uBwhuwJxnId707Ckz/UKWSvjs3xzhIDl77yiXDvju/OQ8dd5DZ",
+	"19jei5VvaEnMZzOT6g8MOKjnBJJI6P/3fL3hcta5D1b0AuiqcAAJEWzpGc0uoDBVDXtgZBs9EvVF3yfH",
+	"KI37BJqziTZSW5+cNbOUwvyj+K2OHs07v9fv/JLLudLmGDpM+Xu77c7vlR21IK62cCVLOw176G/PWkzj",
+	"MwHH+YZY/jo1ZBgr3aNc9YSMCc1pjjwafxzLOVNgX0Cjoas1Hlr7rPmtyu8w/P2BIkFh8nSIituF1LOR",
+	"QPOGFCyxSYuQOL/koP2NxCnTmhst2fTv5Y0E2mLaRCpLvcy9ClRmJMKxOYujU8SIwlpge0soBoaKOopb",
+	"UONvhZggpWKGhTgQGVcIJvVRl1NXttMmIQYYAKEalzp45r610eRUaeTALKua6wq5tHl2/u+uqDOEjpu1",
+	"DOs492AJ10paYW2OsFo8GBdgXxXPUixuVAmeDd0OqGPCq1oWoNHCDca1spmfOZ+wISqzhmXi9FVClCRc",
+	"QwC706su4FRmtUjot2r3Jm0pVDYceTXzAsWwSpyGCNWYCOpuXLDH8QxtznrmEHABgkdpuVBkKYtLLqY4",
+	"Fi5IGiu/lzrTwEgAuC5cb43mII+F53mFET8MipcYknXjXq+8lzj4eLCyIYCvIhYx4ShW0q8C8R2JCsWX",
+	"BCC+XLkifvZM+ucC6+gH56q/qSxfvw2VGG4q5BqOWDzf0y8//6Myy2wLUsAilI2KLmj9EFKwHjovnMG4",
+	"UsxrG0TAhw5jVWvGcrGqrDz23FvFdiyFKnPtZFdzEMmjg2DlR8JKC2DndrNFsXfO5hcMLX8rv6jNBD1b",
+	"LryBaxBtDPt7yZa+9JGxgl8ZYdhxsKo4/ooUbJGbja1iSqHAjHO42YCKrod21Es89xgQxZ4liuoECSvp",
+	"IGNGWrQTJDTXMzBet2RqOe3fMSDbKPK/pSTPtV6AEx4ZviLd9JTO2SnX7KtTXfCxThOSvqJ69tV+mqCd",
+	"Kj01YixLa1INMrYhVf7sxSn6wBqpgzZNEA+oxZLpDZuwLd1JxH9mCx1DpSA7kMbd160zt0M2W7A55ZCE",
+	"a1rA1UAYh6G5ixuOt7/93UNFaFCqhadIqmMjiwpex3m+LAP27QQ2hBdDK6sA2upRI0SMhPeLHUTLcUkj",
+	"xTpSOBoXTC8ZE+RhzUbDY0WjdR/D3mKtH44EtclQtkQ2yLMo2lJVTXDOqFjOeO7C8x73zdUwNoQXxETN",
+	"qIeYcjAYJGYfvOtZaIxKWVLDVFQ5HhvBaSTsuapstE6LjagAx7Y1XzZ9JgvEWWroAVuKTx6CIISU3SpO",
+	"tWIKBVTaFuQRBQq9Z+OIF1N4c69J32vVQKOxI5GKmrXXfnMxULP2HvjfKdN7rfhRS+mYXYKSJBeEkvoV",
+	"m23vUL/lUgwbPvWvGt73Q/I9vd47mjL7Q/SQuUeRlx5WnPeQNBmuDfAIyMa2DEw/3mnI43bvLcAk2IW1",
+	"Pz87e3Xq4XnRWMHBm49V5R7vUgvWcBxkRhc2JQ0YkWEqF4b9rXGj+0ATcPwFRDd/dGgki1AzRoBEo4f2",
+	"P2gU/292iSOqjf/OrcSuF1IBfFeV+kXeuLvK3U9mXKEr1OPS1maBUTmVQI7lAMPSFLY8IUq+VnyBdx3q",
+	"2EjkjBaI3ZXLKRexKhU26tDcC1isFMLG7JqCy/GW4TWxwBoUu8Lt6d4ipKYVUq53WAe0QMyC5zhG/V3Y",
+	"dd3B4fT16g5C0Hf3OZ3/GuzSayaPW9mjCZijsXzJb8we/VJGTKYWJ4tj4cdfn4HZMJxwwBeobfBsa1bQ",
+	"nVP65zJkbjNiBgvS/50T1nqu0Baa2Cpht1Uu7xpFpk4zr8TqMOtIVx7rT8g38i9iV9psZ1Sf4foVhMbZ",
+	"3aM2R6JbxW223DP9OrDCrAlWO6/MqhbP1SlGzQBOkJ4NBaCjy0ZuOoDKEJ3SQmNAqqcz30B0Dxp7fLw8",
+	"qNVmY/JqsGbIXDF9rHojUcmPlaVJ+4FWXTNSMHEmUYWdZ71KmnOBPyC/BJFbteHE0ywhgBr07wBQy4KG",
+	"4JXhCoorWRbjBoKIulRQtit2dbuK9qhD3qfCtFY7vy3pKohZslJx32Ms21+xlo5O0rEL2xlC4KSrSu4+",
+	"WlvFuumwT45rjFN8+u6lbbcga4FahuwyNpYZ8w5ILWMjPuo2cKVbO2ROtOeJQSmzCpJYswxYb4zvrsEf",
+	"msHs9YPrxi0Xxv26gtt1lcIfVJsCgjEqcoi8jwnnI9FFEMsCO+y1VdR3mlRizbkuYMuoAmiG3mQWRs73",
+	"zfGL47PjdSxq9LiDwDYSgUNeFlZlwlC6I5DnhM5XMWM6GHR9dcT6Q5BXVYffUSnWHq/xkNFsBSbjytpk",
+	"baJLqkYil0pb50Aup5Ce0LOh89Yca1QbFWPYUZOkM6vaCux1kJzPepHfVpGUlV8Kwt7KmBYHSQhmWkje",
+	"1rszoTzHJV5SDD+sbN93mRWBLoR4VsQay3yB52+LPGDItFISW4jT9/IBpbQ4ym3NiYh1wqtIdfu4qdry",
+	"tEvElDtvtS+1bbhB5cqPiqBKthpMEiQsBxoHgxOOGyBmnysKf8cWzKRzvTeVe7YdX7q2Gsd9mTiR7rZb",
+	"OBvRLXI6NUes1OGltrN18SmyhwtpxKRPtDLWFr7BLoa8GAO6bRv3ZNa7Y1nghZy67BXD/C6sOcveVrxo",
+	"KhRg98pdBT3PAFfXitsRxxP4dy3aIrCvhTyp8OPwpkjIF4NHNXxKPwaIibXs7lOUbFTLa5EiN8/E6o2P",
+	"PvOgqlFUoXrVcDbQxnNGcz2rsgLjE6spoK4idwvsTakjuJttYBO2At39cLmwNt9nxoZoVOhr2Ua3Or9F",
+	"RAiHgLADQhQ+uf/B1SDYaMe/BVXZXDnlhYRU1oAgZkJhxp1K1oIxPQBq5fAlILUZ8aRGwoOOQFnXlXqy",
+	"/VmYy4sKimroJ5SNRLwCQwvMk3cefnMomB4t3xkQplvkCvgDA4u4IFxvta1uXMzf9yHfYaMw/VdqcsUV",
+	"YMdribbQe4DKtF3uBplU1X68F7Sk23AXRFbagKhUn+iN99u94m/+cct9vlsujnjkqm9uQtmE6pu/UiAt",
+	"vwDqZ6afoKzphnD43yjtoLt9u3xkntsPjIf7WFWsXfbGPlS0RhUWiUJjlV9sDcINhliA5JorzcW0Tva1",
+	"pZ+miEhPjoxOWLhQ3iEBJM6VrSrlAnx9zHtfVYI5KpfO2ifPAKoE3sV+LtmKZaG9V73j533I2E+tw2YM",
+	"xZ4Q1E+1RB2qvgWz8AWt8IEgndxj3rFmYpLZCezE3ebKfIa8Pjfs257rRuBZnvv5OK5k82/pNOJCrCWh",
+	"BGfvAxLJx+LV1nljZrnWrSwBVG1Ms/gUqFpC0QlYQ9XCcLqVKcaGf2WGA/ArayfuAWqR57fMJFOHvp+z",
+	"ejUEtiVxXFucdRPZtsbpa9d57uRq/N1j2la34D2B2UIHW1WquxNj/jsJFJ9pYz19y23mdm2rypy8B10r",
+	"ZXPKc4gVTF2R/hR949jXobX+K1IK/lPJfKRNlLtHojumiu1xUbmSek4x2wHy1t79gNGyoEotZYEJRa6U",
+	"70QWJCjbBkGzRiHEq24YlBXGaBGUo9qL9hga/HVD5/4h8d+/xB/XFb2q2hsZ7VtXNvwetyJWGD2yI5gd",
+	"agdeqxPOcGoL7vX/xcnGUEfVLdpNcu/Vwp7Z0BYjy1mnfC2QCZfPC/VcMfWqatQbKYF6Z6oHsQy2jj92",
+	"lZZFnoLa82HUgYZHnSH58MvP/7y5sQhRr344PUsgipxRhQFcSQVzKAFArUJbUmRGFwsmWJaQAkjMVjln",
+	"17jWnObkgo4v5WRCMEXJBoePGa+iJ/rkmAJOGwwUYpBRmR1iyVIsT7l36qLehiOhZvTgiyc2C2PGromX",
+	"3VdFONKlRZVDtRAGZsnrFKjLRgTaFLugTKrtExBY9wyrJ2nwahpUWkP/ZFWQzbS2ucpbO5d3he/vh0NX",
+	"5fn/JUy66n0znw54AkYWBUzht8XDX7MpV5B1UR3PHUw39tH9D/aPNSUypvL4tPOb8/PYid6xo8ctufNG",
+	"l6Lmh8jCtionm1f1X3Awfqd75ukZbteCCmghE9ixFFp1fO6zSMYGTaHqv9WXY/f+Xp05f7D9Xw3bD+X3",
+	"pLModSznEBANXFimQiCYQ4vL7C+KQxdBMQPEkIagAkIg9AiILBAyXCUkWtz1S8YW5IKZZgNxUdsqd29e",
+	"v4hJLG8W2R8SyxrpxvnV75ZpI/ZGReUQGI+4RSjNSDO0g31b3aPV8QR+Hk1FRgsHdxAmmGBdbRtb7hmY",
+	"0XgiGIaMj8R6sW5MD2pCXD8/O3tFvqaKj2uGk+LL1q0zEvazE/m7YFZqoBYmUEX8yZ8ef0n+3/896D/q",
+	"P+xVubKAHYsFAKrG3nPnNLKfkT4Q3nkN53IkUljAEIoG3wyTdRGIBvSS9KXUDtosBbQM/5u3MybeKC6m",
+	"r757epwC2LZi3nhgfLkUFr4+8DiMBCL5Xawq5GgPzsZlSC2pwprrlomEEMdJxQhHolQlzbd6Iw5JgGMf",
+	"CdBPRqKZZW10Y5shjBN7YAaFCHcwvQhYDowJcrAPBgNXDaAqEk/VpaoToHz0IpbnqvJe0gt0izpUelyo",
+	"90ameD/jgGjVzFiQRSOxoRdYE1E9tYy+cp02cq0KRhTLJ3uG70FpoDo5zJVt5gWRSzMkxGEBoeUHxOwl",
+	"KAINSWq9ne8tM09J9/FgYPG+vT23XlOCVQawaASQwoIhzErVEK4+tPPQ7n369u3bPY982RBPYupnsdmD",
+	"XO+2Q26pc4Jw2stCAvB1S9Y3zPDAxfrvdkd9Ij4pdtmEQP04Vym2YiRDz0PuZUTE8sAe32VFf5iL4/0t",
+	"SbmYIG7IwgHp+4a7zzUOSzGA2m+heYJ7IGskFTSpMBxMLA7/joPqbaZ3E8yi61hOD2falmFu2sKi6vBL",
+	"WeSdYWem9WK4v//w4E/9QX/Qfzj8cvDwYefm/Ob/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -40,9 +40,11 @@ const (
 	formID          = "id"
 	formUser        = "user"
 	formUserAndApp  = "user_and_application"
+	formUserExcept  = "user_except_one"
 	formApplication = "application"
 	formLogout      = "logout"
 	formLogoutAll   = "logout_global"
+	formOAuth       = "oauth2_revoke"
 )
 
 func logoutForm(global bool) string {
@@ -73,7 +75,7 @@ func NewMetrics(st *store.Store, log *slog.Logger) *Metrics {
 		}, []string{"route", "method", "status"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refreshd_revocations_total",
-			Help: "Revoke requests carried out, by form (token, id, user, user_and_application, application, logout, logout_global) and outcome (revoked, not_found).",
+			Help: "Revoke requests carried out, by form (token, id, user, user_and_application, user_except_one, application, logout, logout_global, oauth2_revoke) and outcome (revoked, not_found).",
 		}, []string{"form", "outcome"}),
 		revokedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refreshd_revoked_tokens_total",

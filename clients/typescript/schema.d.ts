@@ -46,6 +46,89 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/openid-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where this server's OAuth endpoints are (OpenID Connect discovery)
+         * @description Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+         *     endpoint with the client authentication methods it accepts. Endpoint URLs
+         *     are absolute, built from the address the request reached (through a trusted
+         *     proxy: the one the proxy names).
+         */
+        get: operations["getOpenIDConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth2/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a refresh token (RFC 7009)
+         * @description The standard token revocation endpoint (ours: FusionAuth has none). The
+         *     client authenticates as an application: HTTP Basic with its `clientId` and
+         *     `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+         *     `client_id` and `client_secret`; an application whose
+         *     `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+         *     `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+         *     named by `token` is revoked when it was issued to that application, with the
+         *     usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+         *     already revoked or another client's is left alone and the answer is the
+         *     same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+         *     `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+         *     changes nothing: access tokens are self-contained and expire on their own.
+         *     Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+         *     a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+         *     when the client is unknown or its credentials are wrong.
+         */
+        post: operations["revokeOAuth2Token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jwt/validate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Validate an access token and decode its claims
+         * @description Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+         *     (or in the `access_token` cookie). 200 with its claims when it verifies
+         *     with its tenant's key and has not expired; 401 with an empty body
+         *     otherwise — and also (ours; FusionAuth checks only signature and expiry)
+         *     when the session it belongs to (its `sid`, the refresh token's id) has been
+         *     revoked or has expired, so that a revocation ends its access tokens at once
+         *     for every resource server that asks here.
+         */
+        get: operations["validateJWT"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jwt/refresh": {
         parameters: {
             query?: never;
@@ -145,6 +228,17 @@ export interface paths {
          *     6. `userId` only: all of that user's tokens;
          *     7. `applicationId` only: all of that application's tokens.
          *     A bulk form answers 200 also when it revoked nothing.
+         *
+         *     Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+         *     revokes all of that user's tokens but the one named — "log out my other
+         *     sessions". With an access token it needs no `userId`: it is the token's
+         *     user. It records the event of the form without it (userId, or userId and
+         *     applicationId), and locks as that form does. Without a `userId` (or access
+         *     token) it is 400 `[invalid]exceptTokenId`.
+         *
+         *     Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+         *     `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+         *     is always exact). Without it, the answer is FusionAuth's: an empty 200.
          */
         delete: operations["revokeRefreshTokens"];
         options?: never;
@@ -575,6 +669,7 @@ export interface components {
             applicationId?: components["schemas"]["OptionalBodyId"];
             userId?: components["schemas"]["OptionalBodyId"];
             token?: string | null;
+            exceptTokenId?: components["schemas"]["OptionalBodyId"];
             eventInfo?: components["schemas"]["EventInfo"];
         };
         /** @description The same selection as a form (`token=…&userId=…`); a form cannot carry eventInfo. */
@@ -582,6 +677,43 @@ export interface components {
             applicationId?: components["schemas"]["OptionalQueryId"];
             userId?: components["schemas"]["OptionalQueryId"];
             token?: components["schemas"]["TokenValue"];
+            exceptTokenId?: components["schemas"]["OptionalQueryId"];
+        };
+        /** @description What a revocation revoked (ours). */
+        RevocationReceipt: {
+            /** @description The ids of the live tokens revoked, at most 1,000 of them. */
+            revokedRefreshTokenIds: string[];
+            /**
+             * Format: int64
+             * @description How many live tokens were revoked.
+             */
+            count: number;
+            /** @description True when more tokens were revoked than the list holds. */
+            truncated: boolean;
+        };
+        OAuth2RevokeRequest: {
+            token: string;
+            token_type_hint?: string;
+            client_id?: string;
+            client_secret?: string;
+        };
+        OAuth2Error: {
+            /** @enum {string} */
+            error: "invalid_request" | "invalid_client" | "unsupported_token_type";
+            error_description?: string;
+        };
+        OpenIDConfiguration: {
+            issuer: string;
+            jwks_uri: string;
+            revocation_endpoint: string;
+            revocation_endpoint_auth_methods_supported: string[];
+            id_token_signing_alg_values_supported?: string[];
+        };
+        JWTValidateResponse: {
+            /** @description The access token's claims. */
+            jwt: {
+                [key: string]: unknown;
+            };
         };
         LogoutRequest: {
             /** @description true revokes every refresh token of the token's user. */
@@ -837,11 +969,30 @@ export interface components {
             /** @description Ignored on create. */
             active?: boolean;
             jwtConfiguration?: components["schemas"]["JWTConfiguration"];
+            oauthConfiguration?: components["schemas"]["OAuthConfiguration"];
             /** Format: int64 */
             insertInstant?: number;
             /** Format: int64 */
             lastUpdateInstant?: number;
         };
+        /**
+         * @description How the application authenticates as an OAuth client, in FusionAuth's shape;
+         *     only what token revocation needs is acted on. `clientId` defaults to the
+         *     application's id and is unique. `clientSecret` is generated when absent,
+         *     stored as a hash only, and returned only in the answer to the create (ours:
+         *     FusionAuth returns it every time).
+         */
+        OAuthConfiguration: {
+            /** @description Empty means the application's id. */
+            clientId?: string;
+            /** @description Empty means a generated one. */
+            clientSecret?: string;
+            /**
+             * @description Required (the default) makes the secret necessary.
+             * @enum {string}
+             */
+            clientAuthenticationPolicy?: "Required" | "NotRequired" | "NotRequiredWhenUsingPKCE";
+        } | null;
         ApplicationRequest: {
             application: components["schemas"]["Application"];
             eventInfo?: components["schemas"]["EventInfo"];
@@ -953,6 +1104,11 @@ export interface components {
          *     `[invalid]tenantId`. A key locked to another tenant → 401.
          */
         TenantIdHeader: string;
+        /**
+         * @description `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+         *     Anything else, or nothing, keeps FusionAuth's empty answer.
+         */
+        Prefer: string;
         /** @description true deletes permanently, with all refresh tokens; otherwise the object is deactivated. */
         HardDelete: boolean;
     };
@@ -1008,6 +1164,96 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["JWKS"];
                 };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getOpenIDConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The discovery document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenIDConfiguration"];
+                };
+            };
+        };
+    };
+    revokeOAuth2Token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuth2RevokeRequest"];
+            };
+        };
+        responses: {
+            /** @description Revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuth2Error"];
+                };
+            };
+            /** @description The client could not be authenticated. */
+            401: {
+                headers: {
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuth2Error"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    validateJWT: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The access token is valid. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JWTValidateResponse"];
+                };
+            };
+            /** @description The access token is missing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             500: components["responses"]["InternalError"];
         };
@@ -1090,6 +1336,8 @@ export interface operations {
     revokeRefreshTokens: {
         parameters: {
             query?: {
+                /** @description With userId, the one token of the user that is not revoked (ours). */
+                exceptTokenId?: components["schemas"]["OptionalQueryId"];
                 /** @description The id of the user whose refresh tokens are revoked. */
                 userId?: components["schemas"]["OptionalQueryId"];
                 /** @description The id of the application whose refresh tokens are revoked. */
@@ -1103,6 +1351,11 @@ export interface operations {
                  *     `[invalid]tenantId`. A key locked to another tenant → 401.
                  */
                 "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+                /**
+                 * @description `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+                 *     Anything else, or nothing, keeps FusionAuth's empty answer.
+                 */
+                Prefer?: components["parameters"]["Prefer"];
             };
             path?: never;
             cookie?: never;
@@ -1114,12 +1367,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The named refresh tokens are revoked. */
+            /**
+             * @description The named refresh tokens are revoked. The body is empty unless the request
+             *     asked for a receipt (`Prefer: return=representation`).
+             */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RevocationReceipt"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -1219,6 +1477,11 @@ export interface operations {
                  *     `[invalid]tenantId`. A key locked to another tenant → 401.
                  */
                 "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+                /**
+                 * @description `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+                 *     Anything else, or nothing, keeps FusionAuth's empty answer.
+                 */
+                Prefer?: components["parameters"]["Prefer"];
             };
             path: {
                 /** @description The id of the refresh token (not its value). */
@@ -1228,12 +1491,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The refresh token is revoked. */
+            /**
+             * @description The refresh token is revoked. The body is empty unless the request asked
+             *     for a receipt (`Prefer: return=representation`).
+             */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RevocationReceipt"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
