@@ -1201,7 +1201,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Revoked */
+            /** @description Revoked, or nothing to revoke. Empty body. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1248,7 +1248,7 @@ export interface operations {
                     "application/json": components["schemas"]["JWTValidateResponse"];
                 };
             };
-            /** @description The access token is missing */
+            /** @description The access token is missing, invalid, expired, or its session is revoked. Empty body. */
             401: {
                 headers: {
                     [name: string]: unknown;

@@ -22,11 +22,7 @@ import (
 // from. Built in a plain git clone (as CI builds), the revision must be HEAD's;
 // elsewhere (a git worktree, a tarball) the toolchain records none, and -version says so.
 func TestVersion(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "refreshd")
-	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "-version").Output()
+	out, err := exec.Command(binary, "-version").Output()
 	if err != nil {
 		t.Fatalf("-version: %v", err)
 	}
