@@ -77,12 +77,17 @@ func (c *contract) check(x *exchange, path string) *violation {
 	if err != nil {
 		return &violation{x: x, schemaPath: "#/paths", problem: fmt.Sprintf("the contract has no operation %s %s", x.method, routePath(path))}
 	}
+	// A response's content map lists the payloads it may carry, not one it must:
+	// an answer with no body and no Content-Type (FusionAuth's empty 200, where the
+	// contract also declares an optional receipt) has its status checked only.
+	// Cases that need a body check for one themselves.
+	empty := len(bytes.TrimSpace(x.body)) == 0 && x.header.Get("Content-Type") == ""
 	input := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
 		Status:                 x.status,
 		Header:                 x.header,
 		Body:                   io.NopCloser(bytes.NewReader(x.body)),
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: empty},
 	}
 	err = openapi3filter.ValidateResponse(context.Background(), input)
 	if err == nil {
