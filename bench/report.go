@@ -250,7 +250,12 @@ func WriteTable(w io.Writer, rows []Row) {
 		case !*r.TargetMet:
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(w, "  %-30s %-42s %-36s %s\n", r.Name, target, r.observed, verdict)
+		// Two lines a target: a target's wording and what was observed vary too
+		// much in length to share columns within the width.
+		fmt.Fprintf(w, "  %-30s %s\n", r.Name, verdict)
+		for _, l := range wrapWords(target+"; observed "+r.observed, tableWidth-6) {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
 	}
 }
 

@@ -83,7 +83,7 @@ func NewMetrics(st *store.Store, log *slog.Logger) *Metrics {
 		}, []string{"form"}),
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refreshd_exchanges_total",
-			Help: "Refresh-token exchanges, by outcome (issued, invalid_token, rejected, error).",
+			Help: "Refresh-token exchanges, by outcome (issued, invalid_token, rejected, user_gone, error).",
 		}, []string{"outcome"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refreshd_webhook_deliveries_total",
@@ -206,7 +206,8 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 
 // countExchanges counts each exchange by its outcome, read from what the
 // handler returned: a new access token, the one refusal that means the token is
-// no good, any other refusal of the request, or a failure of the server.
+// no good, any other refusal of the request, a token whose user was deleted
+// meanwhile (404), or a failure of the server.
 func (s *Server) countExchanges(f gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {
 	if operationID != "ExchangeRefreshTokenForJWT" {
 		return f
@@ -216,7 +217,9 @@ func (s *Server) countExchanges(f gen.StrictHandlerFunc, operationID string) gen
 		var ae *apiError
 		switch {
 		case err == nil:
-			if _, ok := resp.(gen.ExchangeRefreshTokenForJWT200JSONResponse); ok {
+			if _, gone := resp.(gen.ExchangeRefreshTokenForJWT404Response); gone {
+				s.metrics.exchanged("user_gone")
+			} else {
 				s.metrics.exchanged("issued")
 			}
 		case errors.As(err, &ae) && ae.has("refreshToken", "[invalid]refreshToken"):
