@@ -75,6 +75,9 @@ func TestSmoke(t *testing.T) {
 	for _, c := range scale.ExchangeConcurrencies {
 		want = append(want, "exchange/c"+strconv.Itoa(c))
 	}
+	for _, c := range scale.ExchangeConcurrencies {
+		want = append(want, "validate/c"+strconv.Itoa(c))
+	}
 	for _, c := range scale.ImportConcurrencies {
 		want = append(want, "import/c"+strconv.Itoa(c))
 	}
