@@ -78,7 +78,9 @@ func (h *harness) validate(ctx context.Context, c, count int, pools map[string]p
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	return newRow(name, kindValidate, "requests/s, one access token each", c, &srv, &raw), nil
+	row := newRow(name, kindValidate, "requests/s, one access token each", c, &srv, &raw)
+	err = h.expect(ctx, &row, "server exchange pool (validation changes nothing)", p.App, int64(p.Size))
+	return row, err
 }
 
 // webhookWait is how long the harness waits, after the server run, for the
