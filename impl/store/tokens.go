@@ -159,6 +159,12 @@ func (s *Store) RefreshToken(ctx context.Context, sc Scope, id uuid.UUID) (Refre
 
 const querySessionLive = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1 AND tenant_id = $2 AND expires_at > $3)`
 
+// SessionLiveStatement is the statement, with its arguments, that SessionLive
+// runs: exported so that benchmarks can run exactly it.
+func SessionLiveStatement(tenantID, id uuid.UUID) (string, []any) {
+	return querySessionLive, []any{id, tenantID, NowMillis()}
+}
+
 // SessionLive reports whether the session (refresh token) with the given id is
 // live in the tenant: neither revoked nor expired.
 func (s *Store) SessionLive(ctx context.Context, tenantID, id uuid.UUID) (bool, error) {
