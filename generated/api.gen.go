@@ -53,7 +53,11 @@ func (e APIKeyPermissionsEndpoints) Valid() bool {
 // Defines values for JWKAlg.
 const (
 	JWKAlgES256 JWKAlg = "ES256"
+	JWKAlgES384 JWKAlg = "ES384"
+	JWKAlgES512 JWKAlg = "ES512"
 	JWKAlgRS256 JWKAlg = "RS256"
+	JWKAlgRS384 JWKAlg = "RS384"
+	JWKAlgRS512 JWKAlg = "RS512"
 )
 
 // Valid indicates whether the value is a known member of the JWKAlg enum.
@@ -61,7 +65,15 @@ func (e JWKAlg) Valid() bool {
 	switch e {
 	case JWKAlgES256:
 		return true
+	case JWKAlgES384:
+		return true
+	case JWKAlgES512:
+		return true
 	case JWKAlgRS256:
+		return true
+	case JWKAlgRS384:
+		return true
+	case JWKAlgRS512:
 		return true
 	default:
 		return false
@@ -70,16 +82,16 @@ func (e JWKAlg) Valid() bool {
 
 // Defines values for JWKKty.
 const (
-	EC  JWKKty = "EC"
-	RSA JWKKty = "RSA"
+	JWKKtyEC  JWKKty = "EC"
+	JWKKtyRSA JWKKty = "RSA"
 )
 
 // Valid indicates whether the value is a known member of the JWKKty enum.
 func (e JWKKty) Valid() bool {
 	switch e {
-	case EC:
+	case JWKKtyEC:
 		return true
-	case RSA:
+	case JWKKtyRSA:
 		return true
 	default:
 		return false
@@ -161,6 +173,66 @@ func (e JWTConfigurationRefreshTokenUsagePolicy) Valid() bool {
 	}
 }
 
+// Defines values for KeyAlgorithm.
+const (
+	KeyAlgorithmES256 KeyAlgorithm = "ES256"
+	KeyAlgorithmES384 KeyAlgorithm = "ES384"
+	KeyAlgorithmES512 KeyAlgorithm = "ES512"
+	KeyAlgorithmHS256 KeyAlgorithm = "HS256"
+	KeyAlgorithmHS384 KeyAlgorithm = "HS384"
+	KeyAlgorithmHS512 KeyAlgorithm = "HS512"
+	KeyAlgorithmRS256 KeyAlgorithm = "RS256"
+	KeyAlgorithmRS384 KeyAlgorithm = "RS384"
+	KeyAlgorithmRS512 KeyAlgorithm = "RS512"
+)
+
+// Valid indicates whether the value is a known member of the KeyAlgorithm enum.
+func (e KeyAlgorithm) Valid() bool {
+	switch e {
+	case KeyAlgorithmES256:
+		return true
+	case KeyAlgorithmES384:
+		return true
+	case KeyAlgorithmES512:
+		return true
+	case KeyAlgorithmHS256:
+		return true
+	case KeyAlgorithmHS384:
+		return true
+	case KeyAlgorithmHS512:
+		return true
+	case KeyAlgorithmRS256:
+		return true
+	case KeyAlgorithmRS384:
+		return true
+	case KeyAlgorithmRS512:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for KeyType.
+const (
+	KeyTypeEC   KeyType = "EC"
+	KeyTypeHMAC KeyType = "HMAC"
+	KeyTypeRSA  KeyType = "RSA"
+)
+
+// Valid indicates whether the value is a known member of the KeyType enum.
+func (e KeyType) Valid() bool {
+	switch e {
+	case KeyTypeEC:
+		return true
+	case KeyTypeHMAC:
+		return true
+	case KeyTypeRSA:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StatusResponseStatus.
 const (
 	Ok          StatusResponseStatus = "ok"
@@ -183,6 +255,7 @@ func (e StatusResponseStatus) Valid() bool {
 const (
 	JwtRefresh            SearchEventsParamsType = "jwt.refresh"
 	JwtRefreshTokenRevoke SearchEventsParamsType = "jwt.refresh-token.revoke"
+	WebhookBacklogDrop    SearchEventsParamsType = "webhook.backlog.drop"
 )
 
 // Valid indicates whether the value is a known member of the SearchEventsParamsType enum.
@@ -191,6 +264,8 @@ func (e SearchEventsParamsType) Valid() bool {
 	case JwtRefresh:
 		return true
 	case JwtRefreshTokenRevoke:
+		return true
+	case WebhookBacklogDrop:
 		return true
 	default:
 		return false
@@ -259,6 +334,21 @@ type ApplicationResponse struct {
 	Application Application `json:"application"`
 }
 
+// CertificateInformation defines model for CertificateInformation.
+type CertificateInformation struct {
+	Issuer       *string `json:"issuer,omitempty"`
+	SerialNumber *string `json:"serialNumber,omitempty"`
+
+	// Sha1Thumbprint Base64url SHA-1 of the certificate's DER (the JWK `x5t`).
+	Sha1Thumbprint *string `json:"sha1Thumbprint,omitempty"`
+
+	// Sha256Thumbprint Base64url SHA-256 of the certificate's DER (the JWK `x5t#S256`).
+	Sha256Thumbprint *string `json:"sha256Thumbprint,omitempty"`
+	Subject          *string `json:"subject,omitempty"`
+	ValidFrom        *int64  `json:"validFrom,omitempty"`
+	ValidTo          *int64  `json:"validTo,omitempty"`
+}
+
 // DeviceInfo defines model for DeviceInfo.
 type DeviceInfo struct {
 	Description         *string `json:"description,omitempty"`
@@ -292,23 +382,35 @@ type Errors struct {
 // (recorded only when at least one token was revoked): userId. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
-// for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
-// a token value). `info` is the request's eventInfo, with `ipAddress`
+// for that long; each that names a user also carries `user` (the user as
+// `GET /api/user/{userId}` returned it when the event was recorded; no
+// secrets) and `linkedObjectId` (the user's id). `jwt.refresh`: applicationId,
+// userId, refreshTokenId (never a token value). `webhook.backlog.drop` (ours):
+// webhookId, droppedCount, and the first and last dropped events' ids and
+// creation instants. `info` is the request's eventInfo, with `ipAddress`
 // defaulting to the caller's address.
 type Event struct {
 	ApplicationId                  *openapi_types.UUID `json:"applicationId,omitempty"`
 	ApplicationTimeToLiveInSeconds *map[string]int     `json:"applicationTimeToLiveInSeconds,omitempty"`
 	CreateInstant                  int64               `json:"createInstant"`
+	DroppedCount                   *int64              `json:"droppedCount,omitempty"`
+	FirstEventCreateInstant        *int64              `json:"firstEventCreateInstant,omitempty"`
+	FirstEventId                   *openapi_types.UUID `json:"firstEventId,omitempty"`
 	Id                             openapi_types.UUID  `json:"id"`
 
 	// Info Who caused an event, from where and on which device.
-	Info                 *EventInfo             `json:"info,omitempty"`
-	RefreshToken         *RefreshToken          `json:"refreshToken,omitempty"`
-	RefreshTokenId       *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
-	TenantId             openapi_types.UUID     `json:"tenantId"`
-	Type                 string                 `json:"type"`
-	UserId               *openapi_types.UUID    `json:"userId,omitempty"`
-	AdditionalProperties map[string]interface{} `json:"-"`
+	Info                   *EventInfo             `json:"info,omitempty"`
+	LastEventCreateInstant *int64                 `json:"lastEventCreateInstant,omitempty"`
+	LastEventId            *openapi_types.UUID    `json:"lastEventId,omitempty"`
+	LinkedObjectId         *openapi_types.UUID    `json:"linkedObjectId,omitempty"`
+	RefreshToken           *RefreshToken          `json:"refreshToken,omitempty"`
+	RefreshTokenId         *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
+	TenantId               openapi_types.UUID     `json:"tenantId"`
+	Type                   string                 `json:"type"`
+	User                   *User                  `json:"user,omitempty"`
+	UserId                 *openapi_types.UUID    `json:"userId,omitempty"`
+	WebhookId              *openapi_types.UUID    `json:"webhookId,omitempty"`
+	AdditionalProperties   map[string]interface{} `json:"-"`
 }
 
 // EventInfo Who caused an event, from where and on which device.
@@ -375,9 +477,17 @@ type JWKS struct {
 // JWTConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 // tenant's defaults apply (a zero-valued, disabled configuration means defaults).
 type JWTConfiguration struct {
-	// AccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
-	// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-	// against /.well-known/jwks.json.
+	// AccessTokenKeyId The Key Master key (`/api/key`) that signs access tokens, as in
+	// FusionAuth: one that can sign, global or of the same tenant; else
+	// `[invalid]<object>.jwtConfiguration.accessTokenKeyId`. It wins over
+	// `accessTokenSigningAlgorithm` at the same level; an application's
+	// enabled configuration wins over its tenant's.
+	AccessTokenKeyId *openapi_types.UUID `json:"accessTokenKeyId,omitempty"`
+
+	// AccessTokenSigningAlgorithm Kept for compatibility (ours; FusionAuth names a key instead): when no
+	// `accessTokenKeyId` applies, picks the tenant's built-in key of this
+	// algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+	// tokens verify against /.well-known/jwks.json.
 	AccessTokenSigningAlgorithm         *JWTConfigurationAccessTokenSigningAlgorithm  `json:"accessTokenSigningAlgorithm,omitempty"`
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
@@ -396,9 +506,10 @@ type JWTConfiguration struct {
 	TimeToLiveInSeconds *int32 `json:"timeToLiveInSeconds,omitempty"`
 }
 
-// JWTConfigurationAccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
-// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-// against /.well-known/jwks.json.
+// JWTConfigurationAccessTokenSigningAlgorithm Kept for compatibility (ours; FusionAuth names a key instead): when no
+// `accessTokenKeyId` applies, picks the tenant's built-in key of this
+// algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+// tokens verify against /.well-known/jwks.json.
 type JWTConfigurationAccessTokenSigningAlgorithm string
 
 // JWTConfigurationRefreshTokenExpirationPolicy defines model for JWTConfiguration.RefreshTokenExpirationPolicy.
@@ -417,6 +528,78 @@ type JWTRefreshResponse struct {
 	// applicationId (application id), iat, exp, jti, tid (tenant id) and sid
 	// (the id of the refresh token it came from); `kid` in the header.
 	Token string `json:"token"`
+}
+
+// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+// public key (verifies only), or an HMAC secret. The private key is accepted
+// on import and never returned.
+type Key struct {
+	Algorithm *KeyAlgorithm `json:"algorithm,omitempty"`
+
+	// Certificate The X.509 certificate in PEM, when the key has one.
+	Certificate            *string                 `json:"certificate,omitempty"`
+	CertificateInformation *CertificateInformation `json:"certificateInformation,omitempty"`
+
+	// ExpirationInstant When the certificate expires.
+	ExpirationInstant *int64 `json:"expirationInstant,omitempty"`
+
+	// HasPrivateKey Whether the key can sign (HMAC keys always can).
+	HasPrivateKey *bool               `json:"hasPrivateKey,omitempty"`
+	Id            *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant *int64              `json:"insertInstant,omitempty"`
+
+	// Issuer Issuer and subject of the certificate of a generated RSA or EC key.
+	Issuer *string `json:"issuer,omitempty"`
+
+	// Kid The `kid` of the JWT headers it signs; unique.
+	Kid               *string `json:"kid,omitempty"`
+	LastUpdateInstant *int64  `json:"lastUpdateInstant,omitempty"`
+
+	// Length RSA modulus bits (2048, 3072, 4096), or EC curve bits (256, 384, 521).
+	Length *int32  `json:"length,omitempty"`
+	Name   *string `json:"name,omitempty"`
+
+	// PrivateKey Import only; never returned.
+	PrivateKey *string `json:"privateKey,omitempty"`
+
+	// PublicKey The public key in PEM (SubjectPublicKeyInfo); RSA and EC keys.
+	PublicKey *string `json:"publicKey,omitempty"`
+
+	// Secret An HMAC key's secret; returned, as FusionAuth does.
+	Secret *string `json:"secret,omitempty"`
+
+	// TenantId The tenant the key belongs to; absent for a global key (ours).
+	TenantId *openapi_types.UUID `json:"tenantId,omitempty"`
+
+	// Type Set by the server from the key; accepted and ignored in requests.
+	Type *KeyType `json:"type,omitempty"`
+}
+
+// KeyAlgorithm defines model for Key.Algorithm.
+type KeyAlgorithm string
+
+// KeyType Set by the server from the key; accepted and ignored in requests.
+type KeyType string
+
+// KeyListResponse defines model for KeyListResponse.
+type KeyListResponse struct {
+	Keys []Key `json:"keys"`
+}
+
+// KeyRequest defines model for KeyRequest.
+type KeyRequest struct {
+	// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+	// public key (verifies only), or an HMAC secret. The private key is accepted
+	// on import and never returned.
+	Key Key `json:"key"`
+}
+
+// KeyResponse defines model for KeyResponse.
+type KeyResponse struct {
+	// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+	// public key (verifies only), or an HMAC secret. The private key is accepted
+	// on import and never returned.
+	Key Key `json:"key"`
 }
 
 // Location defines model for Location.
@@ -566,8 +749,13 @@ type UserResponse struct {
 // Webhook defines model for Webhook.
 type Webhook struct {
 	// ConnectTimeout Milliseconds to connect (1–10,000, default 1,000).
-	ConnectTimeout *int32  `json:"connectTimeout,omitempty"`
-	Description    *string `json:"description,omitempty"`
+	ConnectTimeout *int32 `json:"connectTimeout,omitempty"`
+
+	// DeliveryStatus Read only (ours): the webhook's undelivered events. The oldest is attempted
+	// first and holds back the others until it is delivered or dropped
+	// (`DELETE /api/webhook/{webhookId}/backlog`).
+	DeliveryStatus *WebhookDeliveryStatus `json:"deliveryStatus,omitempty"`
+	Description    *string                `json:"description,omitempty"`
 
 	// EventsEnabled Event type → enabled, e.g. `{"jwt.refresh-token.revoke": true}`.
 	EventsEnabled *map[string]bool `json:"eventsEnabled,omitempty"`
@@ -576,20 +764,60 @@ type Webhook struct {
 	Global *bool `json:"global,omitempty"`
 
 	// Headers Extra headers sent with each delivery.
-	Headers           *map[string]string  `json:"headers,omitempty"`
-	Id                *openapi_types.UUID `json:"id,omitempty"`
-	InsertInstant     *int64              `json:"insertInstant,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
+	Headers *map[string]string `json:"headers,omitempty"`
+
+	// HttpAuthenticationPassword Never returned; kept on update unless given.
+	HttpAuthenticationPassword *string `json:"httpAuthenticationPassword,omitempty"`
+
+	// HttpAuthenticationUsername Sent with `httpAuthenticationPassword` as HTTP Basic authentication.
+	HttpAuthenticationUsername *string             `json:"httpAuthenticationUsername,omitempty"`
+	Id                         *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant              *int64              `json:"insertInstant,omitempty"`
+	LastUpdateInstant          *int64              `json:"lastUpdateInstant,omitempty"`
 
 	// ReadTimeout Milliseconds to wait for the answer (1–60,000, default 2,000).
 	ReadTimeout *int32 `json:"readTimeout,omitempty"`
 
-	// SigningSecret Keys the HMAC-SHA256 signature of each delivery; returned only on create (ours).
+	// SignatureConfiguration With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+	// with the Key Master key `signingKeyId` (one that can sign: not an imported
+	// public key).
+	SignatureConfiguration *WebhookSignatureConfiguration `json:"signatureConfiguration,omitempty"`
+
+	// SigningSecret Optional (ours): keys the `X-Refreshd-Signature` HMAC-SHA256 of each
+	// delivery. Returned only by the create that set it.
 	SigningSecret *string               `json:"signingSecret,omitempty"`
 	TenantIds     *[]openapi_types.UUID `json:"tenantIds,omitempty"`
 
 	// Url An absolute http or https URL.
 	Url string `json:"url"`
+}
+
+// WebhookBacklogDropResponse defines model for WebhookBacklogDropResponse.
+type WebhookBacklogDropResponse struct {
+	DroppedCount int64 `json:"droppedCount"`
+
+	// EventId The `webhook.backlog.drop` event that records the drop; absent when nothing was dropped.
+	EventId *openapi_types.UUID `json:"eventId,omitempty"`
+}
+
+// WebhookDeliveryStatus Read only (ours): the webhook's undelivered events. The oldest is attempted
+// first and holds back the others until it is delivered or dropped
+// (`DELETE /api/webhook/{webhookId}/backlog`).
+type WebhookDeliveryStatus struct {
+	// FailedAttempts How many times delivering the oldest undelivered event failed.
+	FailedAttempts *int32 `json:"failedAttempts,omitempty"`
+
+	// LastError Why its last attempt failed, e.g. `receiver answered 503`.
+	LastError *string `json:"lastError,omitempty"`
+
+	// NextAttemptInstant When the oldest undelivered event is attempted next.
+	NextAttemptInstant *int64 `json:"nextAttemptInstant,omitempty"`
+
+	// OldestPendingInstant When the oldest undelivered event was created.
+	OldestPendingInstant *int64 `json:"oldestPendingInstant,omitempty"`
+
+	// PendingCount Events recorded for the webhook and not yet delivered.
+	PendingCount int64 `json:"pendingCount"`
 }
 
 // WebhookListResponse defines model for WebhookListResponse.
@@ -605,6 +833,16 @@ type WebhookRequest struct {
 // WebhookResponse defines model for WebhookResponse.
 type WebhookResponse struct {
 	Webhook Webhook `json:"webhook"`
+}
+
+// WebhookSignatureConfiguration With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+// with the Key Master key `signingKeyId` (one that can sign: not an imported
+// public key).
+type WebhookSignatureConfiguration struct {
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// SigningKeyId A UUID; empty or null means absent.
+	SigningKeyId *OptionalBodyId `json:"signingKeyId,omitempty"`
 }
 
 // HardDelete defines model for HardDelete.
@@ -715,6 +953,55 @@ type RetrieveRefreshTokenByIdParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// RetrieveKeysParams defines parameters for RetrieveKeys.
+type RetrieveKeysParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// GenerateKeyParams defines parameters for GenerateKey.
+type GenerateKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// GenerateKeyWithIdParams defines parameters for GenerateKeyWithId.
+type GenerateKeyWithIdParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ImportKeyParams defines parameters for ImportKey.
+type ImportKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ImportKeyWithIdParams defines parameters for ImportKeyWithId.
+type ImportKeyWithIdParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// DeleteKeyParams defines parameters for DeleteKey.
+type DeleteKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// RetrieveKeyParams defines parameters for RetrieveKey.
+type RetrieveKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
 // CreateUserParams defines parameters for CreateUser.
 type CreateUserParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
@@ -753,6 +1040,12 @@ type CreateUserWithIdParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// DropWebhookBacklogParams defines parameters for DropWebhookBacklog.
+type DropWebhookBacklogParams struct {
+	// Limit Drop only this many of the oldest undelivered events.
+	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyRequest
 
@@ -770,6 +1063,18 @@ type RevokeRefreshTokensJSONRequestBody = RefreshDeleteRequest
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
+
+// GenerateKeyJSONRequestBody defines body for GenerateKey for application/json ContentType.
+type GenerateKeyJSONRequestBody = KeyRequest
+
+// GenerateKeyWithIdJSONRequestBody defines body for GenerateKeyWithId for application/json ContentType.
+type GenerateKeyWithIdJSONRequestBody = KeyRequest
+
+// ImportKeyJSONRequestBody defines body for ImportKey for application/json ContentType.
+type ImportKeyJSONRequestBody = KeyRequest
+
+// ImportKeyWithIdJSONRequestBody defines body for ImportKeyWithId for application/json ContentType.
+type ImportKeyWithIdJSONRequestBody = KeyRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantRequest
@@ -844,6 +1149,30 @@ func (a *Event) UnmarshalJSON(b []byte) error {
 		delete(object, "createInstant")
 	}
 
+	if raw, found := object["droppedCount"]; found {
+		err = json.Unmarshal(raw, &a.DroppedCount)
+		if err != nil {
+			return fmt.Errorf("error reading 'droppedCount': %w", err)
+		}
+		delete(object, "droppedCount")
+	}
+
+	if raw, found := object["firstEventCreateInstant"]; found {
+		err = json.Unmarshal(raw, &a.FirstEventCreateInstant)
+		if err != nil {
+			return fmt.Errorf("error reading 'firstEventCreateInstant': %w", err)
+		}
+		delete(object, "firstEventCreateInstant")
+	}
+
+	if raw, found := object["firstEventId"]; found {
+		err = json.Unmarshal(raw, &a.FirstEventId)
+		if err != nil {
+			return fmt.Errorf("error reading 'firstEventId': %w", err)
+		}
+		delete(object, "firstEventId")
+	}
+
 	if raw, found := object["id"]; found {
 		err = json.Unmarshal(raw, &a.Id)
 		if err != nil {
@@ -858,6 +1187,30 @@ func (a *Event) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'info': %w", err)
 		}
 		delete(object, "info")
+	}
+
+	if raw, found := object["lastEventCreateInstant"]; found {
+		err = json.Unmarshal(raw, &a.LastEventCreateInstant)
+		if err != nil {
+			return fmt.Errorf("error reading 'lastEventCreateInstant': %w", err)
+		}
+		delete(object, "lastEventCreateInstant")
+	}
+
+	if raw, found := object["lastEventId"]; found {
+		err = json.Unmarshal(raw, &a.LastEventId)
+		if err != nil {
+			return fmt.Errorf("error reading 'lastEventId': %w", err)
+		}
+		delete(object, "lastEventId")
+	}
+
+	if raw, found := object["linkedObjectId"]; found {
+		err = json.Unmarshal(raw, &a.LinkedObjectId)
+		if err != nil {
+			return fmt.Errorf("error reading 'linkedObjectId': %w", err)
+		}
+		delete(object, "linkedObjectId")
 	}
 
 	if raw, found := object["refreshToken"]; found {
@@ -892,12 +1245,28 @@ func (a *Event) UnmarshalJSON(b []byte) error {
 		delete(object, "type")
 	}
 
+	if raw, found := object["user"]; found {
+		err = json.Unmarshal(raw, &a.User)
+		if err != nil {
+			return fmt.Errorf("error reading 'user': %w", err)
+		}
+		delete(object, "user")
+	}
+
 	if raw, found := object["userId"]; found {
 		err = json.Unmarshal(raw, &a.UserId)
 		if err != nil {
 			return fmt.Errorf("error reading 'userId': %w", err)
 		}
 		delete(object, "userId")
+	}
+
+	if raw, found := object["webhookId"]; found {
+		err = json.Unmarshal(raw, &a.WebhookId)
+		if err != nil {
+			return fmt.Errorf("error reading 'webhookId': %w", err)
+		}
+		delete(object, "webhookId")
 	}
 
 	if len(object) != 0 {
@@ -938,6 +1307,27 @@ func (a Event) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'createInstant': %w", err)
 	}
 
+	if a.DroppedCount != nil {
+		object["droppedCount"], err = json.Marshal(a.DroppedCount)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'droppedCount': %w", err)
+		}
+	}
+
+	if a.FirstEventCreateInstant != nil {
+		object["firstEventCreateInstant"], err = json.Marshal(a.FirstEventCreateInstant)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'firstEventCreateInstant': %w", err)
+		}
+	}
+
+	if a.FirstEventId != nil {
+		object["firstEventId"], err = json.Marshal(a.FirstEventId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'firstEventId': %w", err)
+		}
+	}
+
 	object["id"], err = json.Marshal(a.Id)
 	if err != nil {
 		return nil, fmt.Errorf("error marshaling 'id': %w", err)
@@ -947,6 +1337,27 @@ func (a Event) MarshalJSON() ([]byte, error) {
 		object["info"], err = json.Marshal(a.Info)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'info': %w", err)
+		}
+	}
+
+	if a.LastEventCreateInstant != nil {
+		object["lastEventCreateInstant"], err = json.Marshal(a.LastEventCreateInstant)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'lastEventCreateInstant': %w", err)
+		}
+	}
+
+	if a.LastEventId != nil {
+		object["lastEventId"], err = json.Marshal(a.LastEventId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'lastEventId': %w", err)
+		}
+	}
+
+	if a.LinkedObjectId != nil {
+		object["linkedObjectId"], err = json.Marshal(a.LinkedObjectId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'linkedObjectId': %w", err)
 		}
 	}
 
@@ -974,10 +1385,24 @@ func (a Event) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'type': %w", err)
 	}
 
+	if a.User != nil {
+		object["user"], err = json.Marshal(a.User)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'user': %w", err)
+		}
+	}
+
 	if a.UserId != nil {
 		object["userId"], err = json.Marshal(a.UserId)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'userId': %w", err)
+		}
+	}
+
+	if a.WebhookId != nil {
+		object["webhookId"], err = json.Marshal(a.WebhookId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'webhookId': %w", err)
 		}
 	}
 
@@ -1066,9 +1491,12 @@ type ClientInterface interface {
 
 	// GetJWKS The public keys that verify access tokens
 	//
-	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-	// each with the `kid` that access tokens name in their header. HS256 secrets are
-	// never published; verifying such tokens needs the secret.
+	// Needs no API key. Lists the public half of every RSA and EC key, each with the
+	// `kid` that access tokens and webhook signatures name in their header: each
+	// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+	// Master (`/api/key`), imported public keys included, so that tokens signed
+	// before a migration keep verifying. HMAC secrets are never published;
+	// verifying with them needs the secret.
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1320,6 +1748,163 @@ type ClientInterface interface {
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RetrieveKeys List the Key Master's keys
+	//
+	// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+	// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+	// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+	//
+	// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+	RetrieveKeys(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithBody Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithBody(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKey(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithIdWithBody Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithId Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithBody Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithBody(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKey(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithIdWithBody Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithId Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteKey Delete a key
+	//
+	// A key still named by an application's or a tenant's
+	// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+	// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+	// Once deleted, tokens it signed no longer verify here and its public half
+	// leaves the JWKS.
+	//
+	// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+	DeleteKey(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetrieveKey Retrieve a key (never its private key)
+	//
+	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+	RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetStatus Health of the server and its database
 	//
 	// Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -1443,7 +2028,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithId(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	//
 	// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
 	RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1454,10 +2039,27 @@ type ClientInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1470,10 +2072,27 @@ type ClientInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1485,7 +2104,11 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
 	DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
+	//
+	// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+	// `deliveryStatus` (ours): how many events wait for it, since when, and what
+	// went wrong with the oldest of them, which holds back the others.
 	//
 	// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
 	RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1510,8 +2133,10 @@ type ClientInterface interface {
 
 	// UpdateWebhookWithBody Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1520,20 +2145,40 @@ type ClientInterface interface {
 
 	// UpdateWebhook Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	//
+	// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+	// events (all of them without `limit`), e.g. to unblock a webhook whose
+	// receiver refuses one event for good: delivery is in order, so the oldest
+	// undelivered event holds back every later one. The events stay in the audit
+	// listing (`GET /api/event`) for replay. When anything was dropped, one
+	// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+	// belong to no tenant), and is delivered like any other event to the webhooks
+	// that enable it — this one included, so its receiver learns what it missed.
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+	DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
 //
-// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-// each with the `kid` that access tokens name in their header. HS256 secrets are
-// never published; verifying such tokens needs the secret.
+// Needs no API key. Lists the public half of every RSA and EC key, each with the
+// `kid` that access tokens and webhook signatures name in their header: each
+// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+// Master (`/api/key`), imported public keys included, so that tokens signed
+// before a migration keep verifying. HMAC secrets are never published;
+// verifying with them needs the secret.
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1997,6 +2642,273 @@ func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_t
 	return c.Client.Do(req)
 }
 
+// RetrieveKeys List the Key Master's keys
+//
+// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+//
+// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+func (c *Client) RetrieveKeys(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveKeysRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithBody Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *Client) GenerateKeyWithBody(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *Client) GenerateKey(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithIdWithBody Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *Client) GenerateKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyWithIdRequestWithBody(c.Server, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithId Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *Client) GenerateKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyWithIdRequest(c.Server, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithBody Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *Client) ImportKeyWithBody(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *Client) ImportKey(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithIdWithBody Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *Client) ImportKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyWithIdRequestWithBody(c.Server, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithId Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *Client) ImportKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyWithIdRequest(c.Server, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteKey Delete a key
+//
+// A key still named by an application's or a tenant's
+// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+// Once deleted, tokens it signed no longer verify here and its public half
+// leaves the JWKS.
+//
+// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+func (c *Client) DeleteKey(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetrieveKey Retrieve a key (never its private key)
+//
+// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+func (c *Client) RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetStatus Health of the server and its database
 //
 // Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -2260,7 +3172,7 @@ func (c *Client) CreateUserWithId(ctx context.Context, userId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
-// RetrieveWebhooks List the webhooks
+// RetrieveWebhooks List the webhooks, each with its delivery status
 //
 // Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
 func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2281,10 +3193,28 @@ func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEdit
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2307,10 +3237,28 @@ func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, 
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2342,7 +3290,11 @@ func (c *Client) DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
-// RetrieveWebhook Retrieve a webhook (without its signing secret)
+// RetrieveWebhook Retrieve a webhook and its delivery status
+//
+// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+// `deliveryStatus` (ours): how many events wait for it, since when, and what
+// went wrong with the oldest of them, which holds back the others.
 //
 // Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
 func (c *Client) RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2397,8 +3349,10 @@ func (c *Client) CreateWebhookWithId(ctx context.Context, webhookId openapi_type
 
 // UpdateWebhookWithBody Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2417,14 +3371,41 @@ func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId openapi_ty
 
 // UpdateWebhook Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateWebhookRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+//
+// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+// events (all of them without `limit`), e.g. to unblock a webhook whose
+// receiver refuses one event for good: delivery is in order, so the oldest
+// undelivered event holds back every later one. The events stay in the audit
+// listing (`GET /api/event`) for replay. When anything was dropped, one
+// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+// belong to no tenant), and is delivered like any other event to the webhooks
+// that enable it — this one included, so its receiver learns what it missed.
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+//
+// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+func (c *Client) DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDropWebhookBacklogRequest(c.Server, webhookId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3330,6 +4311,380 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 	return req, nil
 }
 
+// NewRetrieveKeysRequest constructs an http.Request for the RetrieveKeys method
+func NewRetrieveKeysRequest(server string, params *RetrieveKeysParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGenerateKeyRequest calls the generic GenerateKey builder with application/json body
+func NewGenerateKeyRequest(server string, params *GenerateKeyParams, body GenerateKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGenerateKeyRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewGenerateKeyRequestWithBody constructs an http.Request for the GenerateKey method, with any body, and a specified content type
+func NewGenerateKeyRequestWithBody(server string, params *GenerateKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/generate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGenerateKeyWithIdRequest calls the generic GenerateKeyWithId builder with application/json body
+func NewGenerateKeyWithIdRequest(server string, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGenerateKeyWithIdRequestWithBody(server, keyId, params, "application/json", bodyReader)
+}
+
+// NewGenerateKeyWithIdRequestWithBody constructs an http.Request for the GenerateKeyWithId method, with any body, and a specified content type
+func NewGenerateKeyWithIdRequestWithBody(server string, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/generate/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewImportKeyRequest calls the generic ImportKey builder with application/json body
+func NewImportKeyRequest(server string, params *ImportKeyParams, body ImportKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportKeyRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewImportKeyRequestWithBody constructs an http.Request for the ImportKey method, with any body, and a specified content type
+func NewImportKeyRequestWithBody(server string, params *ImportKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/import")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewImportKeyWithIdRequest calls the generic ImportKeyWithId builder with application/json body
+func NewImportKeyWithIdRequest(server string, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportKeyWithIdRequestWithBody(server, keyId, params, "application/json", bodyReader)
+}
+
+// NewImportKeyWithIdRequestWithBody constructs an http.Request for the ImportKeyWithId method, with any body, and a specified content type
+func NewImportKeyWithIdRequestWithBody(server string, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/import/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteKeyRequest constructs an http.Request for the DeleteKey method
+func NewDeleteKeyRequest(server string, keyId openapi_types.UUID, params *DeleteKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewRetrieveKeyRequest constructs an http.Request for the RetrieveKey method
+func NewRetrieveKeyRequest(server string, keyId openapi_types.UUID, params *RetrieveKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetStatusRequest constructs an http.Request for the GetStatus method
 func NewGetStatusRequest(server string) (*http.Request, error) {
 	var err error
@@ -4004,6 +5359,67 @@ func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID
 	return req, nil
 }
 
+// NewDropWebhookBacklogRequest constructs an http.Request for the DropWebhookBacklog method
+func NewDropWebhookBacklogRequest(server string, webhookId openapi_types.UUID, params *DropWebhookBacklogParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s/backlog", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -4050,9 +5466,12 @@ type ClientWithResponsesInterface interface {
 
 	// GetJWKSWithResponse The public keys that verify access tokens
 	//
-	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-	// each with the `kid` that access tokens name in their header. HS256 secrets are
-	// never published; verifying such tokens needs the secret.
+	// Needs no API key. Lists the public half of every RSA and EC key, each with the
+	// `kid` that access tokens and webhook signatures name in their header: each
+	// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+	// Master (`/api/key`), imported public keys included, so that tokens signed
+	// before a migration keep verifying. HMAC secrets are never published;
+	// verifying with them needs the secret.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4322,6 +5741,169 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
 
+	// RetrieveKeysWithResponse List the Key Master's keys
+	//
+	// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+	// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+	// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+	RetrieveKeysWithResponse(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*RetrieveKeysResponse, error)
+
+	// GenerateKeyWithBodyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithBodyWithResponse(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error)
+
+	// GenerateKeyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithResponse(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error)
+
+	// GenerateKeyWithIdWithBodyWithResponse Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error)
+
+	// GenerateKeyWithIdWithResponse Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error)
+
+	// ImportKeyWithBodyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithBodyWithResponse(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error)
+
+	// ImportKeyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithResponse(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error)
+
+	// ImportKeyWithIdWithBodyWithResponse Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error)
+
+	// ImportKeyWithIdWithResponse Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error)
+
+	// DeleteKeyWithResponse Delete a key
+	//
+	// A key still named by an application's or a tenant's
+	// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+	// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+	// Once deleted, tokens it signed no longer verify here and its public half
+	// leaves the JWKS.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+	DeleteKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error)
+
+	// RetrieveKeyWithResponse Retrieve a key (never its private key)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+	RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error)
+
 	// GetStatusWithResponse Health of the server and its database
 	//
 	// Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -4453,7 +6035,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithIdWithResponse(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserWithIdResponse, error)
 
-	// RetrieveWebhooksWithResponse List the webhooks
+	// RetrieveWebhooksWithResponse List the webhooks, each with its delivery status
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4466,10 +6048,27 @@ type ClientWithResponsesInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4482,10 +6081,27 @@ type ClientWithResponsesInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4499,7 +6115,11 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
 	DeleteWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error)
 
-	// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+	// RetrieveWebhookWithResponse Retrieve a webhook and its delivery status
+	//
+	// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+	// `deliveryStatus` (ours): how many events wait for it, since when, and what
+	// went wrong with the oldest of them, which holds back the others.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4526,8 +6146,10 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithBodyWithResponse Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4536,13 +6158,32 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithResponse Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// DropWebhookBacklogWithResponse Drop undelivered events of a webhook (ours)
+	//
+	// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+	// events (all of them without `limit`), e.g. to unblock a webhook whose
+	// receiver refuses one event for good: delivery is in order, so the oldest
+	// undelivered event holds back every later one. The events stay in the audit
+	// listing (`GET /api/event`) for replay. When anything was dropped, one
+	// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+	// belong to no tenant), and is delivered like any other event to the webhooks
+	// that enable it — this one included, so its receiver learns what it missed.
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+	DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error)
 }
 
 type GetJWKSResponse struct {
@@ -5224,6 +6865,335 @@ func (r RetrieveRefreshTokenByIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RetrieveKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyListResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveKeysResponse) GetJSON200() *KeyListResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GenerateKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GenerateKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GenerateKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GenerateKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GenerateKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GenerateKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GenerateKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GenerateKeyWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GenerateKeyWithIdResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GenerateKeyWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GenerateKeyWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GenerateKeyWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GenerateKeyWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GenerateKeyWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ImportKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ImportKeyWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportKeyWithIdResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportKeyWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportKeyWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportKeyWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportKeyWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportKeyWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RetrieveKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5922,11 +7892,62 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+type DropWebhookBacklogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookBacklogDropResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DropWebhookBacklogResponse) GetJSON200() *WebhookBacklogDropResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DropWebhookBacklogResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DropWebhookBacklogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DropWebhookBacklogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DropWebhookBacklogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DropWebhookBacklogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
-// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-// each with the `kid` that access tokens name in their header. HS256 secrets are
-// never published; verifying such tokens needs the secret.
+// Needs no API key. Lists the public half of every RSA and EC key, each with the
+// `kid` that access tokens and webhook signatures name in their header: each
+// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+// Master (`/api/key`), imported public keys included, so that tokens signed
+// before a migration keep verifying. HMAC secrets are never published;
+// verifying with them needs the secret.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6324,6 +8345,235 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
 }
 
+// RetrieveKeysWithResponse List the Key Master's keys
+//
+// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+func (c *ClientWithResponses) RetrieveKeysWithResponse(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*RetrieveKeysResponse, error) {
+	rsp, err := c.RetrieveKeys(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveKeysResponse(rsp)
+}
+
+// GenerateKeyWithBodyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *ClientWithResponses) GenerateKeyWithBodyWithResponse(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error) {
+	rsp, err := c.GenerateKeyWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyResponse(rsp)
+}
+
+// GenerateKeyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *ClientWithResponses) GenerateKeyWithResponse(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error) {
+	rsp, err := c.GenerateKey(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyResponse(rsp)
+}
+
+// GenerateKeyWithIdWithBodyWithResponse Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *ClientWithResponses) GenerateKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error) {
+	rsp, err := c.GenerateKeyWithIdWithBody(ctx, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyWithIdResponse(rsp)
+}
+
+// GenerateKeyWithIdWithResponse Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *ClientWithResponses) GenerateKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error) {
+	rsp, err := c.GenerateKeyWithId(ctx, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyWithIdResponse(rsp)
+}
+
+// ImportKeyWithBodyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *ClientWithResponses) ImportKeyWithBodyWithResponse(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error) {
+	rsp, err := c.ImportKeyWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyResponse(rsp)
+}
+
+// ImportKeyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *ClientWithResponses) ImportKeyWithResponse(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error) {
+	rsp, err := c.ImportKey(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyResponse(rsp)
+}
+
+// ImportKeyWithIdWithBodyWithResponse Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *ClientWithResponses) ImportKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error) {
+	rsp, err := c.ImportKeyWithIdWithBody(ctx, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyWithIdResponse(rsp)
+}
+
+// ImportKeyWithIdWithResponse Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *ClientWithResponses) ImportKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error) {
+	rsp, err := c.ImportKeyWithId(ctx, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyWithIdResponse(rsp)
+}
+
+// DeleteKeyWithResponse Delete a key
+//
+// A key still named by an application's or a tenant's
+// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+// Once deleted, tokens it signed no longer verify here and its public half
+// leaves the JWKS.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+func (c *ClientWithResponses) DeleteKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error) {
+	rsp, err := c.DeleteKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteKeyResponse(rsp)
+}
+
+// RetrieveKeyWithResponse Retrieve a key (never its private key)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+func (c *ClientWithResponses) RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error) {
+	rsp, err := c.RetrieveKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveKeyResponse(rsp)
+}
+
 // GetStatusWithResponse Health of the server and its database
 //
 // Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -6539,7 +8789,7 @@ func (c *ClientWithResponses) CreateUserWithIdWithResponse(ctx context.Context, 
 	return ParseCreateUserWithIdResponse(rsp)
 }
 
-// RetrieveWebhooksWithResponse List the webhooks
+// RetrieveWebhooksWithResponse List the webhooks, each with its delivery status
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6558,10 +8808,28 @@ func (c *ClientWithResponses) RetrieveWebhooksWithResponse(ctx context.Context, 
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6580,10 +8848,28 @@ func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Cont
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6609,7 +8895,11 @@ func (c *ClientWithResponses) DeleteWebhookWithResponse(ctx context.Context, web
 	return ParseDeleteWebhookResponse(rsp)
 }
 
-// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+// RetrieveWebhookWithResponse Retrieve a webhook and its delivery status
+//
+// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+// `deliveryStatus` (ours): how many events wait for it, since when, and what
+// went wrong with the oldest of them, which holds back the others.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6654,8 +8944,10 @@ func (c *ClientWithResponses) CreateWebhookWithIdWithResponse(ctx context.Contex
 
 // UpdateWebhookWithBodyWithResponse Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6670,8 +8962,10 @@ func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Cont
 
 // UpdateWebhookWithResponse Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6682,6 +8976,29 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, web
 		return nil, err
 	}
 	return ParseUpdateWebhookResponse(rsp)
+}
+
+// DropWebhookBacklogWithResponse Drop undelivered events of a webhook (ours)
+//
+// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+// events (all of them without `limit`), e.g. to unblock a webhook whose
+// receiver refuses one event for good: delivery is in order, so the oldest
+// undelivered event holds back every later one. The events stay in the audit
+// listing (`GET /api/event`) for replay. When anything was dropped, one
+// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+// belong to no tenant), and is delivered like any other event to the webhooks
+// that enable it — this one included, so its receiver learns what it missed.
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+func (c *ClientWithResponses) DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error) {
+	rsp, err := c.DropWebhookBacklog(ctx, webhookId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDropWebhookBacklogResponse(rsp)
 }
 
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
@@ -7235,6 +9552,281 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest RefreshTokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseRetrieveKeysResponse parses an HTTP response from a RetrieveKeysWithResponse call
+func ParseRetrieveKeysResponse(rsp *http.Response) (*RetrieveKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyListResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGenerateKeyResponse parses an HTTP response from a GenerateKeyWithResponse call
+func ParseGenerateKeyResponse(rsp *http.Response) (*GenerateKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GenerateKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGenerateKeyWithIdResponse parses an HTTP response from a GenerateKeyWithIdWithResponse call
+func ParseGenerateKeyWithIdResponse(rsp *http.Response) (*GenerateKeyWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GenerateKeyWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseImportKeyResponse parses an HTTP response from a ImportKeyWithResponse call
+func ParseImportKeyResponse(rsp *http.Response) (*ImportKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseImportKeyWithIdResponse parses an HTTP response from a ImportKeyWithIdWithResponse call
+func ParseImportKeyWithIdResponse(rsp *http.Response) (*ImportKeyWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportKeyWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteKeyResponse parses an HTTP response from a DeleteKeyWithResponse call
+func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseRetrieveKeyResponse parses an HTTP response from a RetrieveKeyWithResponse call
+func ParseRetrieveKeyResponse(rsp *http.Response) (*RetrieveKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7839,6 +10431,48 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	return response, nil
 }
 
+// ParseDropWebhookBacklogResponse parses an HTTP response from a DropWebhookBacklogWithResponse call
+func ParseDropWebhookBacklogResponse(rsp *http.Response) (*DropWebhookBacklogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DropWebhookBacklogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookBacklogDropResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -7886,6 +10520,27 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// RetrieveKeys List the Key Master's keys
+	// (GET /api/key)
+	RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	// (POST /api/key/generate)
+	GenerateKey(ctx echo.Context, params GenerateKeyParams) error
+	// GenerateKeyWithId Generate a key with the given id
+	// (POST /api/key/generate/{keyId})
+	GenerateKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params GenerateKeyWithIdParams) error
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	// (POST /api/key/import)
+	ImportKey(ctx echo.Context, params ImportKeyParams) error
+	// ImportKeyWithId Import a key with the given id
+	// (POST /api/key/import/{keyId})
+	ImportKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params ImportKeyWithIdParams) error
+	// DeleteKey Delete a key
+	// (DELETE /api/key/{keyId})
+	DeleteKey(ctx echo.Context, keyId openapi_types.UUID, params DeleteKeyParams) error
+	// RetrieveKey Retrieve a key (never its private key)
+	// (GET /api/key/{keyId})
+	RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx echo.Context) error
@@ -7913,7 +10568,7 @@ type ServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx echo.Context, userId openapi_types.UUID, params CreateUserWithIdParams) error
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	// (GET /api/webhook)
 	RetrieveWebhooks(ctx echo.Context) error
 	// CreateWebhook Register a webhook with a server-assigned id
@@ -7922,7 +10577,7 @@ type ServerInterface interface {
 	// DeleteWebhook Delete a webhook and its undelivered events
 	// (DELETE /api/webhook/{webhookId})
 	DeleteWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
 	// (GET /api/webhook/{webhookId})
 	RetrieveWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
 	// CreateWebhookWithId Register a webhook with the given id
@@ -7931,6 +10586,9 @@ type ServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	// (DELETE /api/webhook/{webhookId}/backlog)
+	DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -8403,6 +11061,237 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 	return err
 }
 
+// RetrieveKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveKeysParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveKeys(ctx, params)
+	return err
+}
+
+// GenerateKey converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GenerateKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateKey(ctx, params)
+	return err
+}
+
+// GenerateKeyWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateKeyWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GenerateKeyWithIdParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateKeyWithId(ctx, keyId, params)
+	return err
+}
+
+// ImportKey converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportKey(ctx, params)
+	return err
+}
+
+// ImportKeyWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportKeyWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportKeyWithIdParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportKeyWithId(ctx, keyId, params)
+	return err
+}
+
+// DeleteKey converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteKey(ctx, keyId, params)
+	return err
+}
+
+// RetrieveKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveKey(ctx, keyId, params)
+	return err
+}
+
 // GetStatus converts echo context to params.
 func (w *ServerInterfaceWrapper) GetStatus(ctx echo.Context) error {
 	var err error
@@ -8707,6 +11596,31 @@ func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
 	return err
 }
 
+// DropWebhookBacklog converts echo context to params.
+func (w *ServerInterfaceWrapper) DropWebhookBacklog(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DropWebhookBacklogParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DropWebhookBacklog(ctx, webhookId, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -8783,6 +11697,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/webhook/:webhookId", wrapper.RetrieveWebhook, options.OperationMiddlewares["retrieveWebhook"]...)
 	router.POST(options.BaseURL+"/api/webhook/:webhookId", wrapper.CreateWebhookWithId, options.OperationMiddlewares["createWebhookWithId"]...)
 	router.PUT(options.BaseURL+"/api/webhook/:webhookId", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.DELETE(options.BaseURL+"/api/webhook/:webhookId/backlog", wrapper.DropWebhookBacklog, options.OperationMiddlewares["dropWebhookBacklog"]...)
+	router.GET(options.BaseURL+"/api/key", wrapper.RetrieveKeys, options.OperationMiddlewares["retrieveKeys"]...)
+	router.DELETE(options.BaseURL+"/api/key/:keyId", wrapper.DeleteKey, options.OperationMiddlewares["deleteKey"]...)
+	router.GET(options.BaseURL+"/api/key/:keyId", wrapper.RetrieveKey, options.OperationMiddlewares["retrieveKey"]...)
+	router.POST(options.BaseURL+"/api/key/generate", wrapper.GenerateKey, options.OperationMiddlewares["generateKey"]...)
+	router.POST(options.BaseURL+"/api/key/generate/:keyId", wrapper.GenerateKeyWithId, options.OperationMiddlewares["generateKeyWithId"]...)
+	router.POST(options.BaseURL+"/api/key/import", wrapper.ImportKey, options.OperationMiddlewares["importKey"]...)
+	router.POST(options.BaseURL+"/api/key/import/:keyId", wrapper.ImportKeyWithId, options.OperationMiddlewares["importKeyWithId"]...)
 	router.GET(options.BaseURL+"/api/event", wrapper.SearchEvents, options.OperationMiddlewares["searchEvents"]...)
 
 }
@@ -9558,6 +12480,374 @@ func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByI
 	return nil
 }
 
+type RetrieveKeysRequestObject struct {
+	Params RetrieveKeysParams
+}
+
+type RetrieveKeysResponseObject interface {
+	VisitRetrieveKeysResponse(w http.ResponseWriter) error
+}
+
+type RetrieveKeys200JSONResponse KeyListResponse
+
+func (response RetrieveKeys200JSONResponse) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveKeys400JSONResponse) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKeys401Response = UnauthorizedResponse
+
+func (response RetrieveKeys401Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveKeys500Response = InternalErrorResponse
+
+func (response RetrieveKeys500Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKeyRequestObject struct {
+	Params GenerateKeyParams
+	Body   *GenerateKeyJSONRequestBody
+}
+
+type GenerateKeyResponseObject interface {
+	VisitGenerateKeyResponse(w http.ResponseWriter) error
+}
+
+type GenerateKey200JSONResponse KeyResponse
+
+func (response GenerateKey200JSONResponse) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GenerateKey400JSONResponse) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKey401Response = UnauthorizedResponse
+
+func (response GenerateKey401Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type GenerateKey500Response = InternalErrorResponse
+
+func (response GenerateKey500Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKeyWithIdRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params GenerateKeyWithIdParams
+	Body   *GenerateKeyWithIdJSONRequestBody
+}
+
+type GenerateKeyWithIdResponseObject interface {
+	VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error
+}
+
+type GenerateKeyWithId200JSONResponse KeyResponse
+
+func (response GenerateKeyWithId200JSONResponse) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKeyWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GenerateKeyWithId400JSONResponse) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKeyWithId401Response = UnauthorizedResponse
+
+func (response GenerateKeyWithId401Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type GenerateKeyWithId500Response = InternalErrorResponse
+
+func (response GenerateKeyWithId500Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKeyRequestObject struct {
+	Params ImportKeyParams
+	Body   *ImportKeyJSONRequestBody
+}
+
+type ImportKeyResponseObject interface {
+	VisitImportKeyResponse(w http.ResponseWriter) error
+}
+
+type ImportKey200JSONResponse KeyResponse
+
+func (response ImportKey200JSONResponse) VisitImportKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ImportKey400JSONResponse) VisitImportKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKey401Response = UnauthorizedResponse
+
+func (response ImportKey401Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ImportKey500Response = InternalErrorResponse
+
+func (response ImportKey500Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKeyWithIdRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params ImportKeyWithIdParams
+	Body   *ImportKeyWithIdJSONRequestBody
+}
+
+type ImportKeyWithIdResponseObject interface {
+	VisitImportKeyWithIdResponse(w http.ResponseWriter) error
+}
+
+type ImportKeyWithId200JSONResponse KeyResponse
+
+func (response ImportKeyWithId200JSONResponse) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKeyWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ImportKeyWithId400JSONResponse) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKeyWithId401Response = UnauthorizedResponse
+
+func (response ImportKeyWithId401Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ImportKeyWithId500Response = InternalErrorResponse
+
+func (response ImportKeyWithId500Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteKeyRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params DeleteKeyParams
+}
+
+type DeleteKeyResponseObject interface {
+	VisitDeleteKeyResponse(w http.ResponseWriter) error
+}
+
+type DeleteKey200Response struct {
+}
+
+func (response DeleteKey200Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteKey400JSONResponse) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteKey401Response = UnauthorizedResponse
+
+func (response DeleteKey401Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteKey404Response struct {
+}
+
+func (response DeleteKey404Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteKey500Response = InternalErrorResponse
+
+func (response DeleteKey500Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveKeyRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params RetrieveKeyParams
+}
+
+type RetrieveKeyResponseObject interface {
+	VisitRetrieveKeyResponse(w http.ResponseWriter) error
+}
+
+type RetrieveKey200JSONResponse KeyResponse
+
+func (response RetrieveKey200JSONResponse) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveKey400JSONResponse) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKey401Response = UnauthorizedResponse
+
+func (response RetrieveKey401Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveKey404Response struct {
+}
+
+func (response RetrieveKey404Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type RetrieveKey500Response = InternalErrorResponse
+
+func (response RetrieveKey500Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 type GetStatusRequestObject struct {
 }
 
@@ -10317,6 +13607,65 @@ func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type DropWebhookBacklogRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+	Params    DropWebhookBacklogParams
+}
+
+type DropWebhookBacklogResponseObject interface {
+	VisitDropWebhookBacklogResponse(w http.ResponseWriter) error
+}
+
+type DropWebhookBacklog200JSONResponse WebhookBacklogDropResponse
+
+func (response DropWebhookBacklog200JSONResponse) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DropWebhookBacklog400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DropWebhookBacklog400JSONResponse) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DropWebhookBacklog401Response = UnauthorizedResponse
+
+func (response DropWebhookBacklog401Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DropWebhookBacklog404Response struct {
+}
+
+func (response DropWebhookBacklog404Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DropWebhookBacklog500Response = InternalErrorResponse
+
+func (response DropWebhookBacklog500Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -10364,6 +13713,27 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// RetrieveKeys List the Key Master's keys
+	// (GET /api/key)
+	RetrieveKeys(ctx context.Context, request RetrieveKeysRequestObject) (RetrieveKeysResponseObject, error)
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	// (POST /api/key/generate)
+	GenerateKey(ctx context.Context, request GenerateKeyRequestObject) (GenerateKeyResponseObject, error)
+	// GenerateKeyWithId Generate a key with the given id
+	// (POST /api/key/generate/{keyId})
+	GenerateKeyWithId(ctx context.Context, request GenerateKeyWithIdRequestObject) (GenerateKeyWithIdResponseObject, error)
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	// (POST /api/key/import)
+	ImportKey(ctx context.Context, request ImportKeyRequestObject) (ImportKeyResponseObject, error)
+	// ImportKeyWithId Import a key with the given id
+	// (POST /api/key/import/{keyId})
+	ImportKeyWithId(ctx context.Context, request ImportKeyWithIdRequestObject) (ImportKeyWithIdResponseObject, error)
+	// DeleteKey Delete a key
+	// (DELETE /api/key/{keyId})
+	DeleteKey(ctx context.Context, request DeleteKeyRequestObject) (DeleteKeyResponseObject, error)
+	// RetrieveKey Retrieve a key (never its private key)
+	// (GET /api/key/{keyId})
+	RetrieveKey(ctx context.Context, request RetrieveKeyRequestObject) (RetrieveKeyResponseObject, error)
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx context.Context, request GetStatusRequestObject) (GetStatusResponseObject, error)
@@ -10391,7 +13761,7 @@ type StrictServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx context.Context, request CreateUserWithIdRequestObject) (CreateUserWithIdResponseObject, error)
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	// (GET /api/webhook)
 	RetrieveWebhooks(ctx context.Context, request RetrieveWebhooksRequestObject) (RetrieveWebhooksResponseObject, error)
 	// CreateWebhook Register a webhook with a server-assigned id
@@ -10400,7 +13770,7 @@ type StrictServerInterface interface {
 	// DeleteWebhook Delete a webhook and its undelivered events
 	// (DELETE /api/webhook/{webhookId})
 	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
 	// (GET /api/webhook/{webhookId})
 	RetrieveWebhook(ctx context.Context, request RetrieveWebhookRequestObject) (RetrieveWebhookResponseObject, error)
 	// CreateWebhookWithId Register a webhook with the given id
@@ -10409,6 +13779,9 @@ type StrictServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	// (DELETE /api/webhook/{webhookId}/backlog)
+	DropWebhookBacklog(ctx context.Context, request DropWebhookBacklogRequestObject) (DropWebhookBacklogResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -10937,6 +14310,277 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 		return err
 	} else if validResponse, ok := response.(RetrieveRefreshTokenByIdResponseObject); ok {
 		return validResponse.VisitRetrieveRefreshTokenByIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveKeys operation middleware
+func (sh *strictHandler) RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error {
+	var request RetrieveKeysRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveKeys(ctx.Request().Context(), request.(RetrieveKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveKeysResponseObject); ok {
+		return validResponse.VisitRetrieveKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateKey operation middleware
+func (sh *strictHandler) GenerateKey(ctx echo.Context, params GenerateKeyParams) error {
+	var request GenerateKeyRequestObject
+
+	request.Params = params
+
+	var body GenerateKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateKey(ctx.Request().Context(), request.(GenerateKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateKeyResponseObject); ok {
+		return validResponse.VisitGenerateKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateKeyWithId operation middleware
+func (sh *strictHandler) GenerateKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params GenerateKeyWithIdParams) error {
+	var request GenerateKeyWithIdRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	var body GenerateKeyWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateKeyWithId(ctx.Request().Context(), request.(GenerateKeyWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateKeyWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateKeyWithIdResponseObject); ok {
+		return validResponse.VisitGenerateKeyWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportKey operation middleware
+func (sh *strictHandler) ImportKey(ctx echo.Context, params ImportKeyParams) error {
+	var request ImportKeyRequestObject
+
+	request.Params = params
+
+	var body ImportKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportKey(ctx.Request().Context(), request.(ImportKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportKeyResponseObject); ok {
+		return validResponse.VisitImportKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportKeyWithId operation middleware
+func (sh *strictHandler) ImportKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params ImportKeyWithIdParams) error {
+	var request ImportKeyWithIdRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	var body ImportKeyWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportKeyWithId(ctx.Request().Context(), request.(ImportKeyWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportKeyWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportKeyWithIdResponseObject); ok {
+		return validResponse.VisitImportKeyWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteKey operation middleware
+func (sh *strictHandler) DeleteKey(ctx echo.Context, keyId openapi_types.UUID, params DeleteKeyParams) error {
+	var request DeleteKeyRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteKey(ctx.Request().Context(), request.(DeleteKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteKeyResponseObject); ok {
+		return validResponse.VisitDeleteKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveKey operation middleware
+func (sh *strictHandler) RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error {
+	var request RetrieveKeyRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveKey(ctx.Request().Context(), request.(RetrieveKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveKeyResponseObject); ok {
+		return validResponse.VisitRetrieveKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -11497,141 +15141,225 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 	return nil
 }
 
+// DropWebhookBacklog operation middleware
+func (sh *strictHandler) DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error {
+	var request DropWebhookBacklogRequestObject
+
+	request.WebhookId = webhookId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DropWebhookBacklog(ctx.Request().Context(), request.(DropWebhookBacklogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DropWebhookBacklog")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DropWebhookBacklogResponseObject); ok {
+		return validResponse.VisitDropWebhookBacklogResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchs5kuCrZPAmwtJdiaJk2TtNxf5Q2/JYPe5unySfN8LUXYFVSRKtIsAGUKI4XkX0r32AvX2GebB+",
-	"kg0kUJ8EP6SW3N0z/ccWyQKQSCTyO7M+dxI5nUmBwuhO/3NnxhSbokFFn94ylb7GDA3aTynqRPGZ4VJ0",
-	"+h2jcoSUftQwQzVldpJsEcGcmwmwLAOFI4V6AkZeo9DHIM0E1ZxrBDNBkMMfMDHANaTIEsNvmMG024k6",
-	"3E7/Y45q0Yk6gk2x0+9MKkiijk4mOGUWJLOY2V+HUmbIROfuLupcomDCnKVvkaWoluG+SOQMNUGg8Mcc",
-	"tQEjQQoEQyNhh8GHD2evd7vwLctGUk0xBakgF9dCzgX8/B//CUe9HoxRoGLZQMSfuLhhGU+vjF867sIJ",
-	"XOMCMplcY2rnZ4I2X6zhJjnoDkSx34kDt9zwv+29yTWX4iQ3k71iT6G9a6O4GHfu7N4V6pkUGunwvmbp",
-	"udug/ZRIYVDQn2w2y3jCLD72f9AWKZ9r0/5J4ajT7/yP/Yow9t2vev9UKam0W6uJ1csaOrkGj5FjQvNQ",
-	"pgvQbKFhPllEMOKYpTBcuD+6nbuocyYMKsEymn/5yOzkGtUNKhgxnmHahdPpzCxo5mNI0TCeaWAKQYrM",
-	"on08RjfzB8FyM5GK/w3T5Ym/5VpzMY7Kw5UKuND5aMQTjsLAyfsze5CR/YEVh2f3ZE93yhYgpIFcYx2g",
-	"LpGhR5ld8+T92V9xQbdLyRkqw90BNWD53Jmy23coxmbS6R++eBG1zzfqcNqBpUhmOv1OnnNLEMuPCY3K",
-	"nAltmDvvcgQX5uVRNYQLg2NUdsy1g28Z7XafNyzL8RgUmlwJexksjucTFCUmuIZEYXF/Gxt5GXWmXBSf",
-	"nx8GALbMwx6EFHoTATpUvq8NuIs6xbVb3sE7mVzrEkojwUy49sdoId2Ay7vyG8er7GLLECydK4p0Jrln",
-	"qCxNuYWGZe8bD3GDU/90Pu30P3X+cnrZiTrvv7+g/z7QvyeXr952os7r03enl6edqwDu/BdMKbboLN3K",
-	"Uw8J8RuWZXKOKUzRTGSqI8DuuAvx50Fnn834/g9zs+8Z9qDTh08Dv+ygc3UXdwfiOwnlxmCKTGjAG1SL",
-	"8lvHzFoIW43CGm9qoo/NuL8umymh47jejzlX9n5/KgZfrVnWscgvuG7FbgOLWsEXkK5nYyEV3TV/s7oV",
-	"bktp96Qs4Ye5eSXFiI9zVcK+DjHffLxsPn8XdTKmzYdZygzeb20nAxss8eCrgwYnOQhdhhoj2Hy168dH",
-	"C244vDUE2zjgtdRTe/Qu6uANCnMmRnKj4C0fXCa8asaNG1hN+g/bwT1heY03PMFiv2uF4dLZWlI6SRLU",
-	"GtOTNFWo9cbnHkZ0K3js522kQ6nANDeXyDRwxy8MG2YYwZQlEy5wTyFL3TeOM39KZJ6l30l7D29Qmatc",
-	"o7LaZeiKp8yw1fLGKusBcKeoNRsHQHsjFUzyKbNau1VzkgkTY+xuvEe00Wreq1Uo0mFtgzRFOfKC5ajX",
-	"sys2UUlKYzXHRvG6UZ3dQorSatbGcSprZLUJJBXWqhb03TMNM2YmsBN7GXpJNs+n3lXXn9putxPAhrci",
-	"qg39EsCDFHlTaP1rCKO53xMBxJiAWdMs4zdoJREXmqdI+gL9apWEn3/6+13chTcWA5rwsZgh/PzTfw1E",
-	"/MPcdD0u9sgA7Cq8kdcY98Hq3Bk6sxB2hl7DJOU73e1DjY2cpdFAOARGUMcs7AhLJMCNdqN3j8E9B/+r",
-	"OUF/IJoT+ueOm4+RVttau5zS/jYQOwoTqdKGBswMZMi0cQYkQTZnGtxW7WbcDF04ZckEEqYURz0QcW2d",
-	"Sz7FS/mO3+CZuMBEilTHUR0Q4KlT4IitOWRCxkdo+BTt9uh7b2UD1zq3xIkjqRBipz14ThiDnlieAkME",
-	"4xR2e8jeWhuIkVRgJnZPUlgOVDvDuH0uEDqWs9QfzEAwjw53Ol2IuRjJ2JoKNdP7mYZSBnrHQcxnnr/H",
-	"A5HiiOWZ4WLstHeEhGUZqmcamHvIaZ0rxdnZdgrS+uNYx2iW5cjSFWwcwZbCaGvF7l66g2XW1WFtGnhe",
-	"f7Y1dku83kMjWylno46jtPtrddUj7UOoQXa1imkWekqTOX6cSEhYru3N8XwygpGSU8sPFAITpLTPJzyZ",
-	"QEoKj2X8Is8yK9sLjttSfh4ivN3krzfoTe6p71bpNu7ny1WYL+9iWNeS2+mM72Sl8kq98ohPxl5UbaNo",
-	"WcS/49qsVmrpbO4hU0lQBpQBgbfmVa50yDP1XqG2kpJkwdQyXLcqKU0jaS3uY5gxrYGTOI0TmijerEl5",
-	"6EPUeTadSWUwPW/d5V/KBJesxOZeXztebAUNaMPKJxuOlNUcbYqGvfZ0vi3X+bYYcxd16kuGrqV3R5HQ",
-	"eaZJPsIQx0wck5OOu59HuckVbgmyKTBbs0OPel+93GiIPpRhuQXL8VHrEFtICNHGNx//GiCFbFz3NJ1f",
-	"HL542Yk6p/R/yKuUqJvgLQ0ziWsnrJa/N4vmsid20VfBFcUqrlCfQfNxcPBtcPAizErq+LYQOvgjQpJb",
-	"cQVeL5YRe42L7RmMPZqQyt4AyE4YXv9yyRvTsp8aaqEmQTSTGU846i580A21NUZhpVHq9DGVYys4MxBO",
-	"Pj6zFoC/9pYWF7DD4G+o5B6pdWkEKdc0EyR18LyDsBi7G9TSSG0lsC/4WHAxPsnGUnEzmS7v7q2cQ1PP",
-	"ZQpB87HAFHZkrvQxVAETsLa8Buac00IbZKmFwbMweGsp38eprF235z37GhOF5hjohhAG6Y4US96g4qPF",
-	"QLAxs5PCfneOWbZHoYP9H+bXuvuDlsLttaDZt/6ybb50/khCYa2m7nV6O+MOze/t+TYu2Rt+i5aaLzKe",
-	"cjH+yEUq5+3PH7mZfMtu+TSfvvP0EoSovuj3Aq1m/EHjEh02j3WsWILvUXGZNhToOr99fhjgtyExX4eg",
-	"sYUNQEzd7uq6/Ldc5AYfB5QV8zZJ9rxu/JYXE3b8pYCj59Fhr7fblkVBgJrLf9BsjMtnf4453cVO1KlO",
-	"Kxw1CNs4LTdAyNyswH8evdwW+rswQ/MIWq3BtY2VUMixFmG2ikmuEazCBg5YBgLnZJvnIkUFFV52g160",
-	"h5g4q6Hz7KnOt7rwKmN8qvvWTo9A50PYsdIeeLobAcutVZG2PBaw03QG7EbAmYkAb2cR/GB4BIansON5",
-	"GE93iXNpa9DvWJ2HpyBH3uquo4sbSNgUyXrZPYb4mlt54PQkF45uhHQ26CyNw1rCZEimvauZD+vto4Sb",
-	"RVDGJzIXRoV/S7meZWxx4b4I+4oNN7lzzZbnnMrc3SH/uMinQ3cFMynG93le4XiVVfY3Pit8wlsYO9/P",
-	"nFH4tUwXoTDnCSUsHANSDFoqsNj0IpgNrYESNEGZMajs+P+78++fentfsb3Ryd6bq89/vturfzy6z8eD",
-	"w7vdP4WuSbGH/52jWrMJirTTPiKILcSx/SK2t3fEhVVY7La4GNc21tiIHfPv5eNPvy/PxFxuSi1E1HL1",
-	"Y4aJ0cuXkKwp5y10yRLa3kiVZ1Z9cc9TJgxUiTndzf6udWpoi5geGIVaZxy1CW2NeXQfQEM3oxQhK0Jz",
-	"D9taW+7cf4fbCVjQE2vIq0q6Ogcs1w2ZcQzMwFRql3lSO+xnOih+V0AXMmyXZdZM4Q2X+RIESYIzgylB",
-	"aPHHDB/yjJsFCRufBpN2OxuRs+YYH8+T8XRh8cd2Y2zjhriXEzV8tN9RtKRM4aHQFdc+q+rYnjr5sbio",
-	"WVHPNExlillQU/pFPtm2W6P0d5gq0a15OC3E1c7hagM9OW/ZSg7RCNdtbcsHXXB3lPp05sYf9Hq9HjmK",
-	"ii+WPYsUdWEGXw9fSaGNYkXS0LIiHr57x9bqLgaSRcyyOVtoSCaYXLvrGEiRrJ9Hc/+bkLne4/owXLZx",
-	"uNZBcj9wv61d1kfzuG/aTy3LgfIA5awVkt6QxLWJQW5vL22P9TVYDiL5wjCT69WQaPq9bpzKa3vPBbth",
-	"3EmHq02cws8RWt7lwy4v+xtPh1qV1rSFhHQ7XsnFTImQdTB5tC1ZcO7rqzXLrjrnJ1vXUt7/YVmOIbWp",
-	"kVbgkwd25Iz9mCMYvDW7rSxUp7QtkcEHjWpdRt6yF+5BXAOnjGdbHHvUGXGlzXfbEUnUGeVZtvXDT3gz",
-	"MnYPoB+aEThjWs+lSu8jHSNwOSLaSNWQhQ+MT1st5RdcYUtuj2yo5J6C1w0gKm9fPRp4tRLIVdf98df7",
-	"iMOJlNehlDkhMDGXfIoyN6HU/Szj2plW1ob2z8POwc8//f+DXmS1ryL+AAf247ae1vum5btI7Wnlvd+Q",
-	"KlLnJ808M0q6cilU//Gf4OMBtTztVSlVg06fgjh3cTjHLJNDloUc1AnyG18L4+PWZfKduxnNsJDUSJ5E",
-	"f2l0OCfZuQ63SZqppyE0EHFrFPMuSGujCONiNcgop4Iy0hbBrT4xm3sI51LI0q2peM648U4ABCb0HJWj",
-	"6Jctij68D0VrF167oOjWMhB/xYWjgbffnrzau3h7cvjiJfmumckVnXgD8e1KkDJF3cXhdjeUgBy8XMOH",
-	"m4rylhlDlUGVqwCZnwhgQy2z3CBMjJmBVPS/hg/n79rA9o7+vEkvtYusYWXrTaS5e2h766hgkJsMo3Li",
-	"NaCtlD7zigtvBUt47fVLb8DI469tCR+TXHGzuLCTuOVOyiqPQDSJzauKL8txZG6AQfw1MoUqhpnCEb/t",
-	"rirZO/GVZk7fr87LrUhFczyYU3be9AhnaFdNMqpAk0PDuKAwVjP+XcBnLy5FkPwtBy58hLoLlxOuaUec",
-	"/BU6goxr43ID2FDeoC/TtEKEWMDU7lvhXqFHZUjrDEQttq6lyxFtOIoklcyxzIOtIWECXO0RM8BNdyAG",
-	"gvLYhd207g/EHpySpCnKBvHWKnIQ/+X0EqgiyRmAcZE1C0wUp+OjVAMBEDewHnup0XeedjbfdJZwAlNf",
-	"BGhnW1UH6IvcHEfGFI56Bz59QPioC1X+2U3FwcrNGKR3Z2cLcD4BYOECVIKpqDy1QNWKT8sYH0FDdagE",
-	"ht2tTyUHVEoqCFWlWvDOUuco+vDh7LWOKDmCFc6jaV0aaS4SV6j7QfBbwJlMJt3q1OzStYOJXQZ77Esy",
-	"CyqYMpNMrISIE5liXGjksS8QsCCBRWYER70jIssXvR5M2A1WaKX8lVcyRW3V+6mkOK9TUiwfoXPvEyks",
-	"FUy8iWGHVcikSKjyBiMXVUzFfuvKUt/sRm4qTxV+ioLjwBtCPIWedqMKyd9cfP/dVQw7ZblrKlGDkMZO",
-	"NmNKoy8hdatMfGhnrqQYgx1Mah/NeOZmfOXqdS8XM7wiEOy0dja6e5wmh7hdyhvXgSLYAxEkeANjfoPC",
-	"zkY5i2bCBEiRYCOHxhG7tidCsxop3zE1roED0h7mn+Fb/vUxEaoV/8WjskSeNckpoxyVW4ryuKUwiiXG",
-	"lSVShtAeVFoiMHCcv8Sk80UTnXJXHFdQk0LL8DHtN1iSBaggQ42Ks8znNnEF84nMygJ05+O2y58v+xV8",
-	"npHxxXjZApiGi7cne1ZHmjA98ZlW9inR8LHb9dnI0J5xAZZv+Nx8H1XnJrPiwSv0Kfz803/VNlBnwU1/",
-	"x8n7s07UuUGlnfQ46Pa6PUqtnaFgM97pd553e93nLjI6IakXzlSidJ2QRvgdYmqRXvDbLrwjuWEPbpYP",
-	"M54QRyyNhXa+VCGKLPMdCNIeSzbl0gyIipsCzUpRz9i5KhIQfKqWS8yiwxgIh2eCQ08wPfZ5WXZBnSel",
-	"GBW0CYqp0miH9pJlWKO/8xc0lNnXKp0/7PUerWae5g9UzJ+4e/8Rh/BXXMAFGipYf+GWDs1YgrjfrJev",
-	"azqd/qerqKPz6ZSpRRHSK09MO7w7fDXRT7OQ2GUzvufrwWdSr6QOl1xXciPk1N+g1vGgEFZCKsj4lBv3",
-	"fVlE3B2IRoW5naZpWRAx0Ldu48f+a6Pp6tkB3rczEJQAHF/jglIa5ZQbKm4BxUQqpyReufYy0hR3sEkM",
-	"r8iK8QW+TstEbb6W6eLRiKFZ+nzXVGbJhH9CSmwVQK/o4mA1zVJpquqriDiPtiHOWt8JGnKweUijS8Mv",
-	"uAQl2bujrGuMPtnTBTz3mPa5WTxdIvz9z9e4OEvvHOGHm59cMqsw42hkBQgzJDytmmOqThWOwzkZGhFv",
-	"tCBwAS+gULGkGPi2IG6MBj1hioqdJggpM2zINJIMX0DCkgkCCfbaVbZidde3GxmIhAkrKR3U9uwwG4Uo",
-	"3WWr1Ch9meLauf92QPpFieCodxTgPdLxeCuUHoVS3M5qlOKqMumqNZF2jkZxvFmPti94URuWza9zT7/M",
-	"ERWIr1/nnaWN77owQdW+6NNnZ6ZbJagy0ulud9pst95XZ1M+w1VUysXV8uMjN5NynT+kyD+UFCFj2xpQ",
-	"LenRbPOxjkRqjy7RbAjc6pH9VnsrS41PQmLLfS++NJ0FGlesILbaIr9XAqtneG+lqlRo/dzIplqrtnyk",
-	"Auuql9q/2kOM22mFzqDNMrq2rWxVa+e62dOB4MK5rRQTmiV2aD1exNu93WAndsH1PoxYpjHeXaObPOIV",
-	"iTaOqPW5cxdqoz4kxW9I0rbp/xGUouLQQKpCnWxS6WY16bGZ3D8vn/myh19Xt1oHvlm9amd2PoqatRTP",
-	"45Y/KWQp+QhyjWVXxvhTmjsI8KoBC4XGNwjjUmn7QyT/IZKXRXJY78OiwU7Qk1qEuG58rRO4HjKaBOfq",
-	"HjlFAx6ROg/rQOCt68G0NDAumlD4yi0qIKmJ5KKMxA0fCOcVOHaetaxw604p64DlKTdR4aho9mkpSmQT",
-	"OcPIPj0QTJP/wa+wIOVAoWFcYNqF92yMvqWL73oAO9QoI646KoRVgAtkKpmcug4IjyD9Qw1lfVuQivCL",
-	"RNVVZ9KJ6j8F01fDK5XJ7dvzvhUzLXUDuM+ETbr8XmSLIucnKToBGYpR+ZgFdXGl4CDsUPAPpi63IwQZ",
-	"JeeHIVqVGbMdTL6N0T3BQZHeH5jQROS3bkzlE3AowT+QfOMLj13+P+W9+I/br+kuS2PRWobK88NGwdun",
-	"3t5XV//zT2H5+WSCYLn7SjDAMbMcwAWJhNG/Lzlgdwdlwy+3gwhklqI2QIm6Pt2pkgS1DqrrjLBzn27R",
-	"tKy68NGHUnzvMEhxhs5L7LsJyRHE9HAcQey7yg2ElRFxU9UhRkySKrK8uV1ASLdcu1C09qXBA1HkJ7iw",
-	"FIV3d+JQdWO8eww+/uui2fIGleIp1soVB6IWWx9VcsmSeBdOiqQJBxl5hpyL3D6YcUN5DC7+OhC+DJT2",
-	"WdWBRlQI6iKS5VJlbJ7STahMHvCWTWcZuoyTwttbtKBrnEHfdeqhGFPZSoYyFGJ3JvWaiR36dTeuz7rU",
-	"8tzunVF2Tntu3xZu1eR2y0WHta3XIBFu1YMaNfh1qyUpLO0x3aCa7kZAouaAbeASAVhKHDSXX48K929g",
-	"/cuCtEYyt2JLyXzsVLWSjiN/f6ZsASzTkvJWFhCXOdexXdtd0iEXY5hPiprcdGNvL0to36vU0XmKCdcu",
-	"HeWgC63Mk8pEaaepDPJe73lCl4n+xPh4IA67IKTVw8agqXoY03bv+Vqqhx3x3C5ZMAZ71exYIR1tVKsX",
-	"Q/yDx5S+02QgFh+1Ceqa8PI8zaHHA3HULfiUY0L96jbV+BslxBz1jmCnSqDadd1puGnkzwDecm3VUqZL",
-	"s6+cZMI04O2MUz7IEK0+qusN92nzRdYJzeZU+AJPBEbt+fpey2QVP2Rppy+6Fb4DfLjvYnT2iWdlmkPZ",
-	"Y7H27PFAvKxN5VtRZpnjne0pjgfiX7pLPH95UKNSuBAzA3ECwzy7tnBMyxyfw17PXY0C/4UQ8iQY0tLP",
-	"l+7qoyjrlA9E3fR9/U+oRello60FnfGc0tMD7kq/lVW6YkA936YqvehjcPdAmBvW5QNBX20PPN0OQrVX",
-	"ZQuDLpyRCqNRaG74DVJl8cjlQFUMedV+ilYi2+2jViN291Q+l2B3h7vld20EncQUB2OW+6872l/bj+ga",
-	"1dQa8jqQy7Q7Yr6wIxV9KmoTHEekiycbTHP3sZyQFj1txA0X9aaykf1sQSj/cJGLChhi7sPFCr91610R",
-	"ZYabZ7YZv2kDEIHAec0AGFJ3saqUZDcCZgaCejVQzVEXTp1sqh99hiMDMjdduGwnGjZTCMNc13lnf/t8",
-	"N+PaYNqFc++ffDIG/JSW7sri9xV+T087Ldvu92f5svBOKAiwJimwShnthxpOeU+kwhSF4Szrkvrufkzk",
-	"FDVp2wNRpFE/09Dopx5HgJl2HatcMqn/9f95fTOR8po7pfwCjeFWGbQTVyOaSlHcLuuOSw2I67ICbyCa",
-	"qxa9EbvgAqorerP1a+3G4lpF10CUifOUJ9FEUmGcWUOOSt+0kTMNc6murTq+Q/65gYhDffasaV5Ej123",
-	"vL05tctzKrLTNqgp5MLVdOUaLbsqigCL5qlxvdlGbOW7kHPCqkvz79uDboJt7YIqa75xaMdF+UJUqpVS",
-	"DQTWOSNxau67TBZ6kQ80uxhkGUYuH7UUOhD1ALMDojBMWkDEgaY8MQm1IZo5ooAD501ZJpNg5/XWaqHZ",
-	"uwPxvUjsuTdiANZmKUtJDnu9yKKzdPDTodMpz5lKNeg8SezlGgh/tGX3tkKHCIiJUz9bnX+9keqbj5fL",
-	"smJDW72oetcTOX0K4hUUA/c83V28iqk37uUqX2awLv+JVbnNStwjZX0vtTcMukgDLQIrT9j67oYPlSqP",
-	"nGFeUBqVM9XhpYBSaIOw883Hy7DfdP+zcQ0D77bxoNbeueCzAfF2JjUVwZUZZ/ChYD4Fw7FwNd0I3qtx",
-	"1N3CyP168Vgh4m3shyUB+puxG76TAQ3ZVzZxDTx9VEPAHnVzpaErBODpxkyUL3V6j65wblI2Gwj5J6II",
-	"n5+ygSY2SrlVfVF3qF98mVdcyrhmpotnVL8sx6VggVW/pC3rsQ57vUos+4oDKzYs2GXhgNMxInjRe17l",
-	"5XVDRVCun9NT5rS3OkatoOj1O/H08/wLA1VCUfpESnDWyMW3yDIzKaNf4Y1VQrDqpHSPoitpAgVXqxKd",
-	"fBemp9Gumv2pvnBeUqtL1YpjLLDze8xGKrJvtkgNdk/ufy7Kvu9qXCUsH2uE8c92QGszK02BF+/7vOGa",
-	"ynGL98hSgUtf5Fn2uGmXxcJbJVzWOmY+Qa7lPbgOuLzMNfmYVSOCtRzqSUtn/uBTX45PhfMlix5i6wpk",
-	"qIfYbzQNt97G7QvTT6M52xoH9O+Udlw4YbOEs8/tN+KQ+66/zWrtya2xVM1Ci7nOKi4IU28Vk8kxF32Y",
-	"kPeUa8PFeGA3Q2/99v1Sxq6YHE6yDJyUmHAx7gMV0Sx8K5YijaNerl5XdmmPzgHLU+1fp+nGunXc60Zb",
-	"bxblV13KGIm9XzChDimuJECvcMXqrs8fG4iwm1R3G+kMNeYdmibkeCzaLT9mdOppPYKBLtHb3+uWPy/L",
-	"Gq8n8o0nf0+30SFiKezTuHufHZE8tNSsitRadFG3j9VVZuCKzAZiRZVZOeHDa80eRdr8wxeZlYLliarL",
-	"aIGNvrzH0wz+mWT0FzrYmglTHOZmA6YM/z+B+RJT72X/ChnfvTd2XnS31rELg3INueA/5lgvfXGq7EDs",
-	"JEzjHhdlUtNuYetsUYNWvLJ9IE6g6GEM/v0eK96nMcwN2VhOevTrL2ogZ6qQTjVZ3cLG0uBvu5btDyX6",
-	"6ZXosPlVa7e5ltF+LPqJPuFRhDqmBk7E1dB5wCsNvWgy5nuDdX/ljBnq51cg7S568t5Zb3w2ilWPfBs2",
-	"VzTo8u597oprJ73jYrF+0hqkkMgbVHp3IHj9Xf9GQpyrLCZLov7C/88///T3u7vYEdj77y8uo/ob8BOM",
-	"ys6cknLia52lJ2w2Q4H0wnhLYqnv6XzrcM1ZBkOWXMvRCOYTnvnXkCrXo1rBiPFM+9foF52IyaIi+7AP",
-	"8b/teX0+3bsoehf3B0JP2OGLl//qUuwneNtoclyEf9jcFwo4S4sAazRN9mn5kXs7X5EBUV+TSqL2LKuH",
-	"uDE0bvQdc0Gbsj2ZnW19z7PVXL7oiPs0HLrVMvgLM+l21+AVfLrBEyiw0mQKvy8efo5jro21jcrruYU3",
-	"xD+6/9n/sWSXhUyeOu387np/+Y0+bv+vEuVFiC4XFT/0L2PfZJysx+qvcDH+Qc+sZmcUp9boB9ZkAls2",
-	"Biuvz1N2rVhjKZTrrwyP+LN/0vjIH2z/N8P2m/p71JmFXiBxjrOMJai9Bqhd0rN/lWgDKb4BhK6/Bb6p",
-	"qJASSCt2wTVfqOXJ+ULoa8QZDNFO21AXje/59uH8XUhjcS/O+ENjWbZifmXq/ZJMmyi1ovJnuiBX7bBV",
-	"y6Sp3tPw6cryVN8flX6hl3x0JsbM+vv7B4f/0u11e92D/le9g4PO3dXdfwcAAP//",
+	"7L3dcts4tij8KijNVEX6PlqWHTvTLde+cCfOxJ10t09sn0xV5DOERUhCmwI0BGhbk+2qvtoPsM88w36w",
+	"fpJTWAsgQRKUZLedSWb6ptOmSGABWFj/P586YzlfSMGEVp3hp86CZnTONMvgrzc0S16xlGlm/kqYGmd8",
+	"obkUnWFHZzkjCfyoyIJlc2oGSZcRueF6RmiakoxNMqZmRMsrJtQBkXrGshuuGNEzRuTlz2ysCVckYXSs",
+	"+TXVLOl3og43w/8tZ9myE3UEnbPOsDMrIYk6ajxjc2pA0suF+fVSypRR0bm7izpnTFChj5M3jCYsa8J9",
+	"OpYLpgCCjP0tZ0oTLYkUjGj4knQpOT8/ftXrkx9oOpHZnCVEZiQXV0LeCPLrf/032RsMyJQJltF0JOKP",
+	"XFzTlCcX2k4d98khuWJLksrxFUvM+FTA4t0cOMhOfyTcemcIbrHgv2y9zhWX4jDXsy23ptDalc64mHbu",
+	"zNozphZSKAaH9x1N3uMCzV9jKTQT8L90sUj5mJr92P5ZmU355A37x4xNOsPOH7ZLxNjGX9X2UZbJTOFc",
+	"1V0987aTK2J35AC2+VImS6LoUpGb2TIiE87ShFwu8X/6nbuocyw0ywRNYfzmkZnBFcuuWUYmlKcs6ZOj",
+	"+UIvYeQDkjBNeaoIzRiRIjXbPp0yHPlc0FzPZMb/zpLmwD9wpbiYRsXhyoxwofLJhI85E5ocnhybg4zM",
+	"D9QdnlmTOd05XRIhNckV8wHqAxraLTNzHp4cv2VLuF2ZXLBMczygCiyfOnN6+46JqZ51hrv7+1H9fKMO",
+	"hxUYjKS6M+zkOTcI0XxNKJbpY6E0xfMuvuBCv9grP+FCsynLzDdXCF9z2806r2maswOSMZ1nwlwGs8c3",
+	"MyaKneCKjDPm7m9lIS+izpwL9/fz3QDAhniYg5BCrUNA3MoT74O7qOOuXXMF7+T4ShVQakn0jCt7jAbS",
+	"NXt5VzxBWmUma0LQOFcmkoXklqDSJOEGGpqeVF7ims3t2/m8M/zY+fPRWSfqnPx0Cv+cw38Pz16+6USd",
+	"V0fvjs6OOheBvbMPaJbRZadxK48sJEBvaJrKG5aQOdMzmaiIsP60T+JPo842XfDtn2/0tiXYo86QfBzZ",
+	"aUedi7u4PxI/SlIsjMwZFYqwa5Yti6dIzGob1r6FHm2qbh9dcHtd1mNCB6ne33Kemfv90X18sWJaJJGf",
+	"cd6S3AYmNYwvwF2Pp0JmcNfszeqXe1twuyclCT/f6JdSTPg0zwrYV23M9x/Oqu/fRZ2UKn2+SKhm95sb",
+	"eWCFJO58u1OhJDuhy+ARgvVX2z8+mHDN4a1A2MoBr8Qe79W7qMOumdDHYiLXMt7ixSbilSOuXUA76j9s",
+	"BfeE5aWZcWLeYGYt5oCCl4IrlaPo1jhixTJO0x/z+WXbCzO6czbL55eLjCO+VS/Wd1SxF3t5lpLTN4db",
+	"O0ROgD+MS9CeKfLq6D3pmsfff3hL4tt9Hff6oXulZnR3/8Xm0+3uv9hwwj+c7u6/aJs1xx0NLR/ErteZ",
+	"nG940+D9M7nR2yFa/opd8zFzKLxSvmnAaqjD4XjMlGLJYZJkTKm17z2MjrSwzU+bMPxCJq0ubiyTANk+",
+	"1fQyZRGZ0/GMC7aVMZrgE2S2H8cyT5MfpSGt1yzTF7limVEYQuecUE3bRQijfwXAnTOl6DQA2muZkVk+",
+	"p0YRM5LreEbFlPXXkkZYaDnuRdsWqbAACcK/nFhZYW8wMDNWtxL0gHKMtRLTWg1lA8EIZjNqK2ohkREQ",
+	"GWgl5hbCs2eKLKiekW5sxaIzUGM/Di769tT861nuhlUMywX9FsCDGHntFLkViFFd76EgwGsINdp2yq+Z",
+	"ES64UDxhIALCr0bu+/WX/7mL++S12QEF+7FcMPLrL/8YifjnG923e7EFOn0/Y9fyisVDYtSolKGmT7qX",
+	"VmkAfSrpDYnHGY6TaCRwAyPi7yzpCoMkhGuFX/cOCL5H/v/qAMORqA5o3zuovgaKSm3uYkjz20h0MzaW",
+	"WVJRaqgmKaNKo00AILuhiuBSzWJwhD45ouMZGdMs40yNROzNc8bn7Ey+49fsWJyysRSJiiMfEMITlMmB",
+	"rOFmkpRPmOZzZpYHz63hhAA/TMglm8iMkRgFQksJY6JmhqaQS0Y06mDmkK0CPjJsluiZWZMU0wPCDMzw",
+	"t6GNilBYDaGpkm4pJDaPYuRH+KtZ3p+PzggoCubR9ifchLu4VAu5LpVCRDbcNtzgAyLkSCg2zphWPUJF",
+	"QuKUiyuW/ASIfZx4Mz5TBm36xMe4eDMsOk4cHlF7eIhLfRLfsMuZlFf9Szq+SuW0n2RyEZOuzDPVG46E",
+	"/dkMaH5ZsOSlzIWOAFakCpnS8JfhSO4lXKt6RniizI8jAecDh4xHpPok5mIiY6Mne3anZ4oUAqC1msV8",
+	"YTlhPBIJm9A81VxMUXVlZEzTFHaH4kuocrXKcsebaQerEXcVSW5y3AaxqiDrhmzb3/4NP4GzAcL48gET",
+	"ll9vuGUb6133Eu1R1HnwKoqPN1xE9fpt9Il/09Yt7L3/bu3bDae7h0LXKtNFHUMm1gF7rnAPkaRsNF9B",
+	"L+6vbpav1C+It+aLNtbvpO0qi/8wMxQ8V4b+W24fkUkm54YqZwzolhTkZsbHM5KA2G7EF5GnqZFQndxQ",
+	"E+EfIoLi4K/WSP/41o9tEjr+fNZ2pgWdDGsMcjNl9p0sdXGpWpHncGoFrk3UBbPx77jS7do2MozNJUMQ",
+	"9wIirWC3+mWeqZDJ/CRjCliw4chzIzbgrCD6T2SaypsDsqBKGbZNFYnHMFC8Xh+w0Iew83i+kJlmyfsa",
+	"lfitDKphvqqu9RXySSMuEaVp8WbFwttONudM01cWzzelZz+4b4w67k0ZupZWJAJh5JkCKY9csikVB+A9",
+	"4PjzJNd5xjYEWbud9Qxke4NvX6y1kG1M3mqHjhMW30e1Q6xtQgg3vv/wNoAK6dQ3gb8/3d1/0Yk670+f",
+	"f7MH/+7v7HaizpF9fmSfH8HzkDl8nF0Hb3GYiFwhG28+18sqWIdm0pfBGUUb1fBHUHwa/Pg2+PEyTGr8",
+	"8zAQIvwRbCLO2LLvp82Nv2LLzQmQObqQYloByAwYnv+sYUauWQkqyg/I0GQhUz7mTPXJuaooZzEThlsl",
+	"KEtnOat5lUcC+eczo+dasmBwdUm6lPydZXIL1AEj43MFI5GxD571bLhve0EJG5QzAPstW4b8TmczRt6y",
+	"JfmBKs0ycD51Y1Certgy7qECpvhUKFLR9CJU3Uai9P0OUQ01H4ypgI8iMk3lJU2Ndm2tiYrOnf/6gLBU",
+	"Md8tPcoHg+djPBL4f9avG/f79TXFfXKsyQ0Xishrlhn1tnzjlE8FF9PDdCozrmfz2OjMBRgpu2bpgRFC",
+	"PCLxTI2EPbrahhdzgOLvTg/3fb3q0g5U81TesoUmRh82OE41v+Qp10tUAA9IueWFagyuTaE0o0btB/wz",
+	"Smzc2CxcKVMRWXDncSzw8DLnqd7iAoaD8+JqJKiDs08s/yJvDJmz0RNkwbIt629GpfmAAHmE6wEEcSSs",
+	"eeCaZXyyJHRKDbBku3/D0nQLHNrbP99cqf7PSgrcUEeQ3hSU1lFW82+IRNlDCwVbVEX6o9sFxyM9MZe3",
+	"QkFf81tmzu805QkX0w9cJPKm/vcHrmc/0Fs+z+fvLDEIQuRP+pNgRmU9V6xBZKp3dprRMTthGZdJRbP1",
+	"me3z3Q2N3j4ElSWsAWKOq/OV7B+4yDV7HFBaxq1egve+/a6guqRrKR7Zex7tDga9uiASBKg6/bmiU9Y8",
+	"+/csB0LbiTrlaYV92WHjQ82SGbKYleA/j15sCv1dmFvZDWoX3+s6cCgQxot7MlJprhgx0jpBYCkR7Abo",
+	"ei4SlpFyX8IOn4dozu3QGRZilESP8fTJy5TyuRoSrlREVH5JumD540kvIjRP0LBVta52q/bMXkQ41RFh",
+	"t4uI/Kx5RDRPSNfSMJ6gzU/xZCTAzscTx7yq28UNo5szUF17ByS+4obZo5CMQVKVQIM1AmvlsBo7GRJY",
+	"3oZCYQ5r7DwyEJUc45kiakYXbGi43vvTQ8OZj14CwV9QnkXmMbfK0Ugs8suUj1EqANrNmQIRp4dxRoK8",
+	"+eHwpSX7fWLObJFBeJwLtjFnt4CxpBsYdhcNn84iG5RdfPb4MLk7KrjHG/v8Tbs8Xno5w8j4l/7+4Fvf",
+	"GWo29uToh6gaYDSjZodYLbpo58Xzb/ZWz1rzM68Sc1u804YHFqxtvZrnLwW+Y2pDpW5G1QkecxAFP8wY",
+	"RhDaLXHSIOkCthgBnND0hi6V+an32eNFSqd9LZIFnuPlR8d1wAVuHlEbUqlZUr1DjZiyUHCc1eWaGIYE",
+	"xE75/YczS0TA8AEi+AHJBf9bzjaa5qERLakdtcGOTw/JXCZ5mityaQTg7u5g75uIPB/8aTciRqdHonD0",
+	"kozz7Jq5l/ZfRMQgP9nf3dmUWbdF1TQD8lagIdp4gFwd1OnNZrcTyd/btohDjzoiKSDdU8SbE/ehuZ69",
+	"A0ASkIYR+zecHslqgMRbsnvFloacW5nbrQ00M09FSCRrTDjY3Vtjw26uthZSeslSKaaGKx8QegkWvAmE",
+	"nlqND3gGOKz6m6hHziReC1Jg2jm6XVRtJucOhoOCu8DmchuIxoVzW8G6G7aRqGN2L8AE7sI8drWJ9F72",
+	"CYjHe6h9YlUk4tX6cMBQLOBVSyDgyujDR57rnWcBX23iH3O9DJqhxjIXOgv/lnC1SOnyFB+Eg3Y01znG",
+	"yBR4msgcNQH7usA4LrDYi+l93s/YtM2x8He+cME5G6DiTwv0a3wnk6Ap5xCSAQ4Ig/humRGzm9ZKhDc0",
+	"6EWhWrPMfP9/uv/5cbD1Ld2aHG69vvj0zd2W/+feff7c2b3r/TF0zd0a/lfOshWLAEYC64hIbCCOzYPY",
+	"6CATLlgSw7K4mHoLqyzEfPOfxetPvy6rimHeh3dL6+QsZWOtmqoEOAQwbOOgNE9lecqUoebmCWSZkDLp",
+	"pb/enb7qhtaQ6YERnqvs+3VEW2Hhvw+goZtRKMIt1PFhS6trz/df4WZmAqJmRt3KShsBRsLwqsn1gFBN",
+	"5lIhC64YLINSVQt0Id9MQLTJ2DWXeQMCx2+btklQ6jDFJOl31m7OimN8PGfc06kQj+2J28STdq8Ig/DR",
+	"/liRglG04srKVgfm1EGQq1sM5jJhadDe81AvHQ955gqXnS6TyKqHU9s47xwu1uATKgOtFKISN7mxOBf0",
+	"It+BqH2M3+8MBoMB+Drdg6ZzHFwfVLNXly+lUDqjLiGnaU4M370DMi4/hNwyp13P2PgKr2Mg/dA/j+r6",
+	"123maon4YXtZ38OVMvL9wP3Bu6yPFjSybj1euDnk2MlFLTZ4TYLUOgK5udV3811fscvBTT7VVOeqHRIF",
+	"v/v2O3ll7rmg15Qjd7hYRynsGKHpMdc0kJTxZacabWjcuGtdcSsV08WGrILJblvDDo2PL1ZM23bOTzav",
+	"wbz/TdOchcSmSny3jeLuygX9W86IZre6V7N6oNDWQINzG3PXlu3WNE0+iGqwOeXpRjYtCPH8cVML2CRP",
+	"041ffsKbkdJ7AP1Q2+SCKnUjs+Q+3DGytj+lZVbhhQ8M3jRSym+4wgbdHllR2TxqtHb14MOLViDbrvvj",
+	"z/cBA1RDuUtCsLE+43Mmcx1Ki09TrlC1Mjq0fZ90d3795f/uDCIjfbkQGbJj/tzUBG1zT5anBQ9btVy7",
+	"gFfVj+rJPBtkzmPM4lEZyrAmoN0nS9W8IchrwJSY//pvYoMjvFTqthSZUWcI4Up3cThnCMy7IW/9mPFr",
+	"W67CRnAWyVQu3scPgJIKfCnu7qmwG8i6QDbYCT8gt7IRtzqjhSsFQ025nmF+iTvl4FJnWi+MBsSEtmrK",
+	"SSv9qWpWB+SKLTSRguRA5UguUqNGT/k1Ext5b5pzn3t0p25WcmuK20GOCVXkzdnZCfmOKj4mtPLWRjA9",
+	"Mfd4CEPIGE02Jg43lGtrW2GECnXDMiQUL2qEYvc+hELxqaA6z9i9BENLME7DH9thuZietviAnFnMJQWh",
+	"V9UsLP7LlpXqk61i+Bg8Rlunbw5tYq/B/pEo0J+8r5TMsD4XDPi3MYBME24rJ6wom7HzYgV/rSpAG/qE",
+	"SkU5z9KgM4xeKpnmmhGD/URm8K8i5+/f1dF6sPfNOn3DTLKCRX2HGVmvMrloZ5APyApiZTZMwDEczgfD",
+	"1DU4HcxdQwQwPxY+ORsKqGdcTCHLzcK2WU0Rf2Mqi1qxQ68ajLPOKKjFMoe6Bmi7wmcKAo1c2ifyEQws",
+	"kWliS/ZQrdkcg0rKRLeZhCxQOr7Ckk2G05jBNE8Jt7Wb3LAyc9swEt0Yi4dgxqAFY/tTkTJzt203PQ5G",
+	"2GKVn0OEKLDaN/KGzKlYEowYtjBAoly5psaSXfGgzSgQZFOF6xF9mC0hWBXSAO2+2cGdKJAh484sRWQJ",
+	"2R88D6d5C3ar7VLXh5e0rs0/QYg12zDqBAc8YSLhYvob5je3wKsBtInagXMW9zkgaZXpowWHsShUWMaX",
+	"TJc4uNHMtRtYAWPFDVxtnrNgbW6Zc8L5OqNcMfAK0Fo1n5tSA9gIlvDcq6desyNPOPdpq4xQQ14Q4lzi",
+	"QFSVUcus50rFtWLsre8/nMWRDZocCRAIdTO8P7aShY0H7zaC9oeArS1xgEEiuDLy2p/utzv7MCwmz7he",
+	"npqPEIDDoiBSIMSV3pTF0cymyFwTSuLvGM1YFpNFxib8tt9W3e7QFmXDEyuvAM4I9eV4MMvxfdXBmzIz",
+	"6ziFYm3yUlMuILa2mj/v4CsS2u3uQaoFhM0bZsgVrAjPR0Uk5UpjNgq9lNfMVjQ0yhxIBHOz7oxtObNI",
+	"ymAeP3eDKIlIUPH7SKguR1MLNoTrESzTRa00OBJQH0SYRavhSGyRI8BVV2GP3Y6NJlTm5KM9Ny6QmQp3",
+	"OjZ0diQIiSu7HlvtDSUFc55rzpIckrmtl2dGayuZ50JUHd/bG+zYnAZhgyigSJ5ZVBwschgTaRE2XRI0",
+	"8RMartUIMLkijQYor05jEXgM0EDJxuLy2hIdhBn+TkIFHA14xwn6fc7Pj1+pqMjmh2dzXwtSXIyxpuW5",
+	"4LeELeR41i9PzUztHUyMlUFiW73QYcGc6vHMKLfxWCYsdga22BZeMSARs5kR2RvsAVruDwZkRq9Zua2Q",
+	"MfVSJkyRsZzPJQSfo7HAUBY49yGgQqMQzeuYdGm5mRCenVn7LxdliIR5ihUcX/ciHMpihR3CEXHyGjYe",
+	"BOZeVG7y96c//Xhhaz1AcZhEMmWIoxlsQTPFbLVFnGVmIzVuMimmxHwM5hcY8RhHfImlLc+WC3YBIJhh",
+	"zWhw9zgMTuJ61cvYBwpgDwSEkNdoXTCjQRatnlFBpBizSsIQIrsyJwKjainf0WzqgYMZTt+QH/h3B4Co",
+	"Rkh3r8pi8zS7xUodEOhLbUixFDqjY40V/CAnbYuU1hpCCVL6YifRtQx4asP3oiJU0xB8lgwrJMkA5NAQ",
+	"C2zZbDqekZuZTItareiyNtO/b7oJ8GKgQRhVEaqKqlczqmY2t8+8VQ0cNfPTicbg5iUxdMPWPLGh/lyn",
+	"hj1Yw1pCfv3lH94CfBJcdV8cnhx3os41yxRyj53+oD8AqXfBBF3wzrDzvD/oP8dApxlwvXD6FOQQhUwG",
+	"PzKWmE139LZP3gHf0GUo64ymk9JqV41atdKIo0wjgeHKgLlVJma+ccJvYR1RkKtmaTzPCpKOhohmClot",
+	"hQzsG1jgJASci5p+y5YjYYUdP48xKoQZL2pXES7GaZ4YpHP8zy7BCVG2kA0lcz61WYBXjC1sIhsX076f",
+	"AaE8jIFp1IwlByNRvF3s3pwIOA2MbIXsCcCfgvYZWanzZ6YhKbZWLnd3MHi0OrkwfqBK7iESsA/sEuTH",
+	"U6ahSO0+Th0asQBxu1oj1xfZOsOPF1FH5fM5zZaNKGqFR+CSBH2cglHgOOmCb9kI1IVUrWiOKZEFWWUc",
+	"MhK8KseO6wqZkZTPucbnReHQ/khUqsqaYap1ZQGV4Sku/MA+1gpoiPnA+pxGArTS2KCieSznXEPUMsmo",
+	"SOQc5ASuyqyCEDJgnRVb1BM1EKa0kZQfDRmq5U7vqooO+ASeEBNrRU9bKjcbkbmQ/soCXICce5sgp1dr",
+	"Gj7ZWf9JpTLzb7gEBdrjUfqir02lxUCsLaps5htPGoi//enKaFJ3iPjhgudn1Ej+bDIxnJBqkAKMvObF",
+	"0SPZRmEAyaoBgQuyT5ysKMXIlgLHbyBzrDBdJVTTS6oYCCNGNx3PGAEJxbvKRj7o2RLjIzGmwrB8hNqc",
+	"HUsnIUzHKFoP05sYVy+rYT5IPisS7A32ArRHEpWPZ5gK9BiYgivzMAXL9sFVq27ae6Yzzq5Xb9tnvKgV",
+	"Fe2fc08/zxG5jfevc7ex8B6GL5QtCz5+QnuDkeZKawPc7U6d7Pq19NcZ7S+igi+2848PXM+KeX7nIv9S",
+	"XASsBkYTrHGPamnvVSjivdrA2RC45SvbtZYWBhufBMWata4/N54FilW3IJs3ydeKYH7+/EaiSrmtnypR",
+	"3ivFFrR+l/1T/sMcYlxPd0DNPE3h2tayaIz6haMnI8EF2t8yKhQdm0/9ABRe7+dCujEG/Q3JhKaKOX9f",
+	"UDZ5xCsSrf3C622DF2qtPAQJ6F8Kp63j/yMIRe7QwJNbiEi0WrJ+tZj02ETu35fOfN7D98Wt2oGvF6/q",
+	"GSePImY14lG4oU8ZownYCHLFik5M8cckRwjYRQUW8LevYcaF0PY7S/6dJTdZcljuY64Ce9Ak7Hx11zYH",
+	"u4gjMoyzvYi6q9DujLEjwW6xSH/jw9jVd7V1cbD8W8mSXXorfj4SaBU4QMta6uzTc6wtkCdcR85QUS1P",
+	"7QqQjeWCRebtkaAK7A92hiUIBxnTlAuW9MkJnTIbNGkLipIuFBeIy2KlYRHglNFsPMOoj8fg/qEmcrbi",
+	"bon4LoGm7Uw6kf9Tp6j5WwkZC2bbhAEocvE2J4ktIzXqb95nwFrQo0iXLrZ47CrIa/DBWZ8MNHQD5yfp",
+	"gnOTzLEARQgyyCUMQ9QekbMJTNZrcE9wmEjuD0xoIDBnV4ayga2QjxgIKbPV3jBdEcI57Z+bz4l3qDKp",
+	"F3j5fLeSn/9xsPXtxf/3xzBbfTL+0Kx3HPR7LAxhQB+Y0OrrYg9mdWUgGq4gcpFwGCuJQZclg/Caqa3S",
+	"zd7bcJKqwtUnH6yHxfacIAlbMDQe2/rdckJieDmOsF3DcRKPBDRVqEpAQJ+BgUEFm3q9A7jlCl3tyrr7",
+	"RsLFX6C3CtzX3ThUjCHuHRDr30ZvvbxmWcYT5lVXGAkvdsCrVmpQvE8OXVAIQgYGo7LjQso1xGmgf3kk",
+	"bNUKWGdZtiKCuhXocS2mKmIPIJwGahMSdkvni5RhRI0zArvWJZUzGGJtbHA9FcWbIQIjxjPxUzy78Gsv",
+	"9kdtdD/FClfmqOpj23YibYObJbsGJxvPAZzdSA0eNth5yynB7W53uoI1/bWARNUPNoFLBGAp9qA6/eqt",
+	"wP8G5j9zqDWRuWFbmcynKMEVeBzZ+zOny7LnyZLERYpYbObGS3oJruWZKyGSrK2mbxDtpyxBPE/YmCsM",
+	"t9npk1pkTam51MNwsFYvXCYs1RsfjMRuvwg2V1DshCX1NrReKIv54rmZ0hEGc9XMt0IibpSzu0/si1C0",
+	"t0ZAzH54A/gCcnOc6qcHI7HXd3QKidCwvE0efYOAn73BHumWAWI9DLLnuhIfRNgtV0ZaparQBotBZlTZ",
+	"kntJ5FXSKnrvwuJdVA2MhpK92ycAw3vfX2sRjGM/aax0v1/ud4AOD9F1Z5vb2GtR9Obx3j0YiRfeULaF",
+	"UZoi7awPcTASf+o3aH7zo0phE8dmRuKQXObplYFjXsQw7Q4GeDXc/jsmZFEwJLy/b9zVR5HhId4JGuva",
+	"dOVQa6uzSi1ROOMbSIMLWDHtUtpkxYB4vklcrSu7dPdAmCtK5wNBb9cHnm4FoVTxouIS1A+HKihCcc2v",
+	"GRRCmdgClgVBbluPq9+62Tq8lPa7pzLFBItR3TXbbgdtx+Aeo4b6rzraf7Z5EasDe43cEOQirBCIL+nK",
+	"DP5yGRlIEeHiyQrR7D2WbdJsT33jLpd+e6/I/G1AKP4HHRolMEDcL5ct5uxa2+gigs8S25Rf1wGIiGA3",
+	"ngJwCaXiyxTNXkSoHgkoLQUp0n1yhLzJP/qUTTSRue6Ts3ogZaiWb9jq/uXT3ZQrzZI+eW/Nlk9GgJ9S",
+	"022t1dNiDrW4U9Ptvj7Nl4ZXAr6BFbGCZUjsMFTlW7lc2IQJzWmK6Yj441jOmQJpeyRcmPgzRSp9OOMI",
+	"+lyUpUvdr3+18uZYyiuOQvkp05obYdAMXH5RFYriehWauJCAuCoy/UeiOmvRr4Kgn7WlIP7Qq/Eee5nS",
+	"I1EkBkD4RHWTnHJmFDnIO1VaLhS5kdmVEce7YJ8biTjU3MCo5s6pjC0Ktm6gRwEpq1ljm5UlhiDnihly",
+	"5YoNuHZFsV8bLDb8Xcgb2FVMYxiag66CbfSCMiugcmgHLj0jKsRKmY0E8ykjUGpu+7Y4ucj6n9E1WXiX",
+	"i1cNho6E73dGIJxiUgMiDtQQjIGpXTJ9w5ggO2hNaaJJsGNnbbbQ6P2R+EmMzblXXANGZylSZXYHg8hs",
+	"Z2H3h0OHU76hWaKIysdjc7lsHhotS+Y7GSLAJo7saD79ei2z7z+cNXnFml4GXlV2MPo45BW2NjvQdLx4",
+	"JVGv3Ms2W2awjNATi3LrhbhHCgZv9JQImkgDfRlKS9jqlhIP5SqPHHjuMA3StXx4sYZ1YIGk+/2Hs7Dd",
+	"dPuTxi4Nd5tYUL1evTZIkN0upIIkvyIQjZw74uMIjoGrakawVo29/gZK7nfLx/Icb6I/NBjoF6M3/CgD",
+	"ErLN3OKK8ORRFQFz1NWZLjE/gCdrA1Q+1+k9usC5TtisbMi/EUbYsJU1OLGWy7U1o+lCh8Yi3LjgcdUA",
+	"GEuoflvoiyOBNg0nqJjaEHC13ls/tF74tgzbbCRcss6Wzd8p0rkxZcvljpn5/BA/TBSDTDfbrmQksPlI",
+	"Q2k9KHrZYFOFGJOyYsJVsJ/CCh33LVuqL/qy1lsatAfw13yHX6FGWK1/YHGkZOJXbLntkq7aM8pig0K0",
+	"bCHYdXenRxQ1KI6Jg2ROr9iQxJC5GG/H0KMI/t3f2Y1tvyXAQGi1BJ5RbLYSk93B3jdFa7AeNlVBV8O3",
+	"L6CRygGJj+y4R3Zc6HEEvlS/gxORgpxs7e6/2D7Zev7N3vbJ1v7uDum6mSLCJ87LOs+VUSOIedm8ur+7",
+	"0zsYifiNneiNnehNsQAv19GAX3y4s+sy2QysUZkoB/343V3qGs0soVlCLqliL/Yghxjr3burh9o2XOpb",
+	"c6XPz15vfUMul5pBMjGchCFlMUoV1kbjWm95GXSVimu2NxdefNtCZyQO6w2wUJkv4pvTyZaVA7H1U+x1",
+	"AYqtBQlbCaEG5noGmUkAUPwxLs516CVgPVP2216jbdZIFJmDJOVXmK5f5MW6ghBIyEKdtMrERc+zFKS/",
+	"3XaiS6hLyq0R3Z61ZmiJiywKEZTPhbQTDIt2MID2QEmRKHv01J46xCX4yd62k1a69DrKqF6fHI6E12Jm",
+	"TpfYWwoEd1GWGqQVvoADFV4s/CnCXnHwk+sYgzwpwS3z3oRyDfY3KZiKiGLMlcBw9oXSlFClGFHtF8Bg",
+	"P6ffPHQXdCT8KFHzi8HdiNSeHieNEfyaEIFcYrwZmBz2RYaQ/vOyhu6TzwZClp8v35UZRBwCEYvgZ6R4",
+	"va+LYToMCXcGbPb7izZJBfE5rJ+6+plT4WoWDEXik59ObUUaH8Q4KoNpeWLrdRKM6V4Ry433sb/q0n3Z",
+	"0du/X70v5Oqty+MzyIqlLNrl1TfyplGxQpUlK0qjuSoCSGxWOF7goWvUybVCebUACIKWQJjqkz/zaxYV",
+	"TTApiYt2eShAVAUmy2zB/1F27YtJ9+Tty9M/fBMR+HfHfHl69JLs9KptNTlIMcDpIapJS3mAtmUsAVVp",
+	"O4pN/4jrWNonP2WwlQUBK0VS7OR9q0HospP1+iT2xP2iO7uWtiqJwbj3p4eRE6yg3+EzRY5OvW7Z8NbR",
+	"S2sYlbZntrUvFn2yD1GQA1EcKiRRTVJGlR4J0AlQnrZ9A42w7sT7iIB8b/YLRPw+iRuCsZV7YW1hybhP",
+	"gMCMoQKOga18DRoVtks3hQzjP/QwoCukFdA01OkBHzNN015daim/afzio4mQGlosyokRTVW+sOVcgDhY",
+	"P7/2BGlXykZXGzXCqnuR33TeTFXF1OpvvuZXBBhMeNEKsfdUIhu2l/ldYPuNXMPl4Xsk4uviDseubTKG",
+	"tVjtz/Zr9nDb8sH7imdI7L9g4QwBfGTRrLhcvwtmv1+x4optIn5tUIAHuDpRmqepjUy7XNbiyp9hRkNh",
+	"pRiJRlhHH/2P4FWx1VptZFhZLnsk4nAB+n61zKutLWiDE4ZFNPS5Kq6IdfvbVyInItrm0xBW6wr+2RJd",
+	"RXx5TS4fiZRRF57x/Ye3p+2Z9I/G3b7GGkHrnSOPW0VoowJCT3gin5Eu/Vuec5kbj1WI0DRcI8yfrxKR",
+	"I5plG7gN61LuDgal9mdVU0dmirpjGIsUkf3B89LnFzLBaNuJ4AlxstYIrwUtV6/EosDzzwxUAUWh2hTg",
+	"rIifecNoqmdFllx4YSXbLBvE3aNmo9SBeo1tdRJsc7mnEcKqbfc+sxxWa77Xcoxud77GYgaOEm6gr+Cb",
+	"25+c3nznUZUwO/MQ49/tgFayJe32xdpOrrmCssRg0uIKeehQ5Gn6yJzJTrwRE/IaAT+BpnkPqrNezywt",
+	"OSsp1JNW3vudTn0+OhXWD11rxFX19aA14hdqbvC7U35m/Kn0nFyRqPKV4g6mHa3ncOa97Uq+4lp/D87R",
+	"KIYHk2GHCUzW8ltmpHLKxZDMIMsCjYojsxjFpXB9I6ZYi5ocpqm1sM+4mA4J1OBb2pYULt3br3btC7uw",
+	"RmWtdqpPXkP1BfgW57liS5ZU01HUR37Rh8zy2OYPjKFTBFYUUy0pG6pv60z4xv3qC5W0Z494h4Zpt8g/",
+	"bhbb02YOBJrfb36va0atNPUz5Vw/3a/QzFdPD6vcvU+IJA+tVFlmdJrtglYH7UUqCdaoHImWIpXFgA8v",
+	"Vfko3OZfvkZlwVieqDglTLDW9PZ4ksG/E4/+TAfrqTDuMNcrMEWa8BOoLzG0lAefQOyaktfc/5AuyZWN",
+	"efXNkCjKjkR3TBXb4qIoftBzus4GJSwtO4XyHK41O5Qzam3GTi5zDToWco8h6ppWVphRhT6GKRftHTAM",
+	"Dn7ZPrvfheinF6LD6pfXyXElof3gWlU+4VGEmnEGTgRLcFrASwndNRSSWXGzlBcEV+1O3/8Csixc90+/",
+	"TZQPKVFFT/yn7tvz2qa8G9nKxptjwVIs7mUT5LE3fnfieWErbVvH8pplqgfBU2ULWS1JnGcpdFOPP42w",
+	"b/OoMySffv3lf+7uYlz4yU+nZ1ERygX9V6KivaGEwltem/wZXSyYYAnkTWScJbZB/S0eBacp9DWWkwm5",
+	"mfGU4TBF394J5amNn6+0esPBjOqVMYb9h3t9chRqKYpxeWUP5ti2y4+jSjtxqKC4BWFMVCRQmw5zt8Iu",
+	"aPLJbvWQANMjvkv6Lo4and1WNTYdEkq+/3Bm8y4QPvCtKwjWszod5IFAoCGxb0Ik4DilfB4ZJRMo2V8v",
+	"ZbL8q5rR3f0XceQqPNSzU7oLmiQs6RE5wRZ9rOgR5zLw6I2t1WYVeUuaqK41XQWeWsRUm9Ggr5SNTywK",
+	"wMXhjm4xuVzi0ippasUdg61rRDRCtkUlf4acCwenvay2qJywwhLuar8815nWC3MWBguRCJ47QSMib87O",
+	"Tsh3VPExoZV3HGDuIALDnFiaFverSFR0vI8RoaOiw2YvCne2HxI8x//AenQzdmumrHW7rx4WWhxg0sqc",
+	"toydqwd1xRYaKwkT4i6bIjcZ19ominvCywFUFqimIHlFOWzHL6gXeFi9pPYWYz+4oszg9x/O+n7opbNn",
+	"uLK+hgZFgedIUo5cB2HfFOJeGUsh2Fif8TmTuQ6OYiS/4nczhrO3uBc2ijnpOkpbmJ0gmrgXmnGzAUXp",
+	"U49GwuMVtrWUed325LRNAcsOrDb01pF3+Kws2AfUnrBbOtbp0k/9CUK74l6MRJeSsUylMASf6167JOsa",
+	"Sj+NFFrruP2ZBdF60+0WWbQi9yAV9m+kuT031MUqf1Uy63s25UD+S5TbwPprX93+ZP+nYYcKmXh8PPrq",
+	"wqDclXrcQCe/9z5U3RGlCIcksrWkmoeWBeGq8yajcq9gapHtrx1XxXTL03podp+DDR0lwBvKkT5xHdke",
+	"zYZ52MZ8M6pH4sYIsNhauLgrNjkbGdzcVYydyTRRIDHiS0aCXpmxvhp//gnk4F8UOz0LUh0/Q1rSWuNS",
+	"QSOespPJCvNPMX+rz9se+5M6vb9CPgd5ajaP23b//ZfgbVWjTNRZ5DpUB2mR0jFzmeAKK96RLhW2DHqb",
+	"OhlD8XRDy5FxQq2CGmEGJXAFZSZFm5J0ifI5ihYjgf08vBpLtog+tHu+ZAbEihVA2zaC5+/fFeofdhox",
+	"tBo3RcgbqBARIr7ni+R3EbBxNVwiwT/xdnxOfgA3wQ/nd9dBrRQJt21Tl1Uuylcs5ZegiKaY9aZIvnAo",
+	"7LJAy3mtKBGDSS325aWRsEJKtyjTzealZIQf9CLC+tM+lHsTl6kcX/m0YSaVb7DK2CRXthIaGuYg81DK",
+	"ZFgyQmidQsBWZruzO3lnJBrSnC/zIFlJKXRxEAzLa9glKE2XrhMRdBMaidRmVHXjPx/ZnCN4Oe4BVJk5",
+	"o2WfQANvKpYY7GB0kiSTiwUUdhRsJOJQvx3XKMl1VYJCMV07v00rLUplOJvMSGDZjkoljR6KghVTJNQG",
+	"MUIkpvDiVJYylYOBKouKuNGmfv3lH2i2AGuF3/4e2ynaI0oZzYQFmGti1H+wXjyekbbprs7kwpKM7yx6",
+	"rymHZb5wFhOuUKC2xh6Lzk2xv62eb7NnTrNLzqq2OBdPT0jtrphVr6Kp0JHFQ9B/VVXPHH7zfLGxiKM8",
+	"rtnNZ5Sma1HznzqHC/6WQQC9QRLbSh1+ybO0M+wYaWW4vb2z+6f+oD/o7wy/HezsdO4u7v5fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

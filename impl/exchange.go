@@ -82,7 +82,7 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 	if ttl != nil {
 		lifetime = int64(*ttl)
 	}
-	signed, err := s.signAccessToken(ctx, current, pol.algorithm, now, lifetime)
+	signed, err := s.signAccessToken(ctx, current, pol, now, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +91,8 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 
 // signAccessToken makes the access token for a refresh token: its user, its
 // application, its tenant, and sid naming the refresh token itself.
-func (s *Server) signAccessToken(ctx context.Context, rt store.RefreshToken, alg string, now, lifetime int64) (string, error) {
-	key, err := s.keys.get(ctx, rt.TenantID, alg)
+func (s *Server) signAccessToken(ctx context.Context, rt store.RefreshToken, pol policy, now, lifetime int64) (string, error) {
+	key, err := s.keys.accessTokenKey(ctx, rt.TenantID, pol)
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -29,19 +30,25 @@ type signingKey struct {
 	kid    string
 	method jwt.SigningMethod
 	key    any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
-	public crypto.PublicKey // nil for HS256
+	public crypto.PublicKey // nil for HMAC
 }
 
-// keyring caches the signing keys, which never change once made. Keys are made
-// on first need and stored; when two servers race, the stored one wins.
+// keyring caches the signing keys, which never change once made. The built-in
+// keys are made on first need and stored; when two servers race, the stored one
+// wins. Key Master keys are cached by id once read (they are never updated, and
+// one in use cannot be deleted); verifiers, found by kid, only for a few seconds,
+// because any key not in use can be deleted.
 type keyring struct {
 	store *store.Store
 	mu    sync.RWMutex
-	keys  map[string]*signingKey // by tenant id + algorithm
+	keys  map[string]*signingKey    // built-in keys, by tenant id + algorithm
+	byID  map[uuid.UUID]*signingKey // Key Master keys that can sign
+	byKid map[string]verifierEntry  // verifiers of either kind
 }
 
 func newKeyring(st *store.Store) *keyring {
-	return &keyring{store: st, keys: map[string]*signingKey{}}
+	return &keyring{store: st, keys: map[string]*signingKey{}, byID: map[uuid.UUID]*signingKey{},
+		byKid: map[string]verifierEntry{}}
 }
 
 func (r *keyring) get(ctx context.Context, tenantID uuid.UUID, alg string) (*signingKey, error) {
@@ -142,7 +149,7 @@ func EnsureSigningKeys(ctx context.Context, st *store.Store) error {
 }
 
 // GetJWKS implements GET /.well-known/jwks.json: the public half of every
-// asymmetric signing key.
+// asymmetric key, built-in or in the Key Master.
 func (s *Server) GetJWKS(ctx context.Context, _ gen.GetJWKSRequestObject) (gen.GetJWKSResponseObject, error) {
 	stored, err := s.store.SigningKeys(ctx)
 	if err != nil {
@@ -157,26 +164,153 @@ func (s *Server) GetJWKS(ctx context.Context, _ gen.GetJWKSRequestObject) (gen.G
 		if err != nil {
 			return nil, err
 		}
-		out.Keys = append(out.Keys, publicJWK(k))
+		out.Keys = append(out.Keys, publicJWK(k.kid, k.method.Alg(), k.public))
+	}
+	master, err := s.store.PublicKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, mk := range master {
+		v, err := masterVerifier(mk)
+		if err != nil {
+			return nil, err
+		}
+		out.Keys = append(out.Keys, publicJWK(mk.Kid, mk.Algorithm, v.key))
 	}
 	return out, nil
 }
 
-func publicJWK(k *signingKey) gen.JWK {
+func publicJWK(kid, alg string, public any) gen.JWK {
 	b64 := func(b []byte) *string { v := base64.RawURLEncoding.EncodeToString(b); return &v }
-	jwk := gen.JWK{Kid: k.kid, Use: gen.Sig}
-	switch p := k.public.(type) {
+	jwk := gen.JWK{Kid: kid, Alg: gen.JWKAlg(alg), Use: gen.Sig}
+	switch p := public.(type) {
 	case *rsa.PublicKey:
-		jwk.Kty, jwk.Alg = gen.RSA, gen.JWKAlgRS256
+		jwk.Kty = gen.JWKKtyRSA
 		jwk.N = b64(p.N.Bytes())
 		jwk.E = b64(big.NewInt(int64(p.E)).Bytes())
 	case *ecdsa.PublicKey:
-		jwk.Kty, jwk.Alg = gen.EC, gen.JWKAlgES256
-		crv := "P-256"
+		jwk.Kty = gen.JWKKtyEC
+		crv := p.Curve.Params().Name
 		jwk.Crv = &crv
-		if point, err := p.Bytes(); err == nil && len(point) == 65 { // 0x04 || X || Y
-			jwk.X, jwk.Y = b64(point[1:33]), b64(point[33:])
+		if point, err := p.Bytes(); err == nil { // 0x04 || X || Y, each padded to the curve's size
+			n := (len(point) - 1) / 2
+			jwk.X, jwk.Y = b64(point[1:1+n]), b64(point[1+n:])
 		}
 	}
 	return jwk
+}
+
+// verifier checks the signatures one key made: method names its algorithm, key is
+// an HMAC secret ([]byte) or a public key. tenantID is the key's tenant; nil for
+// a global Key Master key, which may sign for any tenant.
+type verifier struct {
+	kid      string
+	tenantID *uuid.UUID
+	method   jwt.SigningMethod
+	key      any
+}
+
+type verifierEntry struct {
+	v     verifier
+	until time.Time
+}
+
+// verifierTTL bounds how long a verifier found by kid is believed: a key deleted
+// through another server stops verifying here within it.
+const verifierTTL = 5 * time.Second
+
+// verifier finds the key that verifies tokens whose header names kid: a tenant's
+// built-in key (its kid is its id) or a Key Master key, an imported public key
+// included. store.ErrNotFound when no key has that kid. Callers must also check
+// that the token's alg is v.method's.
+func (r *keyring) verifier(ctx context.Context, kid string) (verifier, error) {
+	now := time.Now()
+	r.mu.RLock()
+	e, ok := r.byKid[kid]
+	r.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		return e.v, nil
+	}
+	v, err := r.findVerifier(ctx, kid)
+	if err != nil {
+		return verifier{}, err
+	}
+	r.mu.Lock()
+	if len(r.byKid) > 10_000 {
+		r.byKid = map[string]verifierEntry{} // bounded: start over rather than grow
+	}
+	r.byKid[kid] = verifierEntry{v: v, until: now.Add(verifierTTL)}
+	r.mu.Unlock()
+	return v, nil
+}
+
+func (r *keyring) findVerifier(ctx context.Context, kid string) (verifier, error) {
+	mk, err := r.store.KeyByKid(ctx, kid)
+	if err == nil {
+		return masterVerifier(mk)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return verifier{}, err
+	}
+	id, ok := parseUUID(kid)
+	if !ok || id.String() != kid {
+		return verifier{}, store.ErrNotFound
+	}
+	sk, err := r.store.SigningKeyByID(ctx, id)
+	if err != nil {
+		return verifier{}, err
+	}
+	k, err := parseSigningKey(sk)
+	if err != nil {
+		return verifier{}, err
+	}
+	v := verifier{kid: k.kid, tenantID: &sk.TenantID, method: k.method, key: k.public}
+	if k.public == nil {
+		v.key = k.key // HMAC: the secret verifies
+	}
+	return v, nil
+}
+
+// forget drops what the keyring knows of a deleted Key Master key.
+func (r *keyring) forget(id uuid.UUID, kid string) {
+	r.mu.Lock()
+	delete(r.byID, id)
+	delete(r.byKid, kid)
+	r.mu.Unlock()
+}
+
+// masterKey returns the Key Master key id, parsed to sign. errKeyCannotSign for
+// an imported public key; store.ErrNotFound when there is no such key.
+func (r *keyring) masterKey(ctx context.Context, id uuid.UUID) (*signingKey, error) {
+	r.mu.RLock()
+	k := r.byID[id]
+	r.mu.RUnlock()
+	if k != nil {
+		return k, nil
+	}
+	mk, err := r.store.Key(ctx, store.Scope{}, id)
+	if err != nil {
+		return nil, err
+	}
+	if k, err = masterSigner(mk); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.byID[id] = k
+	r.mu.Unlock()
+	return k, nil
+}
+
+// accessTokenKey is the key that signs a tenant's access tokens under p: the Key
+// Master key p names, else the tenant's built-in key for p's algorithm.
+func (r *keyring) accessTokenKey(ctx context.Context, tenantID uuid.UUID, p policy) (*signingKey, error) {
+	if p.keyID != uuid.Nil {
+		k, err := r.masterKey(ctx, p.keyID)
+		if err != nil {
+			// Only a deletion racing the configuration that names the key gets here.
+			return nil, fmt.Errorf("access-token key %s: %w", p.keyID, err)
+		}
+		return k, nil
+	}
+	return r.get(ctx, tenantID, p.algorithm)
 }
