@@ -175,7 +175,15 @@ func (s *Server) GetJWKS(ctx context.Context, _ gen.GetJWKSRequestObject) (gen.G
 		if err != nil {
 			return nil, err
 		}
-		out.Keys = append(out.Keys, publicJWK(mk.Kid, mk.Algorithm, v.key))
+		jwk := publicJWK(mk.Kid, mk.Algorithm, v.key)
+		if mk.Certificate != nil {
+			if cert, err := parseCertificatePEM(*mk.Certificate); err == nil {
+				info := certificateInformation(cert)
+				chain := []string{base64.StdEncoding.EncodeToString(cert.Raw)}
+				jwk.X5c, jwk.X5t, jwk.X5tS256 = &chain, info.Sha1Thumbprint, info.Sha256Thumbprint
+			}
+		}
+		out.Keys = append(out.Keys, jwk)
 	}
 	return out, nil
 }

@@ -102,7 +102,7 @@ func (s *Store) SigningKeyByID(ctx context.Context, id uuid.UUID) (SigningKey, e
 const keyInUse = `
 SELECT EXISTS (SELECT 1 FROM applications WHERE jwt_configuration ->> 'accessTokenKeyId' = $1::text)
     OR EXISTS (SELECT 1 FROM tenants WHERE jwt_configuration ->> 'accessTokenKeyId' = $1::text)
-    OR EXISTS (SELECT 1 FROM webhooks WHERE signing_key_id = $1)`
+    OR EXISTS (SELECT 1 FROM webhooks WHERE signing_key_id = $1::uuid)`
 
 // DeleteKey deletes a key within the scope. ErrNotFound when there is none;
 // ErrKeyInUse when an application's or tenant's accessTokenKeyId or a webhook's
