@@ -67,7 +67,7 @@ func TestFusionAuthReceiverAcceptsEveryEvent(t *testing.T) {
 	}
 
 	w := s.seed(2, 2, 1)
-	s.mustExchange(w.tokens[pair{w.users[0], w.apps[0]}][0])                                   // jwt.refresh
+	s.mustExchange(w.tokens[pair{w.users[0], w.apps[0]}][0])                                     // jwt.refresh
 	s.expect(req{method: "DELETE", path: "/api/jwt/refresh?userId=" + w.users[0].String()}, 200) // by user
 	s.expect(req{method: "DELETE", path: "/api/jwt/refresh?applicationId=" + w.apps[1].String()}, 200)
 	s.expect(req{method: "DELETE", path: "/api/jwt/refresh", body: map[string]any{
