@@ -495,7 +495,7 @@ func (w *world) expectEvents(ctx context.Context, sent ...sentRevoke) *Failure {
 				Expected: signatureJWTHeader + ": a JWT signed RS256 with the key the suite generated (kid " + r.kid +
 					", verified with the JWKS), whose only claim request_body_sha256 is the standard base64 SHA-256 of the body",
 				Actual: problem, ActualBody: e.show(shorten(d.body, 300)),
-				Note:   "FusionAuth signs each delivery of a webhook whose signatureConfiguration is enabled (since 1.48)."}
+				Note: "FusionAuth signs each delivery of a webhook whose signatureConfiguration is enabled (since 1.48)."}
 		}
 	}
 	if e.s.profile == ProfileStrict {
