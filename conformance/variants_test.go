@@ -2,11 +2,16 @@ package conformance_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -548,6 +553,9 @@ func variants(allIDs []string) []variant {
 		{name: "event-without-refresh-token", defect: "leaves refreshToken out of the event of a single-token revocation", webhooks: true,
 			events: func(ev map[string]any) { delete(ev, "refreshToken") },
 			fails:  append(withPrefix(matching(allIDs, usageCase), "revoke/by-token/"), "revoke-by-id/path")},
+		{name: "event-without-user", defect: "leaves user and linkedObjectId out of its revoke events", webhooks: true,
+			events: func(ev map[string]any) { delete(ev, "user"); delete(ev, "linkedObjectId") },
+			fails:  append(withoutPrefix(matching(allIDs, usageCase), "revoke/by-app/"), "revoke-by-id/path")},
 		{name: "event-names-another-user", defect: "names another user in the userId of its events", webhooks: true,
 			events: func(ev map[string]any) {
 				if _, ok := ev["userId"]; ok {
@@ -560,15 +568,20 @@ func variants(allIDs []string) []variant {
 
 // relayDeliveries stands for a server whose events are built wrong. It registers
 // every webhook with a relay of the test's own instead of the URL given; the
-// relay edits each delivered event, signs it again with the webhook's signing
-// secret, and passes it on to the URL given, in the order it came. An event the
-// edit leaves alone passes on as it came, so its FusionAuth signature (which the
-// relay cannot make) still holds; an edited one keeps the server's, now wrong.
+// relay edits each delivered event, signs it again as the server would — with
+// the webhook's signing secret, and with the signing key, which the relay made:
+// a key generation is turned into the import of a key pair the relay holds — and
+// passes it on to the URL given, in the order it came. So only the edit shows.
 func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string]any)) http.Handler {
 	type target struct{ url, secret string }
 	var mu sync.Mutex
 	targets := map[string]target{} // relay path → where the delivery was meant to go
 	forward := &http.Client{Timeout: 5 * time.Second}
+	signer, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := "relay-" + uuid.NewString()
 	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		to, ok := targets[r.URL.Path]
@@ -596,6 +609,9 @@ func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string
 			mac := hmac.New(sha256.New, []byte(to.secret))
 			mac.Write(body)
 			req.Header.Set("X-Refreshd-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+			if req.Header.Get("X-FusionAuth-Signature-JWT") != "" {
+				req.Header.Set("X-FusionAuth-Signature-JWT", signRS256(signer, kid, body))
+			}
 		}
 		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		resp, err := forward.Do(req)
@@ -608,6 +624,14 @@ func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string
 	}))
 	t.Cleanup(relay.Close)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/key/generate") {
+			editBody(r, func(b map[string]any) {
+				k, _ := b["key"].(map[string]any)
+				b["key"] = map[string]any{"name": k["name"], "kid": kid,
+					"privateKey": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(signer)}))}
+			})
+			r.URL.Path = "/api/key/import" + strings.TrimPrefix(r.URL.Path, "/api/key/generate")
+		}
 		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/webhook") {
 			editBody(r, func(b map[string]any) {
 				hook, _ := b["webhook"].(map[string]any)
@@ -625,6 +649,20 @@ func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// signRS256 makes a FusionAuth webhook signature of body with key.
+func signRS256(key *rsa.PrivateKey, kid string, body []byte) string {
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	sum := sha256.Sum256(body)
+	signed := seg(map[string]string{"alg": "RS256", "kid": kid, "typ": "JWT"}) + "." +
+		seg(map[string]string{"request_body_sha256": base64.StdEncoding.EncodeToString(sum[:])})
+	digest := sha256.Sum256([]byte(signed))
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
+	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // revokeUserPerApp stands for a server that revokes all of a user's tokens by

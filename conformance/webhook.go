@@ -530,9 +530,9 @@ func count(n int, thing string) string {
 func (w *world) expected(want wantEvent) string {
 	var parts []string
 	if want.user != uuid.Nil {
-		parts = append(parts, "userId "+want.user.String())
+		parts = append(parts, "userId, linkedObjectId and user.id "+want.user.String())
 	} else {
-		parts = append(parts, "no userId")
+		parts = append(parts, "no userId, linkedObjectId or user")
 	}
 	if want.app != uuid.Nil {
 		parts = append(parts, "applicationId "+want.app.String())
@@ -608,6 +608,19 @@ func (w *world) eventProblems(d delivery, want wantEvent) []string {
 	}
 	id("userId", want.user)
 	id("applicationId", want.app)
+	id("linkedObjectId", want.user)
+	var user map[string]json.RawMessage
+	switch raw, present := ev["user"]; {
+	case want.user == uuid.Nil && present && string(bytes.TrimSpace(raw)) != "null":
+		ps = append(ps, "user is present, want none")
+	case want.user == uuid.Nil:
+	case !present || json.Unmarshal(raw, &user) != nil || user == nil:
+		ps = append(ps, "user missing or not an object")
+	default:
+		if got, _ := text(user, "id"); strings.ToLower(got) != want.user.String() {
+			ps = append(ps, fmt.Sprintf("user.id is %q, want %s", got, want.user))
+		}
+	}
 	if t := want.token; t != nil {
 		raw, ok := ev["refreshToken"]
 		var obj map[string]json.RawMessage
