@@ -379,7 +379,10 @@ type Errors struct {
 // `jwt.refresh-token.revoke`: single token (by value or id): applicationId,
 // userId, refreshToken (never its value); userId + applicationId:
 // applicationId, userId; applicationId only: applicationId; userId only
-// (recorded only when at least one token was revoked): userId. Each carries
+// (recorded only when at least one token was revoked): userId. A user's hard
+// delete records the userId form, an application's hard delete the
+// applicationId form, a logout the single-token or the userId form, and a
+// detected reuse of a one-time-use value the single-token form. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
 // for that long; each that names a user also carries `user` (the user as
@@ -437,7 +440,7 @@ type EventListResponse struct {
 type ImportedRefreshToken struct {
 	ApplicationId openapi_types.UUID `json:"applicationId"`
 
-	// InsertInstant Defaults to startInstant.
+	// InsertInstant When the token was made; defaults to now.
 	InsertInstant *int64                `json:"insertInstant,omitempty"`
 	MetaData      *RefreshTokenMetaData `json:"metaData,omitempty"`
 
@@ -501,8 +504,16 @@ type JWTConfiguration struct {
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
 	RefreshTokenOneTimeUseConfiguration *struct {
+		// GracePeriodInSeconds How long (0–86,400 s) a rotated-away value keeps answering with the
+		// current value; after it, a reuse of that value is detected.
 		GracePeriodInSeconds *int32 `json:"gracePeriodInSeconds,omitempty"`
 	} `json:"refreshTokenOneTimeUseConfiguration,omitempty"`
+
+	// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+	// and only the tenant's: a rotated-away one-time-use value presented after its
+	// grace period revokes its session. Default false. The other fields are kept
+	// for FusionAuth's clients.
+	RefreshTokenRevocationPolicy           *RefreshTokenRevocationPolicy `json:"refreshTokenRevocationPolicy,omitempty"`
 	RefreshTokenSlidingWindowConfiguration *struct {
 		MaximumTimeToLiveInMinutes *int32 `json:"maximumTimeToLiveInMinutes,omitempty"`
 	} `json:"refreshTokenSlidingWindowConfiguration,omitempty"`
@@ -623,24 +634,21 @@ type Location struct {
 	Zipcode       *string  `json:"zipcode,omitempty"`
 }
 
+// LogoutRequest defines model for LogoutRequest.
+type LogoutRequest struct {
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+
+	// Global true revokes every refresh token of the token's user.
+	Global       *bool   `json:"global,omitempty"`
+	RefreshToken *string `json:"refreshToken,omitempty"`
+}
+
 // OptionalBodyId A UUID; empty or null means absent.
 type OptionalBodyId = string
 
 // OptionalQueryId A UUID, or empty, `null` or `undefined` meaning absent.
 type OptionalQueryId = string
-
-// RefreshDeleteRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
-type RefreshDeleteRequest struct {
-	// ApplicationId A UUID; empty or null means absent.
-	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
-
-	// EventInfo Who caused an event, from where and on which device.
-	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
-
-	// UserId A UUID; empty or null means absent.
-	UserId *OptionalBodyId `json:"userId,omitempty"`
-}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -692,6 +700,44 @@ type RefreshTokenMetaData struct {
 // RefreshTokenResponse defines model for RefreshTokenResponse.
 type RefreshTokenResponse struct {
 	RefreshToken RefreshToken `json:"refreshToken"`
+}
+
+// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+// and only the tenant's: a rotated-away one-time-use value presented after its
+// grace period revokes its session. Default false. The other fields are kept
+// for FusionAuth's clients.
+type RefreshTokenRevocationPolicy struct {
+	OnLoginPrevented    *bool `json:"onLoginPrevented,omitempty"`
+	OnMultiFactorEnable *bool `json:"onMultiFactorEnable,omitempty"`
+	OnOneTimeTokenReuse *bool `json:"onOneTimeTokenReuse,omitempty"`
+	OnPasswordChanged   *bool `json:"onPasswordChanged,omitempty"`
+}
+
+// RefreshTokenRevokeForm The same selection as a form (`token=…&userId=…`); a form cannot carry eventInfo.
+type RefreshTokenRevokeForm struct {
+	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
+	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
+
+	// Token A refresh-token value (opaque text).
+	Token *TokenValue `json:"token,omitempty"`
+
+	// UserId A UUID, or empty, `null` or `undefined` meaning absent.
+	UserId *OptionalQueryId `json:"userId,omitempty"`
+}
+
+// RefreshTokenRevokeRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
+// FusionAuth's clients call it RefreshTokenRevokeRequest; some of its documents
+// say RefreshDeleteRequest.
+type RefreshTokenRevokeRequest struct {
+	// ApplicationId A UUID; empty or null means absent.
+	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
+
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+	Token     *string    `json:"token,omitempty"`
+
+	// UserId A UUID; empty or null means absent.
+	UserId *OptionalBodyId `json:"userId,omitempty"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -945,7 +991,7 @@ type RetrieveRefreshTokensParams struct {
 
 // ExchangeRefreshTokenForJWTParams defines parameters for ExchangeRefreshTokenForJWT.
 type ExchangeRefreshTokenForJWTParams struct {
-	// RefreshToken The refresh token, when the body carries none.
+	// RefreshToken The refresh token; wins over the body's `refreshToken`.
 	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
@@ -1012,6 +1058,18 @@ type RetrieveKeyParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// LogoutParams defines parameters for Logout.
+type LogoutParams struct {
+	// Global true revokes every refresh token of the token's user.
+	Global *bool `form:"global,omitempty" json:"global,omitempty"`
+
+	// RefreshToken The refresh token to revoke. It is sensitive; prefer the body or the cookie.
+	RefreshToken *TokenValue `form:"refreshToken,omitempty" json:"refreshToken,omitempty"`
+
+	// RefreshTokenCookie The refresh token, when neither body nor query names one.
+	RefreshTokenCookie *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
+}
+
 // CreateUserParams defines parameters for CreateUser.
 type CreateUserParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
@@ -1069,7 +1127,10 @@ type CreateApplicationJSONRequestBody = ApplicationRequest
 type CreateApplicationWithIdJSONRequestBody = ApplicationRequest
 
 // RevokeRefreshTokensJSONRequestBody defines body for RevokeRefreshTokens for application/json ContentType.
-type RevokeRefreshTokensJSONRequestBody = RefreshDeleteRequest
+type RevokeRefreshTokensJSONRequestBody = RefreshTokenRevokeRequest
+
+// RevokeRefreshTokensFormdataRequestBody defines body for RevokeRefreshTokens for application/x-www-form-urlencoded ContentType.
+type RevokeRefreshTokensFormdataRequestBody = RefreshTokenRevokeForm
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
@@ -1085,6 +1146,9 @@ type ImportKeyJSONRequestBody = KeyRequest
 
 // ImportKeyWithIdJSONRequestBody defines body for ImportKeyWithId for application/json ContentType.
 type ImportKeyWithIdJSONRequestBody = KeyRequest
+
+// LogoutJSONRequestBody defines body for Logout for application/json ContentType.
+type LogoutJSONRequestBody = LogoutRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantRequest
@@ -1578,7 +1642,9 @@ type ClientInterface interface {
 	// DeleteApplication Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 	DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1620,9 +1686,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1658,9 +1734,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1692,6 +1778,54 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RetrieveRefreshTokens List a user's refresh tokens
 	//
 	// Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -1703,18 +1837,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1726,18 +1884,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1749,6 +1931,11 @@ type ClientInterface interface {
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 	RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1915,6 +2102,46 @@ type ClientInterface interface {
 	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
 	RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetStatus Health of the server and its database
 	//
 	// Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -1939,6 +2166,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTenant Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetrieveTenant Retrieve a tenant
 	//
@@ -2006,7 +2243,10 @@ type ClientInterface interface {
 	// DeleteUser Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 	DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2350,7 +2590,9 @@ func (c *Client) CreateApplication(ctx context.Context, params *CreateApplicatio
 // DeleteApplication Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 func (c *Client) DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2442,9 +2684,19 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -2491,9 +2743,19 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -2536,6 +2798,65 @@ func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshT
 	return c.Client.Do(req)
 }
 
+// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *Client) RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeRefreshTokensRequestWithFormdataBody(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RetrieveRefreshTokens List a user's refresh tokens
 //
 // Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -2557,18 +2878,42 @@ func (c *Client) RetrieveRefreshTokens(ctx context.Context, params *RetrieveRefr
 // ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -2590,18 +2935,42 @@ func (c *Client) ExchangeRefreshTokenForJWTWithBody(ctx context.Context, params 
 // ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -2623,6 +2992,11 @@ func (c *Client) ExchangeRefreshTokenForJWT(ctx context.Context, params *Exchang
 // RevokeRefreshTokenById Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2919,6 +3293,66 @@ func (c *Client) RetrieveKey(ctx context.Context, keyId openapi_types.UUID, para
 	return c.Client.Do(req)
 }
 
+// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Logout Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetStatus Health of the server and its database
 //
 // Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -2964,6 +3398,26 @@ func (c *Client) CreateTenantWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 func (c *Client) CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTenantRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTenant Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *Client) DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTenantRequest(c.Server, tenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -3110,7 +3564,10 @@ func (c *Client) ImportRefreshTokens(ctx context.Context, params *ImportRefreshT
 // DeleteUser Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 func (c *Client) DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4002,6 +4459,17 @@ func NewRevokeRefreshTokensRequest(server string, params *RevokeRefreshTokensPar
 	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/json", bodyReader)
 }
 
+// NewRevokeRefreshTokensRequestWithFormdataBody calls the generic RevokeRefreshTokens builder with application/x-www-form-urlencoded body
+func NewRevokeRefreshTokensRequestWithFormdataBody(server string, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/x-www-form-urlencoded", bodyReader)
+}
+
 // NewRevokeRefreshTokensRequestWithBody constructs an http.Request for the RevokeRefreshTokens method, with any body, and a specified content type
 func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshTokensParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -4695,6 +5163,102 @@ func NewRetrieveKeyRequest(server string, keyId openapi_types.UUID, params *Retr
 	return req, nil
 }
 
+// NewLogoutRequest calls the generic Logout builder with application/json body
+func NewLogoutRequest(server string, params *LogoutParams, body LogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLogoutRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewLogoutRequestWithBody constructs an http.Request for the Logout method, with any body, and a specified content type
+func NewLogoutRequestWithBody(server string, params *LogoutParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Global != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "global", *params.Global, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RefreshToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "refreshToken", *params.RefreshToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.RefreshTokenCookie != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "refresh_token", *params.RefreshTokenCookie, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "refresh_token",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
+	return req, nil
+}
+
 // NewGetStatusRequest constructs an http.Request for the GetStatus method
 func NewGetStatusRequest(server string) (*http.Request, error) {
 	var err error
@@ -4758,6 +5322,40 @@ func NewCreateTenantRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteTenantRequest constructs an http.Request for the DeleteTenant method
+func NewDeleteTenantRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenantId", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenant/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -5559,7 +6157,9 @@ type ClientWithResponsesInterface interface {
 	// DeleteApplicationWithResponse Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5607,9 +6207,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -5645,9 +6255,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -5679,6 +6299,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokensWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
 
+	// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
+
 	// RetrieveRefreshTokensWithResponse List a user's refresh tokens
 	//
 	// Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -5692,18 +6360,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -5715,18 +6407,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -5738,6 +6454,11 @@ type ClientWithResponsesInterface interface {
 	// RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5914,6 +6635,46 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
 	RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error)
 
+	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
 	// GetStatusWithResponse Health of the server and its database
 	//
 	// Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -5940,6 +6701,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenantWithResponse(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTenantResponse, error)
+
+	// DeleteTenantWithResponse Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error)
 
 	// RetrieveTenantWithResponse Retrieve a tenant
 	//
@@ -6009,7 +6782,10 @@ type ClientWithResponsesInterface interface {
 	// DeleteUserWithResponse Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6744,6 +7520,11 @@ func (r RetrieveRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// ExchangeRefreshTokenForJWTResponse200Headers the declared response headers of an HTTP 200 response for ExchangeRefreshTokenForJWT
+type ExchangeRefreshTokenForJWTResponse200Headers struct {
+	SetCookie *string
+}
+
 type ExchangeRefreshTokenForJWTResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6751,6 +7532,8 @@ type ExchangeRefreshTokenForJWTResponse struct {
 	JSON200 *JWTRefreshResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExchangeRefreshTokenForJWTResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7210,6 +7993,54 @@ func (r RetrieveKeyResponse) ContentType() string {
 	return ""
 }
 
+// LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
+type LogoutResponse200Headers struct {
+	SetCookie *string
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogoutResponse200Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r LogoutResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetStatusResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7300,6 +8131,47 @@ func (r CreateTenantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteTenantResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTenantResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8089,7 +8961,9 @@ func (c *ClientWithResponses) CreateApplicationWithResponse(ctx context.Context,
 // DeleteApplicationWithResponse Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8167,9 +9041,19 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -8212,9 +9096,19 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -8253,6 +9147,61 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Contex
 	return ParseRevokeRefreshTokensResponse(rsp)
 }
 
+// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *ClientWithResponses) RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error) {
+	rsp, err := c.RevokeRefreshTokensWithFormdataBody(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeRefreshTokensResponse(rsp)
+}
+
 // RetrieveRefreshTokensWithResponse List a user's refresh tokens
 //
 // Lists the user's live refresh tokens, newest first (by insertInstant), at
@@ -8272,18 +9221,42 @@ func (c *ClientWithResponses) RetrieveRefreshTokensWithResponse(ctx context.Cont
 // ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -8301,18 +9274,42 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithBodyWithResponse(ctx
 // ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -8330,6 +9327,11 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithResponse(ctx context
 // RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8584,6 +9586,58 @@ func (c *ClientWithResponses) RetrieveKeyWithResponse(ctx context.Context, keyId
 	return ParseRetrieveKeyResponse(rsp)
 }
 
+// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.LogoutWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
 // GetStatusWithResponse Health of the server and its database
 //
 // Needs no API key. 200 when the server and its database answer, 503 otherwise.
@@ -8627,6 +9681,24 @@ func (c *ClientWithResponses) CreateTenantWithResponse(ctx context.Context, body
 		return nil, err
 	}
 	return ParseCreateTenantResponse(rsp)
+}
+
+// DeleteTenantWithResponse Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error) {
+	rsp, err := c.DeleteTenant(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTenantResponse(rsp)
 }
 
 // RetrieveTenantWithResponse Retrieve a tenant
@@ -8739,7 +9811,10 @@ func (c *ClientWithResponses) ImportRefreshTokensWithResponse(ctx context.Contex
 // DeleteUserWithResponse Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9500,9 +10575,25 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 		}
 		response.JSON400 = &dest
 
+	case rsp.StatusCode == 404:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExchangeRefreshTokenForJWTResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -9863,6 +10954,51 @@ func ParseRetrieveKeyResponse(rsp *http.Response) (*RetrieveKeyResponse, error) 
 	return response, nil
 }
 
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogoutResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetStatusResponse parses an HTTP response from a GetStatusWithResponse call
 func ParseGetStatusResponse(rsp *http.Response) (*GetStatusResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9925,6 +11061,44 @@ func ParseCreateTenantResponse(rsp *http.Response) (*CreateTenantResponse, error
 		response.JSON400 = &dest
 
 	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTenantResponse parses an HTTP response from a DeleteTenantWithResponse call
+func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
 		break // No content-type
 
 	case rsp.StatusCode == 500:
@@ -10551,12 +11725,18 @@ type ServerInterface interface {
 	// RetrieveKey Retrieve a key (never its private key)
 	// (GET /api/key/{keyId})
 	RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx echo.Context, params LogoutParams) error
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx echo.Context) error
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx echo.Context) error
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx echo.Context, tenantId openapi_types.UUID) error
@@ -11302,6 +12482,42 @@ func (w *ServerInterfaceWrapper) RetrieveKey(ctx echo.Context) error {
 	return err
 }
 
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogoutParams
+	// ------------- Optional query parameter "global" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "global", ctx.QueryParams(), &params.Global, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter global: %s", err))
+	}
+
+	// ------------- Optional query parameter "refreshToken" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "refreshToken", ctx.QueryParams(), &params.RefreshToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refreshToken: %s", err))
+	}
+
+	if cookie, err := ctx.Cookie("refresh_token"); err == nil {
+
+		var value string
+		err = runtime.BindStyledParameterWithOptions("simple", "refresh_token", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refresh_token: %s", err))
+		}
+		params.RefreshTokenCookie = &value
+
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx, params)
+	return err
+}
+
 // GetStatus converts echo context to params.
 func (w *ServerInterfaceWrapper) GetStatus(ctx echo.Context) error {
 	var err error
@@ -11317,6 +12533,22 @@ func (w *ServerInterfaceWrapper) CreateTenant(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTenant(ctx)
+	return err
+}
+
+// DeleteTenant converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTenant(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "tenantId" -------------
+	var tenantId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenantId", ctx.Param("tenantId"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenantId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTenant(ctx, tenantId)
 	return err
 }
 
@@ -11683,6 +12915,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
+	router.POST(options.BaseURL+"/api/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RevokeRefreshTokenById, options.OperationMiddlewares["revokeRefreshTokenById"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RetrieveRefreshTokenById, options.OperationMiddlewares["retrieveRefreshTokenById"]...)
 	router.POST(options.BaseURL+"/api/user/refresh-token/import", wrapper.ImportRefreshTokens, options.OperationMiddlewares["importRefreshTokens"]...)
@@ -11695,6 +12928,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/user/:userId", wrapper.RetrieveUser, options.OperationMiddlewares["retrieveUser"]...)
 	router.POST(options.BaseURL+"/api/user/:userId", wrapper.CreateUserWithId, options.OperationMiddlewares["createUserWithId"]...)
 	router.POST(options.BaseURL+"/api/tenant", wrapper.CreateTenant, options.OperationMiddlewares["createTenant"]...)
+	router.DELETE(options.BaseURL+"/api/tenant/:tenantId", wrapper.DeleteTenant, options.OperationMiddlewares["deleteTenant"]...)
 	router.GET(options.BaseURL+"/api/tenant/:tenantId", wrapper.RetrieveTenant, options.OperationMiddlewares["retrieveTenant"]...)
 	router.POST(options.BaseURL+"/api/tenant/:tenantId", wrapper.CreateTenantWithId, options.OperationMiddlewares["createTenantWithId"]...)
 	router.POST(options.BaseURL+"/api/api-key", wrapper.CreateAPIKey, options.OperationMiddlewares["createAPIKey"]...)
@@ -12232,8 +13466,9 @@ func (response SearchEvents500Response) VisitSearchEventsResponse(w http.Respons
 }
 
 type RevokeRefreshTokensRequestObject struct {
-	Params RevokeRefreshTokensParams
-	Body   *RevokeRefreshTokensJSONRequestBody
+	Params       RevokeRefreshTokensParams
+	JSONBody     *RevokeRefreshTokensJSONRequestBody
+	FormdataBody *RevokeRefreshTokensFormdataRequestBody
 }
 
 type RevokeRefreshTokensResponseObject interface {
@@ -12343,15 +13578,25 @@ type ExchangeRefreshTokenForJWTResponseObject interface {
 	VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error
 }
 
-type ExchangeRefreshTokenForJWT200JSONResponse JWTRefreshResponse
+type ExchangeRefreshTokenForJWT200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type ExchangeRefreshTokenForJWT200JSONResponse struct {
+	Body    JWTRefreshResponse
+	Headers ExchangeRefreshTokenForJWT200ResponseHeaders
+}
 
 func (response ExchangeRefreshTokenForJWT200JSONResponse) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12369,6 +13614,14 @@ func (response ExchangeRefreshTokenForJWT400JSONResponse) VisitExchangeRefreshTo
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ExchangeRefreshTokenForJWT404Response struct {
+}
+
+func (response ExchangeRefreshTokenForJWT404Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
 }
 
 type ExchangeRefreshTokenForJWT500Response = InternalErrorResponse
@@ -12858,6 +14111,52 @@ func (response RetrieveKey500Response) VisitRetrieveKeyResponse(w http.ResponseW
 	return nil
 }
 
+type LogoutRequestObject struct {
+	Params LogoutParams
+	Body   *LogoutJSONRequestBody
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type Logout200Response struct {
+	Headers Logout200ResponseHeaders
+}
+
+func (response Logout200Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(200)
+	return nil
+}
+
+type Logout400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response Logout400JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout500Response = InternalErrorResponse
+
+func (response Logout500Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 type GetStatusRequestObject struct {
 }
 
@@ -12939,6 +14238,58 @@ func (response CreateTenant401Response) VisitCreateTenantResponse(w http.Respons
 type CreateTenant500Response = InternalErrorResponse
 
 func (response CreateTenant500Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteTenantRequestObject struct {
+	TenantId openapi_types.UUID `json:"tenantId"`
+}
+
+type DeleteTenantResponseObject interface {
+	VisitDeleteTenantResponse(w http.ResponseWriter) error
+}
+
+type DeleteTenant200Response struct {
+}
+
+func (response DeleteTenant200Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteTenant400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteTenant400JSONResponse) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTenant401Response = UnauthorizedResponse
+
+func (response DeleteTenant401Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteTenant404Response struct {
+}
+
+func (response DeleteTenant404Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteTenant500Response = InternalErrorResponse
+
+func (response DeleteTenant500Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -13744,12 +15095,18 @@ type StrictServerInterface interface {
 	// RetrieveKey Retrieve a key (never its private key)
 	// (GET /api/key/{keyId})
 	RetrieveKey(ctx context.Context, request RetrieveKeyRequestObject) (RetrieveKeyResponseObject, error)
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx context.Context, request GetStatusRequestObject) (GetStatusResponseObject, error)
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx context.Context, request CreateTenantRequestObject) (CreateTenantResponseObject, error)
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx context.Context, request DeleteTenantRequestObject) (DeleteTenantResponseObject, error)
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx context.Context, request RetrieveTenantRequestObject) (RetrieveTenantResponseObject, error)
@@ -14152,31 +15509,43 @@ func (sh *strictHandler) RevokeRefreshTokens(ctx echo.Context, params RevokeRefr
 	var request RevokeRefreshTokensRequestObject
 
 	request.Params = params
-
-	var body RevokeRefreshTokensJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body RevokeRefreshTokensJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
 	}
-	if err != nil {
-		if !errors.Is(err, io.EOF) {
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body RevokeRefreshTokensFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
 			return err
 		}
-	} else {
-		request.Body = &body
 	}
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
@@ -14597,6 +15966,57 @@ func (sh *strictHandler) RetrieveKey(ctx echo.Context, keyId openapi_types.UUID,
 	return nil
 }
 
+// Logout operation middleware
+func (sh *strictHandler) Logout(ctx echo.Context, params LogoutParams) error {
+	var request LogoutRequestObject
+
+	request.Params = params
+
+	var body LogoutJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx.Request().Context(), request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetStatus operation middleware
 func (sh *strictHandler) GetStatus(ctx echo.Context) error {
 	var request GetStatusRequestObject
@@ -14660,6 +16080,31 @@ func (sh *strictHandler) CreateTenant(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateTenantResponseObject); ok {
 		return validResponse.VisitCreateTenantResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTenant operation middleware
+func (sh *strictHandler) DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error {
+	var request DeleteTenantRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTenant(ctx.Request().Context(), request.(DeleteTenantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTenant")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTenantResponseObject); ok {
+		return validResponse.VisitDeleteTenantResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -15182,196 +16627,233 @@ func (sh *strictHandler) DropWebhookBacklog(ctx echo.Context, webhookId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3dcts4tij8KijNVEX6PlqWHTvTLde+cCfOxJ10t09sn0xV5DOERUhCmwI0BGhbk+2qvtoPsM88w36w",
-	"fpJTWAsgQRKUZLedSWb6ptOmSGABWFj/P586YzlfSMGEVp3hp86CZnTONMvgrzc0S16xlGlm/kqYGmd8",
-	"obkUnWFHZzkjCfyoyIJlc2oGSZcRueF6RmiakoxNMqZmRMsrJtQBkXrGshuuGNEzRuTlz2ysCVckYXSs",
-	"+TXVLOl3og43w/8tZ9myE3UEnbPOsDMrIYk6ajxjc2pA0suF+fVSypRR0bm7izpnTFChj5M3jCYsa8J9",
-	"OpYLpgCCjP0tZ0oTLYkUjGj4knQpOT8/ftXrkx9oOpHZnCVEZiQXV0LeCPLrf/032RsMyJQJltF0JOKP",
-	"XFzTlCcX2k4d98khuWJLksrxFUvM+FTA4t0cOMhOfyTcemcIbrHgv2y9zhWX4jDXsy23ptDalc64mHbu",
-	"zNozphZSKAaH9x1N3uMCzV9jKTQT8L90sUj5mJr92P5ZmU355A37x4xNOsPOH7ZLxNjGX9X2UZbJTOFc",
-	"1V0987aTK2J35AC2+VImS6LoUpGb2TIiE87ShFwu8X/6nbuocyw0ywRNYfzmkZnBFcuuWUYmlKcs6ZOj",
-	"+UIvYeQDkjBNeaoIzRiRIjXbPp0yHPlc0FzPZMb/zpLmwD9wpbiYRsXhyoxwofLJhI85E5ocnhybg4zM",
-	"D9QdnlmTOd05XRIhNckV8wHqAxraLTNzHp4cv2VLuF2ZXLBMczygCiyfOnN6+46JqZ51hrv7+1H9fKMO",
-	"hxUYjKS6M+zkOTcI0XxNKJbpY6E0xfMuvuBCv9grP+FCsynLzDdXCF9z2806r2maswOSMZ1nwlwGs8c3",
-	"MyaKneCKjDPm7m9lIS+izpwL9/fz3QDAhniYg5BCrUNA3MoT74O7qOOuXXMF7+T4ShVQakn0jCt7jAbS",
-	"NXt5VzxBWmUma0LQOFcmkoXklqDSJOEGGpqeVF7ims3t2/m8M/zY+fPRWSfqnPx0Cv+cw38Pz16+6USd",
-	"V0fvjs6OOheBvbMPaJbRZadxK48sJEBvaJrKG5aQOdMzmaiIsP60T+JPo842XfDtn2/0tiXYo86QfBzZ",
-	"aUedi7u4PxI/SlIsjMwZFYqwa5Yti6dIzGob1r6FHm2qbh9dcHtd1mNCB6ne33Kemfv90X18sWJaJJGf",
-	"cd6S3AYmNYwvwF2Pp0JmcNfszeqXe1twuyclCT/f6JdSTPg0zwrYV23M9x/Oqu/fRZ2UKn2+SKhm95sb",
-	"eWCFJO58u1OhJDuhy+ARgvVX2z8+mHDN4a1A2MoBr8Qe79W7qMOumdDHYiLXMt7ixSbilSOuXUA76j9s",
-	"BfeE5aWZcWLeYGYt5oCCl4IrlaPo1jhixTJO0x/z+WXbCzO6czbL55eLjCO+VS/Wd1SxF3t5lpLTN4db",
-	"O0ROgD+MS9CeKfLq6D3pmsfff3hL4tt9Hff6oXulZnR3/8Xm0+3uv9hwwj+c7u6/aJs1xx0NLR/ErteZ",
-	"nG940+D9M7nR2yFa/opd8zFzKLxSvmnAaqjD4XjMlGLJYZJkTKm17z2MjrSwzU+bMPxCJq0ubiyTANk+",
-	"1fQyZRGZ0/GMC7aVMZrgE2S2H8cyT5MfpSGt1yzTF7limVEYQuecUE3bRQijfwXAnTOl6DQA2muZkVk+",
-	"p0YRM5LreEbFlPXXkkZYaDnuRdsWqbAACcK/nFhZYW8wMDNWtxL0gHKMtRLTWg1lA8EIZjNqK2ohkREQ",
-	"GWgl5hbCs2eKLKiekW5sxaIzUGM/Di769tT861nuhlUMywX9FsCDGHntFLkViFFd76EgwGsINdp2yq+Z",
-	"ES64UDxhIALCr0bu+/WX/7mL++S12QEF+7FcMPLrL/8YifjnG923e7EFOn0/Y9fyisVDYtSolKGmT7qX",
-	"VmkAfSrpDYnHGY6TaCRwAyPi7yzpCoMkhGuFX/cOCL5H/v/qAMORqA5o3zuovgaKSm3uYkjz20h0MzaW",
-	"WVJRaqgmKaNKo00AILuhiuBSzWJwhD45ouMZGdMs40yNROzNc8bn7Ey+49fsWJyysRSJiiMfEMITlMmB",
-	"rOFmkpRPmOZzZpYHz63hhAA/TMglm8iMkRgFQksJY6JmhqaQS0Y06mDmkK0CPjJsluiZWZMU0wPCDMzw",
-	"t6GNilBYDaGpkm4pJDaPYuRH+KtZ3p+PzggoCubR9ifchLu4VAu5LpVCRDbcNtzgAyLkSCg2zphWPUJF",
-	"QuKUiyuW/ASIfZx4Mz5TBm36xMe4eDMsOk4cHlF7eIhLfRLfsMuZlFf9Szq+SuW0n2RyEZOuzDPVG46E",
-	"/dkMaH5ZsOSlzIWOAFakCpnS8JfhSO4lXKt6RniizI8jAecDh4xHpPok5mIiY6Mne3anZ4oUAqC1msV8",
-	"YTlhPBIJm9A81VxMUXVlZEzTFHaH4kuocrXKcsebaQerEXcVSW5y3AaxqiDrhmzb3/4NP4GzAcL48gET",
-	"ll9vuGUb6133Eu1R1HnwKoqPN1xE9fpt9Il/09Yt7L3/bu3bDae7h0LXKtNFHUMm1gF7rnAPkaRsNF9B",
-	"L+6vbpav1C+It+aLNtbvpO0qi/8wMxQ8V4b+W24fkUkm54YqZwzolhTkZsbHM5KA2G7EF5GnqZFQndxQ",
-	"E+EfIoLi4K/WSP/41o9tEjr+fNZ2pgWdDGsMcjNl9p0sdXGpWpHncGoFrk3UBbPx77jS7do2MozNJUMQ",
-	"9wIirWC3+mWeqZDJ/CRjCliw4chzIzbgrCD6T2SaypsDsqBKGbZNFYnHMFC8Xh+w0Iew83i+kJlmyfsa",
-	"lfitDKphvqqu9RXySSMuEaVp8WbFwttONudM01cWzzelZz+4b4w67k0ZupZWJAJh5JkCKY9csikVB+A9",
-	"4PjzJNd5xjYEWbud9Qxke4NvX6y1kG1M3mqHjhMW30e1Q6xtQgg3vv/wNoAK6dQ3gb8/3d1/0Yk670+f",
-	"f7MH/+7v7HaizpF9fmSfH8HzkDl8nF0Hb3GYiFwhG28+18sqWIdm0pfBGUUb1fBHUHwa/Pg2+PHt/rjV",
-	"GfNMkb/09wff+vYj0jXbntAsIZdgbiKvjt73Irz7XJMZVUaXAdeqIzhrHQm3+xsYz3Rh+UKzFtU+XEGj",
-	"hrNtbWIqe8DwyzCZ9nHZnC6efQQIiKfVgrOnTaS9YsvNibdB+5BSXwHIDBie/6xhgq9hRUVxBP2DLGTK",
-	"x5ypPjlXFcU2ZsJw+gT1kCxnNY/8SKDs8UyRxJFUc8+XpEvJ31kmt0CVMvoRVzASGfvgWa+Q+7YX1E5A",
-	"sQWw37JlyGdnEP0tW5IfqNIsA8ddNwbF84ot4x6igeJToUhFS45Q7R2J0m8+RBUe8IYK+Cgi01Re0pTI",
-	"zFliFZ073/8BYalivkt/lA8Gz8d4JPD/rF93jPTra4r75FiTGy4UkdcsG4nYe+OUTwUX08N0KjOuZ/OY",
-	"UF2CkbJrlh4YAc4jsM/USNijq214MQcYTdzp4b6vV/vagWqeylu20GQiM2JwnGp+yVOul6g8H5Byywuz",
-	"AriFhdKMJr0h4p+Q1a3AzcKVMhWRBXfe2gIPL3Oe6i0uYDg4L65Ggjo4+8TyfvLG0BQbeUIWLNuyvno0",
-	"OBwQYC1wPYCZjIQ1rVyzjE+WhE6pAZZs929Ymm5BMMD2zzdXqv+zkgI31BHzNwWXclzJ/Bsi7/bQQoEq",
-	"VXXo6HbB8UhPzOWtcJ/X/JaZ8ztNecLF9AMXibyp//2B69kP9JbP8/k7SwyCEPmT/iSYUffPFWsQmeqd",
-	"nWZ0zE5YxmVSsQr4gsrz3Q0dBj4ElSWsAWKOq/MNFD9wkWv2OKC0jFu9BO9922dBdUnXUjyy9zzaHQx6",
-	"dSEuCFB1+nNFp6x59u9ZDoS2E3XK0wrHAYQNNzUrcMjaWIL/PHqxKfR3YW5lN6hd9anbD0JBRF7MmJHo",
-	"c8WI0XQIAkuJYDdA13ORsIyU+xJ2lj3E6tAOnWEhRsH2GE+fvEwpn6sh4UpFROWXpAtWU570IkLzBI2C",
-	"Vct0t2oL7kWEUx0RdruIyM+aR0TzhHQtDeMJ2ksVT0YCbKQ8ccyrul3cMLo5A7W/d0DiK26YPSoYGGBW",
-	"CdJYI+xXDquxkyGB5W0ojOiwxs4jA1HJMZ4pomZ0wYaG670/PTSc+eglEPwF5VlkHnOrWI7EIr9M+Ril",
-	"AqDdnCkQcXoYoyXImx8OX1qy3yfmzBYZhBa6QCVzdgsYS7qBYXfRaOys2UHZxWePD9NZooJ7vLHP37Tr",
-	"MqWoG0bGpiLABTk5+iGqBmd54r8fT/Hi+Td7q2et+ehXibktnn3DAwvWtl5F9pcC3zG1oUI8o+oEjzmI",
-	"gh9mDKIvGxhm9saITj6OzFjG0OgPPhGUGw9GYkJTxUAG8jCSlAiJ30w8LAQsNcMjOqLU2qtcwc8Ty1MG",
-	"VNSijOA5rhWDCgLhCeYRteGuZsWVHWzE+4UCF62e3cRgJFB2yu8/nFkiBUYp2KwDkgv+t5xtNM1Do41S",
-	"O2qD3Z8ekrlM8jRX5NIcY3d3sPdNRJ4P/rQbkb3Bty+Q6By9JOM8u2bupf0XETGXi+zv7mwqDLRFPDWD",
-	"JVegOdrfgBwe1OnZZrcfsfltWzSoR32R1JDuKeLNifvQXP/eASAJSNuAJWrD6fGeBFhIeaGeqUKmd2sD",
-	"zc9TQRLJGhMOdvfW+Beaq62F+16yVIqp4foHhF6CdRUuu9Mo4baDM7G/ifrl3BUNnIvMpskMVhwRxbSL",
-	"SnAh0JmcO6DQhCgYS8Cd7zyLsPyG+SrqmCEDvOYuzMpXW7HvZQaBkMmHmkFWBYterY/YDIVrXrXEaq4M",
-	"EH3kud55TorVXpgx18ug0W4sc6Gz8G8JV4uULk/xQTiuSnOdYxhTga6JzFHhsK8LDLUDp4qY3uf9jE3b",
-	"fD9/5wsXP7UBKv60QNfTdzIJWowOIV/jgDAIwZcZMbtpjVF4UYOOLqo1y8z3/6f7nx8HW9/Srcnh1uuL",
-	"T9/cbfl/7t3nz53du94fQ7fdreF/5SxbsQjgJ7COiMQG4tg8iI2qM+GCJTEsi4upt7DKQsw3/1m8/vTr",
-	"shofpuZ4t7QWFsdSNtaqqbGAzwYjaw5KK1iWp0wZom6eQCIQKfOS+usjHlbd0BoyPTAId5ULpo5oK5ww",
-	"9wE0dDMKfbuFOj5saXUl/f4r3MwaQdTMyNBZaYrAYCVeteweEKrJXCrkxBW7aFC4aoEu5D4LSDgZu+Yy",
-	"b0BglcaACRR0R8wCSvqdtZuz4hgfz1/6dJrEYztLN3F23isIJHy0P1aEYRSouLIS1YE5dZDn6oaJuUxY",
-	"GjQrPdSRykPO08Krqss8v+rh1DbOO4eLNfiEOkErhaiEtm4szgUd/XcgcR/j9zuDwWAA7mj3oOliBA8L",
-	"1ezV5UsplM6oy5lqWi3Dd++AjMsPIf2Ppjd0qch4xsZXeB0DGaL+eVTXv24zV0vED9vL+h6ulJHvB+4P",
-	"3mV9tLiedevxMgIgDVIuauHba1zP6wjk5sblzXd9xS4HN/lUU52rdkgU/O6bCeWVueeCXlOO3OFiHaWw",
-	"Y4Smx3TgQN7Ml50NtqGN4651xa1UTBcbsgomu20Nczc+vlgxbds5P9m8BvP+N01zFhKbKiH4NtC+Kxf0",
-	"bzkjmt3qXs34gUJbAw3ObVhkW0Ji00L5IKrB5pSnG5m2IAr3x00NYZM8TTd++QlvRkrvAfRDTZQLqtSN",
-	"zJL7cMfImgCVllmFFz4wvtZIKb/hCht0e2RFZfPA3trVgw8vWoFsu+6PP98HjCEOpZcJwcb6jM+ZzHWo",
-	"ckGacoWqldGh7fuku/PrL/93ZxAZ6ctF4pAd8+emlmibHrQ8LXjYquXaBbyqflTPt9qguAGGlR6VERNr",
-	"cg58slRN7YLUE8xa+q//JjYGw8t2b8tiGnWGEBV1F4fTusDKGwoKGDN+bSuK2CDbIt/NhRX5cVZSgUvF",
-	"3T0Vzuy2npANdsKPma5sxK3OaOFRwWhgrmeYAuROObjUmdYLowExoa2actJKf6qa1QG5YgtNpCA5UDmS",
-	"i9So0VN+zcRGTpzm3Oce3ambldya4naQY0IVeXN2dkK+o4qPCa28tRFMT8w9HsIQMkaTjYnDDeXa2lYY",
-	"oULdsAwJxYsaodi9D6FQfCqozjN2L8HQEozT8Md2WC6mpy2uIGcWc3lb4F6ChcV/2bJSfbJVDB+DG2Xr",
-	"9M2hzb022D8SBfqT95WqJtbTgjkZNtSQacJtcYsVlU12Xqzgr1UFaEPXUKko51ka9InRSyXTXDNisJ/I",
-	"DP5V5Pz9uzpaD/a+WadvmElWsKjvMGnuVSYX7QzyAYlbrExYCviHwyl7mF0Ip4PphYgA5sfCNWcjDvWM",
-	"iykkIlrYNiv74m9MZVErduhVg3HWGQW1WOZQ1wBtV/hMQTyTy8xFPoLxKzJNbFUlqjWbY+xKmYs4k5Co",
-	"S8dXWFXLcBozmOYp4ba8lhtWZm4bRqIbY30XTOq0YGx/KrKa7rbtpsfBQF4sxHSIEAVW+0bekDkVS4KB",
-	"yRYGyGUs19RYsqvvtBkFgoS3cMmoD7MlBHZApqbdNzu4EwUyZNyZpYgsIfuD5+FMfMFutV3q+iiW1rX5",
-	"JwghbRsGt+CAJ0wkXEx/w/zmFnhlmjZRO3DO4j4HJK0yw7fgMBaFCsv4kukSBzeauXYDK2CsuIGrzXMW",
-	"rM0tc044X2eUKwZeAVqr5nNTagAbwRKee/XUa3bkCec+bZURasgLQpzLT4iqMmqZmF4pileMvfX9h7M4",
-	"srGZIwECoW5mEcRWsrBh591GbsAQsLUl3DBIBFcGePvT/XZnH0bH5BnXy1PzEQJwWNSsCkTS0puyfp3Z",
-	"FJlrQkn8HaMZy2KyyNiE3/bbChAe2rp5eGLlFcAZoQQgDyaivq86eFNmZh2nUE9PXmrKBYTwVkscOPiK",
-	"mgN29yCjA6LzDTPkClaE56MiknKlMemFXsprZotOGmUOJIK5WXfGtpxZJGUwj58iQpREJKj4fSQUAKSp",
-	"BVsBimAlNWqlwZGAEi7CLFoNR2KLHAGuuiKI7HZsNKGybALac+MCmalwp2MjdEeCkLiy67HV3lBSMOe5",
-	"5izJIZnbkoZmtLaqhi4S1vG9vcGOTZ0QNogC6hiaRcXBOpQxkRZh0yVBEz+h4XKaAJOro2mA8kppFvHN",
-	"AA1U1Swur62iQpjh7yRUY9OAd5yg3+f8/PiVioqCC/Bs7mtBiosxlh09F/yWsIUcz/rlqZmpvYOJsXhL",
-	"bAtMOiyYUz2eGeU2HsuExc7AFtvaOAYkYjYzInuDPUDL/cGAzOg1K7cVErNeyoQpMpbzuYQYdzQWGMoC",
-	"5z4EVGjUCnodky4tNxOiwDNr/+WiDJEwT7HI5utehENZrLBDOCJOXsPGg8Dci8pN/v70px8vbDkOqN+T",
-	"SKYMcTSDLWimmC2IibPMbKTGTSbFlJiPwfwCIx7jiC+x+ujZcsEuAAQzrBkN7h6HwUlcL0wa+0AB7IGA",
-	"EPIarQtmNEh01jMqiBRjVslLQmRX5kRgVC3lO5pNPXAwkeob8gP/7gAQ1Qjp7lVZbJ5mt1hMhWU4FSiM",
-	"UuiMjjUWWYQY3y1SWmsIJUjpi51E1zLgKcdSf1ERsWkIPkuGFZJkAHJoiDXQbNIez8jNTKZFOV10WZvp",
-	"3zfdBHgx0CCMqghVRbbljKqZTSE0b1XjR838dKJhzWxJDN2wZWlsODPXqWEP1rCWkF9/+Ye3AJ8EV90X",
-	"hyfHnahzzTKF3GOnP+gPQOpdMEEXvDPsPO8P+s8x0GkGXC+cpQWpSiGTwY+MJWbTHb3tk3fAN3QZ0Tqj",
-	"6aS02lWDV6004ijTSGDUMmBulYmZb5zwW1hHFKTEWRrPs4KkoyGimelWy1QD+waGloeAc8HTb9lyJKyw",
-	"46dLRqFIdUW4GKd5YpDO8T+7BCdE2VpDlMz51CYbXjG2sPlyXEz7fqKF8jAGplEzlhyMRPF2sXtzCFZV",
-	"Np4VkjQAfwraZ2Slzp+ZhtzbWkXj3cHg0UoZw/iBQsaHSMA+sEuQH0+ZhjrC+zh1aMQCxO1qGWNfZOsM",
-	"P15EHZXP5zRbNoKpFR6By0X0cQpGgeOkC75lI1AXUrWiOWZeFmSVcUh88ApRO64rZEZSPucanxe1Xfsj",
-	"USn8a4aplv4FVIanuPAD+1groCHmA+tzGgnQSmODiuaxnHMNBapIRkUi5yAncFUmF4SQAUvh2LqrqIEw",
-	"pY2k/GjIUK1Ie1dVdMAn8ISYWKtL21Jc24jMhfRX1kgD5NzbBDm9cuDwyc76TyrFs3/DJSjQHo/SF31t",
-	"xi4GYm1RZRPseNJA/O1PV0aTukPED9ekP6NG8meTieGEVIMUYOQ1L3oeyTYKA0hWDQhckH3iZEUpRrZa",
-	"O34DCWqF6Sqhml5SxUAYMbrpeMYISCjeVTbyQc9WgR+JMRWG5SPU5uxYOglhOkbRepjexLh65RPzQfJZ",
-	"kWBvsBegPZKofDzDjKDHwBRcmYcpWFkRrlp1094znXF2vXrbPuNFraho/5x7+nmOyG28f527jYX3MHyh",
-	"7Crx8RPaG4w0V1ob4G536mTXb3ewzmh/ERV8sZ1/fOB6VszzOxf5l+IiYDUwmmCNe1Srr69CEe/VBs6G",
-	"wC1f2a51HTHY+CQo1ixH/rnxLFBPvAXZvEm+VgTz0/Q3ElXKbf1UifJeKbag9btscfMf5hDjeroDauZp",
-	"Cte2lkVj1C8cPRkJLtD+llGh6Nh86geg8HrLHdKNMehvSCDF2fn7grLJI16RaO0XXvshvFBr5SHIc/9S",
-	"OG0d/x9BKHKHBp7cQkSi1a4Cq8WkxyZy/7505vMevi9u1Q58vXhVzzh5FDGrEY/CDX3KGE3ARpArVjTL",
-	"ij8mOULALiqwgL99DTMuhLbfWfLvLLnJksNyH3NF8oMmYeeru7Y52EUckWGc7XXuXRF9Z4wdCXaLfRQa",
-	"H8auBK8tv4NV5kqW7NJb8fORQKvAAVrWUmefnmOJgTzhOnKGimoFcVfnbCwXLDJvjwRVYH+wMyxBOMiY",
-	"plywpE9O6JTZoElb85V0oaRAXNaTDYsAp4xm4xlGfTwG9w/1+bNFkUvEdwk0bWfSifyfOkVZ5krIWDDb",
-	"JgxAkYu3OUlsGalRIvU+A9aCHkW6dLHFY1fkX4MPzvpkoOceOD9JF5ybZI51KEKQQS5hGKL2iJxNYLJe",
-	"g3uCw0Ryf2BCA4E5uzKUDWyFfMRASJktKofpihDOaf/cfE68Q5VJvcDL57uV/PyPg61vL/6/P4bZ6pPx",
-	"h2ZJ6qDfY2EIA/rAhFZfF3swqysD0XAFkYuEw1hJDLosGYTX726VbvbehpNUFa4++WA9LLYtCEnYgqHx",
-	"2JZYlxMSw8txhB01jpN4JKDvRVUCAvoMDAwK2dTrHcAtV+hqV9bdNxIu/gK9VeC+7sahYgxx74BY/zZ6",
-	"6+U1yzKeMK+6wkh4sQNeUVSD4n1y6IJCEDIwGJVNMVKuIU4D/csjYatWwDrLshUR1K1Aj2sxVRF7AOE0",
-	"UAKRsFs6X6QMI2qcEdh1l6mcwRDLl4PrqaivDREYMZ6Jn+LZhV97sT9qo0EtFroyR1Uf23Z8aRvcLNn1",
-	"oNl4DuDsRmrwsMHOW04Jbne70xWs6a8FJKp+sAlcIgBLsQfV6VdvBf43MP+ZQ62JzA3bymQ+RQmuwOPI",
-	"3p85XZZtaZYkLlLEYjM3XtJLcC3PXAmRZG3DA4NoP2UJ4nnCxlxhuM1On9Qia0rNpR6GgyWB4TJhReD4",
-	"YCR2+0WwuYJiJyypdwr2QlnMF8/NlI4wmKtmvhUScaOc3X1iX4TawDUCYvbDG8AXkJvjVD89GIm9vqNT",
-	"SISG5W3y6BsE/OwN9ki3DBDrFRXG/fggwm65MtIqVYU2WAwyo8pW9ksir6BW0R4ZFu+iamA0lOzdPgEY",
-	"3vv+WotgHPtJY6X7/XK/A3R4iK4723/IXouifZL37sFIvPCGsl2m0rQoUl4Z4mAk/tRv0PzmR5XCJo7N",
-	"jMQhuczTKwPHvIhh2h0M8Gq4/XdMyKJgSHh/37irjyLDQ7wT9D626cqh7mNnlZKlcMY3kAYXsGLapbTJ",
-	"igHxfJO4Wld26e6BMFeUzgeC3q4PPN0KQqniRcUlKFMOVVCE4ppfMyiEMsEYr5Igt63HlYndbB1eSvvd",
-	"U5ligsWo7pqd0YO2Y3CPUUP9Vx3tP9u8iEWIvV57CHIRVgjEl3RlBn+5jAykiHDxZIVo9h7LNmm2p75x",
-	"l0u/A1tk/jYgFP+DDo0SGCDul8sWc3ats3cRwWeJbcqv6wBERLAbTwG4hIr0ZYpmLyJUjwSUloIU6T45",
-	"Qt7kH33KJprIXPfJWT2QMlQyOGx1//LpbsqVZkmfvLdmyycjwE+p6bbW6mkxh1rcqel2X5/mS8MrAd/A",
-	"iljBMiR2GComrlwubMKE5jTFdET8cSznTIG0PRIuTPyZIpVWqXEE7TTKgqXu179aeXMs5RVHofyUac2N",
-	"MGgGLr+oCkVxvQpNXEhAXBWZ/iNRnbVoi0HQz9pSd3/olZKPvUzpkSgSAyB8orpJTjkzihzknSotF4rc",
-	"yOzKiONdsM+NRBzqoWBUc+dUxk4IWzfQCoGURbOxm8sSQ5BzxQy5csUGXEep2K8NFhv+LuQN7CqmMQzN",
-	"QVfBNnpBmRVQObQDl54RFWKlzEaC+ZQRKDW37WGcXGT9z+iaLLzLxasGQ0fC9zsjEE4xqQERB2oIxsDU",
-	"Lpm+YUyQHbSmNNEk2FS1Nlto9P5I/CTG5twrrgGjsxSpMruDQWS2s7D7w6HDKd/QLFFE5eOxuVw2D42W",
-	"lfmdDBFgE0d2NJ9+vZbZ9x/OmrxiTcsEr/g7GH0c8grXAcp8hRevJOqVe9lmywyWEXpiUW69EPdIweCN",
-	"1hVBE2mg/UNpCVvdueKhXOWRA88dpkG6lg8vlrIOLJB0v/9wFrabbn/S2AzibhMLqtdO2QYJstuFVJDk",
-	"VwSikXNHfBzBMXBVzQjWqrHX30DJ/W75WJ7jTfSHBgP9YvSGH2VAQraZW1wRnjyqImCOujrTJeYH8GRt",
-	"gMrnOr1HFzjXCZuVDfk3wggbtrIGJ9ZyubaeN11oolmEGxc8rhoAYwnVbwt9cSTQpuEEFVMbAq7We+uH",
-	"1gvflmGbjYRL1tmy+TtFOjembLncMTOfH+KHiWKQ6Wa7oowEwNRUWg/8ZiUgS0JSVky4CrZVWKHjvmVL",
-	"9UVf1npLg/YA/prv8CvUCKv1DyyOlEz8ii23XdJVe0ZZbFCIlp0Ku+7u9IiiBsUxcZDM6RUbkhgyF+Pt",
-	"GFohwb/7O7uxbboDGAgdncAzij1XYrI72Pum6EDWw94q6Gr49gX0Uzkg8ZEd98iOC62UwJfqN4oiUpCT",
-	"rd39F9snW8+/2ds+2drf3SFdN1NE+MR5Wee5MmoEMS+bV/d3d3oHIxG/sRO9sRO9KRbg5Toa8IsPd3Zd",
-	"JpuBNSoT5agaieIuNfqzanarsd590SeIK3epb82VPj97vfUNuVxqBsnEcBKGlMUoVVgbjevw5WXQVSqu",
-	"2RZgePFtJ52ROKx3QUJlvohvTidbVg7EDlOx1wwothYk7CiEGphrHWQmAUDxx7g416GXgPVM2W97je5c",
-	"I1FkDpKUX2G6fpEX6wpCICELNewqExc9z1KQ/nbbiS6hLim3RnR71pqhJS6yKERQPhfSTjAsusIA2gMl",
-	"RaLs0VN76hCX4Cd724Zd6dJrLKN6fXI4El6nmTldwpbYhlNlqUFa4Qs4UOHFwp8ibEkHP7mOMciTEtwy",
-	"700o12B/k4KpiCjGXAkMZ18oTQlVihHVfgEM9nP6zUN3QUfCjxI1vxjcjUjt6XHSGMGvCRHIJcabgclh",
-	"X2QI6T8va+g++WzYKM3Ll+/KDCIObaeistFZ7+timA5Dwg0Im20Fo01SQXwO66eufuZUuJoFQ5H45KdT",
-	"W5HGBzGOymBanth6nQRjulfEcuN97K+6dF929PbvV+8LuXrr8vgMsmIpi3Z59Y28aVSsUGXJitJorooA",
-	"EpsVjhd46PqBcq1QXi0AgqAlEKb65M/8mkVFr01K4qJrHgoQVYHJMlvwf5TN+2LSPXn78vQP30QE/t0x",
-	"X54evSQ7vWr3Tg5SDHB6iGrSUh6gbRlLQFW6m2LvP+Iao/bJTxlsZUHASpEUG4bfahC67GS9Pok9cb9o",
-	"Aq+lrUpiMA461FnBCtoePlPk6NRryg1vHb20hlFpW3Nb+2LRjvsQBTkQxaFCEtUkZVTpkQCdAOVp2z7Q",
-	"COtOvI8IyPdmv0DE75O4IRhbuRfWFpaM+wQIzBgq4BjYytegX2G7dFPIMP5DDwO6QloBTUOdHvAx0zTt",
-	"1aWW8pvGLz6aCKmh06KcGNFU5QtbzgWIg/Xza0+QdqVsdLVfI6y6F/m97c1UVUyt/uZrfkWAwYQXHRF7",
-	"TyWyYXuZ3wW238g1XB6+RyK+Lu5w7LozY1iL1f5sW2gPty0fvK94hsT+CxbOEMBHFs2Ky/W7YPb7FSuu",
-	"2Cbi1wYFeICrE6V5mtrItMtlLa78GWY0FFaKkWiEdfTR/wheFVut1UaGleWyRyIOF6DvV8u82tqCNjhh",
-	"WERDn6viili3v30lciKi7UENYbWu4J8t0VXEl9fk8pFIGXXhGd9/eHvankn/aNzta6wRtN458rhVhDYq",
-	"IPSEJ/IZ6dK/5TmXufFYhQhNwzXC/PkqETmiWbaB27Au5e5gUGp/VjV1ZKaoO4axSBHZHzwvfX4hE4y2",
-	"nQieECdrjfBa0HL1SiwKPP/MQBVQFKpNAc6K+Jk3jKZ6VmTJhRdWss2yQdw9ajZKHajX2FYnwTaXexoh",
-	"rNp27zPLYbXmey3H6Hbnayxm4CjhBvoKvrn9yenNdx5VCbMzDzH+3Q5oJVvSbl+s7eSaKyhLDCYtrpCH",
-	"DkWepo/MmezEGzEhrxHwE2ia96A66/XM0pKzkkI9aeW93+nU56NTYf3QtUZcVV8PWiN+oeYGvzvlZ8af",
-	"Ss/JFYkqXynuYNrReg5n3tuu5Cuu9ffgHI1ieDAZdpjAZC2/ZUYqp1wMyQyyLNCoODKLUVwK1zdiirWo",
-	"yWGaWgv7jIvpkEANvqVtSeHSvf1q176wC2tU1mqn+uQ1VF+Ab3GeK7ZkSTUdRX3kF33ILI9t/sAYOkVg",
-	"RTHVkrKh+rbOhG/cr75QSXv2iHdomHaL/ONmsT1t5kCg+f3m97pm1EpTP1PO9dP9Cs189fSwyt37hEjy",
-	"0EqVZUan2S5oddBepJJgjcqRaClSWQz48FKVj8Jt/uVrVBaM5YmKU8IEa01vjycZ/Dvx6M90sJ4K4w5z",
-	"vQJTpAk/gfoSQ0t58AnEril5zf0P6ZJc2ZhX3wyJouxIdMdUsS0uiuIHPafrbFDC0rJTKM/hWrNDOaPW",
-	"ZuzkMtegYyH3GKKuaWWFGVXoY5hy0d4Bw+Dgl+2z+12IfnohOqx+eZ0cVxLaD65V5RMeRagZZ+BEsASn",
-	"BbyU0F1DIZkVN0t5QXDV7vT9LyDLwnX/9NtE+ZASVfTEf+q+Pa9tyruRrWy8ORYsxeJeNkEee+N3J54X",
-	"ttK2dSyvWaZ6EDxVtpDVksR5lkI39fjTCPs2jzpD8unXX/7n7i7GhZ/8dHoWFaFc0H8lKtobSii85bXJ",
-	"n9HFggmWQN5ExlliG9Tf4lFwmkJfYzmZkJsZTxkOU/TtnVCe2vj5Sqs3HMyoXhlj2H+41ydHoZaiGJdX",
-	"9mCObbv8OKq0E4cKilsQxkRFArXpMHcr7IImn+xWDwkwPeK7pO/iqNHZbVVj0yGh5PsPZzbvAuED37qC",
-	"YD2r00EeCAQaEvsmRAKOU8rnkVEygZL99VImy7+qGd3dfxFHrsJDPTulu6BJwpIekRNs0ceKHnEuA4/e",
-	"2FptVpG3pInqWtNV4KlFTLUZDfpK2fjEogBcHO7oFpPLJS6tkqZW3DHYukZEI2RbVPJnyLlwcNrLaovK",
-	"CSss4a72y3Odab0wZ2GwEInguRM0IvLm7OyEfEcVHxNaeccB5g4iMMyJpWlxv4pERcf7GBE6Kjps9qJw",
-	"Z/shwXP8D6xHN2O3Zspat/vqYaHFASatzGnL2Ll6UFdsobGSMCHusilyk3GtbaK4J7wcQGWBagqSV5TD",
-	"dvyCeoGH1UtqbzH2gyvKDH7/4azvh146e4Yr62toUBR4jiTlyHUQ9k0h7pWxFIKN9RmfM5nr4ChG8it+",
-	"N2M4e4t7YaOYk66jtIXZCaKJe6EZNxtQlD71aCQ8XmFbS5nXbU9O2xSw7MBqQ28deYfPyoJ9QO0Ju6Vj",
-	"nS791J8gtCvuxUh0KRnLVApD8LnutUuyrqH000ihtY7bn1kQrTfdbpFFK3IPUmH/Rprbc0NdrPJXJbO+",
-	"Z1MO5L9EuQ2sv/bV7U/2fxp2qJCJx8ejry4Myl2pxw108nvvQ9UdUYpwSCJbS6p5aFkQrjpvMir3CqYW",
-	"2f7acVVMtzyth2b3OdjQUQK8oRzpE9eR7dFsmIdtzDejeiRujACLrYWLu2KTs5HBzV3F2JlMEwUSI75k",
-	"JOiVGeur8eefQA7+RbHTsyDV8TOkJa01LhU04ik7maww/xTzt/q87bE/qdP7K+RzkKdm87ht999/Cd5W",
-	"NcpEnUWuQ3WQFikdM5cJrrDiHelSYcugt6mTMRRPN7QcGSfUKqgRZlACV1BmUrQpSZcon6NoMRLYz8Or",
-	"sWSL6EO750tmQKxYAbRtI3j+/l2h/mGnEUOrcVOEvIEKESHie75IfhcBG1fDJRL8E2/H5+QHcBP8cH53",
-	"HdRKkXDbNnVZ5aJ8xVJ+CYpoillviuQLh8IuC7Sc14oSMZjUYl9eGgkrpHSLMt1sXkpG+EEvIqw/7UO5",
-	"N3GZyvGVTxtmUvkGq4xNcmUroaFhDjIPpUyGJSOE1ikEbGW2O7uTd0aiIc35Mg+SlZRCFwfBsLyGXYLS",
-	"dOk6EUE3oZFIbUZVN/7zkc05gpfjHkCVmTNa9gk08KZiicEORidJMrlYQGFHwUYiDvXbcY2SXFclKBTT",
-	"tfPbtNKiVIazyYwElu2oVNLooShYMUVCbRAjRGIKL05lKVM5GKiyqIgbberXX/6BZguwVvjt77Gdoj2i",
-	"lNFMWIC5Jkb9B+vF4xlpm+7qTC4syfjOoveacljmC2cx4QoFamvssejcFPvb6vk2e+Y0u+Ssaotz8fSE",
-	"1O6KWfUqmgodWTwE/VdV9czhN88XG4s4yuOa3XxGaboWNf+pc7jgbxkE0Bsksa3U4Zc8SzvDjpFWhtvb",
-	"O7t/6g/6g/7O8NvBzk7n7uLu/wUAAP//",
+	"7H3rctvGlu6rdHGmyuQ5EHWx7EnI2j8UW96+JdGx5ONdZeoMmkSL7Ajs5kY3RXE8qsqveYCZ/QzzYHmS",
+	"U73WaqABAiQlS46dyZ/EIoC+rl69rt/61Brp6Uwroaxp9T61ZjzjU2FFBn+95FnyXKTCCvdXIswokzMr",
+	"tWr1WjabC5bAQ8NmIpty10i6jNhC2gnjacoycZEJM2FWXwpl+kzbicgW0ghmJ4Lp4S9iZJk0LBF8ZOUV",
+	"tyLptqKWdM3/fS6yZStqKT4VrV5rUowkapnRREy5G5JdztzTodap4Kp1cxO1zoTiyr5KXgqeiGx13Kcj",
+	"PRMGRpCJv8+FscxqppVgFr5kbc7ev3/1vNNlP/L0QmdTkTCdsbm6VHqh2G//8Z/scG+PjYUSGU8HKv4o",
+	"1RVPZXJuqeu4y47YpViyVI8uReLa5wom7/vARva7A+XnO8Hh5hP+286LuZFaHc3tZMfPqW7uxmZSjVs3",
+	"bu6ZMDOtjIDN+4En73CC7q+RVlYo+CefzVI54m49dn8xblE+Bc3+cyYuWr3WP+0WhLGLT83ucZbpzGBf",
+	"5VU9C5ZTGkYr0odlHupkyQxfGraYLCN2IUWasOES/9Ft3UStV8qKTPEU2l/dMte4EdmVyNgFl6lIuux4",
+	"OrNLaLnPEmG5TA3jmWBapW7Zx2OBLb9XfG4nOpP/JpLVhn+Uxkg1jvLN1RmTyswvLuRICmXZ0ckrt5GR",
+	"e8D95rk5ud2d8iVT2rK5EeGAukCGtGSuz6OTV2/EEk5XpmcisxI3qDSWT60pv34r1NhOWr2DJ0+i6v5G",
+	"LQkzcBTJbavXms+lI4jV15QRmX2ljOW43/kXUtmnh8UnUlkxFpn75hLHt7rsbp5XPJ2LPsuEnWfKHQa3",
+	"xouJUPlKSMNGmfDntzSRp1FrKpX/+/FBzYAd83AboZXZRIC4lCfBBzdRyx+71Rm81aNLk4/SamYn0tA2",
+	"upFuWMub/BfkVa6z1RGs7KtQyUxLYqg8SaQbDU9PSi9JK6b09nza6n1s/fX4rBW1Tn4+hf+9h/8enT17",
+	"2Ypaz4/fHp8dt85r1o5+4FnGl62VU3lMIwF+w9NUL0TCpsJOdGIiJrrjLos/DVq7fCZ3f1nYXWLYg1aP",
+	"fRxQt4PW+U3cHaifNMsnxqaCK8PElciW+a/IzCoL1ryEAW8qLx+fSToumymhhVzv73OZufP90X98vqZb",
+	"ZJFfsN+C3dZ06i6+mtv11VjpDM4anaxusbb5bfegLOGXhX2m1YUcz7N87OsW5vWHs/L7N1Er5ca+nyXc",
+	"itv1jXdgiSXuf79f4iT7dYchYASbj3a4fdDhhs1bQ7ClDV5LPcGrN1FLXAllX6kLvfHizV9cJbyixY0T",
+	"aCb9u83glmN55nq8cG8INxe3QbWHQhozR9FtZYuNyCRPf5pPh00vTPj+2WQ+Hc4yifRWPlg/cCOeHs6z",
+	"lJ2+PNrZZ/oC7odRMbRHhj0/fsfa7ufXH96w+PqJjTvdunNlJvzgydPtuzt48nTLDv/p9ODJ06Ze57ii",
+	"ddMHsetFpqdbnjR4/0xv9XYdL38uruRIeBJeK9+sjNVxh6PRSBgjkqMkyYQxG9+7Gx9puDY/bXPh5zJp",
+	"eXIjndSw7VPLh6mI2JSPJlKJnUzwBH/By/bjSM/T5CftWOuVyOz53IjMKQx1+5xwy5tFCKd/1Qx3Kozh",
+	"45qhvdAZm8yn3CliTnIdTbgai+5G1ggTLdo9b1oiUy9AgvCvL0hWONzbcz2WlxL0gKKNjRLTRg1lC8EI",
+	"enNqK2ohkRMQBWgl7hTCb48Mm3E7Ye2YxKIzUGM/7p13adfC41msBimGxYQ+Z+C1FHnlFbk1hFGe75Fi",
+	"cNcw7rTtVF4JJ1xIZWQiQASEp07u++3X/76Ju+yFWwED67GcCfbbr/8YqPiXhe3SWuyATt/NxJW+FHGP",
+	"OTUqFajps/aQlAbQp5JOjwU3w6skGihcwIiFK8vayhEJk9bg150+w/fY/y430BuocoP0Xr/8Gigqlb7z",
+	"Jt2zgWpnYqSzpKTUcMtSwY1FmwCMbMENw6m6yWALTsd3/3pk2IRnyUChLYRhi6h1UF+OU0WMq3Ao9BlZ",
+	"UNzblUn5r5w2q+eodeIq49q7ta3pI2HcDcWKkRUJy8TcCHf8uJvNjpVTseN+wd1ZadI10mXHfDRhI55l",
+	"UpiBioNRncmpONNv5ZV4pU7FSKvExFE4KyYT1DWAXVOrqbwQrme3bfA7GYQY3PMJG4oLnQkWo6BLHD5m",
+	"ZuJ4JRsKZlG3dMRLhoWBEx+Ynbi90mrcZ8KNGf52PN8wDuvCeGq0nwqL3U8x3rP41E3vr8dnDBQg99Pu",
+	"J1zOm7hQd6UtlF08REgOSDh9pvRAGTHKhDUd2IA4lepSJD/DgX2VBD0+Mu44dFl4kuLtTserxJ8PTkSJ",
+	"Z6TL4oUYTrS+7A756DLV426S6VnM2nqemU5voOixa9A9mYnkmZ4ri8SC3C4zFv5yN61/CedqHjGZGPdw",
+	"oGB/YJNxi0yXxVJd6Njp/4E97ZFhuWBL1sBYzuiGjx11XvB5aqUao0ou2IinKawOx5dQlWyUUV9tp/Ws",
+	"J9x1V82qJLHChEvEuqU4Ei7/lp/A3gDDf3aHDouvt1yyrfXJW6ksKMLdeRb5x1tOonz8tvokPGmbJvYu",
+	"fLfy7Zbd3UJRbZRVo5ZjE5sG+97gGiJL2aq/nF/cXo0uXqkekGDO500ijdciyqLLh4nj4HPj+D9JMRG7",
+	"yPTUceVMAN/Sii0mcjRhCagjTixT8zR1kreXhyqqyV1Ea2z8+QatBt/6qUnzwMdnTXua88l6TUhvp6S/",
+	"1YWNQZtG4jkakyC5jRrkFv6tNLbZioAXxvYSL4ixNaK6Etf22Twzda6Ak0wYuILdjTx1YgP2CirNhU5T",
+	"veizGTfGXdvcsHgEDcWb9RwafR11vprOdGZF8q7CJT73gloxy1Upn6SOQgid8kT0GV2gTo5iSi9Kluxm",
+	"NjoVlj8nut+Wv/3ov7mJWsbyrQf7yIDUx4ZizFUfvCQSH1/M7TwTWw7Z+pUODIGHe98/3WgJ3JrdVYgA",
+	"O8y/jyqbWlmEOlp5/eFNDWmk49DU/+704MnTVtR6d/r4u0P4/5P9g1bUOqbfj+n3Y/i9zuw/yq5qT3U9",
+	"U7nEa331d7ssD+vIdfqstkfVxEXCFowc1358Xfvx9ZNRo9PpkWF/6z7Z+z60k7G2W/bEaU1DMKux58fv",
+	"OhHyAmnZhBun5YAL2TOgjQ6T6ydbGAltbuFD8x234bhqjTfehreNSfAOzS/r2XZIy253ce8jIEDcrQaa",
+	"PV0l2kux3J6ZO7KvM16UBuQarO//bMXVUKGKkiIJ+gib6VSOpDBd9t6UFPhYKHfzJ6iXZHNRiTwYKJRF",
+	"HpmCk7pzvmRtzv5NZHoHVCunL0kDLbFRODzyfvlvO7XaCii6MOw3Ylnnm3SE/kYs2Y/cWJGBg7IdgyJ6",
+	"KZZxB8nAyLEyrKQ1R6gGD1QRH9BDUwXQDVfwUcTGqR7ylOnMW5wNn/oYhz4TqRFh6MJgvrf3eIRbAv8W",
+	"3aoDqFudU9xlryxbSGWYvhLZQMXBG6dyrKQaH6VjnUk7mcaM22IYqbgSaX/FJDJQtHWVBc/7AOOQ3z1c",
+	"981qYPOgVnfljZhZdqEz5micWzmUqbRLVKb7rFjy3MwA7m9lrOBJp4f0p3R5KXCxcKbCRGwmvVc6p8Ph",
+	"XKZ2RypoDvZLmoHifpxd9hyJjb10PIUibNhMZDsUk4AGiD6DqwWOB1wmA0WmliuRyYsl42PuBst2uwuR",
+	"pjsQ9LD7y+LSdH8xWuGCemb+Mr+l/K3k/l/H3mnT6gJyyurR8fVM4paeuMNbun1eyGvh9u80lYlU4w9S",
+	"JXpR/fuDtJMf+bWczqdviRnUjijs9GclnPr/3ogVJlM+s+OMj8SJyKROSlaCMoW81AuwObH23m+//td3",
+	"T6PDvT1mOoyzTFtuRbLDF9zbPy+FmDluZRbCDQ03DljQaJ5lTpCl4Ap+YYG6I9eON9rBicaGIEoKjXoV",
+	"spfKPj7Y0lsTLss7cUVaQrEX24qFK99W2i7t2YZVn+J2hhaaH6WaW/INfO40G9ot7+m70KidXzOsTSye",
+	"HT6ODvb2Ot1t1r3c/XvDx2KV2N+JOdwsrahVkGd9gEe95api3q8ztxbDfxw93Xb0N/XXMy1Qs+5XNaDU",
+	"RYcFwYBOc3FE7lQ9hoPlTIkFXGRzlYiMFetS7wW9i9mleXTuzhRJ6abtsmcpl1PTY9KYiJn5kLXBbCyT",
+	"TsT4PEGraNlo3y4bwzsRk9xGTFzPIvaLlRGzMmFtYtoyQYOxkclAgZFYJv62Li+XdDf7VIDdo9Nn8aV0",
+	"0g1qVBg5WIq+2aDdlDZrZSXrJLQ3dfFhRxX5JXIjKq7IR4aZCZ+Jnrvm350eOVHk+BnccDMuM3CISNKs",
+	"B2o2H6ZyhGIQXFZSGJDpOhh8p9jLH4+e0T3XZW7PZhnEjPoINLd3M2hL+4ZhddFq7s35tcJaKA/cTUmL",
+	"8uvyJf3+sll5K2T7emJc1XykYifHP0blqLtA3wkDZZ4+/u5wfa+V4It1XL8hZMNd+vldvtkmEE4FvhNm",
+	"SwvAhJsT3OZaEvwwERBWu0Jhbm2crBjSyERkAr0e4BRCQbk/UBc8NQKEvoAiWUGQ+M1FQIVApa55JEcU",
+	"0zulI/hlgrSKSJlK+Bj8jnPFaJGauBP0C6K72s24tIIrgZx1EalkWFilYGRQ1OXrD2fEpMAqB4vVZ3Ml",
+	"/z4XW3Vz1zCylFpdue5Pj9hUJ/N0btjQbWP7YO/wu4g93vuXg4gd7n3/FJnO8TM2mmdXwr/05GnE3OFi",
+	"Tw72txUGmkLZVqNg15A5GiCBHfar/Gy704/U/KYpzDfgvshqWPsU6ebEf+iOf6cPRALqBVCJ2bJ7PCc1",
+	"V0hxoB6ZXInxcwNVN9C5Ei1WOtw7ONzgYFmdbSWOeyicPO9u/T7jQzAvw2H3KjScdvCmdrfRN72/ZoXm",
+	"IrdoOoMZR8wI68NNfGx7pqd+UGgzVUIkEKfhXasw/RV7XdRyTdbcNTf1V/l6M/6t7D4QC3tXu8+6KODL",
+	"zaG4dXG4lw1BuGsjf++5r7eBl2a9G2ok7bLWSjnSc2Wz+meJNLOUL0/xh/qAOSvtHOPTcnJN9BwVDnpd",
+	"YQwleJXU+DbvZ2Lc5Pz6NznzgXFbkOJbiGxpJIG7RMdGLTy0DflKGMTjI9fLMjbdVt5/4UT9OkfiegtH",
+	"rbOioYl1S/PzDN2SP+ik1np4BDlKfSYg7URnzPVBhknkYbVOUG6tyNz3/6/97x/3dr7nOxdHOy/OP313",
+	"sxP+eXibP/cPbjr/XMcI/Rz+z1xkayYBVy3MI2KxG3HsfoidFnghlUhimJZU42BipYm4b/49f/3h55Ur",
+	"w/dKt59LRduaCpiZOAE3K+wEGEoly3bmPuOWTbXBa7Jkpa2VfBpGV+fMqxE/MnEl9XxlBKTR1RhkQbHD",
+	"3KtkzSldd8Tu3Zv7cGL+fbtut3G93ipEpX5rfypJqijtSEPiTt/tOghbVavBVCcirbX53NWtK+tcubmP",
+	"1xbZleXNqSxcsA/nG+gJBfZGDlEKKN5a1qoNQ7gBcfgVfr+/t7e3B85x/8OqwxP8PdyK58NnWhmbcZ+p",
+	"tmpSrD97fTYqPoSkS54u+NKw0USMLvE41uTlhvtRnv+mxVwvrt5tLatruFaAvd1wfwwO671FHW2aT5CH",
+	"AcmnelYJmt/gCN/EILe3/G6/6mtWeeMi13kvaoxP5Qx0IFaK4+6yn1W6ZLH2/iFqdm5EjNZEi+l3YDUa",
+	"KAwzS5clv12v6vWpCbImLieS3MdjBgpcTWwGvqZcKEWDEmSVFg4/ME6hvRMzyC8wMt9N5VLMLEZCl/jn",
+	"KJVu1essnVq91WOpTjKQUZpcdlr9OE+tfMFHVmfHCu/V+hdXFq/pxRNuzEJnyTNIO0kakvc37vmleKGz",
+	"aYMNn0+dLp2KEVjfuWEcItpZO4b9/8tvv/73YL63d/AUWb/7O+70/VsjrpxEMeJZtiwCmLubA5HXUXxV",
+	"Bg4vy3XfwYT/ryOg8r13q762W9DglqokM8FSmlV3BASeIdX2C59+Nk+FcavufgH4BlagSXTDeIWCRiHy",
+	"m0nLGofVZ0ZPwVTpjkeiR/Op+3CgDF/6rxAYgj7YKnZ8m2Uk1euOaZrrgtc2SvK3228/0LrtPrXczk0z",
+	"9zbwPPR76EsnGyl+xSUO8nyTdEVt1LFsBK6oyfD8uvOWtzTa3jTOuFHys/mCrD39+NaK/w5/Pl/TbdM+",
+	"P1i/BZ+qUTVLyWJ0H7b1jP997u7Qa9upWHPxeKyQwXsKdG9KnV+9b+4kaYkpl+lWtnrIq/hpW8v+xTxN",
+	"t375AU9Gym8x6Lv6XGZ0z99Go4jIp2Gszkr6wx0zJhz7/Iwj7Mjtno0726dqVI4efHjeOMim437//X3A",
+	"rJC6RGilxMg6KVDPbR3GTppKg+YoJzfQ+6y9/9uv/7W/FzmN1cdSsn3357auNUpkXZ7md9i66dIEnpc/",
+	"qmYGbwHDg4kCx0XM24YsspAtlZOQIZkQ82v/4z8ZRdEFuCxN+baDVg/iWm/i+gTkBgv4OzES8oqwryht",
+	"Is/M9oGhYaSspjA0OnumHoOEXLtbrESYBVNaiGub8dxFjPkd0k4wqdPvcu1UJ9bOnEQplCX57qSR/5St",
+	"UX3QnpyCNwcux+YqFcawsbwSaiuv9Grf7wO+UxWl/Zzi5iHHTnh+eXZ2wn7gRo4YL7211Zge+Pa4y4WQ",
+	"CZ5szRwWXFqyRwsKm0RG8bTCKA5uwyiMHCtu55m4lWBIDOO0/mNqVqrxaYNv24vnPhMX/OUwsfhvO6S5",
+	"JDt58zH4hXdOXx4RSoijfsgqR/Jn70r4W+Q6xiw7ChYXlknSf9ZgcO0/XXO/lo1GW/q6C+PiPEtrnfx8",
+	"aHQ6t4I56mc6g/8b9v7d2ypZ7x1+t0nfcJ2suaJ+wDTo55meNV+Qd0jFFUUKak3AS30SNuaLw+6EuADu",
+	"YR5rQDHjdgIBwtz4BOztAMrChSlNas0KPV+5OKsXBScq86TrBk0zfGQgQNNjSOA9QgaqNCH8P26tmGIw",
+	"XpFdPtEAKcFHl4j/6G4a15iVYAKQITSFzvwyDFQ7RiQyTNOnYex+yvNUb3Zp0ePaVAyEDDzCETUEdE+5",
+	"WjJMLaExQHZ6MaeVKXskwu04EKQw14MbfpgswbQBufe0btS4FwUyvLgz4ogiYU/2HtdjxihxbWmqm8Py",
+	"GucW7iDE6G4ZrYcNngiVSDX+jP7dKQgABbdRO7DP/DzXSFoFZkN+wxAJ5d7EpbAFDW7Vc+UEloax5gSu",
+	"d2nQsLb3ZnjhfJMjI294zdAaNZ9FoQFsNZb6vtd3vWFFHrDv00YZoUK8IMT5DLOoLKMWUCMl+Na87Z3X",
+	"H87iiILNB8png1TzwGKSLChxqL2S3dUDam2In65lgmtTdMLuPt/oiOF+80za5an7CAdwVORDuT+Hgmci",
+	"e+GP1+sPZ60azKIwHCD0HXvkmDaEzMUnP58ShksAYhl3IrdKA4UBx0nEKKw8QUE8zCSDgFeWGyh8KiGg",
+	"CzC3jEAMYHM2zOgIEH1HoD0U+dl6oQDDRC+qfifcEFhBWHmYe8FMnCwEUH3FEj3T+lKKNW6OcGUinwlA",
+	"SWf/Cr/GbASNoLZ3jXBfTkY0OcYyvlBgDoefF8MjaEvAEpSNEaQZXxRouW6B9dwyzuIfYLIxm2XiQl53",
+	"m+COjwilF0/dSt83AehIbeqOd0ykwvWK3gWmh5ZLBXklZeAhP74cCYhOAORVQo6cE2ikgRnhGTMRS6Wx",
+	"mHrKh/pKEMQ1+u7sREzdvDOx401bqYB+QscHMxoPcskXogFumKeBU0QxxG3lJNEPFADGKTdp0xuoHUZs",
+	"2pC/iiu/+jkxlJY0JvUaRTm3WeFGDRSr2St2xKabAJJ97oUXTA739mnWDOA6ClRkkBDFtTtibhLM8CUz",
+	"uscKACb0I8QRBY2/OY1KtItNJuFxR2isGOJkmdJFsD7BP035knYIEoswwk9m7oi61ipOLc+OZVZmPJTe",
+	"ieHyjlO49Y9rAbpjpok/pkuGXnhI6KvBGYfl9QDjbjQBxnieHwRrC3Dj+V1B8HJMOHGS1YGPu+G9Ihfx",
+	"+/evnpsoR2yC36ah0m2kGiGPeK/kNRMzPZpAC8cesC+/1LhiMaLaxYS87Ql2yu1o4rhhPNKJiL09NybQ",
+	"QDck5kgjYod7h7BBT/b22IRfiYJCIJP7mU6EYSM9nWrIEUPbVM6Be66dVRDFFzFr82IxIYsq84mTqvBC",
+	"ul8RffxFJ8KmiMCpCS8zsBew8KCfdaJikV+f/vzTOeF5AbBhooXBW4a5bowgpHDsZULO0EWm1Zi5j8Ha",
+	"By2+whafISz72XImzmEIrlnXGrAJCY2zuIrYHoeDgrHX+FzZCzRmudYAKcVO3G2mRqKUyIxH17gdgVat",
+	"1m95Ng6Gg5nX37Ef5Q99IFSnE/pXdb54VlwjGpvIsCuwT2hlM3dVAvo05MjssMI4yDhDwSJfSYz+AjqV",
+	"iIEc5RkPv0D+a6/EPd2APBkiOCxl+cuMLSY6zesMYFQZss4VrxQeDPQ/4PXPTQ7PMOFmQpgD7q1y/gVw",
+	"JQjssBOxZI4LknRC6UDSpu4mI16TsN9+/UcwgfC2KHvLjk5etaLWlcgMXnT73b3uHihZM6H4TLZ6rcfd",
+	"ve5jjIadgJBVn9YNuc11FqqfhEjcovuro8vewhVni4yQCU8vCiNxOfmDhN8ipxmzfoByy/et+8brWrkx",
+	"zkAOPV1XMssvKLR7rabGV1LbwZyG3L5ucD6c+41YDhTJ1iG+QlSX6WWYVKN0njii81c1TcHL7ARWyNlU",
+	"jgmd4FKIGSXYSzXuhomKJqAY6MZMRNIfqPztfPWmcIkZygeBJEegn5z3OdG89VdhAayjUurhYG/v3mo8",
+	"QPs1FR6OkIF9EENQV06FhQILT7DruhbzIe6W6zuEGkKr9/E8apn5dMqz5UoykqEUeAIvCGkKWoHt5DO5",
+	"QxkcM20ayRyhGnK2KiREUwUVOvytq3TGUjmVFn/PQe+7A1WqiOCaKddEkKSk+In36WdrgIe4D8jFOVBg",
+	"BIkdKbqf9VRaCBFjGVeJnoKcIE2RnFdHDIilR4D0qPAKY51idm/EUIbqvynr1eCCekBKrAD2N1QdcdJ9",
+	"LssW4LFAnIfbEGdQJwU+2d/8SamqyGccgpzscStDKZ4gPlDf3eGGEtRlskL4u58uneJ+g4RfX6znjEPW",
+	"y8WFuwm5BSnAa6+kUiPbRmEA2aobglTsCfOyolOBMQgRv4EE79xSmnDLh9wIEEaWbMRHE4iBlElwlJ18",
+	"0KHyOANFIXeEgSutEelFHaVjgFdA6asUV54vfpB8USI43Dus4T2amfloghm190EpOLOAUhByGo5aedHe",
+	"CZtJcbV+2b7gQS1ZBn6fc/pltsgvfHic2ysT72C0TFFu6+MnNI04aa4wjMDZblXZblgHapOP6DzK78Xm",
+	"++ODtJO8nz9vkT/ULQJWA6cJVm6PclmadSQSvLpCs3XDLV7ZrZRjc9T4ICS2WqflS9NZTaGVBmILOvlW",
+	"CSyEudlKVCmW9VMpGnut2ILOlqL231/cJsbVjETUzCGO3NRlfGDryUBJhfa3jCvDIUkgItxgwIkPPfTN",
+	"tQ7IRakvBoqDcZEGMVyWxoSe8zCeSlZrHQ5UO8Yg1h6mecQIBwSeCRy+0t6i4q2ga8Sjezyl0cYvgtKQ",
+	"eKY3imQAVfO1XPbVI3gPcpnfV4hdyKU0Xq74tF5Su28++z+X1X3ZzQ8lvsqGb5bwqnmp9yLprbhSpWOR",
+	"meAJmCnmRuSFTOOPyRxHIM5LY4EIkw3yQC43/ikV/CkVrEoF9aKn8AWMaq3Sx4TNkd+s/l52d/fGezm3",
+	"Bw9U7vSufhj7MgLkKkVk3EIq8Els3u+Ihok+GvdSbyKfIkrQPJE28raSchUUj8060jMRubcHihsED8Ue",
+	"lpSRarlUIumyEz4WFCZMuPU+xKHAxPdBbuWDeSp4NppgnNN93P51NZipsENB+D5lrGlPWlH4qJWXligF",
+	"Sdbml9UPIM/Y354lNrS0Aut+mwYrYb4qXfpo+pEvVGTBDUhuIaiHDP5X1gb/KpsilFTdyABxoH5EzTFo",
+	"24yJHBe3HI5Qye0HU9cQWNRLTVEoN6AW1ARREi4sghpAADP9uX2feIZKnQahxo8PSjgyH/d2vj//X/9c",
+	"f60+2P2wWlaj1vUyc4wB3XDKmm/renCzK0IvcQaRj/3E6GBUlooLIgjjWqcevqPgm0q0FftATh5K9WeJ",
+	"mAm0X5O6py8YpoTHEVYFe5XEmOIflyUg4M9wgQEWXTWrGU658Sn56HEcKB8Cgs7zdtyY2xxDo69Pf/4p",
+	"opa4Khdc273eWSwWO+5w7MyzVKiRTkQSY8K691CWCoIxY/nSMD0nFRV9ZqkeG8h0hyFhdIK+ElkmE1Gb",
+	"sF0CjXfHqTtQRz6eB9+F7ooqYqm0EJdC/nRCcoI1LaCcIsBywmUq+spjLSDSqZwc0wvMWZGveVcKz2m/",
+	"/nDW8eOFsJ/FRDO9UGagVpF0f/v1H1AXphQd1WMY+sQQBv/1hzPEwI8x3om823XRdRjWVBrPdG5yl2Vt",
+	"pCFSGrymtKUwGAxS7CMIBEF2wisQD+SDDCMA7scoGkMSRR4eyW0RRSGupbFdBgYUXgmkzGEswtp/gCMx",
+	"ha3AOuG9IHDJG6/zQ6MzRxSAyUUeIX+MIgbI9UE8GGwq4GAzcc2ns1RgBJv3ZPjakaV96mERnwJxA8QK",
+	"iNnJ6AgVh6oNTztx2CrE5pVMQRC+5UZZbZvqOTY17gjZV5jcug+QDZ3cGRxm6rfo0ke0VexZr5LuxoFE",
+	"5Q+2GZeqGUu+BuXu1y8F/rem/zw69ULP3UHN9HyMOgCEDjje4w1uU74sijMuWZyn1caub2TzQ4iPmHio",
+	"iWRj2S9HaD9nCXKvRIykwZix/S6rhIcVum81lgw5AHBI4gH9gTro5gk6iC8iiiZ8PF4Rj+W+eOy69GfC",
+	"nxWlkTaK3v0n9CJUxKhcQW49ggZCFWu1nfKn/YE67PpDi9dYLwhYLm5IONCOqbSLgM1OXlcnDHJDxhJB",
+	"hoa3J+SNTLhhebR1gaqa8wiYvA8Ng9ZQNyx4h+PvxfvhXPOIMvpkZaZPusV619zkPWSQVIWTjkVeRDR4",
+	"tz9QT4OmqIZsmuYFGUpN9AfqX7orUsPqR+XKr3lY+BEbztNLvM59IN7B3h4eDb/+XowhEqxT/96tnNV7",
+	"0QLhKjh2JEEQD3W1hc9KuPX+AjZiHfhSg7ZRo+DdEvDmTmMumS3uOPRmjfLhZlAHr5Ej80BxHsiYUEZa",
+	"eSUAcO8CAxULhtw0H58EsN08QriihzLmNSMX3ZSLvdYLzZ/TEWBO3ZDpcJOjA9zJfArVl5up6Pe2hZ/l",
+	"8h/dBjjksgDJ2k7Q00VKNjJfOOO6xJ879xQM+ClPMvl47s5CKW1o5SefJvPx/Oa8bI+HmP/K+g+XoaIU",
+	"ub/dTPJ/oB+xmBNcR2W3XuDCKS9nEThL10Mqr6oDiJgSi0DpHULlqCIRvxMxbgcKQFcBCKPLjvE2DSko",
+	"FRfWqXdddlaNX66rdFHvafr6b4pUGiuSLuS5yOwBr4yHtO40olg2uACIdir2jG/P2sPrZwL+sDUhukUk",
+	"eq+uBo7xiAeJUFbyFHVvfDjSU2FAP0ClP6Zvy9o6qc850L67AB+Z/GXYp5iquA21nQwUqidaiYjSGSCl",
+	"biFBehuoU2GtdFKu679otyztxVVIsjgX7aTJYV8Gqjy2vModKfHMYFGtnQVU1WJF/RWshLjEaPy5EY6F",
+	"eJgXj2Yeh0i2sS8cS0k+pezA8LOBij3kbZd0rJQbixxYJHlzbaUXvvZ98NyXfIeIULeW5SrvHVjCldpQ",
+	"UCSfteNyWSJKC4uNTGI2Srmc5tIb9EaV7jpMAnVA+SCMbgVATbjBpDWUE5LKC9FzG4AsE6dvIOhfWohL",
+	"9aC2QziVSSFXha3S3sQNFb96g6D4XBximuQpVRB4VifH+RsX9GmZoM3ITjyqKCBHGKtnhi10dgl5Bx/Q",
+	"BxXX1bGLvSYyUABYCtdbpTkIT5dpmuNu98IhW0eyftyrJewin0QPWjKCohpGuZRHdbXxcmDUgcqRUVkJ",
+	"GFUaXw2vV1Q+8udioFbOVXddfbtuE9Ir3FTINTyxBLbj3379hw9w2uh7xCqRpYRP77tUWokOGh+9wQeX",
+	"VZpAfS/xoT6ucpmXjPRsmSuVdO4pS2yklZmncGm6MwV4Eo8PSis/UCQtgJ3Kzxbl0qmYDgVq7ktMV3Ba",
+	"bIROzsJrKS2INo79/SQWofSRiExeiaTgYKSQTMSSZWKWuo3NQ8WgbJI3mJOftB0A4HSiwLwNRLFDRJGf",
+	"IEWSDjJmpEWaIOOpnYDxqSEBw9dz8QyIGkX+t9DspbUzcKIhwzesHZ/yqTiVVvzl1GZyZOOIxSfcTv6y",
+	"G0dYCC4+dWKsiAtS9eZTKN0GSXRnb0/Rho2mMe6Iz0AOUqavl3RAKcu806smdLcvauzfVGrbyqno0EAq",
+	"d1/+WZXNZmLKJeQ9uxZwNTDBs+fu4orh/D/+M8iXrFAqJa5G+bHRWZ547y3XxIBDZZsi8zBiKo+Ly191",
+	"QsRABU9oEA3HJa4pgBDD0RgKuxBCsf2CjZaPFa8toFjura71/kBxynGgIu0gz6Joy00+wangajGRqY+6",
+	"Oey6q2HkCK8U6jDhQS71wd5e5PYhuJ6VRa/ygjumYuajkROcCEmCF8UCvZpZowIcU2uhbPpCZ4jAUNED",
+	"NlRx7AeFeRvFqUa0gRKVNjlpaxFBH9jCEIQK3Txoot1KWc1a329NacrC67a+qqZb+wCe71TYnUZkiYX2",
+	"zI7yOqVinBWfUH6mR2LWC9Wr+MT+UvGe9dmP/HrnaCzoQe0h868iL+3nnLfPqgyXHLQlsqGWgenXd1rm",
+	"cdv35uTxPLt1G9b+8uzs5DRA+uB1RZBu7qrKHW5TVNVxHGRGQ8o0AUbkmMrQsb8VbvQQGZyev4DoFo4O",
+	"a6rVUDN6cGu9/7ufLIr/N9vEAUBwN64EOSzF9UwbAPbIMzrYe39X+fvJjavsygi4NNks0KueC+RAB7wM",
+	"9489k+RL4gt86/FIBioVPENUj1SPoarbCvI/RQ25ewErbkHYB60puAxu6R6vc4yj2FXenvYtXOKNYDOd",
+	"fuGQBp9j4PhB/V3Rum7hwvhheV+RpduYbFeMDV+NqfYnXWNNJHAJ6ZTlr9H26s5iecBDFMRlsjEO/ksR",
+	"wQO4Jdbb90oL8kcnrNXo+A00sVH4bKqO3XYyfpFYmUuc5Th7ukk+L8Le31EEOFDrC6BkV7M5KLhH4kUT",
+	"lhCG98DfO4RUkPN6BKcIwopMmGyEkBiA6UH1kwcKxrTqJ+iHZY3BVAjaecykqS3Ausat8EYszVd9WKvF",
+	"T5tTlSshit+gEb4MLEg0UkhZl2K56+ElmrEzYkdCeX30mLX92ekwMFMsECKFTfml6LEYMFri3RiKpsP/",
+	"n+wfxFSeGygQar9DACZWZ47Zwd7hd6xN0cAdrMKM8SjfP4XKy30WH1O7x9QuFF0HjSAsKc+0Yic7B0+e",
+	"7p7sPP7ucPdk58nBPmv7niImL3wwJ4TWDQVzL7tXnxzsO9klfkkdvaSOXuYTCFBd3PDzD/cPPGaHG2tU",
+	"QIJwM1D5WWoby1XCs4QNuRFPDwEtCYvn5BXFpfGH+tod6fdnL3a+Y8OlFWCogp1wrCxG4YTcYlRqO8QK",
+	"KUGZ9/EFPPhUcxtCOcv10tF/kpvn0osdEtSxFn0clA2PyciBtcdRK/MRi64TGCg+jPN97QVQE48MfdtZ",
+	"qeM/UIWJLpVkbM8RgDxKHzKyutL+BURLEH5Uy3/bzUyXcW+SrDDdDvmPrMZJ5pBrxe9KUwe9vH40kD1w",
+	"UmTKAT+lXQdjZAhrRaX902VQgtp0uuxooIKa1FO+hCWh0vQFhj8v3QvYUB7qhI/IZgmPfG1pvJMSXLLg",
+	"TQCmo2dagW4jhMcl9PbCwjRY5hhR5QlQcIhe5n70B3SgwmQ098TRbsQqv75KVloI0e9qUJPwZCAMxleZ",
+	"qfb74SPcBrkDhKwQGaytM/QQYE1z1GMdx+t8WxempxC6qQLGiPdKVrkBom2S3sMbNgTp+cKgHxV7ogkB",
+	"NMMhxlGRsycTKoTBMHV0TcoonsfuukP3dSeJ/nn0vpKjtwmxxBErgvY1y6sv9WIFm88U4HxFcIPJjVOE",
+	"f4UHuEewgFimszQgMPyBMNVlf5VXAtJHT45/jBhnMe7MG7FEAaIsMNFlC1YzEnbgzfbJm2en//RdxOD/",
+	"++7L0+NnbL9T2Jm9XKjxpofQd6t1H10+iLEcyE9MWrzuCevadNnPGSxlzsAKkRTzUq4tCF3UWafL4kDc",
+	"J+kNBoD4i47i3p0eRV6wGs2zK/HIsOPTgco/hLeOn5GbQrOX+afe99sHNguCHIjikATDLUsFN3agQCdA",
+	"eRr5MARiePE+YiDfu/UCEb/L4hXBmORemFu9ZNxlwGBGS0qlCV5zHa6RbnIZJvwxoIA2QhGzKbeASAph",
+	"fTxNO1Wppfhm5UlIJkpbR2hgUR0oM58RcKW3+brnNhCkPWinLYEp4qw7IGSFXZUptfws1Pzy0NALaXNy",
+	"eSiRDWtd/ymwfeat4RHHAhbxbd0OSAcAJX4tjSXtD6SyKKRtugdvK54hs/+KhTMc4D2LZvnh+lMw+/OI",
+	"5UdsG/FrC6hRuNUpkBBzCobLSvLhI0ycXhvKxwtPE5VBoWD8og7VQMX1ld265fopFB9H3u9enjL33uRH",
+	"hKJx6JXIi4jSen91AcRFmb15EmJFLgcnr4++ff3hzWkzYNe93W7fIhrqZufI/eKlbgWV+oA78gX50v/I",
+	"fS4guBBvFU3DFcb85TBXPdPECiWbsMlvnfjwygYZDxjNkWf0rUTgeet0kBaBD6qgD8WLq0GkHu7gXV7w",
+	"xmPjP8pjV0AZQY8mmqkRr3Gg2lhGIsMOO2QIL8+S4sowIwvDpr3C7jRvvCPWhV8bwHUISwWG1aAws+0C",
+	"rfulxDedkWbquoZYdTESyqbLuqB1CJwOw34o7wAzdgFlJAzmIct+XpEIPScQmp1HdVLs8YKbgUq1sXR3",
+	"pnoMMB7kJPFhz6ngmakLwKkN/fXhy3BRYWrxgiAhikxvDEvPM45zEwnozvO6aCkA63DTQvImP8wFlyku",
+	"8YIDQmYRY36f6CFoSKlHD1m5ad/i+dsQXODINA/GaiDOMJsGKKUhIY2qL9dEAeYV1+6S5FtEeG6T3uvP",
+	"W5Gz1DTckCHcLd032hhNFVGNU6q5AINTnhuAkAixew8QKRy1rnfGeofaCUN1KHzpoXQXpLvNkcSVLFI9",
+	"HrsjNrdddlyUzto+ivcZsoehtpPPjuYtImn3tgmYrWNAt23jgcJn7znC9a0ee5QXx/yGFDZKt5XMqtFJ",
+	"EF9KUBBiGgS6mrz+7pbleYB/ex5Ndmuvg+TlF/CmiNiTvcdFQFCdf8ZS/d8HFFixh00y6/qZkHz4+AsP",
+	"Kh9FbvfMh7OGNl4KntpJjp5VP7GCAlAOvmXpGm1rytY0YbWievJAwP7Y+O9kpPGdr99GvzrfIqCqV5O2",
+	"MGbim7ufvFF9rYnmFlRFmFImSL3M3ZGl3ESDyFQQAFUGPViJ2vEQgAjHPlAB8irKur7IP/VHVWKGomzC",
+	"IeCl0J2x1qWAMwnOwzdnNglo+f7sIrTIOW4uJvBKxaTdaC9Zu5h/7EO+xUY5CkTn3JU0UOEPfKYSyw23",
+	"ek7HuWfTB3W8lZXDH5aHcWXchsdsdGQU53rtLfegRWz+vOu+3F1X74Bw98umUjXvDVSV/ir9WW5svxP9",
+	"YNebwWe+UdrB5LbNUpJ7b7dkQtwYUIR9mNpa0VisGU1WYdFzSO7rsQmgtKDXeqDIEuZLMI+xrCM7cpph",
+	"5oEzegzK2SypurOH0wgLR4YKE8zRkFvYdNkLAPaFb7GfS7EUSdnqaz7K8y7gW8aUNz6CostYGcM05Pib",
+	"LkG/huJW+YUS+GLAvOuaaQ75uF9kqi8AReeHfdtzXfGapmmIfkW7/S36kauQT6Wz9wmJ5K5FnwqUNrdc",
+	"q7aWUr2nOv3ic+o9MT5Q5XpPMJx2bpChZOvEcQB5RdbiTl0OVZ/qaC6oVnWeIBtiXdQXh8JZV8tDFcUu",
+	"mjWfe7ka//CFofJb8IEqQkEHGxWr+xNj/icJFF9oYwN9y2/mZm0rxyl8AF0rFlMuU4iQAdzimmBY9AEY",
+	"ygALnfIodw9Ue8SN2JEqdyh1vGK2Rd0ouvsB0XjGjVnoDOG7CEkMvIK+1L1MpV0CRIVTCPGq66FiTILN",
+	"hBNvG0vVXPna0eDXHcH2p8T/8BJ/va5IQWKBb6We0X7A9x7UCUJ9bEo8RixGGnihTmBEK0TM+ZNlgpSQ",
+	"RDhZI1uiU6P7FeQc0wy843FlpIzcXjfRg9frf0HRMU4QJL9+Ic0pD73JHKNFlLS80WAibKSvRGY6EA5B",
+	"k8Cu4nmWxqAzfRq0oOFBq8c+/fbrf9/cxDjxk59Pz6I8sQHqrkd5RRENtQpcVxTAMuGzmVAigSziTAqs",
+	"wQ4oNgpDf9iQjy71xQVDNDHCcRkJWQRgIAohK4EQWkJtzIQAYCjT6bJjDpUTaFMI2RGDK/IQSxaT4zmO",
+	"WPy3HdJ7kh0oW7QDQf1cJVDOA+N+6gMy2Sda6h6iLbIwQPMmjoLBPjJQfKKUnHvqG915/eEs7jHOXn84",
+	"o1ga8mNjEEHM0zEpoJAVDS5pRm9CXgwgh0ZOIwZO9q9DnSz/1Uz4wZOnULoE3XaVXO32jCeJSDpQUYfB",
+	"K6cvj3YOnjzN8Sj4gspbkNWBWBO3QQo++nDD1GvXmqNyn62TAwPGu92FSNMdsDDs/rK4NF3Hc2KndcDU",
+	"SqANgUeG1eT3gAZSyiZn75UfJx1WqsOhSFjCVe0W+zqxdlZGHnrvBY0IoK/YD9zIEeOld/zA/EbUNHNC",
+	"PC3ulolIqvGpn4gj6Ij5skqdMinmxNFjuI8E/DUR167LAFNydbPQPAKdlvokqCMfY3MpZhaL7TDmD5th",
+	"i0xaS7hWgfDSB6zPckJ+APerp+4rLLFyVD6kdIoVsL+8MsvrD2fdMBHJG198LT3Hg6Ka35GlHOO5K9tt",
+	"/CsjrZQY2TM5FXpua1txkl/+3LXhjUP+ha0isNue0+Y2Msit69T1uF2DqogwjQYquCvIWehex6JamB5y",
+	"geBgyNyR03v2XiqcNFDA7Zm45iObLsNE+NrRrjkXA9XmbKRTrdCb1mmWZElCeCDPBbX+Owmiee/rZdGS",
+	"3EPVqYIT6U7PgvvMvW9KZn0nxhLYf0FyW5iq6dXdT/SPFaNZnYknpKNvzrvtj9T9urf9kvsYnLkqRDhk",
+	"kY01HQKyLCqgVe4mp3KvudSQnAcqLovpdKd10EcwBYM/SoALLi1hlTtZQo0QaxADZRcAD7yAQOJMq3Fx",
+	"VgiqiELMvJVzotPEgMSILzkJei1+03r6+R3YwR+UOgMLUpU+67SkjcalnEc8ZPnwNeafvP9GBz1t+4N6",
+	"6L/Bew5yBSg+CuX2P8bdVjbKRK3Z3NbBtgIovI+4N1hLg7W5ooD+JnUyhjwAx8vx4gTkrgpjBiVwDWdm",
+	"eW3wdInyOYoWA3VMySQ5JCxVrr0UYsaGwg2xZAVwc1Viwd6/e5urf5wgVv2iKL0AvLQ65vt+lvwpAq4c",
+	"DZ9W+zueji95H2B5hCC51R8Hs1Yk3KVK6uv8qc9FKoegiKaIAWHYfOZJ2KdYFf2SKBGDSS0O5aWBIiGl",
+	"HYSzF5IRftCJmOiOuwBFroapHl2GvGGiTWiwysTF3BBwMxrmAIdD66RXXIRQr5yBrSxHVcZBDtSKNBfK",
+	"PMhWUg7ljBWV6qUpGMuXvvw/lPAfqJTwBdrxX48pAx9ejjswKihhseyyDwD9rChOEkD+Mz2bQdkCJQYq",
+	"rity773I3uUMsIlt6r8c7trLbTIDhSB2JVy5TuSTuYqZA1KeEyIR0Aa7Is5UNAaqLCriTpv67dd/oNkC",
+	"rBVqlM4TNweogGMKawRAVtOApWVO/Qfrxf0ZaVfd1ZmeEcv4gch7Q/6W+8JbTKRBgZqMPUTOq2J/U0LU",
+	"aqH61dL062rRnz88I6VVcbNex1OhDHpAoH9UVc9t/ur+Yv6h5zy+wvwXlKbXoWufu0dO+cdBzLO01Ws5",
+	"aaW3u7t/8C/dve5ed7/3/d7+fuvm/Ob/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

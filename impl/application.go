@@ -102,7 +102,11 @@ func (s *Server) DeleteApplication(ctx context.Context, req gen.DeleteApplicatio
 	scope := principalFrom(ctx).scope
 	var err error
 	if req.Params.HardDelete != nil && *req.Params.HardDelete {
-		err = s.store.DeleteApplication(ctx, scope, req.ApplicationId)
+		var info []byte
+		if info, err = eventInfo(ctx, nil); err != nil {
+			return nil, err
+		}
+		err = s.store.DeleteApplication(ctx, scope, req.ApplicationId, info)
 	} else {
 		err = s.store.DeactivateApplication(ctx, scope, req.ApplicationId)
 	}
@@ -172,6 +176,11 @@ func jwtConfigIn(errs *apiError, field string, in *gen.JWTConfiguration) store.J
 	if o := in.RefreshTokenOneTimeUseConfiguration; o != nil {
 		c.GracePeriodInSeconds = deref(o.GracePeriodInSeconds)
 	}
+	if p := in.RefreshTokenRevocationPolicy; p != nil {
+		c.RevocationPolicy = &store.RevocationPolicy{OnLoginPrevented: deref(p.OnLoginPrevented),
+			OnMultiFactorEnable: deref(p.OnMultiFactorEnable), OnOneTimeTokenReuse: deref(p.OnOneTimeTokenReuse),
+			OnPasswordChanged: deref(p.OnPasswordChanged)}
+	}
 	if !c.Enabled {
 		return c
 	}
@@ -222,6 +231,11 @@ func jwtConfigOut(c store.JWTConfig) *gen.JWTConfiguration {
 		out.RefreshTokenOneTimeUseConfiguration = &struct {
 			GracePeriodInSeconds *int32 `json:"gracePeriodInSeconds,omitempty"`
 		}{&c.GracePeriodInSeconds}
+	}
+	if p := c.RevocationPolicy; p != nil {
+		out.RefreshTokenRevocationPolicy = &gen.RefreshTokenRevocationPolicy{OnLoginPrevented: &p.OnLoginPrevented,
+			OnMultiFactorEnable: &p.OnMultiFactorEnable, OnOneTimeTokenReuse: &p.OnOneTimeTokenReuse,
+			OnPasswordChanged: &p.OnPasswordChanged}
 	}
 	return out
 }

@@ -175,11 +175,13 @@ func translateValidation(err error) (int, *gen.Errors, bool) {
 	switch {
 	case t.internal != nil:
 		return http.StatusInternalServerError, nil, true
-	case t.unauthorized:
-		return http.StatusUnauthorized, nil, true
 	case t.tenant != nil:
+		// Only a valid key gets as far as the tenant check, so this wins over
+		// the other schemes' failures.
 		b := t.tenant.body()
 		return http.StatusBadRequest, &b, true
+	case t.unauthorized:
+		return http.StatusUnauthorized, nil, true
 	case !t.errs.empty():
 		b := t.errs.body()
 		return http.StatusBadRequest, &b, true

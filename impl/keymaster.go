@@ -52,6 +52,9 @@ var keyFamilies = map[string]keyFamily{
 	"HS512": {typ: keyTypeHMAC, hmacBytes: 64},
 }
 
+// keyAlgorithms are every algorithm a key can sign with.
+var keyAlgorithms = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512"}
+
 // rsaLengths are the RSA sizes a key may be generated with, as FusionAuth offers.
 var rsaLengths = map[int32]bool{2048: true, 3072: true, 4096: true}
 
@@ -508,6 +511,9 @@ func masterSigner(k store.Key) (*signingKey, error) {
 		return nil, fmt.Errorf("key %s: unknown algorithm %q", k.ID, k.Algorithm)
 	}
 	out := &signingKey{kid: k.Kid, method: method}
+	if k.TenantID != nil {
+		out.tenantID = *k.TenantID
+	}
 	if k.Type == keyTypeHMAC {
 		out.key = k.Secret
 		return out, nil

@@ -402,3 +402,62 @@ func splitJWT(t *testing.T, token string) (header, claims map[string]any, signed
 	}
 	return header, claims, []byte(parts[0] + "." + parts[1]), sig
 }
+
+// TestSelfRevocationWithKeyMasterKeys: an access token signed by a Key Master key
+// — one this server made, or one imported from the server that issued it before
+// a migration — is a credential for revoking its own user's token; once the key
+// is deleted it is not.
+func TestSelfRevocationWithKeyMasterKeys(t *testing.T) {
+	s := newServer(t)
+	ecKey := s.generateKey(nil, map[string]any{"algorithm": "ES256", "name": "signs access tokens"})
+	user := uuid.New()
+	s.createUser(user)
+	app := s.appWith(map[string]any{"accessTokenKeyId": ecKey["id"]})
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	s.importToken(user, app, "mine-1", nowMillis()-1000)
+	s.importToken(user, app, "mine-2", nowMillis()-1000)
+	s.importToken(user, app, "mine-3", nowMillis()-1000)
+	access := s.accessTokenFor(user, app)
+	if header, _, _, _ := splitJWT(t, access); header["kid"] != ecKey["kid"] {
+		t.Fatalf("access token kid %v, want the key's %v", header["kid"], ecKey["kid"])
+	}
+	s.expect(req{method: "DELETE", path: "/api/jwt/refresh?token=mine-1", header: bearer(access)}, 200)
+
+	// The old server's key pair: only its public half is imported, with its kid.
+	old, _ := rsa.GenerateKey(rand.Reader, 2048)
+	legacy := s.importKey(nil, map[string]any{"name": "old issuer", "kid": "old-server-1",
+		"publicKey": pemOf("PUBLIC KEY", must(x509.MarshalPKIXPublicKey(&old.PublicKey)))})
+	seg := func(v any) string { return base64.RawURLEncoding.EncodeToString([]byte(jsonOf(t, v))) }
+	signed := seg(map[string]any{"alg": "RS256", "typ": "JWT", "kid": "old-server-1"}) + "." + seg(map[string]any{
+		"iss": "refreshd", "sub": user, "aud": app, "applicationId": app, "tid": s.defaultTenant(),
+		"iat": nowMillis()/1000 - 60, "exp": nowMillis()/1000 + 600})
+	digest := sha256.Sum256([]byte(signed))
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, old, crypto.SHA256, digest[:])
+	oldToken := signed + "." + base64.RawURLEncoding.EncodeToString(sig)
+	s.expect(req{method: "DELETE", path: "/api/jwt/refresh?token=mine-2", header: bearer(oldToken)}, 200)
+
+	s.expect(req{method: "DELETE", path: "/api/key/" + legacy["id"].(string)}, 200)
+	s.expect(req{method: "DELETE", path: "/api/jwt/refresh?token=mine-3", header: bearer(oldToken)}, 401)
+	s.mustExchange("mine-3")
+}
+
+// TestDeleteTenantWithKeys: a tenant's delete takes its keys, also one that
+// signed a webhook for that tenant alone, which is left unsigned.
+func TestDeleteTenantWithKeys(t *testing.T) {
+	s := newServer(t)
+	tenant := s.createTenant("going")
+	key := s.generateKey(map[string]string{"X-FusionAuth-TenantId": tenant}, map[string]any{"algorithm": "RS256", "name": "tenant's"})
+	resp := s.expect(req{method: "POST", path: "/api/webhook", body: map[string]any{"webhook": map[string]any{
+		"url": "http://127.0.0.1:1/hook", "tenantIds": []string{tenant},
+		"signatureConfiguration": map[string]any{"enabled": true, "signingKeyId": key["id"]}}}}, 200)
+	var hook struct{ Webhook struct{ ID string } }
+	_ = json.Unmarshal(resp.Body, &hook)
+	s.expect(req{method: "DELETE", path: "/api/tenant/" + tenant}, 200)
+	s.expect(req{method: "GET", path: "/api/key/" + key["id"].(string)}, 404)
+	if body := string(s.expect(req{method: "GET", path: "/api/webhook/" + hook.Webhook.ID}, 200).Body); !strings.Contains(body, `"signatureConfiguration":{"enabled":false}`) {
+		t.Fatalf("webhook after its key's tenant went: %s", body)
+	}
+	if _, ok := s.jwks()[key["kid"].(string)]; ok {
+		t.Fatal("the deleted tenant's key is still in the JWKS")
+	}
+}

@@ -27,10 +27,11 @@ var signingAlgorithms = []string{"HS256", "RS256", "ES256"}
 
 // signingKey is a parsed key, ready to sign.
 type signingKey struct {
-	kid    string
-	method jwt.SigningMethod
-	key    any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
-	public crypto.PublicKey // nil for HMAC
+	kid      string
+	tenantID uuid.UUID // uuid.Nil for a global Key Master key
+	method   jwt.SigningMethod
+	key      any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
+	public   crypto.PublicKey // nil for HMAC
 }
 
 // keyring caches the signing keys, which never change once made. The built-in
@@ -39,16 +40,74 @@ type signingKey struct {
 // one in use cannot be deleted); verifiers, found by kid, only for a few seconds,
 // because any key not in use can be deleted.
 type keyring struct {
-	store *store.Store
-	mu    sync.RWMutex
-	keys  map[string]*signingKey    // built-in keys, by tenant id + algorithm
-	byID  map[uuid.UUID]*signingKey // Key Master keys that can sign
-	byKid map[string]verifierEntry  // verifiers of either kind
+	store  *store.Store
+	mu     sync.RWMutex
+	keys   map[string]*signingKey    // built-in keys, by tenant id + algorithm
+	byKID  map[uuid.UUID]*signingKey // built-in keys, by id, for verification
+	master map[uuid.UUID]*signingKey // Key Master keys that can sign, by id
+	byKid  map[string]verifierEntry  // verifiers of either kind, by kid
 }
 
 func newKeyring(st *store.Store) *keyring {
-	return &keyring{store: st, keys: map[string]*signingKey{}, byID: map[uuid.UUID]*signingKey{},
-		byKid: map[string]verifierEntry{}}
+	return &keyring{store: st, keys: map[string]*signingKey{}, byKID: map[uuid.UUID]*signingKey{},
+		master: map[uuid.UUID]*signingKey{}, byKid: map[string]verifierEntry{}}
+}
+
+// byID returns the built-in key with the given id (the kid of the tokens it
+// signs), for verifying them; ErrNotFound when there is none.
+func (r *keyring) byID(ctx context.Context, id uuid.UUID) (*signingKey, error) {
+	r.mu.RLock()
+	k := r.byKID[id]
+	r.mu.RUnlock()
+	if k != nil {
+		return k, nil
+	}
+	stored, err := r.store.SigningKeyByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k, err = parseSigningKey(stored); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.byKID[id] = k
+	r.mu.Unlock()
+	return k, nil
+}
+
+// forgetTenant drops the cached keys of a deleted tenant, built-in and Key
+// Master: the tokens they signed stop verifying at once.
+func (r *keyring) forgetTenant(tenantID uuid.UUID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, k := range r.keys {
+		if k.tenantID == tenantID {
+			delete(r.keys, name)
+		}
+	}
+	for id, k := range r.byKID {
+		if k.tenantID == tenantID {
+			delete(r.byKID, id)
+		}
+	}
+	for id, k := range r.master {
+		if k.tenantID == tenantID {
+			delete(r.master, id)
+		}
+	}
+	for kid, e := range r.byKid {
+		if e.v.tenantID != nil && *e.v.tenantID == tenantID {
+			delete(r.byKid, kid)
+		}
+	}
+}
+
+// verifyKey is what checks this key's signatures: the HMAC secret, or the public key.
+func (k *signingKey) verifyKey() any {
+	if k.public != nil {
+		return k.public
+	}
+	return k.key
 }
 
 func (r *keyring) get(ctx context.Context, tenantID uuid.UUID, alg string) (*signingKey, error) {
@@ -107,7 +166,7 @@ func newSecret(alg string) ([]byte, error) {
 }
 
 func parseSigningKey(k store.SigningKey) (*signingKey, error) {
-	out := &signingKey{kid: k.ID.String()}
+	out := &signingKey{kid: k.ID.String(), tenantID: k.TenantID}
 	switch k.Algorithm {
 	case "HS256":
 		out.method, out.key = jwt.SigningMethodHS256, k.Secret
@@ -264,25 +323,18 @@ func (r *keyring) findVerifier(ctx context.Context, kid string) (verifier, error
 	if !ok || id.String() != kid {
 		return verifier{}, store.ErrNotFound
 	}
-	sk, err := r.store.SigningKeyByID(ctx, id)
+	k, err := r.byID(ctx, id)
 	if err != nil {
 		return verifier{}, err
 	}
-	k, err := parseSigningKey(sk)
-	if err != nil {
-		return verifier{}, err
-	}
-	v := verifier{kid: k.kid, tenantID: &sk.TenantID, method: k.method, key: k.public}
-	if k.public == nil {
-		v.key = k.key // HMAC: the secret verifies
-	}
-	return v, nil
+	tenant := k.tenantID
+	return verifier{kid: k.kid, tenantID: &tenant, method: k.method, key: k.verifyKey()}, nil
 }
 
 // forget drops what the keyring knows of a deleted Key Master key.
 func (r *keyring) forget(id uuid.UUID, kid string) {
 	r.mu.Lock()
-	delete(r.byID, id)
+	delete(r.master, id)
 	delete(r.byKid, kid)
 	r.mu.Unlock()
 }
@@ -291,7 +343,7 @@ func (r *keyring) forget(id uuid.UUID, kid string) {
 // an imported public key; store.ErrNotFound when there is no such key.
 func (r *keyring) masterKey(ctx context.Context, id uuid.UUID) (*signingKey, error) {
 	r.mu.RLock()
-	k := r.byID[id]
+	k := r.master[id]
 	r.mu.RUnlock()
 	if k != nil {
 		return k, nil
@@ -304,7 +356,7 @@ func (r *keyring) masterKey(ctx context.Context, id uuid.UUID) (*signingKey, err
 		return nil, err
 	}
 	r.mu.Lock()
-	r.byID[id] = k
+	r.master[id] = k
 	r.mu.Unlock()
 	return k, nil
 }

@@ -50,10 +50,17 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 	if sel.token == nil && sel.userID == nil && sel.appID == nil {
 		return nil, generalError("[invalid]", "Give a token, a userId or an applicationId to revoke refresh tokens.")
 	}
-	scope := principalFrom(ctx).scope
+	p := principalFrom(ctx)
+	if p.user != nil {
+		// A user's own access token revokes one of the user's own tokens, nothing more.
+		if sel.token == nil || (sel.userID != nil && *sel.userID != *p.user) {
+			return gen.RevokeRefreshTokens401Response{}, nil
+		}
+		sel.userID = p.user
+	}
 	var bodyInfo *gen.EventInfo
-	if req.Body != nil {
-		bodyInfo = req.Body.EventInfo
+	if req.JSONBody != nil {
+		bodyInfo = req.JSONBody.EventInfo
 	}
 	info, err := eventInfo(ctx, bodyInfo)
 	if err != nil {
@@ -61,12 +68,15 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 	}
 	var res store.RevokeResult
 	if sel.token != nil {
-		res, err = s.store.RevokeByToken(ctx, scope, hashToken(*sel.token), sel.userID, sel.appID, info)
+		res, err = s.store.RevokeByToken(ctx, p.scope, hashToken(*sel.token), sel.userID, sel.appID, info)
 	} else {
-		res, err = s.store.RevokeBulk(ctx, scope, sel.userID, sel.appID, info)
+		res, err = s.store.RevokeBulk(ctx, p.scope, sel.userID, sel.appID, info)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p.user != nil && !res.UserFound {
+		return gen.RevokeRefreshTokens404Response{}, nil // the token's owner is gone, and so is the token
 	}
 	if errs := unknownOwners(res); errs != nil {
 		return nil, errs
@@ -78,8 +88,8 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 }
 
 // mergeSelection reads the query parameters, then lets each field present in the
-// body override its parameter. Empty values, and the query texts "null" and
-// "undefined", are absent.
+// body (JSON or form) override its parameter. Empty values, and the query and
+// form texts "null" and "undefined", are absent.
 func mergeSelection(req gen.RevokeRefreshTokensRequestObject) (selection, error) {
 	errs := new(apiError)
 	sel := selection{
@@ -87,16 +97,22 @@ func mergeSelection(req gen.RevokeRefreshTokensRequestObject) (selection, error)
 		userID: optionalID(errs, "userId", queryText(req.Params.UserId)),
 		appID:  optionalID(errs, "applicationId", queryText(req.Params.ApplicationId)),
 	}
-	if b := req.Body; b != nil {
-		if v := bodyText(b.Token); v != nil {
-			sel.token = v
+	override := func(token, userID, appID *string) {
+		if token != nil {
+			sel.token = token
 		}
-		if v := bodyText(b.UserId); v != nil {
-			sel.userID = optionalID(errs, "userId", v)
+		if userID != nil {
+			sel.userID = optionalID(errs, "userId", userID)
 		}
-		if v := bodyText(b.ApplicationId); v != nil {
-			sel.appID = optionalID(errs, "applicationId", v)
+		if appID != nil {
+			sel.appID = optionalID(errs, "applicationId", appID)
 		}
+	}
+	if b := req.JSONBody; b != nil {
+		override(bodyText(b.Token), bodyText(b.UserId), bodyText(b.ApplicationId))
+	}
+	if f := req.FormdataBody; f != nil {
+		override(queryText(f.Token), queryText(f.UserId), queryText(f.ApplicationId))
 	}
 	return sel, errs.orNil()
 }
@@ -142,13 +158,15 @@ func unknownOwners(res store.RevokeResult) error {
 	return errs.orNil()
 }
 
-// RevokeRefreshTokenById implements DELETE /api/jwt/refresh/{tokenId}.
+// RevokeRefreshTokenById implements DELETE /api/jwt/refresh/{tokenId}. With a
+// user's access token, only that user's tokens can be found.
 func (s *Server) RevokeRefreshTokenById(ctx context.Context, req gen.RevokeRefreshTokenByIdRequestObject) (gen.RevokeRefreshTokenByIdResponseObject, error) {
 	info, err := eventInfo(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.RevokeByID(ctx, principalFrom(ctx).scope, req.TokenId, info)
+	p := principalFrom(ctx)
+	err = s.store.RevokeByID(ctx, p.scope, req.TokenId, p.user, info)
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RevokeRefreshTokenById404Response{}, nil
 	}

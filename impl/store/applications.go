@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 )
 
 // Application owns refresh tokens; its JWT configuration decides their lifetime.
@@ -50,14 +51,26 @@ func (s *Store) DeactivateApplication(ctx context.Context, sc Scope, id uuid.UUI
 	return affectedOne(s.db.ExecContext(ctx, deactivateApplication, id, sc.TenantID, NowMillis()))
 }
 
-// The tokens go by the foreign key's ON DELETE CASCADE, inside this one statement.
-const deleteApplication = `
-DELETE FROM applications WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+// An application's hard delete first revokes its tokens as a revocation by
+// application does — the application locked, the tokens deleted, the event
+// recorded — then deletes the application; both in one transaction.
+const (
+	revokeApplicationTokens = `SELECT app_ok FROM revoke_refresh_tokens($1, NULL, $2, $3, $4)`
+	deleteApplication       = `DELETE FROM applications WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+)
 
-// DeleteApplication deletes an application and all its refresh tokens atomically.
-// ErrNotFound when it does not exist within the scope.
-func (s *Store) DeleteApplication(ctx context.Context, sc Scope, id uuid.UUID) error {
-	return retry(func() error {
-		return affectedOne(s.db.ExecContext(ctx, deleteApplication, id, sc.TenantID))
+// DeleteApplication deletes an application and all its refresh tokens
+// atomically, recording the jwt.refresh-token.revoke event of a revocation by
+// application with info. ErrNotFound when it does not exist within the scope.
+func (s *Store) DeleteApplication(ctx context.Context, sc Scope, id uuid.UUID, info []byte) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var found bool
+		if err := tx.GetContext(ctx, &found, revokeApplicationTokens, sc.TenantID, id, NowMillis(), jsonArg(info)); err != nil {
+			return classify(err)
+		}
+		if !found {
+			return ErrNotFound
+		}
+		return affectedOne(tx.ExecContext(ctx, deleteApplication, id, sc.TenantID))
 	})
 }

@@ -92,13 +92,6 @@ func (s *Store) KeyByKid(ctx context.Context, kid string) (Key, error) {
 	return k, classify(err)
 }
 
-// SigningKeyByID returns the built-in signing key with that id, or ErrNotFound.
-func (s *Store) SigningKeyByID(ctx context.Context, id uuid.UUID) (SigningKey, error) {
-	var k SigningKey
-	err := s.db.GetContext(ctx, &k, `SELECT id, tenant_id, algorithm, secret, insert_instant FROM signing_keys WHERE id = $1`, id)
-	return k, classify(err)
-}
-
 const keyInUse = `
 SELECT EXISTS (SELECT 1 FROM applications WHERE jwt_configuration ->> 'accessTokenKeyId' = $1::text)
     OR EXISTS (SELECT 1 FROM tenants WHERE jwt_configuration ->> 'accessTokenKeyId' = $1::text)

@@ -22,6 +22,8 @@ type RefreshToken struct {
 	InsertInstant int64      `db:"insert_instant"`
 	ExpiresAt     int64      `db:"expires_at"`
 	MetaData      JSONObject `db:"meta_data"`
+	// Generation counts the rotations of a one-time-use token's value.
+	Generation int32 `db:"generation"`
 }
 
 // RevokeResult says what a revocation found: whether the given user and
@@ -72,13 +74,44 @@ func (s *Store) RevokeBulk(ctx context.Context, sc Scope, userID, appID *uuid.UU
 	return s.revoke(ctx, query, args...)
 }
 
-// RevokeByID revokes one live token by its id; ErrNotFound when there is none.
-func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID, info []byte) error {
-	res, err := s.revoke(ctx, revokeOne, sc.TenantID, nil, nil, nil, id, NowMillis(), jsonArg(info))
+// RevokeByID revokes one live token by its id — of the given user, when userID is
+// set; ErrNotFound when there is none.
+func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID, userID *uuid.UUID, info []byte) error {
+	res, err := s.revoke(ctx, revokeOne, sc.TenantID, userID, nil, nil, id, NowMillis(), jsonArg(info))
 	if err == nil && res.Revoked == 0 {
 		return ErrNotFound
 	}
 	return err
+}
+
+// endSession revokes the session a value names — its current value, or one it
+// rotated away and still remembers — alone, or with every other token of its
+// user when global is set, recording the event of that revoke form.
+const endSession = `
+WITH session AS (
+    SELECT r.id, r.user_id FROM refresh_tokens r WHERE r.token_hash = $1 AND r.expires_at > $2
+    UNION ALL
+    SELECT r.id, r.user_id FROM refresh_token_history h JOIN refresh_tokens r ON r.id = h.token_id
+    WHERE h.token_hash = $1 AND r.expires_at > $2
+    LIMIT 1
+)
+SELECT CASE WHEN $3::boolean
+            THEN (SELECT revoked FROM revoke_refresh_tokens(NULL, session.user_id, NULL, $2, $4))
+            ELSE (SELECT revoked FROM revoke_refresh_token(NULL, NULL, NULL, NULL, session.id, $2, $4)) END
+FROM session`
+
+// EndSession is a logout: it revokes the session the value with the given hash
+// names (see endSession), or with global every token of its user, and says how
+// many live tokens it revoked (0 when the value names no live session).
+func (s *Store) EndSession(ctx context.Context, hash []byte, global bool, info []byte) (int64, error) {
+	var revoked int64
+	err := retry(func() error {
+		return s.db.QueryRowContext(ctx, endSession, hash, NowMillis(), global, jsonArg(info)).Scan(&revoked)
+	})
+	if err = classify(err); errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return revoked, err
 }
 
 func (s *Store) revoke(ctx context.Context, query string, args ...any) (RevokeResult, error) {
@@ -98,7 +131,7 @@ func jsonArg(b []byte) any {
 }
 
 const tokenColumns = `id, tenant_id, user_id, application_id, token_hash, start_instant, insert_instant,
-       expires_at, meta_data`
+       expires_at, meta_data, generation`
 
 const queryTokenByID = `
 SELECT ` + tokenColumns + ` FROM refresh_tokens

@@ -28,11 +28,13 @@ CREATE TABLE keys (
 CREATE INDEX keys_tenant_idx ON keys (tenant_id);
 
 -- A webhook signs with a Key Master key (FusionAuth's X-FusionAuth-Signature-JWT)
--- when signing_key_id is set; the foreign key keeps a key in use from being
--- deleted. Our own HMAC signature becomes optional: no secret, no header.
+-- when signing_key_id is set; the key API refuses to delete a key in use. Only a
+-- tenant's delete takes its keys from under a webhook, which then covers only a
+-- tenant that is gone and so receives nothing more. Our own HMAC signature
+-- becomes optional: no secret, no header.
 ALTER TABLE webhooks
     ALTER COLUMN signing_secret DROP NOT NULL,
-    ADD COLUMN signing_key_id uuid REFERENCES keys (id),
+    ADD COLUMN signing_key_id uuid REFERENCES keys (id) ON DELETE SET NULL,
     ADD COLUMN http_auth_username text,
     ADD COLUMN http_auth_password text;
 CREATE INDEX webhooks_signing_key_idx ON webhooks (signing_key_id) WHERE signing_key_id IS NOT NULL;
