@@ -19,7 +19,7 @@ func TestRevokeEventsCarryUser(t *testing.T) {
 	user, other, app := uuid.New(), uuid.New(), uuid.New()
 	s.expect(req{method: "POST", path: "/api/user/" + user.String(), body: map[string]any{"user": map[string]any{
 		"email": "dinesh@example.com", "username": "dinesh", "firstName": "Dinesh", "lastName": "Chugtai",
-		"password": "never-stored", "data": map[string]any{"plan": "pro", "seats": 3}}}}, 200)
+		"password": "never-stored", "data": map[string]any{"plan": "pro", "seats": 3, "manager": nil}}}}, 200)
 	s.createUser(other)
 	s.createApp(app)
 	start := nowMillis() - 1000

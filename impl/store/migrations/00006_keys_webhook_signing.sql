@@ -40,17 +40,16 @@ ALTER TABLE webhooks
 CREATE INDEX webhooks_signing_key_idx ON webhooks (signing_key_id) WHERE signing_key_id IS NOT NULL;
 
 -- The user as GET /api/user/{id} returns it: the same fields, those without a
--- value left out. Mirrors userOut in impl/user.go.
+-- value left out (its data as stored, nulls inside it included). Mirrors
+-- userOut in impl/user.go. Plain expressions, so that it inlines into its caller.
 -- +goose StatementBegin
 CREATE FUNCTION user_json(u users) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT jsonb_object_agg(f.key, f.value)
-    FROM jsonb_each(jsonb_build_object(
-        'id', u.id, 'tenantId', u.tenant_id, 'email', u.email, 'username', u.username,
-        'firstName', u.first_name, 'lastName', u.last_name, 'fullName', u.full_name,
-        'active', u.active, 'data', u.data, 'insertInstant', u.insert_instant,
-        'lastUpdateInstant', u.last_update_instant)) f
-    WHERE f.value <> 'null'::jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+               'id', u.id, 'tenantId', u.tenant_id, 'email', u.email, 'username', u.username,
+               'firstName', u.first_name, 'lastName', u.last_name, 'fullName', u.full_name,
+               'active', u.active, 'insertInstant', u.insert_instant, 'lastUpdateInstant', u.last_update_instant))
+        || CASE WHEN u.data IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('data', u.data) END
 $$;
 -- +goose StatementEnd
 
@@ -65,11 +64,14 @@ DECLARE
     v_id     uuid := gen_random_uuid();
     v_seq    bigint;
     v_fields jsonb := p_fields;
+    v_user   users;
 BEGIN
     IF p_type = 'jwt.refresh-token.revoke' AND p_user IS NOT NULL THEN
         IF NOT v_fields ? 'user' THEN
-            v_fields := v_fields || coalesce(
-                (SELECT jsonb_build_object('user', user_json(u)) FROM users u WHERE u.id = p_user), '{}'::jsonb);
+            SELECT * INTO v_user FROM users WHERE id = p_user;
+            IF FOUND THEN
+                v_fields := v_fields || jsonb_build_object('user', user_json(v_user));
+            END IF;
         END IF;
         v_fields := v_fields || jsonb_build_object('linkedObjectId', p_user);
     END IF;
