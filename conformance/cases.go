@@ -68,7 +68,9 @@ const docTooLarge = "A request body larger than the server's limit (8 MiB unless
 // DELETE /api/jwt/refresh, DELETE /api/jwt/refresh/{tokenId},
 // GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, the import, the
 // exchange (POST /api/jwt/refresh, with the JWKS that verifies its tokens),
-// POST /api/logout, and the hard deletes of users and applications.
+// POST /api/logout, the hard deletes of users and applications, and what this
+// server adds: RFC 7009 revocation and discovery, receipts, revoking all but one
+// session, and validation of access tokens.
 func Cases() []Case {
 	var all []Case
 	all = append(all, revokeCases()...)
@@ -78,6 +80,7 @@ func Cases() []Case {
 	all = append(all, importCases()...)
 	all = append(all, exchangeCases()...)
 	all = append(all, sessionCases()...)
+	all = append(all, beyondCases()...)
 	// Grouped by the API they cover, in this order; within an API, as declared.
 	order := map[string]int{}
 	for i, api := range apiOrder {
@@ -88,7 +91,8 @@ func Cases() []Case {
 }
 
 // apiOrder is the order of the APIs in the suite (the first segment of case ids).
-var apiOrder = []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete"}
+var apiOrder = []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete",
+	"oauth-revoke", "validate"}
 
 // selector is what a revoke request names; a zero id or nil token is absent.
 type selector struct {

@@ -52,8 +52,12 @@ type variant struct {
 	events   func(event map[string]any) // edits each delivered event; needs webhooks
 	profile  conformance.Profile        // "" means strict
 	// only, when set, runs just the cases with these id prefixes: a defect that
-	// can touch nothing else need not cost a run of the whole suite.
+	// can touch nothing else need not cost a run of the whole suite. When unset,
+	// the variant runs the cases of the APIs its fails name (the first segment of
+	// their ids), or with full the whole suite: a cross-cutting defect must
+	// show where it should not too.
 	only []string
+	full bool
 	// ownServer runs the variant against a server of its own, for a defect that
 	// leaves fixtures behind by its nature.
 	ownServer bool
@@ -132,7 +136,7 @@ func variants(allIDs []string) []variant {
 				})
 			},
 			fails: []string{"revoke/auth/missing-key", "revoke-by-id/auth/missing-key", "retrieve/auth/missing-key", "import/auth/missing-key",
-				"revoke-by-id/access-token-cookie"}},
+				"revoke-by-id/access-token-cookie"}, full: true},
 		{name: "any-key", defect: "accepts any non-empty API key",
 			wrap: func(next http.Handler, key string) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -143,14 +147,15 @@ func variants(allIDs []string) []variant {
 				})
 			},
 			fails: []string{"revoke/auth/wrong-key", "revoke/access-token/other-user", "revoke/access-token/bulk",
-				"revoke/access-token/invalid"}},
+				"revoke/access-token/invalid", "oauth-revoke/bad-client", "oauth-revoke/own-token", "revoke/except/access-token",
+				"validate/revoked-session", "validate/shape"}, full: true},
 		{name: "echo-errors", defect: "answers 400 with Echo's {\"message\": …} instead of FusionAuth's error body",
 			wrap: rewriteAnswer(everything, func(rec *httptest.ResponseRecorder) {
 				if rec.Code == http.StatusBadRequest {
 					rec.Body = bytes.NewBufferString(`{"message":"Bad Request"}`)
 				}
 			}),
-			fails: append(append([]string(nil), expect400Cases...), goneCases...)},
+			fails: append(append([]string(nil), expect400Cases...), goneCases...), full: true},
 		{name: "404-with-body", defect: "answers 404 with a JSON body",
 			wrap: rewriteAnswer(everything, func(rec *httptest.ResponseRecorder) {
 				if rec.Code == http.StatusNotFound {
@@ -164,7 +169,7 @@ func variants(allIDs []string) []variant {
 				"revoke/by-token/unknown/query", "revoke/by-token/unknown/body", "revoke/by-token/expired",
 				"revoke-by-id/path", "revoke-by-id/unknown", "retrieve-by-id/unknown", "exchange/expired",
 				"revoke/by-token/form", "revoke/access-token/other-user",
-			}, goneCases...)},
+			}, goneCases...), full: true},
 		{name: "null-is-a-value", defect: "takes the query texts null and undefined literally",
 			wrap: onRevoke(func(r *http.Request) {
 				editQuery(r, func(q url.Values) {
@@ -240,7 +245,7 @@ func variants(allIDs []string) []variant {
 					next.ServeHTTP(w, r)
 				})
 			},
-			fails: []string{"revoke/tenant/malformed", "revoke/tenant/unknown", "exchange/one-time-use/reuse-revokes"}},
+			fails: []string{"revoke/tenant/malformed", "revoke/tenant/unknown", "exchange/one-time-use/reuse-revokes"}, full: true},
 		{name: "413-too-large", defect: "answers 413 with an empty body to a body over 1 MiB, as a proxy would",
 			wrap: func(next http.Handler, _ string) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +290,7 @@ func variants(allIDs []string) []variant {
 					rec.Code, rec.Body = http.StatusInternalServerError, new(bytes.Buffer)
 				}
 			}),
-			fails: []string{"revoke/invalid-json/syntax", "revoke/invalid-json/wrong-type"}},
+			fails: []string{"revoke/invalid-json/syntax", "revoke/invalid-json/wrong-type"}, full: true},
 		{name: "import-not-atomic", defect: "stores the good tokens of a batch that has a bad one",
 			wrap: func(next http.Handler, _ string) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -433,7 +438,8 @@ func variants(allIDs []string) []variant {
 				})
 			},
 			fails: []string{"revoke/invalid-content-type", "revoke/by-token/form", "revoke/by-user/form",
-				"revoke/by-user-and-app/form", "revoke/by-app/form"}},
+				"revoke/by-user-and-app/form", "revoke/by-app/form",
+				"oauth-revoke/bad-client", "oauth-revoke/other-client", "oauth-revoke/own-token"}, full: true},
 		{name: "by-id-revokes-user", defect: "revokes all of the user's tokens when asked to revoke one by id",
 			wrap: func(next http.Handler, _ string) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -458,7 +464,7 @@ func variants(allIDs []string) []variant {
 					next.ServeHTTP(w, del)
 				})
 			},
-			fails: []string{"revoke-by-id/path", "exchange/revoked/by-id"}},
+			fails: []string{"revoke-by-id/path", "exchange/revoked/by-id", "validate/revoked-session"}},
 		{name: "exchange-ignores-revocation", defect: "answers an exchange of an unknown, revoked or expired token 200 (with a made-up body)",
 			wrap: rewriteAnswer(isExchange, func(rec *httptest.ResponseRecorder) {
 				if rec.Code == http.StatusBadRequest && strings.Contains(rec.Body.String(), "[invalid]refreshToken") {
@@ -532,8 +538,9 @@ func variants(allIDs []string) []variant {
 			fails: []string{"revoke/by-token/body-event-info", "revoke/by-user/body-event-info",
 				"revoke/by-user-and-app/body-event-info", "revoke/by-app/body-event-info"}},
 		{name: "revoke-user-per-app", defect: "revokes a user's tokens one application at a time, recording an event for each", webhooks: true,
-			wrap:  revokeUserPerApp,
-			fails: withoutPrefix(withPrefix(allIDs, "revoke/by-user/"), "revoke/by-user/form")}, // it passes form bodies through
+			wrap: revokeUserPerApp,
+			fails: append(withoutPrefix(withPrefix(allIDs, "revoke/by-user/"), "revoke/by-user/form"), // it passes form bodies through
+				"revoke/except/api-key", "revoke/receipt/by-user")},
 		{name: "ignores-signing-secret", defect: "signs webhook deliveries with a secret of its own, not the signingSecret registered", webhooks: true,
 			wrap: func(next http.Handler, _ string) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -564,13 +571,13 @@ func variants(allIDs []string) []variant {
 			},
 			// In core, the cases whose events are ours (an application's delete, reuse detection) check no events.
 			fails:   coreOnly(append(matching(allIDs, usageCase), "revoke-by-id/path", "delete/user", "logout/global", "logout/token")),
-			profile: conformance.ProfileCore, only: eventPrefixes},
+			profile: conformance.ProfileCore},
 		{name: "event-without-refresh-token", defect: "leaves refreshToken out of the event of a single-token revocation", webhooks: true,
 			events: func(ev map[string]any) { delete(ev, "refreshToken") },
 			fails: append(withPrefix(matching(allIDs, usageCase), "revoke/by-token/"), "revoke-by-id/path",
 				"exchange/one-time-use/reuse-revokes", "logout/token")},
 		{name: "event-without-user", defect: "leaves user and linkedObjectId out of its revoke events", webhooks: true,
-			events: func(ev map[string]any) { delete(ev, "user"); delete(ev, "linkedObjectId") }, only: eventPrefixes,
+			events: func(ev map[string]any) { delete(ev, "user"); delete(ev, "linkedObjectId") },
 			fails: append(withoutPrefix(matching(allIDs, usageCase), "revoke/by-app/"), "revoke-by-id/path", "delete/user",
 				"exchange/one-time-use/reuse-revokes", "logout/global", "logout/token")},
 		{name: "event-names-another-user", defect: "names another user in the userId of its events", webhooks: true,
@@ -678,7 +685,100 @@ func variants(allIDs []string) []variant {
 				})
 			}, only: []string{"import/"},
 			fails: []string{"import/insert-instant"}},
+		{name: "oauth-revoke-any-client", defect: "revokes any token sent to /oauth2/revoke, whoever the client",
+			wrap: func(next http.Handler, key string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !isOAuthRevoke(r) {
+						next.ServeHTTP(w, r)
+						return
+					}
+					form, _ := url.ParseQuery(string(readBody(r)))
+					asKey(next, key, "", http.MethodDelete, "/api/jwt/refresh?token="+url.QueryEscape(form.Get("token")), nil)
+					w.WriteHeader(http.StatusOK)
+				})
+			}, only: []string{"oauth-revoke/"},
+			fails: []string{"oauth-revoke/other-client", "oauth-revoke/bad-client"}},
+		{name: "oauth-revoke-nothing", defect: "answers 200 to /oauth2/revoke and revokes nothing",
+			wrap: answer(isOAuthRevoke, http.StatusOK), only: []string{"oauth-revoke/"},
+			fails: []string{"oauth-revoke/own-token", "oauth-revoke/bad-client"}},
+		{name: "no-discovery", defect: "has no OpenID discovery document",
+			wrap:  answer(func(r *http.Request) bool { return r.URL.Path == "/.well-known/openid-configuration" }, http.StatusNotFound),
+			only:  []string{"oauth-revoke/"},
+			fails: []string{"oauth-revoke/discovery"}},
+		{name: "receipt-ignored", defect: "ignores Prefer: return=representation",
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					r.Header.Del("Prefer")
+					next.ServeHTTP(w, r)
+				})
+			}, only: []string{"revoke/receipt/"},
+			fails: []string{"revoke/receipt/by-user"}},
+		{name: "except-ignored", defect: "ignores exceptTokenId",
+			wrap:  onRevoke(func(r *http.Request) { editQuery(r, func(q url.Values) { q.Del("exceptTokenId") }) }),
+			only:  []string{"revoke/except/"},
+			fails: []string{"revoke/except/api-key", "revoke/except/access-token"}},
+		{name: "validate-ignores-sessions", defect: "validates an access token by signature and expiry only, as FusionAuth does",
+			wrap: validateIgnoresSessions, only: []string{"validate/"},
+			fails: []string{"validate/revoked-session"}},
+		{name: "validate-unwrapped", defect: "answers /api/jwt/validate with the bare claims, without {\"jwt\": …}",
+			wrap: rewriteAnswer(func(r *http.Request) bool { return r.URL.Path == "/api/jwt/validate" }, func(rec *httptest.ResponseRecorder) {
+				var body struct {
+					JWT json.RawMessage `json:"jwt"`
+				}
+				if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &body) == nil {
+					rec.Body = bytes.NewBuffer(body.JWT)
+				}
+			}), only: []string{"validate/"},
+			fails: []string{"validate/shape"}},
 	}
+}
+
+func isOAuthRevoke(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/oauth2/revoke"
+}
+
+// validateIgnoresSessions stands for a server that checks only an access token's
+// signature and expiry: a token it once found valid stays valid.
+func validateIgnoresSessions(next http.Handler, _ string) http.Handler {
+	var mu sync.Mutex
+	valid := map[string][]byte{} // Authorization → the 200 body it got
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/jwt/validate" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		mu.Lock()
+		defer mu.Unlock()
+		if rec.Code == http.StatusOK {
+			valid[auth] = rec.Body.Bytes()
+		} else if body, ok := valid[auth]; ok {
+			rec = httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusOK)
+			rec.Body = bytes.NewBuffer(body)
+		}
+		replay(w, rec)
+	})
+}
+
+// scope is the id prefixes of the cases the variant runs (nil: all of them).
+func (v variant) scope() []string {
+	if v.full || v.only != nil {
+		return v.only
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range v.fails {
+		api, _, _ := strings.Cut(id, "/")
+		if !seen[api] {
+			seen[api] = true
+			out = append(out, api+"/")
+		}
+	}
+	return out
 }
 
 // sessionPrefixes select the cases about a session's life around an exchange.
@@ -987,10 +1087,6 @@ func signRS256(key *rsa.PrivateKey, kid string, body []byte) string {
 	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
-// eventPrefixes select every case that checks events, and few others: what a
-// defect in the events alone can touch.
-var eventPrefixes = []string{"revoke/", "revoke-by-id/", "delete/", "logout/", "exchange/one-time-use/reuse-revokes"}
-
 // revokeUserPerApp stands for a server that revokes all of a user's tokens by
 // revoking them for each of the user's applications in turn: the same tokens go,
 // but each step records its own user-and-application event. Requests that are
@@ -1065,6 +1161,7 @@ func revokeUserPerApp(next http.Handler, _ string) http.Handler {
 var goneCases = []string{
 	"exchange/one-time-use/reuse-revokes", "revoke-by-id/after-rotations", "logout/token", "logout/global", "logout/cookie",
 	"logout/rotated-away", "revoke/access-token/own", "revoke-by-id/access-token-cookie", "delete/user", "delete/application",
+	"oauth-revoke/own-token",
 }
 
 // rotatingCases follow a one-time-use token through its rotations.
@@ -1127,7 +1224,7 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 				if v.profile != "" {
 					profile = v.profile
 				}
-				rep := runSuiteOnly(t, cfg, profile, v.only)
+				rep := runSuiteOnly(t, cfg, profile, v.scope())
 				if v.webhooks {
 					expectNoFixtures(t, real)
 				}

@@ -176,24 +176,28 @@ func (e *Env) createUser(ctx context.Context, name string) (uuid.UUID, *Failure)
 // createApp makes an application with a fresh id, labelled name, with the
 // given jwtConfiguration (nil: none, so the tenant's settings apply).
 func (e *Env) createApp(ctx context.Context, name string, jwt *gen.JWTConfiguration) (uuid.UUID, *Failure) {
+	id, _, fail := e.createAppWith(ctx, name, gen.Application{JwtConfiguration: jwt})
+	return id, fail
+}
+
+// createAppWith makes an application like createApp, with the settings of app,
+// and returns the answer too.
+func (e *Env) createAppWith(ctx context.Context, name string, app gen.Application) (uuid.UUID, *exchange, *Failure) {
 	id := uuid.New()
 	e.label(id.String(), name)
 	f := fixture{"application", id, tenantOf(ctx)}
 	e.s.fx.add(f)
 	e.made = append(e.made, f)
-	body := gen.ApplicationRequest{Application: gen.Application{
-		Name:             fmt.Sprintf("conformance %s %s %s", e.s.runID, name, id.String()[:8]),
-		JwtConfiguration: jwt,
-	}}
+	app.Name = fmt.Sprintf("conformance %s %s %s", e.s.runID, name, id.String()[:8])
 	x := call(ctx, func(ctx context.Context) error {
-		_, err := e.s.api.CreateApplicationWithIdWithResponse(ctx, id, nil, body)
+		_, err := e.s.api.CreateApplicationWithIdWithResponse(ctx, id, nil, gen.ApplicationRequest{Application: app})
 		return err
 	})
 	if x.err != nil || x.status != http.StatusOK {
 		e.forget(f, x)
-		return id, e.setupFailure(x)
+		return id, x, e.setupFailure(x)
 	}
-	return id, nil
+	return id, x, nil
 }
 
 // token is a refresh token of a world, with a known value. Its startInstant is

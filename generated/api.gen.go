@@ -233,6 +233,48 @@ func (e KeyType) Valid() bool {
 	}
 }
 
+// Defines values for OAuth2ErrorError.
+const (
+	InvalidClient        OAuth2ErrorError = "invalid_client"
+	InvalidRequest       OAuth2ErrorError = "invalid_request"
+	UnsupportedTokenType OAuth2ErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2ErrorError enum.
+func (e OAuth2ErrorError) Valid() bool {
+	switch e {
+	case InvalidClient:
+		return true
+	case InvalidRequest:
+		return true
+	case UnsupportedTokenType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthConfigurationClientAuthenticationPolicy.
+const (
+	NotRequired              OAuthConfigurationClientAuthenticationPolicy = "NotRequired"
+	NotRequiredWhenUsingPKCE OAuthConfigurationClientAuthenticationPolicy = "NotRequiredWhenUsingPKCE"
+	Required                 OAuthConfigurationClientAuthenticationPolicy = "Required"
+)
+
+// Valid indicates whether the value is a known member of the OAuthConfigurationClientAuthenticationPolicy enum.
+func (e OAuthConfigurationClientAuthenticationPolicy) Valid() bool {
+	switch e {
+	case NotRequired:
+		return true
+	case NotRequiredWhenUsingPKCE:
+		return true
+	case Required:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StatusResponseStatus.
 const (
 	Ok          StatusResponseStatus = "ok"
@@ -315,10 +357,17 @@ type Application struct {
 
 	// JwtConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 	// tenant's defaults apply (a zero-valued, disabled configuration means defaults).
-	JwtConfiguration  *JWTConfiguration   `json:"jwtConfiguration,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
-	Name              string              `json:"name"`
-	TenantId          *openapi_types.UUID `json:"tenantId,omitempty"`
+	JwtConfiguration  *JWTConfiguration `json:"jwtConfiguration,omitempty"`
+	LastUpdateInstant *int64            `json:"lastUpdateInstant,omitempty"`
+	Name              string            `json:"name"`
+
+	// OauthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+	// only what token revocation needs is acted on. `clientId` defaults to the
+	// application's id and is unique. `clientSecret` is generated when absent,
+	// stored as a hash only, and returned only in the answer to the create (ours:
+	// FusionAuth returns it every time).
+	OauthConfiguration *OAuthConfiguration `json:"oauthConfiguration,omitempty"`
+	TenantId           *openapi_types.UUID `json:"tenantId,omitempty"`
 }
 
 // ApplicationRequest defines model for ApplicationRequest.
@@ -550,6 +599,12 @@ type JWTRefreshResponse struct {
 	Token string `json:"token"`
 }
 
+// JWTValidateResponse defines model for JWTValidateResponse.
+type JWTValidateResponse struct {
+	// Jwt The access token's claims.
+	Jwt map[string]interface{} `json:"jwt"`
+}
+
 // Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
 // public key (verifies only), or an HMAC secret. The private key is accepted
 // on import and never returned.
@@ -644,6 +699,51 @@ type LogoutRequest struct {
 	RefreshToken *string `json:"refreshToken,omitempty"`
 }
 
+// OAuth2Error defines model for OAuth2Error.
+type OAuth2Error struct {
+	Error            OAuth2ErrorError `json:"error"`
+	ErrorDescription *string          `json:"error_description,omitempty"`
+}
+
+// OAuth2ErrorError defines model for OAuth2Error.Error.
+type OAuth2ErrorError string
+
+// OAuth2RevokeRequest defines model for OAuth2RevokeRequest.
+type OAuth2RevokeRequest struct {
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+	Token         string  `json:"token"`
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// OAuthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+// only what token revocation needs is acted on. `clientId` defaults to the
+// application's id and is unique. `clientSecret` is generated when absent,
+// stored as a hash only, and returned only in the answer to the create (ours:
+// FusionAuth returns it every time).
+type OAuthConfiguration struct {
+	// ClientAuthenticationPolicy Required (the default) makes the secret necessary.
+	ClientAuthenticationPolicy *OAuthConfigurationClientAuthenticationPolicy `json:"clientAuthenticationPolicy,omitempty"`
+
+	// ClientId Empty means the application's id.
+	ClientId *string `json:"clientId,omitempty"`
+
+	// ClientSecret Empty means a generated one.
+	ClientSecret *string `json:"clientSecret,omitempty"`
+}
+
+// OAuthConfigurationClientAuthenticationPolicy Required (the default) makes the secret necessary.
+type OAuthConfigurationClientAuthenticationPolicy string
+
+// OpenIDConfiguration defines model for OpenIDConfiguration.
+type OpenIDConfiguration struct {
+	IdTokenSigningAlgValuesSupported       *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
+	Issuer                                 string    `json:"issuer"`
+	JwksUri                                string    `json:"jwks_uri"`
+	RevocationEndpoint                     string    `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string  `json:"revocation_endpoint_auth_methods_supported"`
+}
+
 // OptionalBodyId A UUID; empty or null means absent.
 type OptionalBodyId = string
 
@@ -718,6 +818,9 @@ type RefreshTokenRevokeForm struct {
 	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
 	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
 
+	// ExceptTokenId A UUID, or empty, `null` or `undefined` meaning absent.
+	ExceptTokenId *OptionalQueryId `json:"exceptTokenId,omitempty"`
+
 	// Token A refresh-token value (opaque text).
 	Token *TokenValue `json:"token,omitempty"`
 
@@ -734,10 +837,25 @@ type RefreshTokenRevokeRequest struct {
 
 	// EventInfo Who caused an event, from where and on which device.
 	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
+
+	// ExceptTokenId A UUID; empty or null means absent.
+	ExceptTokenId *OptionalBodyId `json:"exceptTokenId,omitempty"`
+	Token         *string         `json:"token,omitempty"`
 
 	// UserId A UUID; empty or null means absent.
 	UserId *OptionalBodyId `json:"userId,omitempty"`
+}
+
+// RevocationReceipt What a revocation revoked (ours).
+type RevocationReceipt struct {
+	// Count How many live tokens were revoked.
+	Count int64 `json:"count"`
+
+	// RevokedRefreshTokenIds The ids of the live tokens revoked, at most 1,000 of them.
+	RevokedRefreshTokenIds []openapi_types.UUID `json:"revokedRefreshTokenIds"`
+
+	// Truncated True when more tokens were revoked than the list holds.
+	Truncated bool `json:"truncated"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -904,6 +1022,9 @@ type WebhookSignatureConfiguration struct {
 // HardDelete defines model for HardDelete.
 type HardDelete = bool
 
+// Prefer defines model for Prefer.
+type Prefer = string
+
 // TenantIdHeader defines model for TenantIdHeader.
 type TenantIdHeader = string
 
@@ -965,6 +1086,9 @@ type SearchEventsParamsType string
 
 // RevokeRefreshTokensParams defines parameters for RevokeRefreshTokens.
 type RevokeRefreshTokensParams struct {
+	// ExceptTokenId With userId, the one token of the user that is not revoked (ours).
+	ExceptTokenId *OptionalQueryId `form:"exceptTokenId,omitempty" json:"exceptTokenId,omitempty"`
+
 	// UserId The id of the user whose refresh tokens are revoked.
 	UserId *OptionalQueryId `form:"userId,omitempty" json:"userId,omitempty"`
 
@@ -977,6 +1101,10 @@ type RevokeRefreshTokensParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokensParams defines parameters for RetrieveRefreshTokens.
@@ -1000,6 +1128,10 @@ type RevokeRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokenByIdParams defines parameters for RetrieveRefreshTokenById.
@@ -1173,6 +1305,9 @@ type CreateWebhookWithIdJSONRequestBody = WebhookRequest
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = WebhookRequest
+
+// RevokeOAuth2TokenFormdataRequestBody defines body for RevokeOAuth2Token for application/x-www-form-urlencoded ContentType.
+type RevokeOAuth2TokenFormdataRequestBody = OAuth2RevokeRequest
 
 // Getter for additional properties for Event. Returns the specified
 // element and whether it was found
@@ -1575,6 +1710,16 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
 	// Needs a key that is neither locked to a tenant nor limited to endpoints.
@@ -1725,6 +1870,17 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -1773,6 +1929,17 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -1820,6 +1987,17 @@ type ClientInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1944,6 +2122,19 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateJWT Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetrieveKeys List the Key Master's keys
 	//
@@ -2419,6 +2610,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
 	DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -2433,6 +2670,26 @@ type ClientInterface interface {
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenIDConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2724,6 +2981,17 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -2783,6 +3051,17 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -2841,6 +3120,17 @@ func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshT
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -3016,6 +3306,29 @@ func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_typ
 // Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetrieveRefreshTokenByIdRequest(c.Server, tokenId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateJWT Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *Client) ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateJWTRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3883,6 +4196,72 @@ func (c *Client) DropWebhookBacklog(ctx context.Context, webhookId openapi_types
 	return c.Client.Do(req)
 }
 
+// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -3893,6 +4272,33 @@ func NewGetJWKSRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenIDConfigurationRequest constructs an http.Request for the GetOpenIDConfiguration method
+func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4498,6 +4904,18 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.ExceptTokenId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "exceptTokenId", *params.ExceptTokenId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.UserId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "userId", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -4558,6 +4976,17 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 			}
 
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
 		}
 
 	}
@@ -4735,6 +5164,17 @@ func NewRevokeRefreshTokenByIdRequest(server string, tokenId openapi_types.UUID,
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
+		}
+
 	}
 
 	return req, nil
@@ -4784,6 +5224,33 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewValidateJWTRequest constructs an http.Request for the ValidateJWT method
+func NewValidateJWTRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/jwt/validate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -6028,6 +6495,46 @@ func NewDropWebhookBacklogRequest(server string, webhookId openapi_types.UUID, p
 	return req, nil
 }
 
+// NewRevokeOAuth2TokenRequestWithFormdataBody calls the generic RevokeOAuth2Token builder with application/x-www-form-urlencoded body
+func NewRevokeOAuth2TokenRequestWithFormdataBody(server string, body RevokeOAuth2TokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeOAuth2TokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewRevokeOAuth2TokenRequestWithBody constructs an http.Request for the RevokeOAuth2Token method, with any body, and a specified content type
+func NewRevokeOAuth2TokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth2/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6085,6 +6592,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
+	// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
@@ -6246,6 +6765,17 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -6294,6 +6824,17 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -6341,6 +6882,17 @@ type ClientWithResponsesInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6471,6 +7023,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
+
+	// ValidateJWTWithResponse Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error)
 
 	// RetrieveKeysWithResponse List the Key Master's keys
 	//
@@ -6970,6 +7537,52 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
 	DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error)
+
+	// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
+
+	// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
 }
 
 type GetJWKSResponse struct {
@@ -7007,6 +7620,47 @@ func (r GetJWKSResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenIDConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OpenIDConfiguration
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpenIDConfigurationResponse) GetJSON200() *OpenIDConfiguration {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenIDConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenIDConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenIDConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenIDConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7434,8 +8088,15 @@ func (r SearchEventsResponse) ContentType() string {
 type RevokeRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokensResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -7578,8 +8239,15 @@ func (r ExchangeRefreshTokenForJWTResponse) ContentType() string {
 type RevokeRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokenByIdResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -7658,6 +8326,47 @@ func (r RetrieveRefreshTokenByIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ValidateJWTResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWTValidateResponse
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateJWTResponse) GetJSON200() *JWTValidateResponse {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateJWTResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateJWTResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateJWTResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateJWTResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8822,6 +9531,61 @@ func (r DropWebhookBacklogResponse) ContentType() string {
 	return ""
 }
 
+// RevokeOAuth2TokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeOAuth2Token
+type RevokeOAuth2TokenResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2TokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuth2Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuth2Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeOAuth2TokenResponse401Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON400() *OAuth2Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON401() *OAuth2Error {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeOAuth2TokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeOAuth2TokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeOAuth2TokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeOAuth2TokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public half of every RSA and EC key, each with the
@@ -8840,6 +9604,24 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseGetJWKSResponse(rsp)
+}
+
+// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error) {
+	rsp, err := c.GetOpenIDConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenIDConfigurationResponse(rsp)
 }
 
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
@@ -9081,6 +9863,17 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -9136,6 +9929,17 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
@@ -9190,6 +9994,17 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Contex
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9355,6 +10170,27 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
+}
+
+// ValidateJWTWithResponse Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *ClientWithResponses) ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error) {
+	rsp, err := c.ValidateJWT(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateJWTResponse(rsp)
 }
 
 // RetrieveKeysWithResponse List the Key Master's keys
@@ -10086,6 +10922,64 @@ func (c *ClientWithResponses) DropWebhookBacklogWithResponse(ctx context.Context
 	return ParseDropWebhookBacklogResponse(rsp)
 }
 
+// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
+// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10109,6 +11003,32 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 
 	case rsp.StatusCode == 500:
 		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenIDConfigurationResponse parses an HTTP response from a GetOpenIDConfigurationWithResponse call
+func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenIDConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OpenIDConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	}
 
@@ -10484,8 +11404,12 @@ func ParseRevokeRefreshTokensResponse(rsp *http.Response) (*RevokeRefreshTokensR
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -10613,8 +11537,12 @@ func ParseRevokeRefreshTokenByIdResponse(rsp *http.Response) (*RevokeRefreshToke
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -10669,6 +11597,38 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 		break // No content-type
 
 	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseValidateJWTResponse parses an HTTP response from a ValidateJWTWithResponse call
+func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateJWTResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWTValidateResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 401:
 		break // No content-type
 
 	case rsp.StatusCode == 500:
@@ -11657,11 +12617,66 @@ func ParseDropWebhookBacklogResponse(rsp *http.Response) (*DropWebhookBacklogRes
 	return response, nil
 }
 
+// ParseRevokeOAuth2TokenResponse parses an HTTP response from a RevokeOAuth2TokenWithResponse call
+func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeOAuth2TokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeOAuth2TokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx echo.Context) error
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -11704,6 +12719,9 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx echo.Context) error
 	// RetrieveKeys List the Key Master's keys
 	// (GET /api/key)
 	RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error
@@ -11779,6 +12797,9 @@ type ServerInterface interface {
 	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
 	// (DELETE /api/webhook/{webhookId}/backlog)
 	DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -11792,6 +12813,15 @@ func (w *ServerInterfaceWrapper) GetJWKS(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJWKS(ctx)
+	return err
+}
+
+// GetOpenIDConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenIDConfiguration(ctx)
 	return err
 }
 
@@ -12078,6 +13108,13 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params RevokeRefreshTokensParams
+	// ------------- Optional query parameter "exceptTokenId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exceptTokenId", ctx.QueryParams(), &params.ExceptTokenId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter exceptTokenId: %s", err))
+	}
+
 	// ------------- Optional query parameter "userId" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "userId", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -12114,6 +13151,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 		}
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -12209,6 +13261,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokenById(ctx echo.Context) error 
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
 	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeRefreshTokenById(ctx, tokenId, params)
@@ -12248,6 +13315,15 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetrieveRefreshTokenById(ctx, tokenId, params)
+	return err
+}
+
+// ValidateJWT converts echo context to params.
+func (w *ServerInterfaceWrapper) ValidateJWT(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ValidateJWT(ctx)
 	return err
 }
 
@@ -12863,6 +13939,15 @@ func (w *ServerInterfaceWrapper) DropWebhookBacklog(ctx echo.Context) error {
 	return err
 }
 
+// RevokeOAuth2Token converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeOAuth2Token(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -12912,6 +13997,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/api/status", wrapper.GetStatus, options.OperationMiddlewares["getStatus"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
+	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
+	router.POST(options.BaseURL+"/oauth2/revoke", wrapper.RevokeOAuth2Token, options.OperationMiddlewares["revokeOAuth2Token"]...)
+	router.GET(options.BaseURL+"/api/jwt/validate", wrapper.ValidateJWT, options.OperationMiddlewares["validateJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
@@ -12987,6 +14075,27 @@ type GetJWKS500Response = InternalErrorResponse
 func (response GetJWKS500Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
+}
+
+type GetOpenIDConfigurationRequestObject struct {
+}
+
+type GetOpenIDConfigurationResponseObject interface {
+	VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetOpenIDConfiguration200JSONResponse OpenIDConfiguration
+
+func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type CreateAPIKeyRequestObject struct {
@@ -13475,12 +14584,18 @@ type RevokeRefreshTokensResponseObject interface {
 	VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokens200Response struct {
-}
+type RevokeRefreshTokens200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokens200Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokens200JSONResponse) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokens400JSONResponse struct{ BadRequestJSONResponse }
@@ -13640,12 +14755,18 @@ type RevokeRefreshTokenByIdResponseObject interface {
 	VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokenById200Response struct {
-}
+type RevokeRefreshTokenById200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokenById200Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokenById200JSONResponse) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokenById400JSONResponse struct{ BadRequestJSONResponse }
@@ -13739,6 +14860,42 @@ func (response RetrieveRefreshTokenById404Response) VisitRetrieveRefreshTokenByI
 type RetrieveRefreshTokenById500Response = InternalErrorResponse
 
 func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ValidateJWTRequestObject struct {
+}
+
+type ValidateJWTResponseObject interface {
+	VisitValidateJWTResponse(w http.ResponseWriter) error
+}
+
+type ValidateJWT200JSONResponse JWTValidateResponse
+
+func (response ValidateJWT200JSONResponse) VisitValidateJWTResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ValidateJWT401Response struct {
+}
+
+func (response ValidateJWT401Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ValidateJWT500Response = InternalErrorResponse
+
+func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
 	return nil
 }
@@ -15027,11 +16184,75 @@ func (response DropWebhookBacklog500Response) VisitDropWebhookBacklogResponse(w 
 	return nil
 }
 
+type RevokeOAuth2TokenRequestObject struct {
+	Body *RevokeOAuth2TokenFormdataRequestBody
+}
+
+type RevokeOAuth2TokenResponseObject interface {
+	VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeOAuth2Token200Response struct {
+}
+
+func (response RevokeOAuth2Token200Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type RevokeOAuth2Token400JSONResponse OAuth2Error
+
+func (response RevokeOAuth2Token400JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token401ResponseHeaders struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2Token401JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeOAuth2Token401ResponseHeaders
+}
+
+func (response RevokeOAuth2Token401JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token500Response = InternalErrorResponse
+
+func (response RevokeOAuth2Token500Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -15074,6 +16295,9 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx context.Context, request ValidateJWTRequestObject) (ValidateJWTResponseObject, error)
 	// RetrieveKeys List the Key Master's keys
 	// (GET /api/key)
 	RetrieveKeys(ctx context.Context, request RetrieveKeysRequestObject) (RetrieveKeysResponseObject, error)
@@ -15149,6 +16373,9 @@ type StrictServerInterface interface {
 	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
 	// (DELETE /api/webhook/{webhookId}/backlog)
 	DropWebhookBacklog(ctx context.Context, request DropWebhookBacklogRequestObject) (DropWebhookBacklogResponseObject, error)
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -15180,6 +16407,29 @@ func (sh *strictHandler) GetJWKS(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
 		return validResponse.VisitGetJWKSResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenIDConfiguration operation middleware
+func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
+	var request GetOpenIDConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenIDConfiguration(ctx.Request().Context(), request.(GetOpenIDConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenIDConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
+		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -15689,6 +16939,29 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 		return err
 	} else if validResponse, ok := response.(RetrieveRefreshTokenByIdResponseObject); ok {
 		return validResponse.VisitRetrieveRefreshTokenByIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ValidateJWT operation middleware
+func (sh *strictHandler) ValidateJWT(ctx echo.Context) error {
+	var request ValidateJWTRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ValidateJWT(ctx.Request().Context(), request.(ValidateJWTRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ValidateJWT")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ValidateJWTResponseObject); ok {
+		return validResponse.VisitValidateJWTResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -16622,238 +17895,303 @@ func (sh *strictHandler) DropWebhookBacklog(ctx echo.Context, webhookId openapi_
 	return nil
 }
 
+// RevokeOAuth2Token operation middleware
+func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
+	var request RevokeOAuth2TokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body RevokeOAuth2TokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeOAuth2Token(ctx.Request().Context(), request.(RevokeOAuth2TokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeOAuth2Token")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeOAuth2TokenResponseObject); ok {
+		return validResponse.VisitRevokeOAuth2TokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctvGlu6rdHGmyuQ5EHWx7EnI2j8UW96+JdGx5ONdZeoMmkSL7Ajs5kY3RXE8qsqveYCZ/QzzYHmS",
-	"U73WaqABAiQlS46dyZ/EIoC+rl69rt/61Brp6Uwroaxp9T61ZjzjU2FFBn+95FnyXKTCCvdXIswokzMr",
-	"tWr1WjabC5bAQ8NmIpty10i6jNhC2gnjacoycZEJM2FWXwpl+kzbicgW0ghmJ4Lp4S9iZJk0LBF8ZOUV",
-	"tyLptqKWdM3/fS6yZStqKT4VrV5rUowkapnRREy5G5JdztzTodap4Kp1cxO1zoTiyr5KXgqeiGx13Kcj",
-	"PRMGRpCJv8+FscxqppVgFr5kbc7ev3/1vNNlP/L0QmdTkTCdsbm6VHqh2G//8Z/scG+PjYUSGU8HKv4o",
-	"1RVPZXJuqeu4y47YpViyVI8uReLa5wom7/vARva7A+XnO8Hh5hP+286LuZFaHc3tZMfPqW7uxmZSjVs3",
-	"bu6ZMDOtjIDN+4En73CC7q+RVlYo+CefzVI54m49dn8xblE+Bc3+cyYuWr3WP+0WhLGLT83ucZbpzGBf",
-	"5VU9C5ZTGkYr0odlHupkyQxfGraYLCN2IUWasOES/9Ft3UStV8qKTPEU2l/dMte4EdmVyNgFl6lIuux4",
-	"OrNLaLnPEmG5TA3jmWBapW7Zx2OBLb9XfG4nOpP/JpLVhn+Uxkg1jvLN1RmTyswvLuRICmXZ0ckrt5GR",
-	"e8D95rk5ud2d8iVT2rK5EeGAukCGtGSuz6OTV2/EEk5XpmcisxI3qDSWT60pv34r1NhOWr2DJ0+i6v5G",
-	"LQkzcBTJbavXms+lI4jV15QRmX2ljOW43/kXUtmnh8UnUlkxFpn75hLHt7rsbp5XPJ2LPsuEnWfKHQa3",
-	"xouJUPlKSMNGmfDntzSRp1FrKpX/+/FBzYAd83AboZXZRIC4lCfBBzdRyx+71Rm81aNLk4/SamYn0tA2",
-	"upFuWMub/BfkVa6z1RGs7KtQyUxLYqg8SaQbDU9PSi9JK6b09nza6n1s/fX4rBW1Tn4+hf+9h/8enT17",
-	"2Ypaz4/fHp8dt85r1o5+4FnGl62VU3lMIwF+w9NUL0TCpsJOdGIiJrrjLos/DVq7fCZ3f1nYXWLYg1aP",
-	"fRxQt4PW+U3cHaifNMsnxqaCK8PElciW+a/IzCoL1ryEAW8qLx+fSToumymhhVzv73OZufP90X98vqZb",
-	"ZJFfsN+C3dZ06i6+mtv11VjpDM4anaxusbb5bfegLOGXhX2m1YUcz7N87OsW5vWHs/L7N1Er5ca+nyXc",
-	"itv1jXdgiSXuf79f4iT7dYchYASbj3a4fdDhhs1bQ7ClDV5LPcGrN1FLXAllX6kLvfHizV9cJbyixY0T",
-	"aCb9u83glmN55nq8cG8INxe3QbWHQhozR9FtZYuNyCRPf5pPh00vTPj+2WQ+Hc4yifRWPlg/cCOeHs6z",
-	"lJ2+PNrZZ/oC7odRMbRHhj0/fsfa7ufXH96w+PqJjTvdunNlJvzgydPtuzt48nTLDv/p9ODJ06Ze57ii",
-	"ddMHsetFpqdbnjR4/0xv9XYdL38uruRIeBJeK9+sjNVxh6PRSBgjkqMkyYQxG9+7Gx9puDY/bXPh5zJp",
-	"eXIjndSw7VPLh6mI2JSPJlKJnUzwBH/By/bjSM/T5CftWOuVyOz53IjMKQx1+5xwy5tFCKd/1Qx3Kozh",
-	"45qhvdAZm8yn3CliTnIdTbgai+5G1ggTLdo9b1oiUy9AgvCvL0hWONzbcz2WlxL0gKKNjRLTRg1lC8EI",
-	"enNqK2ohkRMQBWgl7hTCb48Mm3E7Ye2YxKIzUGM/7p13adfC41msBimGxYQ+Z+C1FHnlFbk1hFGe75Fi",
-	"cNcw7rTtVF4JJ1xIZWQiQASEp07u++3X/76Ju+yFWwED67GcCfbbr/8YqPiXhe3SWuyATt/NxJW+FHGP",
-	"OTUqFajps/aQlAbQp5JOjwU3w6skGihcwIiFK8vayhEJk9bg150+w/fY/y430BuocoP0Xr/8Gigqlb7z",
-	"Jt2zgWpnYqSzpKTUcMtSwY1FmwCMbMENw6m6yWALTsd3/3pk2IRnyUChLYRhi6h1UF+OU0WMq3Ao9BlZ",
-	"UNzblUn5r5w2q+eodeIq49q7ta3pI2HcDcWKkRUJy8TcCHf8uJvNjpVTseN+wd1ZadI10mXHfDRhI55l",
-	"UpiBioNRncmpONNv5ZV4pU7FSKvExFE4KyYT1DWAXVOrqbwQrme3bfA7GYQY3PMJG4oLnQkWo6BLHD5m",
-	"ZuJ4JRsKZlG3dMRLhoWBEx+Ynbi90mrcZ8KNGf52PN8wDuvCeGq0nwqL3U8x3rP41E3vr8dnDBQg99Pu",
-	"J1zOm7hQd6UtlF08REgOSDh9pvRAGTHKhDUd2IA4lepSJD/DgX2VBD0+Mu44dFl4kuLtTserxJ8PTkSJ",
-	"Z6TL4oUYTrS+7A756DLV426S6VnM2nqemU5voOixa9A9mYnkmZ4ri8SC3C4zFv5yN61/CedqHjGZGPdw",
-	"oGB/YJNxi0yXxVJd6Njp/4E97ZFhuWBL1sBYzuiGjx11XvB5aqUao0ou2IinKawOx5dQlWyUUV9tp/Ws",
-	"J9x1V82qJLHChEvEuqU4Ei7/lp/A3gDDf3aHDouvt1yyrfXJW6ksKMLdeRb5x1tOonz8tvokPGmbJvYu",
-	"fLfy7Zbd3UJRbZRVo5ZjE5sG+97gGiJL2aq/nF/cXo0uXqkekGDO500ijdciyqLLh4nj4HPj+D9JMRG7",
-	"yPTUceVMAN/Sii0mcjRhCagjTixT8zR1kreXhyqqyV1Ea2z8+QatBt/6qUnzwMdnTXua88l6TUhvp6S/",
-	"1YWNQZtG4jkakyC5jRrkFv6tNLbZioAXxvYSL4ixNaK6Etf22Twzda6Ak0wYuILdjTx1YgP2CirNhU5T",
-	"veizGTfGXdvcsHgEDcWb9RwafR11vprOdGZF8q7CJT73gloxy1Upn6SOQgid8kT0GV2gTo5iSi9Kluxm",
-	"NjoVlj8nut+Wv/3ov7mJWsbyrQf7yIDUx4ZizFUfvCQSH1/M7TwTWw7Z+pUODIGHe98/3WgJ3JrdVYgA",
-	"O8y/jyqbWlmEOlp5/eFNDWmk49DU/+704MnTVtR6d/r4u0P4/5P9g1bUOqbfj+n3Y/i9zuw/yq5qT3U9",
-	"U7nEa331d7ssD+vIdfqstkfVxEXCFowc1358Xfvx9ZNRo9PpkWF/6z7Z+z60k7G2W/bEaU1DMKux58fv",
-	"OhHyAmnZhBun5YAL2TOgjQ6T6ydbGAltbuFD8x234bhqjTfehreNSfAOzS/r2XZIy253ce8jIEDcrQaa",
-	"PV0l2kux3J6ZO7KvM16UBuQarO//bMXVUKGKkiIJ+gib6VSOpDBd9t6UFPhYKHfzJ6iXZHNRiTwYKJRF",
-	"HpmCk7pzvmRtzv5NZHoHVCunL0kDLbFRODzyfvlvO7XaCii6MOw3Ylnnm3SE/kYs2Y/cWJGBg7IdgyJ6",
-	"KZZxB8nAyLEyrKQ1R6gGD1QRH9BDUwXQDVfwUcTGqR7ylOnMW5wNn/oYhz4TqRFh6MJgvrf3eIRbAv8W",
-	"3aoDqFudU9xlryxbSGWYvhLZQMXBG6dyrKQaH6VjnUk7mcaM22IYqbgSaX/FJDJQtHWVBc/7AOOQ3z1c",
-	"981qYPOgVnfljZhZdqEz5micWzmUqbRLVKb7rFjy3MwA7m9lrOBJp4f0p3R5KXCxcKbCRGwmvVc6p8Ph",
-	"XKZ2RypoDvZLmoHifpxd9hyJjb10PIUibNhMZDsUk4AGiD6DqwWOB1wmA0WmliuRyYsl42PuBst2uwuR",
-	"pjsQ9LD7y+LSdH8xWuGCemb+Mr+l/K3k/l/H3mnT6gJyyurR8fVM4paeuMNbun1eyGvh9u80lYlU4w9S",
-	"JXpR/fuDtJMf+bWczqdviRnUjijs9GclnPr/3ogVJlM+s+OMj8SJyKROSlaCMoW81AuwObH23m+//td3",
-	"T6PDvT1mOoyzTFtuRbLDF9zbPy+FmDluZRbCDQ03DljQaJ5lTpCl4Ap+YYG6I9eON9rBicaGIEoKjXoV",
-	"spfKPj7Y0lsTLss7cUVaQrEX24qFK99W2i7t2YZVn+J2hhaaH6WaW/INfO40G9ot7+m70KidXzOsTSye",
-	"HT6ODvb2Ot1t1r3c/XvDx2KV2N+JOdwsrahVkGd9gEe95api3q8ztxbDfxw93Xb0N/XXMy1Qs+5XNaDU",
-	"RYcFwYBOc3FE7lQ9hoPlTIkFXGRzlYiMFetS7wW9i9mleXTuzhRJ6abtsmcpl1PTY9KYiJn5kLXBbCyT",
-	"TsT4PEGraNlo3y4bwzsRk9xGTFzPIvaLlRGzMmFtYtoyQYOxkclAgZFYJv62Li+XdDf7VIDdo9Nn8aV0",
-	"0g1qVBg5WIq+2aDdlDZrZSXrJLQ3dfFhRxX5JXIjKq7IR4aZCZ+Jnrvm350eOVHk+BnccDMuM3CISNKs",
-	"B2o2H6ZyhGIQXFZSGJDpOhh8p9jLH4+e0T3XZW7PZhnEjPoINLd3M2hL+4ZhddFq7s35tcJaKA/cTUmL",
-	"8uvyJf3+sll5K2T7emJc1XykYifHP0blqLtA3wkDZZ4+/u5wfa+V4It1XL8hZMNd+vldvtkmEE4FvhNm",
-	"SwvAhJsT3OZaEvwwERBWu0Jhbm2crBjSyERkAr0e4BRCQbk/UBc8NQKEvoAiWUGQ+M1FQIVApa55JEcU",
-	"0zulI/hlgrSKSJlK+Bj8jnPFaJGauBP0C6K72s24tIIrgZx1EalkWFilYGRQ1OXrD2fEpMAqB4vVZ3Ml",
-	"/z4XW3Vz1zCylFpdue5Pj9hUJ/N0btjQbWP7YO/wu4g93vuXg4gd7n3/FJnO8TM2mmdXwr/05GnE3OFi",
-	"Tw72txUGmkLZVqNg15A5GiCBHfar/Gy704/U/KYpzDfgvshqWPsU6ebEf+iOf6cPRALqBVCJ2bJ7PCc1",
-	"V0hxoB6ZXInxcwNVN9C5Ei1WOtw7ONzgYFmdbSWOeyicPO9u/T7jQzAvw2H3KjScdvCmdrfRN72/ZoXm",
-	"IrdoOoMZR8wI68NNfGx7pqd+UGgzVUIkEKfhXasw/RV7XdRyTdbcNTf1V/l6M/6t7D4QC3tXu8+6KODL",
-	"zaG4dXG4lw1BuGsjf++5r7eBl2a9G2ok7bLWSjnSc2Wz+meJNLOUL0/xh/qAOSvtHOPTcnJN9BwVDnpd",
-	"YQwleJXU+DbvZ2Lc5Pz6NznzgXFbkOJbiGxpJIG7RMdGLTy0DflKGMTjI9fLMjbdVt5/4UT9OkfiegtH",
-	"rbOioYl1S/PzDN2SP+ik1np4BDlKfSYg7URnzPVBhknkYbVOUG6tyNz3/6/97x/3dr7nOxdHOy/OP313",
-	"sxP+eXibP/cPbjr/XMcI/Rz+z1xkayYBVy3MI2KxG3HsfoidFnghlUhimJZU42BipYm4b/49f/3h55Ur",
-	"w/dKt59LRduaCpiZOAE3K+wEGEoly3bmPuOWTbXBa7Jkpa2VfBpGV+fMqxE/MnEl9XxlBKTR1RhkQbHD",
-	"3KtkzSldd8Tu3Zv7cGL+fbtut3G93ipEpX5rfypJqijtSEPiTt/tOghbVavBVCcirbX53NWtK+tcubmP",
-	"1xbZleXNqSxcsA/nG+gJBfZGDlEKKN5a1qoNQ7gBcfgVfr+/t7e3B85x/8OqwxP8PdyK58NnWhmbcZ+p",
-	"tmpSrD97fTYqPoSkS54u+NKw0USMLvE41uTlhvtRnv+mxVwvrt5tLatruFaAvd1wfwwO671FHW2aT5CH",
-	"AcmnelYJmt/gCN/EILe3/G6/6mtWeeMi13kvaoxP5Qx0IFaK4+6yn1W6ZLH2/iFqdm5EjNZEi+l3YDUa",
-	"KAwzS5clv12v6vWpCbImLieS3MdjBgpcTWwGvqZcKEWDEmSVFg4/ME6hvRMzyC8wMt9N5VLMLEZCl/jn",
-	"KJVu1essnVq91WOpTjKQUZpcdlr9OE+tfMFHVmfHCu/V+hdXFq/pxRNuzEJnyTNIO0kakvc37vmleKGz",
-	"aYMNn0+dLp2KEVjfuWEcItpZO4b9/8tvv/73YL63d/AUWb/7O+70/VsjrpxEMeJZtiwCmLubA5HXUXxV",
-	"Bg4vy3XfwYT/ryOg8r13q762W9DglqokM8FSmlV3BASeIdX2C59+Nk+FcavufgH4BlagSXTDeIWCRiHy",
-	"m0nLGofVZ0ZPwVTpjkeiR/Op+3CgDF/6rxAYgj7YKnZ8m2Uk1euOaZrrgtc2SvK3228/0LrtPrXczk0z",
-	"9zbwPPR76EsnGyl+xSUO8nyTdEVt1LFsBK6oyfD8uvOWtzTa3jTOuFHys/mCrD39+NaK/w5/Pl/TbdM+",
-	"P1i/BZ+qUTVLyWJ0H7b1jP997u7Qa9upWHPxeKyQwXsKdG9KnV+9b+4kaYkpl+lWtnrIq/hpW8v+xTxN",
-	"t375AU9Gym8x6Lv6XGZ0z99Go4jIp2Gszkr6wx0zJhz7/Iwj7Mjtno0726dqVI4efHjeOMim437//X3A",
-	"rJC6RGilxMg6KVDPbR3GTppKg+YoJzfQ+6y9/9uv/7W/FzmN1cdSsn3357auNUpkXZ7md9i66dIEnpc/",
-	"qmYGbwHDg4kCx0XM24YsspAtlZOQIZkQ82v/4z8ZRdEFuCxN+baDVg/iWm/i+gTkBgv4OzES8oqwryht",
-	"Is/M9oGhYaSspjA0OnumHoOEXLtbrESYBVNaiGub8dxFjPkd0k4wqdPvcu1UJ9bOnEQplCX57qSR/5St",
-	"UX3QnpyCNwcux+YqFcawsbwSaiuv9Grf7wO+UxWl/Zzi5iHHTnh+eXZ2wn7gRo4YL7211Zge+Pa4y4WQ",
-	"CZ5szRwWXFqyRwsKm0RG8bTCKA5uwyiMHCtu55m4lWBIDOO0/mNqVqrxaYNv24vnPhMX/OUwsfhvO6S5",
-	"JDt58zH4hXdOXx4RSoijfsgqR/Jn70r4W+Q6xiw7ChYXlknSf9ZgcO0/XXO/lo1GW/q6C+PiPEtrnfx8",
-	"aHQ6t4I56mc6g/8b9v7d2ypZ7x1+t0nfcJ2suaJ+wDTo55meNV+Qd0jFFUUKak3AS30SNuaLw+6EuADu",
-	"YR5rQDHjdgIBwtz4BOztAMrChSlNas0KPV+5OKsXBScq86TrBk0zfGQgQNNjSOA9QgaqNCH8P26tmGIw",
-	"XpFdPtEAKcFHl4j/6G4a15iVYAKQITSFzvwyDFQ7RiQyTNOnYex+yvNUb3Zp0ePaVAyEDDzCETUEdE+5",
-	"WjJMLaExQHZ6MaeVKXskwu04EKQw14MbfpgswbQBufe0btS4FwUyvLgz4ogiYU/2HtdjxihxbWmqm8Py",
-	"GucW7iDE6G4ZrYcNngiVSDX+jP7dKQgABbdRO7DP/DzXSFoFZkN+wxAJ5d7EpbAFDW7Vc+UEloax5gSu",
-	"d2nQsLb3ZnjhfJMjI294zdAaNZ9FoQFsNZb6vtd3vWFFHrDv00YZoUK8IMT5DLOoLKMWUCMl+Na87Z3X",
-	"H87iiILNB8png1TzwGKSLChxqL2S3dUDam2In65lgmtTdMLuPt/oiOF+80za5an7CAdwVORDuT+Hgmci",
-	"e+GP1+sPZ60azKIwHCD0HXvkmDaEzMUnP58ShksAYhl3IrdKA4UBx0nEKKw8QUE8zCSDgFeWGyh8KiGg",
-	"CzC3jEAMYHM2zOgIEH1HoD0U+dl6oQDDRC+qfifcEFhBWHmYe8FMnCwEUH3FEj3T+lKKNW6OcGUinwlA",
-	"SWf/Cr/GbASNoLZ3jXBfTkY0OcYyvlBgDoefF8MjaEvAEpSNEaQZXxRouW6B9dwyzuIfYLIxm2XiQl53",
-	"m+COjwilF0/dSt83AehIbeqOd0ykwvWK3gWmh5ZLBXklZeAhP74cCYhOAORVQo6cE2ikgRnhGTMRS6Wx",
-	"mHrKh/pKEMQ1+u7sREzdvDOx401bqYB+QscHMxoPcskXogFumKeBU0QxxG3lJNEPFADGKTdp0xuoHUZs",
-	"2pC/iiu/+jkxlJY0JvUaRTm3WeFGDRSr2St2xKabAJJ97oUXTA739mnWDOA6ClRkkBDFtTtibhLM8CUz",
-	"uscKACb0I8QRBY2/OY1KtItNJuFxR2isGOJkmdJFsD7BP035knYIEoswwk9m7oi61ipOLc+OZVZmPJTe",
-	"ieHyjlO49Y9rAbpjpok/pkuGXnhI6KvBGYfl9QDjbjQBxnieHwRrC3Dj+V1B8HJMOHGS1YGPu+G9Ihfx",
-	"+/evnpsoR2yC36ah0m2kGiGPeK/kNRMzPZpAC8cesC+/1LhiMaLaxYS87Ql2yu1o4rhhPNKJiL09NybQ",
-	"QDck5kgjYod7h7BBT/b22IRfiYJCIJP7mU6EYSM9nWrIEUPbVM6Be66dVRDFFzFr82IxIYsq84mTqvBC",
-	"ul8RffxFJ8KmiMCpCS8zsBew8KCfdaJikV+f/vzTOeF5AbBhooXBW4a5bowgpHDsZULO0EWm1Zi5j8Ha",
-	"By2+whafISz72XImzmEIrlnXGrAJCY2zuIrYHoeDgrHX+FzZCzRmudYAKcVO3G2mRqKUyIxH17gdgVat",
-	"1m95Ng6Gg5nX37Ef5Q99IFSnE/pXdb54VlwjGpvIsCuwT2hlM3dVAvo05MjssMI4yDhDwSJfSYz+AjqV",
-	"iIEc5RkPv0D+a6/EPd2APBkiOCxl+cuMLSY6zesMYFQZss4VrxQeDPQ/4PXPTQ7PMOFmQpgD7q1y/gVw",
-	"JQjssBOxZI4LknRC6UDSpu4mI16TsN9+/UcwgfC2KHvLjk5etaLWlcgMXnT73b3uHihZM6H4TLZ6rcfd",
-	"ve5jjIadgJBVn9YNuc11FqqfhEjcovuro8vewhVni4yQCU8vCiNxOfmDhN8ipxmzfoByy/et+8brWrkx",
-	"zkAOPV1XMssvKLR7rabGV1LbwZyG3L5ucD6c+41YDhTJ1iG+QlSX6WWYVKN0njii81c1TcHL7ARWyNlU",
-	"jgmd4FKIGSXYSzXuhomKJqAY6MZMRNIfqPztfPWmcIkZygeBJEegn5z3OdG89VdhAayjUurhYG/v3mo8",
-	"QPs1FR6OkIF9EENQV06FhQILT7DruhbzIe6W6zuEGkKr9/E8apn5dMqz5UoykqEUeAIvCGkKWoHt5DO5",
-	"QxkcM20ayRyhGnK2KiREUwUVOvytq3TGUjmVFn/PQe+7A1WqiOCaKddEkKSk+In36WdrgIe4D8jFOVBg",
-	"BIkdKbqf9VRaCBFjGVeJnoKcIE2RnFdHDIilR4D0qPAKY51idm/EUIbqvynr1eCCekBKrAD2N1QdcdJ9",
-	"LssW4LFAnIfbEGdQJwU+2d/8SamqyGccgpzscStDKZ4gPlDf3eGGEtRlskL4u58uneJ+g4RfX6znjEPW",
-	"y8WFuwm5BSnAa6+kUiPbRmEA2aobglTsCfOyolOBMQgRv4EE79xSmnDLh9wIEEaWbMRHE4iBlElwlJ18",
-	"0KHyOANFIXeEgSutEelFHaVjgFdA6asUV54vfpB8USI43Dus4T2amfloghm190EpOLOAUhByGo5aedHe",
-	"CZtJcbV+2b7gQS1ZBn6fc/pltsgvfHic2ysT72C0TFFu6+MnNI04aa4wjMDZblXZblgHapOP6DzK78Xm",
-	"++ODtJO8nz9vkT/ULQJWA6cJVm6PclmadSQSvLpCs3XDLV7ZrZRjc9T4ICS2WqflS9NZTaGVBmILOvlW",
-	"CSyEudlKVCmW9VMpGnut2ILOlqL231/cJsbVjETUzCGO3NRlfGDryUBJhfa3jCvDIUkgItxgwIkPPfTN",
-	"tQ7IRakvBoqDcZEGMVyWxoSe8zCeSlZrHQ5UO8Yg1h6mecQIBwSeCRy+0t6i4q2ga8Sjezyl0cYvgtKQ",
-	"eKY3imQAVfO1XPbVI3gPcpnfV4hdyKU0Xq74tF5Su28++z+X1X3ZzQ8lvsqGb5bwqnmp9yLprbhSpWOR",
-	"meAJmCnmRuSFTOOPyRxHIM5LY4EIkw3yQC43/ikV/CkVrEoF9aKn8AWMaq3Sx4TNkd+s/l52d/fGezm3",
-	"Bw9U7vSufhj7MgLkKkVk3EIq8Els3u+Ihok+GvdSbyKfIkrQPJE28raSchUUj8060jMRubcHihsED8Ue",
-	"lpSRarlUIumyEz4WFCZMuPU+xKHAxPdBbuWDeSp4NppgnNN93P51NZipsENB+D5lrGlPWlH4qJWXligF",
-	"Sdbml9UPIM/Y354lNrS0Aut+mwYrYb4qXfpo+pEvVGTBDUhuIaiHDP5X1gb/KpsilFTdyABxoH5EzTFo",
-	"24yJHBe3HI5Qye0HU9cQWNRLTVEoN6AW1ARREi4sghpAADP9uX2feIZKnQahxo8PSjgyH/d2vj//X/9c",
-	"f60+2P2wWlaj1vUyc4wB3XDKmm/renCzK0IvcQaRj/3E6GBUlooLIgjjWqcevqPgm0q0FftATh5K9WeJ",
-	"mAm0X5O6py8YpoTHEVYFe5XEmOIflyUg4M9wgQEWXTWrGU658Sn56HEcKB8Cgs7zdtyY2xxDo69Pf/4p",
-	"opa4Khdc273eWSwWO+5w7MyzVKiRTkQSY8K691CWCoIxY/nSMD0nFRV9ZqkeG8h0hyFhdIK+ElkmE1Gb",
-	"sF0CjXfHqTtQRz6eB9+F7ooqYqm0EJdC/nRCcoI1LaCcIsBywmUq+spjLSDSqZwc0wvMWZGveVcKz2m/",
-	"/nDW8eOFsJ/FRDO9UGagVpF0f/v1H1AXphQd1WMY+sQQBv/1hzPEwI8x3om823XRdRjWVBrPdG5yl2Vt",
-	"pCFSGrymtKUwGAxS7CMIBEF2wisQD+SDDCMA7scoGkMSRR4eyW0RRSGupbFdBgYUXgmkzGEswtp/gCMx",
-	"ha3AOuG9IHDJG6/zQ6MzRxSAyUUeIX+MIgbI9UE8GGwq4GAzcc2ns1RgBJv3ZPjakaV96mERnwJxA8QK",
-	"iNnJ6AgVh6oNTztx2CrE5pVMQRC+5UZZbZvqOTY17gjZV5jcug+QDZ3cGRxm6rfo0ke0VexZr5LuxoFE",
-	"5Q+2GZeqGUu+BuXu1y8F/rem/zw69ULP3UHN9HyMOgCEDjje4w1uU74sijMuWZyn1caub2TzQ4iPmHio",
-	"iWRj2S9HaD9nCXKvRIykwZix/S6rhIcVum81lgw5AHBI4gH9gTro5gk6iC8iiiZ8PF4Rj+W+eOy69GfC",
-	"nxWlkTaK3v0n9CJUxKhcQW49ggZCFWu1nfKn/YE67PpDi9dYLwhYLm5IONCOqbSLgM1OXlcnDHJDxhJB",
-	"hoa3J+SNTLhhebR1gaqa8wiYvA8Ng9ZQNyx4h+PvxfvhXPOIMvpkZaZPusV619zkPWSQVIWTjkVeRDR4",
-	"tz9QT4OmqIZsmuYFGUpN9AfqX7orUsPqR+XKr3lY+BEbztNLvM59IN7B3h4eDb/+XowhEqxT/96tnNV7",
-	"0QLhKjh2JEEQD3W1hc9KuPX+AjZiHfhSg7ZRo+DdEvDmTmMumS3uOPRmjfLhZlAHr5Ej80BxHsiYUEZa",
-	"eSUAcO8CAxULhtw0H58EsN08QriihzLmNSMX3ZSLvdYLzZ/TEWBO3ZDpcJOjA9zJfArVl5up6Pe2hZ/l",
-	"8h/dBjjksgDJ2k7Q00VKNjJfOOO6xJ879xQM+ClPMvl47s5CKW1o5SefJvPx/Oa8bI+HmP/K+g+XoaIU",
-	"ub/dTPJ/oB+xmBNcR2W3XuDCKS9nEThL10Mqr6oDiJgSi0DpHULlqCIRvxMxbgcKQFcBCKPLjvE2DSko",
-	"FRfWqXdddlaNX66rdFHvafr6b4pUGiuSLuS5yOwBr4yHtO40olg2uACIdir2jG/P2sPrZwL+sDUhukUk",
-	"eq+uBo7xiAeJUFbyFHVvfDjSU2FAP0ClP6Zvy9o6qc850L67AB+Z/GXYp5iquA21nQwUqidaiYjSGSCl",
-	"biFBehuoU2GtdFKu679otyztxVVIsjgX7aTJYV8Gqjy2vModKfHMYFGtnQVU1WJF/RWshLjEaPy5EY6F",
-	"eJgXj2Yeh0i2sS8cS0k+pezA8LOBij3kbZd0rJQbixxYJHlzbaUXvvZ98NyXfIeIULeW5SrvHVjCldpQ",
-	"UCSfteNyWSJKC4uNTGI2Srmc5tIb9EaV7jpMAnVA+SCMbgVATbjBpDWUE5LKC9FzG4AsE6dvIOhfWohL",
-	"9aC2QziVSSFXha3S3sQNFb96g6D4XBximuQpVRB4VifH+RsX9GmZoM3ITjyqKCBHGKtnhi10dgl5Bx/Q",
-	"BxXX1bGLvSYyUABYCtdbpTkIT5dpmuNu98IhW0eyftyrJewin0QPWjKCohpGuZRHdbXxcmDUgcqRUVkJ",
-	"GFUaXw2vV1Q+8udioFbOVXddfbtuE9Ir3FTINTyxBLbj3379hw9w2uh7xCqRpYRP77tUWokOGh+9wQeX",
-	"VZpAfS/xoT6ucpmXjPRsmSuVdO4pS2yklZmncGm6MwV4Eo8PSis/UCQtgJ3Kzxbl0qmYDgVq7ktMV3Ba",
-	"bIROzsJrKS2INo79/SQWofSRiExeiaTgYKSQTMSSZWKWuo3NQ8WgbJI3mJOftB0A4HSiwLwNRLFDRJGf",
-	"IEWSDjJmpEWaIOOpnYDxqSEBw9dz8QyIGkX+t9DspbUzcKIhwzesHZ/yqTiVVvzl1GZyZOOIxSfcTv6y",
-	"G0dYCC4+dWKsiAtS9eZTKN0GSXRnb0/Rho2mMe6Iz0AOUqavl3RAKcu806smdLcvauzfVGrbyqno0EAq",
-	"d1/+WZXNZmLKJeQ9uxZwNTDBs+fu4orh/D/+M8iXrFAqJa5G+bHRWZ547y3XxIBDZZsi8zBiKo+Ly191",
-	"QsRABU9oEA3HJa4pgBDD0RgKuxBCsf2CjZaPFa8toFjura71/kBxynGgIu0gz6Joy00+wangajGRqY+6",
-	"Oey6q2HkCK8U6jDhQS71wd5e5PYhuJ6VRa/ygjumYuajkROcCEmCF8UCvZpZowIcU2uhbPpCZ4jAUNED",
-	"NlRx7AeFeRvFqUa0gRKVNjlpaxFBH9jCEIQK3Txoot1KWc1a329NacrC67a+qqZb+wCe71TYnUZkiYX2",
-	"zI7yOqVinBWfUH6mR2LWC9Wr+MT+UvGe9dmP/HrnaCzoQe0h868iL+3nnLfPqgyXHLQlsqGWgenXd1rm",
-	"cdv35uTxPLt1G9b+8uzs5DRA+uB1RZBu7qrKHW5TVNVxHGRGQ8o0AUbkmMrQsb8VbvQQGZyev4DoFo4O",
-	"a6rVUDN6cGu9/7ufLIr/N9vEAUBwN64EOSzF9UwbAPbIMzrYe39X+fvJjavsygi4NNks0KueC+RAB7wM",
-	"9489k+RL4gt86/FIBioVPENUj1SPoarbCvI/RQ25ewErbkHYB60puAxu6R6vc4yj2FXenvYtXOKNYDOd",
-	"fuGQBp9j4PhB/V3Rum7hwvhheV+RpduYbFeMDV+NqfYnXWNNJHAJ6ZTlr9H26s5iecBDFMRlsjEO/ksR",
-	"wQO4Jdbb90oL8kcnrNXo+A00sVH4bKqO3XYyfpFYmUuc5Th7ukk+L8Le31EEOFDrC6BkV7M5KLhH4kUT",
-	"lhCG98DfO4RUkPN6BKcIwopMmGyEkBiA6UH1kwcKxrTqJ+iHZY3BVAjaecykqS3Ausat8EYszVd9WKvF",
-	"T5tTlSshit+gEb4MLEg0UkhZl2K56+ElmrEzYkdCeX30mLX92ekwMFMsECKFTfml6LEYMFri3RiKpsP/",
-	"n+wfxFSeGygQar9DACZWZ47Zwd7hd6xN0cAdrMKM8SjfP4XKy30WH1O7x9QuFF0HjSAsKc+0Yic7B0+e",
-	"7p7sPP7ucPdk58nBPmv7niImL3wwJ4TWDQVzL7tXnxzsO9klfkkdvaSOXuYTCFBd3PDzD/cPPGaHG2tU",
-	"QIJwM1D5WWoby1XCs4QNuRFPDwEtCYvn5BXFpfGH+tod6fdnL3a+Y8OlFWCogp1wrCxG4YTcYlRqO8QK",
-	"KUGZ9/EFPPhUcxtCOcv10tF/kpvn0osdEtSxFn0clA2PyciBtcdRK/MRi64TGCg+jPN97QVQE48MfdtZ",
-	"qeM/UIWJLpVkbM8RgDxKHzKyutL+BURLEH5Uy3/bzUyXcW+SrDDdDvmPrMZJ5pBrxe9KUwe9vH40kD1w",
-	"UmTKAT+lXQdjZAhrRaX902VQgtp0uuxooIKa1FO+hCWh0vQFhj8v3QvYUB7qhI/IZgmPfG1pvJMSXLLg",
-	"TQCmo2dagW4jhMcl9PbCwjRY5hhR5QlQcIhe5n70B3SgwmQ098TRbsQqv75KVloI0e9qUJPwZCAMxleZ",
-	"qfb74SPcBrkDhKwQGaytM/QQYE1z1GMdx+t8WxempxC6qQLGiPdKVrkBom2S3sMbNgTp+cKgHxV7ogkB",
-	"NMMhxlGRsycTKoTBMHV0TcoonsfuukP3dSeJ/nn0vpKjtwmxxBErgvY1y6sv9WIFm88U4HxFcIPJjVOE",
-	"f4UHuEewgFimszQgMPyBMNVlf5VXAtJHT45/jBhnMe7MG7FEAaIsMNFlC1YzEnbgzfbJm2en//RdxOD/",
-	"++7L0+NnbL9T2Jm9XKjxpofQd6t1H10+iLEcyE9MWrzuCevadNnPGSxlzsAKkRTzUq4tCF3UWafL4kDc",
-	"J+kNBoD4i47i3p0eRV6wGs2zK/HIsOPTgco/hLeOn5GbQrOX+afe99sHNguCHIjikATDLUsFN3agQCdA",
-	"eRr5MARiePE+YiDfu/UCEb/L4hXBmORemFu9ZNxlwGBGS0qlCV5zHa6RbnIZJvwxoIA2QhGzKbeASAph",
-	"fTxNO1Wppfhm5UlIJkpbR2hgUR0oM58RcKW3+brnNhCkPWinLYEp4qw7IGSFXZUptfws1Pzy0NALaXNy",
-	"eSiRDWtd/ymwfeat4RHHAhbxbd0OSAcAJX4tjSXtD6SyKKRtugdvK54hs/+KhTMc4D2LZvnh+lMw+/OI",
-	"5UdsG/FrC6hRuNUpkBBzCobLSvLhI0ycXhvKxwtPE5VBoWD8og7VQMX1ld265fopFB9H3u9enjL33uRH",
-	"hKJx6JXIi4jSen91AcRFmb15EmJFLgcnr4++ff3hzWkzYNe93W7fIhrqZufI/eKlbgWV+oA78gX50v/I",
-	"fS4guBBvFU3DFcb85TBXPdPECiWbsMlvnfjwygYZDxjNkWf0rUTgeet0kBaBD6qgD8WLq0GkHu7gXV7w",
-	"xmPjP8pjV0AZQY8mmqkRr3Gg2lhGIsMOO2QIL8+S4sowIwvDpr3C7jRvvCPWhV8bwHUISwWG1aAws+0C",
-	"rfulxDedkWbquoZYdTESyqbLuqB1CJwOw34o7wAzdgFlJAzmIct+XpEIPScQmp1HdVLs8YKbgUq1sXR3",
-	"pnoMMB7kJPFhz6ngmakLwKkN/fXhy3BRYWrxgiAhikxvDEvPM45zEwnozvO6aCkA63DTQvImP8wFlyku",
-	"8YIDQmYRY36f6CFoSKlHD1m5ad/i+dsQXODINA/GaiDOMJsGKKUhIY2qL9dEAeYV1+6S5FtEeG6T3uvP",
-	"W5Gz1DTckCHcLd032hhNFVGNU6q5AINTnhuAkAixew8QKRy1rnfGeofaCUN1KHzpoXQXpLvNkcSVLFI9",
-	"HrsjNrdddlyUzto+ivcZsoehtpPPjuYtImn3tgmYrWNAt23jgcJn7znC9a0ee5QXx/yGFDZKt5XMqtFJ",
-	"EF9KUBBiGgS6mrz+7pbleYB/ex5Ndmuvg+TlF/CmiNiTvcdFQFCdf8ZS/d8HFFixh00y6/qZkHz4+AsP",
-	"Kh9FbvfMh7OGNl4KntpJjp5VP7GCAlAOvmXpGm1rytY0YbWievJAwP7Y+O9kpPGdr99GvzrfIqCqV5O2",
-	"MGbim7ufvFF9rYnmFlRFmFImSL3M3ZGl3ESDyFQQAFUGPViJ2vEQgAjHPlAB8irKur7IP/VHVWKGomzC",
-	"IeCl0J2x1qWAMwnOwzdnNglo+f7sIrTIOW4uJvBKxaTdaC9Zu5h/7EO+xUY5CkTn3JU0UOEPfKYSyw23",
-	"ek7HuWfTB3W8lZXDH5aHcWXchsdsdGQU53rtLfegRWz+vOu+3F1X74Bw98umUjXvDVSV/ir9WW5svxP9",
-	"YNebwWe+UdrB5LbNUpJ7b7dkQtwYUIR9mNpa0VisGU1WYdFzSO7rsQmgtKDXeqDIEuZLMI+xrCM7cpph",
-	"5oEzegzK2SypurOH0wgLR4YKE8zRkFvYdNkLAPaFb7GfS7EUSdnqaz7K8y7gW8aUNz6CostYGcM05Pib",
-	"LkG/huJW+YUS+GLAvOuaaQ75uF9kqi8AReeHfdtzXfGapmmIfkW7/S36kauQT6Wz9wmJ5K5FnwqUNrdc",
-	"q7aWUr2nOv3ic+o9MT5Q5XpPMJx2bpChZOvEcQB5RdbiTl0OVZ/qaC6oVnWeIBtiXdQXh8JZV8tDFcUu",
-	"mjWfe7ka//CFofJb8IEqQkEHGxWr+xNj/icJFF9oYwN9y2/mZm0rxyl8AF0rFlMuU4iQAdzimmBY9AEY",
-	"ygALnfIodw9Ue8SN2JEqdyh1vGK2Rd0ouvsB0XjGjVnoDOG7CEkMvIK+1L1MpV0CRIVTCPGq66FiTILN",
-	"hBNvG0vVXPna0eDXHcH2p8T/8BJ/va5IQWKBb6We0X7A9x7UCUJ9bEo8RixGGnihTmBEK0TM+ZNlgpSQ",
-	"RDhZI1uiU6P7FeQc0wy843FlpIzcXjfRg9frf0HRMU4QJL9+Ic0pD73JHKNFlLS80WAibKSvRGY6EA5B",
-	"k8Cu4nmWxqAzfRq0oOFBq8c+/fbrf9/cxDjxk59Pz6I8sQHqrkd5RRENtQpcVxTAMuGzmVAigSziTAqs",
-	"wQ4oNgpDf9iQjy71xQVDNDHCcRkJWQRgIAohK4EQWkJtzIQAYCjT6bJjDpUTaFMI2RGDK/IQSxaT4zmO",
-	"WPy3HdJ7kh0oW7QDQf1cJVDOA+N+6gMy2Sda6h6iLbIwQPMmjoLBPjJQfKKUnHvqG915/eEs7jHOXn84",
-	"o1ga8mNjEEHM0zEpoJAVDS5pRm9CXgwgh0ZOIwZO9q9DnSz/1Uz4wZOnULoE3XaVXO32jCeJSDpQUYfB",
-	"K6cvj3YOnjzN8Sj4gspbkNWBWBO3QQo++nDD1GvXmqNyn62TAwPGu92FSNMdsDDs/rK4NF3Hc2KndcDU",
-	"SqANgUeG1eT3gAZSyiZn75UfJx1WqsOhSFjCVe0W+zqxdlZGHnrvBY0IoK/YD9zIEeOld/zA/EbUNHNC",
-	"PC3ulolIqvGpn4gj6Ij5skqdMinmxNFjuI8E/DUR167LAFNydbPQPAKdlvokqCMfY3MpZhaL7TDmD5th",
-	"i0xaS7hWgfDSB6zPckJ+APerp+4rLLFyVD6kdIoVsL+8MsvrD2fdMBHJG198LT3Hg6Ka35GlHOO5K9tt",
-	"/CsjrZQY2TM5FXpua1txkl/+3LXhjUP+ha0isNue0+Y2Msit69T1uF2DqogwjQYquCvIWehex6JamB5y",
-	"geBgyNyR03v2XiqcNFDA7Zm45iObLsNE+NrRrjkXA9XmbKRTrdCb1mmWZElCeCDPBbX+Owmiee/rZdGS",
-	"3EPVqYIT6U7PgvvMvW9KZn0nxhLYf0FyW5iq6dXdT/SPFaNZnYknpKNvzrvtj9T9urf9kvsYnLkqRDhk",
-	"kY01HQKyLCqgVe4mp3KvudSQnAcqLovpdKd10EcwBYM/SoALLi1hlTtZQo0QaxADZRcAD7yAQOJMq3Fx",
-	"VgiqiELMvJVzotPEgMSILzkJei1+03r6+R3YwR+UOgMLUpU+67SkjcalnEc8ZPnwNeafvP9GBz1t+4N6",
-	"6L/Bew5yBSg+CuX2P8bdVjbKRK3Z3NbBtgIovI+4N1hLg7W5ooD+JnUyhjwAx8vx4gTkrgpjBiVwDWdm",
-	"eW3wdInyOYoWA3VMySQ5JCxVrr0UYsaGwg2xZAVwc1Viwd6/e5urf5wgVv2iKL0AvLQ65vt+lvwpAq4c",
-	"DZ9W+zueji95H2B5hCC51R8Hs1Yk3KVK6uv8qc9FKoegiKaIAWHYfOZJ2KdYFf2SKBGDSS0O5aWBIiGl",
-	"HYSzF5IRftCJmOiOuwBFroapHl2GvGGiTWiwysTF3BBwMxrmAIdD66RXXIRQr5yBrSxHVcZBDtSKNBfK",
-	"PMhWUg7ljBWV6qUpGMuXvvw/lPAfqJTwBdrxX48pAx9ejjswKihhseyyDwD9rChOEkD+Mz2bQdkCJQYq",
-	"rity773I3uUMsIlt6r8c7trLbTIDhSB2JVy5TuSTuYqZA1KeEyIR0Aa7Is5UNAaqLCriTpv67dd/oNkC",
-	"rBVqlM4TNweogGMKawRAVtOApWVO/Qfrxf0ZaVfd1ZmeEcv4gch7Q/6W+8JbTKRBgZqMPUTOq2J/U0LU",
-	"aqH61dL062rRnz88I6VVcbNex1OhDHpAoH9UVc9t/ur+Yv6h5zy+wvwXlKbXoWufu0dO+cdBzLO01Ws5",
-	"aaW3u7t/8C/dve5ed7/3/d7+fuvm/Ob/BwAA//8=",
+	"7L3dctvGlj/6Kl2cqTJ5DkRRsuydULUvFFveVuw4OpY82lWhj9EkWmRHYDc3uimK41FVruYBZvYzzHmP",
+	"8yh5kn/1WquBBgiQlC05cSY3iQUC/bl69fr8rY+tkZ7OtBLKmlb/Y2vGMz4VVmTw10ueJc9FKqxwfyXC",
+	"jDI5s1KrVr9ls7lgCfxo2ExkU+4aSZcRW0g7YTxNWSYuM2EmzOorocwh03YisoU0gtmJYHr4sxhZJg1L",
+	"BB9Zec2tSLqtqCVd8/+Yi2zZilqKT0Wr35oUI4laZjQRU+6GZJcz9+tQ61Rw1bq9jVqnmbgU2ep440zY",
+	"eab+molZJoxQlrsfYsbNlWGXOmOcZWIk5MwyfckWE27ZghuWiWt9JRLW1vPMHLK3L56xv+wf9DrdgTpS",
+	"SzuRasxEakTEdMaUhgcRuxJiZtiLuZFaHc3t5JFhYjqzS8aVWYisO1B+nhPBE5EVE6Xhh5Oc8pvXQo3t",
+	"pNXff/I08pM2NpNqDHM+F4ore5K8xMZW5n420jNhYNUz8Y+5MJZZzbQSzMKXrM3Zu3cnzztd9gNPL3U2",
+	"FYmbz1xdKb1Q7Nf//C920OuxsVAi4+lAxT9Jdc1Tmby31HXcZUfsSixZqkduvaxmXMGG+z6wkb01c//7",
+	"TrFiO35OdfudT/02amXCzLQyAgj2O568xQm6v0ZaWaHgn3w2S+UItnz3Z+MW5WPQ7L9m4rLVb/3LbnEY",
+	"dvFXs3ucZToz2Fd5Vc+D5ZSG0YocwjIPdbJkhi8NW0yWEbuUIk3YcIn/6LZuo9aJsiJTPIX2V7fMNW5E",
+	"di0ydsllKpIuOwYKci0fskRYLlPDeCaYVqlb9vFYYMvvFJ/bic7kv4tkteEfpDFAo35zdcakMvPLSzmS",
+	"Qll2dHriNhIImvvNc3NyuzvlS0flbG5EOKAukCEtmevz6PTklVgCR8n0TGRW4gaVxlIh7ScrpB21JMzA",
+	"USS3rX5rPpeOIFZfU0Zk9kQZy3G/8y+ksk8Pik+ksmIsMvfNFY5vddndPK95OheHDHmGOwxujRcTofKV",
+	"kIaNMuF5VvWMTqXyfz/erxmwY5huI7QymwgQl/I0+OA2avljtzqD13p0ZfJRWs3sRBraRjfSDWt5mz9B",
+	"/uw6Wx3Byr4Klcy0pEuEJ4l0o+HpaeklacWU3p5PW/2fWn87Pm9FrdMfz+B/7+C/R+fPXrai1vPj18fn",
+	"x633NWtHD3iW8WVr5VQe00iA3/A01QuRsKmwE52YiInuuMvij4PWLp/J3Z8XdpcuqUGrz34aULeD1vvb",
+	"uDtQbzTLJ8amgivDxLXIlvlTZGaVBWtewoA3lZePzyQdl82U0EKu94+5zNz5/sl//H5Nt8giv2C/Bbut",
+	"6dRd9jUSxclY6QzOGp2sbrG2+Q3/oCzh54V9ptWlHM+zfOzrFub7i/Py+7dRK+XGvpsl3Iq79Y13YIkl",
+	"7n27V+IkezXT1I7X32nQPx6tfFFhKJtZREgGMPANRLCG8EuEspYKg1dvo5a4FsqeqEu98QLPX1wl4KLF",
+	"jRNoPkKfNoM7juWZ6/HSvSHcXNwG1R4uacwcRcAVUjEikzx9M58Om16Y8L3zyXw6nGUS6bZ8QL/jRjw9",
+	"mGcpO3t5tLPn5GR3z4yKoT0y7PnxW9Z2j7+/eMXimyc27nTrzqeZ8P0nT7fvbv/J0y07/Jez/SdPm3qd",
+	"44rWTR/EtxeZnm55YuH9c73V23V3wnNxLUfCk/BaOWllrI7LHI1GwhiRHCVJJozZ+N6n8aOG6/fjNoJD",
+	"LtuWJzfSSQ37P7N8mIqITfloIpXYyQRP8Ale2j+N9DxN3mjHoq9FZt/Pjcic4lG3zwm3vFkUcbprzXCn",
+	"whg+rhnaC52xyXzKnRLrJODRhKux6G5kjTDRot33TUtk6gVRUCL0JckcB72e67G8lKBPFG1slLw2ajpb",
+	"CFjQm1P5UZtx2u5SgHbjTiE8e2TYjNsJa8ckXp2DCeCn3vsu7Vp4PIvVIAWzmNDnDLyWIq+9QriGMMrz",
+	"PVIM7hrGDUtEKq+FE1KkMjIRIErCr05+/PWX/7mNu+yFWwED67GcCfbrL/8cqPjnhe3SWuyAPaSLloW4",
+	"z5w6lgq0krD2kJQP0MuSTp8FN8NJEg0ULmDEwpVlbeWIhElr8OvOIcP32P9dbqA/UOUG6b3D8mug8FT6",
+	"zpt0vw1UOxMjnSUl5YhblgpuLNoWYGSBEaXTpxa67Aj+9ciwCc+SgUI7EsMWUXuhvhynihhX4VDoM7I+",
+	"ubcrk/JfOa1Yz1F7xVXGtXdrW9NHwrgbihUjKxKWibkR7vhxN5sdK6dixz3B3Vlp0jXSZcd8NGEjnmVS",
+	"mIGKg1Gdy6k416/ltThRZ2KkVWLiKJwVkwnqLMCuqdVUXgrXs9s2eE7GNAb3fMKG4lJngsUoMBOHj5mZ",
+	"OF7JhoJZ1FEd8ZKBYuDEB2Ynbq+0Gh8y4cYMfzuebxiHdWE8NdpPhcXuUYz3LP7qpve343MGipR7tPsR",
+	"l/M2LtRmaQulGQ8RkgMSziFTeqCMGGXCmg5sQJxKdSWSH+HAniRBj4+MOw5dFp6keLvTcZL488GJKPGM",
+	"dFm8EMOJ1lfdIR9dpXrcTTI9i9HY1+kPFP3sGnS/zETyTM+VRWJBbpcZC3+5m9a/hHM1j5hMjPtxoGB/",
+	"YJNxi0yXxVJd6pjJkl3ukWG5YEuW1FjO6IaPHXVe8nlqpRqjai/YiKcprA7Hl1AlbZRRT7bTntYT7rqr",
+	"ZlWSWGHCJWLdUhwJl3/LT2BvgOE/+4QOi6+3XLKt9dI7qSwown3yLPKPt5xE+fht9Ul40jZN7G34buXb",
+	"Lbu7g6LaKKtGLccmNg32ncE1RJayVX85v7i7Gl28Uj0gwZzfN4k0Xosoiy4XE8fB58bxf5JiInaZ6anj",
+	"ypkAvqUVW0zkaMISUEecWKbmaeokby8PVVSTTxGtsfHnG7QafOtNk+aBP5837WnOJ+s1Ib2dkv5aFzYG",
+	"bRqJ52hMguQ2apBb+NfS2GYrAl4Y20u8IMbWiOpK3Nhn88zUuRRO0e+FN/LUiQ3YK6g0lzpN9eKQzbgx",
+	"7trmhsUjaCjerOfQ6Ouo82Q605kVydsKl/jcC2rFvFelfJI6CiF0yhNxyOgCdXIUU3pRsog3s9GpsPw5",
+	"0f22/O0H/81t1DKWbz3YRwakPjYUY64Owdsi8efLuZ1nYsshW7/SgUHxoPft040Wxa3ZXYUIsMP8+6iy",
+	"qZVFqKOV7y9e1ZBGOg5dBm/P9p88bUWtt2ePvzmA/z/Z229FrWN6fkzPj+F5nftglF3Xnup6pnKF1/rq",
+	"c7ssD+vIdfqstkfVxEXCFowc1358U/vxzZNRo/PqkWF/7z7pfRvayVjbLXvitKYhmNXY8+O3nQh5gbRs",
+	"wo3TcsD97hnQRsfLzZMtjIQ2t/Ch+Y7bcFy1xhtvw9vGJPgJzS/r2XZIy253ce8jIEDcrQaaPVsl2iux",
+	"3J6ZO7KvM16UBuQarO//fMX6X6GKkiIJ+gib6VSOpDBd9s6UFPhYKHfzJ6iXZHNRidoYKJRFHpmCk7pz",
+	"vmRtzv5dZHoHVCunL0kDLbFRODzyovlvO7XaCii6MOxXYlnn43SE/kos2Q/cWJGBo7MdgyJ6JZZxB8nA",
+	"yLEyrKQ1R6gGD1QRZ9BHUwXQDVfwUcTGqR7ylOnMW5wNn/pYiUMI9whDIAbzXu/xCLcE/i26VUdStzqn",
+	"uMtOLFtIZZi+FtlAxcEbZ3KspBofpWOdSTuZxozbYhipuBbp4YpJZKBo6yoLnvcBxiG/e7jum9XA5kGt",
+	"7sorMbMQSeNonFs5lKm0Sx85Uyx5bmYAN7oyVvCk00f6U7q8FLhYOFNhIjaT3rud0+FwLlO7IxU0B/sl",
+	"zUBxP84ue47Exl46nkLRSWwmsh2KbUADxCGDqwWOB1wmA0WmlmuRycsl42PuBst2uwuRpjsQPLH78+LK",
+	"dH82WuGCemb+Mr+l/K3k/l/H3mnT6oKZyurR8c1M4paeusNbun1eyBvh9u8slYlU4wupEr2o/n0h7eQH",
+	"fiOn8+lrYga1Iwo7/VEJp/6/M2KFyZTP7DjjI3EqMqmTkpWgTCEv9QJsTqzd+/WX//7maXTQ6zHTYZxl",
+	"2nIrkh2+4N7+iTFUGDAl1Rg3DljQaJ5lTpClIA1+aYG6IwjhIqMdnGhsCCLM0KhXIXup7OP9Lb014bK8",
+	"FdekJRR7sa1YuPJtpe3Snm1Y9SluZ2ih+UGquSXfwOdOs6Hd8p6+DY3a+TXD2sTi2cHjaL/X63S3Wfdy",
+	"9+8MH4tVYn8r5nCztKJWQZ71gSL1lquKeb/O3FoM/3H0dNvR39Zfz7RAzbpf1YBSF2UWBFI6zcURuVP1",
+	"GA6WMyUWcJHNVSIyVqxLvRf0U8wuzaNzd6ZISjdtlz1LuZyaPpPGRMzMh6wNZmOZdCLG5wlaRctG+3bZ",
+	"GN6JmOQ2YuJmFrGfrYyYlQlrE9OWCRqMjUwGCozEMvG3dXm5pLvZpwLsHp1DFl9JJ92gRoURiKUong3a",
+	"TWmzVlayQUL7NycncCuaaeDnxR29Um7hwxV/ZNgIlrxbG5AUTsX1VTfQV3UBcUcVQStyS1cKbDUTPhN9",
+	"J4+8PTtyMtPxM7iKZ1xm4LmRZAIYqNl8mMoRymtwq0phQPjsYLShYi9/OHpGF3KXuTnOMggM9iF3bsoz",
+	"aEv7hoEM0Lzv/Q61UmUouHyaNhnl9/pLev6yWcsslJD6U7OqoknFTo9/iMphhoFiFkYGPX38zcH6XitR",
+	"Iuuup4bYEied5ELHZuNFOBX4TpgtTRUTbk5xm2tJ8GIiII54hcLc2jihNqSRicgEumfAe4US/eFAXfLU",
+	"CIzzLiiSFQSJ31wGVAhU6ppHckR9olPiFV8mKq0I6anEy8FznCuGtdQEyKADE/3qbsalFVyJXK0LwSUL",
+	"yCoFIyelLr+/OCduCuZDWKxDNlfyH3OxVTefGjeXUqsrcsnZEZvqZJ7ODRu6bWzv9w6+idjj3l/2I3bQ",
+	"+/YpMp3jZ2w0z66Ff+nJ04i5w8We7O9tK7U0xe6thv2uIXO0lAI7PKzys+1OP1Lzq6a45oD7Iqth7TOk",
+	"m1P/oTv+nUMgEtCDgErMlt3jOam5QooD9cjk2pafG+jkgXKYaLHSYW//YIMnaHW2lcD1oXCKh7ssDxkf",
+	"gh0ckz5I14fTDm7f7jaKsXcsrdBc5BZNZzDjiBlhfVyMD+bP9NQPCo27SogEAkq8Dximv2JYjFquyZq7",
+	"5rb+Kl/vb7iTgQqCfz/VQLUu7Plqc+xxXeDxVUPU8dpQ53vu63XgTlrvLxtJu6w1p470XNms/rdEmlnK",
+	"l2f4oD6yz0o7x0C6nFwTPUfNiF5XGOwJ7i81vsv7mRg3een+Xc58BN8WpPgaQnAaSeBTwnijFh7ahqQ0",
+	"jDbyofplZYBuKy8yO52kzuO53hRT61VpaGLd0kAk9n5DkKTwjz0nIHPjB+ISkESFT0apFOAnniszn6Fo",
+	"8wGm+AH6rLU7ueY/rA8zrXr5YETvGyfyFta9cadxlB9QmtgoDtDbxZ2y8Ytmh1f9q7A2HyYUehx89PRg",
+	"O2WwcSU2GORf6gUQYaju8rmdCGVBZDPuRuSKQVsMF6JB7Tp0ehDY7rklCs9y+xLcLAa1JgtW/i6LsbmT",
+	"JC55QqshdBBsBSKANF6I89+ewZaAg6AQKzH6D+7VaKCMhUQONw0npE9AqEEJu5xRRWo4GvnyiCaIfsDb",
+	"uB/a6uljEDDxcFs5FSSSb2DCMPSjYpVLtruqRQt3GmPPaJk6bMqvKIeSFAIlnPrNs2XpvvZkErXeaFv/",
+	"l1OZ3hmpxqevntWnOPldWh0c5tyhF6VCRLBpW8na4Uau7yJUHVbV0LrWaxndTKiT5xuMmdLzLIOehg88",
+	"HX8AC675kLO1ksyy0UG5Jhni58WV+TDPZO2PxRn64DO9tn3vgzvJHyjf7NPGXQ0MwkkEQ64f4J2GU8u7",
+	"Zmh6+k4ntV63I8gRPqRMZp0xd+Q8ncDRrw0e4taKzH3//7b/46fezrd85/Jo58X7j9/c7oR/Htzlz739",
+	"286/1snlfg7/z1xkayYBmh/MI2KxG3HsHsRzlYhLqUQSw7SkGgcTK03EffMf+esPP6/ciHyvYtTnCjXb",
+	"mtiZmTiyywr7OoYgy7J/9pBxy6ba2FXOVquIN4yuLgimRhvOxLXU85URkIGxxpEJdkbMfU7WCI3rGOG9",
+	"R0E9nNXpvkOetglZulNoZ/3WvikZTlD5loa070NG2A8r0tRUJyKt9ZV8ajiUrAuBymOjbIFuUN6cysIF",
+	"+/B+Az2h/aiRQ5QScbZW/WvD925BCDjB7/d6vV4Pgsr8g9V7+Jr8H8+Hz7QyNuM+U3zVFVd/9g7ZqPgQ",
+	"QA94uuBLw0YTMbrC41iDBRLuR3n+mxZzvfXk09ayuoZrb/27DfeH4LDeW7TupvkE+YsA/qBnlWSzzXLO",
+	"2klt7zHdftXXrPLGRa7z+tf4QsqoN0CslP/UZT86pSfWPq6Cmp0bEYdqGjoxBgrDs9NlKd6lX42WqElO",
+	"Ii7nVDCKjTADBSEabAYxGrmNBP0bgOpQBMqArwTdb4jgcokZbW4qV2JmMYOoxD9Ro6hNPtHqtR5LdZqB",
+	"jNIU6qLVD/PUyhd8ZHV2rPBerX9xZfGaXjzlxix0ljyDdM2kATBo455fiRc6mzb4vvnU6YOpGKEa7zQm",
+	"d0+wdgz7/9dff/mfwbzX23+KrN/9HXcO/VsjrpxEMeJZtiwSf7qbE3jWJvhXZGDw4znOGvj77/i93eak",
+	"QfP/5giwfG/eqa/tNiS45SpJxLAVZjUMAMwcSPWHRSxdNk/R3OKeAOQUKxCwuqHtoaBxyLhi0rLGYR0y",
+	"o6fgeXPHK9Gj+dR9OFCGL/1XCGZFH2yVs7XNMpLq9onwCJ9IJ0Wn9tMVibuRi++ynlo8m36LeF51fJpb",
+	"CBbLTWUlmK/O6gEc+byzVVPelKslS+W18IS2EAHL384DTm+XxLmkIStcJsabscNeqYko16H2ol6vR29O",
+	"S4HdG2XrsnS3Ks/ZbK5G3NbBS51ncxFkmNQsCbMTrmj4xrKJThOzlfxWu0TkRmmFg6q7yM8st3PTLFIY",
+	"+D20t+srsKjzay6RdN9vEvmpjbruEc2szuj1uwaz2dKxfds440Z1xOYLsvZKwbdW7O/4+P2abpv2+cH6",
+	"LS6/GvtHKfOfhLS2nvF/zJ1gd2M7FcNqg9/iHWUtNuEprQpBnyT+iymX6VbxDJAk+2bb6IfLeZpu/fID",
+	"noyU32HQnxqXMiPh8y5qbkRxH+g/6X52+qu7VD/jCDtyu2eL4/Z5t5WjBx++bxxk03G///4uMMW3DtVG",
+	"KTGyTjXRc1sHvJim0qCN1Amj9D5r7/36y3/v9dxtHXlvE17e24YfESrJ8iy/w9ZNlybwvPxRFeZlC4cr",
+	"Zn0eFwkMGyABQrZUdjgBMgSCpfznfzFKiQjA+prAUwatPiQp3cb1aDINUQIgF16TM49yYHOYHZ/lE6Y9",
+	"acopoLNn6oHpKPxti5UIU5pLC3FjM56H0WGyrrQTROjwu1w71Ym1s4p3s5H/lE2kh6DSM63YHLgcm6tU",
+	"GMPG8lqorbyJq32/C/hOVT/zc4qbhxw7jezl+fkp+44bOQqd41JvN6YHvj0+5ULIBE+2Zg4LLi05SXL3",
+	"ODCKpxVGsX8XRmHkWHE7z8SdBENiGGf1H1OzUo2b/MleafOwKhBTCBOL/75D8nyykzcfQ+zcztnLI4J8",
+	"c9QPEEFI/uxtKYSAwusoaAAz/4RlkpTqNcCse0/X3K9lS+aW8YCFhjTP0tpASD40Op1bwRz1M53B/w17",
+	"9/Z1lax7B99s0jdcJ2uuqO8Q0+Z5pmfNF+Qn4KqIa9EcdtmAqIPgP7A7IciT+zGPx6QEQMTUXnDj0XS2",
+	"Q60NF6Y0qTUr9Hzl4qxeFJyozJOuGzTN8JGBbBsPCIb3CFlN04RAobm1YooJCwVUEKi8zC0QAqG7m8Y1",
+	"ZiXYlWSIM6YzvwwD1Y4RnhYxl2gYux9z0JHbXVr0uDavFnGkj3BEZo0xA/OEaQwANVTMaWXKHp56Ow4E",
+	"eDT1iNcXkyXYywBIidaNGveiQIYXd0YcUSTsSe9xPQCgEjeWpro5daFxbuEOQsLVlvYcbPBUqESq8Wf0",
+	"705BgDK9jdqBfT6rt1cdo7CTI7f5G4ZIKHdxL4UtaHCrnisnsDSMNSdwvZ+NhrW9i80L55u8a3nDa4bW",
+	"qPksCg1gq7HU972+6w0r8oB9nzXKCBXiBSHOwwVEZRm1wI0rYfrnbe98f3EeR5Q5OFA+tbea1B+TZEFZ",
+	"4O2VVP0+UGtDjlktE1ybbx129/mmaEyJmGfSLs/cRziAoyK53f05FDwT2Qt/vL6/OG/VAFCGMSphQIOH",
+	"AWxDWkF8+uMZAfIFyOZxJ3KrNFCYlJVEjFLvEhTEQ1gASApiuYHC40IAVBRzywjEAI4Mw4yOoMzDCLSH",
+	"AmxHLxQA0ulF1RmKGwIrCCsPcy+YiZOFAHe5WKJnWl9Jscb3Fq5M5ONJCUEA4wljNoJGUNu7QexWJyOa",
+	"vNgIvlAUogg/L4ZHeOcADC0bs2wyvihKKLgF1nPLOIu/g8nGbJaJS3nTbaqBcUSlG/DUrfR9GyDI1eZh",
+	"e4t7Klyv6LJiemi5VJAkXEaR9OPLYR3pBABIBgAeOIFGGpgRnjETgd0ecUT4UF8LqvWCDmU7EVM370zs",
+	"eNNWKqCfUiSv0XiQSw42DTUoeBp42hRDMH9OEv1AAfqvcpM2/YHaYcSmDTlRufKrnxNDaUljUq9RlHOb",
+	"FW7UQLGavWJHbLqpaobPT/WCyUFvj2bNAHutKJUBEiI62twkmOFLZnSfFWia6EeII0qse3UWlWgXm0zC",
+	"4444pzFEfDOli4RGwvKc8iXtEGSJo1NIZu6IutYqnlLPjmVWZjyE1YEphY5TuPWPa6u2xEwTf0yXDEND",
+	"wOFWU3wGltdXnXGjCQrP5MnesLZQgya/KwgrmEFaAqurSOOGd0JxC+/enTw3UQ6/Cc+modJtpBohj3in",
+	"5A0TMz2aQAvHHn05v9S4YjFCFMdUjsUT7JTb0cRxw3ikExF7e25MCNBuSMyRRsQOegewQU96PTbh16Kg",
+	"EIDleaYTYdhIT6caEv7RNpVz4L5rZxUR+0XM2rxYTEiJzzwKhipc2+4plqR50YmwKSJwasLLDOwFLDzo",
+	"Z52oWOTvz358857AWQGlOtHC4C3DXDdUD4lTLxPysC8yrcbMfQzWPmjxBFt8hrV6zpcz8R6G4Jp1rQGb",
+	"kNA4i6tlfOJwUDD2Gkc+e4HGLNcaOiUn7jZTI1FCpcGja9yOQKtW69c8GwfDQRidb9gP8rtDIFSnE/pX",
+	"db54VtwgtK7ICl/nSCubuasSSpJAHvEOK4yDjDMULPKVxJBEoFOJhTGiPCv0ZwAz6Ze4pxuQJ0NE+ifI",
+	"JpmxxUSnecEtDHVE1rnilcKDQfkbcP1zk2NtTbiZEICUe6ucowpcCaKN7EQs0eOL0gmlTEubupuMeE3C",
+	"fv3ln8EEwtui7C07Oj1pRa1rkRm86Pa6vW4PlKyZUHwmW/3W426v+xhDtCcgZNVj9ABQTZ2F6g0kyijt",
+	"r44uew1XnC2yZic8vSyMxOUEWRJ+C4AazIwGyi3ft+4br2vlxjgDgEh0Xcksv6DQ7rWKc1TBKQJzGnL7",
+	"usH5WIFXYjlQJFuHYFlRXTa8YVKN0nniiM5f1TQFL7MT8jRnUzkmqKkrIWaEliTVuBuCOZiAYqAbMxHJ",
+	"4UDlb+erN6W0pSLRBukn531ONG/9TVhAXqvU/9rv9e6t8Be0X1P26wgZ2IUYgrpyJixU3XqCXde1mA9x",
+	"t1z0K9QQWv2f3kctM59OebZcSdg2hGdESFQhTUErJXp350ImO6Oq/rYl6b8BdC5AVIHMk0IMyVGvoQpe",
+	"r/dtEEEzUD7lpLihSfosm+99LSYAGQVFw3RZXrTp3dvXZqAgwJcspRESfpE4TTjXpWp2mTsrmLGV6fl4",
+	"wjiz2dygQpjpmyWKe6g/CgaPEIas00BddSlLD0hsdd01lJxLpBlpOOg+sqy7lpIuQH8LlMZHhlILi9pW",
+	"bsHbOAb2jPySeT8dJDHHMfhM7lAi9UybRnJCaLf85hYSokiDyoBesFM6Y6mcSovP8wF1B6pUic01U5M5",
+	"CE9xRw7psTWYcehmi170gQI7W+y4nXusp9JCaCzLuEr0FKgiTGasowjE3qZCWGhTEcY63f/eSKBcIuy2",
+	"bLoBL+cD0l+lUFgD6TkFMleXimITwP8OtuF/QX1G+GRv8yelaoafwWfz84BbGSqKBAmIp2OHGwK0kskK",
+	"4e9+vBLLk+QWCb++MOo55ImKy0t3iLgFQdMbSMhqg5IBypt4c7shSMWeMK+OOI6Kwdf4DST85sb4hFs+",
+	"5EaAvLtkI8f9GAjBwW3hRNAOleUcKAo1ppoZ0hqRXtZROgamBpS+SnHl+eIHyRclgoPeQQ3v0czMRxME",
+	"trkPSsGZBZSCJWrgqJUX7a2wmRTX65ftCx7UkvHptzmnX2aL/MKHx7m9MvEOBmQVpY1/+ojWN6cwFLY3",
+	"ONutKtsN689uckO+j/J7sfn+uJB2kvfz5y3yh7pFwDAlr4Wq3B7lcpjrSCR4dYVm64ZbvLJbKQPtqPFB",
+	"SGy1ruOXprOawowNxBZ08rUSWIgTspWoUizrx1IWyVqxBf15RZ31v7pNjFeBSlTCMP/F1GW6YevJQEmF",
+	"2lbGleGQHBVRnRGoKxUGgTTXRiMvuL4cqFK2xnBZGhMGZ4Qhe7JaV36g2jHGSfcxvS1G+FBwfuHwlfZG",
+	"O29oXyMe3eMpjTZ+EZThxzO9USQDqI7fy2VfPYL3IJf5fYXwmFxK4+UKsesltfvms/97Wd2X3fxQ4qts",
+	"+GYJr5qPfy+S3oq3XjoWmQmegJlibjCs+aDXY/FPyRxHIN6XxgJBTBvkgVxu/FMq+FMqWJUK6kVP4Que",
+	"1lp/jwkiL8iDxHvZ3d0b7+Xc5TBQeVxF9cPYlx0jbzxW0iikAp98613baJg4RONe6r0wUwTrnCfSRt5W",
+	"Uq6a6Gs5jPRMRO7tgeIGiw1gD0vKxLdcKpF02SkfC4pEpzpXPoqmqKEV11qHzwTPRhMMpbuP2x/4FPgs",
+	"C0ZFheAKwvdZiU17AvhQ+U+tvBRdKQ63NoWxfgA5Usn2LLGhpZUyUHdpsBJJrtKlT9gY+cKmFjzN5HmU",
+	"xrv4WRtc+GyK6bx1IwOklfoRNYc5bjMm8o3dcThCJXcfTF1DYFEvNUXZApDPWxOnS3UkfLrvVCr6c/s+",
+	"8QyVOg2i2R/vl/CzfurtfPv+//rX+mv1we6H1TJ8td69mWMM6OlV1nxd14ObXRHdizOIfHgxBqCjslRc",
+	"EEGk4Dr18C3Fd1UC+tgFOXl8cnciZgLt16Tu6UuGUBhxhFWET5IYoU3isgQE/BkuMICErqIxwCk3HooE",
+	"ndoD5aOMMD6jHTdiMsTQ6PdnP76JqCWuygWad292FovFjjscO/MsFWqkE5HECNThneClAsLMWL40TM9J",
+	"RUW3bKrHBhA+YEgYAKOvRZbJRNQCTZSKTLnj1B2oIx8yhu9Cd0XV4VRaCH2ikA1CsIM1LSDsIsCww2Uq",
+	"+srDeSCYrpx/1Q/MWZGvkV2KAGt/f3He8eOFyLLFRDO9UGagVitv/PrLP6GOZCkAr88wuo5h2azvL86x",
+	"ZlaMIXUUQFEXwImRc6XxTOcm94rXBrMipcFrSluKtMI42EMEvyHkfHgFQs58HGsEhb4wUMuQRJFH4HJb",
+	"BOqIG2lsl4EBhVdidXP4nrBWOODnTGEr0lQvRNIPYuO88To/NDpzRAFYhOQR8scoYlDpKgg5hE2FujlM",
+	"3PDpLBUYJOk9Gb7WfGmf+lj0s0AaArECwsIyOkLFoWrDr504bBXCP0umIIgQdKOstk3135sad4TsK9Jv",
+	"3QfIhk7uDA4z9Vt06YMmK/ask6S7cSBR+YNtxqVqxpKvQbn79UuB/63pPw+AvtRzd1Ax7AEiNc5+fAO8",
+	"xxvcpnxZFHNfsjjP3I5d38jmhxCCM9EFjMiGMsGO0H7MEuReiRhJg2GJe11WiUAsdN9quCJyAOCQxAMO",
+	"B2q/m+eAIa6SKJrwIZ9FyJ/74rHr0p8Jf1aURtooevef0ItQQa9yBbn1CBoIVazVdsqfHg7UQdcfWrzG",
+	"+kFMvAwAWnQGTKVdxAR38jqcYRwlMpYIkoC8PSFvZMINywP6i+IGOY+AyfvoQ2gNdcOCd+gsfD+cax60",
+	"SJ+szPRJt1jvmpu8jwySqvbTscBUI3eFFu8eDtTToCl3QvpwpHwBt1IThwP1l+6K1LD6URkSOc88OGLD",
+	"eXqF17mP9dzv9fBo+PX3YgyRIJL5PDN9FpewkWJvic8H34ZTUgQ9r1JXZ6B8lHzjHNmQovEdP3OyAMZJ",
+	"DlqpHoOgMV2imXugCLbNDFoNd4+0FEqndD7MPpnGAxD8gQIUfHZSTs30pnesPOwWrXCrYjGvE6Rl/GdN",
+	"Qa8OCiypHl0Rxha32BLU+IBBU3JEvojah5xT9cUOjbd89MpbAZtEWE8mz9RE1f40E5fuFsLgob9mgqDx",
+	"KBcgyK6WSA24rQMVr8BI5azFlkGYyvhLrF3CXzpkMeATxQMF1z2AVoobPrKdYgGkjSojCQN7+0X+wH6v",
+	"V2eQeLtye5gv4JXApYU3QYwB2HBCwKmrWAY06ukmj8YLqzJ4npXHe6+ictXqzSXQsmjriLsV5LktJ3Je",
+	"KjbnpWAj1iE/Ngy9xsryJcZcsh1+4tCbzToPN4M6GKUc1g84GAQ5KiOtvBaA9nuJAemFVNQ0H5/std08",
+	"QqzDh7KoN8MeOuV9o+b6OR0B4OUt2e8fyByzitPXFC8C1+A6WNVzn4YiDXFKAjEJbMQDxc0VpTw7bQu6",
+	"ZO0NNwQYgH9rX9p5rj8Sv8QVKSugcHe6v3xONwpvwJ50Sb7r3FO8+sc8D/Kn9+4YlzJbVx75TM6f3t++",
+	"L/vzIC2tsr3DZWhoidzfbib5PzAOoZgTSCLlsIDABVxeziK3g0QvgFEsDyBiSiwCo9kQKlUXWDFOtrED",
+	"VVz0XXaM0nhIoKm4tE5q67LzaopNXcHKek/1vd/r937JpdJYdwx9fZMHu+3ePyg7akD/buBKRDsVe+jX",
+	"Zy3m9TMBf/qaEP8iY6RfV3PXeFCeRCgreYo8Gn8c6akwYF9Ao2FM35atfWR+y9M+HH9/ZPKXYZ9iqho/",
+	"1HYyUGje0EpElHEHWd8LCdrfQJ0Ja6XTkl3/QTpJSVuMq6iZca4auruFkMkGqjy2vKo+KWLMYBHvnQVU",
+	"8WZFGVU2A+hwTBibG+FYiEci80XJ4rACQOwEHKUXXcpDLSWwl9W42JcK6JKNJuXGIgcWSd5cW+kFxj7F",
+	"4e9HmFWDGZRuLdMUqIKybTqwhCu1qLFOVDsul0GmzOXYyCTGqsS54FnR7YA6oAowRseDRgs3mLSG0hZT",
+	"eSn6qMw6lonTN5CXJi3EtXu9aginMilEwrBV2pu4ocJ4fxAUuy8phnnWLwSu1omg/sYFe5xM0OZsJx6N",
+	"HcCNjNUzwxY6u4LUuAv0Ycd1dfNjbxoYKAB6h+ut0hykt8g0zeuV9EuFtBzJ+nGvlsyPPM4LWNkQTN4w",
+	"Svc/qqvFnwPKD1SOKM9KgPLS+Or7/aKAsT8XA7Vyrrrr6ul3mxDy4aZCruGJJfA9/frLP3OzzKbYBVAp",
+	"DyvVxdD6obQSHXReeINxrpgXNogSHzqsq6A20rNlbuWhc0+K7UgrM0+tl10B8ujxfmnlB4qkBbBz+9mi",
+	"2DsV06FAy98yLLB2iZ4tH/UgLYg2jv29EYtQ+khEJq+dMOw5GOlSE7FkmZilbmPzUFModuYdbhRn0Q4w",
+	"2jpR4B4DotghoshPkCJJBxkz0iJNkPHUTsB43ZDA5bV/z4CoUeR/C81eWjsDJzwyfMPa8RmfijNpxV/P",
+	"bCZHNo5YfMrt5K+7cYR2qvjMibEiLkjVu1+gVDzkeZ+/PkMfWCWjkLIH8YASEEqnX8UcaV/W+M9A1sQK",
+	"SB0aSOXuyz+rstlMTLkEaA7XAq4GYhD03V1ccbz9538FKf0VSiVshSg/NjrLsWG854sYcGgnoMhejLjM",
+	"42rzV50QMVDBLzSIhuMS1xSOiuFoDIVdCKHYXsFGy8cKF5QYcF5QqtxbXeuHA8UpRwq/RXkWRVtu8glO",
+	"BVeLiUx91N5B110NI0d4pVCpCQ/gPvZ7vcjtQ3A9K4tRKQvumIqZj0ZOcCKwI17YaL0WW6MCHFNroWz6",
+	"QmcIElTRAxqtJb6ylROEkLIbxalGQJwSlTYFedSCVj+wcSQINbx90Fzw87zDdbEjFI5fBiXyZFw+oxYc",
+	"VAAqB4B7bu0DBNkzYXcawY8W2jM7gh6QinFWfEIQAr4ChV6ofsWn/teK9/2Q/cBvdo7Ggn6oPWT+VeSl",
+	"hznnPWRVhksBHiWyoZaB6dd3WuZx2/fm5PEcgGEb1v7y/Pz0LACj4nXFb28/VZVrsOCUt99xHGRGQ8pU",
+	"A0bkmMrQsb8VbvQQIAOev4DoFo4OjWQ11IwRILXRQ7sfLYr/t9vEERXGf+9WEjczbQB7Ks8IY+/8XeXv",
+	"Jzeusis04NJks8ConFwgx9K05TJJVCoXJV8SX+BbD5k1UKngGQJPpXosVV3FJIo6dPcCFs6GsDFaU3A5",
+	"3jG8pi6wBsWu8va07xBS04iH1jksAlogZiFwHKP+rmhdt3A4fbe8h8j07X1O738PdukVk8ed7NEMzNFY",
+	"Susrs0e/0TUmUwJ5kliE+PdnYHYMpzzgIWobMtmYLHTvlP6lDJmbjJilBen+wQlrNYVoA01slLALA3mF",
+	"PztFpsg+z8XqcjKSzT3Wn5GGFF7Evszm1mA//dUrCI2z20dtDlQ7j9tsuGe6RWCFWxMwCJrcrEpgpF4x",
+	"qgZwImA2944uitz06IplaEVCzIAMUG++gegeNPaEYG9QN5Ri8nIgLkxocX0sOwOVy4+5pcmGgVZtN1Iw",
+	"cUa1CrtMOrk05wN/QH4pRW4VhpNAs4QAatC/y+BhiCWCV4agzB2j59moAixirgyUkKy7uv+NaAR1yIdU",
+	"mHxPG3OxSjFLJBV3A8ay+ROydLSiFi1sqw+Bky2yB/g/yVaxajrssuMCoBPfvn9p2y/ISqCWI7tEjHQi",
+	"ggNSyNgEuFR7ognsw2xOivIRUU1wnRjeDH/vEFJTLqsi/ltwKk2YbI2kCNhhpxkYfwYKxrTq54SgS4CF",
+	"uxJgfkDrYsykgfj84IRCjNgat+grsTS/63v4lVhu40dE9L4wReMrdCKWsbuJRkoUvOvhtZqxw2JHQjwd",
+	"60zayTRmbX8tdhiYWReIQsim/Er0WQwwiPFu/Pbs8TcH8P8ne/uxI7C3Z0dAgWzGJehkcQomqpjt9w6+",
+	"YW3KhupE7HHvL/sYj/vtUzaU1hyy+JjaPaZ2j6HdgeLKIypis4qd7uw/ebp7uvP4m4Pd050n+3us7XuK",
+	"mLz0ySyQWjAUzL3sXn2yv+d0r/gldfSSOnqZTyAATnTDzz/c2/eYZW6sUQGJxs1A5WepbSxXCc8SNuRG",
+	"PD0AQFIseuqPHip4cKhv3JF+d/5i5xs2XFoExIOdcFJKjDyS3PoMcS1DrLRStaBDfAEP/lzJf8wpleXt",
+	"2ZFbZVo+FDFy90J6uUOGhr93n/S+ZfFIZFZeQpJ0TEZaRCJEq5LP2HCdwEDxxzjf134AteUuYvi5g1rZ",
+	"DBkUpoYULoZUkrMwB9n0QNjIyFSyGrBRQNQFUkEt/203M13GvUulwnQ75P+2GieZoxoXz5WmDvqMM6x1",
+	"BWQPnBSZcsBPaddBFAqRY0EeATkIm4AZd7rsaKCKB5BD4JYELUOqKJPFy9IaNJSHeuNP5HOBnzKP1g13",
+	"UoJLFrwJ2M/0m1ZgmxHCQ397f0fh2ihzjKjyC1BwCBDsHvoDOlBhMr775QpkucrTk2SlhRBgugY6Ek8G",
+	"woD9LjP1fzt8qLsgl4EoFILvtnWGHk7HxCIS5BzH63xdF6anELqpAsaI90pWuQGibUB/whs2BCn8wqBn",
+	"FX+ICTHqwyHGUYFZIBOqNccQOmMNZAaex+66Q/f7Bsn48+j9To7eJsQ2R6yIi90sr77UixX4a1PgX4fJ",
+	"IbyE5UmOlT4hb7v1RHk1HxA4LkCY6rK/yWsB8Bmnxz9EjLMYd+aVWKIAURaY6LIFawwJO/Bm+/TVs7N/",
+	"+SZi8P899+XZ8TO21yn8ZF4u1HjTI2yw1odomcFMnUB+YtLide8tOF32YwZLmTOwQiRFs86NBaGLOut0",
+	"WRyI+yS9wQAQ4txR3Nuzo8gLVqN5di0eGXZ8NlD5h/DW8TNys2r2Mv/Ux64cApsFQQ5EcUgC5palghs7",
+	"UKAToDyNfBgCybx4HzGQ7916gYjfZfGKYExyL8ytXjLuMmAwoyWlEgevuQ7XSDe5DBM+DCigjdU+2JRb",
+	"AP2HsGSepp2q1FJ8s/JLSCZKW0do4BEaKDOfETa891m5320gSHtcfFvCK8dZd0DICrsqU2r5t1Dzy0Pb",
+	"L6XNyeWhRLYTOIV/CmyfeWt4xNWARXxdtwPSAZiUb6SxpP2BVBaFtE334F3FM2T2v2PhDAd4z6JZfrj+",
+	"FMz+PGL5EdtG/NoCah1udQqExpyo4bICvvAIgWPWhiLzwolMlQYpmago9TpQcX3x5G65RCHF91L0Tj/P",
+	"W35n8iNC0YT0SuRFRGl9vE0BRErIJjkIQ0UuhyAVnz3w/cWrs2bA0nu73b5GNPjNzpH7xYvfCir+AXfk",
+	"C/Kl/5X7XECQIt48moYrjPnLYc57polFADfVZrlz4taJDTK2MBotT6ZeiSD21ukgrQt/qIJeFS+uBsF7",
+	"uKe3eU1JX37qUe68BWUEPZpopka86oFqY6W2DDvs5I7ycJYUF4sZpZj24RV2p3njHbEufQQjJMJq3GHB",
+	"VczMvUTrfilxV2ekmSLkxhHEfSmbLuuSbiDxIwxbpLwpjGnIgwS8N5ss+3nRT/ScQGpJHpVOuRMLbgYq",
+	"1cbS3ZnqMcCYkZPEp22kgmemLrCjNnXBp1/ARRWCaYQhGhiXkSOu5CYS0J3nddGeAFbmpoXkTX6YSy5T",
+	"XOIFR5iSPEfmPtHT0JBSj562ctO+xvO3IW7IkWkeTNpAnGE2IFBKQ0ItUn5dFHNe1PhT8BWKCPVtkBX8",
+	"eStyLpuGGzKET0NaiDYGVkdIWL7mFAxOeW6AJb8YoKPfe6ZD1LrZGesdaieMwqPIxIfSXZDuNmdCVLLg",
+	"9XjsjtjcloNfts5CeIbsYajt5LOzEYpMgN42Af91DOiubTxQ+P89xwy91mOPcueY35DC3um2klk18BDi",
+	"4wlbSkyDQH2sKXyHMoDAv4sQOLBbex0kLz+FN0XEnvQeFwFBdf4Ze4b9P6DAij1sklnXz4Tkw8dfeFD5",
+	"KHK7Zz6cNbTxUvDUTnL00PqJFRSAcvAdS/dpW1O2rwmrHtWTBypshI3/RkYa3/n6bfSr8zUCyns1aQtj",
+	"Jr65+9Eb1deaaO5AVYSpaYLU8dwdWcqtNojMCQFQZdCWlagdD4GM5WgGKkCeR1mXvE6+P6qSNxRlEw4B",
+	"T4bujLUuBZxJcB6+OrNJQMv3ZxehRc7rBiAAgVRM2o32krWL+cc+5FtsVAuCmx3pXksDRbTBZyoNGmk+",
+	"N6K5zvRBHW9l5fCH5WFcGXfhMRsdGcW5XnvLPWgRvz/vui9319U7INz9sqlU3zv3zu/Un+XG9hvRD3a9",
+	"GTzrK6UdTM7dLCW593ZLJsSNAUXYx0pdPegMLGNksiqcgRyTk/tsAihT6LUuoIEhRhoDlETSZUdOM8w8",
+	"8E+fQTm/JRNuujkcUFg4O1SYYI7Gg9922QsobADfYj9XYimSstXX/CTfdwHfO6b0rpFOhKHKYKYBo8R0",
+	"Cfo+FLfKL5TApwPmXddMc8jH/SLrfQEUUD/su57ritc0TUP0Ptrtr9GPXIWsK529j0gkn1r0skCZdMu1",
+	"amsp1bus0y8+p94l45gyWNS7hOG0c4MMgUUkjgPIa7IWd+pyqA7DrMj803J1TFZfHBNnXS2PWRT7atZ8",
+	"7uVq/MMXxsxvwQeqiAkdbFSs7k+M+d8kUHyhjQ30Lb+Zm7WtHGf1AXStWEy5TCFCBlD7a4Jh0QdgKAMs",
+	"dMqj3D1Q7RE3Ykeq3KHU8YrZFnUz6e6Hig4zbsxCZwg/SEiI4BV0C82tHMpU2iVA7DiFEK+6PirGJNhg",
+	"bjnKUXUMrZD1f98RbH9K/A8v8dfrihQkFvhW6hntBb73oE4Q6mNT4jFiydLAC3UCI1ohYs6fLBOkhCTC",
+	"yRrZEp0a3d9BzjHNwDseV0bKyO11eyfTEfmOV81H4EmG6or4XKhkpqWypjtQLyg6xgmC5NcvpDnloYOZ",
+	"Y7SI8pg3GkyEjfS1yEwHwiFoEthVPM/SGHSmj4MWNDxo9dnHX3/5n9tbKkZz+uPZeZQnNgBWRJRXVNNQ",
+	"qykv7GLYhM9mQokEsogzKRJsRNzgVkiesiEfXenLS4ZoiIRDNRKyCMBYBdbAxpygmwkBwHam02XHHCpH",
+	"0aYQMi0GV+Qhliwmx3McsfjvO6T3JDtQtnEHgvq5SqCcGcb91Adkso+01H1Ei2VhgOZtHJVqq0DxrVJy",
+	"7plvdOf7i/O4zzj7/uKcYmnIj41BBDFPx6SAQlY0uKQZvQl5MYDjEDmNGDjZh6FOlh/MhO8/eQql29Bt",
+	"V8nVbs94koikAxUFGbxy9vJoZ//J0xxqhi+ovBdZHYg1cRuk4KMPN0y9dq05KvfZOjmwabzbXYg03QEL",
+	"w+7PiyvTdTwndloHTK0E2hB4ZFhNfg9oIKVscvZO+XHSYaU6ZIqEJVzVbrGvE2tnZeS0d17QiAC6j33H",
+	"jRwxXnrHD8xvRE0zp8TT4m6ZiKQan/mJOIKO8jpOnTIp5sTRZ7iPBFw4ETeuywATd3Wz0DwCnZb6JBwd",
+	"H2NzJWYWiw0y5g+bYYtMWku4fIHwcghYxeWE/ACuXE/dV1hi7qh8SOkUY32ovDLd9xfn3TARyRtffC1h",
+	"x4OimufIUo7x3JXtNv6VkVZKjOy5nAo9t7WtOMkv/9214Y1D/oWtIrDbntPmNjLIrevU9bhdg6qIMI0G",
+	"KrgryFnoXseiopgeconghsjckdN79l4qHDlQwO2xHFS6DBPha0e75lwMVJuzkU61Qm9ap1mSJQnhgTwX",
+	"1PpvJIjmva+XRUtyD1XnDE6kOz0L7jP3viqZ9a0YS2D/BcltYaqmV3c/0j9WjGZ1Jp6Qjr4677Y/Uvfr",
+	"3vZL7mNw5qoQ4ZBFNtakCciyqABbuZucyr3mUkNyHqi4LKbHeUW8iV6wKRj8UQJccGmp1oKTJdQIsVIx",
+	"UHYB8OYLCCTOtBoXZ4WgiijEzFs5JzpNDEiM+JKToNfiN62nn9+AHfxBqTOwIFXps05L2mhcynnEA6Ul",
+	"bvLP5/03Ouhp2x/UQ/8V3nOQK0DxUSi3/zHutrJRJmrN5rYOdhqKWviIe4O1gFibKwrob1InY8gDcLwc",
+	"L05A7qowZlAC13BmqlmDcjbI5yhaDNQxJZPkkNZUuf9KiBkbCjfEkhXAzVWJBXv39nWu/nGCiPaLovQC",
+	"8NLqmO+7WfKnCLhyNHxa7W94Or7kfYDlXYLkVn8czFqRcNdd7qker/OnPhepHIIimiIGhGHzmSdhn2JV",
+	"9EuiRAwmtTiUlwaKhJR2EM5eSEb4QSdiojvuQikFNUz16CrkDRNtQoNVJi7nhoDn0TAHOBxaJ/3iIpQG",
+	"PLlZIrIcFR4HOVAr0lwo8yBbSbnjT1oJjC2lKRjLlx4hl88TaQcqJXyBdvy3Y8rAh5fjDowKSvAsu+wC",
+	"oOsVxUlCkZJMz2ZQdkWJgYo9ZdDWdN3P3ovsXc4Am9im/svhrv3cJjNQCGJXwpWjAs4lUyQg5TkhEgFt",
+	"sCviTEVjoMqiIu60qV9/+SeaLcBaoUbpPCHwW3fs8i0CyH0asLSA6grWi/sz0q66qzM9I5bxHZH3hvwt",
+	"94W3mEiDAjUZe4icV8X+poQoGGWrVm6Syj7eb0WtqVRyOp+2+nu5ECWVFWORPXA9xPKquFmv46kXblsC",
+	"Av2jqnpu81f3F/MPPedBfeuLStOObWu3KPu7GErSHGR2HhqdqQ5GCXoaDksDTiSURgPmNlCUZhpYYRE4",
+	"vIy/0A8ttrkcGuPHJ95uTn/nVljw5lTqGUfs7Ytn7OlfDr5l////t9993N3r5FU0oKo8BJqZvLEP0geI",
+	"0d9krD6sjNDfFDEsYNkSiF9WxDqo5AY+7/iNtr7oKUIoh08c935npBqfvnp2HCOEpgjGA+NL89uiFF00",
+	"UDmeRUz5tUGhO2/jdQcO4E0LIM1STVwvHw/U3Mx5ujHy6DCvS+XZbDUlNxqoav0VACzE2wAnBpirWPsW",
+	"pldTRg/GBCBn+70e5gQb2N6/9HrfAoB5AY0e1jUUaWrySEU+xBBInMhA4UJ9cIfjw0RCrctqjrLOKqnM",
+	"nVLkANAilW8pwiQrKOyZQNBax2W5VPgZrQ/TiqKm9ELlpnTQZX9EjxPDs9xnMZl3P5AMHrP2Qa9HcGzB",
+	"npMRnAC6gcaRFGYCC7DlDeHqQzt7tPfxxcXFTkC+oo8nMQ7x7ekgF7vta7oVKAA4bTAENdeDgRnu++ze",
+	"7VSLz6xcjl1Wi6N/WlgktpLkmRRAY0EOdB1C/ME9Xrg4F3/rNJTrwNIxIHekbtVECSn/S42DKGak52lC",
+	"RftK90BSSSOuUmF5MHWZt/ecRks1YKplrtqe5XRwpk21Z1xbYD/He3yepa1+yyn8/d3dvf2/dHvdXnev",
+	"/21vb691+/72/wQAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -14,9 +14,10 @@ import (
 // errInvalidAccessToken is any reason to refuse an access token as a credential.
 var errInvalidAccessToken = errors.New("invalid access token")
 
-// accessClaims are what an access token says about its holder.
+// accessClaims are what an access token says about its holder, and all it says.
 type accessClaims struct {
 	userID, tenantID uuid.UUID
+	all              map[string]any
 }
 
 // verifyAccessToken checks an access token this server issued, or one signed by
@@ -58,5 +59,5 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (accessClaim
 	if !okTenant || !okUser || (keyTenant != nil && tenantID != *keyTenant) {
 		return accessClaims{}, errInvalidAccessToken
 	}
-	return accessClaims{userID: userID, tenantID: tenantID}, nil
+	return accessClaims{userID: userID, tenantID: tenantID, all: claims}, nil
 }

@@ -52,10 +52,26 @@ func (s *Server) createApplication(ctx context.Context, id uuid.UUID, body *gen.
 	}
 	now := store.NowMillis()
 	app := store.Application{ID: id, TenantID: tenantID, Name: name, Active: true, JWT: jwt,
-		InsertInstant: now, LastUpdateInstant: now}
+		InsertInstant: now, LastUpdateInstant: now, ClientID: clientIDFor(id), ClientAuthenticationPolicy: clientAuthRequired}
+	secret := NewKeyValue()
+	if o := in.OauthConfiguration; o != nil {
+		if v := trimmed(o.ClientId); v != nil {
+			app.ClientID = *v
+		}
+		if v := deref(o.ClientSecret); v != "" {
+			secret = v
+		}
+		if o.ClientAuthenticationPolicy != nil {
+			app.ClientAuthenticationPolicy = string(*o.ClientAuthenticationPolicy)
+		}
+	}
+	app.ClientSecretHash = hashClientSecret(secret)
 	err = s.store.CreateApplication(ctx, app)
 	var ce *store.ConstraintError
 	switch {
+	case errors.As(err, &ce) && ce.Constraint == "applications_client_id_key":
+		return gen.Application{}, fieldError("application.oauthConfiguration.clientId",
+			"[duplicate]application.oauthConfiguration.clientId", "Another application has this client id.")
 	case errors.As(err, &ce) && ce.Duplicate:
 		return gen.Application{}, fieldError("applicationId", "[duplicate]applicationId", "An application with this id exists.")
 	case errors.As(err, &ce):
@@ -63,7 +79,9 @@ func (s *Server) createApplication(ctx context.Context, id uuid.UUID, body *gen.
 	case err != nil:
 		return gen.Application{}, err
 	}
-	return applicationOut(app), nil
+	out := applicationOut(app)
+	out.OauthConfiguration.ClientSecret = &secret // shown once: only its hash is stored
+	return out, nil
 }
 
 // targetTenant decides where a new object goes: the request's tenant scope (header
@@ -137,14 +155,16 @@ func (s *Server) checkAccessTokenKey(ctx context.Context, field string, c store.
 }
 
 func applicationOut(a store.Application) gen.Application {
+	policy := gen.OAuthConfigurationClientAuthenticationPolicy(a.ClientAuthenticationPolicy)
 	return gen.Application{
-		Id:                &a.ID,
-		TenantId:          &a.TenantID,
-		Name:              a.Name,
-		Active:            &a.Active,
-		JwtConfiguration:  jwtConfigOut(a.JWT),
-		InsertInstant:     &a.InsertInstant,
-		LastUpdateInstant: &a.LastUpdateInstant,
+		Id:                 &a.ID,
+		TenantId:           &a.TenantID,
+		Name:               a.Name,
+		Active:             &a.Active,
+		JwtConfiguration:   jwtConfigOut(a.JWT),
+		OauthConfiguration: &gen.OAuthConfiguration{ClientId: &a.ClientID, ClientAuthenticationPolicy: &policy},
+		InsertInstant:      &a.InsertInstant,
+		LastUpdateInstant:  &a.LastUpdateInstant,
 	}
 }
 

@@ -178,6 +178,7 @@ func (s *Server) withRequestContext(f gen.StrictHandlerFunc, _ string) gen.Stric
 	return func(c echo.Context, request any) (any, error) {
 		ctx := context.WithValue(c.Request().Context(), clientIPKey{}, c.RealIP())
 		ctx = context.WithValue(ctx, secureKey{}, isSecure(c.Request(), s.trustedProxies))
+		ctx = context.WithValue(ctx, httpRequestKey{}, c.Request())
 		if p, ok := c.Get(principalEchoKey).(*principal); ok {
 			ctx = context.WithValue(ctx, principalKey{}, p)
 		}

@@ -110,6 +110,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
+	if c.Path() == revocationPath {
+		// RFC 7009's endpoint answers in OAuth's error format, not FusionAuth's.
+		_ = c.JSON(status, oauthError(gen.InvalidRequest, strings.Join(codesOf(body), ", ")))
+		return
+	}
 	_ = c.JSON(status, body)
 }
 
@@ -336,4 +341,23 @@ func firstSchemaError(err error) *openapi3.SchemaError {
 		return list[0]
 	}
 	return nil
+}
+
+// codesOf lists the codes of an error body, for an error in another format.
+func codesOf(b *gen.Errors) []string {
+	var out []string
+	if b.GeneralErrors != nil {
+		for _, e := range *b.GeneralErrors {
+			out = append(out, e.Code)
+		}
+	}
+	if b.FieldErrors != nil {
+		for _, list := range *b.FieldErrors {
+			for _, e := range list {
+				out = append(out, e.Code)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -54,7 +54,14 @@ func TestGarbageNeverFails(t *testing.T) {
 								FieldErrors   map[string][]struct{ Code string } `json:"fieldErrors"`
 								GeneralErrors []struct{ Code string }            `json:"generalErrors"`
 							}
-							if err := json.Unmarshal(resp.Body, &e); err != nil || (len(e.FieldErrors) == 0 && len(e.GeneralErrors) == 0) {
+							var oauth struct {
+								Error string `json:"error"`
+							}
+							if path == "/oauth2/revoke" { // RFC 7009: OAuth's error format
+								if err := json.Unmarshal(resp.Body, &oauth); err != nil || oauth.Error == "" {
+									t.Fatalf("%s %s with %.40q: 400 body %q is not OAuth's error format", method, r.path, body, resp.Body)
+								}
+							} else if err := json.Unmarshal(resp.Body, &e); err != nil || (len(e.FieldErrors) == 0 && len(e.GeneralErrors) == 0) {
 								t.Fatalf("%s %s with %.40q: 400 body %q is not the error format", method, r.path, body, resp.Body)
 							}
 						}

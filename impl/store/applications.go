@@ -16,28 +16,47 @@ type Application struct {
 	JWT               JWTConfig `db:"jwt_configuration"`
 	InsertInstant     int64     `db:"insert_instant"`
 	LastUpdateInstant int64     `db:"last_update_instant"`
+	// The application as an OAuth client: its unique client id, the SHA-256 of
+	// its client secret, and whether the secret is needed.
+	ClientID                   string `db:"client_id"`
+	ClientSecretHash           []byte `db:"client_secret_hash"`
+	ClientAuthenticationPolicy string `db:"client_authentication_policy"`
 }
 
+const applicationColumns = `id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant,
+       client_id, client_secret_hash, client_authentication_policy`
+
 const insertApplication = `
-INSERT INTO applications (id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant)
-VALUES (:id, :tenant_id, :name, :active, :jwt_configuration, :insert_instant, :last_update_instant)`
+INSERT INTO applications (id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant,
+                          client_id, client_secret_hash, client_authentication_policy)
+VALUES (:id, :tenant_id, :name, :active, :jwt_configuration, :insert_instant, :last_update_instant,
+        :client_id, :client_secret_hash, :client_authentication_policy)`
 
 // CreateApplication stores a new application. A taken id is a *ConstraintError on
-// applications_pkey; an unknown tenant one on applications_tenant_id_fkey.
+// applications_pkey, a taken client id one on applications_client_id_key; an
+// unknown tenant one on applications_tenant_id_fkey.
 func (s *Store) CreateApplication(ctx context.Context, a Application) error {
 	_, err := s.db.NamedExecContext(ctx, insertApplication, a)
 	return classify(err)
 }
 
-const queryApplication = `
-SELECT id, tenant_id, name, active, jwt_configuration, insert_instant, last_update_instant
-FROM applications
+const queryApplication = `SELECT ` + applicationColumns + ` FROM applications
 WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
 
 // Application returns one application within the scope, or ErrNotFound.
 func (s *Store) Application(ctx context.Context, sc Scope, id uuid.UUID) (Application, error) {
 	var a Application
 	err := s.db.GetContext(ctx, &a, queryApplication, id, sc.TenantID)
+	return a, classify(err)
+}
+
+const queryApplicationByClientID = `SELECT ` + applicationColumns + ` FROM applications WHERE client_id = $1`
+
+// ApplicationByClientID returns the application with the given OAuth client id,
+// or ErrNotFound.
+func (s *Store) ApplicationByClientID(ctx context.Context, clientID string) (Application, error) {
+	var a Application
+	err := s.db.GetContext(ctx, &a, queryApplicationByClientID, clientID)
 	return a, classify(err)
 }
 
@@ -55,7 +74,7 @@ func (s *Store) DeactivateApplication(ctx context.Context, sc Scope, id uuid.UUI
 // application does — the application locked, the tokens deleted, the event
 // recorded — then deletes the application; both in one transaction.
 const (
-	revokeApplicationTokens = `SELECT app_ok FROM revoke_refresh_tokens($1, NULL, $2, $3, $4)`
+	revokeApplicationTokens = `SELECT app_ok FROM revoke_refresh_tokens($1, NULL, $2, NULL, $3, $4, false)`
 	deleteApplication       = `DELETE FROM applications WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
 )
 

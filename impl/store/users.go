@@ -64,7 +64,7 @@ func (s *Store) DeactivateUser(ctx context.Context, sc Scope, id uuid.UUID) erro
 // the user locked, the tokens deleted, the event recorded when one was live —
 // then deletes the user; both in one transaction.
 const (
-	revokeUserTokens = `SELECT user_ok FROM revoke_refresh_tokens($1, $2, NULL, $3, $4)`
+	revokeUserTokens = `SELECT user_ok FROM revoke_refresh_tokens($1, $2, NULL, NULL, $3, $4, false)`
 	deleteUser       = `DELETE FROM users WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
 )
 
