@@ -58,7 +58,6 @@ func effectivePolicy(app, tenant store.JWTConfig) policy {
 		usage:              pickText(app.RefreshTokenUsagePolicy, tenant.RefreshTokenUsagePolicy, "Reusable"),
 		maxLifetimeMinutes: pick(app.MaximumTimeToLiveInMinutes, tenant.MaximumTimeToLiveInMinutes, 0),
 		graceSeconds:       pick(app.GracePeriodInSeconds, tenant.GracePeriodInSeconds, 0),
-		algorithm:          defaultSigningAlgorithm,
 	}
 	p.keyID, p.algorithm = signingChoice(app, tenant)
 	return p
