@@ -53,7 +53,11 @@ func (e APIKeyPermissionsEndpoints) Valid() bool {
 // Defines values for JWKAlg.
 const (
 	JWKAlgES256 JWKAlg = "ES256"
+	JWKAlgES384 JWKAlg = "ES384"
+	JWKAlgES512 JWKAlg = "ES512"
 	JWKAlgRS256 JWKAlg = "RS256"
+	JWKAlgRS384 JWKAlg = "RS384"
+	JWKAlgRS512 JWKAlg = "RS512"
 )
 
 // Valid indicates whether the value is a known member of the JWKAlg enum.
@@ -61,7 +65,15 @@ func (e JWKAlg) Valid() bool {
 	switch e {
 	case JWKAlgES256:
 		return true
+	case JWKAlgES384:
+		return true
+	case JWKAlgES512:
+		return true
 	case JWKAlgRS256:
+		return true
+	case JWKAlgRS384:
+		return true
+	case JWKAlgRS512:
 		return true
 	default:
 		return false
@@ -70,16 +82,16 @@ func (e JWKAlg) Valid() bool {
 
 // Defines values for JWKKty.
 const (
-	EC  JWKKty = "EC"
-	RSA JWKKty = "RSA"
+	JWKKtyEC  JWKKty = "EC"
+	JWKKtyRSA JWKKty = "RSA"
 )
 
 // Valid indicates whether the value is a known member of the JWKKty enum.
 func (e JWKKty) Valid() bool {
 	switch e {
-	case EC:
+	case JWKKtyEC:
 		return true
-	case RSA:
+	case JWKKtyRSA:
 		return true
 	default:
 		return false
@@ -161,6 +173,66 @@ func (e JWTConfigurationRefreshTokenUsagePolicy) Valid() bool {
 	}
 }
 
+// Defines values for KeyAlgorithm.
+const (
+	KeyAlgorithmES256 KeyAlgorithm = "ES256"
+	KeyAlgorithmES384 KeyAlgorithm = "ES384"
+	KeyAlgorithmES512 KeyAlgorithm = "ES512"
+	KeyAlgorithmHS256 KeyAlgorithm = "HS256"
+	KeyAlgorithmHS384 KeyAlgorithm = "HS384"
+	KeyAlgorithmHS512 KeyAlgorithm = "HS512"
+	KeyAlgorithmRS256 KeyAlgorithm = "RS256"
+	KeyAlgorithmRS384 KeyAlgorithm = "RS384"
+	KeyAlgorithmRS512 KeyAlgorithm = "RS512"
+)
+
+// Valid indicates whether the value is a known member of the KeyAlgorithm enum.
+func (e KeyAlgorithm) Valid() bool {
+	switch e {
+	case KeyAlgorithmES256:
+		return true
+	case KeyAlgorithmES384:
+		return true
+	case KeyAlgorithmES512:
+		return true
+	case KeyAlgorithmHS256:
+		return true
+	case KeyAlgorithmHS384:
+		return true
+	case KeyAlgorithmHS512:
+		return true
+	case KeyAlgorithmRS256:
+		return true
+	case KeyAlgorithmRS384:
+		return true
+	case KeyAlgorithmRS512:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for KeyType.
+const (
+	KeyTypeEC   KeyType = "EC"
+	KeyTypeHMAC KeyType = "HMAC"
+	KeyTypeRSA  KeyType = "RSA"
+)
+
+// Valid indicates whether the value is a known member of the KeyType enum.
+func (e KeyType) Valid() bool {
+	switch e {
+	case KeyTypeEC:
+		return true
+	case KeyTypeHMAC:
+		return true
+	case KeyTypeRSA:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OAuth2ErrorError.
 const (
 	InvalidClient        OAuth2ErrorError = "invalid_client"
@@ -225,6 +297,7 @@ func (e StatusResponseStatus) Valid() bool {
 const (
 	JwtRefresh            SearchEventsParamsType = "jwt.refresh"
 	JwtRefreshTokenRevoke SearchEventsParamsType = "jwt.refresh-token.revoke"
+	WebhookBacklogDrop    SearchEventsParamsType = "webhook.backlog.drop"
 )
 
 // Valid indicates whether the value is a known member of the SearchEventsParamsType enum.
@@ -233,6 +306,8 @@ func (e SearchEventsParamsType) Valid() bool {
 	case JwtRefresh:
 		return true
 	case JwtRefreshTokenRevoke:
+		return true
+	case WebhookBacklogDrop:
 		return true
 	default:
 		return false
@@ -308,6 +383,21 @@ type ApplicationResponse struct {
 	Application Application `json:"application"`
 }
 
+// CertificateInformation defines model for CertificateInformation.
+type CertificateInformation struct {
+	Issuer       *string `json:"issuer,omitempty"`
+	SerialNumber *string `json:"serialNumber,omitempty"`
+
+	// Sha1Thumbprint Base64url SHA-1 of the certificate's DER (the JWK `x5t`).
+	Sha1Thumbprint *string `json:"sha1Thumbprint,omitempty"`
+
+	// Sha256Thumbprint Base64url SHA-256 of the certificate's DER (the JWK `x5t#S256`).
+	Sha256Thumbprint *string `json:"sha256Thumbprint,omitempty"`
+	Subject          *string `json:"subject,omitempty"`
+	ValidFrom        *int64  `json:"validFrom,omitempty"`
+	ValidTo          *int64  `json:"validTo,omitempty"`
+}
+
 // DeviceInfo defines model for DeviceInfo.
 type DeviceInfo struct {
 	Description         *string `json:"description,omitempty"`
@@ -344,23 +434,35 @@ type Errors struct {
 // detected reuse of a one-time-use value the single-token form. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
-// for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
-// a token value). `info` is the request's eventInfo, with `ipAddress`
+// for that long; each that names a user also carries `user` (the user as
+// `GET /api/user/{userId}` returned it when the event was recorded; no
+// secrets) and `linkedObjectId` (the user's id). `jwt.refresh`: applicationId,
+// userId, refreshTokenId (never a token value). `webhook.backlog.drop` (ours):
+// webhookId, droppedCount, and the first and last dropped events' ids and
+// creation instants. `info` is the request's eventInfo, with `ipAddress`
 // defaulting to the caller's address.
 type Event struct {
 	ApplicationId                  *openapi_types.UUID `json:"applicationId,omitempty"`
 	ApplicationTimeToLiveInSeconds *map[string]int     `json:"applicationTimeToLiveInSeconds,omitempty"`
 	CreateInstant                  int64               `json:"createInstant"`
+	DroppedCount                   *int64              `json:"droppedCount,omitempty"`
+	FirstEventCreateInstant        *int64              `json:"firstEventCreateInstant,omitempty"`
+	FirstEventId                   *openapi_types.UUID `json:"firstEventId,omitempty"`
 	Id                             openapi_types.UUID  `json:"id"`
 
 	// Info Who caused an event, from where and on which device.
-	Info                 *EventInfo             `json:"info,omitempty"`
-	RefreshToken         *RefreshToken          `json:"refreshToken,omitempty"`
-	RefreshTokenId       *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
-	TenantId             openapi_types.UUID     `json:"tenantId"`
-	Type                 string                 `json:"type"`
-	UserId               *openapi_types.UUID    `json:"userId,omitempty"`
-	AdditionalProperties map[string]interface{} `json:"-"`
+	Info                   *EventInfo             `json:"info,omitempty"`
+	LastEventCreateInstant *int64                 `json:"lastEventCreateInstant,omitempty"`
+	LastEventId            *openapi_types.UUID    `json:"lastEventId,omitempty"`
+	LinkedObjectId         *openapi_types.UUID    `json:"linkedObjectId,omitempty"`
+	RefreshToken           *RefreshToken          `json:"refreshToken,omitempty"`
+	RefreshTokenId         *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
+	TenantId               openapi_types.UUID     `json:"tenantId"`
+	Type                   string                 `json:"type"`
+	User                   *User                  `json:"user,omitempty"`
+	UserId                 *openapi_types.UUID    `json:"userId,omitempty"`
+	WebhookId              *openapi_types.UUID    `json:"webhookId,omitempty"`
+	AdditionalProperties   map[string]interface{} `json:"-"`
 }
 
 // EventInfo Who caused an event, from where and on which device.
@@ -407,7 +509,16 @@ type JWK struct {
 	N   *string `json:"n,omitempty"`
 	Use JWKUse  `json:"use"`
 	X   *string `json:"x,omitempty"`
-	Y   *string `json:"y,omitempty"`
+
+	// X5c The key's X.509 certificate (standard base64 DER), when it has one.
+	X5c *[]string `json:"x5c,omitempty"`
+
+	// X5t Base64url SHA-1 thumbprint of that certificate.
+	X5t *string `json:"x5t,omitempty"`
+
+	// X5tS256 Base64url SHA-256 thumbprint of that certificate.
+	X5tS256 *string `json:"x5t#S256,omitempty"`
+	Y       *string `json:"y,omitempty"`
 }
 
 // JWKAlg defines model for JWK.Alg.
@@ -427,9 +538,17 @@ type JWKS struct {
 // JWTConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 // tenant's defaults apply (a zero-valued, disabled configuration means defaults).
 type JWTConfiguration struct {
-	// AccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
-	// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-	// against /.well-known/jwks.json.
+	// AccessTokenKeyId The Key Master key (`/api/key`) that signs access tokens, as in
+	// FusionAuth: one that can sign, global or of the same tenant; else
+	// `[invalid]<object>.jwtConfiguration.accessTokenKeyId`. It wins over
+	// `accessTokenSigningAlgorithm` at the same level; an application's
+	// enabled configuration wins over its tenant's.
+	AccessTokenKeyId *openapi_types.UUID `json:"accessTokenKeyId,omitempty"`
+
+	// AccessTokenSigningAlgorithm Kept for compatibility (ours; FusionAuth names a key instead): when no
+	// `accessTokenKeyId` applies, picks the tenant's built-in key of this
+	// algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+	// tokens verify against /.well-known/jwks.json.
 	AccessTokenSigningAlgorithm         *JWTConfigurationAccessTokenSigningAlgorithm  `json:"accessTokenSigningAlgorithm,omitempty"`
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
@@ -456,9 +575,10 @@ type JWTConfiguration struct {
 	TimeToLiveInSeconds *int32 `json:"timeToLiveInSeconds,omitempty"`
 }
 
-// JWTConfigurationAccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
-// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-// against /.well-known/jwks.json.
+// JWTConfigurationAccessTokenSigningAlgorithm Kept for compatibility (ours; FusionAuth names a key instead): when no
+// `accessTokenKeyId` applies, picks the tenant's built-in key of this
+// algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+// tokens verify against /.well-known/jwks.json.
 type JWTConfigurationAccessTokenSigningAlgorithm string
 
 // JWTConfigurationRefreshTokenExpirationPolicy defines model for JWTConfiguration.RefreshTokenExpirationPolicy.
@@ -483,6 +603,79 @@ type JWTRefreshResponse struct {
 type JWTValidateResponse struct {
 	// Jwt The access token's claims.
 	Jwt map[string]interface{} `json:"jwt"`
+}
+
+// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+// public key (verifies only), or an HMAC secret. The private key is accepted
+// on import and never returned.
+type Key struct {
+	Algorithm *KeyAlgorithm `json:"algorithm,omitempty"`
+
+	// Certificate The X.509 certificate in PEM, when the key has one.
+	Certificate            *string                 `json:"certificate,omitempty"`
+	CertificateInformation *CertificateInformation `json:"certificateInformation,omitempty"`
+
+	// ExpirationInstant When the certificate expires.
+	ExpirationInstant *int64 `json:"expirationInstant,omitempty"`
+
+	// HasPrivateKey Whether an RSA or EC key has its private key here, and so can sign;
+	// false for an imported public key, and for an HMAC key (its secret signs).
+	HasPrivateKey *bool               `json:"hasPrivateKey,omitempty"`
+	Id            *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant *int64              `json:"insertInstant,omitempty"`
+
+	// Issuer Issuer and subject of the certificate of a generated RSA or EC key.
+	Issuer *string `json:"issuer,omitempty"`
+
+	// Kid The `kid` of the JWT headers it signs; unique.
+	Kid               *string `json:"kid,omitempty"`
+	LastUpdateInstant *int64  `json:"lastUpdateInstant,omitempty"`
+
+	// Length RSA modulus bits (2048, 3072, 4096), or EC curve bits (256, 384, 521).
+	Length *int32  `json:"length,omitempty"`
+	Name   *string `json:"name,omitempty"`
+
+	// PrivateKey Import only; never returned.
+	PrivateKey *string `json:"privateKey,omitempty"`
+
+	// PublicKey The public key in PEM (SubjectPublicKeyInfo); RSA and EC keys.
+	PublicKey *string `json:"publicKey,omitempty"`
+
+	// Secret An HMAC key's secret; returned, as FusionAuth does.
+	Secret *string `json:"secret,omitempty"`
+
+	// TenantId The tenant the key belongs to; absent for a global key (ours).
+	TenantId *openapi_types.UUID `json:"tenantId,omitempty"`
+
+	// Type RSA, EC or HMAC, set by the server from the key; not needed in requests.
+	Type *KeyType `json:"type,omitempty"`
+}
+
+// KeyAlgorithm defines model for Key.Algorithm.
+type KeyAlgorithm string
+
+// KeyType RSA, EC or HMAC, set by the server from the key; not needed in requests.
+type KeyType string
+
+// KeyListResponse defines model for KeyListResponse.
+type KeyListResponse struct {
+	Keys []Key `json:"keys"`
+}
+
+// KeyRequest defines model for KeyRequest.
+type KeyRequest struct {
+	// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+	// public key (verifies only), or an HMAC secret. The private key is accepted
+	// on import and never returned.
+	Key Key `json:"key"`
+}
+
+// KeyResponse defines model for KeyResponse.
+type KeyResponse struct {
+	// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+	// public key (verifies only), or an HMAC secret. The private key is accepted
+	// on import and never returned.
+	Key Key `json:"key"`
 }
 
 // Location defines model for Location.
@@ -730,8 +923,13 @@ type UserResponse struct {
 // Webhook defines model for Webhook.
 type Webhook struct {
 	// ConnectTimeout Milliseconds to connect (1–10,000, default 1,000).
-	ConnectTimeout *int32  `json:"connectTimeout,omitempty"`
-	Description    *string `json:"description,omitempty"`
+	ConnectTimeout *int32 `json:"connectTimeout,omitempty"`
+
+	// DeliveryStatus Read only (ours): the webhook's undelivered events. The oldest is attempted
+	// first and holds back the others until it is delivered or dropped
+	// (`DELETE /api/webhook/{webhookId}/backlog`).
+	DeliveryStatus *WebhookDeliveryStatus `json:"deliveryStatus,omitempty"`
+	Description    *string                `json:"description,omitempty"`
 
 	// EventsEnabled Event type → enabled, e.g. `{"jwt.refresh-token.revoke": true}`.
 	EventsEnabled *map[string]bool `json:"eventsEnabled,omitempty"`
@@ -740,20 +938,60 @@ type Webhook struct {
 	Global *bool `json:"global,omitempty"`
 
 	// Headers Extra headers sent with each delivery.
-	Headers           *map[string]string  `json:"headers,omitempty"`
-	Id                *openapi_types.UUID `json:"id,omitempty"`
-	InsertInstant     *int64              `json:"insertInstant,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
+	Headers *map[string]string `json:"headers,omitempty"`
+
+	// HttpAuthenticationPassword Never returned; kept on update unless given.
+	HttpAuthenticationPassword *string `json:"httpAuthenticationPassword,omitempty"`
+
+	// HttpAuthenticationUsername Sent with `httpAuthenticationPassword` as HTTP Basic authentication.
+	HttpAuthenticationUsername *string             `json:"httpAuthenticationUsername,omitempty"`
+	Id                         *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant              *int64              `json:"insertInstant,omitempty"`
+	LastUpdateInstant          *int64              `json:"lastUpdateInstant,omitempty"`
 
 	// ReadTimeout Milliseconds to wait for the answer (1–60,000, default 2,000).
 	ReadTimeout *int32 `json:"readTimeout,omitempty"`
 
-	// SigningSecret Keys the HMAC-SHA256 signature of each delivery; returned only on create (ours).
+	// SignatureConfiguration With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+	// with the Key Master key `signingKeyId` (one that can sign: not an imported
+	// public key).
+	SignatureConfiguration *WebhookSignatureConfiguration `json:"signatureConfiguration,omitempty"`
+
+	// SigningSecret Optional (ours): keys the `X-Refreshd-Signature` HMAC-SHA256 of each
+	// delivery. Returned only by the create that set it.
 	SigningSecret *string               `json:"signingSecret,omitempty"`
 	TenantIds     *[]openapi_types.UUID `json:"tenantIds,omitempty"`
 
 	// Url An absolute http or https URL.
 	Url string `json:"url"`
+}
+
+// WebhookBacklogDropResponse defines model for WebhookBacklogDropResponse.
+type WebhookBacklogDropResponse struct {
+	DroppedCount int64 `json:"droppedCount"`
+
+	// EventId The `webhook.backlog.drop` event that records the drop; absent when nothing was dropped.
+	EventId *openapi_types.UUID `json:"eventId,omitempty"`
+}
+
+// WebhookDeliveryStatus Read only (ours): the webhook's undelivered events. The oldest is attempted
+// first and holds back the others until it is delivered or dropped
+// (`DELETE /api/webhook/{webhookId}/backlog`).
+type WebhookDeliveryStatus struct {
+	// FailedAttempts How many times delivering the oldest undelivered event failed.
+	FailedAttempts *int32 `json:"failedAttempts,omitempty"`
+
+	// LastError Why its last attempt failed, e.g. `receiver answered 503`.
+	LastError *string `json:"lastError,omitempty"`
+
+	// NextAttemptInstant When the oldest undelivered event is attempted next.
+	NextAttemptInstant *int64 `json:"nextAttemptInstant,omitempty"`
+
+	// OldestPendingInstant When the oldest undelivered event was created.
+	OldestPendingInstant *int64 `json:"oldestPendingInstant,omitempty"`
+
+	// PendingCount Events recorded for the webhook and not yet delivered.
+	PendingCount int64 `json:"pendingCount"`
 }
 
 // WebhookListResponse defines model for WebhookListResponse.
@@ -769,6 +1007,16 @@ type WebhookRequest struct {
 // WebhookResponse defines model for WebhookResponse.
 type WebhookResponse struct {
 	Webhook Webhook `json:"webhook"`
+}
+
+// WebhookSignatureConfiguration With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+// with the Key Master key `signingKeyId` (one that can sign: not an imported
+// public key).
+type WebhookSignatureConfiguration struct {
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// SigningKeyId A UUID; empty or null means absent.
+	SigningKeyId *OptionalBodyId `json:"signingKeyId,omitempty"`
 }
 
 // HardDelete defines model for HardDelete.
@@ -893,6 +1141,55 @@ type RetrieveRefreshTokenByIdParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// RetrieveKeysParams defines parameters for RetrieveKeys.
+type RetrieveKeysParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// GenerateKeyParams defines parameters for GenerateKey.
+type GenerateKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// GenerateKeyWithIdParams defines parameters for GenerateKeyWithId.
+type GenerateKeyWithIdParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ImportKeyParams defines parameters for ImportKey.
+type ImportKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ImportKeyWithIdParams defines parameters for ImportKeyWithId.
+type ImportKeyWithIdParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// DeleteKeyParams defines parameters for DeleteKey.
+type DeleteKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// RetrieveKeyParams defines parameters for RetrieveKey.
+type RetrieveKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
 // LogoutParams defines parameters for Logout.
 type LogoutParams struct {
 	// Global true revokes every refresh token of the token's user.
@@ -943,6 +1240,12 @@ type CreateUserWithIdParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// DropWebhookBacklogParams defines parameters for DropWebhookBacklog.
+type DropWebhookBacklogParams struct {
+	// Limit Drop only this many of the oldest undelivered events.
+	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyRequest
 
@@ -963,6 +1266,18 @@ type RevokeRefreshTokensFormdataRequestBody = RefreshTokenRevokeForm
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
+
+// GenerateKeyJSONRequestBody defines body for GenerateKey for application/json ContentType.
+type GenerateKeyJSONRequestBody = KeyRequest
+
+// GenerateKeyWithIdJSONRequestBody defines body for GenerateKeyWithId for application/json ContentType.
+type GenerateKeyWithIdJSONRequestBody = KeyRequest
+
+// ImportKeyJSONRequestBody defines body for ImportKey for application/json ContentType.
+type ImportKeyJSONRequestBody = KeyRequest
+
+// ImportKeyWithIdJSONRequestBody defines body for ImportKeyWithId for application/json ContentType.
+type ImportKeyWithIdJSONRequestBody = KeyRequest
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
@@ -1043,6 +1358,30 @@ func (a *Event) UnmarshalJSON(b []byte) error {
 		delete(object, "createInstant")
 	}
 
+	if raw, found := object["droppedCount"]; found {
+		err = json.Unmarshal(raw, &a.DroppedCount)
+		if err != nil {
+			return fmt.Errorf("error reading 'droppedCount': %w", err)
+		}
+		delete(object, "droppedCount")
+	}
+
+	if raw, found := object["firstEventCreateInstant"]; found {
+		err = json.Unmarshal(raw, &a.FirstEventCreateInstant)
+		if err != nil {
+			return fmt.Errorf("error reading 'firstEventCreateInstant': %w", err)
+		}
+		delete(object, "firstEventCreateInstant")
+	}
+
+	if raw, found := object["firstEventId"]; found {
+		err = json.Unmarshal(raw, &a.FirstEventId)
+		if err != nil {
+			return fmt.Errorf("error reading 'firstEventId': %w", err)
+		}
+		delete(object, "firstEventId")
+	}
+
 	if raw, found := object["id"]; found {
 		err = json.Unmarshal(raw, &a.Id)
 		if err != nil {
@@ -1057,6 +1396,30 @@ func (a *Event) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'info': %w", err)
 		}
 		delete(object, "info")
+	}
+
+	if raw, found := object["lastEventCreateInstant"]; found {
+		err = json.Unmarshal(raw, &a.LastEventCreateInstant)
+		if err != nil {
+			return fmt.Errorf("error reading 'lastEventCreateInstant': %w", err)
+		}
+		delete(object, "lastEventCreateInstant")
+	}
+
+	if raw, found := object["lastEventId"]; found {
+		err = json.Unmarshal(raw, &a.LastEventId)
+		if err != nil {
+			return fmt.Errorf("error reading 'lastEventId': %w", err)
+		}
+		delete(object, "lastEventId")
+	}
+
+	if raw, found := object["linkedObjectId"]; found {
+		err = json.Unmarshal(raw, &a.LinkedObjectId)
+		if err != nil {
+			return fmt.Errorf("error reading 'linkedObjectId': %w", err)
+		}
+		delete(object, "linkedObjectId")
 	}
 
 	if raw, found := object["refreshToken"]; found {
@@ -1091,12 +1454,28 @@ func (a *Event) UnmarshalJSON(b []byte) error {
 		delete(object, "type")
 	}
 
+	if raw, found := object["user"]; found {
+		err = json.Unmarshal(raw, &a.User)
+		if err != nil {
+			return fmt.Errorf("error reading 'user': %w", err)
+		}
+		delete(object, "user")
+	}
+
 	if raw, found := object["userId"]; found {
 		err = json.Unmarshal(raw, &a.UserId)
 		if err != nil {
 			return fmt.Errorf("error reading 'userId': %w", err)
 		}
 		delete(object, "userId")
+	}
+
+	if raw, found := object["webhookId"]; found {
+		err = json.Unmarshal(raw, &a.WebhookId)
+		if err != nil {
+			return fmt.Errorf("error reading 'webhookId': %w", err)
+		}
+		delete(object, "webhookId")
 	}
 
 	if len(object) != 0 {
@@ -1137,6 +1516,27 @@ func (a Event) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'createInstant': %w", err)
 	}
 
+	if a.DroppedCount != nil {
+		object["droppedCount"], err = json.Marshal(a.DroppedCount)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'droppedCount': %w", err)
+		}
+	}
+
+	if a.FirstEventCreateInstant != nil {
+		object["firstEventCreateInstant"], err = json.Marshal(a.FirstEventCreateInstant)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'firstEventCreateInstant': %w", err)
+		}
+	}
+
+	if a.FirstEventId != nil {
+		object["firstEventId"], err = json.Marshal(a.FirstEventId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'firstEventId': %w", err)
+		}
+	}
+
 	object["id"], err = json.Marshal(a.Id)
 	if err != nil {
 		return nil, fmt.Errorf("error marshaling 'id': %w", err)
@@ -1146,6 +1546,27 @@ func (a Event) MarshalJSON() ([]byte, error) {
 		object["info"], err = json.Marshal(a.Info)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'info': %w", err)
+		}
+	}
+
+	if a.LastEventCreateInstant != nil {
+		object["lastEventCreateInstant"], err = json.Marshal(a.LastEventCreateInstant)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'lastEventCreateInstant': %w", err)
+		}
+	}
+
+	if a.LastEventId != nil {
+		object["lastEventId"], err = json.Marshal(a.LastEventId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'lastEventId': %w", err)
+		}
+	}
+
+	if a.LinkedObjectId != nil {
+		object["linkedObjectId"], err = json.Marshal(a.LinkedObjectId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'linkedObjectId': %w", err)
 		}
 	}
 
@@ -1173,10 +1594,24 @@ func (a Event) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("error marshaling 'type': %w", err)
 	}
 
+	if a.User != nil {
+		object["user"], err = json.Marshal(a.User)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'user': %w", err)
+		}
+	}
+
 	if a.UserId != nil {
 		object["userId"], err = json.Marshal(a.UserId)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'userId': %w", err)
+		}
+	}
+
+	if a.WebhookId != nil {
+		object["webhookId"], err = json.Marshal(a.WebhookId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'webhookId': %w", err)
 		}
 	}
 
@@ -1265,9 +1700,12 @@ type ClientInterface interface {
 
 	// GetJWKS The public keys that verify access tokens
 	//
-	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-	// each with the `kid` that access tokens name in their header. HS256 secrets are
-	// never published; verifying such tokens needs the secret.
+	// Needs no API key. Lists the public half of every RSA and EC key, each with the
+	// `kid` that access tokens and webhook signatures name in their header: each
+	// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+	// Master (`/api/key`), imported public keys included, so that tokens signed
+	// before a migration keep verifying. HMAC secrets are never published;
+	// verifying with them needs the secret.
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1698,6 +2136,163 @@ type ClientInterface interface {
 	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
 	ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RetrieveKeys List the Key Master's keys
+	//
+	// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+	// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+	// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+	//
+	// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+	RetrieveKeys(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithBody Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithBody(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKey(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithIdWithBody Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithId Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithBody Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithBody(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKey(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithIdWithBody Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithId Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteKey Delete a key
+	//
+	// A key still named by an application's or a tenant's
+	// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+	// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+	// Once deleted, tokens it signed no longer verify here and its public half
+	// leaves the JWKS.
+	//
+	// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+	DeleteKey(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetrieveKey Retrieve a key (never its private key)
+	//
+	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+	RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
 	//
 	// Needs no API key: the refresh token is the credential. It comes from the
@@ -1874,7 +2469,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithId(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	//
 	// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
 	RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1885,10 +2480,27 @@ type ClientInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1901,10 +2513,27 @@ type ClientInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1916,7 +2545,11 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
 	DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
+	//
+	// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+	// `deliveryStatus` (ours): how many events wait for it, since when, and what
+	// went wrong with the oldest of them, which holds back the others.
 	//
 	// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
 	RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1941,8 +2574,10 @@ type ClientInterface interface {
 
 	// UpdateWebhookWithBody Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1951,13 +2586,30 @@ type ClientInterface interface {
 
 	// UpdateWebhook Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	//
+	// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+	// events (all of them without `limit`), e.g. to unblock a webhook whose
+	// receiver refuses one event for good: delivery is in order, so the oldest
+	// undelivered event holds back every later one. The events stay in the audit
+	// listing (`GET /api/event`) for replay. When anything was dropped, one
+	// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+	// belong to no tenant), and is delivered like any other event to the webhooks
+	// that enable it — this one included, so its receiver learns what it missed.
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+	DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
 	//
@@ -2008,9 +2660,12 @@ type ClientInterface interface {
 
 // GetJWKS The public keys that verify access tokens
 //
-// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-// each with the `kid` that access tokens name in their header. HS256 secrets are
-// never published; verifying such tokens needs the secret.
+// Needs no API key. Lists the public half of every RSA and EC key, each with the
+// `kid` that access tokens and webhook signatures name in their header: each
+// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+// Master (`/api/key`), imported public keys included, so that tokens signed
+// before a migration keep verifying. HMAC secrets are never published;
+// verifying with them needs the secret.
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2684,6 +3339,273 @@ func (c *Client) ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn)
 	return c.Client.Do(req)
 }
 
+// RetrieveKeys List the Key Master's keys
+//
+// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+//
+// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+func (c *Client) RetrieveKeys(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveKeysRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithBody Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *Client) GenerateKeyWithBody(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *Client) GenerateKey(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithIdWithBody Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *Client) GenerateKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyWithIdRequestWithBody(c.Server, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithId Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *Client) GenerateKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyWithIdRequest(c.Server, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithBody Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *Client) ImportKeyWithBody(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *Client) ImportKey(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithIdWithBody Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *Client) ImportKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyWithIdRequestWithBody(c.Server, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithId Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *Client) ImportKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyWithIdRequest(c.Server, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteKey Delete a key
+//
+// A key still named by an application's or a tenant's
+// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+// Once deleted, tokens it signed no longer verify here and its public half
+// leaves the JWKS.
+//
+// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+func (c *Client) DeleteKey(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetrieveKey Retrieve a key (never its private key)
+//
+// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+func (c *Client) RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // LogoutWithBody Log a user out by revoking their refresh token (or all of them)
 //
 // Needs no API key: the refresh token is the credential. It comes from the
@@ -3030,7 +3952,7 @@ func (c *Client) CreateUserWithId(ctx context.Context, userId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
-// RetrieveWebhooks List the webhooks
+// RetrieveWebhooks List the webhooks, each with its delivery status
 //
 // Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
 func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3051,10 +3973,28 @@ func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEdit
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3077,10 +4017,28 @@ func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, 
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3112,7 +4070,11 @@ func (c *Client) DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
-// RetrieveWebhook Retrieve a webhook (without its signing secret)
+// RetrieveWebhook Retrieve a webhook and its delivery status
+//
+// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+// `deliveryStatus` (ours): how many events wait for it, since when, and what
+// went wrong with the oldest of them, which holds back the others.
 //
 // Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
 func (c *Client) RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3167,8 +4129,10 @@ func (c *Client) CreateWebhookWithId(ctx context.Context, webhookId openapi_type
 
 // UpdateWebhookWithBody Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3187,14 +4151,41 @@ func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId openapi_ty
 
 // UpdateWebhook Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateWebhookRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+//
+// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+// events (all of them without `limit`), e.g. to unblock a webhook whose
+// receiver refuses one event for good: delivery is in order, so the oldest
+// undelivered event holds back every later one. The events stay in the audit
+// listing (`GET /api/event`) for replay. When anything was dropped, one
+// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+// belong to no tenant), and is delivered like any other event to the webhooks
+// that enable it — this one included, so its receiver learns what it missed.
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+//
+// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+func (c *Client) DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDropWebhookBacklogRequest(c.Server, webhookId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4265,6 +5256,380 @@ func NewValidateJWTRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewRetrieveKeysRequest constructs an http.Request for the RetrieveKeys method
+func NewRetrieveKeysRequest(server string, params *RetrieveKeysParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGenerateKeyRequest calls the generic GenerateKey builder with application/json body
+func NewGenerateKeyRequest(server string, params *GenerateKeyParams, body GenerateKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGenerateKeyRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewGenerateKeyRequestWithBody constructs an http.Request for the GenerateKey method, with any body, and a specified content type
+func NewGenerateKeyRequestWithBody(server string, params *GenerateKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/generate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGenerateKeyWithIdRequest calls the generic GenerateKeyWithId builder with application/json body
+func NewGenerateKeyWithIdRequest(server string, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGenerateKeyWithIdRequestWithBody(server, keyId, params, "application/json", bodyReader)
+}
+
+// NewGenerateKeyWithIdRequestWithBody constructs an http.Request for the GenerateKeyWithId method, with any body, and a specified content type
+func NewGenerateKeyWithIdRequestWithBody(server string, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/generate/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewImportKeyRequest calls the generic ImportKey builder with application/json body
+func NewImportKeyRequest(server string, params *ImportKeyParams, body ImportKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportKeyRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewImportKeyRequestWithBody constructs an http.Request for the ImportKey method, with any body, and a specified content type
+func NewImportKeyRequestWithBody(server string, params *ImportKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/import")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewImportKeyWithIdRequest calls the generic ImportKeyWithId builder with application/json body
+func NewImportKeyWithIdRequest(server string, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportKeyWithIdRequestWithBody(server, keyId, params, "application/json", bodyReader)
+}
+
+// NewImportKeyWithIdRequestWithBody constructs an http.Request for the ImportKeyWithId method, with any body, and a specified content type
+func NewImportKeyWithIdRequestWithBody(server string, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/import/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteKeyRequest constructs an http.Request for the DeleteKey method
+func NewDeleteKeyRequest(server string, keyId openapi_types.UUID, params *DeleteKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewRetrieveKeyRequest constructs an http.Request for the RetrieveKey method
+func NewRetrieveKeyRequest(server string, keyId openapi_types.UUID, params *RetrieveKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewLogoutRequest calls the generic Logout builder with application/json body
 func NewLogoutRequest(server string, params *LogoutParams, body LogoutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5069,6 +6434,67 @@ func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID
 	return req, nil
 }
 
+// NewDropWebhookBacklogRequest constructs an http.Request for the DropWebhookBacklog method
+func NewDropWebhookBacklogRequest(server string, webhookId openapi_types.UUID, params *DropWebhookBacklogParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s/backlog", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRevokeOAuth2TokenRequestWithFormdataBody calls the generic RevokeOAuth2Token builder with application/x-www-form-urlencoded body
 func NewRevokeOAuth2TokenRequestWithFormdataBody(server string, body RevokeOAuth2TokenFormdataRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5155,9 +6581,12 @@ type ClientWithResponsesInterface interface {
 
 	// GetJWKSWithResponse The public keys that verify access tokens
 	//
-	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-	// each with the `kid` that access tokens name in their header. HS256 secrets are
-	// never published; verifying such tokens needs the secret.
+	// Needs no API key. Lists the public half of every RSA and EC key, each with the
+	// `kid` that access tokens and webhook signatures name in their header: each
+	// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+	// Master (`/api/key`), imported public keys included, so that tokens signed
+	// before a migration keep verifying. HMAC secrets are never published;
+	// verifying with them needs the secret.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5610,6 +7039,169 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
 	ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error)
 
+	// RetrieveKeysWithResponse List the Key Master's keys
+	//
+	// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+	// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+	// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+	RetrieveKeysWithResponse(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*RetrieveKeysResponse, error)
+
+	// GenerateKeyWithBodyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithBodyWithResponse(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error)
+
+	// GenerateKeyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithResponse(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error)
+
+	// GenerateKeyWithIdWithBodyWithResponse Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error)
+
+	// GenerateKeyWithIdWithResponse Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error)
+
+	// ImportKeyWithBodyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithBodyWithResponse(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error)
+
+	// ImportKeyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithResponse(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error)
+
+	// ImportKeyWithIdWithBodyWithResponse Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error)
+
+	// ImportKeyWithIdWithResponse Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error)
+
+	// DeleteKeyWithResponse Delete a key
+	//
+	// A key still named by an application's or a tenant's
+	// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+	// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+	// Once deleted, tokens it signed no longer verify here and its public half
+	// leaves the JWKS.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+	DeleteKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error)
+
+	// RetrieveKeyWithResponse Retrieve a key (never its private key)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+	RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error)
+
 	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
 	//
 	// Needs no API key: the refresh token is the credential. It comes from the
@@ -5796,7 +7388,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithIdWithResponse(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserWithIdResponse, error)
 
-	// RetrieveWebhooksWithResponse List the webhooks
+	// RetrieveWebhooksWithResponse List the webhooks, each with its delivery status
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5809,10 +7401,27 @@ type ClientWithResponsesInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5825,10 +7434,27 @@ type ClientWithResponsesInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5842,7 +7468,11 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
 	DeleteWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error)
 
-	// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+	// RetrieveWebhookWithResponse Retrieve a webhook and its delivery status
+	//
+	// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+	// `deliveryStatus` (ours): how many events wait for it, since when, and what
+	// went wrong with the oldest of them, which holds back the others.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5869,8 +7499,10 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithBodyWithResponse Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5879,13 +7511,32 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithResponse Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// DropWebhookBacklogWithResponse Drop undelivered events of a webhook (ours)
+	//
+	// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+	// events (all of them without `limit`), e.g. to unblock a webhook whose
+	// receiver refuses one event for good: delivery is in order, so the oldest
+	// undelivered event holds back every later one. The events stay in the audit
+	// listing (`GET /api/event`) for replay. When anything was dropped, one
+	// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+	// belong to no tenant), and is delivered like any other event to the webhooks
+	// that enable it — this one included, so its receiver learns what it missed.
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+	DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error)
 
 	// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
 	//
@@ -6722,6 +8373,335 @@ func (r ValidateJWTResponse) ContentType() string {
 	return ""
 }
 
+type RetrieveKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyListResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveKeysResponse) GetJSON200() *KeyListResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GenerateKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GenerateKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GenerateKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GenerateKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GenerateKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GenerateKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GenerateKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GenerateKeyWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GenerateKeyWithIdResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GenerateKeyWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GenerateKeyWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GenerateKeyWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GenerateKeyWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GenerateKeyWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ImportKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ImportKeyWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportKeyWithIdResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportKeyWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportKeyWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportKeyWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportKeyWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportKeyWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RetrieveKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
 type LogoutResponse200Headers struct {
 	SetCookie *string
@@ -7503,6 +9483,54 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+type DropWebhookBacklogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookBacklogDropResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DropWebhookBacklogResponse) GetJSON200() *WebhookBacklogDropResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DropWebhookBacklogResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DropWebhookBacklogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DropWebhookBacklogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DropWebhookBacklogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DropWebhookBacklogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RevokeOAuth2TokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeOAuth2Token
 type RevokeOAuth2TokenResponse401Headers struct {
 	WWWAuthenticate *string
@@ -7560,9 +9588,12 @@ func (r RevokeOAuth2TokenResponse) ContentType() string {
 
 // GetJWKSWithResponse The public keys that verify access tokens
 //
-// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-// each with the `kid` that access tokens name in their header. HS256 secrets are
-// never published; verifying such tokens needs the secret.
+// Needs no API key. Lists the public half of every RSA and EC key, each with the
+// `kid` that access tokens and webhook signatures name in their header: each
+// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+// Master (`/api/key`), imported public keys included, so that tokens signed
+// before a migration keep verifying. HMAC secrets are never published;
+// verifying with them needs the secret.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8162,6 +10193,235 @@ func (c *ClientWithResponses) ValidateJWTWithResponse(ctx context.Context, reqEd
 	return ParseValidateJWTResponse(rsp)
 }
 
+// RetrieveKeysWithResponse List the Key Master's keys
+//
+// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+func (c *ClientWithResponses) RetrieveKeysWithResponse(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*RetrieveKeysResponse, error) {
+	rsp, err := c.RetrieveKeys(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveKeysResponse(rsp)
+}
+
+// GenerateKeyWithBodyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *ClientWithResponses) GenerateKeyWithBodyWithResponse(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error) {
+	rsp, err := c.GenerateKeyWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyResponse(rsp)
+}
+
+// GenerateKeyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *ClientWithResponses) GenerateKeyWithResponse(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error) {
+	rsp, err := c.GenerateKey(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyResponse(rsp)
+}
+
+// GenerateKeyWithIdWithBodyWithResponse Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *ClientWithResponses) GenerateKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error) {
+	rsp, err := c.GenerateKeyWithIdWithBody(ctx, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyWithIdResponse(rsp)
+}
+
+// GenerateKeyWithIdWithResponse Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *ClientWithResponses) GenerateKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error) {
+	rsp, err := c.GenerateKeyWithId(ctx, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyWithIdResponse(rsp)
+}
+
+// ImportKeyWithBodyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *ClientWithResponses) ImportKeyWithBodyWithResponse(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error) {
+	rsp, err := c.ImportKeyWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyResponse(rsp)
+}
+
+// ImportKeyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *ClientWithResponses) ImportKeyWithResponse(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error) {
+	rsp, err := c.ImportKey(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyResponse(rsp)
+}
+
+// ImportKeyWithIdWithBodyWithResponse Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *ClientWithResponses) ImportKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error) {
+	rsp, err := c.ImportKeyWithIdWithBody(ctx, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyWithIdResponse(rsp)
+}
+
+// ImportKeyWithIdWithResponse Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *ClientWithResponses) ImportKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error) {
+	rsp, err := c.ImportKeyWithId(ctx, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyWithIdResponse(rsp)
+}
+
+// DeleteKeyWithResponse Delete a key
+//
+// A key still named by an application's or a tenant's
+// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+// Once deleted, tokens it signed no longer verify here and its public half
+// leaves the JWKS.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+func (c *ClientWithResponses) DeleteKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error) {
+	rsp, err := c.DeleteKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteKeyResponse(rsp)
+}
+
+// RetrieveKeyWithResponse Retrieve a key (never its private key)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+func (c *ClientWithResponses) RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error) {
+	rsp, err := c.RetrieveKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveKeyResponse(rsp)
+}
+
 // LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
 //
 // Needs no API key: the refresh token is the credential. It comes from the
@@ -8450,7 +10710,7 @@ func (c *ClientWithResponses) CreateUserWithIdWithResponse(ctx context.Context, 
 	return ParseCreateUserWithIdResponse(rsp)
 }
 
-// RetrieveWebhooksWithResponse List the webhooks
+// RetrieveWebhooksWithResponse List the webhooks, each with its delivery status
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8469,10 +10729,28 @@ func (c *ClientWithResponses) RetrieveWebhooksWithResponse(ctx context.Context, 
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8491,10 +10769,28 @@ func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Cont
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8520,7 +10816,11 @@ func (c *ClientWithResponses) DeleteWebhookWithResponse(ctx context.Context, web
 	return ParseDeleteWebhookResponse(rsp)
 }
 
-// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+// RetrieveWebhookWithResponse Retrieve a webhook and its delivery status
+//
+// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+// `deliveryStatus` (ours): how many events wait for it, since when, and what
+// went wrong with the oldest of them, which holds back the others.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8565,8 +10865,10 @@ func (c *ClientWithResponses) CreateWebhookWithIdWithResponse(ctx context.Contex
 
 // UpdateWebhookWithBodyWithResponse Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8581,8 +10883,10 @@ func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Cont
 
 // UpdateWebhookWithResponse Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8593,6 +10897,29 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, web
 		return nil, err
 	}
 	return ParseUpdateWebhookResponse(rsp)
+}
+
+// DropWebhookBacklogWithResponse Drop undelivered events of a webhook (ours)
+//
+// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+// events (all of them without `limit`), e.g. to unblock a webhook whose
+// receiver refuses one event for good: delivery is in order, so the oldest
+// undelivered event holds back every later one. The events stay in the audit
+// listing (`GET /api/event`) for replay. When anything was dropped, one
+// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+// belong to no tenant), and is delivered like any other event to the webhooks
+// that enable it — this one included, so its receiver learns what it missed.
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+func (c *ClientWithResponses) DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error) {
+	rsp, err := c.DropWebhookBacklog(ctx, webhookId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDropWebhookBacklogResponse(rsp)
 }
 
 // RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
@@ -9312,6 +11639,281 @@ func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) 
 	return response, nil
 }
 
+// ParseRetrieveKeysResponse parses an HTTP response from a RetrieveKeysWithResponse call
+func ParseRetrieveKeysResponse(rsp *http.Response) (*RetrieveKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyListResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGenerateKeyResponse parses an HTTP response from a GenerateKeyWithResponse call
+func ParseGenerateKeyResponse(rsp *http.Response) (*GenerateKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GenerateKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseGenerateKeyWithIdResponse parses an HTTP response from a GenerateKeyWithIdWithResponse call
+func ParseGenerateKeyWithIdResponse(rsp *http.Response) (*GenerateKeyWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GenerateKeyWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseImportKeyResponse parses an HTTP response from a ImportKeyWithResponse call
+func ParseImportKeyResponse(rsp *http.Response) (*ImportKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseImportKeyWithIdResponse parses an HTTP response from a ImportKeyWithIdWithResponse call
+func ParseImportKeyWithIdResponse(rsp *http.Response) (*ImportKeyWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportKeyWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteKeyResponse parses an HTTP response from a DeleteKeyWithResponse call
+func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseRetrieveKeyResponse parses an HTTP response from a RetrieveKeyWithResponse call
+func ParseRetrieveKeyResponse(rsp *http.Response) (*RetrieveKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
 func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9973,6 +12575,48 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	return response, nil
 }
 
+// ParseDropWebhookBacklogResponse parses an HTTP response from a DropWebhookBacklogWithResponse call
+func ParseDropWebhookBacklogResponse(rsp *http.Response) (*DropWebhookBacklogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DropWebhookBacklogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookBacklogDropResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
 // ParseRevokeOAuth2TokenResponse parses an HTTP response from a RevokeOAuth2TokenWithResponse call
 func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10078,6 +12722,27 @@ type ServerInterface interface {
 	// ValidateJWT Validate an access token and decode its claims
 	// (GET /api/jwt/validate)
 	ValidateJWT(ctx echo.Context) error
+	// RetrieveKeys List the Key Master's keys
+	// (GET /api/key)
+	RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	// (POST /api/key/generate)
+	GenerateKey(ctx echo.Context, params GenerateKeyParams) error
+	// GenerateKeyWithId Generate a key with the given id
+	// (POST /api/key/generate/{keyId})
+	GenerateKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params GenerateKeyWithIdParams) error
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	// (POST /api/key/import)
+	ImportKey(ctx echo.Context, params ImportKeyParams) error
+	// ImportKeyWithId Import a key with the given id
+	// (POST /api/key/import/{keyId})
+	ImportKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params ImportKeyWithIdParams) error
+	// DeleteKey Delete a key
+	// (DELETE /api/key/{keyId})
+	DeleteKey(ctx echo.Context, keyId openapi_types.UUID, params DeleteKeyParams) error
+	// RetrieveKey Retrieve a key (never its private key)
+	// (GET /api/key/{keyId})
+	RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx echo.Context, params LogoutParams) error
@@ -10111,7 +12776,7 @@ type ServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx echo.Context, userId openapi_types.UUID, params CreateUserWithIdParams) error
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	// (GET /api/webhook)
 	RetrieveWebhooks(ctx echo.Context) error
 	// CreateWebhook Register a webhook with a server-assigned id
@@ -10120,7 +12785,7 @@ type ServerInterface interface {
 	// DeleteWebhook Delete a webhook and its undelivered events
 	// (DELETE /api/webhook/{webhookId})
 	DeleteWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
 	// (GET /api/webhook/{webhookId})
 	RetrieveWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
 	// CreateWebhookWithId Register a webhook with the given id
@@ -10129,6 +12794,9 @@ type ServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	// (DELETE /api/webhook/{webhookId}/backlog)
+	DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx echo.Context) error
@@ -10659,6 +13327,237 @@ func (w *ServerInterfaceWrapper) ValidateJWT(ctx echo.Context) error {
 	return err
 }
 
+// RetrieveKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveKeysParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveKeys(ctx, params)
+	return err
+}
+
+// GenerateKey converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GenerateKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateKey(ctx, params)
+	return err
+}
+
+// GenerateKeyWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateKeyWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GenerateKeyWithIdParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateKeyWithId(ctx, keyId, params)
+	return err
+}
+
+// ImportKey converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportKey(ctx, params)
+	return err
+}
+
+// ImportKeyWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportKeyWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportKeyWithIdParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportKeyWithId(ctx, keyId, params)
+	return err
+}
+
+// DeleteKey converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteKey(ctx, keyId, params)
+	return err
+}
+
+// RetrieveKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveKey(ctx, keyId, params)
+	return err
+}
+
 // Logout converts echo context to params.
 func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 	var err error
@@ -11015,6 +13914,31 @@ func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
 	return err
 }
 
+// DropWebhookBacklog converts echo context to params.
+func (w *ServerInterfaceWrapper) DropWebhookBacklog(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DropWebhookBacklogParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DropWebhookBacklog(ctx, webhookId, params)
+	return err
+}
+
 // RevokeOAuth2Token converts echo context to params.
 func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
 	var err error
@@ -11105,6 +14029,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/webhook/:webhookId", wrapper.RetrieveWebhook, options.OperationMiddlewares["retrieveWebhook"]...)
 	router.POST(options.BaseURL+"/api/webhook/:webhookId", wrapper.CreateWebhookWithId, options.OperationMiddlewares["createWebhookWithId"]...)
 	router.PUT(options.BaseURL+"/api/webhook/:webhookId", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.DELETE(options.BaseURL+"/api/webhook/:webhookId/backlog", wrapper.DropWebhookBacklog, options.OperationMiddlewares["dropWebhookBacklog"]...)
+	router.GET(options.BaseURL+"/api/key", wrapper.RetrieveKeys, options.OperationMiddlewares["retrieveKeys"]...)
+	router.DELETE(options.BaseURL+"/api/key/:keyId", wrapper.DeleteKey, options.OperationMiddlewares["deleteKey"]...)
+	router.GET(options.BaseURL+"/api/key/:keyId", wrapper.RetrieveKey, options.OperationMiddlewares["retrieveKey"]...)
+	router.POST(options.BaseURL+"/api/key/generate", wrapper.GenerateKey, options.OperationMiddlewares["generateKey"]...)
+	router.POST(options.BaseURL+"/api/key/generate/:keyId", wrapper.GenerateKeyWithId, options.OperationMiddlewares["generateKeyWithId"]...)
+	router.POST(options.BaseURL+"/api/key/import", wrapper.ImportKey, options.OperationMiddlewares["importKey"]...)
+	router.POST(options.BaseURL+"/api/key/import/:keyId", wrapper.ImportKeyWithId, options.OperationMiddlewares["importKeyWithId"]...)
 	router.GET(options.BaseURL+"/api/event", wrapper.SearchEvents, options.OperationMiddlewares["searchEvents"]...)
 
 }
@@ -11968,6 +14900,374 @@ func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseW
 	return nil
 }
 
+type RetrieveKeysRequestObject struct {
+	Params RetrieveKeysParams
+}
+
+type RetrieveKeysResponseObject interface {
+	VisitRetrieveKeysResponse(w http.ResponseWriter) error
+}
+
+type RetrieveKeys200JSONResponse KeyListResponse
+
+func (response RetrieveKeys200JSONResponse) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveKeys400JSONResponse) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKeys401Response = UnauthorizedResponse
+
+func (response RetrieveKeys401Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveKeys500Response = InternalErrorResponse
+
+func (response RetrieveKeys500Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKeyRequestObject struct {
+	Params GenerateKeyParams
+	Body   *GenerateKeyJSONRequestBody
+}
+
+type GenerateKeyResponseObject interface {
+	VisitGenerateKeyResponse(w http.ResponseWriter) error
+}
+
+type GenerateKey200JSONResponse KeyResponse
+
+func (response GenerateKey200JSONResponse) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GenerateKey400JSONResponse) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKey401Response = UnauthorizedResponse
+
+func (response GenerateKey401Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type GenerateKey500Response = InternalErrorResponse
+
+func (response GenerateKey500Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKeyWithIdRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params GenerateKeyWithIdParams
+	Body   *GenerateKeyWithIdJSONRequestBody
+}
+
+type GenerateKeyWithIdResponseObject interface {
+	VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error
+}
+
+type GenerateKeyWithId200JSONResponse KeyResponse
+
+func (response GenerateKeyWithId200JSONResponse) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKeyWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GenerateKeyWithId400JSONResponse) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKeyWithId401Response = UnauthorizedResponse
+
+func (response GenerateKeyWithId401Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type GenerateKeyWithId500Response = InternalErrorResponse
+
+func (response GenerateKeyWithId500Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKeyRequestObject struct {
+	Params ImportKeyParams
+	Body   *ImportKeyJSONRequestBody
+}
+
+type ImportKeyResponseObject interface {
+	VisitImportKeyResponse(w http.ResponseWriter) error
+}
+
+type ImportKey200JSONResponse KeyResponse
+
+func (response ImportKey200JSONResponse) VisitImportKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ImportKey400JSONResponse) VisitImportKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKey401Response = UnauthorizedResponse
+
+func (response ImportKey401Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ImportKey500Response = InternalErrorResponse
+
+func (response ImportKey500Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKeyWithIdRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params ImportKeyWithIdParams
+	Body   *ImportKeyWithIdJSONRequestBody
+}
+
+type ImportKeyWithIdResponseObject interface {
+	VisitImportKeyWithIdResponse(w http.ResponseWriter) error
+}
+
+type ImportKeyWithId200JSONResponse KeyResponse
+
+func (response ImportKeyWithId200JSONResponse) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKeyWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ImportKeyWithId400JSONResponse) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKeyWithId401Response = UnauthorizedResponse
+
+func (response ImportKeyWithId401Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ImportKeyWithId500Response = InternalErrorResponse
+
+func (response ImportKeyWithId500Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteKeyRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params DeleteKeyParams
+}
+
+type DeleteKeyResponseObject interface {
+	VisitDeleteKeyResponse(w http.ResponseWriter) error
+}
+
+type DeleteKey200Response struct {
+}
+
+func (response DeleteKey200Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteKey400JSONResponse) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteKey401Response = UnauthorizedResponse
+
+func (response DeleteKey401Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteKey404Response struct {
+}
+
+func (response DeleteKey404Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteKey500Response = InternalErrorResponse
+
+func (response DeleteKey500Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveKeyRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params RetrieveKeyParams
+}
+
+type RetrieveKeyResponseObject interface {
+	VisitRetrieveKeyResponse(w http.ResponseWriter) error
+}
+
+type RetrieveKey200JSONResponse KeyResponse
+
+func (response RetrieveKey200JSONResponse) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveKey400JSONResponse) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKey401Response = UnauthorizedResponse
+
+func (response RetrieveKey401Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveKey404Response struct {
+}
+
+func (response RetrieveKey404Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type RetrieveKey500Response = InternalErrorResponse
+
+func (response RetrieveKey500Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 type LogoutRequestObject struct {
 	Params LogoutParams
 	Body   *LogoutJSONRequestBody
@@ -12825,6 +16125,65 @@ func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type DropWebhookBacklogRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+	Params    DropWebhookBacklogParams
+}
+
+type DropWebhookBacklogResponseObject interface {
+	VisitDropWebhookBacklogResponse(w http.ResponseWriter) error
+}
+
+type DropWebhookBacklog200JSONResponse WebhookBacklogDropResponse
+
+func (response DropWebhookBacklog200JSONResponse) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DropWebhookBacklog400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DropWebhookBacklog400JSONResponse) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DropWebhookBacklog401Response = UnauthorizedResponse
+
+func (response DropWebhookBacklog401Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DropWebhookBacklog404Response struct {
+}
+
+func (response DropWebhookBacklog404Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DropWebhookBacklog500Response = InternalErrorResponse
+
+func (response DropWebhookBacklog500Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 type RevokeOAuth2TokenRequestObject struct {
 	Body *RevokeOAuth2TokenFormdataRequestBody
 }
@@ -12939,6 +16298,27 @@ type StrictServerInterface interface {
 	// ValidateJWT Validate an access token and decode its claims
 	// (GET /api/jwt/validate)
 	ValidateJWT(ctx context.Context, request ValidateJWTRequestObject) (ValidateJWTResponseObject, error)
+	// RetrieveKeys List the Key Master's keys
+	// (GET /api/key)
+	RetrieveKeys(ctx context.Context, request RetrieveKeysRequestObject) (RetrieveKeysResponseObject, error)
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	// (POST /api/key/generate)
+	GenerateKey(ctx context.Context, request GenerateKeyRequestObject) (GenerateKeyResponseObject, error)
+	// GenerateKeyWithId Generate a key with the given id
+	// (POST /api/key/generate/{keyId})
+	GenerateKeyWithId(ctx context.Context, request GenerateKeyWithIdRequestObject) (GenerateKeyWithIdResponseObject, error)
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	// (POST /api/key/import)
+	ImportKey(ctx context.Context, request ImportKeyRequestObject) (ImportKeyResponseObject, error)
+	// ImportKeyWithId Import a key with the given id
+	// (POST /api/key/import/{keyId})
+	ImportKeyWithId(ctx context.Context, request ImportKeyWithIdRequestObject) (ImportKeyWithIdResponseObject, error)
+	// DeleteKey Delete a key
+	// (DELETE /api/key/{keyId})
+	DeleteKey(ctx context.Context, request DeleteKeyRequestObject) (DeleteKeyResponseObject, error)
+	// RetrieveKey Retrieve a key (never its private key)
+	// (GET /api/key/{keyId})
+	RetrieveKey(ctx context.Context, request RetrieveKeyRequestObject) (RetrieveKeyResponseObject, error)
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -12972,7 +16352,7 @@ type StrictServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx context.Context, request CreateUserWithIdRequestObject) (CreateUserWithIdResponseObject, error)
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	// (GET /api/webhook)
 	RetrieveWebhooks(ctx context.Context, request RetrieveWebhooksRequestObject) (RetrieveWebhooksResponseObject, error)
 	// CreateWebhook Register a webhook with a server-assigned id
@@ -12981,7 +16361,7 @@ type StrictServerInterface interface {
 	// DeleteWebhook Delete a webhook and its undelivered events
 	// (DELETE /api/webhook/{webhookId})
 	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
 	// (GET /api/webhook/{webhookId})
 	RetrieveWebhook(ctx context.Context, request RetrieveWebhookRequestObject) (RetrieveWebhookResponseObject, error)
 	// CreateWebhookWithId Register a webhook with the given id
@@ -12990,6 +16370,9 @@ type StrictServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	// (DELETE /api/webhook/{webhookId}/backlog)
+	DropWebhookBacklog(ctx context.Context, request DropWebhookBacklogRequestObject) (DropWebhookBacklogResponseObject, error)
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
@@ -13579,6 +16962,277 @@ func (sh *strictHandler) ValidateJWT(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(ValidateJWTResponseObject); ok {
 		return validResponse.VisitValidateJWTResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveKeys operation middleware
+func (sh *strictHandler) RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error {
+	var request RetrieveKeysRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveKeys(ctx.Request().Context(), request.(RetrieveKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveKeysResponseObject); ok {
+		return validResponse.VisitRetrieveKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateKey operation middleware
+func (sh *strictHandler) GenerateKey(ctx echo.Context, params GenerateKeyParams) error {
+	var request GenerateKeyRequestObject
+
+	request.Params = params
+
+	var body GenerateKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateKey(ctx.Request().Context(), request.(GenerateKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateKeyResponseObject); ok {
+		return validResponse.VisitGenerateKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateKeyWithId operation middleware
+func (sh *strictHandler) GenerateKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params GenerateKeyWithIdParams) error {
+	var request GenerateKeyWithIdRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	var body GenerateKeyWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateKeyWithId(ctx.Request().Context(), request.(GenerateKeyWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateKeyWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateKeyWithIdResponseObject); ok {
+		return validResponse.VisitGenerateKeyWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportKey operation middleware
+func (sh *strictHandler) ImportKey(ctx echo.Context, params ImportKeyParams) error {
+	var request ImportKeyRequestObject
+
+	request.Params = params
+
+	var body ImportKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportKey(ctx.Request().Context(), request.(ImportKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportKeyResponseObject); ok {
+		return validResponse.VisitImportKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportKeyWithId operation middleware
+func (sh *strictHandler) ImportKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params ImportKeyWithIdParams) error {
+	var request ImportKeyWithIdRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	var body ImportKeyWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportKeyWithId(ctx.Request().Context(), request.(ImportKeyWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportKeyWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportKeyWithIdResponseObject); ok {
+		return validResponse.VisitImportKeyWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteKey operation middleware
+func (sh *strictHandler) DeleteKey(ctx echo.Context, keyId openapi_types.UUID, params DeleteKeyParams) error {
+	var request DeleteKeyRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteKey(ctx.Request().Context(), request.(DeleteKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteKeyResponseObject); ok {
+		return validResponse.VisitDeleteKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveKey operation middleware
+func (sh *strictHandler) RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error {
+	var request RetrieveKeyRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveKey(ctx.Request().Context(), request.(RetrieveKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveKeyResponseObject); ok {
+		return validResponse.VisitRetrieveKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -14215,6 +17869,32 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 	return nil
 }
 
+// DropWebhookBacklog operation middleware
+func (sh *strictHandler) DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error {
+	var request DropWebhookBacklogRequestObject
+
+	request.WebhookId = webhookId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DropWebhookBacklog(ctx.Request().Context(), request.(DropWebhookBacklogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DropWebhookBacklog")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DropWebhookBacklogResponseObject); ok {
+		return validResponse.VisitDropWebhookBacklogResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RevokeOAuth2Token operation middleware
 func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
 	var request RevokeOAuth2TokenRequestObject
@@ -14253,207 +17933,268 @@ func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3vchs3tueroLi3yuRui6JlxzOhKh8URx4rcRyvJV/fKlPrhtggiagJMA20KI6vqvJpHmDuPMPse+yj",
-	"5Em2cA7QDTTRJGVLniQ3X2yR7Mbfg4Pz93c+dMZyvpCCCa06ww+dBS3onGlWwKfntMi+YTnTzHzKmBoX",
-	"fKG5FJ1hRxclIxn8qMiCFXNqGslXCVlyPSM0z0nBJgVTM6LlJRPqkEg9Y8WSK0b0jBF58SMba8IVyRgd",
-	"a35FNcv6naTDTfM/laxYdZKOoHPWGXZm9UiSjhrP2JyaIenVwvx6IWXOqOjc3CSdVwWbsGJ9vGnBdFmI",
-	"rwq2KJhiQlPzQ0qoulRkIgtCScHGjC80kROynFFNllSRgl3JS5aRriwLdUheP3tK/nTweNDrj8SRWOkZ",
-	"F1PCcsUSIgsiJHyRkEvGFoo8KxWX4qjUsweKsPlCrwgVasmK/ki4ec4YzVhRT9QO35/knF6/YGKqZ53h",
-	"wRdPEjdppQsupjDnMyao0CfZc2xsbe6nY7lgCla9YD+VTGmiJZGCEQ1vki4lb96cfNPrk+9pPpHFnGVm",
-	"PqW4FHIpyC9/+zt5PBiQKROsoPlIpO+4uKI5z8617TrtkyNyyVYkl2OzXloSKmDDXR/YyMMNc/+PvXrF",
-	"9tycYvtdTf0m6RRMLaRQDAj2a5q9xgmaT2MpNBPwJ10scj6GLd//UZlF+eA1+28Fm3SGnf+xXx+GffxV",
-	"7R8XhSwU9hWu6pm3nFwRuyKHsMwXMlsRRVeKLGerhEw4yzNyscI/+p2bpHMiNCsEzaH99S0zjStWXLGC",
-	"TCjPWdYnx0BBpuVDkjFNea4ILRiRIjfLPp0ybPmNoKWeyYL/lWXrDX/PlQIadZsrC8KFKicTPuZMaHL0",
-	"6sRsJBA0dZtn5mR2d05XhspJqZg/oD6QoV0y0+fRq5Pv2Ao4SiEXrNAcNygYS4O0v1gj7aTDYQaGIqnu",
-	"DDtlyQ1BrD8mFCv0iVCa4n5Xb3ChnzyuX+FCsykrzDuXOL71ZTfzvKJ5yQ4J8gxzGMwaL2dMVCvBFRkX",
-	"zPGs5hmdc+E+PzqIDNgwTLMRUqhtBIhL+cp74SbpuGO3PoMXcnypqlFqSfSMK7uNZqRb1vKm+gb5s+ls",
-	"fQRr+8pEtpDcXiI0y7gZDc1fBQ9xzeb26XLeGb7r/OX4rJN0Xv1wCv+9gX+Pzp4+7ySdb45fHJ8dd84j",
-	"a2e/oEVBV521U3lsRwL8hua5XLKMzJmeyUwlhPWnfZJ+GHX26YLv/7jU+/aSGnWG5N3IdjvqnN+k/ZF4",
-	"KUk1MTJnVCjCrlixqr5FZtZYsPYl9HhTuHx0we1x2U4JHeR6P5W8MOf7nXv5fEO3yCI/Y781u410ai77",
-	"iERxMhWygLNmT1a/Xtvqhr9XlvDjUj+VYsKnZVGNfdPCfPv2LHz+JunkVOk3i4xqdru+8Q4MWOLDLx8G",
-	"nORhZJrS8PpbDfqHo7U3GgxlO4vwyQAGvoUINhB+QCgbqdB79CbpsCsm9ImYyK0XePXgOgHXLW6dQPsR",
-	"+rgZ3HIs37ArPmZuvhsv1TUaMSR5NB4zpVh2lGUFU2rrcx9HvC28+sMut0wlCIWTG8sswitONb3IWULm",
-	"dDzjgu0VjGb4DXL4d2NZ5tlLac7zFSv0ealYYaTUGKvIqKbt95ZRdCLDnTOl6DQytGeyILNyTo3GY8Sl",
-	"8YyKKetvPUcw0brd87YlUnGpBSROObEX1OPBwPQYLiUIn3UbW6/prWLxDrcx9Gb0QxR9jWq0YiAKGxEF",
-	"vnugyILqGemm9i4+A33x3eC8b3et1+9EVsNqI/WEPmXgUYq8ctrDBsII53skCDAmQo1am/MrZm40LhTP",
-	"GMgd8KsRNn75+Z83aZ88MyugYD1WC0Z++fkfI5H+uNR9uxZ7oDz3UQ1Nh8TI7jlDlZp0L6ykCkJ81hsS",
-	"j42cZMlI4AImxF9Z0hWGSAjXCt/uHRJ8jvyvsIHhSIQN2ucOw8dAOm70XTVpfhuJbsHGssgCSZpqkjOq",
-	"NCqiMDJP4+4NbQtGsTR/PVBkRotsJNDoQLBFFHVtX4ZTJYQKfyj2NWuqME83JuXeMiqULFHVwVXGtTdr",
-	"G+kjI9QMRbOxZhkpWKmYOX7UzGZP8znbM9/g7qw1aRrpk2M6npExLQrO1Eik3qjO+JydyRf8ip2IUzaW",
-	"IlNp4s+K8AwFXGDXttWcT5jp2WwbfG8tL4QrVZpDxyayYCRF6cpy+JSomeGV5IIRjQqNIV6rzY7EBKZv",
-	"9koKw1k92kyb9EZi5HaSWYIbCWq3GamuT1IuJjI1qpRnmnigSHW3W2NSyhf23krNmk9omWsupqjdMDKm",
-	"eQ70QfEhlMpbr+mT3QTIzduxiYGu349rrCXYgh0v2Z0F31vJROYSqjdr24uv/Wcb7+64rreQNFvlh6SD",
-	"lHZ7abV+pLkJ3sjO2y4DJ3+FTP/tTJIxLZU5OZb/J2RSyLnhcwUDZiEFWc74eEYyEOTMhSbKPDcyi7tJ",
-	"GkLdxwgl2Pg3W+RBfOplm8yGP5+1rXx1FuMypNxNFn4ha1FeqtYtPpraK3gXAdIs/AuudLuwDntzC1kB",
-	"BICIkCPYtX5aFipmuXuF5mW84+aG4WKvIAxOZJ7L5SFZUKUIBzEhHUND6XYJ0Y4+Rp0n84UsNMteN87y",
-	"pzLBNS26SfnWIlZf33OasUNimbS5gYiQy8Dw1M7h5kzTbyzd78qFvnfv3CQdpenOg32g4L4kF2xKxSEY",
-	"NTn+PCl1WbAdh6zdSnt6++PBl0+2Ku4fy8Cww+r9pLGpjUWI0cq3b7+LkEY+9S1zr08PvnjSSTrH8H/M",
-	"CjcurqKnNs40LvHyWv9er8Juj0ynT6M9ijYu4beg+DT68nX05VWctfjrbUaI409gkbDHlnU9XV/YS7ba",
-	"neGYrYmpJsGATIPx/s/WDEENPTEQExVcTAuZ8zFnqk/eqEA8T5kwt1OG8llRsoYDbyTwvnyg6tNuaHFF",
-	"upT8lRVyD8S8LCEZV9ASGfvDswZV924vKrWBGAvDPuVTwcX0KJ/KguvZfH12z+WShHIvLYzcPRW1/652",
-	"MBFBYQnQmC+UZjQzY/gGx0OeG8q3vkyjv+5ZT4hi44LpQwInBFYQzojr8ooVfLIaCTqlplGy31+yPN8D",
-	"V8v+j8tL1f9RSYFzdTT73B627YfObknM9RnKYsfXC47L/Mrsb3DInvFrZqj5NOcZF9O3XGRy2fz8luvZ",
-	"9/Saz8v5C0sv0RH5nf4gmJGU3yi2Rofhtk4LOmavWMFlFgjU6/tplA7SHfzy83/9+UnyeDAgqkcoKaQ2",
-	"esoeXVKnAKPHFd2rRjWAjQMqHZdFYe5j69KhEw26bwIOX6u1gYKDDYE/GrU63CX/Enh0ELkEYrKIvyyv",
-	"2ZUVduq92PV2W3u30XawZ1tWfY7b6Ssz33NRamsc+tRptrQb7ulr36pRcSLStVyAPH6UHAwGvf4u6x52",
-	"/0bRKVsn9tesBObTSTo1ecbdSnElr2Hfienb9fAfJU92Hf1NnIPbBWoXYZvaWswn7YVdGAHMELmRWAkO",
-	"lhLBlmB0KUXGClKvSy9qHv0YHa99dJYf+4y6T57mlM/VkHClEqLKC9I14g3hWS8htDRqVda02nRDa0gv",
-	"IZzqhLDrRUJ+1Dwhmmeka5k2z3rAqhXPRqJrhDye4blvLhfXZEznDNS33iFJL7m5AFEwxHiFwOe3RUgL",
-	"NmttJVsu8X+nOc+oZu008OPylmZJs/D+ij9QZAxL3o+6L/2pmL5iA33hKXqbNdkx16uo9DWWpdBF/LeM",
-	"q0VOV6f4Rdxbobku0TlQEWQmSzzs9nFRzi+QV5ib5DbPF2zapj//lS+cV2IHtfQFmBVbPWAf48dKOtNc",
-	"XtC8JSoLLajOVx3StyV6RwXmmMVsEZuli6i+09LEpqUBV+RBi+OHua8dK7cmyffWTghRRPjNOOcMLDil",
-	"UOUCNeH3MMX30GdUlDLNv9/sOmvq3zCi89aJvIZ1b91pHOV71IS2Rr7Yp1Hc3OmNdlU0/iiszfsZF83m",
-	"nzzejb+1rsQWNcQIdoYIfQ5OSz1jQpuPRio3ohyBtgguRGKYcBBQp2Z0wQ5HwmosVFsKLyqRiQjGMmUk",
-	"OgpGein6JMXmTrI0sFE03QIPlLkhzJXBFSkF/6lk1bunsCWgFqELyrSNHo0LZYY6EkpDJIOZBplRNQO1",
-	"Cr0GYUiRvVlQbq3s2WCXRJVlOBKezoIvg+UID7e50a3mtIUJw9CP6lUOxNGmkIY7TeCmtMvUI3N6aYMI",
-	"kSiJYOZGocWq7ykz7uVO0nkpdfzT25mR17iYvvruaTzGx+3S+uAw6Ax1xwYRwaatRWO1H67T6my1d0G9",
-	"PZaC7dB6lNEtmDj5Zot8zh3PUqjqvqf59D0oJep9xdYCU8LW0Chw/BTRR40u+r4sePTH+gy9d6FOuz73",
-	"3pzk9zbg6uPG3TTZ4yS8IccHeKvhRHnXAqWpr2W2ipHeEQTJHtpQXlkQc+QcncDRj5r1qdasMO//n+5/",
-	"vhvsfUn3Jkd7z84//Plmz//4+DYfHx7c9P4tJnm7OfzvkhUbJgHRnTCPhKRmxKn5IjUKwYQLlqUwLaNI",
-	"1xMLJmLe+c/q8fufV6UX3akY9alCza5aI1EzQ3ZFrTKiWxWuplosPyRUk7lUep2zRXXKltHFzNPr+sCi",
-	"YFdclmsjGI/ZwnA7M0KzflTzC55zCF7PXPBvtkFo3MQI79w/cX/BgHftjNjFmXAr12h8a19CbEclZUCg",
-	"DVc2lvyQ2OSHNWlqLjOWR9X/T/K0Np0TlddC1+H94eY0Fs7bh/Mt9IQ+sFYOEQQX7WyRjzrWbkAIOMH3",
-	"Hw4GgwG4e9wX6/fwlVXpv7l4KoXSBXWh0uvWpfjZOyTj+kWwa9N8SVeKjGdsfInHMZIM4+9HOP9ti7nZ",
-	"j/pxa9lcw423/u2G+713WO/Mj75tPl5MJmQ/yEUjgG67nLNxUrsbAXdf9Q2rvHWRY4bsiIs1TPsCYrUx",
-	"XX3yg1F6UulcBbbZUrHUV9PIjBUsGQkMnMgxVtB5m4ZNB0Ak4MpyOaOCWXO/GgnwOpAFuB0qGwnXhjdC",
-	"WkOfON/PhOaK9Ym5JTGFaYJRemYql2yhMSoq4J+oUURDj6R4IadcvCpARmnz3kjxfZlr/oyOtSyOBd6r",
-	"8QfXFq/twVdUqaUssqcQgpq1ZMxt3fNL9kwW8xZzLp0bfTBnY1TjjcZk7gnSTWH/v/rl53+OysHg4Amy",
-	"fvM57R26p8ZUGIliTItiVYd99beHb22McG/IwDdJh10bzuqZsG/5vt7lpEHz/24IMLw3b9XXbhvi3XKN",
-	"wGjYCrVu2QYzB1I9pqjBzhVljuYW8w3kXJI6BbTv2x5qGod4O8I1aR3WIVFyDo41c7wyOS7n5sWRUHTl",
-	"3sJsTvvCThF7uyyjVd0+Mj/gI+mk7lR/vCJxO3JxXcapxbHp15jQGuPTVIP/szKVBXmuvfUDCLb6uClv",
-	"TsWK5PyKOUJbMo/l7xZGY58OxLmsJdKdZ8qZsf1ebRNJpUM9TAaDgX1yDonF7l7eKluH0t26PKeLUoyp",
-	"juVXnhUl82K/IktC9IwKO3ylyUzmmdpJfosukXWjdPxBxS7yU011qdpFCgW/+/Z2eQkWdXpFOZLu+TaR",
-	"37YR6x7TeWNGr191NldbVtYOqi7OuFUd0dWCbLxS8Kk1+zt+fb6h27Z9vrd+68svYv8IshmskNaVC/pT",
-	"aQS7a91rGFZb/BZvFCs2JRSuC0EfJf6zOeX5DtuedCa8UPrlbkSSdCZlnu/88D2ejJzeYtAfm9C4sMLn",
-	"bdTchGBqCvpP+p8cPm4u1U84wobc7tjiWFoK3vQCUHnz6MGL562DbDvud9/fW3Yxk/IylqknBBtro5rI",
-	"UseQB/KcK7SRGmHUPk+6D3/5+b8eDsxtnThvE17eu8YB3RZVAAOpj+tgui2ZHD4/CT1FkOuFmVt/+zux",
-	"4XlemnlbJteoM4SYyps0ntrW4t4Hge7KeuFsWHmV84cnI4zSlDa+zR4aFU+pxsCWXXJa/CyBYCGudUFt",
-	"gIxRqIXGCDxGIeUBEuFW0aneM5v7GM5VMJrtTMVLyrW15ld+XKDoJw2KPrgNRVsXYJuH8ju2Qhp4/v3R",
-	"073T50cHXzyByCqqywJ2PFj4JpBFlWHvifsbECwePtnAh0OL144JPbUkXRYRMj8CV7rMS83ITOsFkQX8",
-	"r8ib1y+agx08/vM2udR0soGVbbZ1LvGh3c2cjkFus3BWDW8YWuvts6y58E5jife9uestK3L3fRvCZ+Oy",
-	"4Hp1ahrB7o7qIHDz8YLRghXPHKF9+/asE8nC9Z1avgfE5UJ2IT8rffXD6RlpYoGkvYQIqUeCXS/MoBOM",
-	"6uYsQ6bGtaqskeSSrfqkkmhc+DxkfRGzaKBKgOVDESUTAEYaa3ME67wZuRSQvyiXTespGkZgRYFnw9zr",
-	"c2UOBSAV1Ev0VMpLzjYY6/yVSVwASorfYgBCSsbQCN4y15jAThTTqoLnwgdq6Cb/9Xp4FiEEoBQc0Egk",
-	"XpUua9Ahs8Cy1ISS9GuYbEoWBZvw634batSRBTtCnW2t7xsvJTIai+xU9JyZXtHGReSFplxAoGyYUuDG",
-	"5zKCieXUhAsb9N8nZ4bczIw4OI9UAoo+plvQC3nFLDoaWqD1jM3NvAu252ThnEE/QeiPkhilHljkJKA2",
-	"0dwzzQmC8DdUE677IzESAIEgzKTVcCT2iOUpylpdqXCrXxFDsKSpvdaHaFOky2CjRoJE9oockfk2nCkL",
-	"ooRXJsvI48FDO2sCaZQ1uBQY4tEyZyZBFF0RJYck/cuxPbxoeEgTGOK3b787TQLaxSYz/7hjsncKIWJE",
-	"SJwTbBBu65yu7A5BpDRakXhhjqhprWFaddkGvAgZj80rwcRwwynM+qdRnLOUSGvby1cEfUlgoYvAtcHy",
-	"Opw2MxoPqq0KeIa1BdQ2NzgH30YgjpHEMNzM8E6so+PNm5NvVAJToM7pOPeFH8XFGHnEG8GvCVvI8Qxa",
-	"OHYQFC653exnijgNqQUwcwQ7p3o8M9wwHcuMpU4BTC0MhhkSMaSRkMeDx7BBXwwGZEavWE0hkL30VGZM",
-	"GW1yLiHoHWXiigMPTTvrsCDPUtKl9WJCWHjhMkFEbQs33yKI27Negk1ZArdNuAuOPIOFh6CZXlIv8ren",
-	"P7w8TzGiDqA6MskU3jLEdGMRBKntZWZN8stCiikxL4OWAS2eYItPEd3ubLVg5zAE06xpDdgEh8ZJ2gS+",
-	"S/1Bwdgjln/yjEz5FQNKRyvmzNxmYsyCDCo8usrsCLSqpXxBi6k3HCLNZv6ZfM+/PgRCNdKme1RWi6fZ",
-	"NeILsKI2jo6l0IW5KgHEC/LD9kitlBBKUNCoVhJjGIBOOUJJOWoq2I+Q0DMMuKcZkCNDxQpOc5vZxguy",
-	"nMm8gqjE2AhknWtmLJtlpi10Vb4iVJHT50d7RiSfUTWzeXbmKRHEZgBXAveknrEVmohROvFOkdUo3EFK",
-	"/2PPsu+9kyxFlgyMwcMihPwFOPRghuaGGExfmAhDupV9/ODP5tLTrFAJyfiU2ysq3XvfHxo6qRXJKmXk",
-	"ECNliZWmHiiSyynJuWCqUoLcOMz97O6gH0oNECggibmdRYZb3fiilgJ0jX5IcyXxbzUSyPHlggm64P0V",
-	"nedAwLx2MhnqgocyOVb2ZE5YwQyrWtCpGZ3IzH0zEiABco2ZIfjSnOmCw3uvCjlnesZKReyX5ibLDWuf",
-	"yysHcOkQJ4icjER1QfT6ZjhqfwLERg2XD6xc/XlGUBS5YMBhyaKQhgHM5BIUt5Go+BYpWA4h0VoGxGuz",
-	"ULjOjbBjr6OM/PLzP7zHfIEitMAevTrpJJ0rViiUhR72B/0BOI1xbTvDzqP+oP8Iw/5mIIfHUxkhny+m",
-	"o76E4Gsh3a72yQuQgszeLsqLnI9BBKjMF82ESidYGYIYCdBnq5sM03KA0YXiGdKcsKfYJuzYXE6MWobz",
-	"OhJ4FGEcasayQ5u4aTpU5bi62DGCvI55xmWvduck6ww7f2EaUn8bWKQHg8GdgZBC+xEI0iO8Gt6yC/Id",
-	"W5FTpgEB9AvsOtZiNcT9EIDU1706w3fnSUeV8zktVi5asNoxZbMlYb3C5YdWAjIx5MSzvXHTD7MjxbyE",
-	"HF3I14Ig4FrAA0IxHwCRdzD40nNmjoSL/q0pxsr1NAiAd7iQgMQAKpzqkwpA8s3rF2okINbKGiMSclHy",
-	"XCO2B9h77PH32V5hSBWD5wtZTmeEEl2UShuWsyjk9Srk2vAVJiP3WqgrFj1+j8QW664F/jbjaizh9Dr+",
-	"299ISW9BM/bU8QfKZnnUOJtmwbs4BvLUmoirfnpIYkaCpwu+ZzFcF1K1khMmeFcyEeMQ0OOhFDuRWciC",
-	"5HzONX5fDag/EgEqrGkmksQB3+KOHNqvtcLkDzNbdGiMBERIpZdsBQFPcs41RCmRgopMzoEq/LySGEU8",
-	"BdOdBeVE0wpT+muZre6MBEK40pvQggN263ukvwZoaQvpGYGkUkRrLDPgf4934X8eVjS88nD7KwGy8ifw",
-	"2eo84Fb6KrgFHMDTsUeVTZfl2Rrh73+4ZKuT7AYJPw7SfgYpO2wyMYeIahDhnenJyld4iaIkXwtkXJAv",
-	"iFP0DEfFODh8B3KvIMse8oOophdUMdAkVmRsuB8B9cK7LYxw37MQ4SNho74sJBvXiuWTGKVjjJBH6esU",
-	"F84XX8g+KxE8HjyO8B6JYoS5xe6EUnBmHqUgAiIctXDRXhtxlV1tXrbPeFADs96/5px+ni1yC+8f5+7a",
-	"xHvoG6/LLLz7gHZNI2fXVk04250m2/Wx8LdF458n1b3Yfn+85XpW9fPHLfK7ukXA5MevmGjcHiE09yYS",
-	"8R5do9nYcOtH9hslKQw13guJrWNMf246i4BEtxCb18lvlcD8lO2dRJV6WT8EAb0bxZa3APpZ13z5ymxi",
-	"up4zLjKCocgqlnSArWcjwQVqWwUVikKcemLBGMG45APJtkPvWlxfORmJIHD2YhWMCR3qfhAGb9a4GYlu",
-	"iiFrQ8w0SNEEBW5Fa3aQzhzqXBgbxKM7PKXJ1je8kkB4preKZJA1/Wu57JtH8A7kMrevRBZOog0PynZJ",
-	"7a757H9fVvd5N9+X+Bobvl3Ca6ZG3omktxYHwQ2LLBjNwExRKlYVc0rfZSWOgJ0HY4GQtC3yQCU3/iEV",
-	"/CEVrEsFcdGTOTz9qPX32KIVeSkpeC+bu3vrvWwuUPAjjEQVsdJ8MXXYzDbOAcJhPKnA5UG5oAE0TByi",
-	"cS93zos5VosrM64TZysJ4csdUuRYLlhinh4JqhDKEHtY2aRITblgWZ+8olPrsXNgwC4+qQYaTqPW4VNG",
-	"i/HsGIGB7+D2j9Xes2jZNeG7BJG2PQGojuqnaNpIvKcqO3x33tfS0hoo7m0aDOkSUlZtrO3YAeRrcNZb",
-	"5y0Uf4MoCdKFKAgyx5jK2Mgguz0+oraI1N3GZNH9bzkcJrLbDybWEJjOg6Zs4CvkUEWCXi0cpUuxmnNh",
-	"P+7eJx6WtmKJjw4CzJJ3g70vz//nv8Xvz3u7CNZByaNuPHBNoytUaPXbugfM7EhV3wNnkBCZZ0xpAgky",
-	"ViuqbwIv2HKTHvjahsg1YiLJW+vNcQl1GVswNFRbvU5OCKYfpwlJbREZTCdPQ1EHGDHcVInhzc0MWDjl",
-	"yqV/YxDYSLhALQxx6aatebApNPrt6Q8vE9sSFWGhj/3rveVyuWcOx15Z5EyMZcayFJOjXchfUDaDKE1X",
-	"isjS6qLof83lVEFWNQwJY4jkFSsKnrFocq/LoIQ70BwnKGhqY6rwWeguqRytOdcQPWajXixqEKxpDRuU",
-	"AG4QLlPdVxURBbEgIQjZMAj8cHH0fhBd99u3Zz03XgjOW84kkUuhIOaiAXD4y8//AFT9IIZxSDBAkYzK",
-	"weDR+Nu3Z/AHSzEqEccbjYHF4MNgPPNSVe7vaDwwUho8JqS2wWoYSnyIgAOlDSwyj0DUngsFTqCYLMa6",
-	"KSs6VEHMVNexTuyaK90nYCmhjXDnCjLBrzkDmAVz2Aosijj0wgudlbo6NLIwRAH4T9b1445RAtFEftQm",
-	"bCrA7xJ2TeeLnGGcqXNZuJpFwT4NsQRCje4A8gNE1hX2CNWHqgu/9lK/1bX6whhkaUbZbNvWEWpr3BCy",
-	"K12zcx8gBBoB0zvMtt+6Sxd32jBcnWT9rQNJwhd2GZeIjKVag7D7zUuB/0b6r2LIJ7I0BxXjGyAk4/SH",
-	"l8B7nGVtTldoXcMg47TKlktN3zb6CYC6Z7JO3d5SNAUiyYoMuVfGxlxhZOfDPmkEcdZKbjPiEzkAcEjL",
-	"Aw5H4qDvajdbLAuWNYsee1GT5o1Hpkt3JtxZERJpo+7dvWIfPIRI2PAKMuvhNeDrUuvthK8ejsTjvju0",
-	"eI0NvbQC7iXFywKYSrcOq+5V4YF+KCoylgRKeTjDQdXIjCpS5URcMKPRKL/SM0zeBXBCa6gE1rxDFv7z",
-	"/lyruE/7ytpMv+jX6x25yYfIIG2lMHssquJV3rOHI/HEa8rWLsvzCgc+aOJwJP7UX5Ma1l8KYSir5I0j",
-	"clHml3idu3DZg8EAj4ZbfyfGWBK0AZOFGpI0wKNIncm9GnwXTkkdN75OXb2RcIkGrXMkFzahwfAzIwtg",
-	"HOGok8spCBrzFdqzR8JC5ahRp+Xu4drGzAlZDXNobeAe8DBWpuuTEx2Y352NHeuwmEWr/aeICX6CtGyL",
-	"sa3jgvdQYMmhCjK10QfQkqFyHLTNL6kWUbqo/ZHAi8aONzx64VbAJll8DWXl26HV4bGG+5C0VJz3EgU5",
-	"UgNu60ika9AdFWvRIfBFiHnhxfQmg8HgkKSACZGOBFz3ABTGrulY9+oF4DppjMQPLx3WKRgHg0HM8vB6",
-	"7fZQn8H9YMvjmydBjAGoVos6EAM+Bxp1dFOF3flI2I5nVSHz60goUb05AIpJdg6tW0P72XEiZwFmvZOC",
-	"FduEttUy9IiV5XOMOTASfuTQ28069zeDGHRFBaUEHAyiGYXiml8xQFicYEx/LRW1zcfly+02Dx9f6r5M",
-	"5+1QUzdhTcS45vopHQHI2I011N+TOWYdG6ktMASuwU1QdlXRXa4sp7T5AZ4xeCSourRAF0bbgi5Jd8sN",
-	"AZbef7XT7KzSHy2/xBUJFVC4O80nl/uBwhuwJxnId707Ckz/UKWSvjs3xzhIDl77yiXDvju/OQ8dd5DZ",
-	"19jei5VvaEnMZzOT6g8MOKjnBJJI6P/3fL3hcta5D1b0AuiqcAAJEWzpGc0uoDBVDXtgZBs9EvVF3yfH",
-	"KI37BJqziTZSW5+cNbOUwvyj+K2OHs07v9fv/JLLudLmGDpM+Xu77c7vlR21IK62cCVLOw176G/PWkzj",
-	"MwHH+YZY/jo1ZBgr3aNc9YSMCc1pjjwafxzLOVNgX0Cjoas1Hlr7rPmtyu8w/P2BIkFh8nSIituF1LOR",
-	"QPOGFCyxSYuQOL/koP2NxCnTmhst2fTv5Y0E2mLaRCpLvcy9ClRmJMKxOYujU8SIwlpge0soBoaKOopb",
-	"UONvhZggpWKGhTgQGVcIJvVRl1NXttMmIQYYAKEalzp45r610eRUaeTALKua6wq5tHl2/u+uqDOEjpu1",
-	"DOs492AJ10paYW2OsFo8GBdgXxXPUixuVAmeDd0OqGPCq1oWoNHCDca1spmfOZ+wISqzhmXi9FVClCRc",
-	"QwC706su4FRmtUjot2r3Jm0pVDYceTXzAsWwSpyGCNWYCOpuXLDH8QxtznrmEHABgkdpuVBkKYtLLqY4",
-	"Fi5IGiu/lzrTwEgAuC5cb43mII+F53mFET8MipcYknXjXq+8lzj4eLCyIYCvIhYx4ShW0q8C8R2JCsWX",
-	"BCC+XLkifvZM+ucC6+gH56q/qSxfvw2VGG4q5BqOWDzf0y8//6Myy2wLUsAilI2KLmj9EFKwHjovnMG4",
-	"UsxrG0TAhw5jVWvGcrGqrDz23FvFdiyFKnPtZFdzEMmjg2DlR8JKC2DndrNFsXfO5hcMLX8rv6jNBD1b",
-	"LryBaxBtDPt7yZa+9JGxgl8ZYdhxsKo4/ooUbJGbja1iSqHAjHO42YCKrod21Es89xgQxZ4liuoECSvp",
-	"IGNGWrQTJDTXMzBet2RqOe3fMSDbKPK/pSTPtV6AEx4ZviLd9JTO2SnX7KtTXfCxThOSvqJ69tV+mqCd",
-	"Kj01YixLa1INMrYhVf7sxSn6wBqpgzZNEA+oxZLpDZuwLd1JxH9mCx1DpSA7kMbd160zt0M2W7A55ZCE",
-	"a1rA1UAYh6G5ixuOt7/93UNFaFCqhadIqmMjiwpex3m+LAP27QQ2hBdDK6sA2upRI0SMhPeLHUTLcUkj",
-	"xTpSOBoXTC8ZE+RhzUbDY0WjdR/D3mKtH44EtclQtkQ2yLMo2lJVTXDOqFjOeO7C8x73zdUwNoQXxETN",
-	"qIeYcjAYJGYfvOtZaIxKWVLDVFQ5HhvBaSTsuapstE6LjagAx7Y1XzZ9JgvEWWroAVuKTx6CIISU3SpO",
-	"tWIKBVTaFuQRBQq9Z+OIF1N4c69J32vVQKOxI5GKmrXXfnMxULP2HvjfKdN7rfhRS+mYXYKSJBeEkvoV",
-	"m23vUL/lUgwbPvWvGt73Q/I9vd47mjL7Q/SQuUeRlx5WnPeQNBmuDfAIyMa2DEw/3mnI43bvLcAk2IW1",
-	"Pz87e3Xq4XnRWMHBm49V5R7vUgvWcBxkRhc2JQ0YkWEqF4b9rXGj+0ATcPwFRDd/dGgki1AzRoBEo4f2",
-	"P2gU/292iSOqjf/OrcSuF1IBfFeV+kXeuLvK3U9mXKEr1OPS1maBUTmVQI7lAMPSFLY8IUq+VnyBdx3q",
-	"2EjkjBaI3ZXLKRexKhU26tDcC1isFMLG7JqCy/GW4TWxwBoUu8Lt6d4ipKYVUq53WAe0QMyC5zhG/V3Y",
-	"dd3B4fT16g5C0Hf3OZ3/GuzSayaPW9mjCZijsXzJb8we/VJGTKYWJ4tj4cdfn4HZMJxwwBeobfBsa1bQ",
-	"nVP65zJkbjNiBgvS/50T1nqu0Baa2Cpht1Uu7xpFpk4zr8TqMOtIVx7rT8g38i9iV9psZ1Sf4foVhMbZ",
-	"3aM2R6JbxW223DP9OrDCrAlWO6/MqhbP1SlGzQBOkJ4NBaCjy0ZuOoDKEJ3SQmNAqqcz30B0Dxp7fLw8",
-	"qNVmY/JqsGbIXDF9rHojUcmPlaVJ+4FWXTNSMHEmUYWdZ71KmnOBPyC/BJFbteHE0ywhgBr07wBQy4KG",
-	"4JXhCoorWRbjBoKIulRQtit2dbuK9qhD3qfCtFY7vy3pKohZslJx32Ms21+pAE6t/p/UC2zNE+vWwj45",
-	"rmFN70G2dtNfC8syRJaxscyYdxxqiRrRULdBKd3a/XKiPb8LypRVSMSaHcD6XnznDP7QDF2vH1w3Zbmg",
-	"7dcVuK6rC/6g2g/YH1TbEGcf08tHoouQlQV22Gurn+/0psQab114lhH80ei8yQiMfO6b4xfHZ8fryNPo",
-	"XwfxbCQC97ssrIKEgXNHIL0Jna9ipnMw3/rKh/V+IGeqjrojUKw0XqMfo5EKDMSVbclaQJdUjUQulbau",
-	"gFxOIRmhZwPlrfHVKDIqxp6jBkhnRLX11uuQOJ/RInet4iYrLxQEuZUxnQ1SDsy0kLytL2dCeY5LvKQY",
-	"bFhZuu8yBwIdBvEciDUG+QLP35bb35BppRK2EKfv0wNKaXGL2woTEVuEV3/q9lFStZ1pl/god95qz2nb",
-	"cIM6lR8VL5VsNY8kSFgOIg4GJxw3QIQ+VwL+ju2VSed6byr3bDu+LG31i/syaCLdbbdnNmJZ5HRqjlip",
-	"w/tsZ1viU2QPF9IIRZ9oU6zteYNdzHYxBnTbNu7JiHfHssALOXW5Kob5XVjjlb2teNFUH8DKlbt6eZ65",
-	"ra4MtyNqJ/DvWpBFGF8LcFKhxeFNkZAvBo9qsJR+DP4SK9fdp+DYqI3XIjNunokV5x595kFVo6gC86rh",
-	"bKCN54zmelblAMYnVlNAXTPuFkibUkdQNtugJWy9ufvhcmElvs+MBNGox9eyjW51fov4Dw7vYAc8KHxy",
-	"/4OrOLDRan8LqrKZccoLAKl0/yBCQmF+nUrWQi89uGnl0CQgkRnRo0bCA4pAWdcVdrL9WVDLiwp4auin",
-	"j41EvN5CC6iTdx5+c5iXHi3fGeylW+QK5gPDiLggXG+1pG5czN/3Id9hozDZV2pyxRUgxWuJls97AMa0",
-	"Xe4GkFRVerwXbKTbcBfEUdqAn1Sf6I33272ibf5xy32+Wy6Ob+RqbW7C1IRam79S2Cy/3Olnpp+giOmG",
-	"4PffKO2gc327fGSe2w+Mh/tYQ6xd9sY+VLQiFZaEQmOVX1oNgguGWG7kmivNxbRO7bWFnqaIP0+OjE5Y",
-	"uMDdIQHczZWtIeXCeX2Ee19Vgjkql7zaJ88AmATexX4u2Yplob1XvePnfcjPT617ZgylnRDCT7XEGKq+",
-	"ha7wBa3wgSB53GPesWZiktkJ7MTdZsZ8hiw+N+zbnutGmFme+9k3rkDzb+k04kKspZwEZ+8DEsnHotPW",
-	"WWJmudatLAEwbUyz+BRgWkLR5VcD08JwupUpxgZ7ZYYD8CtrJ+4BRpHnpcwkU4e+V7N6NYSxJXEUW5x1",
-	"E8e2RuVr13nu5Gr83SPYVrfgPUHXQgdbVaq7E2P+OwkUn2ljPX3LbeZ2bavKk7wHXStlc8pziAxMXUn+",
-	"FN3i2Nehtf4rUgr+U8l8XE2Uu0eiO6aK7XFRuZJ6TjHbAeDW3v2AyLKgSi1lgelDrnDvRBYkKNIGIbJG",
-	"IcSrbhgUEcbYEJSj2kv0GBr8dQPl/iHx37/EH9cVvRraGxntW1ck/B63IlYGPbIjmAtqB16rE85wasvr",
-	"9f/FqcVQNdUt2k1y77XBntnQFiPLWad8LZAJl70L1Vsx0apq1BspgepmqgexDLZqP3aVlkWegtrzYdSB",
-	"hkedIfnwy8//vLmxeFCvfjg9SyBmnFGF4VpJBWooAS6twlZSZEYXCyZYlpACSMzWNGfXuNac5uSCji/l",
-	"ZEIwIcmGgo8Zr6In+uSYAiobDBQijlGZHWKBUixGuXfqYtyGI6Fm9OCLJzbnYsauiZfLV8Uz0qXFkEO1",
-	"EAZmyesUqMvG/9mEuqAoqu0T8Fb3DKsnafBqGtRVQ/9kVX7NtLa5pls7l3dl7u+HQ1fF+P8lTLrqfTOf",
-	"DngCRhYFTOG3xcNfsylXkGNRHc8dTDf20f0P9o81JTKm8vi085vz89iJ3rGjxy2580aXouaHyMK2Kieb",
-	"V/VfcDB+p3vm6Rlu14J6ZyET2LHwWXV87rMkxgZNoeq/1Zdj9/5enTl/sP1fDdsP5feksyh1LMMQ8Atc",
-	"WKZC2JdDi8LsL4rDEkExA8SQhqACQiD0CPgrEDJcpR9alPVLxhbkgplmA3FR25p2b16/iEksbxbZHxLL",
-	"GunG+dXvlmkj0kZF5RAYjyhFKM1IM7SDfVvLo9XxBH4eTUVGCwduEKaTYBVtG1vuGZjReCIYhoyPxHpp",
-	"bkwGagJaPz87e0W+poqPa4aT4svWrTMS9rMT+btgVmpgFCZQM/zJnx5/Sf7f/z3oP+o/7FWZsYAUi3D/",
-	"VWPvuXMa2c9IHwjmvIZqORIpLGAIPINvhqm5CDsDekn6UmoHZJYCNob/zdsZE28UF9NX3z09TgFaWzFv",
-	"PDC+XAoLVh94HEYCcfsuVhVOtAde4/KhllRhhXXLREJA46RihCNRqpLmW70RhyRArY8E6Ccj0cypNrqx",
-	"zQfGiT0wg0I8O5heBBoHxgQZ1weDgcP+r0rCU3Wp6nQnH6uI5bmqvJf0At2iDoMeF+q9kSnezzjgVzUz",
-	"FmTRSGzoBdZEVE8to69cp43MqoIRxfLJnuF7UAioTgVzRZp5QeTSDAlRV0Bo+QERegmKQEOSWm/ne8vM",
-	"U9J9PBhYdG9vz63XlGBNASwRAaSwYAiqUjWEqw/tPLR7n759+3bPI182xJOY+jlr9iDXu+0SoeqcIJz2",
-	"spAAc92S4w0zPHCx/rvdUZ+IRopdNgFPP85V+trDXHck5iVENDLAHt9l5X6YheP6Lcm3mAhuCMIB5vsm",
-	"u881DksrgM5vIXiCGyBrpBM06S8cTCwC/47D6W1GdxO0ouuYTQ9n2pZJbtrC4unwS1nknWFnpvViuL//",
-	"8OBP/UF/0H84/HLw8GHn5vzm/wcAAP//",
+	"7L3/cttGlj/6Kl3crTJ5L0RRsuxJqJo/FFseK3YSXUteT1Xoa7SIFtkR2M1BN0RxvarKX/sAu/MMe9/j",
+	"Pkqe5Ft9zmmgAQIkZUueeDb/JBYI9M/Tp8/Pz/nYGevZXCuhrOkMP3bmPOMzYUUGf73kWfJcpMIK91ci",
+	"zDiTcyu16gw7NssFS+BHw+Yim3HXSLqM2ELaKeNpyjJxmQkzZVZfCWUOmbZTkS2kEcxOBdMXv4ixZdKw",
+	"RPCxldfciqTfiTrSNf+3XGTLTtRRfCY6w860HEnUMeOpmHE3JLucu18vtE4FV53b26hzmolLka2ON86E",
+	"zTP150zMM2GEstz9EDNurgy71BnjLBNjIeeW6Uu2mHLLFtywTFzrK5Gwrs4zc8jevHjG/rR/MOj1R+pI",
+	"Le1UqgkTqRER0xlTGh5E7EqIuWEvciO1Osrt9JFhYja3S8aVWYisP1J+nlPBE5GVE6Xhh5Oc8ZvXQk3s",
+	"tDPcf/I08pM2NpNqAnM+F4ore5K8xMZW5n421nNhYNUz8bdcGMusZloJZuFL1uXs7duT570++4Gnlzqb",
+	"icTNJ1dXSi8U++0//4sdDAZsIpTIeDpS8c9SXfNUJu8tdR332RG7EkuW6rFbL6sZV7Dhvg9sZG/N3P+6",
+	"U67Yjp9T034XU7+NOpkwc62MAIL9jidvcILur7FWVij4J5/PUzmGLd/9xbhF+Rg0+6+ZuOwMO/+yWx6G",
+	"XfzV7B5nmc4M9lVd1fNgOaVhtCKHsMwXOlkyw5eGLabLiF1KkSbsYon/6Hduo86JsiJTPIX2V7fMNW5E",
+	"di0ydsllKpI+OwYKci0fskRYLlPDeCaYVqlb9slEYMtvFc/tVGfy30Wy2vAP0higUb+5OmNSmfzyUo6l",
+	"UJYdnZ64jQSC5n7z3Jzc7s740lE5y40IB9QHMqQlc30enZ68EkvgKJmei8xK3KDKWGqk/WSFtKOOhBk4",
+	"iuS2M+zkuXQEsfqaMiKzJ8pYjvtdfCGVfXpQfiKVFRORuW+ucHyry+7mec3TXBwy5BnuMLg1XkyFKlZC",
+	"GjbOhOdZ9TM6k8r//Xi/YcCOYbqN0MpsIkBcytPgg9uo44/d6gxe6/GVKUZpNbNTaWgb3Ug3rOVt8QT5",
+	"s+tsdQQr+ypUMteSLhGeJNKNhqenlZekFTN6O591hj93/nJ83ok6pz+dwf/ewn+Pzp+97ESd58evj8+P",
+	"O+8b1o4e8Czjy87KqTymkQC/4WmqFyJhM2GnOjERE/1Jn8UfR51dPpe7vyzsLl1So86Q/Tyibked97dx",
+	"f6R+1KyYGJsJrgwT1yJbFk+RmdUWrH0JA95UXT4+l3RcNlNCB7ne33KZufP9s//4/ZpukUV+wX5LdtvQ",
+	"qbvsGySKk4nSGZw1Oln9cm2LG/5BWcIvC/tMq0s5ybNi7OsW5vt359X3b6NOyo19O0+4FXfrG+/ACkvc",
+	"+3avwkn2GqapHa+/06B/Olr5osZQNrOIkAxg4BuIYA3hVwhlLRUGr95GHXEtlD1Rl3rjBV68uErAZYsb",
+	"J9B+hD5tBnccyzPX46V7Q7i5uA1qPFzSmBxFwBVSMSKTPP0xn120vTDle+fTfHYxzyTSbfWAfseNeHqQ",
+	"Zyk7e3m0s+fkZHfPjMuhPTLs+fEb1nWPv3/3isU3T2zc6zedTzPl+0+ebt/d/pOnW3b4L2f7T5629Zrj",
+	"ijZNH8S3F5mebXli4f1zvdXbTXfCc3Etx8KT8Fo5aWWsjsscjcfCGJEcJUkmjNn43qfxo5br9+M2gkMh",
+	"21YnN9ZJA/s/s/wiFRGb8fFUKrGTCZ7gE7y0fx7rPE1+1I5FX4vMvs+NyJzi0bTPCbe8XRRxumvDcGfC",
+	"GD5pGNoLnbFpPuNOiXUS8HjK1UT0N7JGmGjZ7vu2JTLNgigoEfqSZI6DwcD1WF1K0CfKNjZKXhs1nS0E",
+	"LOjNqfyozThtdylAu3GnEJ49MmzO7ZR1YxKvzsEE8PPgfZ92LTye5WqQgllO6HMG3kiR114hXEMY1fke",
+	"KQZ3DeOGJSKV18IJKVIZmQgQJeFXJz/+9uv/3MZ99sKtgIH1WM4F++3Xv49U/MvC9mktdsAe0kfLQjxk",
+	"Th1LBVpJWPeClA/Qy5LekAU3w0kSjRQuYMTClWVd5YiESWvw694hw/fY/11tYDhS1QbpvcPqa6Dw1Pou",
+	"mnS/jVQ3E2OdJRXliFuWCm4s2hZgZIERpTekFvrsCP71yLApz5KRQjsSwxZRe6G+HKeKGFfhUOgzsj65",
+	"t2uT8l85rVjnqL3iKuPau7Vt6CNh3A3FirEVCctEboQ7ftzNZsfKmdhxT3B3Vpp0jfTZMR9P2ZhnmRRm",
+	"pOJgVOdyJs71a3ktTtSZGGuVmDgKZ8VkgjoLsGtqNZWXwvXstg2ekzGNwT2fsAtxqTPBYhSYicPHzEwd",
+	"r2QXglnUUR3xkoFi5MQHZqdur7SaHDLhxgx/O55vGId1YTw12k+Fxe5RjPcs/uqm95fjcwaKlHu0+xGX",
+	"8zYu1WZpS6UZDxGSAxLOIVN6pIwYZ8KaHmxAnEp1JZKf4MCeJEGPj4w7Dn0WnqR4u9NxkvjzwYko8Yz0",
+	"WbwQF1Otr/oXfHyV6kk/yfQ8RmNfbzhS9LNr0P0yF8kznSuLxILcLjMW/nI3rX8J52oeMZkY9+NIwf7A",
+	"JuMWmT6LpbrUMZMVu9wjwwrBliypsZzTDR876rzkeWqlmqBqL9iYpymsDseXUCVtlVFPttOe1hPuuqtm",
+	"VZJYYcIVYt1SHAmXf8tPYG+A4T/7hA7Lr7dcsq310jupLCjCffIsio+3nET1+G31SXjSNk3sTfhu7dst",
+	"u7uDotoqq0YdxyY2DfatwTVElrJVfwW/uLsaXb5SPyDBnN+3iTRei6iKLu+mjoPnxvF/kmIidpnpmePK",
+	"mQC+pRVbTOV4yhJQR5xYpvI0dZK3l4dqqsmniNbY+PMNWg2+9WOb5oE/n7ftacEnmzUhvZ2S/lqXNgZt",
+	"WonnaEKC5DZqkFv419LYdisCXhjbS7wgxjaI6krc2Gd5ZppcCqfo98IbeebEBuwVVJpLnaZ6ccjm3Bh3",
+	"bXPD4jE0FG/Wc2j0TdR5MpvrzIrkTY1LfO4FtWLeq1M+SR2lEDrjiThkdIE6OYopvahYxNvZ6ExY/pzo",
+	"flv+9oP/5jbqGMu3HuwjA1IfuxATrg7B2yLx58vc5pnYcsjWr3RgUDwYfPt0o0Vxa3ZXIwLssPg+qm1q",
+	"bRGaaOX7d68aSCOdhC6DN2f7T552os6bs8ffHMD/n+ztd6LOMT0/pufH8LzJfTDOrhtPdTNTucJrffW5",
+	"XVaHdeQ6fdbYo2rjImELRk4aP75p/PjmybjVefXIsL/2nwy+De1krOuWPXFa0wWY1djz4ze9CHmBtGzK",
+	"jdNywP3uGdBGx8vNky2MhLaw8KH5jttwXI3GG2/D28Yk+AnNL5vZdkjLbndx7yMgQNytFpo9WyXaK7Hc",
+	"npk7sm8yXlQG5Bps7v98xfpfo4qKIgn6CJvrVI6lMH321lQU+Fgod/MnqJdkuahFbYwUyiKPTMlJ3Tlf",
+	"si5n/y4yvQOqldOXpIGW2DgcHnnR/Le9Rm0FFF0Y9iuxbPJxOkJ/JZbsB26syMDR2Y1BEb0Sy7iHZGDk",
+	"RBlW0ZojVINHqowzGKKpAuiGK/goYpNUX/CU6cxbnA2f+ViJQwj3CEMgRvlg8HiMWwL/Fv26I6lfn1Pc",
+	"ZyeWLaQyTF+LbKTi4I0zOVFSTY7Sic6knc5ixm05jFRci/RwxSQyUrR1tQUv+gDjkN89XPfNamD7oFZ3",
+	"5ZWYW4ikcTTOrbyQqbRLHzlTLnlhZgA3ujJW8KQ3RPpTuroUuFg4U2EiNpfeu13Q4UUuU7sjFTQH+yXN",
+	"SHE/zj57jsTGXjqeQtFJbC6yHYptQAPEIYOrBY4HXCYjRaaWa5HJyyXjE+4Gy3b7C5GmOxA8sfvL4sr0",
+	"fzFa4YJ6Zv6yuKX8reT+38TeadOagpmq6tHxzVzilp66w1u5fV7IG+H27yyViVSTd1IlelH/+5200x/4",
+	"jZzls9fEDBpHFHb6kxJO/X9rxAqTqZ7ZScbH4lRkUicVK0GVQl7qBdicWHfw26///c3T6GAwYKbHOMu0",
+	"5VYkO3zBvf0TY6gwYEqqCW4csKBxnmVOkKUgDX5pgbojCOEiox2caGwIIszQqFcje6ns4/0tvTXhsrwR",
+	"16QllHuxrVi48m2t7cqebVj1GW5naKH5Qarckm/gc6fZ0m51T9+ERu3immFdYvHs4HG0Pxj0+tuse7X7",
+	"t4ZPxCqxvxE53CydqFOSZ3OgSLPlqmbebzK3lsN/HD3ddvS3zdczLVC77lc3oDRFmQWBlE5zcUTuVD2G",
+	"g+VMiQVcZLlKRMbKdWn2gn6K2aV9dO7OFEnlpu2zZymXMzNk0piImfyCdcFsLJNexHieoFW0arTvVo3h",
+	"vYhJbiMmbuYR+8XKiFmZsC4xbZmgwdjIZKTASCwTf1tXl0u6m30mwO7RO2TxlXTSDWpUGIFYieLZoN1U",
+	"NmtlJVsktH9zcgK3op0Gflnc0SvlFj5c8UeGjWHJ+40BSeFUXF9NA33VFBB3VBO0Ird0lcBWM+VzMXTy",
+	"yJuzIyczHT+Dq3jOZQaeG0kmgJGa5xepHKO8BreqFAaEzx5GGyr28oejZ3Qh95mb4zyDwGAfcuemPIe2",
+	"tG8YyADN+97v0ChVhoLLp2mTUXGvv6TnL9u1zFIJaT41qyqaVOz0+IeoGmYYKGZhZNDTx98crO+1FiWy",
+	"7npqiS1x0kkhdGw2XoRTge+E2dJUMeXmFLe5kQTfTQXEEa9QmFsbJ9SGNDIVmUD3DHivUKI/HKlLnhqB",
+	"cd4lRbKSIPGby4AKgUpd80iOqE/0Krziy0SllSE9tXg5eI5zxbCWhgAZdGCiX93NuLKCK5GrTSG4ZAFZ",
+	"pWDkpNTl9+/OiZuC+RAW65DlSv4tF1t186lxcym1uiKXnB2xmU7yNDfswm1jd39w8E3EHg/+tB+xg8G3",
+	"T5HpHD9j4zy7Fv6lJ08j5g4Xe7K/t63U0ha7txr2u4bM0VIK7PCwzs+2O/1Iza/a4poD7oushnXPkG5O",
+	"/Yfu+PcOgUhADwIqMVt2j+ek4QopD9QjU2hbfm6gkwfKYaLFSoeD/YMNnqDV2dYC1y+EUzzcZXnI+AXY",
+	"wTHpg3R9OO3g9u1voxh7x9IKzUVu0XQGM46YEdbHxfhg/kzP/KDQuKuESCCgxPuAYforhsWo45psuGtu",
+	"m6/y9f6GOxmoIPj3Uw1U68KerzbHHjcFHl+1RB2vDXW+575eB+6k9f6ysbTLRnPqWOfKZs2/JdLMU748",
+	"wwfNkX1W2hwD6QpyTXSOmhG9rjDYE9xfanKX9zMxafPS/buc+wi+LUjxNYTgtJLAp4TxRh08tC1JaRht",
+	"5EP1q8oA3VZeZHY6SZPHc70pptGr0tLEuqWBSOz9liBJ4R97TkDmxg/EJSCJCp+MUynAT5wrk89RtPkA",
+	"U/wAfTbanVzzH9aHmda9fDCi960TeQPr3rrTOMoPKE1sFAfo7fJO2fhFu8Or+VVYmw9TCj0OPnp6sJ0y",
+	"2LoSGwzyL/UCiDBUd3lup0JZENmMuxG5YtAWw4VoUbsOnR4EtntuicKzwr4EN4tBrcmClb/PYmzuJIkr",
+	"ntB6CB0EW4EIII0X4vy3Z7Al4CAoxUqM/oN7NRopYyGRw03DCelTEGpQwq5mVJEajka+IqIJoh/wNh6G",
+	"tnr6GARMPNxWzgSJ5BuYMAz9qFzliu2ubtHCncbYM1qmHpvxK8qhJIVACad+82xZua89mUSdH7Vt/sup",
+	"TG+NVJPTV8+aU5z8Lq0ODnPu0ItSIyLYtK1k7XAj13cRqg6ramhT642Mbi7UyfMNxkzpeZZBT8MHnk4+",
+	"gAXXfCjYWkVm2eigXJMM8cviynzIM9n4Y3mGPvhMr23f++BO8gfKN/u0cdcDg3ASwZCbB3in4TTyrjma",
+	"nr7TSaPX7QhyhA8pk1lnzB05Tydw9BuDh7i1InPf/7/d//h5sPMt37k82nnx/uM3tzvhnwd3+XNv/7b3",
+	"r01yuZ/D/5OLbM0kQPODeUQsdiOO3YM4V4m4lEokMUxLqkkwscpE3Df/Ubz+8PMqjMj3KkZ9rlCzrYmd",
+	"makju6y0r2MIsqz6Zw8Zt2ymjV3lbI2KeMvomoJgGrThTFxLna+MgAyMDY5MsDNi7nOyRmhcxwjvPQrq",
+	"4axO9x3ytE3I0p1CO5u39seK4QSVb2lI+z5khP2wIk3NdCLSRl/Jp4ZDyaYQqCI2ypboBtXNqS1csA/v",
+	"N9AT2o9aOUQlEWdr1b8xfO8WhIAT/H5vMBgMIKjMP1i9h6/J//H84plWxmbcZ4qvuuKaz94hG5cfAugB",
+	"Txd8adh4KsZXeBwbsEDC/ajOf9NirreefNpa1tdw7a1/t+H+EBzWe4vW3TSfIH8RwB/0vJZstlnOWTup",
+	"7T2m26/6mlXeuMhNXv8GX0gV9QaIlfKf+uwnp/TE2sdVULO5EXGopqETY6QwPDtdVuJdhvVoiYbkJOJy",
+	"TgWj2AgzUhCiweYQo1HYSNC/AagOZaAM+ErQ/YYILpeY0eamciXmFjOIKvwTNYrG5BOtXuuJVKcZyCht",
+	"oS5a/ZCnVr7gY6uzY4X3avOLK4vX9uIpN2ahs+QZpGsmLYBBG/f8SrzQ2azF981nTh9MxRjVeKcxuXuC",
+	"dWPY/z//9uv/jPLBYP8psn73d9w79G+NuXISxZhn2bJM/OlvTuBZm+Bfk4HBj+c4a+Dvv+P3dpuTBs3/",
+	"myPA6r15p76225DglqslEcNWmNUwADBzINUflrF0WZ6iucU9AcgpViJg9UPbQ0njkHHFpGWtwzpkRs/A",
+	"8+aOV6LH+cx9OFKGL/1XCGZFH2yVs7XNMpLq9onwCJ9IJ2Wn9tMVibuRi++ymVo8m36DeF5NfJpbCBYr",
+	"TGUVmK/e6gEc+7yzVVPejKslS+W18IS2EAHL384DTm9XxLmkJStcJsabscNeqYmo0KH2osFgQG/OKoHd",
+	"G2XrqnS3Ks/ZLFdjbpvgpc6zXAQZJg1LwuyUKxq+sWyq08RsJb81LhG5UTrhoJou8jPLbW7aRQoDv4f2",
+	"dn0FFnV+zSWS7vtNIj+10dQ9opk1Gb1+12A2Wzq2b1tn3KqO2GJB1l4p+NaK/R0fv1/Tbds+P1i/5eXX",
+	"YP+oZP6TkNbVc/633Al2N7ZXM6y2+C3eUtZiG57SqhD0SeK/mHGZbhXPAEmyP24b/XCZp+nWLz/gyUj5",
+	"HQb9qXEpcxI+76LmRhT3gf6T/menv7pL9TOOsCO3e7Y4bp93Wzt68OH71kG2Hff77+8dpvg2odooJcbW",
+	"qSY6t03Ai2kqDdpInTBK77Pu3m+//vfewN3Wkfc24eW9bfgRoZIsz4o7bN10aQLPqx/VYV62cLhi1udx",
+	"mcCwARIgZEtVhxMgQyBYyn/+F6OUiACsrw08ZdQZQpLSbdyMJtMSJQBy4TU58ygHtoDZ8Vk+YdqTppwC",
+	"OnumGZiOwt+2WIkwpbmyEDc240UYHSbrSjtFhA6/y41TnVo7r3k3W/lP1UR6CCo904rlwOVYrlJhDJvI",
+	"a6G28iau9v024Dt1/czPKW4fcuw0spfn56fsO27kOHSOS73dmB749viUCyETPNmaOSy4tOQkKdzjwCie",
+	"1hjF/l0YhZETxW2eiTsJhsQwzpo/pmalmrT5k73S5mFVIKYQJhb/dYfk+WSnaD6G2Lmds5dHBPnmqB8g",
+	"gpD82ZtKCAGF11HQAGb+CcskKdVrgFn3nq65X6uWzC3jAUsNKc/SxkBIfmF0mlvBHPUzncH/DXv75nWd",
+	"rAcH32zSN1wna66o7xDT5nmm5+0X5Cfgqohr0R522YKog+A/sDshyJP7sYjHpARAxNRecOPRdLZDrQ0X",
+	"pjKpNSv0fOXirF8UnKjMk64bNM3wkYFsGw8IhvcIWU3ThEChubVihgkLJVQQqLzMLRACobubxjVmJdiV",
+	"ZIgzpjO/DCPVjRGeFjGXaBi7HwvQkdtdWvS4Ma8WcaSPcERmjTED84RpDAA1VM5pZcoenno7DgR4NM2I",
+	"1++mS7CXAZASrRs17kWBDC/ujDiiSNiTweNmAEAlbixNdXPqQuvcwh2EhKst7TnY4KlQiVSTz+jfnYIA",
+	"ZXobtQP7fNZsrzpGYadAbvM3DJFQ4eJeClvS4FY9105gZRhrTuB6PxsNa3sXmxfON3nXiobXDK1V81mU",
+	"GsBWY2nue33XG1bkAfs+a5URasQLQpyHC4iqMmqJG1fB9C/a3vn+3XkcUebgSPnU3npSf0ySBWWBd1dS",
+	"9YdArS05Zo1McG2+ddjd55uiMSUiz6RdnrmPcABHZXK7+/NC8ExkL/zx+v7deacBgDKMUQkDGjwMYBfS",
+	"CuLTn84IkC9ANo97kVulkcKkrCRilHqXoCAewgJAUhArDBQeFwKgophbRiAGcGQYZnQEZR7GoD2UYDt6",
+	"oQCQTi/qzlDcEFhBWHmYe8lMnCwEuMvlEj3T+kqKNb63cGUiH09KCAIYTxizMTSC2t4NYrc6GdEUxUbw",
+	"hbIQRfh5OTzCOwdgaNmaZZPxRVlCwS2wzi3jLP4OJhuzeSYu5U2/rQbGEZVuwFO30vdtgCDXmIftLe6p",
+	"cL2iy4rpC8ulgiThKoqkH18B60gnAEAyAPDACTTSwIzwjJkI7PaII8Iv9LWgWi/oULZTMXPzzsSON22l",
+	"AvqpRPIajQe54mDTUIOCp4GnTTEE8+ck0Y8UoP8qN2kzHKkdRmzakBOVK7/6BTFUljQm9RpFObdZ4UaN",
+	"FGvYK3bEZpuqZvj8VC+YHAz2aNYMsNfKUhkgIaKjzU2CGb5kRg9ZiaaJfoQ4osS6V2dRhXaxySQ87ohz",
+	"GkPEN1O6TGgkLM8ZX9IOQZY4OoVk5o6oa63mKfXsWGZVxkNYHZhS6DiFW/+4sWpLzDTxx3TJMDQEHG4N",
+	"xWdgeX3VGTeaoPBMkewNaws1aIq7grCCGaQlsKaKNG54JxS38PbtyXMTFfCb8GwWKt1GqjHyiLdK3jAx",
+	"1+MptHDs0ZeLS40rFiNEcUzlWDzBzrgdTx03jMc6EbG358aEAO2GxBxpROxgcAAb9GQwYFN+LUoKAVie",
+	"ZzoRho31bKYh4R9tUwUHHrp2VhGxX8Ssy8vFhJT4zKNgqNK17Z5iSZoXvQibIgKnJrzMwF7AwoN+1ovK",
+	"Rf7+7Kcf3xM4K6BUJ1oYvGWY64bqIXHqZUoe9kWm1YS5j8HaBy2eYIvPsFbP+XIu3sMQXLOuNWATEhpn",
+	"cb2MTxwOCsbe4MhnL9CY5VpDp+TU3WZqLCqoNHh0jdsRaNVq/Zpnk2A4CKPzDftBfncIhOp0Qv+qLhbP",
+	"ihuE1hVZ6esca2Uzd1VCSRLII95hpXGQcYaCRbGSGJIIdCqxMEZUZIX+AmAmwwr3dAPyZIhI/wTZJDO2",
+	"mOq0KLiFoY7IOle8UngwKH8Drn9uCqytKTdTApByb1VzVIErQbSRnYolenxROglOEVmyAumQ2PfOSRIj",
+	"S0YZr6ysBNgNcOg9VpmEuSIICOsW7u79b9ylZ0VmIpbIiaQrKt750B86OikNugVcxiEmvjCSph4ZluoJ",
+	"S6USplCN/Djc/ezvoJ9yC+jfIIn5nUWGW9z4qpQCgvRPAFWGfxf4yXouFJ/L/pLPUiBgWcaMOOqClxI9",
+	"NnQyL0UmHKua84kbnUrcfTNSIAFKSzDK8NFM2EzCd6eZngk7Fblh9DDydt6ZvvblujyEMNOXI1VcEL2+",
+	"G47ZvQRi447LV5xW/VnCUBS5EMBh2TzTjgFM9YJsdwXfYplIIcPJ6grxUla9tKkTdug6Sthvv/49eC0U",
+	"KKoO1aPTk07UuRaZQVlorz/oD0APx7XtDDuP+4P+Y4zin4Ic3gzjBFhGTUbMHyGXSmm/q332GqQgWyZW",
+	"T3l6WfoRqjnUpB+VGEaYPA/MrSqSARGROl7Yaw2Rn6ID7WUYXN5VKKwalBVYXJE+mwbnw0leieVIkfoV",
+	"4qlFTYAJhkk1TvPE8SUvzdEUvFpH4OSczeSE9v9KiDkBakk16Yd4HyZgKtCNmYrkcKSKt4vVm1FmW5mL",
+	"hfRTkJnT3jp/ERbA+Wol4vYHg3urDQftN1SGO8I77p24AI32TFgozPYEu25qsRjibrUuXKhEdoY/v486",
+	"Jp/NeLZcyek3BHlFYGUhTUErFXp350ImO+O6ir8l6f8IAG4AugPJSaWkWgCjQ6HEweDbIMhqpHxWUinE",
+	"kYJS9fD4cl2AQwu6qOmzoq7X2zevzUhBDDgZ0yMk/DK33vOxkH9n7qxgUl+m88mUcWaz3KDNINM3y+r1",
+	"A48Qqa7XQl1NWW0PSGxN3bVUJUykGWs46P4i6a+lpHeg4gd2hUeGsk/L8mduwbs4BvaMXNdFPz0kMccx",
+	"+FzuUK79XJtWckL0v0K4ExICjYPikV72VzpjqZxJi8+LAfVHqlKszzXTkFwKT3FHDumxNZiU6maLgRYj",
+	"BabY2HE791jPpIXoaZZxlegZUEWY79pEEQjPTrXS0OwmjP1OJ8t7I4FqFbnbqnUPHOEPSH+1WnItpOck",
+	"q0KjLuuRAP872Ib/BSU84ZO9zZ9UCl5+Bp8tzgNuZWhLINRIPB073BDmmUxWCH/345VYniS3SPjNtXPP",
+	"IZVYXF66Q8Qt6CLehkaCIkoGqJKUkqVU7AnzGqvjqBifj99ATnjhr0m45RfcCFCJlmzsuB8DPSm4LZyW",
+	"0qPKrSNF0ehUVkVaI9LLJkrH2OWA0lcprjpf/CD5okRwMDho4D2amXw8Reyj+6AUnFlAKVjFCI5addHe",
+	"OLlbXK9fti94UCv2yX/MOf0yW+QXPjzO3ZWJ9zBmr6x+/fNHNNA6haE0z8LZ7tTZbliieJOn+n1U3Ivt",
+	"98c7aadFP3/cIv9UtwjYLuW1ULXbo1oxdR2JBK+u0GzTcMtXdmuVwh01PgiJrZb+/NJ01lC7s4XYgk6+",
+	"VgILoWS2ElXKZf1YSTRaK7agy7csxf9nt4nxKpaNShimSJmmZEhsPRkpqVDbyrgyHPLnIipFA1ayME6o",
+	"vXweBUroy5GqJPRcLCtjwvidMKrTB9pA9Dy3GF+DofRDzICM0ZYG/lEcvtLerut9MWvEo3s8pdHGL14W",
+	"m0JneqNIBmguv5fLvn4E70Eu8/sKEVSFlMarRYTXS2r3zWf/97K6L7v5ocRX2/DNEl4dsuFeJL2VgA7p",
+	"WGQmeAJmitxg5PvBYMDin5McRyDeV8YCcW4b5IFCbvxDKvhDKliVCppFT+Fr4jZaf48JRTFIlcV72d3d",
+	"G+/lwuUwUkXoTf3D2Femo4ANLLZSSgU+P9tHP6Bh4hCNe6n3wswQzzVPpI28raRaWNOX+xjruYjc2yPF",
+	"DdajwB6WBNZguVQi6bNTPiHXoy+F5gOtyjJrcaN1+EzwbDzFaMv7uP2BT4Fbu2RUVCuwJHyfuNq2JwAh",
+	"VvzUKaoVVkK1G7NcmwdQgNlszxJbWlqpFHaXBmvJBipd+pyesa99ayEYgZzT0vgoENaFKA82w4zvppEB",
+	"GE/ziNojYbcZE/nG7jgcoZK7D6apIbCoV5qihBJI+W4I5aZSIz4jfCYV/bl9n3iGKp0GCQ+P9ysQaz8P",
+	"dr59/3/9a/O1+mD3w2qlxkbvHrje0dOrrPm6rgc3uzIAHGcQ+Qh0zFFAZam8IIJg0nXq4RsKAazFfLJ3",
+	"5OTx+f+JmAu0X5O6py8ZoqXEERaaPkliRL+JqxIQ8Ge4wAA1vA7YAafceLQadGqPlA9EwxCebtwK2xFD",
+	"o9+f/fRjRC1xVa3hvXuzs1gsdtzh2MmzVKixTkQSI5aLd4JXakwzY/nSMJ2Tiopu2VRPDIDAwJAwRkpf",
+	"iyyTiWjEIqnUIXPHqT9SRz6qEN+F7srC1Km0EB1HUT0EcghrWqIcRgBziMtU9lVEfEGsSzVFb1gJbPH5",
+	"aWGQYPf7d+c9P14IPlxMNdMLZSCmpIbH/Nuvf4dSo5UYzSHDAEyGldW+f3eOZdVijLqkAIqmGF8MrqyM",
+	"Z5abwiveGO+MlAavKW0pGA9DpQ8RH4mKK8ArEJXoQ50jqAWHsXyGJIoiSJvbMpZL3Ehj+wwMKLwWzl0g",
+	"PIXl5AFiaQZbkaZ6IZJhED7pjdfFodGZIwqAqySPkD9GEURLhVGpsKlQWomJGz6bpwLjaL0ng4ZR3ach",
+	"1oUtwahArIDIwYyOUHmouvBrLw5bhQjhiikIgkjdKOtt48hbG3eEHNFLW/cBsqGTO4PDTP2WXfq42po9",
+	"6yTpbxxIVP1gm3GphrEUa1Dtfv1S4H8b+i9i5C917g4qhj1ApMbZTz8C7/EGtxlflvX+lywukvtj1zdF",
+	"d0EIzlSXSDMbKklDpFyWIPdKxFgajFzd67NakGqp+9YjWpEDAIckHnA4Uvv9Ik0QobdE2YSPCi6jQt0X",
+	"j12X/kz4s6I00kbZu/+EXoQii7UryK1H0ECoYq22U/30cKQO+v7Q4jU2DNImZIDhozNgKt0ybLxXhD+G",
+	"obbIWCLIE/P2hKKRKTesyPko618UPAIm7wNUoTXUDUveobPw/XCuRVwrfbIy0yf9cr0bbvIhMkj3xqPC",
+	"vIohl+4KLd89HKmnQVPuhAzhSPkaf5UmDkfqT/0VqWH1oypqdpGccsQu8vQKr3MfDrw/GODR8OvvxRgi",
+	"QQoIzcyQxRX4rNhb4ovBd+GUlHHxq9TVGymfSNE6R3ZBCRuOnzlZAOMkR51UT0DQmC3RzD1ShOxnRp2W",
+	"u0daCqVTuhjmkEzjQZ2EkYJCCeykmr3rTe9YnNotWulWxXpvJ0jL+M+Gmm89FFhSPb4iGDZusSUoAwOD",
+	"pvyZYhG1z0qgAp09Gm/16FW3AjaJ4MBMkcyLqv0phNQOKXjoz5kg9ERKFwkS8CVSA27rSMUrSGMFa7FV",
+	"nK4qRFcQsxwNBoNDFgOEVTxScN0Drqm44WPbKxdA2qg2kjB8dlimmOwPBk0GiTcrt4f5Al4JXFp4E8QY",
+	"QJYnkKSmonZAo55uimi8sHCH51lFSsAqcFuj3lzBtYu2jrhbASfcciLnlXqEXgo2Yh04aMvQG6wsX2LM",
+	"FdvhJw693azzcDNoQtoqkB+Bg0GQozLSymsBgNCXmLNQSkVt8/H5gNvNI4TDfCiLejsyplPeN2qun9MR",
+	"YKLekv3+gcwxq1CObfEicA2uQ94995lK0hCnpPyHwEY8UtxcUVa807agS9bdcEOAAfgf7Us7L/RH4pe4",
+	"IlUFFO5O95fPbUHhDdiTrsh3vXuKV/9YpMr+/N4d40ry88ojn+z78/vb91V/HmQu1rb3YhkaWiL3t5tJ",
+	"8Q+MQyjnBJJINSwgcAFXl7PM7SDRC5A2qwOImBKLwGh2AcXMSzghJ9vYkSov+j47Rmk8JNBUXFontfXZ",
+	"eT0Lq6mmabOn+t7v9Xu/5FJprDuGvgTOg9127x+UHbUAxLdwJaKdmj3067MW8+aZgD99TYh/mTEybCrL",
+	"bDxuUyKUlTxFHo0/jvVMGLAvoNEwpm+r1j4yvxVpH46/PzLFy7BP8RAVtwttpyOF5g2tRERJmQAMsJCg",
+	"/Y3UmbBWOi3Z9R+kk1S0xbgOrBoHmYkFeN1IVcfmLY5eEWMG67zvLKDQOysr7bI5oMtjwlhuhGMhHqzO",
+	"162LwyIRsRNwlF70KcmygnFQVeNiX02iTzaalBuLHFgkRXNdpReURxj+foRZNZhk69YyTYEqKNumB0u4",
+	"Uq4cS4l142qlbEpuj41MYixcXQieNd0OqAMKRWN0PGi0cINJayizNZWXYojKrGOZOH0DeWnSQly716su",
+	"4FQmpUgYtkp7E7cUoR+OVFlYvaIYFonhELjaJIL6GxfscTJBm7OdesB+wL8yVs8NW+jsClLj3qEPOwbc",
+	"/lOA7S9q7MTeNDBSUAsArrdac5DeItO0KGkzrNRacyTrx437mWeZ+y5wJHgrG9YbMIwQIY6qBQhqNQdG",
+	"qig6wCo1ByRCAORGDMsa1/5cjNTKuepna4ov9NuKKMBNhVzDE0vge/rt178XZplNsQugUh7WCtCh9UNp",
+	"JXrovPAG40IxL20QFT502FRkb6zny8LKQ+eeFNuxViZPrZddARXr8X5l5UeKpAWwc/vZotg7E7MLgZa/",
+	"ZViD7xI9Wz7qQVoQbRz7+1EsQukjEZm8dsKw52CkS03FkmVinrqNLUJNoR6ed7hRnEU3gPHrRYF7DIhi",
+	"h4iiOEGKJB1kzEiLNEHGUzsF43VLApfX/j0DokaR/y00e2ntHJzwyPAN68ZnfCbOpBV/PrOZHNs4YvEp",
+	"t9M/78YR2qniMyfGirgk1UpGOkABnL8+Qx9YLaOQsgfxgBJWTm9Yh6XpXjb4z0DWxCJZPRpI7e7rlpnp",
+	"VTabiRmXgN7iWsDVQJiKobuLa463//yvAPWhRqkEvxEVx0ZnBXyQ93wRAw7tBBTZixGXRVxt8aoTIkYq",
+	"+IUG0XJc4obaYjEcjQthF0Iotley0eqxwgUlBlzUHKv21tT64UhxypHCb1GeRdGWm2KCM8HVYipTH7V3",
+	"0HdXw9gRXiVUasoDRJj9wSBy+xBcz8piVMqCO6Zi8vHYCU6Eh8VLG63XYhtUgGNqLZRNX+gMcaRqekCr",
+	"tcQXP3OCEFJ2qzjViplUodK2II9GXPMHNo4EoYa3D5oLfl50uC52hMLxq7hVnoyrZ9SCgwpwBwGT0a19",
+	"ADJ8JuxOKz7WQntmR9ADUjHOyk8IQsAXKdELNaz51P9c874fsh/4zc7RRNAPjYfMv4q89LDgvIesznAp",
+	"wKNCNtQyMP3mTqs8bvvenDxeADBsw9pfnp+fngV4ZbypPvLtp6pyLRac6vY7joPM6IIy1YAROaZy4djf",
+	"Cjd6CJABz19AdAtHh0ayBmrGCJDG6KHdjxbF/9tt4ohK4793K4mbuTYAT1ZkhLG3/q7y95MbV9UVGnBp",
+	"sllgVE4hkGP14molLaqmjJIviS/wrUdVG6lU8AyxyVI9kaqpqBZFHbp7AWurQ9gYrSm4HO8YXtMUWINi",
+	"V3V7uncIqWmFzOsdlgEtELMQOI5Rf1e0rls4nL5b3kNk+vY+p/e/B7v0isnjTvZoBuZorLb2ldmjf9QN",
+	"JlPCAZNYp/r3Z2B2DKc64AvUNmSyMVno3in9SxkyNxkxKwvS/ycnrNUUog00sVHCLg3kNf7sFJky+7wQ",
+	"q6vJSLbwWH9GGlJ4EftKrFuD/QxXryA0zm4ftTlS3SJus+We6ZeBFW5NwCBoCrMq4dV6xagewImY6tw7",
+	"uihy0wNwVtE3CTEDMkC9+Qaie9DYE+IBQmlZiskrgLgwocX1seyNVCE/FpYmGwZadd1IwcQZNSrsMukV",
+	"0pwP/AH5pRK5VRpOAs0SAqhB/66ChyGWCF4ZgjJ3jM6zcQ1YxFwZqDLadHX/G9EI6pAPqTD5njbmYlVi",
+	"lkgq7geMZfMnBYAr6f9RucBknli1FvbZcQnb+gCytZ/+SliWI7JEjHUiguNQStQEr9R4fgnaw2xOgfLx",
+	"T234rRjMDH/vEC5TgGjIbeUMmjC1GgkPkMJOMzD1jBSMadWrCSGWAAJ3JcDYgLbEmEkD0fjBeYSIsDVO",
+	"0FdiaX7Xt+4rsdzGa4hYfWFCxlfoMqyCuRONVCh414NptSOFxY6EeDrRmbTTWcy6/hLsMTCqLhBzkM34",
+	"lRiyGEAP4934zdnjbw7g/0/29mNHYG/OjoAC2ZxL0MDiFAxSMdsfHHzDupT71IvY48Gf9jH69tun7EJa",
+	"c8jiY2r3mNo9hnZHiiuPn4jNKna6s//k6e7pzuNvDnZPd57s77Gu7yli8tKnrkAiwYVg7mX36pP9Padp",
+	"xS+po5fU0ctiAgFMoht+8eHevkcoc2ONSgA0bkaqOEtdY7lKeJawC27E0wNAqMUquP7ooToHh/rGHem3",
+	"5y92vmEXS4vwd7ATTiaJkT2SE58himWIjFYpH3WIL+DBz5X8W06JK2/Ojtwq0/KhQFE4E9LLHTIr/LX/",
+	"ZPAti8cis/ISUqJjMski7iDakHx+husEBoo/xsW+DgNgLXftws891MHmyKAwEaR0KKSSXIMFpKZHRkdG",
+	"ppLV8IwSkC6QARr5b7ed6TLuHSg1ptsjb7fVOMkC5rp8rjR1MGScYfEzIHvgpMiUA35Kuw6CTwglDNIH",
+	"SD3YBMy412dHI1U+gIwBtyRoB1Jl3TRelc2goSKwG38iDwv8lHn4driTElyy4E0AA6fftAJLjChweL13",
+	"o3RkVDlGVPsFKDhEjHYP/QEdqTD13v1yBZJb7elJstJCiDjeABSJJwNBv36Xefn/ODSou+CUgSgUQu12",
+	"dYb+TMfEIpLhHMfrfV0XpqcQuqkCxoj3Sla7AaJtIH7CGzaEJPzCEGc174cJixaEQ4yjEqFAJlR8kCFQ",
+	"xhqADDyP/XWH7vcNifHH0fudHL1N+GyOWBEFu11efakXK2DXpkS7DlNBeAW5k9woQ8LZduuJ8moxIHBT",
+	"gDDVZ3+R1wLAMk6Pf4gYZzHuzCuxRAGiKjDRZQu2FxJ24M3u6atnZ//yTcTg/3vuy7PjZ2yvV3rFvFyo",
+	"8aZHkGCtD9EOg3k5gfzEpMXr3ttr+uynDJayYGClSIpGnBsLQhd11uuzOBD3SXqDASCguaO4N2dHkRes",
+	"xnl2LR4Zdnw2UsWH8NbxM3Kqavay+NRHqhwCmwVBDkRxSPnllqWCGztSoBOgPI18GMLGvHgfMZDv3XqB",
+	"iN9n8YpgTHIvzK1ZMu4zYDDjJSUOB6+5DtdIN4UMEz4MKKCL5V/YjFuoAgFByDxNe3Wppfxm5ZeQTJS2",
+	"jtDA/zNSJp8TErz3ULnfbSBIexR8W0Enx1n3QMgKu6pSavW3UPMrAtkvpS3I5aFEthM4hX8IbJ95a3h8",
+	"1YBFfF23A9IBGJBvpLGk/YFUFoW0TffgXcUzZPa/Y+EMB3jPollxuP4QzP44YsUR20b82gJYHW51CnvG",
+	"DKiLZQ1q4RHCxKwNPOaly5hKT1LqUFn7d6Ti5mra/WrNSormpVidYZGl/NYUR4RiB+mVyIuI0vromhJ2",
+	"lHBMCsiFmlwOISk+V+D7d6/O2uFJ7+12+xqx3zc7R+4XHX4rYPgH3JEvyJf+V+5zCTiK6PJoGq4x5i+H",
+	"MO+ZJlaF3FSJ5c5pWic2yM/C2LMidXolXthbp4MkLvyhDnFVvrga8u7Bnd4URUZ9salHhd8WlBH0aKKZ",
+	"GtGpR6qLpfsy7LBXuMXDWVIULOaPYpKHV9id5o13xLpkEYyHCMuzhxV4MQ/3Eq37lTRdnZFmigAbRxDl",
+	"pWy6bEqxgTSPMEiRsqQwgqEICfCObLLsF1Vg0XMCiSRFDDplSiy4GalUG0t3Z6onAFpGThKfpJEKnpmm",
+	"MI7GRAWfbAEXVQidEQZkYBRGga9SmEhAd86bYjsBmsxNC8mb/DCXXKa4xAuOoCRFRsx9YqWhIaUZK23l",
+	"pn2N529DlJAj0yJ0tIU4w9w/oJSW9Fmk/KaY5aLK9aegKZTx6NvgKPjzVmZYtg03ZAifhqsQbQyjjpCw",
+	"fIUpGJzy3AALfDHAQr/3vIaoc7Mz0TvUThhzR3GID6W7IN1tznuo5bzrycQdsdxW4162zjl4huzhQtvp",
+	"Z+celHH/g23C+5sY0F3beKBg/3uOGXqtJx7TzjG/Cwpyp9tKZvUwQ4iGJyQpMQvC8rHI9B2K/gH/LgPe",
+	"sJwp6SBFsSm8KSL2ZPC4DAhq8s/YM+z/AQVW7GGTzLp+JiQfPv7CgypGUdg9i+GsoY2Xgqd2WmCFNk+s",
+	"pACUg+9YqE/bhiJ9bcj0qJ48UBkjbPwfZKTxna/fRr86XyN8vFeTtjBm4pu7H71Rfa2J5g5URQiaJkgU",
+	"L9yRlUxqgzicEABVhWhZidrxgMdYfGakApx5lHXJ6+T7o5p4F6JqwiGYydCdsdalgDMJzsNXZzYJaPn+",
+	"7CK0yEWVAIQbkIpJu9FesnYx/7kP+RYbVfjmrqWBitngMpXmIerqUZfb2Tf8MXkYJ8ZduMtGF0Z5otfe",
+	"bw9arO+PW+7L3XLNrgd3s2wqyffWvfM79WS5sf2D6Ae73gyS9ZXSDibhbpaP3Hu7FePhxlAi7GOlfh50",
+	"BjYxMlaVbkCOSchDNgU0KfRXlxDAEB2NoUki6bMjpxNmHuBnyKBs35IJN90C9icskB2qSjBH40Fu++wF",
+	"FDCAb7GfK7EUSdXea36W7/uA4x1TGtdYJ8JQBTDTgkVi+gRxHwpa1RcqINMB825qpj3Y434R9L4A2qcf",
+	"9l3Pdc1fmqYhSh/t9tfoQa5D01XO3kckkk8tblmiSbrlWrWyVOpaNmkWn1PXknFMDSzrWsJwuoUphkAh",
+	"EscB5DXZiXtN2VOHYfZj8Wm1CiZrLoKJs66XwSyLerXrPPdyNf7TF8AsbsEHqnwJHWxUqe5PjPnfJFB8",
+	"oY0N9C2/mZu1rQJP9QF0rVjMuEwhNgbQ+RvCYNH6byj3K3THo9w9Ut0xN2JHqsKV1POK2Rb1Menuh8oN",
+	"c27MQmcIM0iIh+APdAvNrbyQqbRLgNJxCiFedUPUiUmwwRxylKOaGFop6/++Y9f+kPgfXuJv1hUpPCzw",
+	"qjQz2nf43oO6P6iPTSnHiBlLAy/VCYxlhVg5f7JMkAySCCdrZEt0Z/R/B9nGNAPvclwZKSOH1+2dTEfk",
+	"NV41H4EPGaoo4nOhkrmWypr+SL2guBgnCJJHv5TmlIcIZo7RIppj0WgwETbW1yIzPQiEoElgV3GepTHo",
+	"TB9HHWh41Bmyj7/9+j+3t1R05vSns/OoSGkATIioqJymoSZTUcDFsCmfz4USCeQPZ1Ik2Ii4wa2QPGUX",
+	"fHylLy8Zoh4S3tRYyDL0YhVAAxtzgm4mBADYmV6fHXOoEEWbQgi0GFZRBFeymFzOccTiv+6Q3pPsQHnG",
+	"HQjn5yqBsmUY8dMcisk+0lIPERWWhaGZt3FUqaECRbYqablnvtGd79+dx0PG2ffvzimKhjzYGD4Q83RC",
+	"CijkQ4MzmtGbkBEDCA6R04iBk3240Mnyg5ny/SdPoUQbOuxqWdrdOU8SkfSgciCDV85eHu3sP3laQMrw",
+	"BZXxIqsDsSZug+R79N6GSdeuNUflPk+nADCNd/sLkaY7YGHY/WVxZfqO58RO64CpVeAaAl8Ma8jsAQ2k",
+	"kkfO3io/TjqsVG9MkbCEq9ov93Vq7byKkPbWCxoRQPSx77iRY8Yr7/iB+Y1oaOaUeFrcrxKRVJMzPxFH",
+	"0FFRr6lXJcWCOIYM95EACqfixnUZYN+ubhaaR6DTSp+El+Oja67E3GJRQcb8YTNskUlrCX8vEF4OAZO4",
+	"moofwJLrmfsKS8kdVQ8pnWKsA1VUoPv+3Xk/TEHyxhdfM9jxoKjhObKUYzx3VbuNf2WslRJjey5nQue2",
+	"sRUn+RW/uza8cci/sFXsdddz2sJGBll1vaYet2tQlbGl0UgFdwW5Cd3rWDwUE0MuEcQQmTtyes/eKwUi",
+	"Rwq4PZZ9SpdhCnzjaNeci5HqcjbWqVboR+u1S7IkITyQ54Ja/wcJokXv62XRitxDVTiDE+lOz4L7nL2v",
+	"SmZ9IyYS2H9JcluYqunV3Y/0jxWjWZOJJ6Sjr86v7Y/U/Tq2/ZL76JtclSIcssjW2jMBWZaVXmt3k1O5",
+	"11xqSM4jFVfF9LiofDfVCzYDgz9KgAsuLdVUcLKEGiMmKobILgDGfAEhxJlWk/KsEEgRBZd5K+dUp4kB",
+	"iRFfchL0WuSm9fTzD2AH/6TUGViQ6vTZpCVtNC4VPOKBEhI3+eeL/lsd9LTtD+qh/wrvOcgSoMgolNv/",
+	"Oe62qlEm6sxz2wQvDcUrfKy9wZo/rMsVhfK3qZMxZAA4Xo4XJ2B21RgzKIFrODPVpkE5G+RzFC1G6pjS",
+	"SAroaqrQfyXEnF0IN8SKFcDNVYkFe/vmdaH+cYKC9oui9AKQ0pqY79t58ocIuHI0fELtP/B0fMn7AMu4",
+	"BGmt/jiYtSLhrrvcUz1Z5099LlJ5AYpoiugPhuVzT8I+uarsl0SJGExqcSgvjRQJKd0gkL2UjPCDXsRE",
+	"f9KHkgnqItXjq5A3TLUJDVaZuMwNAcyjYQ4QOLROhuVFKA14crNEZAX6Ow5ypFakuVDmQbaScseftBIY",
+	"VUpTMJYvPRIuzxNpRyolZIFu/Jdjyr2Hl+MejApK7Sz77B1A1CuKkIRiJJmezwG/VImRij1l0Nb03c/e",
+	"i+xdzgCY2KX+q4Guw8ImM1IIX1dBlKNCzRVTJGDkOSESoWywK+JMZWOgyqIi7rSp3379O5otwFqhxmme",
+	"EMitO3bFFgG0Pg1YWkBvBevF/RlpV93VmZ4Ty/iOyHtD5pb7wltMpEGBmow9RM6rYn9bKhSMstMoN0ll",
+	"H+93os5MKjnLZ53hXiFESWXFRGQPXPewuipu1ut46ju3LQGB/rOqem7zV/cXMw8950F964tK045ta7co",
+	"+7sYStIeZHYeGp2p3kUFYhoOSwtCJJRAA+Y2UpRgGlhhESC8irwwDC22hRwa48cn3m5OfxdWWPDm1OoW",
+	"R+zNi2fs6Z8OvmX///+333/c3+sV1TKgejwEmpmisQ/SB4jR32SsPqyN0N8UMSxg1RKIX9bEOqjYBj7v",
+	"+EdtfXFTBE8Onzju/dZINTl99ew4RvBMEYwHxpcWt0UlumikCiSLmDJrg4J23sbrDhwAm5YQmpXat14+",
+	"Hqnc5DzdGHl0WNSf8my2nowbjVS9zgpAFeJtgBMDtFWscQvTayiXB2MCeLP9wQCzgQ1s758Gg28BqLyE",
+	"QA/rF4o0NUWkIr/AEEicyEjhQn1wh+PDVEJNy3p2ss5qScy9SuQA0CKVaSnDJGto65lAuFrHZblU+Bmt",
+	"D9OKoqb0QhWmdNBlf0KPE8OzPGQxmXc/kAwes+7BYEBAbMGekxGcoLmBxpEU5gILrRUN4epDO3u09/G7",
+	"d+92AvIVQzyJcYhjTwe53G0Pjl7m/+O0wRDUXvcFZrjv83q3Uy0+s0I5dlkvgv5pYZHYShIFIbJh8nMN",
+	"Ff7gHq9anIW/b1oKcmBxGJA4UrdeooKF/6XGQbQy1nmaUFm+yg2Q1FKH6/RXHUxTtu09p85SlZd6Iauu",
+	"ZzY9nGlbdRnXFljO8QbPs7Qz7DhVf7i7u7f/p/6gP+jvDb8d7O11bt/f/p8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -186,7 +186,7 @@ func (b *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := b.store.WebhookBacklog(ctx)
+	rows, err := b.store.Backlogs(ctx, nil)
 	if err != nil {
 		b.log.Warn("metrics: read the webhook backlog", "error", err)
 		ch <- prometheus.NewInvalidMetric(backlogDesc, err)
@@ -197,8 +197,8 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		id := r.WebhookID.String()
 		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(r.Pending), id)
 		age := 0.0
-		if r.Pending > 0 && r.OldestCreateInstant > 0 {
-			age = max(0, float64(now-r.OldestCreateInstant)/1000)
+		if r.Pending > 0 && r.OldestPendingInstant != nil {
+			age = max(0, float64(now-*r.OldestPendingInstant)/1000)
 		}
 		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age, id)
 	}

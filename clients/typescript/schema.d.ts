@@ -33,9 +33,12 @@ export interface paths {
         };
         /**
          * The public keys that verify access tokens
-         * @description Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-         *     each with the `kid` that access tokens name in their header. HS256 secrets are
-         *     never published; verifying such tokens needs the secret.
+         * @description Needs no API key. Lists the public half of every RSA and EC key, each with the
+         *     `kid` that access tokens and webhook signatures name in their header: each
+         *     tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+         *     Master (`/api/key`), imported public keys included, so that tokens signed
+         *     before a migration keep verifying. HMAC secrets are never published;
+         *     verifying with them needs the secret.
          */
         get: operations["getJWKS"];
         put?: never;
@@ -532,7 +535,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the webhooks */
+        /** List the webhooks, each with its delivery status */
         get: operations["retrieveWebhooks"];
         put?: never;
         /**
@@ -541,10 +544,27 @@ export interface paths {
          *     From then on every event of an enabled type (for a tenant the webhook covers)
          *     is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
          *     order the events happened, retried with exponential backoff while the
-         *     receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-         *     sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-         *     carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-         *     returned only in this response.
+         *     receiver fails (ours; FusionAuth retries three times). Each delivery carries
+         *     the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+         *     - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+         *       `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+         *       whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+         *       the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+         *       key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+         *       `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+         *     - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+         *       `httpAuthenticationPassword`.
+         *     - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+         *       HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+         *       receivers written for this server; none is generated when it is omitted.
+         *       A FusionAuth receiver needs only the JWT.
+         *     Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+         *     `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+         *     `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+         *     key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+         *     a key that cannot sign, or a key of one tenant for a webhook that does not
+         *     cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+         *     (a colon in it).
          */
         post: operations["createWebhook"];
         delete?: never;
@@ -562,12 +582,19 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Retrieve a webhook (without its signing secret) */
+        /**
+         * Retrieve a webhook and its delivery status
+         * @description The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+         *     `deliveryStatus` (ours): how many events wait for it, since when, and what
+         *     went wrong with the oldest of them, which holds back the others.
+         */
         get: operations["retrieveWebhook"];
         /**
          * Replace a webhook's settings
-         * @description Replaces every setting; the signing secret changes only when `signingSecret`
-         *     is given. Events already recorded keep being delivered to the new URL.
+         * @description Replaces every setting (an absent `signatureConfiguration` means unsigned);
+         *     `signingSecret` and `httpAuthenticationPassword` change only when given.
+         *     Events already recorded keep being delivered to the new URL, signed as the
+         *     webhook now says.
          */
         put: operations["updateWebhook"];
         /**
@@ -577,6 +604,199 @@ export interface paths {
         post: operations["createWebhookWithId"];
         /** Delete a webhook and its undelivered events */
         delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhook/{webhookId}/backlog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Drop undelivered events of a webhook (ours)
+         * @description Deliberately gives up delivering the webhook's oldest `limit` undelivered
+         *     events (all of them without `limit`), e.g. to unblock a webhook whose
+         *     receiver refuses one event for good: delivery is in order, so the oldest
+         *     undelivered event holds back every later one. The events stay in the audit
+         *     listing (`GET /api/event`) for replay. When anything was dropped, one
+         *     `webhook.backlog.drop` event records what (in the default tenant: webhooks
+         *     belong to no tenant), and is delivered like any other event to the webhooks
+         *     that enable it — this one included, so its receiver learns what it missed.
+         *     Needs a key that is neither locked to a tenant nor limited to endpoints.
+         */
+        delete: operations["dropWebhookBacklog"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the Key Master's keys
+         * @description The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+         *     a tenant-locked API key, that tenant's keys; otherwise every key. Private
+         *     keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+         */
+        get: operations["retrieveKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/key/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        /** Retrieve a key (never its private key) */
+        get: operations["retrieveKey"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a key
+         * @description A key still named by an application's or a tenant's
+         *     `jwtConfiguration.accessTokenKeyId` or by a webhook's
+         *     `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+         *     Once deleted, tokens it signed no longer verify here and its public half
+         *     leaves the JWKS.
+         */
+        delete: operations["deleteKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/key/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+         * @description `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+         *     key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+         *     an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+         *     `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+         *     `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+         *     `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+         *     An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+         *     and subject are `key.issuer` (default: the server's issuer). The private key
+         *     is stored like the built-in signing keys and never returned.
+         *
+         *     The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+         *     tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+         *     key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+         *     global key may sign for any tenant; a tenant's key only for that tenant, and
+         *     only requests scoped to that tenant, or unscoped ones, see it.
+         *
+         *     Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+         *     `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+         */
+        post: operations["generateKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/key/generate/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate a key with the given id
+         * @description As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+         */
+        post: operations["generateKeyWithId"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/key/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import an existing key pair, public key or HMAC secret, with a server-assigned id
+         * @description How a migration keeps verifying the tokens another server signed: import its
+         *     key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+         *     the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+         *     without a private key it only verifies. Or give an HMAC `secret` (its text
+         *     is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+         *     algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+         *     2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+         *     is generated unless given. Tenancy as for generated keys.
+         *
+         *     Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+         *     all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+         *     supported key, or not the private half of the public key given),
+         *     `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+         *     `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+         */
+        post: operations["importKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/key/import/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a key with the given id
+         * @description As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+         */
+        post: operations["importKeyWithId"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -809,12 +1029,68 @@ export interface components {
             headers?: {
                 [key: string]: string;
             };
-            /** @description Keys the HMAC-SHA256 signature of each delivery; returned only on create (ours). */
+            /**
+             * @description Optional (ours): keys the `X-Refreshd-Signature` HMAC-SHA256 of each
+             *     delivery. Returned only by the create that set it.
+             */
             signingSecret?: string;
+            signatureConfiguration?: components["schemas"]["WebhookSignatureConfiguration"];
+            /** @description Sent with `httpAuthenticationPassword` as HTTP Basic authentication. */
+            httpAuthenticationUsername?: string;
+            /** @description Never returned; kept on update unless given. */
+            httpAuthenticationPassword?: string;
+            deliveryStatus?: components["schemas"]["WebhookDeliveryStatus"];
             /** Format: int64 */
             insertInstant?: number;
             /** Format: int64 */
             lastUpdateInstant?: number;
+        };
+        /**
+         * @description With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+         *     with the Key Master key `signingKeyId` (one that can sign: not an imported
+         *     public key).
+         */
+        WebhookSignatureConfiguration: {
+            enabled?: boolean;
+            signingKeyId?: components["schemas"]["OptionalBodyId"];
+        };
+        /**
+         * @description Read only (ours): the webhook's undelivered events. The oldest is attempted
+         *     first and holds back the others until it is delivered or dropped
+         *     (`DELETE /api/webhook/{webhookId}/backlog`).
+         */
+        WebhookDeliveryStatus: {
+            /**
+             * Format: int64
+             * @description Events recorded for the webhook and not yet delivered.
+             */
+            pendingCount: number;
+            /**
+             * Format: int64
+             * @description When the oldest undelivered event was created.
+             */
+            oldestPendingInstant?: number;
+            /**
+             * Format: int64
+             * @description When the oldest undelivered event is attempted next.
+             */
+            nextAttemptInstant?: number;
+            /**
+             * Format: int32
+             * @description How many times delivering the oldest undelivered event failed.
+             */
+            failedAttempts?: number;
+            /** @description Why its last attempt failed, e.g. `receiver answered 503`. */
+            lastError?: string;
+        };
+        WebhookBacklogDropResponse: {
+            /** Format: int64 */
+            droppedCount: number;
+            /**
+             * Format: uuid
+             * @description The `webhook.backlog.drop` event that records the drop; absent when nothing was dropped.
+             */
+            eventId?: string;
         };
         WebhookRequest: {
             webhook: components["schemas"]["Webhook"];
@@ -836,8 +1112,12 @@ export interface components {
          *     detected reuse of a one-time-use value the single-token form. Each carries
          *     `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
          *     access tokens issued before `createInstant` should be treated as invalid
-         *     for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
-         *     a token value). `info` is the request's eventInfo, with `ipAddress`
+         *     for that long; each that names a user also carries `user` (the user as
+         *     `GET /api/user/{userId}` returned it when the event was recorded; no
+         *     secrets) and `linkedObjectId` (the user's id). `jwt.refresh`: applicationId,
+         *     userId, refreshTokenId (never a token value). `webhook.backlog.drop` (ours):
+         *     webhookId, droppedCount, and the first and last dropped events' ids and
+         *     creation instants. `info` is the request's eventInfo, with `ipAddress`
          *     defaulting to the caller's address.
          */
         Event: {
@@ -859,6 +1139,21 @@ export interface components {
             applicationTimeToLiveInSeconds?: {
                 [key: string]: number;
             };
+            user?: components["schemas"]["User"];
+            /** Format: uuid */
+            linkedObjectId?: string;
+            /** Format: uuid */
+            webhookId?: string;
+            /** Format: int64 */
+            droppedCount?: number;
+            /** Format: uuid */
+            firstEventId?: string;
+            /** Format: uuid */
+            lastEventId?: string;
+            /** Format: int64 */
+            firstEventCreateInstant?: number;
+            /** Format: int64 */
+            lastEventCreateInstant?: number;
         } & {
             [key: string]: unknown;
         };
@@ -898,7 +1193,7 @@ export interface components {
             kty: "RSA" | "EC";
             kid: string;
             /** @enum {string} */
-            alg: "RS256" | "ES256";
+            alg: "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "ES512";
             /** @enum {string} */
             use: "sig";
             n?: string;
@@ -906,6 +1201,12 @@ export interface components {
             crv?: string;
             x?: string;
             y?: string;
+            /** @description The key's X.509 certificate (standard base64 DER), when it has one. */
+            x5c?: string[];
+            /** @description Base64url SHA-1 thumbprint of that certificate. */
+            x5t?: string;
+            /** @description Base64url SHA-256 thumbprint of that certificate. */
+            "x5t#S256"?: string;
         };
         /**
          * @description Token lifetimes and policies. Used only when `enabled` is true; otherwise the
@@ -914,9 +1215,19 @@ export interface components {
         JWTConfiguration: {
             enabled?: boolean;
             /**
-             * @description How access tokens are signed (ours; FusionAuth names a key instead).
-             *     Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-             *     against /.well-known/jwks.json.
+             * Format: uuid
+             * @description The Key Master key (`/api/key`) that signs access tokens, as in
+             *     FusionAuth: one that can sign, global or of the same tenant; else
+             *     `[invalid]<object>.jwtConfiguration.accessTokenKeyId`. It wins over
+             *     `accessTokenSigningAlgorithm` at the same level; an application's
+             *     enabled configuration wins over its tenant's.
+             */
+            accessTokenKeyId?: string;
+            /**
+             * @description Kept for compatibility (ours; FusionAuth names a key instead): when no
+             *     `accessTokenKeyId` applies, picks the tenant's built-in key of this
+             *     algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+             *     tokens verify against /.well-known/jwks.json.
              * @enum {string}
              */
             accessTokenSigningAlgorithm?: "HS256" | "RS256" | "ES256";
@@ -1071,6 +1382,82 @@ export interface components {
         };
         APIKeyResponse: {
             apiKey: components["schemas"]["APIKey"];
+        };
+        /**
+         * @description A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+         *     public key (verifies only), or an HMAC secret. The private key is accepted
+         *     on import and never returned.
+         */
+        Key: {
+            /** Format: uuid */
+            id?: string;
+            /**
+             * Format: uuid
+             * @description The tenant the key belongs to; absent for a global key (ours).
+             */
+            tenantId?: string;
+            /** @enum {string} */
+            algorithm?: "RS256" | "RS384" | "RS512" | "ES256" | "ES384" | "ES512" | "HS256" | "HS384" | "HS512";
+            /**
+             * @description RSA, EC or HMAC, set by the server from the key; not needed in requests.
+             * @enum {string}
+             */
+            type?: "RSA" | "EC" | "HMAC";
+            name?: string;
+            /** @description The `kid` of the JWT headers it signs; unique. */
+            kid?: string;
+            /**
+             * Format: int32
+             * @description RSA modulus bits (2048, 3072, 4096), or EC curve bits (256, 384, 521).
+             */
+            length?: number;
+            /** @description Issuer and subject of the certificate of a generated RSA or EC key. */
+            issuer?: string;
+            /** @description The public key in PEM (SubjectPublicKeyInfo); RSA and EC keys. */
+            publicKey?: string;
+            /** @description Import only; never returned. */
+            privateKey?: string;
+            /** @description An HMAC key's secret; returned, as FusionAuth does. */
+            secret?: string;
+            /** @description The X.509 certificate in PEM, when the key has one. */
+            certificate?: string;
+            certificateInformation?: components["schemas"]["CertificateInformation"];
+            /**
+             * @description Whether an RSA or EC key has its private key here, and so can sign;
+             *     false for an imported public key, and for an HMAC key (its secret signs).
+             */
+            hasPrivateKey?: boolean;
+            /**
+             * Format: int64
+             * @description When the certificate expires.
+             */
+            expirationInstant?: number;
+            /** Format: int64 */
+            insertInstant?: number;
+            /** Format: int64 */
+            lastUpdateInstant?: number;
+        };
+        CertificateInformation: {
+            issuer?: string;
+            subject?: string;
+            serialNumber?: string;
+            /** @description Base64url SHA-1 of the certificate's DER (the JWK `x5t`). */
+            sha1Thumbprint?: string;
+            /** @description Base64url SHA-256 of the certificate's DER (the JWK `x5t#S256`). */
+            sha256Thumbprint?: string;
+            /** Format: int64 */
+            validFrom?: number;
+            /** Format: int64 */
+            validTo?: number;
+        };
+        KeyRequest: {
+            key: components["schemas"]["Key"];
+        };
+        KeyResponse: {
+            key: components["schemas"]["Key"];
+        };
+        KeyListResponse: {
+            keys: components["schemas"]["Key"][];
         };
     };
     responses: {
@@ -2081,7 +2468,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every webhook, without signing secrets. */
+            /** @description Every webhook, without secrets or passwords, with its deliveryStatus. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2107,7 +2494,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The webhook, with its signing secret. */
+            /** @description The webhook, with the signingSecret it was given. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2248,10 +2635,284 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    dropWebhookBacklog: {
+        parameters: {
+            query?: {
+                /** @description Drop only this many of the oldest undelivered events. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was dropped. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookBacklogDropResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such webhook. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    retrieveKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyListResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    retrieveKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such key within the request's tenant scope. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such key within the request's tenant scope. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    generateKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key, with its public half (or, for HMAC, its secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    generateKeyWithId: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key, with its public half (or, for HMAC, its secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    importKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key, without its private key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    importKeyWithId: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key, without its private key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     searchEvents: {
         parameters: {
             query?: {
-                type?: "jwt.refresh-token.revoke" | "jwt.refresh";
+                type?: "jwt.refresh-token.revoke" | "jwt.refresh" | "webhook.backlog.drop";
                 userId?: string;
                 applicationId?: string;
                 /** @description Only events created at or after this instant (epoch ms). */
