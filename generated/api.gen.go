@@ -858,6 +858,57 @@ type RevocationReceipt struct {
 	Truncated bool `json:"truncated"`
 }
 
+// SSFConfiguration defines model for SSFConfiguration.
+type SSFConfiguration struct {
+	ConfigurationEndpoint    string   `json:"configuration_endpoint"`
+	DefaultSubjects          *string  `json:"default_subjects,omitempty"`
+	DeliveryMethodsSupported []string `json:"delivery_methods_supported"`
+	Issuer                   string   `json:"issuer"`
+	JwksUri                  string   `json:"jwks_uri"`
+	SpecVersion              string   `json:"spec_version"`
+	VerificationEndpoint     *string  `json:"verification_endpoint,omitempty"`
+}
+
+// SSFDelivery defines model for SSFDelivery.
+type SSFDelivery struct {
+	// AuthorizationHeader Sent as Authorization with every push; never returned.
+	AuthorizationHeader *string `json:"authorization_header,omitempty"`
+	EndpointUrl         *string `json:"endpoint_url,omitempty"`
+	Method              string  `json:"method"`
+}
+
+// SSFStream A stream's configuration (SSF 1.0 §8.1.1); `stream_id`, `iss`, `events_supported` and `events_delivered` are the transmitter's.
+type SSFStream struct {
+	Aud             *SSFStream_Aud `json:"aud,omitempty"`
+	Delivery        *SSFDelivery   `json:"delivery,omitempty"`
+	Description     *string        `json:"description,omitempty"`
+	EventsDelivered *[]string      `json:"events_delivered,omitempty"`
+	EventsRequested *[]string      `json:"events_requested,omitempty"`
+	EventsSupported *[]string      `json:"events_supported,omitempty"`
+	Iss             *string        `json:"iss,omitempty"`
+
+	// SigningKeyId The Key Master key that signs the stream's tokens (ours).
+	SigningKeyId *openapi_types.UUID `json:"signing_key_id,omitempty"`
+	StreamId     *openapi_types.UUID `json:"stream_id,omitempty"`
+}
+
+// SSFStreamAud0 defines model for SSFStream.Aud.0.
+type SSFStreamAud0 = string
+
+// SSFStreamAud1 defines model for SSFStream.Aud.1.
+type SSFStreamAud1 = []string
+
+// SSFStream_Aud defines model for SSFStream.Aud.
+type SSFStream_Aud struct {
+	union json.RawMessage
+}
+
+// SSFVerificationRequest defines model for SSFVerificationRequest.
+type SSFVerificationRequest struct {
+	State    *string            `json:"state,omitempty"`
+	StreamId openapi_types.UUID `json:"stream_id"`
+}
+
 // StatusResponse defines model for StatusResponse.
 type StatusResponse struct {
 	Status StatusResponseStatus `json:"status"`
@@ -1246,6 +1297,60 @@ type DropWebhookBacklogParams struct {
 	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// DeleteSSFStreamParams defines parameters for DeleteSSFStream.
+type DeleteSSFStreamParams struct {
+	StreamId openapi_types.UUID `form:"stream_id" json:"stream_id"`
+
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ReadSSFStreamsParams defines parameters for ReadSSFStreams.
+type ReadSSFStreamsParams struct {
+	StreamId *openapi_types.UUID `form:"stream_id,omitempty" json:"stream_id,omitempty"`
+
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ReadSSFStreams200JSONResponseBody1 defines parameters for ReadSSFStreams.
+type ReadSSFStreams200JSONResponseBody1 = []SSFStream
+
+// ReadSSFStreams200JSONResponseBody defines parameters for ReadSSFStreams.
+type ReadSSFStreams200JSONResponseBody struct {
+	union json.RawMessage
+}
+
+// UpdateSSFStreamParams defines parameters for UpdateSSFStream.
+type UpdateSSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// CreateSSFStreamParams defines parameters for CreateSSFStream.
+type CreateSSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ReplaceSSFStreamParams defines parameters for ReplaceSSFStream.
+type ReplaceSSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// VerifySSFStreamParams defines parameters for VerifySSFStream.
+type VerifySSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyRequest
 
@@ -1308,6 +1413,18 @@ type UpdateWebhookJSONRequestBody = WebhookRequest
 
 // RevokeOAuth2TokenFormdataRequestBody defines body for RevokeOAuth2Token for application/x-www-form-urlencoded ContentType.
 type RevokeOAuth2TokenFormdataRequestBody = OAuth2RevokeRequest
+
+// UpdateSSFStreamJSONRequestBody defines body for UpdateSSFStream for application/json ContentType.
+type UpdateSSFStreamJSONRequestBody = SSFStream
+
+// CreateSSFStreamJSONRequestBody defines body for CreateSSFStream for application/json ContentType.
+type CreateSSFStreamJSONRequestBody = SSFStream
+
+// ReplaceSSFStreamJSONRequestBody defines body for ReplaceSSFStream for application/json ContentType.
+type ReplaceSSFStreamJSONRequestBody = SSFStream
+
+// VerifySSFStreamJSONRequestBody defines body for VerifySSFStream for application/json ContentType.
+type VerifySSFStreamJSONRequestBody = SSFVerificationRequest
 
 // Getter for additional properties for Event. Returns the specified
 // element and whether it was found
@@ -1624,6 +1741,130 @@ func (a Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(object)
 }
 
+// AsSSFStreamAud0 returns the union data inside the SSFStream_Aud as a SSFStreamAud0
+func (t SSFStream_Aud) AsSSFStreamAud0() (SSFStreamAud0, error) {
+	var body SSFStreamAud0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSSFStreamAud0 overwrites any union data inside the SSFStream_Aud as the provided SSFStreamAud0
+func (t *SSFStream_Aud) FromSSFStreamAud0(v SSFStreamAud0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSSFStreamAud0 performs a merge with any union data inside the SSFStream_Aud, using the provided SSFStreamAud0
+func (t *SSFStream_Aud) MergeSSFStreamAud0(v SSFStreamAud0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsSSFStreamAud1 returns the union data inside the SSFStream_Aud as a SSFStreamAud1
+func (t SSFStream_Aud) AsSSFStreamAud1() (SSFStreamAud1, error) {
+	var body SSFStreamAud1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSSFStreamAud1 overwrites any union data inside the SSFStream_Aud as the provided SSFStreamAud1
+func (t *SSFStream_Aud) FromSSFStreamAud1(v SSFStreamAud1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSSFStreamAud1 performs a merge with any union data inside the SSFStream_Aud, using the provided SSFStreamAud1
+func (t *SSFStream_Aud) MergeSSFStreamAud1(v SSFStreamAud1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t SSFStream_Aud) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *SSFStream_Aud) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsSSFStream returns the union data inside the ReadSSFStreams200JSONResponseBody as a SSFStream
+func (t ReadSSFStreams200JSONResponseBody) AsSSFStream() (SSFStream, error) {
+	var body SSFStream
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSSFStream overwrites any union data inside the ReadSSFStreams200JSONResponseBody as the provided SSFStream
+func (t *ReadSSFStreams200JSONResponseBody) FromSSFStream(v SSFStream) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSSFStream performs a merge with any union data inside the ReadSSFStreams200JSONResponseBody, using the provided SSFStream
+func (t *ReadSSFStreams200JSONResponseBody) MergeSSFStream(v SSFStream) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsReadSSFStreams200JSONResponseBody1 returns the union data inside the ReadSSFStreams200JSONResponseBody as a ReadSSFStreams200JSONResponseBody1
+func (t ReadSSFStreams200JSONResponseBody) AsReadSSFStreams200JSONResponseBody1() (ReadSSFStreams200JSONResponseBody1, error) {
+	var body ReadSSFStreams200JSONResponseBody1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromReadSSFStreams200JSONResponseBody1 overwrites any union data inside the ReadSSFStreams200JSONResponseBody as the provided ReadSSFStreams200JSONResponseBody1
+func (t *ReadSSFStreams200JSONResponseBody) FromReadSSFStreams200JSONResponseBody1(v ReadSSFStreams200JSONResponseBody1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeReadSSFStreams200JSONResponseBody1 performs a merge with any union data inside the ReadSSFStreams200JSONResponseBody, using the provided ReadSSFStreams200JSONResponseBody1
+func (t *ReadSSFStreams200JSONResponseBody) MergeReadSSFStreams200JSONResponseBody1(v ReadSSFStreams200JSONResponseBody1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t ReadSSFStreams200JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *ReadSSFStreams200JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -1719,6 +1960,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+	//
+	// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+	// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+	// signed with a key of the JWKS, to every stream of its tenant, by push
+	// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+	// retried with backoff. Streams are managed at `configuration_endpoint` with
+	// an API key, in the tenant the request is scoped to.
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
@@ -2656,6 +2909,112 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
 	RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSSFStream Delete a stream and its undelivered events
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+	DeleteSSFStream(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReadSSFStreams Read one stream, or list the tenant's streams
+	//
+	// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+	ReadSSFStreams(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSSFStreamWithBody Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStreamWithBody(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSSFStream Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStream(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSSFStreamWithBody Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStreamWithBody(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStream(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceSSFStreamWithBody Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStreamWithBody(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceSSFStream Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStream(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifySSFStreamWithBody Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStreamWithBody(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStream(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -2690,6 +3049,28 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenIDConfigurationRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+//
+// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+// signed with a key of the JWKS, to every stream of its tenant, by push
+// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+// retried with backoff. Streams are managed at `configuration_endpoint` with
+// an API key, in the tenant the request is scoped to.
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *Client) GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSSFConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4262,6 +4643,212 @@ func (c *Client) RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body Rev
 	return c.Client.Do(req)
 }
 
+// DeleteSSFStream Delete a stream and its undelivered events
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+func (c *Client) DeleteSSFStream(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSSFStreamRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReadSSFStreams Read one stream, or list the tenant's streams
+//
+// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+func (c *Client) ReadSSFStreams(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadSSFStreamsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSSFStreamWithBody Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *Client) UpdateSSFStreamWithBody(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSSFStream Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *Client) UpdateSSFStream(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSSFStreamWithBody Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *Client) CreateSSFStreamWithBody(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *Client) CreateSSFStream(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceSSFStreamWithBody Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *Client) ReplaceSSFStreamWithBody(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceSSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceSSFStream Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *Client) ReplaceSSFStream(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceSSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifySSFStreamWithBody Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *Client) VerifySSFStreamWithBody(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifySSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *Client) VerifySSFStream(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifySSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -4299,6 +4886,33 @@ func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSSFConfigurationRequest constructs an http.Request for the GetSSFConfiguration method
+func NewGetSSFConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/ssf-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -6535,6 +7149,360 @@ func NewRevokeOAuth2TokenRequestWithBody(server string, contentType string, body
 	return req, nil
 }
 
+// NewDeleteSSFStreamRequest constructs an http.Request for the DeleteSSFStream method
+func NewDeleteSSFStreamRequest(server string, params *DeleteSSFStreamParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewReadSSFStreamsRequest constructs an http.Request for the ReadSSFStreams method
+func NewReadSSFStreamsRequest(server string, params *ReadSSFStreamsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StreamId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", *params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUpdateSSFStreamRequest calls the generic UpdateSSFStream builder with application/json body
+func NewUpdateSSFStreamRequest(server string, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewUpdateSSFStreamRequestWithBody constructs an http.Request for the UpdateSSFStream method, with any body, and a specified content type
+func NewUpdateSSFStreamRequestWithBody(server string, params *UpdateSSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateSSFStreamRequest calls the generic CreateSSFStream builder with application/json body
+func NewCreateSSFStreamRequest(server string, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateSSFStreamRequestWithBody constructs an http.Request for the CreateSSFStream method, with any body, and a specified content type
+func NewCreateSSFStreamRequestWithBody(server string, params *CreateSSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewReplaceSSFStreamRequest calls the generic ReplaceSSFStream builder with application/json body
+func NewReplaceSSFStreamRequest(server string, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplaceSSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewReplaceSSFStreamRequestWithBody constructs an http.Request for the ReplaceSSFStream method, with any body, and a specified content type
+func NewReplaceSSFStreamRequestWithBody(server string, params *ReplaceSSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewVerifySSFStreamRequest calls the generic VerifySSFStream builder with application/json body
+func NewVerifySSFStreamRequest(server string, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifySSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewVerifySSFStreamRequestWithBody constructs an http.Request for the VerifySSFStream method, with any body, and a specified content type
+func NewVerifySSFStreamRequestWithBody(server string, params *VerifySSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6604,6 +7572,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
+
+	// GetSSFConfigurationWithResponse This server as an OpenID Shared Signals transmitter
+	//
+	// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+	// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+	// signed with a key of the JWKS, to every stream of its tenant, by push
+	// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+	// retried with backoff. Streams are managed at `configuration_endpoint` with
+	// an API key, in the tenant the request is scoped to.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
@@ -7583,6 +8565,116 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
 	RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
+
+	// DeleteSSFStreamWithResponse Delete a stream and its undelivered events
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+	DeleteSSFStreamWithResponse(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*DeleteSSFStreamResponse, error)
+
+	// ReadSSFStreamsWithResponse Read one stream, or list the tenant's streams
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+	ReadSSFStreamsWithResponse(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*ReadSSFStreamsResponse, error)
+
+	// UpdateSSFStreamWithBodyWithResponse Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStreamWithBodyWithResponse(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error)
+
+	// UpdateSSFStreamWithResponse Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStreamWithResponse(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error)
+
+	// CreateSSFStreamWithBodyWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStreamWithBodyWithResponse(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error)
+
+	// CreateSSFStreamWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStreamWithResponse(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error)
+
+	// ReplaceSSFStreamWithBodyWithResponse Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStreamWithBodyWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error)
+
+	// ReplaceSSFStreamWithResponse Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStreamWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error)
+
+	// VerifySSFStreamWithBodyWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStreamWithBodyWithResponse(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error)
+
+	// VerifySSFStreamWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStreamWithResponse(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error)
 }
 
 type GetJWKSResponse struct {
@@ -7661,6 +8753,47 @@ func (r GetOpenIDConfigurationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenIDConfigurationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSSFConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFConfiguration
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSSFConfigurationResponse) GetJSON200() *SSFConfiguration {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSSFConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSSFConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSSFConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSSFConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9586,6 +10719,280 @@ func (r RevokeOAuth2TokenResponse) ContentType() string {
 	return ""
 }
 
+type DeleteSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReadSSFStreamsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadSSFStreams200JSONResponseBody
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReadSSFStreamsResponse) GetJSON200() *ReadSSFStreams200JSONResponseBody {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadSSFStreamsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ReadSSFStreamsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReadSSFStreamsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReadSSFStreamsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReadSSFStreamsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFStream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSSFStreamResponse) GetJSON200() *SSFStream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SSFStream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSSFStreamResponse) GetJSON201() *SSFStream {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReplaceSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFStream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplaceSSFStreamResponse) GetJSON200() *SSFStream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplaceSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplaceSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplaceSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplaceSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplaceSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type VerifySSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifySSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifySSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifySSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifySSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifySSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public half of every RSA and EC key, each with the
@@ -9622,6 +11029,26 @@ func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseGetOpenIDConfigurationResponse(rsp)
+}
+
+// GetSSFConfigurationWithResponse This server as an OpenID Shared Signals transmitter
+//
+// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+// signed with a key of the JWKS, to every stream of its tenant, by push
+// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+// retried with backoff. Streams are managed at `configuration_endpoint` with
+// an API key, in the tenant the request is scoped to.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *ClientWithResponses) GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error) {
+	rsp, err := c.GetSSFConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSSFConfigurationResponse(rsp)
 }
 
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
@@ -10980,6 +12407,176 @@ func (c *ClientWithResponses) RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx 
 	return ParseRevokeOAuth2TokenResponse(rsp)
 }
 
+// DeleteSSFStreamWithResponse Delete a stream and its undelivered events
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+func (c *ClientWithResponses) DeleteSSFStreamWithResponse(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*DeleteSSFStreamResponse, error) {
+	rsp, err := c.DeleteSSFStream(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSSFStreamResponse(rsp)
+}
+
+// ReadSSFStreamsWithResponse Read one stream, or list the tenant's streams
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+func (c *ClientWithResponses) ReadSSFStreamsWithResponse(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*ReadSSFStreamsResponse, error) {
+	rsp, err := c.ReadSSFStreams(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReadSSFStreamsResponse(rsp)
+}
+
+// UpdateSSFStreamWithBodyWithResponse Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *ClientWithResponses) UpdateSSFStreamWithBodyWithResponse(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error) {
+	rsp, err := c.UpdateSSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSSFStreamResponse(rsp)
+}
+
+// UpdateSSFStreamWithResponse Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *ClientWithResponses) UpdateSSFStreamWithResponse(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error) {
+	rsp, err := c.UpdateSSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSSFStreamResponse(rsp)
+}
+
+// CreateSSFStreamWithBodyWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *ClientWithResponses) CreateSSFStreamWithBodyWithResponse(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error) {
+	rsp, err := c.CreateSSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSSFStreamResponse(rsp)
+}
+
+// CreateSSFStreamWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *ClientWithResponses) CreateSSFStreamWithResponse(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error) {
+	rsp, err := c.CreateSSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSSFStreamResponse(rsp)
+}
+
+// ReplaceSSFStreamWithBodyWithResponse Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *ClientWithResponses) ReplaceSSFStreamWithBodyWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error) {
+	rsp, err := c.ReplaceSSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceSSFStreamResponse(rsp)
+}
+
+// ReplaceSSFStreamWithResponse Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *ClientWithResponses) ReplaceSSFStreamWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error) {
+	rsp, err := c.ReplaceSSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceSSFStreamResponse(rsp)
+}
+
+// VerifySSFStreamWithBodyWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *ClientWithResponses) VerifySSFStreamWithBodyWithResponse(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error) {
+	rsp, err := c.VerifySSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifySSFStreamResponse(rsp)
+}
+
+// VerifySSFStreamWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *ClientWithResponses) VerifySSFStreamWithResponse(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error) {
+	rsp, err := c.VerifySSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifySSFStreamResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11025,6 +12622,32 @@ func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigur
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest OpenIDConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSSFConfigurationResponse parses an HTTP response from a GetSSFConfigurationWithResponse call
+func ParseGetSSFConfigurationResponse(rsp *http.Response) (*GetSSFConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSSFConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFConfiguration
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12669,6 +14292,247 @@ func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenRespo
 	return response, nil
 }
 
+// ParseDeleteSSFStreamResponse parses an HTTP response from a DeleteSSFStreamWithResponse call
+func ParseDeleteSSFStreamResponse(rsp *http.Response) (*DeleteSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseReadSSFStreamsResponse parses an HTTP response from a ReadSSFStreamsWithResponse call
+func ParseReadSSFStreamsResponse(rsp *http.Response) (*ReadSSFStreamsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReadSSFStreamsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadSSFStreams200JSONResponseBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSSFStreamResponse parses an HTTP response from a UpdateSSFStreamWithResponse call
+func ParseUpdateSSFStreamResponse(rsp *http.Response) (*UpdateSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFStream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSSFStreamResponse parses an HTTP response from a CreateSSFStreamWithResponse call
+func ParseCreateSSFStreamResponse(rsp *http.Response) (*CreateSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SSFStream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseReplaceSSFStreamResponse parses an HTTP response from a ReplaceSSFStreamWithResponse call
+func ParseReplaceSSFStreamResponse(rsp *http.Response) (*ReplaceSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplaceSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFStream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseVerifySSFStreamResponse parses an HTTP response from a VerifySSFStreamWithResponse call
+func ParseVerifySSFStreamResponse(rsp *http.Response) (*VerifySSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifySSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -12677,6 +14541,9 @@ type ServerInterface interface {
 	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx echo.Context) error
+	// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+	// (GET /.well-known/ssf-configuration)
+	GetSSFConfiguration(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -12800,6 +14667,24 @@ type ServerInterface interface {
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx echo.Context) error
+	// DeleteSSFStream Delete a stream and its undelivered events
+	// (DELETE /ssf/streams)
+	DeleteSSFStream(ctx echo.Context, params DeleteSSFStreamParams) error
+	// ReadSSFStreams Read one stream, or list the tenant's streams
+	// (GET /ssf/streams)
+	ReadSSFStreams(ctx echo.Context, params ReadSSFStreamsParams) error
+	// UpdateSSFStream Change some of a stream's settings
+	// (PATCH /ssf/streams)
+	UpdateSSFStream(ctx echo.Context, params UpdateSSFStreamParams) error
+	// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	// (POST /ssf/streams)
+	CreateSSFStream(ctx echo.Context, params CreateSSFStreamParams) error
+	// ReplaceSSFStream Replace a stream's settings
+	// (PUT /ssf/streams)
+	ReplaceSSFStream(ctx echo.Context, params ReplaceSSFStreamParams) error
+	// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+	// (POST /ssf/verify)
+	VerifySSFStream(ctx echo.Context, params VerifySSFStreamParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -12822,6 +14707,15 @@ func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error 
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenIDConfiguration(ctx)
+	return err
+}
+
+// GetSSFConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSSFConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSSFConfiguration(ctx)
 	return err
 }
 
@@ -13948,6 +15842,192 @@ func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
 	return err
 }
 
+// DeleteSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteSSFStreamParams
+	// ------------- Required query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSSFStream(ctx, params)
+	return err
+}
+
+// ReadSSFStreams converts echo context to params.
+func (w *ServerInterfaceWrapper) ReadSSFStreams(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReadSSFStreamsParams
+	// ------------- Optional query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReadSSFStreams(ctx, params)
+	return err
+}
+
+// UpdateSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSSFStream(ctx, params)
+	return err
+}
+
+// CreateSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateSSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSSFStream(ctx, params)
+	return err
+}
+
+// ReplaceSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplaceSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplaceSSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplaceSSFStream(ctx, params)
+	return err
+}
+
+// VerifySSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifySSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params VerifySSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifySSFStream(ctx, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -13999,6 +16079,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
 	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
 	router.POST(options.BaseURL+"/oauth2/revoke", wrapper.RevokeOAuth2Token, options.OperationMiddlewares["revokeOAuth2Token"]...)
+	router.GET(options.BaseURL+"/.well-known/ssf-configuration", wrapper.GetSSFConfiguration, options.OperationMiddlewares["getSSFConfiguration"]...)
+	router.DELETE(options.BaseURL+"/ssf/streams", wrapper.DeleteSSFStream, options.OperationMiddlewares["deleteSSFStream"]...)
+	router.GET(options.BaseURL+"/ssf/streams", wrapper.ReadSSFStreams, options.OperationMiddlewares["readSSFStreams"]...)
+	router.PATCH(options.BaseURL+"/ssf/streams", wrapper.UpdateSSFStream, options.OperationMiddlewares["updateSSFStream"]...)
+	router.POST(options.BaseURL+"/ssf/streams", wrapper.CreateSSFStream, options.OperationMiddlewares["createSSFStream"]...)
+	router.PUT(options.BaseURL+"/ssf/streams", wrapper.ReplaceSSFStream, options.OperationMiddlewares["replaceSSFStream"]...)
+	router.POST(options.BaseURL+"/ssf/verify", wrapper.VerifySSFStream, options.OperationMiddlewares["verifySSFStream"]...)
 	router.GET(options.BaseURL+"/api/jwt/validate", wrapper.ValidateJWT, options.OperationMiddlewares["validateJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
@@ -14087,6 +16174,27 @@ type GetOpenIDConfigurationResponseObject interface {
 type GetOpenIDConfiguration200JSONResponse OpenIDConfiguration
 
 func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSSFConfigurationRequestObject struct {
+}
+
+type GetSSFConfigurationResponseObject interface {
+	VisitGetSSFConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetSSFConfiguration200JSONResponse SSFConfiguration
+
+func (response GetSSFConfiguration200JSONResponse) VisitGetSSFConfigurationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -16245,6 +18353,338 @@ func (response RevokeOAuth2Token500Response) VisitRevokeOAuth2TokenResponse(w ht
 	return nil
 }
 
+type DeleteSSFStreamRequestObject struct {
+	Params DeleteSSFStreamParams
+}
+
+type DeleteSSFStreamResponseObject interface {
+	VisitDeleteSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type DeleteSSFStream204Response struct {
+}
+
+func (response DeleteSSFStream204Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteSSFStream400JSONResponse) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSSFStream401Response = UnauthorizedResponse
+
+func (response DeleteSSFStream401Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteSSFStream404Response struct {
+}
+
+func (response DeleteSSFStream404Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteSSFStream500Response = InternalErrorResponse
+
+func (response DeleteSSFStream500Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ReadSSFStreamsRequestObject struct {
+	Params ReadSSFStreamsParams
+}
+
+type ReadSSFStreamsResponseObject interface {
+	VisitReadSSFStreamsResponse(w http.ResponseWriter) error
+}
+
+type ReadSSFStreams200JSONResponse = ReadSSFStreams200JSONResponseBody
+
+func (response ReadSSFStreams200JSONResponse) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.union); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReadSSFStreams400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReadSSFStreams400JSONResponse) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReadSSFStreams401Response = UnauthorizedResponse
+
+func (response ReadSSFStreams401Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ReadSSFStreams404Response struct {
+}
+
+func (response ReadSSFStreams404Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type ReadSSFStreams500Response = InternalErrorResponse
+
+func (response ReadSSFStreams500Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type UpdateSSFStreamRequestObject struct {
+	Params UpdateSSFStreamParams
+	Body   *UpdateSSFStreamJSONRequestBody
+}
+
+type UpdateSSFStreamResponseObject interface {
+	VisitUpdateSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type UpdateSSFStream200JSONResponse SSFStream
+
+func (response UpdateSSFStream200JSONResponse) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateSSFStream400JSONResponse) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSSFStream401Response = UnauthorizedResponse
+
+func (response UpdateSSFStream401Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type UpdateSSFStream404Response struct {
+}
+
+func (response UpdateSSFStream404Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type UpdateSSFStream500Response = InternalErrorResponse
+
+func (response UpdateSSFStream500Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type CreateSSFStreamRequestObject struct {
+	Params CreateSSFStreamParams
+	Body   *CreateSSFStreamJSONRequestBody
+}
+
+type CreateSSFStreamResponseObject interface {
+	VisitCreateSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type CreateSSFStream201JSONResponse SSFStream
+
+func (response CreateSSFStream201JSONResponse) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateSSFStream400JSONResponse) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSSFStream401Response = UnauthorizedResponse
+
+func (response CreateSSFStream401Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type CreateSSFStream500Response = InternalErrorResponse
+
+func (response CreateSSFStream500Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ReplaceSSFStreamRequestObject struct {
+	Params ReplaceSSFStreamParams
+	Body   *ReplaceSSFStreamJSONRequestBody
+}
+
+type ReplaceSSFStreamResponseObject interface {
+	VisitReplaceSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type ReplaceSSFStream200JSONResponse SSFStream
+
+func (response ReplaceSSFStream200JSONResponse) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplaceSSFStream400JSONResponse) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceSSFStream401Response = UnauthorizedResponse
+
+func (response ReplaceSSFStream401Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ReplaceSSFStream404Response struct {
+}
+
+func (response ReplaceSSFStream404Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type ReplaceSSFStream500Response = InternalErrorResponse
+
+func (response ReplaceSSFStream500Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type VerifySSFStreamRequestObject struct {
+	Params VerifySSFStreamParams
+	Body   *VerifySSFStreamJSONRequestBody
+}
+
+type VerifySSFStreamResponseObject interface {
+	VisitVerifySSFStreamResponse(w http.ResponseWriter) error
+}
+
+type VerifySSFStream204Response struct {
+}
+
+func (response VerifySSFStream204Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type VerifySSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response VerifySSFStream400JSONResponse) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifySSFStream401Response = UnauthorizedResponse
+
+func (response VerifySSFStream401Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type VerifySSFStream404Response struct {
+}
+
+func (response VerifySSFStream404Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type VerifySSFStream500Response = InternalErrorResponse
+
+func (response VerifySSFStream500Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -16253,6 +18693,9 @@ type StrictServerInterface interface {
 	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
+	// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+	// (GET /.well-known/ssf-configuration)
+	GetSSFConfiguration(ctx context.Context, request GetSSFConfigurationRequestObject) (GetSSFConfigurationResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -16376,6 +18819,24 @@ type StrictServerInterface interface {
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
+	// DeleteSSFStream Delete a stream and its undelivered events
+	// (DELETE /ssf/streams)
+	DeleteSSFStream(ctx context.Context, request DeleteSSFStreamRequestObject) (DeleteSSFStreamResponseObject, error)
+	// ReadSSFStreams Read one stream, or list the tenant's streams
+	// (GET /ssf/streams)
+	ReadSSFStreams(ctx context.Context, request ReadSSFStreamsRequestObject) (ReadSSFStreamsResponseObject, error)
+	// UpdateSSFStream Change some of a stream's settings
+	// (PATCH /ssf/streams)
+	UpdateSSFStream(ctx context.Context, request UpdateSSFStreamRequestObject) (UpdateSSFStreamResponseObject, error)
+	// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	// (POST /ssf/streams)
+	CreateSSFStream(ctx context.Context, request CreateSSFStreamRequestObject) (CreateSSFStreamResponseObject, error)
+	// ReplaceSSFStream Replace a stream's settings
+	// (PUT /ssf/streams)
+	ReplaceSSFStream(ctx context.Context, request ReplaceSSFStreamRequestObject) (ReplaceSSFStreamResponseObject, error)
+	// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+	// (POST /ssf/verify)
+	VerifySSFStream(ctx context.Context, request VerifySSFStreamRequestObject) (VerifySSFStreamResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -16430,6 +18891,29 @@ func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
 		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSSFConfiguration operation middleware
+func (sh *strictHandler) GetSSFConfiguration(ctx echo.Context) error {
+	var request GetSSFConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSSFConfiguration(ctx.Request().Context(), request.(GetSSFConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSSFConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSSFConfigurationResponseObject); ok {
+		return validResponse.VisitGetSSFConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -17928,273 +20412,536 @@ func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
 	return nil
 }
 
+// DeleteSSFStream operation middleware
+func (sh *strictHandler) DeleteSSFStream(ctx echo.Context, params DeleteSSFStreamParams) error {
+	var request DeleteSSFStreamRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSSFStream(ctx.Request().Context(), request.(DeleteSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSSFStreamResponseObject); ok {
+		return validResponse.VisitDeleteSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReadSSFStreams operation middleware
+func (sh *strictHandler) ReadSSFStreams(ctx echo.Context, params ReadSSFStreamsParams) error {
+	var request ReadSSFStreamsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReadSSFStreams(ctx.Request().Context(), request.(ReadSSFStreamsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReadSSFStreams")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReadSSFStreamsResponseObject); ok {
+		return validResponse.VisitReadSSFStreamsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSSFStream operation middleware
+func (sh *strictHandler) UpdateSSFStream(ctx echo.Context, params UpdateSSFStreamParams) error {
+	var request UpdateSSFStreamRequestObject
+
+	request.Params = params
+
+	var body UpdateSSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSSFStream(ctx.Request().Context(), request.(UpdateSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSSFStreamResponseObject); ok {
+		return validResponse.VisitUpdateSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSSFStream operation middleware
+func (sh *strictHandler) CreateSSFStream(ctx echo.Context, params CreateSSFStreamParams) error {
+	var request CreateSSFStreamRequestObject
+
+	request.Params = params
+
+	var body CreateSSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSSFStream(ctx.Request().Context(), request.(CreateSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSSFStreamResponseObject); ok {
+		return validResponse.VisitCreateSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplaceSSFStream operation middleware
+func (sh *strictHandler) ReplaceSSFStream(ctx echo.Context, params ReplaceSSFStreamParams) error {
+	var request ReplaceSSFStreamRequestObject
+
+	request.Params = params
+
+	var body ReplaceSSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplaceSSFStream(ctx.Request().Context(), request.(ReplaceSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplaceSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplaceSSFStreamResponseObject); ok {
+		return validResponse.VisitReplaceSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifySSFStream operation middleware
+func (sh *strictHandler) VerifySSFStream(ctx echo.Context, params VerifySSFStreamParams) error {
+	var request VerifySSFStreamRequestObject
+
+	request.Params = params
+
+	var body VerifySSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifySSFStream(ctx.Request().Context(), request.(VerifySSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifySSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifySSFStreamResponseObject); ok {
+		return validResponse.VisitVerifySSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3/cttGlj/6Kl3crTJ5L0RRsuxJqJo/FFseK3YSXUteT1Xoa7SIFtkR2M1BN0RxvarKX/sAu/MMe9/j",
-	"Pkqe5Ft9zmmgAQIkZUueeDb/JBYI9M/Tp8/Pz/nYGevZXCuhrOkMP3bmPOMzYUUGf73kWfJcpMIK91ci",
-	"zDiTcyu16gw7NssFS+BHw+Yim3HXSLqM2ELaKeNpyjJxmQkzZVZfCWUOmbZTkS2kEcxOBdMXv4ixZdKw",
-	"RPCxldfciqTfiTrSNf+3XGTLTtRRfCY6w860HEnUMeOpmHE3JLucu18vtE4FV53b26hzmolLka2ON86E",
-	"zTP150zMM2GEstz9EDNurgy71BnjLBNjIeeW6Uu2mHLLFtywTFzrK5Gwrs4zc8jevHjG/rR/MOj1R+pI",
-	"Le1UqgkTqRER0xlTGh5E7EqIuWEvciO1Osrt9JFhYja3S8aVWYisP1J+nlPBE5GVE6Xhh5Oc8ZvXQk3s",
-	"tDPcf/I08pM2NpNqAnM+F4ore5K8xMZW5n421nNhYNUz8bdcGMusZloJZuFL1uXs7duT570++4Gnlzqb",
-	"icTNJ1dXSi8U++0//4sdDAZsIpTIeDpS8c9SXfNUJu8tdR332RG7EkuW6rFbL6sZV7Dhvg9sZG/N3P+6",
-	"U67Yjp9T034XU7+NOpkwc62MAIL9jidvcILur7FWVij4J5/PUzmGLd/9xbhF+Rg0+6+ZuOwMO/+yWx6G",
-	"XfzV7B5nmc4M9lVd1fNgOaVhtCKHsMwXOlkyw5eGLabLiF1KkSbsYon/6Hduo86JsiJTPIX2V7fMNW5E",
-	"di0ydsllKpI+OwYKci0fskRYLlPDeCaYVqlb9slEYMtvFc/tVGfy30Wy2vAP0higUb+5OmNSmfzyUo6l",
-	"UJYdnZ64jQSC5n7z3Jzc7s740lE5y40IB9QHMqQlc30enZ68EkvgKJmei8xK3KDKWGqk/WSFtKOOhBk4",
-	"iuS2M+zkuXQEsfqaMiKzJ8pYjvtdfCGVfXpQfiKVFRORuW+ucHyry+7mec3TXBwy5BnuMLg1XkyFKlZC",
-	"GjbOhOdZ9TM6k8r//Xi/YcCOYbqN0MpsIkBcytPgg9uo44/d6gxe6/GVKUZpNbNTaWgb3Ug3rOVt8QT5",
-	"s+tsdQQr+ypUMteSLhGeJNKNhqenlZekFTN6O591hj93/nJ83ok6pz+dwf/ewn+Pzp+97ESd58evj8+P",
-	"O+8b1o4e8Czjy87KqTymkQC/4WmqFyJhM2GnOjERE/1Jn8UfR51dPpe7vyzsLl1So86Q/Tyibked97dx",
-	"f6R+1KyYGJsJrgwT1yJbFk+RmdUWrH0JA95UXT4+l3RcNlNCB7ne33KZufP9s//4/ZpukUV+wX5LdtvQ",
-	"qbvsGySKk4nSGZw1Oln9cm2LG/5BWcIvC/tMq0s5ybNi7OsW5vt359X3b6NOyo19O0+4FXfrG+/ACkvc",
-	"+3avwkn2GqapHa+/06B/Olr5osZQNrOIkAxg4BuIYA3hVwhlLRUGr95GHXEtlD1Rl3rjBV68uErAZYsb",
-	"J9B+hD5tBnccyzPX46V7Q7i5uA1qPFzSmBxFwBVSMSKTPP0xn120vTDle+fTfHYxzyTSbfWAfseNeHqQ",
-	"Zyk7e3m0s+fkZHfPjMuhPTLs+fEb1nWPv3/3isU3T2zc6zedTzPl+0+ebt/d/pOnW3b4L2f7T5629Zrj",
-	"ijZNH8S3F5mebXli4f1zvdXbTXfCc3Etx8KT8Fo5aWWsjsscjcfCGJEcJUkmjNn43qfxo5br9+M2gkMh",
-	"21YnN9ZJA/s/s/wiFRGb8fFUKrGTCZ7gE7y0fx7rPE1+1I5FX4vMvs+NyJzi0bTPCbe8XRRxumvDcGfC",
-	"GD5pGNoLnbFpPuNOiXUS8HjK1UT0N7JGmGjZ7vu2JTLNgigoEfqSZI6DwcD1WF1K0CfKNjZKXhs1nS0E",
-	"LOjNqfyozThtdylAu3GnEJ49MmzO7ZR1YxKvzsEE8PPgfZ92LTye5WqQgllO6HMG3kiR114hXEMY1fke",
-	"KQZ3DeOGJSKV18IJKVIZmQgQJeFXJz/+9uv/3MZ99sKtgIH1WM4F++3Xv49U/MvC9mktdsAe0kfLQjxk",
-	"Th1LBVpJWPeClA/Qy5LekAU3w0kSjRQuYMTClWVd5YiESWvw694hw/fY/11tYDhS1QbpvcPqa6Dw1Pou",
-	"mnS/jVQ3E2OdJRXliFuWCm4s2hZgZIERpTekFvrsCP71yLApz5KRQjsSwxZRe6G+HKeKGFfhUOgzsj65",
-	"t2uT8l85rVjnqL3iKuPau7Vt6CNh3A3FirEVCctEboQ7ftzNZsfKmdhxT3B3Vpp0jfTZMR9P2ZhnmRRm",
-	"pOJgVOdyJs71a3ktTtSZGGuVmDgKZ8VkgjoLsGtqNZWXwvXstg2ekzGNwT2fsAtxqTPBYhSYicPHzEwd",
-	"r2QXglnUUR3xkoFi5MQHZqdur7SaHDLhxgx/O55vGId1YTw12k+Fxe5RjPcs/uqm95fjcwaKlHu0+xGX",
-	"8zYu1WZpS6UZDxGSAxLOIVN6pIwYZ8KaHmxAnEp1JZKf4MCeJEGPj4w7Dn0WnqR4u9NxkvjzwYko8Yz0",
-	"WbwQF1Otr/oXfHyV6kk/yfQ8RmNfbzhS9LNr0P0yF8kznSuLxILcLjMW/nI3rX8J52oeMZkY9+NIwf7A",
-	"JuMWmT6LpbrUMZMVu9wjwwrBliypsZzTDR876rzkeWqlmqBqL9iYpymsDseXUCVtlVFPttOe1hPuuqtm",
-	"VZJYYcIVYt1SHAmXf8tPYG+A4T/7hA7Lr7dcsq310jupLCjCffIsio+3nET1+G31SXjSNk3sTfhu7dst",
-	"u7uDotoqq0YdxyY2DfatwTVElrJVfwW/uLsaXb5SPyDBnN+3iTRei6iKLu+mjoPnxvF/kmIidpnpmePK",
-	"mQC+pRVbTOV4yhJQR5xYpvI0dZK3l4dqqsmniNbY+PMNWg2+9WOb5oE/n7ftacEnmzUhvZ2S/lqXNgZt",
-	"WonnaEKC5DZqkFv419LYdisCXhjbS7wgxjaI6krc2Gd5ZppcCqfo98IbeebEBuwVVJpLnaZ6ccjm3Bh3",
-	"bXPD4jE0FG/Wc2j0TdR5MpvrzIrkTY1LfO4FtWLeq1M+SR2lEDrjiThkdIE6OYopvahYxNvZ6ExY/pzo",
-	"flv+9oP/5jbqGMu3HuwjA1IfuxATrg7B2yLx58vc5pnYcsjWr3RgUDwYfPt0o0Vxa3ZXIwLssPg+qm1q",
-	"bRGaaOX7d68aSCOdhC6DN2f7T552os6bs8ffHMD/n+ztd6LOMT0/pufH8LzJfTDOrhtPdTNTucJrffW5",
-	"XVaHdeQ6fdbYo2rjImELRk4aP75p/PjmybjVefXIsL/2nwy+De1krOuWPXFa0wWY1djz4ze9CHmBtGzK",
-	"jdNywP3uGdBGx8vNky2MhLaw8KH5jttwXI3GG2/D28Yk+AnNL5vZdkjLbndx7yMgQNytFpo9WyXaK7Hc",
-	"npk7sm8yXlQG5Bps7v98xfpfo4qKIgn6CJvrVI6lMH321lQU+Fgod/MnqJdkuahFbYwUyiKPTMlJ3Tlf",
-	"si5n/y4yvQOqldOXpIGW2DgcHnnR/Le9Rm0FFF0Y9iuxbPJxOkJ/JZbsB26syMDR2Y1BEb0Sy7iHZGDk",
-	"RBlW0ZojVINHqowzGKKpAuiGK/goYpNUX/CU6cxbnA2f+ViJQwj3CEMgRvlg8HiMWwL/Fv26I6lfn1Pc",
-	"ZyeWLaQyTF+LbKTi4I0zOVFSTY7Sic6knc5ixm05jFRci/RwxSQyUrR1tQUv+gDjkN89XPfNamD7oFZ3",
-	"5ZWYW4ikcTTOrbyQqbRLHzlTLnlhZgA3ujJW8KQ3RPpTuroUuFg4U2EiNpfeu13Q4UUuU7sjFTQH+yXN",
-	"SHE/zj57jsTGXjqeQtFJbC6yHYptQAPEIYOrBY4HXCYjRaaWa5HJyyXjE+4Gy3b7C5GmOxA8sfvL4sr0",
-	"fzFa4YJ6Zv6yuKX8reT+38TeadOagpmq6tHxzVzilp66w1u5fV7IG+H27yyViVSTd1IlelH/+5200x/4",
-	"jZzls9fEDBpHFHb6kxJO/X9rxAqTqZ7ZScbH4lRkUicVK0GVQl7qBdicWHfw26///c3T6GAwYKbHOMu0",
-	"5VYkO3zBvf0TY6gwYEqqCW4csKBxnmVOkKUgDX5pgbojCOEiox2caGwIIszQqFcje6ns4/0tvTXhsrwR",
-	"16QllHuxrVi48m2t7cqebVj1GW5naKH5Qarckm/gc6fZ0m51T9+ERu3immFdYvHs4HG0Pxj0+tuse7X7",
-	"t4ZPxCqxvxE53CydqFOSZ3OgSLPlqmbebzK3lsN/HD3ddvS3zdczLVC77lc3oDRFmQWBlE5zcUTuVD2G",
-	"g+VMiQVcZLlKRMbKdWn2gn6K2aV9dO7OFEnlpu2zZymXMzNk0piImfyCdcFsLJNexHieoFW0arTvVo3h",
-	"vYhJbiMmbuYR+8XKiFmZsC4xbZmgwdjIZKTASCwTf1tXl0u6m30mwO7RO2TxlXTSDWpUGIFYieLZoN1U",
-	"NmtlJVsktH9zcgK3op0Gflnc0SvlFj5c8UeGjWHJ+40BSeFUXF9NA33VFBB3VBO0Ird0lcBWM+VzMXTy",
-	"yJuzIyczHT+Dq3jOZQaeG0kmgJGa5xepHKO8BreqFAaEzx5GGyr28oejZ3Qh95mb4zyDwGAfcuemPIe2",
-	"tG8YyADN+97v0ChVhoLLp2mTUXGvv6TnL9u1zFIJaT41qyqaVOz0+IeoGmYYKGZhZNDTx98crO+1FiWy",
-	"7npqiS1x0kkhdGw2XoRTge+E2dJUMeXmFLe5kQTfTQXEEa9QmFsbJ9SGNDIVmUD3DHivUKI/HKlLnhqB",
-	"cd4lRbKSIPGby4AKgUpd80iOqE/0Krziy0SllSE9tXg5eI5zxbCWhgAZdGCiX93NuLKCK5GrTSG4ZAFZ",
-	"pWDkpNTl9+/OiZuC+RAW65DlSv4tF1t186lxcym1uiKXnB2xmU7yNDfswm1jd39w8E3EHg/+tB+xg8G3",
-	"T5HpHD9j4zy7Fv6lJ08j5g4Xe7K/t63U0ha7txr2u4bM0VIK7PCwzs+2O/1Iza/a4poD7oushnXPkG5O",
-	"/Yfu+PcOgUhADwIqMVt2j+ek4QopD9QjU2hbfm6gkwfKYaLFSoeD/YMNnqDV2dYC1y+EUzzcZXnI+AXY",
-	"wTHpg3R9OO3g9u1voxh7x9IKzUVu0XQGM46YEdbHxfhg/kzP/KDQuKuESCCgxPuAYforhsWo45psuGtu",
-	"m6/y9f6GOxmoIPj3Uw1U68KerzbHHjcFHl+1RB2vDXW+575eB+6k9f6ysbTLRnPqWOfKZs2/JdLMU748",
-	"wwfNkX1W2hwD6QpyTXSOmhG9rjDYE9xfanKX9zMxafPS/buc+wi+LUjxNYTgtJLAp4TxRh08tC1JaRht",
-	"5EP1q8oA3VZeZHY6SZPHc70pptGr0tLEuqWBSOz9liBJ4R97TkDmxg/EJSCJCp+MUynAT5wrk89RtPkA",
-	"U/wAfTbanVzzH9aHmda9fDCi960TeQPr3rrTOMoPKE1sFAfo7fJO2fhFu8Or+VVYmw9TCj0OPnp6sJ0y",
-	"2LoSGwzyL/UCiDBUd3lup0JZENmMuxG5YtAWw4VoUbsOnR4EtntuicKzwr4EN4tBrcmClb/PYmzuJIkr",
-	"ntB6CB0EW4EIII0X4vy3Z7Al4CAoxUqM/oN7NRopYyGRw03DCelTEGpQwq5mVJEajka+IqIJoh/wNh6G",
-	"tnr6GARMPNxWzgSJ5BuYMAz9qFzliu2ubtHCncbYM1qmHpvxK8qhJIVACad+82xZua89mUSdH7Vt/sup",
-	"TG+NVJPTV8+aU5z8Lq0ODnPu0ItSIyLYtK1k7XAj13cRqg6ramhT642Mbi7UyfMNxkzpeZZBT8MHnk4+",
-	"gAXXfCjYWkVm2eigXJMM8cviynzIM9n4Y3mGPvhMr23f++BO8gfKN/u0cdcDg3ASwZCbB3in4TTyrjma",
-	"nr7TSaPX7QhyhA8pk1lnzB05Tydw9BuDh7i1InPf/7/d//h5sPMt37k82nnx/uM3tzvhnwd3+XNv/7b3",
-	"r01yuZ/D/5OLbM0kQPODeUQsdiOO3YM4V4m4lEokMUxLqkkwscpE3Df/Ubz+8PMqjMj3KkZ9rlCzrYmd",
-	"makju6y0r2MIsqz6Zw8Zt2ymjV3lbI2KeMvomoJgGrThTFxLna+MgAyMDY5MsDNi7nOyRmhcxwjvPQrq",
-	"4axO9x3ytE3I0p1CO5u39seK4QSVb2lI+z5khP2wIk3NdCLSRl/Jp4ZDyaYQqCI2ypboBtXNqS1csA/v",
-	"N9AT2o9aOUQlEWdr1b8xfO8WhIAT/H5vMBgMIKjMP1i9h6/J//H84plWxmbcZ4qvuuKaz94hG5cfAugB",
-	"Txd8adh4KsZXeBwbsEDC/ajOf9NirreefNpa1tdw7a1/t+H+EBzWe4vW3TSfIH8RwB/0vJZstlnOWTup",
-	"7T2m26/6mlXeuMhNXv8GX0gV9QaIlfKf+uwnp/TE2sdVULO5EXGopqETY6QwPDtdVuJdhvVoiYbkJOJy",
-	"TgWj2AgzUhCiweYQo1HYSNC/AagOZaAM+ErQ/YYILpeY0eamciXmFjOIKvwTNYrG5BOtXuuJVKcZyCht",
-	"oS5a/ZCnVr7gY6uzY4X3avOLK4vX9uIpN2ahs+QZpGsmLYBBG/f8SrzQ2azF981nTh9MxRjVeKcxuXuC",
-	"dWPY/z//9uv/jPLBYP8psn73d9w79G+NuXISxZhn2bJM/OlvTuBZm+Bfk4HBj+c4a+Dvv+P3dpuTBs3/",
-	"myPA6r15p76225DglqslEcNWmNUwADBzINUflrF0WZ6iucU9AcgpViJg9UPbQ0njkHHFpGWtwzpkRs/A",
-	"8+aOV6LH+cx9OFKGL/1XCGZFH2yVs7XNMpLq9onwCJ9IJ2Wn9tMVibuRi++ymVo8m36DeF5NfJpbCBYr",
-	"TGUVmK/e6gEc+7yzVVPejKslS+W18IS2EAHL384DTm9XxLmkJStcJsabscNeqYmo0KH2osFgQG/OKoHd",
-	"G2XrqnS3Ks/ZLFdjbpvgpc6zXAQZJg1LwuyUKxq+sWyq08RsJb81LhG5UTrhoJou8jPLbW7aRQoDv4f2",
-	"dn0FFnV+zSWS7vtNIj+10dQ9opk1Gb1+12A2Wzq2b1tn3KqO2GJB1l4p+NaK/R0fv1/Tbds+P1i/5eXX",
-	"YP+oZP6TkNbVc/633Al2N7ZXM6y2+C3eUtZiG57SqhD0SeK/mHGZbhXPAEmyP24b/XCZp+nWLz/gyUj5",
-	"HQb9qXEpcxI+76LmRhT3gf6T/menv7pL9TOOsCO3e7Y4bp93Wzt68OH71kG2Hff77+8dpvg2odooJcbW",
-	"qSY6t03Ai2kqDdpInTBK77Pu3m+//vfewN3Wkfc24eW9bfgRoZIsz4o7bN10aQLPqx/VYV62cLhi1udx",
-	"mcCwARIgZEtVhxMgQyBYyn/+F6OUiACsrw08ZdQZQpLSbdyMJtMSJQBy4TU58ygHtoDZ8Vk+YdqTppwC",
-	"OnumGZiOwt+2WIkwpbmyEDc240UYHSbrSjtFhA6/y41TnVo7r3k3W/lP1UR6CCo904rlwOVYrlJhDJvI",
-	"a6G28iau9v024Dt1/czPKW4fcuw0spfn56fsO27kOHSOS73dmB749viUCyETPNmaOSy4tOQkKdzjwCie",
-	"1hjF/l0YhZETxW2eiTsJhsQwzpo/pmalmrT5k73S5mFVIKYQJhb/dYfk+WSnaD6G2Lmds5dHBPnmqB8g",
-	"gpD82ZtKCAGF11HQAGb+CcskKdVrgFn3nq65X6uWzC3jAUsNKc/SxkBIfmF0mlvBHPUzncH/DXv75nWd",
-	"rAcH32zSN1wna66o7xDT5nmm5+0X5Cfgqohr0R522YKog+A/sDshyJP7sYjHpARAxNRecOPRdLZDrQ0X",
-	"pjKpNSv0fOXirF8UnKjMk64bNM3wkYFsGw8IhvcIWU3ThEChubVihgkLJVQQqLzMLRACobubxjVmJdiV",
-	"ZIgzpjO/DCPVjRGeFjGXaBi7HwvQkdtdWvS4Ma8WcaSPcERmjTED84RpDAA1VM5pZcoenno7DgR4NM2I",
-	"1++mS7CXAZASrRs17kWBDC/ujDiiSNiTweNmAEAlbixNdXPqQuvcwh2EhKst7TnY4KlQiVSTz+jfnYIA",
-	"ZXobtQP7fNZsrzpGYadAbvM3DJFQ4eJeClvS4FY9105gZRhrTuB6PxsNa3sXmxfON3nXiobXDK1V81mU",
-	"GsBWY2nue33XG1bkAfs+a5URasQLQpyHC4iqMmqJG1fB9C/a3vn+3XkcUebgSPnU3npSf0ySBWWBd1dS",
-	"9YdArS05Zo1McG2+ddjd55uiMSUiz6RdnrmPcABHZXK7+/NC8ExkL/zx+v7deacBgDKMUQkDGjwMYBfS",
-	"CuLTn84IkC9ANo97kVulkcKkrCRilHqXoCAewgJAUhArDBQeFwKgophbRiAGcGQYZnQEZR7GoD2UYDt6",
-	"oQCQTi/qzlDcEFhBWHmYe8lMnCwEuMvlEj3T+kqKNb63cGUiH09KCAIYTxizMTSC2t4NYrc6GdEUxUbw",
-	"hbIQRfh5OTzCOwdgaNmaZZPxRVlCwS2wzi3jLP4OJhuzeSYu5U2/rQbGEZVuwFO30vdtgCDXmIftLe6p",
-	"cL2iy4rpC8ulgiThKoqkH18B60gnAEAyAPDACTTSwIzwjJkI7PaII8Iv9LWgWi/oULZTMXPzzsSON22l",
-	"AvqpRPIajQe54mDTUIOCp4GnTTEE8+ck0Y8UoP8qN2kzHKkdRmzakBOVK7/6BTFUljQm9RpFObdZ4UaN",
-	"FGvYK3bEZpuqZvj8VC+YHAz2aNYMsNfKUhkgIaKjzU2CGb5kRg9ZiaaJfoQ4osS6V2dRhXaxySQ87ohz",
-	"GkPEN1O6TGgkLM8ZX9IOQZY4OoVk5o6oa63mKfXsWGZVxkNYHZhS6DiFW/+4sWpLzDTxx3TJMDQEHG4N",
-	"xWdgeX3VGTeaoPBMkewNaws1aIq7grCCGaQlsKaKNG54JxS38PbtyXMTFfCb8GwWKt1GqjHyiLdK3jAx",
-	"1+MptHDs0ZeLS40rFiNEcUzlWDzBzrgdTx03jMc6EbG358aEAO2GxBxpROxgcAAb9GQwYFN+LUoKAVie",
-	"ZzoRho31bKYh4R9tUwUHHrp2VhGxX8Ssy8vFhJT4zKNgqNK17Z5iSZoXvQibIgKnJrzMwF7AwoN+1ovK",
-	"Rf7+7Kcf3xM4K6BUJ1oYvGWY64bqIXHqZUoe9kWm1YS5j8HaBy2eYIvPsFbP+XIu3sMQXLOuNWATEhpn",
-	"cb2MTxwOCsbe4MhnL9CY5VpDp+TU3WZqLCqoNHh0jdsRaNVq/Zpnk2A4CKPzDftBfncIhOp0Qv+qLhbP",
-	"ihuE1hVZ6esca2Uzd1VCSRLII95hpXGQcYaCRbGSGJIIdCqxMEZUZIX+AmAmwwr3dAPyZIhI/wTZJDO2",
-	"mOq0KLiFoY7IOle8UngwKH8Drn9uCqytKTdTApByb1VzVIErQbSRnYolenxROglOEVmyAumQ2PfOSRIj",
-	"S0YZr6ysBNgNcOg9VpmEuSIICOsW7u79b9ylZ0VmIpbIiaQrKt750B86OikNugVcxiEmvjCSph4ZluoJ",
-	"S6USplCN/Djc/ezvoJ9yC+jfIIn5nUWGW9z4qpQCgvRPAFWGfxf4yXouFJ/L/pLPUiBgWcaMOOqClxI9",
-	"NnQyL0UmHKua84kbnUrcfTNSIAFKSzDK8NFM2EzCd6eZngk7Fblh9DDydt6ZvvblujyEMNOXI1VcEL2+",
-	"G47ZvQRi447LV5xW/VnCUBS5EMBh2TzTjgFM9YJsdwXfYplIIcPJ6grxUla9tKkTdug6Sthvv/49eC0U",
-	"KKoO1aPTk07UuRaZQVlorz/oD0APx7XtDDuP+4P+Y4zin4Ic3gzjBFhGTUbMHyGXSmm/q332GqQgWyZW",
-	"T3l6WfoRqjnUpB+VGEaYPA/MrSqSARGROl7Yaw2Rn6ID7WUYXN5VKKwalBVYXJE+mwbnw0leieVIkfoV",
-	"4qlFTYAJhkk1TvPE8SUvzdEUvFpH4OSczeSE9v9KiDkBakk16Yd4HyZgKtCNmYrkcKSKt4vVm1FmW5mL",
-	"hfRTkJnT3jp/ERbA+Wol4vYHg3urDQftN1SGO8I77p24AI32TFgozPYEu25qsRjibrUuXKhEdoY/v486",
-	"Jp/NeLZcyek3BHlFYGUhTUErFXp350ImO+O6ir8l6f8IAG4AugPJSaWkWgCjQ6HEweDbIMhqpHxWUinE",
-	"kYJS9fD4cl2AQwu6qOmzoq7X2zevzUhBDDgZ0yMk/DK33vOxkH9n7qxgUl+m88mUcWaz3KDNINM3y+r1",
-	"A48Qqa7XQl1NWW0PSGxN3bVUJUykGWs46P4i6a+lpHeg4gd2hUeGsk/L8mduwbs4BvaMXNdFPz0kMccx",
-	"+FzuUK79XJtWckL0v0K4ExICjYPikV72VzpjqZxJi8+LAfVHqlKszzXTkFwKT3FHDumxNZiU6maLgRYj",
-	"BabY2HE791jPpIXoaZZxlegZUEWY79pEEQjPTrXS0OwmjP1OJ8t7I4FqFbnbqnUPHOEPSH+1WnItpOck",
-	"q0KjLuuRAP872Ib/BSU84ZO9zZ9UCl5+Bp8tzgNuZWhLINRIPB073BDmmUxWCH/345VYniS3SPjNtXPP",
-	"IZVYXF66Q8Qt6CLehkaCIkoGqJKUkqVU7AnzGqvjqBifj99ATnjhr0m45RfcCFCJlmzsuB8DPSm4LZyW",
-	"0qPKrSNF0ehUVkVaI9LLJkrH2OWA0lcprjpf/CD5okRwMDho4D2amXw8Reyj+6AUnFlAKVjFCI5addHe",
-	"OLlbXK9fti94UCv2yX/MOf0yW+QXPjzO3ZWJ9zBmr6x+/fNHNNA6haE0z8LZ7tTZbliieJOn+n1U3Ivt",
-	"98c7aadFP3/cIv9UtwjYLuW1ULXbo1oxdR2JBK+u0GzTcMtXdmuVwh01PgiJrZb+/NJ01lC7s4XYgk6+",
-	"VgILoWS2ElXKZf1YSTRaK7agy7csxf9nt4nxKpaNShimSJmmZEhsPRkpqVDbyrgyHPLnIipFA1ayME6o",
-	"vXweBUroy5GqJPRcLCtjwvidMKrTB9pA9Dy3GF+DofRDzICM0ZYG/lEcvtLerut9MWvEo3s8pdHGL14W",
-	"m0JneqNIBmguv5fLvn4E70Eu8/sKEVSFlMarRYTXS2r3zWf/97K6L7v5ocRX2/DNEl4dsuFeJL2VgA7p",
-	"WGQmeAJmitxg5PvBYMDin5McRyDeV8YCcW4b5IFCbvxDKvhDKliVCppFT+Fr4jZaf48JRTFIlcV72d3d",
-	"G+/lwuUwUkXoTf3D2Femo4ANLLZSSgU+P9tHP6Bh4hCNe6n3wswQzzVPpI28raRaWNOX+xjruYjc2yPF",
-	"DdajwB6WBNZguVQi6bNTPiHXoy+F5gOtyjJrcaN1+EzwbDzFaMv7uP2BT4Fbu2RUVCuwJHyfuNq2JwAh",
-	"VvzUKaoVVkK1G7NcmwdQgNlszxJbWlqpFHaXBmvJBipd+pyesa99ayEYgZzT0vgoENaFKA82w4zvppEB",
-	"GE/ziNojYbcZE/nG7jgcoZK7D6apIbCoV5qihBJI+W4I5aZSIz4jfCYV/bl9n3iGKp0GCQ+P9ysQaz8P",
-	"dr59/3/9a/O1+mD3w2qlxkbvHrje0dOrrPm6rgc3uzIAHGcQ+Qh0zFFAZam8IIJg0nXq4RsKAazFfLJ3",
-	"5OTx+f+JmAu0X5O6py8ZoqXEERaaPkliRL+JqxIQ8Ge4wAA1vA7YAafceLQadGqPlA9EwxCebtwK2xFD",
-	"o9+f/fRjRC1xVa3hvXuzs1gsdtzh2MmzVKixTkQSI5aLd4JXakwzY/nSMJ2Tiopu2VRPDIDAwJAwRkpf",
-	"iyyTiWjEIqnUIXPHqT9SRz6qEN+F7srC1Km0EB1HUT0EcghrWqIcRgBziMtU9lVEfEGsSzVFb1gJbPH5",
-	"aWGQYPf7d+c9P14IPlxMNdMLZSCmpIbH/Nuvf4dSo5UYzSHDAEyGldW+f3eOZdVijLqkAIqmGF8MrqyM",
-	"Z5abwiveGO+MlAavKW0pGA9DpQ8RH4mKK8ArEJXoQ50jqAWHsXyGJIoiSJvbMpZL3Ehj+wwMKLwWzl0g",
-	"PIXl5AFiaQZbkaZ6IZJhED7pjdfFodGZIwqAqySPkD9GEURLhVGpsKlQWomJGz6bpwLjaL0ng4ZR3ach",
-	"1oUtwahArIDIwYyOUHmouvBrLw5bhQjhiikIgkjdKOtt48hbG3eEHNFLW/cBsqGTO4PDTP2WXfq42po9",
-	"6yTpbxxIVP1gm3GphrEUa1Dtfv1S4H8b+i9i5C917g4qhj1ApMbZTz8C7/EGtxlflvX+lywukvtj1zdF",
-	"d0EIzlSXSDMbKklDpFyWIPdKxFgajFzd67NakGqp+9YjWpEDAIckHnA4Uvv9Ik0QobdE2YSPCi6jQt0X",
-	"j12X/kz4s6I00kbZu/+EXoQii7UryK1H0ECoYq22U/30cKQO+v7Q4jU2DNImZIDhozNgKt0ybLxXhD+G",
-	"obbIWCLIE/P2hKKRKTesyPko618UPAIm7wNUoTXUDUveobPw/XCuRVwrfbIy0yf9cr0bbvIhMkj3xqPC",
-	"vIohl+4KLd89HKmnQVPuhAzhSPkaf5UmDkfqT/0VqWH1oypqdpGccsQu8vQKr3MfDrw/GODR8OvvxRgi",
-	"QQoIzcyQxRX4rNhb4ovBd+GUlHHxq9TVGymfSNE6R3ZBCRuOnzlZAOMkR51UT0DQmC3RzD1ShOxnRp2W",
-	"u0daCqVTuhjmkEzjQZ2EkYJCCeykmr3rTe9YnNotWulWxXpvJ0jL+M+Gmm89FFhSPb4iGDZusSUoAwOD",
-	"pvyZYhG1z0qgAp09Gm/16FW3AjaJ4MBMkcyLqv0phNQOKXjoz5kg9ERKFwkS8CVSA27rSMUrSGMFa7FV",
-	"nK4qRFcQsxwNBoNDFgOEVTxScN0Drqm44WPbKxdA2qg2kjB8dlimmOwPBk0GiTcrt4f5Al4JXFp4E8QY",
-	"QJYnkKSmonZAo55uimi8sHCH51lFSsAqcFuj3lzBtYu2jrhbASfcciLnlXqEXgo2Yh04aMvQG6wsX2LM",
-	"FdvhJw693azzcDNoQtoqkB+Bg0GQozLSymsBgNCXmLNQSkVt8/H5gNvNI4TDfCiLejsyplPeN2qun9MR",
-	"YKLekv3+gcwxq1CObfEicA2uQ94995lK0hCnpPyHwEY8UtxcUVa807agS9bdcEOAAfgf7Us7L/RH4pe4",
-	"IlUFFO5O95fPbUHhDdiTrsh3vXuKV/9YpMr+/N4d40ry88ojn+z78/vb91V/HmQu1rb3YhkaWiL3t5tJ",
-	"8Q+MQyjnBJJINSwgcAFXl7PM7SDRC5A2qwOImBKLwGh2AcXMSzghJ9vYkSov+j47Rmk8JNBUXFontfXZ",
-	"eT0Lq6mmabOn+t7v9Xu/5FJprDuGvgTOg9127x+UHbUAxLdwJaKdmj3067MW8+aZgD99TYh/mTEybCrL",
-	"bDxuUyKUlTxFHo0/jvVMGLAvoNEwpm+r1j4yvxVpH46/PzLFy7BP8RAVtwttpyOF5g2tRERJmQAMsJCg",
-	"/Y3UmbBWOi3Z9R+kk1S0xbgOrBoHmYkFeN1IVcfmLY5eEWMG67zvLKDQOysr7bI5oMtjwlhuhGMhHqzO",
-	"162LwyIRsRNwlF70KcmygnFQVeNiX02iTzaalBuLHFgkRXNdpReURxj+foRZNZhk69YyTYEqKNumB0u4",
-	"Uq4cS4l142qlbEpuj41MYixcXQieNd0OqAMKRWN0PGi0cINJayizNZWXYojKrGOZOH0DeWnSQly716su",
-	"4FQmpUgYtkp7E7cUoR+OVFlYvaIYFonhELjaJIL6GxfscTJBm7OdesB+wL8yVs8NW+jsClLj3qEPOwbc",
-	"/lOA7S9q7MTeNDBSUAsArrdac5DeItO0KGkzrNRacyTrx437mWeZ+y5wJHgrG9YbMIwQIY6qBQhqNQdG",
-	"qig6wCo1ByRCAORGDMsa1/5cjNTKuepna4ov9NuKKMBNhVzDE0vge/rt178XZplNsQugUh7WCtCh9UNp",
-	"JXrovPAG40IxL20QFT502FRkb6zny8LKQ+eeFNuxViZPrZddARXr8X5l5UeKpAWwc/vZotg7E7MLgZa/",
-	"ZViD7xI9Wz7qQVoQbRz7+1EsQukjEZm8dsKw52CkS03FkmVinrqNLUJNoR6ed7hRnEU3gPHrRYF7DIhi",
-	"h4iiOEGKJB1kzEiLNEHGUzsF43VLApfX/j0DokaR/y00e2ntHJzwyPAN68ZnfCbOpBV/PrOZHNs4YvEp",
-	"t9M/78YR2qniMyfGirgk1UpGOkABnL8+Qx9YLaOQsgfxgBJWTm9Yh6XpXjb4z0DWxCJZPRpI7e7rlpnp",
-	"VTabiRmXgN7iWsDVQJiKobuLa463//yvAPWhRqkEvxEVx0ZnBXyQ93wRAw7tBBTZixGXRVxt8aoTIkYq",
-	"+IUG0XJc4obaYjEcjQthF0Iotley0eqxwgUlBlzUHKv21tT64UhxypHCb1GeRdGWm2KCM8HVYipTH7V3",
-	"0HdXw9gRXiVUasoDRJj9wSBy+xBcz8piVMqCO6Zi8vHYCU6Eh8VLG63XYhtUgGNqLZRNX+gMcaRqekCr",
-	"tcQXP3OCEFJ2qzjViplUodK2II9GXPMHNo4EoYa3D5oLfl50uC52hMLxq7hVnoyrZ9SCgwpwBwGT0a19",
-	"ADJ8JuxOKz7WQntmR9ADUjHOyk8IQsAXKdELNaz51P9c874fsh/4zc7RRNAPjYfMv4q89LDgvIesznAp",
-	"wKNCNtQyMP3mTqs8bvvenDxeADBsw9pfnp+fngV4ZbypPvLtp6pyLRac6vY7joPM6IIy1YAROaZy4djf",
-	"Cjd6CJABz19AdAtHh0ayBmrGCJDG6KHdjxbF/9tt4ohK4793K4mbuTYAT1ZkhLG3/q7y95MbV9UVGnBp",
-	"sllgVE4hkGP14molLaqmjJIviS/wrUdVG6lU8AyxyVI9kaqpqBZFHbp7AWurQ9gYrSm4HO8YXtMUWINi",
-	"V3V7uncIqWmFzOsdlgEtELMQOI5Rf1e0rls4nL5b3kNk+vY+p/e/B7v0isnjTvZoBuZorLb2ldmjf9QN",
-	"JlPCAZNYp/r3Z2B2DKc64AvUNmSyMVno3in9SxkyNxkxKwvS/ycnrNUUog00sVHCLg3kNf7sFJky+7wQ",
-	"q6vJSLbwWH9GGlJ4EftKrFuD/QxXryA0zm4ftTlS3SJus+We6ZeBFW5NwCBoCrMq4dV6xagewImY6tw7",
-	"uihy0wNwVtE3CTEDMkC9+Qaie9DYE+IBQmlZiskrgLgwocX1seyNVCE/FpYmGwZadd1IwcQZNSrsMukV",
-	"0pwP/AH5pRK5VRpOAs0SAqhB/66ChyGWCF4ZgjJ3jM6zcQ1YxFwZqDLadHX/G9EI6pAPqTD5njbmYlVi",
-	"lkgq7geMZfMnBYAr6f9RucBknli1FvbZcQnb+gCytZ/+SliWI7JEjHUiguNQStQEr9R4fgnaw2xOgfLx",
-	"T234rRjMDH/vEC5TgGjIbeUMmjC1GgkPkMJOMzD1jBSMadWrCSGWAAJ3JcDYgLbEmEkD0fjBeYSIsDVO",
-	"0FdiaX7Xt+4rsdzGa4hYfWFCxlfoMqyCuRONVCh414NptSOFxY6EeDrRmbTTWcy6/hLsMTCqLhBzkM34",
-	"lRiyGEAP4934zdnjbw7g/0/29mNHYG/OjoAC2ZxL0MDiFAxSMdsfHHzDupT71IvY48Gf9jH69tun7EJa",
-	"c8jiY2r3mNo9hnZHiiuPn4jNKna6s//k6e7pzuNvDnZPd57s77Gu7yli8tKnrkAiwYVg7mX36pP9Padp",
-	"xS+po5fU0ctiAgFMoht+8eHevkcoc2ONSgA0bkaqOEtdY7lKeJawC27E0wNAqMUquP7ooToHh/rGHem3",
-	"5y92vmEXS4vwd7ATTiaJkT2SE58himWIjFYpH3WIL+DBz5X8W06JK2/Ojtwq0/KhQFE4E9LLHTIr/LX/",
-	"ZPAti8cis/ISUqJjMski7iDakHx+husEBoo/xsW+DgNgLXftws891MHmyKAwEaR0KKSSXIMFpKZHRkdG",
-	"ppLV8IwSkC6QARr5b7ed6TLuHSg1ptsjb7fVOMkC5rp8rjR1MGScYfEzIHvgpMiUA35Kuw6CTwglDNIH",
-	"SD3YBMy412dHI1U+gIwBtyRoB1Jl3TRelc2goSKwG38iDwv8lHn4driTElyy4E0AA6fftAJLjChweL13",
-	"o3RkVDlGVPsFKDhEjHYP/QEdqTD13v1yBZJb7elJstJCiDjeABSJJwNBv36Xefn/ODSou+CUgSgUQu12",
-	"dYb+TMfEIpLhHMfrfV0XpqcQuqkCxoj3Sla7AaJtIH7CGzaEJPzCEGc174cJixaEQ4yjEqFAJlR8kCFQ",
-	"xhqADDyP/XWH7vcNifHH0fudHL1N+GyOWBEFu11efakXK2DXpkS7DlNBeAW5k9woQ8LZduuJ8moxIHBT",
-	"gDDVZ3+R1wLAMk6Pf4gYZzHuzCuxRAGiKjDRZQu2FxJ24M3u6atnZ//yTcTg/3vuy7PjZ2yvV3rFvFyo",
-	"8aZHkGCtD9EOg3k5gfzEpMXr3ttr+uynDJayYGClSIpGnBsLQhd11uuzOBD3SXqDASCguaO4N2dHkRes",
-	"xnl2LR4Zdnw2UsWH8NbxM3Kqavay+NRHqhwCmwVBDkRxSPnllqWCGztSoBOgPI18GMLGvHgfMZDv3XqB",
-	"iN9n8YpgTHIvzK1ZMu4zYDDjJSUOB6+5DtdIN4UMEz4MKKCL5V/YjFuoAgFByDxNe3Wppfxm5ZeQTJS2",
-	"jtDA/zNSJp8TErz3ULnfbSBIexR8W0Enx1n3QMgKu6pSavW3UPMrAtkvpS3I5aFEthM4hX8IbJ95a3h8",
-	"1YBFfF23A9IBGJBvpLGk/YFUFoW0TffgXcUzZPa/Y+EMB3jPollxuP4QzP44YsUR20b82gJYHW51CnvG",
-	"DKiLZQ1q4RHCxKwNPOaly5hKT1LqUFn7d6Ti5mra/WrNSormpVidYZGl/NYUR4RiB+mVyIuI0vromhJ2",
-	"lHBMCsiFmlwOISk+V+D7d6/O2uFJ7+12+xqx3zc7R+4XHX4rYPgH3JEvyJf+V+5zCTiK6PJoGq4x5i+H",
-	"MO+ZJlaF3FSJ5c5pWic2yM/C2LMidXolXthbp4MkLvyhDnFVvrga8u7Bnd4URUZ9salHhd8WlBH0aKKZ",
-	"GtGpR6qLpfsy7LBXuMXDWVIULOaPYpKHV9id5o13xLpkEYyHCMuzhxV4MQ/3Eq37lTRdnZFmigAbRxDl",
-	"pWy6bEqxgTSPMEiRsqQwgqEICfCObLLsF1Vg0XMCiSRFDDplSiy4GalUG0t3Z6onAFpGThKfpJEKnpmm",
-	"MI7GRAWfbAEXVQidEQZkYBRGga9SmEhAd86bYjsBmsxNC8mb/DCXXKa4xAuOoCRFRsx9YqWhIaUZK23l",
-	"pn2N529DlJAj0yJ0tIU4w9w/oJSW9Fmk/KaY5aLK9aegKZTx6NvgKPjzVmZYtg03ZAifhqsQbQyjjpCw",
-	"fIUpGJzy3AALfDHAQr/3vIaoc7Mz0TvUThhzR3GID6W7IN1tznuo5bzrycQdsdxW4162zjl4huzhQtvp",
-	"Z+celHH/g23C+5sY0F3beKBg/3uOGXqtJx7TzjG/Cwpyp9tKZvUwQ4iGJyQpMQvC8rHI9B2K/gH/LgPe",
-	"sJwp6SBFsSm8KSL2ZPC4DAhq8s/YM+z/AQVW7GGTzLp+JiQfPv7CgypGUdg9i+GsoY2Xgqd2WmCFNk+s",
-	"pACUg+9YqE/bhiJ9bcj0qJ48UBkjbPwfZKTxna/fRr86XyN8vFeTtjBm4pu7H71Rfa2J5g5URQiaJkgU",
-	"L9yRlUxqgzicEABVhWhZidrxgMdYfGakApx5lHXJ6+T7o5p4F6JqwiGYydCdsdalgDMJzsNXZzYJaPn+",
-	"7CK0yEWVAIQbkIpJu9FesnYx/7kP+RYbVfjmrqWBitngMpXmIerqUZfb2Tf8MXkYJ8ZduMtGF0Z5otfe",
-	"bw9arO+PW+7L3XLNrgd3s2wqyffWvfM79WS5sf2D6Ae73gyS9ZXSDibhbpaP3Hu7FePhxlAi7GOlfh50",
-	"BjYxMlaVbkCOSchDNgU0KfRXlxDAEB2NoUki6bMjpxNmHuBnyKBs35IJN90C9icskB2qSjBH40Fu++wF",
-	"FDCAb7GfK7EUSdXea36W7/uA4x1TGtdYJ8JQBTDTgkVi+gRxHwpa1RcqINMB825qpj3Y434R9L4A2qcf",
-	"9l3Pdc1fmqYhSh/t9tfoQa5D01XO3kckkk8tblmiSbrlWrWyVOpaNmkWn1PXknFMDSzrWsJwuoUphkAh",
-	"EscB5DXZiXtN2VOHYfZj8Wm1CiZrLoKJs66XwSyLerXrPPdyNf7TF8AsbsEHqnwJHWxUqe5PjPnfJFB8",
-	"oY0N9C2/mZu1rQJP9QF0rVjMuEwhNgbQ+RvCYNH6byj3K3THo9w9Ut0xN2JHqsKV1POK2Rb1Menuh8oN",
-	"c27MQmcIM0iIh+APdAvNrbyQqbRLgNJxCiFedUPUiUmwwRxylKOaGFop6/++Y9f+kPgfXuJv1hUpPCzw",
-	"qjQz2nf43oO6P6iPTSnHiBlLAy/VCYxlhVg5f7JMkAySCCdrZEt0Z/R/B9nGNAPvclwZKSOH1+2dTEfk",
-	"NV41H4EPGaoo4nOhkrmWypr+SL2guBgnCJJHv5TmlIcIZo7RIppj0WgwETbW1yIzPQiEoElgV3GepTHo",
-	"TB9HHWh41Bmyj7/9+j+3t1R05vSns/OoSGkATIioqJymoSZTUcDFsCmfz4USCeQPZ1Ik2Ii4wa2QPGUX",
-	"fHylLy8Zoh4S3tRYyDL0YhVAAxtzgm4mBADYmV6fHXOoEEWbQgi0GFZRBFeymFzOccTiv+6Q3pPsQHnG",
-	"HQjn5yqBsmUY8dMcisk+0lIPERWWhaGZt3FUqaECRbYqablnvtGd79+dx0PG2ffvzimKhjzYGD4Q83RC",
-	"CijkQ4MzmtGbkBEDCA6R04iBk3240Mnyg5ny/SdPoUQbOuxqWdrdOU8SkfSgciCDV85eHu3sP3laQMrw",
-	"BZXxIqsDsSZug+R79N6GSdeuNUflPk+nADCNd/sLkaY7YGHY/WVxZfqO58RO64CpVeAaAl8Ma8jsAQ2k",
-	"kkfO3io/TjqsVG9MkbCEq9ov93Vq7byKkPbWCxoRQPSx77iRY8Yr7/iB+Y1oaOaUeFrcrxKRVJMzPxFH",
-	"0FFRr6lXJcWCOIYM95EACqfixnUZYN+ubhaaR6DTSp+El+Oja67E3GJRQcb8YTNskUlrCX8vEF4OAZO4",
-	"moofwJLrmfsKS8kdVQ8pnWKsA1VUoPv+3Xk/TEHyxhdfM9jxoKjhObKUYzx3VbuNf2WslRJjey5nQue2",
-	"sRUn+RW/uza8cci/sFXsdddz2sJGBll1vaYet2tQlbGl0UgFdwW5Cd3rWDwUE0MuEcQQmTtyes/eKwUi",
-	"Rwq4PZZ9SpdhCnzjaNeci5HqcjbWqVboR+u1S7IkITyQ54Ja/wcJokXv62XRitxDVTiDE+lOz4L7nL2v",
-	"SmZ9IyYS2H9JcluYqunV3Y/0jxWjWZOJJ6Sjr86v7Y/U/Tq2/ZL76JtclSIcssjW2jMBWZaVXmt3k1O5",
-	"11xqSM4jFVfF9LiofDfVCzYDgz9KgAsuLdVUcLKEGiMmKobILgDGfAEhxJlWk/KsEEgRBZd5K+dUp4kB",
-	"iRFfchL0WuSm9fTzD2AH/6TUGViQ6vTZpCVtNC4VPOKBEhI3+eeL/lsd9LTtD+qh/wrvOcgSoMgolNv/",
-	"Oe62qlEm6sxz2wQvDcUrfKy9wZo/rMsVhfK3qZMxZAA4Xo4XJ2B21RgzKIFrODPVpkE5G+RzFC1G6pjS",
-	"SAroaqrQfyXEnF0IN8SKFcDNVYkFe/vmdaH+cYKC9oui9AKQ0pqY79t58ocIuHI0fELtP/B0fMn7AMu4",
-	"BGmt/jiYtSLhrrvcUz1Z5099LlJ5AYpoiugPhuVzT8I+uarsl0SJGExqcSgvjRQJKd0gkL2UjPCDXsRE",
-	"f9KHkgnqItXjq5A3TLUJDVaZuMwNAcyjYQ4QOLROhuVFKA14crNEZAX6Ow5ypFakuVDmQbaScseftBIY",
-	"VUpTMJYvPRIuzxNpRyolZIFu/Jdjyr2Hl+MejApK7Sz77B1A1CuKkIRiJJmezwG/VImRij1l0Nb03c/e",
-	"i+xdzgCY2KX+q4Guw8ImM1IIX1dBlKNCzRVTJGDkOSESoWywK+JMZWOgyqIi7rSp3379O5otwFqhxmme",
-	"EMitO3bFFgG0Pg1YWkBvBevF/RlpV93VmZ4Ty/iOyHtD5pb7wltMpEGBmow9RM6rYn9bKhSMstMoN0ll",
-	"H+93os5MKjnLZ53hXiFESWXFRGQPXPewuipu1ut46ju3LQGB/rOqem7zV/cXMw8950F964tK045ta7co",
-	"+7sYStIeZHYeGp2p3kUFYhoOSwtCJJRAA+Y2UpRgGlhhESC8irwwDC22hRwa48cn3m5OfxdWWPDm1OoW",
-	"R+zNi2fs6Z8OvmX///+333/c3+sV1TKgejwEmpmisQ/SB4jR32SsPqyN0N8UMSxg1RKIX9bEOqjYBj7v",
-	"+EdtfXFTBE8Onzju/dZINTl99ew4RvBMEYwHxpcWt0UlumikCiSLmDJrg4J23sbrDhwAm5YQmpXat14+",
-	"Hqnc5DzdGHl0WNSf8my2nowbjVS9zgpAFeJtgBMDtFWscQvTayiXB2MCeLP9wQCzgQ1s758Gg28BqLyE",
-	"QA/rF4o0NUWkIr/AEEicyEjhQn1wh+PDVEJNy3p2ss5qScy9SuQA0CKVaSnDJGto65lAuFrHZblU+Bmt",
-	"D9OKoqb0QhWmdNBlf0KPE8OzPGQxmXc/kAwes+7BYEBAbMGekxGcoLmBxpEU5gILrRUN4epDO3u09/G7",
-	"d+92AvIVQzyJcYhjTwe53G0Pjl7m/+O0wRDUXvcFZrjv83q3Uy0+s0I5dlkvgv5pYZHYShIFIbJh8nMN",
-	"Ff7gHq9anIW/b1oKcmBxGJA4UrdeooKF/6XGQbQy1nmaUFm+yg2Q1FKH6/RXHUxTtu09p85SlZd6Iauu",
-	"ZzY9nGlbdRnXFljO8QbPs7Qz7DhVf7i7u7f/p/6gP+jvDb8d7O11bt/f/p8AAAD//w==",
+	"7L3vchs3lgf6KijuVpm8t9WiZNlxqJoPii2PHTuJ1pLHUxX6ukE2SCJqAkwDLZrrVVU+7QPszjPsvsc+",
+	"Sp7kFs4B0OhmN0nZkhNnUlM1sZrd+HtwcP7+zofOWM4XUjChVWfwobOgOZ0zzXL46xnN0ycsY5qZv1Km",
+	"xjlfaC5FZ9DRecFICj8qsmD5nJpGslVEllzPCM0ykrNJztSMaHnJhDomUs9YvuSKET1jRI5+YmNNuCIp",
+	"o2PNr6hmadyJOtw0/3PB8lUn6gg6Z51BZ1aOJOqo8YzNqRmSXi3MryMpM0ZF5/o66pzlbMLy9fEmOdNF",
+	"Lv6Ss0XOFBOamh8SQtWlIhOZE0pyNmZ8oYmckOWMarKkiuTsSl6ylHRlkatj8urpY/LV4VG/Fw/FiVjp",
+	"GRdTwjLFIiJzIiQ8iMglYwtFnhaKS3FS6Nk9Rdh8oVeECrVkeTwUbp4zRlOWlxO1ww8nOafvXzIx1bPO",
+	"4PDBw8hNWumciynM+YIJKvTz9Bk2tjb387FcMAWrnrOfC6Y00ZJIwYiGL0mXktevnz/pxeQ7mk1kPmep",
+	"mU8hLoVcCvLrf/4XOer3yZQJltNsKJIfubiiGU/fatt1EpMTcslWJJNjs15aEipgw10f2MjBhrn/fa9c",
+	"sT03p6b99lO/jjo5UwspFAOC/Yamr3CC5q+xFJoJ+CddLDI+hi3f/0mZRfkQNPuvOZt0Bp1/2S8Pwz7+",
+	"qvZP81zmCvuqrupFsJxcEbsix7DMI5muiKIrRZazVUQmnGUpGa3wH3HnOuo8F5rlgmbQ/vqWmcYVy69Y",
+	"TiaUZyyNySlQkGn5mKRMU54pQnNGpMjMsk+nDFt+LWihZzLn/87S9Ya/40oBjbrNlTnhQhWTCR9zJjQ5",
+	"OXtuNhIImrrNM3MyuzunK0PlpFAsHFAMZGiXzPR5cvb8BVsBR8nlguWa4wZVxlIj7QdrpB11OMzAUCTV",
+	"nUGnKLghiPXXhGK5fi6Uprjf/gsu9MOj8hMuNJuy3HxzieNbX3YzzyuaFeyYIM8wh8Gs8XLGhF8Jrsg4",
+	"Z45n1c/onAv39/3DhgEbhmk2Qgq1jQBxKc+CD66jjjt26zN4KceXyo9SS6JnXNltNCPdspbX/gnyZ9PZ",
+	"+gjW9pWJdCG5vURomnIzGpqdVV7ims3t28W8M/ix89fTi07UOfvhHP7zGv7/5OLxs07UeXL68vTitPO2",
+	"Ye3sA5rndNVZO5WndiTAb2iWySVLyZzpmUxVRFg8jUnyYdjZpwu+/9NS79tLatgZkB+Httth5+11Eg/F",
+	"95L4iZE5o0IRdsXylX+KzKy2YO1LGPCm6vLRBbfHZTsldJDr/Vzw3JzvH93Hbzd0iyzyM/ZbstuGTs1l",
+	"3yBRPJ8KmcNZsycrLtfW3/B3yhJ+WurHUkz4tMj92DctzLdvLqrvX0edjCr9epFSzW7WN96BFZZ48PVB",
+	"hZMcNExTGl5/o0H/cLL2RY2hbGcRIRnAwLcQwQbCrxDKRioMXr2OOuyKCf1cTOTWC9y/uE7AZYtbJ9B+",
+	"hD5uBjccy2PT48S8wcxczAY1Hi6uVIEi4BqpKJZzmn1fzEdtL8zowcWsmI8WOUe6rR7Qb6hiD4+KPCPn",
+	"z072DoycbO6ZcTm0e4o8OX1Fuubxt29ekOT9A5304qbzqWb08MHD3bs7fPBwxw7/5fzwwcO2Xgtc0abp",
+	"g/j2NJfzHU8svH8hd3q76U54wq74mDkS3ignrY3VcJmT8ZgpxdKTNM2ZUlvf+zh+1HL9fthFcPCybXVy",
+	"Y5k2sP9zTUcZi8icjmdcsL2c0RSf4KX941gWWfq9NCz6iuX6baFYbhSPpn1OqabtoojRXRuGO2dK0WnD",
+	"0J7KnMyKOTVKrJGAxzMqpizeyhphomW7b9uWSDULoqBEyImVOY76fdNjdSlBnyjb2Cp5bdV0dhCwoDej",
+	"8qM2Y7TdFQPtxpxCeHZPkQXVM9JNrHh1ASaAH/tvY7tr4fEsV8MqmOWEPmXgjRR55RTCDYRRne+JIHDX",
+	"EKpIyjJ+xYyQwoXiKQNREn418uOvv/zPdRKTp2YFFKzHasHIr7/8YyiSn5Y6tmuxB/aQGC0LyYAYdSxj",
+	"aCUh3ZFVPkAvS3sDEtwMz9NoKHABIxKuLOkKQySEa4Vf944Jvkf+32oDg6GoNmjfO66+BgpPrW/fpPlt",
+	"KLo5G8s8rShHVJOMUaXRtgAjC4wovYFtISYn8K97isxong4F2pEItojai+3LcKqIUBEOxX5mrU/m7dqk",
+	"3FdGK5YFaq+4yrj2Zm0b+kgJNUPRbKxZSnJWKGaOHzWz2dN8zvbME9ydtSZNIzE5peMZGdM850wNRRKM",
+	"6oLP2YV8ya/Yc3HOxlKkKonCWRGeos4C7Nq2mvEJMz2bbYPn1phG4J5PyYhNZM5IggKz5fAJUTPDK8mI",
+	"EY06qiFea6AYGvGB6JnZKymmx4SZMcPfhucrQmFdCM2UdFMhiXmU4D2Lv5rp/fX0goAiZR7tf8DlvE5K",
+	"tZnrUmnGQ4TkgIRzTIQcCsXGOdOqBxuQZFxcsvQHOLDP06DHe8och5iEJynZ7XQ8T935oJYo8YzEJFmy",
+	"0UzKy3hEx5eZnMZpLhcJGvt6g6GwP5sGzS8Llj6WhdBILMjtcqXhL3PTupdwruoe4akyPw4F7A9sMm6R",
+	"iknCxUQmhFfscvcU8YKttaQmfGFv+MRQ54QWmeZiiqo9I2OaZbA6FF9ClbRVRn2+m/a0mXA3XTXrksQa",
+	"E64Q647iSLj8O34CewMM//FHdFh+veOS7ayX3khlQRHuo2fhP95xEtXjt9Mn4UnbNrFX4bu1b3fs7gaK",
+	"aqusGnUMm9g22NcK1xBZyk79eX5xczW6fKV+QII5v20TaZwWURVd3swMBy+U4f9WionIJJdzw5VzBnxL",
+	"CrKc8fGMpKCOGLFMFFlmJG8nD9VUk48RrbHxJ1u0Gnzr+zbNA3++aNtTzyebNSG5m5L+UpY2Bqlaiedk",
+	"agXJXdQgs/AvudLtVgS8MHaXeEGMbRDVBXuvHxe5anIpnKHfC2/kuREbsFdQaSYyy+TymCyoUubapook",
+	"Y2go2a7n2NE3Uefz+ULmmqWvalziUy+oNfNenfKt1FEKoXOasmNiL1AjRxEhlxWLeDsbnTNNn1i635W/",
+	"fee+uY46StOdB3tPgdRHRmxKxTF4Wzj+PCl0kbMdh6zdSgcGxaP+1w+3WhR3Znc1IsAO/fdRbVNri9BE",
+	"K9++edFAGtk0dBm8Oj988LATdV6d3390BP99cHDYiTqn9vmpfX4Kz5vcB+P8qvFUNzOVS7zW15/rVXVY",
+	"J6bTx409ijYuErag+LTx4/eNH79/MG51Xt1T5O/xg/7XoZ2MdM2yp0ZrGoFZjTw5fdWLkBdwTWZUGS0H",
+	"3O+OAW11vLx/sIORUHsLH5rvqA7H1Wi8cTa8XUyCH9H8qplth7Rsdhf3PgICxN1qodnzdaK9ZKvdmbkh",
+	"+ybjRWVApsHm/i/WrP81qqgokqCPkIXM+JgzFZPXqqLAJ0yYmz9FvSQvWC1qYyhQFrmnSk5qzvmKdCn5",
+	"d5bLPVCtjL7EFbRExuHwrBfNfdtr1FZA0YVhv2CrJh+nIfQXbEW+o0qzHByd3QQU0Uu2SnpIBopPhSIV",
+	"rTlCNXgoyjiDAZoqgG6ogI8iMs3kiGZE5s7irOjcxUocQ7hHGAIxLPr9+2PcEvg3i+uOpLg+pyQmzzVZ",
+	"cqGIvGL5UCTBG+d8KriYnmRTmXM9myeE6nIYGbti2fGaSWQo7NbVFtz3AcYht3u47tvVwPZBre/KC7bQ",
+	"EEljaJxqPuIZ1ysXOVMuuTczgBtdKM1o2hsg/QlZXQpcLJwpUxFZcOfd9nQ4Knim97iA5mC/uBoK6sYZ",
+	"kydIbOSZ4Sk2OoksWL5nYxvQAHFM4GqB4wGXyVBYU8sVy/lkReiUmsGS/XjJsmwPgif2f1peqvgnJQUu",
+	"qGPmz/wt5W4l898m9m43rSmYqaoenb5fcNzSM3N4K7fPU/6emf07z3jKxfQNF6lc1v9+w/XsO/qez4v5",
+	"S8sMGkcUdvqDYEb9f63YGpOpntlpTsfsjOVcphUrQZVCnskl2JxIt//rL//96GF01O8T1SOU5FJTzdI9",
+	"uqTO/okxVBgwxcUUNw5Y0LjIcyPI2iANOtFA3RGEcFmjHZxobAgizNCoVyN7LvT9wx29NeGyvGJXVkso",
+	"92JXsXDt21rblT3bsupz3M7QQvMdF4W2voFPnWZLu9U9fRUatf01Q7qWxZOj+9Fhv9+Ld1n3avevFZ2y",
+	"dWJ/xQq4WTpRpyTP5kCRZstVzbzfZG4th38/erjr6K+br2e7QO26X92A0hRlFgRSGs3FELlR9QgOlhLB",
+	"lnCRFSJlOSnXpdkL+jFml/bRmTuTpZWbNiaPM8rnakC4UhFRxYh0wWzM015EaJGiVbRqtO9WjeG9iHCq",
+	"I8LeLyLyk+YR0TwlXcu0eYoGY8XToQAjMU/dbV1dLm5u9jkDu0fvmCSX3Eg3qFFhBGIlimeLdlPZrLWV",
+	"bJHQ/mbkBKpZOw38tLyhV8osfLji9xQZw5LHjQFJ4VRMX00DfdEUEHdSE7Qis3SVwFY1ows2MPLIq/MT",
+	"IzOdPoareEF5Dp4bbk0AQ7EoRhkfo7wGtypnCoTPHkYbCvLsu5PH9kKOiZnjIofAYBdyZ6a8gLakaxjI",
+	"AM37zu/QKFWGgsvHaZORv9ef2efP2rXMUglpPjXrKhoX5Oz0u6gaZhgoZmFk0MP7j44291qLEtl0PbXE",
+	"lhjpxAsd240X4VTgO6Z2NFXMqDrDbW4kwTczBnHEaxRm1sYItSGNzFjO0D0D3iuU6I+HYkIzxTDOu6RI",
+	"UhIkfjMJqBCo1DSP5Ij6RK/CKz5PVFoZ0lOLl4PnOFcMa2kIkEEHJvrVzYwrK7gWudoUgmstIOsUjJzU",
+	"dvntmwvLTcF8CIt1TArBfy7YTt18bNxcZltdk0vOT8hcpkVWKDIy29g97B89isj9/leHETnqf/0Qmc7p",
+	"YzIu8ivmXnrwMCLmcJEHhwe7Si1tsXvrYb8byBwtpcAOj+v8bLfTj9T8oi2uOeC+yGpI9xzp5sx9aI5/",
+	"7xiIBPQgoBK1Y/d4ThqukPJA3VNe23JzA508UA5TydY67B8ebfEErc+2Frg+YkbxMJflMaEjsINj0ofV",
+	"9eG0g9s33kUxdo6lNZqLzKLJHGYcEcW0i4txwfy5nLtBoXFXMJZCQInzAcP01wyLUcc02XDXXDdf5Zv9",
+	"DTcyUEHw78caqDaFPV9ujz1uCjy+bIk63hjqfMt9vQzcSZv9ZWOuV43m1LEshM6bf0u5WmR0dY4PmiP7",
+	"NNcFBtJ5ck1lgZqRfV1gsCe4v8T0Ju/nbNrmpft3vnARfDuQ4ksIwWklgY8J4406eGhbktIw2siF6leV",
+	"AXtbOZHZ6CRNHs/NpphGr0pLE5uWBiKxD1uCJJl77DiBNTe+s1wCkqjwyTjjDPzEhVDFAkWbdzDFd9Bn",
+	"o93JNP9uc5hp3csHI3rbOpFXsO6tO42jfIfSxFZxwL5d3ilbv2h3eDW/CmvzbmZDj4OPHh7tpgy2rsQW",
+	"g/wzuQQiDNVdWugZExpENmVuRCoItEVwIVrUrmOjB4HtnmpL4bm3L8HNolBr0mDlj0mCzT1Pk4ontB5C",
+	"B8FWIAJw5YQ49+05bAk4CEqxEqP/4F6NhkJpSOQw0zBC+gyEGpSwqxlVVg1HI5+PaILoB7yNB6Gt3n4M",
+	"AiYebs3nzIrkW5gwDP2kXOWK7a5u0cKdxtgzu0w9MqeXNofSKgSCGfWb5qvKfe3IJOp8L3XzX0Zleq24",
+	"mJ69eNyc4uR2aX1wmHOHXpQaEcGm7SRrhxu5uYtQdVhXQ5tab2R0CyaeP9lizOSOZyn0NLyj2fQdWHDV",
+	"O8/WKjLLVgflhmSIn5aX6l2R88YfyzP0zmV67freO3OS39l8s48bdz0wCCcRDLl5gDcaTiPvWqDp6RuZ",
+	"NnrdTiBH+NhmMsucmCPn6ASOfmPwENWa5eb7/6/7Hz/2976me5OTvadvPzy63gv/PLrJnweH171/bZLL",
+	"3Rz+rWD5hkmA5gfziEhiRpyYB0khUjbhgqUJTIuLaTCxykTMN//hX7/7eXkj8q2KUZ8q1OxqYidqZsgu",
+	"L+3rGILMq/7ZY0I1mUul1zlboyLeMrqmIJgGbThnV1wWayOwBsYGRybYGTH3Od0gNG5ihLceBXV3Vqfb",
+	"DnnaJWTpRqGdzVv7fcVwgso3V1b7PiYW+2FNmprLlGWNvpKPDYfiTSFQPjZKl+gG1c2pLVywD2+30BPa",
+	"j1o5RCURZ2fVvzF87xqEgOf4/UG/3+9DUJl7sH4PX1n/x5PRYymUzqnLFF93xTWfvWMyLj8E0AOaLelK",
+	"kfGMjS/xODZggYT7UZ3/tsXcbD35uLWsr+HGW/9mw/0uOKy3Fq27bT5B/iKAP8hFLdlsu5yzcVK7e0x3",
+	"X/UNq7x1kZu8/g2+kCrqDRCrzX+KyQ9G6Umki6uwzRaKJaGahk6MocDw7GxViXcZ1KMlGpKTLJczKpiN",
+	"jVBDASEaZAExGt5Ggv4NQHUoA2XAV4LuN0RwmWBGm5nKJVtozCCq8E/UKBqTT6R4KadcnOUgo7SFukjx",
+	"XZFp/pSOtcxPBd6rzS+uLV7bi2dUqaXM08eQrpm2AAZt3fNL9lTm8xbfN50bfTBjY1TjjcZk7gnSTWD/",
+	"//LrL/8zLPr9w4fI+s3fSe/YvTWmwkgUY5rnqzLxJ96ewLMxwb8mA4Mfz3DWwN9/w+/1LicNmv+bIcDq",
+	"vXmjvnbbkOCWqyURw1ao9TAAMHMg1R+XsXR5kaG5xTwByClSImDFoe2hpHHIuCJck9ZhHRMl5+B5M8cr",
+	"leNibj4cCkVX7isEs7If7JSztcsyWtXtI+ERPpJOyk71xysSNyMX12UztTg2/QrxvJr4NNUQLOZNZRWY",
+	"r976ARy7vLN1U96cihXJ+BVzhLZkAcvfzQNu366Ic2lLVjhPlTNjh73aJiKvQx1E/X7fvjmvBHZvla2r",
+	"0t26PKfzQoypboKXusgLFmSYNCwJ0TMq7PCVJjOZpWon+a1xiawbpRMOqukiPz9/usX+VAmb3Wz3sTbB",
+	"d9btrlpeglzx1acZgz7eiKUWbPzuiuWqzY+DETjb7Vy1jai0GzWapzZMPWpb55ZNe2KbatCWLcgZtjNr",
+	"g76zmfsn4dsYS4om5EWhZlv87S1eBG9jK/Ks7qHoHz1qOlewHDd2N9jPWlboXOeMzhutLvCLubkqEeHd",
+	"8/On5CDuk//730fxQXzQOyYJvvqOp0lEEq6U+Q9mdZV7l2CGtn3soRASkAtBRM2pUHOuNcvRYlPfsBTl",
+	"QfbDpDP4cYcFC47JDotbMq2H9VP0NjiP2+6YkOjq4Bc7uKHqy3Ozw26/tj6+2tdbgCA3L4Fv++PZUDOb",
+	"sdb6S7Z6x3fL1QjSM0ASc2RqL4sbhGF4st3NPtN0fP4WcMFW44nSNo5ve1TKDYdU4az+08ajrqkuVLtS",
+	"rOD30GMsL8EnTK8oR+Hr7fYRQBtN3SMeZ5Pb5ncNx7ZjaNZ164xbaUL7BdmoFOFbax5kfPx2Q7dt+3xn",
+	"/ZbqW8NdUsGusWaGrlzQnwtGNHuve7vdma9t3n0bIuC6Gv9RBiw2pzzbKSIPYB6+3zV+b1Jk2c4v3+HJ",
+	"yOgNBv2xkZULaz65iaE2spIURgDEnwzgYNTCTzjChtxu2We2O3JE7ejBh29bB9l23G+/vzcIUtGoAQk2",
+	"1hd8zmShm6CDs4wr9PIRLYl9n3QPfv3lvw/6Rt+MXLwEqp+7BtA62ezc32Gbpmsn8KT60UfLaqdlCt4W",
+	"UJuQLVVDJgDbCOG+/vO/iE3qC+Bm2+C/hp0BpNleJ814aC1xbmDZuLLhKBbFwQPFuTzVMHFX2qw4e/ZU",
+	"M7SqDeDeYSVCNbeyEO91Tn0gOMJNgK5FAWEEN6xxqjOtF7X4nFb+U3XyHYNRmkhBCuBypBAZU4pM+RUT",
+	"O8XDrPf9OuA7DQolAjO1DzkxKuezi4sz8g1VfByGd3G525ju+Pb4mAshZzTdmTksKdfWze8DvIBRPKwx",
+	"isObMAqjNVBd5OxGgqFlGOfNH5dKTFtElDM7OmAwiIqHiSV/37MWqXTPN59A9Pfe+bMTC1pqqB9A7pD8",
+	"yatKEJwNELdhb6gcMU24NQtvgBY/eLjhfq364naMaC/1PWvUWAvlpyMls0IzYqifyBz+q8jrVy/rZN2k",
+	"ptfvqDzbdEV9g6hsT3K5aL8gPwIZjF2x9sSBFkw4hK+D3QlhCs2PPqPAprBjVYglVQ4Pbjfc9XBhKpPa",
+	"sEJP1i7O+kVBLZU50jWDtjO8pyBf1EFa4j1i/X5ZassaUK3ZHFPuSrA7MNoSs0BYysPcNKYxzcEzwkOk",
+	"TJm7ZRiKboIA64gaaIex/8HDZl3v20VPGpEhsBLCCY5IbTDHI9KFHQOA5ZVzWpuyK7CwGwcCRLXmmg1v",
+	"Zivw+AAUoF0327gTBXK8uHPLEVlKHvTvN0PYCvZe26luT75rnVu4g5AyvKNHAhs8YyLlYvoJ/ZtTENRJ",
+	"2EXtwD4fN3tcTlHY8dij7oaxJOSDtFZMlzS4U8+1E1gZxoYTuDlSxA5r9yARJ5xviw/xDW8YWqvmsyw1",
+	"gJ3G0tz35q63rMgd9n3eKiPUiBeEOAd4E1Vl1BL5tFKVxre99+2biySyue9D4cAp6qbOxEoWFsekuwY2",
+	"MwBqbcmSbmSCGxFDwu4+3ZmKSX1FzvXq3HyEAzgp4VnMnyNGc5Y/dcfr2zcXnQYI5TDKMgzJc0C2XUiM",
+	"S85+OLeQskFtjqQXmVUaCkwrTiNik8dTFMRDYBtIayXeQOGQjQDskJhlBGIAV7wiSkZQqGgM2kMJFyeX",
+	"AiBV5bIezoMbAisIKw9zL5mJkYWgckC5RI+lvORsQ/RIuDKRy4iwGDgYEZ+QMTSC2t57RB83MqLy5bLw",
+	"hbKUUvh5OTxbsQNKG/DWPNGcLssiQGaBZaEJJck3MNmELHI24e/jtipOFU/bet/XAQZqI5KIcwNkzPSK",
+	"QRdEjjTlAmAuqjjIbnwemNieAIB5AsgeI9BwBTPCM6Yi8DwjEhYdyStmq5VhSJSesbmZd872nGkrY9BP",
+	"JRdFSTzIlRARCVWUaBbEigiC5WioleiHAvDrhZm0GgzFHrFsWtkwICrc6ntiqCxpYtVrFOXMZoUbNRSk",
+	"Ya/ICZlvq/vkEBacYHLUP7CzJoAeWhZ7AgkRQ0XMJIiiK6LkgJR40OhHSCKbGv7iPKrQLjaZhscdkboT",
+	"yFkiQpYp+RaNek5XdocA5wTDGnhujqhprRbr49gxz6uMx6JNYVK84RRm/ZPGumMJkZY/ZiuCwY0QMtJQ",
+	"Pg2W19VNM6MJSqd5uBJYW6ii5u8Ki3ZPILGONNVUM8N7biPvXr9+/kRFHkAans1DpVtxMUYe8Vrw94Qt",
+	"5HgGLZy6+gH+UqOCJAiyn9iCYo5g51SPZ4YbJmOZssTZcxNbw8AMiRjSiMhR/wg26EG/T2b0ipUUAsBy",
+	"j2XKFBnL+VwCZA3apjwHHph21ms6PE1Il5aLCaAuucNxEmVwlnmKRdWe9iJsyhK4bcLJDOQpLDzoZ72o",
+	"XORvz3/4/q2FF4c6C6lkCm8ZYrqxFf2o7WVmY8SWuRRTYj4Gax+0+BxbfIzV5i5WC/YWhmCaNa0Bm+DQ",
+	"OEnqheiScFAw9oZQNPIUjVmmNQyrmZnbTIxZBVcNj64yOwKtailf0nwaDAeB4B6R7/g3x0CoRid0r0q/",
+	"eJq9R3B4lpfROmMpdG6uSiiqBUgYe6Q0DhJKULDwK4lB9UCnHEs7RT7O4ieA4xpUuKcZkCNDrFVjQQd5",
+	"TpYzmfmSkRisj6xzzSuFB8NmIML1T5VHi5xRNbMQiOatatQHcCWIl9UztsKYJZROglNkLVmBdGjZ997z",
+	"NEGWjDJeWRsQ0Ifg0Du0TQ5zRRgr0vUBW4ePzKWnWa4ikvIpt1dUsvcuHhg6KQ26HvDpGFM3iZWm7imS",
+	"ySnJuGDKq0ZuHOZ+dnfQD4WG+hUgibmdRYbrb3xRSgEBgAGUBYB/+woAcsEEXfB4RecZEDAvox4NdcFL",
+	"qRwrezInLGeGVS3o1IxOpOa+GQqQALm2hQDgoznTOYfvznI5Z3rGCkXsw8jZeefyyhWcdCD4RE6Gwl8Q",
+	"vdgMR+1PgNio4fIVp1U8TwmKIiMGHJYscmkYwEwure3O8y2SswxydLWsEK/FheE6M8KOvY5S8usv/whe",
+	"CwWKqkP15Ox5ByKyMFqrcxD34z7o4bi2nUHnftyP72Me2gzk8GYgQkDjazJifg/ZwEK6XY3JS5CCdAkN",
+	"MqPZpPQjVFFArH5UovAh/Aswt6pIBkRk1XFvr1WW/IQ90E6GweVdB3OsgTGCxRXps2lwLiDyBVsNhVW/",
+	"QkTQqAnyRxEuxlmRGr7kpDk7BafW2fIalMz51O7/JWMLCwnJxTQOEatUwFSgGzVj6fFQ+Lf96s1tbnaZ",
+	"TYz048nMaG+dvzIN8LK1IqeH/f6tVTeF9htqm57gHfeGjUCjPWcaSos+wK6bWvRD3K9WNg2VyM7gx7dR",
+	"RxXzOc1Xa6g0yoI2WrjNkKaglQq9m3PB071xXcXfkfS/BwhSgI2D+MVSUvWlPaDUb7//dRAmPBQu5q8U",
+	"4qyCUvXwuIKTgKQOuqiKia9M+frVSzUUkMVkjekREn6JDuP4WMi/c3NWMC09l8V0RijReaHQZpDL96vq",
+	"9QOPEGu110JdTXnZd0hsTd211NVNuRpLOOjuIok3UtIbUPEDu8I9ZfETygKeZsG7OAby2LqufT+9dRJT",
+	"avKR9GWxC0LZzAiQQpLzGTVyCZiRMtWLrVQRkhhXJfPAhJLHJ6dnJLFpOns2EDoh53YtCHqfbSEoQ7aP",
+	"jg6+MmKxRWa0kLcBn7QqmZPKMfDMJSwgM47ICINjhwLb/Pr+g545Jkh7PoVCFnok35uBOpPkwLLATCrE",
+	"rZB5yvJoKHJzcbvxjOj4Uk4mMcH4VavPUEGnZtra6B9NccKJ1UlD6cSqyQHiU1CWGVQ3Ix60nIG1wPA7",
+	"PABrfbVQfyWQdg1AW9OUahqG8X4VH/TiLZy2tLhZdBE8CFWCDHvGA2GuULrgexY+aSFVK/3TMrjTaDuM",
+	"Q+5YUA/c7ZCQOcn4nGt87k9oPBSV+summQa8EHiKO3RsH2uFOCNmkhh5NBTgm0jM9W8eS5hUalR4KlI5",
+	"BzYZQpg0kQdW3LHlb9EOzZT+RqarWyOJamHg66q5GyJD7pAea+WBW6jRqBrexFSWmAOB4GgXgSCoyg6f",
+	"HGz/pFLD/BMED38AcCtD45rlingo9qiyzJKna4S//+GSrZ6n10j4GWuE9AR0GDaZmFuFalDOnVHZnjsU",
+	"lVFHL1UtLsgD4kw4hv9jyiV+AzA/3oFpjv2IKgY2ghUZG3GAgOEgEJ+M2t6zxfiHwiYY2kp5XCuWTZoo",
+	"HdPRAkpfp7jqfPGD9LMSwVH/qIH3SKKK8QzhLG+DUnBmAaVgYUo4atVFewX32dXmZfuMB7VisP9tzunn",
+	"2SK38OFx7q5NvIdBrC6dE1JOwGNhNOjSXwFnu1Nnu1GwM9tCN95G/l5svz/ecD3z/fx5i/yhbhEw5vMr",
+	"Jmq3R7UI/iYSCV5do9mm4Zav7DuHxTP0wxlqvBMSW6/m/rnprKEcewuxBZ18qQQWogPuJKqUy/qhkju+",
+	"UWzBGIgZzVO89v5iNjFZhycUKcGsd9WEb4Gtp0NhlD1h9RcKkAiRrS4IZuMwcK69IrKNHJKToajkaI9W",
+	"lTFhQFsY5uwizyCdhGoMOMPckgGCWiRoXAYtF4cvpHN0OOfkBvHoFk9ptPWLZ35T7JneKpIBQN/v5bKv",
+	"H8FbkMvcvkJIoZfSQja7VVK7bT77z8vqPu/mhxJfbcO3S3h1FK5bkfTWIpy4YZE5oymYKQqFqSBH/T5J",
+	"fkwLHAF7WxkLBH5ukQe83PinVPCnVLAuFTSLnnCDtpqr6zZnfy+bu3vrvex9cEPhY9HqHyau2LA1zWL9",
+	"vFIqcJA7LhwIDRPHaNzLnFtyjhD9Rcp15Gwl1VrproLbWC5YZN4eCqqwxBj2sLL4W5pywdKYnNGp9cW7",
+	"6rYu8rCsnJs0ukvOGc3HMww/vo3bH/gUxHmUjMqWfy4J32Vyt+0JwG74nzq+AHUld6Ex7bt5AB6fcHeW",
+	"2NLSWvHXmzRYy74R2coludlQcrCw5T5agysXFkW6EPZE5ggg0DQywFdsHlF7aPguY7LO4hsOh4n05oNp",
+	"aggs6pWmbIYVoPg05DbY6nEO5GfOhf1z9z7xDFU6DTKA7h9WUHN/7O99/fb/+dfma/XO7of14tuN7m6I",
+	"RcHQB6HVl3U9mNmVGRE4g8ilZGDSDipL5QURRFdvUg9f2ZjYWhA0eWOdPA7SKWULhvZrq+7JCUEAvCQi",
+	"CXKVBAENk6oEBPwZLjAoBFPHYINTrhwAIXovh8JFZmJMWzdpRWJLoNFvz3/4PrItUTEUlSC893vL5XLP",
+	"HI69Is+YGMuUpQnC87moEEpC2AOl6UoRWVgVFeMUMjlVgOsHQ8KgQXnF8pynrBFerlJa1hyneChOXJgt",
+	"vgvdRT4gIeMawkVtmJvFrYY1LYGrI0CuxmUq+/IhkBD8Vc1ZHVQivVzCZhg12/32zUXPjReicZczSeRS",
+	"KAiyqpXY+PWXf0D1+ErQ8oBgRDLBYrnfvrnASrkJhiHbiKKmoHeMNq6MZ14oHybSmACAlAavCaltdCrm",
+	"Dhwj5KWtlwWvQJiui/2PoLwvBrcqK1H4rAWqy+BG9p4rHRMwoNBafoMH7VRcTDOGVzagZs5hK7JMLlk6",
+	"COKJnfHaHxqZG6IABHLrEXLHKILwwTBMGzYVqmUS9p7OFxnDwHLnybDDqO7TAEv9l/iiIFZAKG1uj1B5",
+	"qLrway8JW4WQ+YopCKKqzSjrbePIWxs3hBzZl3buA2RDI3cGh9n2W3bpAs1r9qznabx1IFH1g13GJRrG",
+	"4teg2v3mpcD/b+jfJ41MZJFXYjEgXMvwHmdwm9MVGt0wqyDxaBeJ6duGO0JM2kyW4IEgC7t8mbTk54gI",
+	"jKGjeYrcK2VjrjCU+yAmtajtUveth3gjBwAOaXnA8VAcxj5vFtFUWdmEC5Mvw6TNF/dNl+5MuLMiJNJG",
+	"2bv7xL4IdbNrV5BZj6CBUMVab6f66fFQHMXu0OI1NgjyiHgAyyhzYCrdMo+i5+OBw9hzZCwRJE46e4Jv",
+	"ZEYV8UlQZUkzzyNg8i5iG1pD3bDkHTIP3w/n6gO97SdrM30Ql+vdcJMPkEGaN0osL4xBNldo+e7xUDwM",
+	"mjInZABHypVtrjRxPBRfxWtSw/pH1UIoPlvrhIyK7BKvcxcff9jv49Fw6+/EGEuCNkI6VwOSVBBRE2eJ",
+	"94PvwikpE0XWqas3FC6zqHWOZGQzmAw/M7IABg4PO5mcgqAxX6GZeyhsFJgadlruHq5tbKmQfpgDaxoP",
+	"Sl8NBdS+Is+r6ezO9A5/wKKVblUs4fscaRn/2VDGt4cCSybHlxZZl2psCSr7waBtQplfROnSdGzN9Z4d",
+	"b/XoVbcCNskivCqf3Y6q/RnEmA9s8NBfcmYBsW3+VIBIwZEacFuHIlkDj/WsRVehV6uoq0EQf9Tv949J",
+	"AqikCUTzWah69p6Oda9cAK6j2kjCePJBmXN12O83GSRerd0e6jN4JXBp4U0QY6BYkEUNa6pTDDTq6MaH",
+	"p4a12BzP8jky61i8jXpzBao42jkEdQ1veseJXFRKTDspWLFNeO8tQ2+wsnyOMVdshx859Hazzt3NoAl6",
+	"zoN5AweD2EahuOZXDGp8TDCJp5SK2ubjEmR3m0eIcH5XFvV2sHOjvG/VXD+lI4C5v7b2+zsyx6yjc7fF",
+	"i8A1uKmYwoVL3ePKckqbEBTYiIeCqksLE2G0LeiSdLfcEGAA/q19aRdef7T8ElekqoDC3Wn+csleKLwB",
+	"e5IV+a53SwkcH3zu+I9vzTGuoAGsPXLZ7z++vX5b9edBKm9te0er0NACEehmJv4fGIdQzgkkkWpYQOAC",
+	"ri5nmexkRS8AT68OICKCLQOj2WhFKvhaRrbRQ1Fe9DE5RWk8JNCMTbSR2mIbkh+kJTaVqW/2VN/6vX7r",
+	"l1zGlTbH0FU1vLPb7u2dsqOWmj8tXMnSTs0e+uVZi2nzTMCfviHEv0xxGayX2HAaxjhnKROa0wx5NP44",
+	"lnOmwL6ARsPEflu19lnzm8+DMvz9nvIvwz4lA1TcRlLPhgLNG1KwyGYpA1LGkoP2NxTnTGtutGTTf5Bf",
+	"VdEWkzrScBKk6no0x6Gojs1ZHJ0iRlTGUy6me0suUrlERR3FrQUUDMIMykIxw0IceqMrRZyEdb8SI+AI",
+	"uXT5QRXQj6oal7gCYbG10WRUaeTALPXNdYVc2sTa8PcTTDPDrHOzllkGVGHTz3qwhBf1jcbqsN3KpoBx",
+	"AfZV8TQh44zyuRc8a7odUMeE+2qqoNHCDca1sqneGZ+wASqzhmXi9BUkanINce1OrxrBqUxLkTBs1e5N",
+	"ZahgKcUSToOhqyb0WrGKYuiREiBwtUkEdTcu2ON4ijZnPXM1mAAQTmm5UGQp80vIFX2DPuwESjGdQSUm",
+	"XzYxcaaBoYDyTnC91ZqD9BaeZb5K4aBSPteQrBs37meR5+a7wJHgrGxYQkoRC5FyUq0pVSsjNRS+jhSp",
+	"lJHiiIlRKGbPZHguhmLtXMX5hnpacVtdLLipkGs4Ygl8T7/+8g9vltkWuwAq5XGtpjBaP4QUrIfOC2cw",
+	"9op5aYOo8KHjprrJY7lYeSuPPfdWsR1LoYpMO9kVYOLuH1ZWfiistAB2bjdbFHvnbD5iaPlbhWWVJ+jZ",
+	"clEPXINoY9jf92wZSh8py/mVEYYdB7O61IytSM4WmdlYH2oKJY6dw83GWXQDXMteFLjHgCj2LFH4EySs",
+	"pIOMGWnRTpDQTM/AeN2SwOW0f8eAbKPI/5aSPNN6AU54ZPiKdJNzOmfnXLO/nOucj3USkeSM6tlf9pMI",
+	"7VQJZEyypCTVCkQDYGNcvDxHH1gtxdam0+IBteBRvUEdp6k7afCfgayJdU97diC1u69bQjVU2WzO5pQD",
+	"nJFpAVcDcVsG5i6uOd7+878CGJQapVo8msgfG5l7PC3n+bIMOLQT2MhejLj0cbX+VSNEDEXwix1Ey3FJ",
+	"GsrFJnA0RkwvGRPkoGSj1WOFC2oZsC8jW+2tqfXjoaA2Rwq/RXkWRVuq/ATnjIrljGcuau8oNlfD2BBe",
+	"JVRqRgOIpMN+PzL7EFzPQmNUypIapqKK8dgIThYgjpY2WqfFNqgAp7a1UDZ9KnMEVqvpAa3WElfP1ghC",
+	"SNmt4lQriFiFStuCPBqB/u/YOBKEGl7fKTjChe9wU+yIDcevArk5Mq6eUQ0OKgDiBJBSs/YB6vY503ut",
+	"gHFL6ZidxeLgglBSfmIxNVwat1yKQc2n/pea9/2YfEff751Mmf2h8ZC5V5GXHnvOe0zqDNcGeFTIxrYM",
+	"TL+50yqP2703I497RJJdWPuzi4uz8wDAjzbVurr+WFWuxYJT3X7DcZAZjWymGjAiw1RGhv2tcaO7QN1w",
+	"/AVEt3B0aCRroGaMAGmMHtr/oFH8v94ljqg0/ju3Enu/kArw+nxGGHnt7ip3P5lxVV2hAZe2NguMyvEC",
+	"OdABrRZHxZ6t5GvFF/jWwQwORcZojmB9mZxy0VQn1UYdmntBFEYig7Axu6bgcrxheE1TYA2KXdXt6d4g",
+	"pKYVQ7J3XAa0QMxC4DhG/V3Ydd3B4fTN6hYi03f3Ob39Pdil10weN7JHEzBHYwHdL8we/b1sMJlaYDyu",
+	"CE9/jwZmw3CqAx6htsHTrclCt07pn8uQuc2IWVmQ+A9OWOspRFtoYquEXRrIa/zZKDJl9rkXq6vJSNp7",
+	"rD8hDSm8iF1x/Z3RiQbrVxAaZ3eP2hyKro/bbLln4jKwwqwJGASVN6taAGenGNUDOLHIAHWOLhu56RBp",
+	"q3C0FjEDMkCd+Qaie9DYE4IwjWdsfGlj8jwyHSa0mD5WvaHw8qO3NOkw0KprRgomzqhRYedpz0tzLvAH",
+	"5JdK5FZpOAk0SwigBv27iqaHWCJ4ZTCbuaNkkY9rwCLqUkHh+Kar+2+WRlCHvEuFyfW0NRerErNkpeI4",
+	"YCzbP/GIxlb/j8oFtuaJdWthTE5LHOM7kK3d9NfCsgyRpWwsUxYch1KitvBKjefXQnuo7SlQLv6pDdAY",
+	"g5nh7z2LyxRAfFJdOYMqTK1GwgPovLMcTD1DAWNa92pCiCWgIl4yMDagLTEhXEE0fnAeISJsgxP0BVup",
+	"3/Wt+4KtdvEaInhlmJDxBboMq9UNLI1UKHjfgWm1I4UlhoRoNpU517N5QrruEuwRMKouEYSTzOklG5AE",
+	"UECT/eTV+f1HR/DfBweHiSGwV+cnQIFkQTloYEkGBqmEHPaPHpGuzX3qReR+/6tDjL79+iEZca2OSXJq",
+	"2z217Z5Cu4AqZwFFsVlBzvYOHzzcP9u7/+ho/2zvweEB6bqeIsInLnUFEglGjJiXzasPDg+MppU8sx09",
+	"sx098xMIcEPN8P2HB4cOocyMNSoB0KgaCn+WukpTkdI8JSOq2MMjgGwGf4Q/eqjOwaF+b47064une4/I",
+	"aKURDxJ2wsgkCbJH68QnCOsaIqNV6qkd4wt48AvBfy5s4sqr8xOzynb5UKDwzoRssmfNCn+PH/S/JsmY",
+	"5RrL7oLNRioHxIk2JJefYTqBgeKPid/XQQCsZa5d+LmHOtgCGRQmgpQOhYxb16DHmHWlApCRiXQ9PKME",
+	"pAtkgEb+221nuoQ6B0qN6fast1tLnKTHfS+fC2k7GBBKsBogkD1wUmTKAT+1u96MPglSDzYBM+7F5GQo",
+	"ygeQMWCWBO1AoiwkSKuyGTTkA7sdWiQ4NuCn3NUz8NCL1TcBHd/+JgVYYpgHpnbejdKRUeUYUe0XoOAQ",
+	"Qt08dAd0KMLUe/PLJVY4rz59nq61EELwN6BG4slA0K/fZV7+b4cGdROcMhCFQuzprszRn2mYWGRlOMPx",
+	"el/WhekoxN5UAWPEeyWv3QDRLhA/4Q0bQhJ+ZoizmvdDhVU8wiEmUYlQwFNbjZMgUMYGgAw8j/GmQ/f7",
+	"hsT48+j9To7eNnw2Q6wIC98urz6TyzX0d1XCv4epILSC3GndKAMLPG/WE+VVPyBwU4AwFZO/8isGYBln",
+	"p99FhJIEd+YFW6EAURWY7GULthcr7MCb3bMXj8//5VFE4L8H5svz08fkoFd6xZxcKPGmR9RsKY/RDoN5",
+	"OYH8RLjG697Za2LyQw5L6RlYKZKiEee9BqHLdtaLSRKI+1Z6gwEgwr+huFfnJ5ETrMZFfsXuKXJ6PhT+",
+	"Q3jr9LF1qkryzH/qIlWOgc2CIAeiOKT8Uk0yRpUeCtAJUJ5GPgxhY068jwjI92a9QMSPSbImGFu5F+bW",
+	"LBnHBBjMeGUTh4PXTIcbpBsvw4QPAwroYj0kMqcayqJAEDLNsl5daim/WfslJBMhtSE08P8MhSoWtjSC",
+	"81CZ33UgSLuyELoC14+z7oGQFXZVpdTqb6Hm5wPZJ1x7crkrke05nMI/BbZPvDUcvmrAIr6s2wHpAAzI",
+	"77nSVvsDqSwKadvegzcVz5DZ/46FMxzgLYtm/nD9KZj9ecT8EdtF/NoBWB1udRv2jBlQo1UNauEewsRs",
+	"DDympcvY1mK1qUNlMeyhSJrLy8fVIq42mtfG6gx8lvJr5Y+IjR20r0ROROTaRdeUsKMWx8RDLtTkcghJ",
+	"cbkC3755cd4OT3prt9uXiP2+3Tlyu+jwOwHD3+GOfEa+9E+5zyXgKKLLo2m4xpg/H8K8Y5pYJnVbJZYb",
+	"p2k910F+Fsae+dTptXhhZ50OkrjwhzrEVfniesi7A3d65avuuupr97zfFpQR9GiimRrRqYeii7Usc+yw",
+	"593i4SxtFCzmj2KSh1PYjeaNd8SmZBGMh3hy+vL04nS9JDXm4U7Qul9J05W51UwRYOMEoryEzlZNKTaQ",
+	"5hEGKdosKYxg8CEBzpFtLfu+LDJ6TiCRxMeg20yJJVVDkUml7d2ZySmAllkniUvSyBjNVVMYR2Oigku2",
+	"gIsqhM4IAzIwCsPjq3gTCejORVNsJ0CTmWkheVs/zITyDJd4SRGUxGfE3CZWGhpSmrHS1m7al3j+tkQJ",
+	"GTL1oaMtxBnm/gGltKTPIuU3xSz7su8fg6ZQxqPvgqPgzluZYdk23JAhfByuQrQ1jDpCwnIVpmBwwnED",
+	"rHhHAAv91vMaos77vancs+2EMXc2DvGudBeku+15D7WcdzmdmiNW6Grcy845B4+RPYyknn1y7kEZ99/f",
+	"Jby/iQHdtI07Cva/5Zihl3LqMO0M8xvZIHd7W/G8HmYI0fAWSYrNg7B8rLp+gyqYwL/LgDesDmd1EF9s",
+	"Cm+KiDzo3y8DguLGUnrY/10W0IMetsmsm2di5cP7n3lQfhTe7umHs4E2njGa6ZnHCm2eWEkBKAffsFCf",
+	"1A1F+tqQ6VE9uaMyRtj4b2SkcZ1v3ka3Ol8ifLxTk3YwZuKb+x+cUX2jieYGVGURNFVYsNO5IyuZ1Apx",
+	"OCEAqgrRsha14wCPsfjMUAQ48yjrWq+T68/WxBuxqgnHwkyG7oyNLgWcSXAevjizSUDLt2cXsYvsqwQg",
+	"3AAXhOut9pKNi/nHPuQ7bJT3zV1xBSXkwWXK1V3U1bNd7mbfcMfkbpwYN+EuW10Y5YneeL/dabG+P2+5",
+	"z3fLNbsezM2yrSTfa/PO79STZcb2G9EPdr0dJOsLpR1Mwt0uH5n39ivGw62hRNjHWv086AxsYtZYVboB",
+	"KSYhD8gM0KTQX11CAGPFdAhNYmlMToxOmDuAnwGBsn0rwsx0PexPWCA7VJVgjsqB3MbkKRQwgG+xn0u2",
+	"YmnV3qt+5G9jwPFObBrXWKZM2QpgqgWLRMUW4j4UtKovVECmA+bd1Ex7sMftIuh9BrRPN+ybnuuavzTL",
+	"QpQ+u9tfoge5Dk1XOXsfkEg+trhliSZplmvdylKpa9mkWXxKXUtCMTWwrGsJw+l6U4wFhUgNB+BX1k7c",
+	"a8qeOg6zH/2n1SqYpLkIJs66XgazLOrVrvPcytX4hy+A6W/BO6p8CR1sValuT4z5ZxIoPtPGBvqW28zt",
+	"2pbHU70DXSthc8oziI0BdP6GMFi0/iub+xW641HuHorumCq2x4V3JfWcYrZDfUx790PlhgVVailzhBm0",
+	"iIfgDzQLTTUf8YzrFUDpGIUQr7oB6sRWsMEccpSjmhhaKev/vmPX/pT4717ib9YVbXhY4FVpZrRv8L07",
+	"dX/YPralHCNmrB14qU5gLCvEyrmTpYJkkJQZWSNfoTsj/h1kG9sZOJfj2kiJdXhd38h0ZL3G6+Yj8CFD",
+	"FUV8zkS6kFxoFQ/FUxsXYwRB69EvpTnhIIKJYbSI5ugbDSZCxvKK5aoHgRB2EthVUuRZAjrTh2EHGh52",
+	"BuTDr7/8z/W1LTpz9sP5ReRTGgATIvKV0yTUZPIFXBSZ0cWCCZZC/nDOWYqNsPe4FZxmZETHl3IyIYh6",
+	"aPGmxoyXoRfrABrYmBF0c8YAwE71YnJKoUKU3RSLQIthFT64kiTW5ZxEJPn7ntV70j0oz7gH4fxUpFC2",
+	"DCN+mkMxyQe71ANEhSVhaOZ1ElVqqECRrUpa7rlrdO/bNxfJgFDy7ZsLG0VjPdgYPpDQbGoVUMiHBmc0",
+	"sW9CRgwgOERGIwZO9m4k09U7NaOHDx5CiTZ02NWytLsLmqYs7UHlQAKvnD872Tt88NBDytClLeNlrQ6W",
+	"NVEdJN+j9zZMujatGSp3eToewDTZj5csy/bAwrD/0/JSxYbnJEbrgKlV4BoCXwxpyOwBDaSSR05eCzdO",
+	"e1htvTFhhSVc1bjc15nWiypC2msnaEQA0Ue+oYqPCa284wbmNqKhmTPL05K4SkRcTM/dRAxBR75eU69K",
+	"ip44BgT30QIUzth702WAfbu+WWgegU4rfVq8HBddc8kWGosKEuIOmyLLnGtt8fcC4eUYMImrqfgBLLmc",
+	"m6+wlNxJ9ZDaU4x1oHwFum/fXMRhCpIzvriawYYHRQ3PkaWc4rmr2m3cK2MpBBvrCz5nstCNrRjJz/9u",
+	"2nDGIffCTrHXXcdpvY0Msup6TT3u1qAoY0ujoQjuCusmNK9j8VBMDJkgiCEyd+T0jr1XCkQOBXB7LPuU",
+	"rcIU+MbRbjgXQ9GlZCwzKdCP1muXZK2EcEeeC9v6bySI+t43y6IVucdW4QxOpDk9S+py9r4omfUVm3Jg",
+	"/yXJ7WCqtq/uf7D/WDOaNZl4Qjr64vza7kjdrmPbLbmLvilEKcIhi2ytPROQZVnptXY3GZV7w6WG5DwU",
+	"SVVMT3zlu5lckjkY/FECXFKubU0FI0uIMWKiYojsEmDMlxBCnEsxLc+KBSmywWXOyjmTWapAYsSXjAS9",
+	"EblpM/38BuzgD0qdgQWpTp9NWtJW45LnEXeUkLjNP+/7b3XQ222/Uw/9F3jPQZaAjYxCuf2PcbdVjTJR",
+	"Z1HoJnhpKF7hYu0V1vwhXSpsKH+bOplABoDh5XhxAmZXjTGDEriBM9vaNChng3yOosVQnNo0Eg9dbSv0",
+	"XzK2ICNmhlixApi5CrYkr1+99OoftVDQblGEXAJSWhPzfb1I/xQB146GS6j9DU/H57wPsIxLkNbqjoPa",
+	"KBLum8s9k9NN/tQnLOMjUEQzRH9QpFg4EnbJVWW/VpRIwKSWhPLSUFghpRsEspeSEX7QiwiLpzGUTBCj",
+	"TI4vQ94wkyo0WOVsUigLMI+GOUDgkDIdlBchV+DJzVOWe/R3HORQrElzocyDbCWjhj9JwTCq1E5Babpy",
+	"SLi0SLkeiswiC3STv57a3Ht4OenBqKDUziombwCiXtgISShGksvFAvBLBRuKxFGG3ZrY/Oy8yM7lDICJ",
+	"Xdt/NdB14G0yQ4HwdRVEOVuouWKKBIw8I0QilA12ZTlT2RiosqiIG23q11/+gWYLsFaIcVakFuTWHDu/",
+	"RQCtbwfMNaC3gvXi9oy06+7qXC4sy/jGkveWzC3zhbOYcIUCtTX2WHJeF/vbUqFglJ1GuYkLff+wE3Xm",
+	"XPB5Me8MDrwQxYVmU5bfcd3D6qqYWW/iqW/MtgQE+kdV9czmr+8vZh46zoP61meVpg3blmZRDvcxlKQ9",
+	"yOwiNDrbehcViGk4LC0IkVACDZjbUNgE08AKiwDhVeSFQWix9XJogh8/d3Zz+7e3woI3p1a3OCKvnj4m",
+	"D786+pr83/8exvfjg56vlgHV4yHQTPnG3nEXIGb/tsbq49oI3U2RwAJWLYH4ZU2sg4pt4PNOvpfaFTdF",
+	"8OTwieHerxUX07MXj08TBM9kwXhgfJm/LSrRRUPhkSwSm1kbFLRzNl5z4ADYtITQrNS+dfLxUBSqoNnW",
+	"yKNjX3/Ksdl6Mm40FPU6KwBViLcBTgzQVrHGLUyvoVwejAngzQ77fcwGVrC9X/X7XwNQeQmBHtYvZFmm",
+	"fKQiHWEIJE5kKHCh3pnD8W7GoaZlPTtZ5rUk5l4lcgBo0ZZpKcMka2jrOUO4WsNlKRf4mV0fIoWNmpJL",
+	"4U3poMv+gB4ngmd5QBJr3n1nZfCEdI/6fQvEFuy5NYJbaG6gcSSFBcNCa74hXH1o58DuffLmzZu9gHzZ",
+	"AE9iEuLY24Nc7rYDRy/z/3HaYAhqr/sCMzx0eb27qRafWKEcu6wXQf+4sEhsJY2CENkw+bmGCn90i1ct",
+	"zsLdNy0FObA4DEgcmVkvVsHC/1zjsLQylkWW2rJ8lRsgraUO1+mvOpimbNtbTp21VV7qhay6jtnY5Fil",
+	"JvtK54zO1XbT9/n503N49zZCHJvkQhzJO/7JNrYa1R99AaZ5nDupRIzdsp3edrGTmb7O6Gjqd199ju3/",
+	"lO2+GYeSgv0waZ2FT2X2tA+j1wwPzK6fuFHTPKerzvXbtvxs3KFSBvJLknjIF7TaOIMefuBQM35n2Xl3",
+	"R9OGIEGrxi5gcTIXHeUx2R1nA5VEj2fNWgHKz9aW6qr9ar8b99RxuA82DIY35IGjlfH2uOQdRUwGdPl5",
+	"bZS1jtvI/5+Bfh/bqrhybpGOHK0FNsmdY/eMhkXHujrO44CE6zUarMFITjAUzQlZXRRgolohHABg9MBW",
+	"VUuaLdtsTVmqViunVLBVTLx/Np4zPZNp4kqDDEVS5GLAmZ4M8sl48Ojr+w8S0l0UatbzIEp0pGRWaEZm",
+	"Wi+6qkcSp7K/K/IsOR6KhIYFut7hXJIocDxEFsZHr9fzsqGEwFSHwnQdkwQvRaeoGFXXrLRAjCwzDjXY",
+	"d8QdywUTPI0F0/uKjeHT/TFlCzRw7hn+v2/z0/asCpkcY8CS0Umo9v35WznBuEowt8YkoUWakC6QCipG",
+	"kASjdI+MGGKUIZ4YvBfiKKl6cRBHa97q8frVy17sHe/vLtnqHUA6o0nHsjxai7Mj3VfnETk973nQbLOG",
+	"x/6SkoJFYZH0e8oiWwNsJZ8K1R6t80djogd/aCZ6ezHn5zNqxFEIOMzcBU665+dPyUHcJ//3v4/iA/O/",
+	"XqvH87Ti6ESLgbnRQZ4qK3033ek6WL11VR9a+fNy//Nyv4GrseFWd1o3otu226v/rWAFMF0MXLY223Or",
+	"7hPwoJMLBH2DwGJD7onStm6Uv/OwPGIgC4Bt0t48gYPL+f+C4EA3eDByOs9kYxFFmMuXcDb+FizmjQxn",
+	"LUXMK5uDTkGuyM9m7/4pbAsn6tKG+jasRI1tH8WHPVzstprGb81P+ZWjmiLPOoOOEbQG+/sHh1/F/bgf",
+	"Hwy+7h8cGBX6/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
