@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,6 +82,8 @@ func retryable(err error) bool {
 type Store struct {
 	db    *sqlx.DB
 	batch *batcher
+
+	secret atomic.Pointer[[]byte] // the rotation secret, once read
 
 	closeOnce sync.Once
 }
