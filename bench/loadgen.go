@@ -656,4 +656,3 @@ func prepareRawExchange(sp runSpec, n int) (doFunc, func(int) int, func(), error
 	}
 	return do, nil, func() { db.Close() }, nil
 }
-
