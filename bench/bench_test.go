@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,14 +45,16 @@ func TestSmoke(t *testing.T) {
 	// Like internal/dbtest: DATABASE_URL when set, else a private cluster. The
 	// harness makes a database of its own on it, kept so that it can be counted
 	// here, and dropped at the end.
-	base := os.Getenv("DATABASE_URL")
+	// A cluster of our own serves this test alone, so its processes' CPU can be
+	// counted: then every PostgreSQL CPU column must be filled.
+	base, postmaster := os.Getenv("DATABASE_URL"), 0
 	if base == "" {
-		base = startCluster(t, ctx, logw)
+		base, postmaster = startCluster(t, ctx, logw)
 	}
 	scale := bench.Smoke()
 	var out bytes.Buffer
 	rep, err := bench.Run(ctx, bench.Config{
-		Scale: scale, DatabaseURL: base, KeepDatabase: true, Out: &out, Log: logw,
+		Scale: scale, DatabaseURL: base, KeepDatabase: true, PostmasterPID: postmaster, Out: &out, Log: logw,
 	})
 	t.Log("\n" + out.String())
 	if rep != nil && rep.DSN != "" {
@@ -65,8 +68,11 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("a report line is %d columns wide, over 120: %q", n, line)
 		}
 	}
-	if !strings.Contains(out.String(), "ratio = server/s ÷ raw/s") {
-		t.Errorf("the report does not explain the ratio")
+	for _, text := range []string{"ratio = server/s ÷ raw/s", "ratio-min = server/s ÷ minimal/s",
+		"PostgreSQL CPU ms per request: the PostgreSQL processes' CPU time"} {
+		if !strings.Contains(out.String(), text) {
+			t.Errorf("the report does not explain %q", text)
+		}
 	}
 
 	var want []string
@@ -104,8 +110,75 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	events := func(t *testing.T, typ, app string) int64 {
+		t.Helper()
+		var n int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE type = $1 AND application_id = $2`, typ, app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const revokeEvent, refreshEvent = "jwt.refresh-token.revoke", "jwt.refresh"
+	// The exchange pools serve every exchange row: their events add up.
+	exchangeEvents := map[string]int64{}
+	var byUserEvents int64
 	for _, r := range rep.Rows {
+		warm := max(2*r.Concurrency, scale.MinWarmup)
+		timed := map[string]int{"server": r.N, "raw": r.RawN, "minimal": r.MinimalN}
 		t.Run(r.Name, func(t *testing.T) {
+			// Every side records one event per revocation (per exchange): the
+			// minimal SQL as well as the server and our SQL. Counted per side's
+			// application, from the database.
+			for _, c := range r.Checks {
+				mode := strings.Fields(c.What)[0]
+				n, ok := timed[mode]
+				if !ok {
+					t.Fatalf("check %q names no side", c.What)
+				}
+				switch {
+				case strings.HasPrefix(r.Name, "revoke-token/"),
+					strings.HasPrefix(r.Name, "revoke-user-app/") && strings.Contains(c.What, "revoked application"):
+					if got, want := events(t, revokeEvent, c.App.String()), int64(warm+n); got != want {
+						t.Errorf("%s: %d revoke events, want %d", c.What, got, want)
+					}
+				case strings.HasPrefix(r.Name, "revoke-user-app/"):
+					if got := events(t, revokeEvent, c.App.String()); got != 0 {
+						t.Errorf("%s: %d revoke events, want none", c.What, got)
+					}
+				case strings.HasPrefix(r.Name, "revoke-app/"):
+					if got := events(t, revokeEvent, c.App.String()); got != 1 {
+						t.Errorf("%s: %d revoke events, want 1", c.What, got)
+					}
+				case strings.HasPrefix(r.Name, "exchange/") && mode != "server":
+					// (The server's pool also gives the validation rows their access tokens.)
+					exchangeEvents[c.App.String()] += int64(warm + n)
+				}
+			}
+			if strings.HasPrefix(r.Name, "revoke-user/") {
+				byUserEvents += int64(3*warm + r.N + r.RawN + r.MinimalN)
+			}
+
+			isRaw := strings.HasPrefix(r.Name, "import/") || strings.HasPrefix(r.Name, "validate/")
+			if r.MinimalIsRaw != isRaw {
+				t.Errorf("minimal_is_raw %v, want %v", r.MinimalIsRaw, isRaw)
+			}
+			if r.RatioVsMinimal == nil || (!isRaw && (r.MinimalPerS == nil || r.MinimalN == 0)) {
+				t.Errorf("missing minimal measurements: %+v", r)
+			}
+			if isRaw && (r.MinimalPerS != nil || r.MinimalN != 0 || r.RatioVsMinimal != r.Ratio) {
+				t.Errorf("a minimal run where the raw side is the minimal: %+v", r)
+			}
+			if postmaster != 0 {
+				sides := map[string]*float64{"server": r.PGCPUmsPerReq, "raw": r.RawPGCPUmsPerReq}
+				if !isRaw {
+					sides["minimal"] = r.MinimalPGCPUmsPerReq
+				}
+				for side, v := range sides {
+					if v == nil || *v <= 0 {
+						t.Errorf("PostgreSQL CPU per request of the %s run: %v, want a positive number", side, v)
+					}
+				}
+			}
 			if r.Errors > 0 {
 				t.Errorf("%d requests failed: %s", r.Errors, r.FirstError)
 			}
@@ -144,8 +217,8 @@ func TestSmoke(t *testing.T) {
 				}
 			}
 			if (strings.HasPrefix(r.Name, "revoke-token/") || strings.HasPrefix(r.Name, "exchange/") ||
-				strings.HasPrefix(r.Name, "validate/")) && (r.N != r.RawN || r.N == 0) {
-				t.Errorf("timed requests: server %d, raw %d; want equal and non-zero", r.N, r.RawN)
+				strings.HasPrefix(r.Name, "validate/")) && (r.N != r.RawN || r.N == 0 || (!isRaw && r.MinimalN != r.N)) {
+				t.Errorf("timed requests: server %d, raw %d, minimal %d; want equal and non-zero", r.N, r.RawN, r.MinimalN)
 			}
 			if strings.HasPrefix(r.Name, "revoke-token/webhooks/") {
 				// One delivery per revocation of the server run, warm-up
@@ -163,7 +236,25 @@ func TestSmoke(t *testing.T) {
 		})
 	}
 
-	// The raw statements must record what the server records: every revoke
+	for app, want := range exchangeEvents {
+		if got := events(t, refreshEvent, app); got != want {
+			t.Errorf("exchange pool %s: %d refresh events, want %d", app, got, want)
+		}
+	}
+	if len(exchangeEvents) != 2 {
+		t.Errorf("the raw and minimal exchanges used %d pools, want 2", len(exchangeEvents))
+	}
+	// Revocations by user are the only ones whose events name no application.
+	var appless int64
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE type = $1 AND application_id IS NULL`,
+		revokeEvent).Scan(&appless); err != nil {
+		t.Fatal(err)
+	}
+	if appless != byUserEvents {
+		t.Errorf("revoke events without an application: %d, want %d (one per revocation by user)", appless, byUserEvents)
+	}
+
+	// The raw and minimal statements must record what the server records: every revoke
 	// event, by either, carries the same info object.
 	var hasEvents bool
 	if err := db.QueryRowContext(ctx, `SELECT to_regclass('events') IS NOT NULL`).Scan(&hasEvents); err != nil {
@@ -211,7 +302,9 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("JSON rows: got %d, want %d", len(decoded), len(rep.Rows))
 	}
 	for _, row := range decoded {
-		for _, key := range []string{"name", "server_per_s", "raw_per_s", "ratio", "p50_ms", "p99_ms", "rss_growth_mb"} {
+		for _, key := range []string{"name", "server_per_s", "raw_per_s", "ratio", "p50_ms", "p99_ms", "rss_growth_mb",
+			"minimal_per_s", "ratio_vs_minimal", "minimal_is_raw", "pg_cpu_ms_per_request", "raw_pg_cpu_ms_per_request",
+			"minimal_pg_cpu_ms_per_request"} {
 			if _, ok := row[key]; !ok {
 				t.Errorf("row %v: no %q", row["name"], key)
 			}
@@ -219,7 +312,9 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-func startCluster(t *testing.T, ctx context.Context, logw testWriter) string {
+// startCluster starts a private cluster for the test and returns its DSN and its
+// postmaster's process id.
+func startCluster(t *testing.T, ctx context.Context, logw testWriter) (string, int) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "refreshd-bench-test-")
 	if err != nil {
@@ -235,7 +330,16 @@ func startCluster(t *testing.T, ctx context.Context, logw testWriter) string {
 		t.Fatalf("starting PostgreSQL (or set DATABASE_URL): %v", err)
 	}
 	t.Cleanup(func() { _ = cluster.Stop() })
-	return cluster.DSN("postgres")
+	b, err := os.ReadFile(filepath.Join(cluster.Dir(), "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	return cluster.DSN("postgres"), pid
 }
 
 // dropDatabase drops the database dsn names, on the server of base.

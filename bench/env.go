@@ -30,7 +30,8 @@ import (
 // on a real socket in this process.
 type env struct {
 	dsn        string
-	postmaster int // pid, 0 when the server is not ours (DATABASE_URL)
+	postmaster int  // pid, 0 when the server's CPU is not ours to count (DATABASE_URL)
+	private    bool // a cluster of our own, started for the run
 	undo       []func() error
 
 	st       *store.Store
@@ -92,6 +93,7 @@ func setupEnv(ctx context.Context, cfg Config, log *slog.Logger) (e *env, err er
 
 func (e *env) database(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.DatabaseURL != "" {
+		e.postmaster = cfg.PostmasterPID
 		return e.freshDatabase(ctx, cfg)
 	}
 	dir, err := os.MkdirTemp("", "refreshd-bench-")
@@ -109,7 +111,7 @@ func (e *env) database(ctx context.Context, cfg Config, log *slog.Logger) error 
 	}
 	e.undo = append(e.undo, c.Stop)
 	e.dsn = c.DSN("postgres")
-	e.postmaster = postmasterPID(c.Dir())
+	e.postmaster, e.private = postmasterPID(c.Dir()), true
 	return nil
 }
 
@@ -178,7 +180,7 @@ type Machine struct {
 func describeMachine(ctx context.Context, e *env) Machine {
 	m := Machine{
 		CPU: "unknown", Cores: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Go: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH, PGPrivate: e.postmaster > 0,
+		Go: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH, PGPrivate: e.private,
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {

@@ -15,10 +15,11 @@ import (
 )
 
 // exchange exchanges reusable refresh tokens for JWTs through POST
-// /api/jwt/refresh (no API key, as a client calls it), and runs the server's
-// exchange transaction through the store from the load generator. With the
-// default application configuration (reusable, fixed expiry) neither changes a
-// token, so both pools must be whole afterwards.
+// /api/jwt/refresh (no API key, as a client calls it), runs the server's
+// exchange statement from the load generator, and then the minimal SQL of the
+// same effect (the token's last access and the event). With the default
+// application configuration (reusable, fixed expiry) none removes a token, so
+// every pool must be whole afterwards.
 func (h *harness) exchange(ctx context.Context, c, count int, pools map[string]pool) (Row, error) {
 	name := fmt.Sprintf("exchange/c%d", c)
 	w := h.sc.warmup(c)
@@ -28,14 +29,12 @@ func (h *harness) exchange(ctx context.Context, c, count int, pools map[string]p
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	rawSpec := h.rawSpec(opExchange, c, w, count)
-	rawSpec.Pool = pools["raw"]
-	raw, err := h.load(ctx, rawSpec, loadOpts{name: name + " (raw)", measured: true})
+	raw, minimal, err := h.sqlRuns(ctx, name, opExchange, c, w, count, func(sp *runSpec, mode string) { sp.Pool = pools[mode] })
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	row := newRow(name, kindExchange, "requests/s, one exchange each", c, &srv, &raw)
-	for _, mode := range []string{"server", "raw"} {
+	row := newRow(name, kindExchange, "requests/s, one exchange each", c, &srv, &raw, &minimal)
+	for _, mode := range modes {
 		p := pools[mode]
 		if err := h.expect(ctx, &row, mode+" pool (reusable, kept)", p.App, int64(p.Size)); err != nil {
 			return row, err
@@ -49,8 +48,9 @@ const validateBearers = 64
 
 // validate checks access tokens through GET /api/jwt/validate (no API key, as a
 // resource server calls it): signature, expiry and (ours) that the session is
-// live. The raw side runs the session lookup alone. The access tokens come from
-// exchanging tokens of the server's exchange pool.
+// live. The raw side runs the session lookup alone, which is also the minimal:
+// there is no third run. The access tokens come from exchanging tokens of the
+// server's exchange pool.
 func (h *harness) validate(ctx context.Context, c, count int, pools map[string]pool) (Row, error) {
 	name := fmt.Sprintf("validate/c%d", c)
 	p := pools["server"]
@@ -78,7 +78,8 @@ func (h *harness) validate(ctx context.Context, c, count int, pools map[string]p
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	row := newRow(name, kindValidate, "requests/s, one access token each", c, &srv, &raw)
+	row := newRow(name, kindValidate, "requests/s, one access token each", c, &srv, &raw, nil)
+	row.minimalIsRaw()
 	err = h.expect(ctx, &row, "server exchange pool (validation changes nothing)", p.App, int64(p.Size))
 	return row, err
 }
@@ -91,10 +92,10 @@ const webhookWait = 5 * time.Second
 // for the revoke event, pointing at a receiver in this process that answers 204,
 // and the dispatcher running in the server process during the server run. The
 // raw side runs the same statement, whose record_event fans the event out to
-// the webhook as well, so the database does the same work; the dispatcher is
-// stopped before it, so that the raw run is not charged for delivering. The
-// webhook (and with it the raw run's undelivered deliveries) is deleted at the
-// end.
+// the webhook as well, and the minimal SQL makes the same delivery rows, so the
+// database does the same work; the dispatcher is stopped before them, so that
+// they are not charged for delivering. The webhook (and with it the undelivered
+// deliveries of the raw and minimal runs) is deleted at the end.
 func (h *harness) revokeTokensWebhook(ctx context.Context, pools map[string]pool) (row Row, err error) {
 	c, count := h.sc.WebhookConcurrency, h.sc.WebhookCount
 	name := fmt.Sprintf("revoke-token/webhooks/c%d", c)
@@ -171,17 +172,15 @@ func (h *harness) revokeTokensWebhook(ctx context.Context, pools map[string]pool
 	waited, delivered := time.Since(t0), received()
 	stop()
 
-	rawSpec := h.rawSpec(opRevokeTokenQuery, c, w, count)
-	rawSpec.Pool = pools["raw"]
-	raw, err := h.load(ctx, rawSpec, loadOpts{name: name + " (raw)", measured: true})
+	raw, minimal, err := h.sqlRuns(ctx, name, opRevokeTokenQuery, c, w, count, func(sp *runSpec, mode string) { sp.Pool = pools[mode] })
 	if err != nil {
 		return row, err
 	}
-	row = newRow(name, kindWebhook, "requests/s, one token each, webhook + dispatcher", c, &srv, &raw)
+	row = newRow(name, kindWebhook, "requests/s, one token each, webhook + dispatcher", c, &srv, &raw, &minimal)
 	row.WebhookEvents, row.WebhookDelivered, row.WebhookAtEnd = ptr(events), ptr(delivered), ptr(atEnd)
 	row.WebhookWaitMs = ms(waited)
-	for mode, m := range map[string]measured{"server": srv, "raw": raw} {
-		p := pools[mode]
+	for _, mode := range modes {
+		p, m := pools[mode], map[string]measured{"server": srv, "raw": raw, "minimal": minimal}[mode]
 		if err := h.expect(ctx, &row, mode+" pool", p.App, int64(p.Size-m.WarmupDone-m.Done)); err != nil {
 			return row, err
 		}

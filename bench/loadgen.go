@@ -63,7 +63,8 @@ type event struct {
 	Result *runResult `json:"result,omitempty"`
 }
 
-// Operations the generator can run; each exists over HTTP and raw.
+// Operations the generator can run; each exists over HTTP and raw, and all but
+// import and validate as minimal SQL (minimal.go).
 const (
 	opRevokeTokenQuery = "revoke-token-query" // DELETE /api/jwt/refresh?token=
 	opRevokeTokenJSON  = "revoke-token-json"  // DELETE /api/jwt/refresh {"token":…}
@@ -78,7 +79,8 @@ const (
 // runSpec is one measured run. Items are tokens, users, applications or import
 // batches depending on Op; the first Warmup of them are run before the clock starts.
 type runSpec struct {
-	HTTP        bool            `json:"http"` // false: the raw statement
+	HTTP        bool            `json:"http"`    // false: the raw statement
+	Minimal     bool            `json:"minimal"` // with HTTP false: the minimal SQL of the same effect
 	Op          string          `json:"op"`
 	Concurrency int             `json:"concurrency"`
 	Warmup      int             `json:"warmup"`
@@ -96,6 +98,9 @@ type runSpec struct {
 	// without revoking what is to be measured.
 	WarmupAppID uuid.UUID   `json:"warmup_app_id"`
 	Import      *importSpec `json:"import,omitempty"`
+	// TenantID is the tenant of the minimal SQL's events where no deleted row
+	// names it (revoke by user + application, by application).
+	TenantID uuid.UUID `json:"tenant_id"`
 	// Bearers are the access tokens validate cycles through.
 	Bearers []string `json:"bearers,omitempty"`
 }
@@ -276,8 +281,11 @@ func summarise(lat []time.Duration) (p50, p90, p99, maxLat, mean time.Duration) 
 // units, when not nil, says how many tokens item i carries (import batches).
 func prepare(sp runSpec) (do doFunc, units func(int) int, closeFn func(), err error) {
 	n := sp.Warmup + sp.Count
-	if sp.HTTP {
+	switch {
+	case sp.HTTP:
 		return prepareHTTP(sp, n)
+	case sp.Minimal:
+		return prepareMinimal(sp, n)
 	}
 	return prepareRaw(sp, n)
 }

@@ -117,8 +117,9 @@ func (h *harness) header(m Machine) {
 	}
 	fmt.Fprintf(w, "postgresql: %s, %s\n            %s\n", m.PostgreSQL, where, m.PGSettings)
 	fmt.Fprintf(w, "go:         %s; server in this process on %s, load generator in a child process\n", m.Go, h.env.baseURL)
-	fmt.Fprintf(w, "statements: store.RevokeByTokenStatement, RevokeBulkStatement, InsertTokens (taken per request);\n")
-	fmt.Fprintf(w, "            exchange: (*store.Store).ExchangeRefreshToken, the server's transaction\n\n")
+	fmt.Fprintf(w, "raw:        our SQL: store.RevokeByTokenStatement, RevokeBulkStatement, ExchangeStatement, InsertTokens,\n")
+	fmt.Fprintf(w, "            SessionLiveStatement (taken per request, as the server takes them)\n")
+	fmt.Fprintf(w, "minimal:    the least plain SQL of the same effect, the benchmark's own (one statement per request)\n\n")
 }
 
 func checkText(r Row) string {
@@ -156,7 +157,7 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 	newPool := func(name, group string, users, size int) pool {
 		return pool{Name: name, App: appID(h.seed, name), Group: group, Users: users, Size: size}
 	}
-	modes := []string{"server", "raw"}
+	// Each side revokes (or exchanges) tokens of its own: a pool per side.
 
 	// Token pools for the latency check, on the small and on the big table.
 	latency := map[string]map[int]map[string]pool{}
@@ -179,9 +180,13 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 			}
 		}
 	}
-	filler := newPool("filler", "pool", sc.PoolUsers, max(0, sc.SmallTable-smallTotal))
+	if smallTotal > sc.SmallTable {
+		return rows, fmt.Errorf("bench: the latency pools hold %d tokens, more than the small table's %d", smallTotal, sc.SmallTable)
+	}
+	filler := newPool("filler", "pool", sc.PoolUsers, sc.SmallTable-smallTotal)
 	bulkA := newPool("bulk-a", "big", sc.BigAppUsers, sc.BigApp)
 	bulkB := newPool("bulk-b", "big", sc.BigAppUsers, sc.BigApp)
+	bulkC := newPool("bulk-c", "big", sc.BigAppUsers, sc.BigApp)
 	primer := newPool("bulk-primer", "big", sc.BigAppUsers, 0)
 
 	forms := []struct{ name, op string }{{"query", opRevokeTokenQuery}, {"json", opRevokeTokenJSON}}
@@ -228,9 +233,10 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 		userAppQ[mode] = newPool(g+"/kept", g, users, users*sc.TokensPerUser)
 		mainPools = append(mainPools, byUser[mode], userAppP[mode], userAppQ[mode])
 	}
+	// Import has no minimal side: its raw side (COPY) is the minimal.
 	importPools := map[string]pool{}
 	for _, c := range sc.ImportConcurrencies {
-		for _, mode := range modes {
+		for _, mode := range []string{"server", "raw"} {
 			key := fmt.Sprintf("import/c%d/%s", c, mode)
 			importPools[key] = newPool(key, "pool", sc.PoolUsers, (c+batchesOf(sc.ImportTokens, sc.BatchSize))*sc.BatchSize)
 		}
@@ -238,7 +244,7 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 
 	// Applications and users, through the API.
 	var apps []string
-	for _, list := range [][]pool{smallPools, bigLatPools, mainPools, {filler, bulkA, bulkB, primer}} {
+	for _, list := range [][]pool{smallPools, bigLatPools, mainPools, {filler, bulkA, bulkB, bulkC, primer}} {
 		for _, p := range list {
 			apps = append(apps, p.Name)
 		}
@@ -350,17 +356,18 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 	}
 
 	// Phase 6: bulk revoke of one application, against the raw statement on an
-	// identically seeded second one.
+	// identically seeded second one and the minimal on a third.
 	if err := h.seedPools(ctx, "bulk-b", bulkB); err != nil {
 		return rows, err
 	}
-	r, err = h.revokeApp(ctx, bulkA, bulkB, primer)
+	r, err = h.revokeApp(ctx, bulkA, bulkB, bulkC, primer)
 	add(r)
 	return rows, err
 }
 
-// revokeTokens revokes, one token per request, the server pool through the API
-// and the raw pool with the store's statement.
+// revokeTokens revokes, one token per request, the server pool through the API,
+// the raw pool with the store's statement and the minimal pool with the minimal
+// SQL.
 func (h *harness) revokeTokens(ctx context.Context, name, kind, op string, c, count int, pools map[string]pool) (Row, error) {
 	w := h.sc.warmup(c)
 	srvSpec := h.serverSpec(op, c, w, count)
@@ -369,20 +376,35 @@ func (h *harness) revokeTokens(ctx context.Context, name, kind, op string, c, co
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	rawSpec := h.rawSpec(op, c, w, count)
-	rawSpec.Pool = pools["raw"]
-	raw, err := h.load(ctx, rawSpec, loadOpts{name: name + " (raw)", measured: true})
+	raw, minimal, err := h.sqlRuns(ctx, name, op, c, w, count, func(sp *runSpec, mode string) { sp.Pool = pools[mode] })
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	row := newRow(name, kind, "requests/s, one token each", c, &srv, &raw)
-	for mode, m := range map[string]measured{"server": srv, "raw": raw} {
-		p := pools[mode]
+	row := newRow(name, kind, "requests/s, one token each", c, &srv, &raw, &minimal)
+	for _, mode := range modes {
+		p, m := pools[mode], map[string]measured{"server": srv, "raw": raw, "minimal": minimal}[mode]
 		if err := h.expect(ctx, &row, mode+" pool", p.App, int64(p.Size-m.WarmupDone-m.Done)); err != nil {
 			return row, err
 		}
 	}
 	return row, nil
+}
+
+// modes are the three sides of a scenario, in the order they run.
+var modes = []string{"server", "raw", "minimal"}
+
+// sqlRuns runs a scenario's raw side and then its minimal side, each spec
+// completed by set for its mode.
+func (h *harness) sqlRuns(ctx context.Context, name, op string, c, w, count int, set func(sp *runSpec, mode string)) (raw, minimal measured, err error) {
+	rawSpec := h.rawSpec(op, c, w, count)
+	set(&rawSpec, "raw")
+	if raw, err = h.load(ctx, rawSpec, loadOpts{name: name + " (raw)", measured: true}); err != nil {
+		return raw, minimal, err
+	}
+	minSpec := h.minimalSpec(op, c, w, count)
+	set(&minSpec, "minimal")
+	minimal, err = h.load(ctx, minSpec, loadOpts{name: name + " (minimal)", measured: true})
+	return raw, minimal, err
 }
 
 // revokeUsers revokes all tokens of each user (kept == nil) or each user's
@@ -399,20 +421,22 @@ func (h *harness) revokeUsers(ctx context.Context, revoked, kept map[string]pool
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	rawSpec := h.rawSpec(op, c, w, n)
-	rawSpec.Pool, rawSpec.AppID = revoked["raw"], revoked["raw"].App
-	raw, err := h.load(ctx, rawSpec, loadOpts{name: name + " (raw)", measured: true})
+	raw, minimal, err := h.sqlRuns(ctx, name, op, c, w, n, func(sp *runSpec, mode string) {
+		sp.Pool, sp.AppID = revoked[mode], revoked[mode].App
+	})
 	if err != nil {
 		return Row{Name: name}, err
 	}
 	per := int64(h.sc.TokensPerUser)
-	row := newRow(name, kind, fmt.Sprintf("requests/s, %d tokens each", per), c, &srv, &raw)
-	if raw.Revoked != int64(raw.Done)*per {
-		row.Errors++
-		row.FirstError = fmt.Sprintf("raw statements reported %d tokens revoked, want %d", raw.Revoked, int64(raw.Done)*per)
+	row := newRow(name, kind, fmt.Sprintf("requests/s, %d tokens each", per), c, &srv, &raw, &minimal)
+	for mode, m := range map[string]measured{"raw": raw, "minimal": minimal} {
+		if m.Revoked != int64(m.Done)*per {
+			row.Errors++
+			row.FirstError = fmt.Sprintf("%s statements reported %d tokens revoked, want %d", mode, m.Revoked, int64(m.Done)*per)
+		}
 	}
-	for mode, m := range map[string]measured{"server": srv, "raw": raw} {
-		p := revoked[mode]
+	for _, mode := range modes {
+		p, m := revoked[mode], map[string]measured{"server": srv, "raw": raw, "minimal": minimal}[mode]
 		left := int64(p.Users-m.WarmupDone-m.Done) * per
 		if err := h.expect(ctx, &row, mode+" revoked application", p.App, left); err != nil {
 			return row, err
@@ -427,7 +451,8 @@ func (h *harness) revokeUsers(ctx context.Context, revoked, kept map[string]pool
 }
 
 // importRun imports ImportTokens in batches through the API, then the same number
-// with the store's INSERT … SELECT FROM unnest, at the same concurrency.
+// with the store's COPY, at the same concurrency. The COPY is the minimal: there
+// is no third run.
 func (h *harness) importRun(ctx context.Context, c int, srvPool, rawPool pool) (Row, error) {
 	name := fmt.Sprintf("import/c%d", c)
 	batches := batchesOf(h.sc.ImportTokens, h.sc.BatchSize)
@@ -444,7 +469,8 @@ func (h *harness) importRun(ctx context.Context, c int, srvPool, rawPool pool) (
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	row := newRow(name, kindImport, fmt.Sprintf("tokens/s, batches of %d", h.sc.BatchSize), c, &srv, &raw)
+	row := newRow(name, kindImport, fmt.Sprintf("tokens/s, batches of %d", h.sc.BatchSize), c, &srv, &raw, nil)
+	row.minimalIsRaw()
 	for mode, m := range map[string]measured{"server": srv, "raw": raw} {
 		p := map[string]pool{"server": srvPool, "raw": rawPool}[mode]
 		if err := h.expect(ctx, &row, mode+" imported", p.App, int64(m.WarmupDone*h.sc.BatchSize)+m.Units); err != nil {
@@ -454,11 +480,13 @@ func (h *harness) importRun(ctx context.Context, c int, srvPool, rawPool pool) (
 	return row, nil
 }
 
-// revokeApp revokes every token of a through one API request, and of b with the
-// store's statement. Each starts after VACUUM and CHECKPOINT, so neither pays
-// for the other's dead rows or dirty pages, and after one un-timed revoke of the
-// empty application primer, so neither pays for opening a connection.
-func (h *harness) revokeApp(ctx context.Context, a, b, primer pool) (Row, error) {
+// revokeApp revokes every token of a through one API request, of b with the
+// store's statement and of c with the minimal SQL. Each starts after VACUUM and
+// CHECKPOINT, so none pays for another's dead rows or dirty pages, and after one
+// un-timed revoke of the empty application primer, so none pays for opening a
+// connection. c is seeded only after b is gone, so that the minimal run finds
+// the table as the raw run did.
+func (h *harness) revokeApp(ctx context.Context, a, b, c, primer pool) (Row, error) {
 	name := "revoke-app/bulk-" + human(a.Size)
 	if err := h.maintain(ctx, true); err != nil {
 		return Row{Name: name}, err
@@ -478,15 +506,32 @@ func (h *harness) revokeApp(ctx context.Context, a, b, primer pool) (Row, error)
 	if err != nil {
 		return Row{Name: name}, err
 	}
-	srv.Units, raw.Units = int64(a.Size), int64(b.Size)
-	row := newRow(name, kindBulk, "tokens/s (one request)", 1, &srv, &raw)
-	row.ServerMs, row.RawMs = ms(srv.Wall), ms(raw.Wall)
-	if raw.Revoked != int64(b.Size) {
-		row.Errors++
-		row.FirstError = fmt.Sprintf("raw statement reported %d tokens revoked, want %d", raw.Revoked, b.Size)
+	if err := h.seedPools(ctx, "bulk-c", c); err != nil {
+		return Row{Name: name}, err
+	}
+	if err := h.maintain(ctx, true); err != nil {
+		return Row{Name: name}, err
+	}
+	minSpec := h.minimalSpec(opRevokeApp, 1, 1, 1)
+	minSpec.MaxDuration, minSpec.AppID, minSpec.WarmupAppID = 0, c.App, primer.App
+	minimal, err := h.load(ctx, minSpec, loadOpts{name: name + " (minimal)", measured: true})
+	if err != nil {
+		return Row{Name: name}, err
+	}
+	srv.Units, raw.Units, minimal.Units = int64(a.Size), int64(b.Size), int64(c.Size)
+	row := newRow(name, kindBulk, "tokens/s (one request)", 1, &srv, &raw, &minimal)
+	row.ServerMs, row.RawMs, row.MinimalMs = ms(srv.Wall), ms(raw.Wall), ms(minimal.Wall)
+	for mode, want := range map[string]int64{"raw": int64(b.Size), "minimal": int64(c.Size)} {
+		if got := map[string]int64{"raw": raw.Revoked, "minimal": minimal.Revoked}[mode]; got != want {
+			row.Errors++
+			row.FirstError = fmt.Sprintf("%s statement reported %d tokens revoked, want %d", mode, got, want)
+		}
 	}
 	if err := h.expect(ctx, &row, "server application", a.App, 0); err != nil {
 		return row, err
 	}
-	return row, h.expect(ctx, &row, "raw application", b.App, 0)
+	if err := h.expect(ctx, &row, "raw application", b.App, 0); err != nil {
+		return row, err
+	}
+	return row, h.expect(ctx, &row, "minimal application", c.App, 0)
 }

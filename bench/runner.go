@@ -44,6 +44,9 @@ type measured struct {
 	rssGrowth  int64 // server runs only
 	heapGrowth int64
 	stored     int64 // rows in refresh_tokens when the run started
+	// pgCPU is the CPU time of the PostgreSQL processes over the timed part
+	// (nil when they are not ours to watch).
+	pgCPU *time.Duration
 }
 
 type loadOpts struct {
@@ -154,10 +157,13 @@ func (h *harness) load(ctx context.Context, sp runSpec, o loadOpts) (measured, e
 	}
 	m.runResult = *ev.Result
 	m.cpu = share(before, after, m.ClientCPU, sp.HTTP)
+	if before.pgKnown && after.pgKnown {
+		m.pgCPU = ptr(after.pg - before.pg)
+	}
 	return m, nil
 }
 
-// serverSpec and rawSpec fill in where a run goes.
+// serverSpec, rawSpec and minimalSpec fill in where a run goes.
 func (h *harness) serverSpec(op string, concurrency, warmup, count int) runSpec {
 	return runSpec{HTTP: true, Op: op, Concurrency: concurrency, Warmup: warmup, Count: count,
 		MaxDuration: h.cfg.MaxRunDuration, BaseURL: h.env.baseURL, APIKey: h.env.apiKey, Seed: h.seed}
@@ -166,6 +172,12 @@ func (h *harness) serverSpec(op string, concurrency, warmup, count int) runSpec 
 func (h *harness) rawSpec(op string, concurrency, warmup, count int) runSpec {
 	return runSpec{Op: op, Concurrency: concurrency, Warmup: warmup, Count: count,
 		MaxDuration: h.cfg.MaxRunDuration, DSN: h.env.dsn, Seed: h.seed, EventInfo: serverEventInfo()}
+}
+
+func (h *harness) minimalSpec(op string, concurrency, warmup, count int) runSpec {
+	sp := h.rawSpec(op, concurrency, warmup, count)
+	sp.Minimal, sp.TenantID = true, h.env.tenantID
+	return sp
 }
 
 // serverEventInfo is the event info the server records for our requests, which
