@@ -184,6 +184,20 @@ func (h *harness) revokeTokensWebhook(ctx context.Context, pools map[string]pool
 		if err := h.expect(ctx, &row, mode+" pool", p.App, int64(p.Size-m.WarmupDone-m.Done)); err != nil {
 			return row, err
 		}
+		if mode == "server" {
+			continue
+		}
+		// The raw and minimal statements fanned each revocation out to the
+		// webhook too: one delivery row per revoked token, none yet delivered.
+		var n int64
+		if err := h.env.st.DB().GetContext(ctx, &n, `SELECT count(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+			WHERE d.webhook_id = $1 AND e.application_id = $2 AND d.delivered_at IS NULL`, hookID, p.App); err != nil {
+			return row, err
+		}
+		if want := int64(m.WarmupDone + m.Done); n != want {
+			row.Errors++
+			row.FirstError = fmt.Sprintf("the %s statements made %d deliveries for the webhook, want %d", mode, n, want)
+		}
 	}
 	return row, nil
 }

@@ -1,4 +1,5 @@
-// Command bench measures refreshd against the raw SQL it runs.
+// Command bench measures refreshd against the raw SQL it runs and against the
+// minimal SQL of the same effect.
 //
 //	go run ./cmd/bench            full: 1M tokens per bulk application, a few minutes
 //	go run ./cmd/bench -quick     100k tokens per bulk application, under two minutes
