@@ -295,21 +295,7 @@ type Errors struct {
 // for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
 // a token value). `info` is the request's eventInfo, with `ipAddress`
 // defaulting to the caller's address.
-type Event struct {
-	ApplicationId                  *openapi_types.UUID `json:"applicationId,omitempty"`
-	ApplicationTimeToLiveInSeconds *map[string]int     `json:"applicationTimeToLiveInSeconds,omitempty"`
-	CreateInstant                  int64               `json:"createInstant"`
-	Id                             openapi_types.UUID  `json:"id"`
-
-	// Info Who caused an event, from where and on which device.
-	Info                 *EventInfo             `json:"info,omitempty"`
-	RefreshToken         *RefreshToken          `json:"refreshToken,omitempty"`
-	RefreshTokenId       *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
-	TenantId             openapi_types.UUID     `json:"tenantId"`
-	Type                 string                 `json:"type"`
-	UserId               *openapi_types.UUID    `json:"userId,omitempty"`
-	AdditionalProperties map[string]interface{} `json:"-"`
-}
+type Event = json.RawMessage
 
 // EventInfo Who caused an event, from where and on which device.
 type EventInfo struct {
@@ -575,7 +561,9 @@ type Webhook struct {
 	// Global Receives the events of every tenant; otherwise those of tenantIds.
 	Global *bool `json:"global,omitempty"`
 
-	// Headers Extra headers sent with each delivery.
+	// Headers Extra headers sent with each delivery. A name must be an HTTP token and a
+	// value must not hold control characters (other than tab) → else 400
+	// `[invalid]webhook.headers`.
 	Headers           *map[string]string  `json:"headers,omitempty"`
 	Id                *openapi_types.UUID `json:"id,omitempty"`
 	InsertInstant     *int64              `json:"insertInstant,omitempty"`
@@ -794,201 +782,6 @@ type CreateWebhookWithIdJSONRequestBody = WebhookRequest
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = WebhookRequest
-
-// Getter for additional properties for Event. Returns the specified
-// element and whether it was found
-func (a Event) Get(fieldName string) (value interface{}, found bool) {
-	if a.AdditionalProperties != nil {
-		value, found = a.AdditionalProperties[fieldName]
-	}
-	return
-}
-
-// Setter for additional properties for Event
-func (a *Event) Set(fieldName string, value interface{}) {
-	if a.AdditionalProperties == nil {
-		a.AdditionalProperties = make(map[string]interface{})
-	}
-	a.AdditionalProperties[fieldName] = value
-}
-
-// Override default JSON handling for Event to handle AdditionalProperties
-func (a *Event) UnmarshalJSON(b []byte) error {
-	object := make(map[string]json.RawMessage)
-	err := json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["applicationId"]; found {
-		err = json.Unmarshal(raw, &a.ApplicationId)
-		if err != nil {
-			return fmt.Errorf("error reading 'applicationId': %w", err)
-		}
-		delete(object, "applicationId")
-	}
-
-	if raw, found := object["applicationTimeToLiveInSeconds"]; found {
-		err = json.Unmarshal(raw, &a.ApplicationTimeToLiveInSeconds)
-		if err != nil {
-			return fmt.Errorf("error reading 'applicationTimeToLiveInSeconds': %w", err)
-		}
-		delete(object, "applicationTimeToLiveInSeconds")
-	}
-
-	if raw, found := object["createInstant"]; found {
-		err = json.Unmarshal(raw, &a.CreateInstant)
-		if err != nil {
-			return fmt.Errorf("error reading 'createInstant': %w", err)
-		}
-		delete(object, "createInstant")
-	}
-
-	if raw, found := object["id"]; found {
-		err = json.Unmarshal(raw, &a.Id)
-		if err != nil {
-			return fmt.Errorf("error reading 'id': %w", err)
-		}
-		delete(object, "id")
-	}
-
-	if raw, found := object["info"]; found {
-		err = json.Unmarshal(raw, &a.Info)
-		if err != nil {
-			return fmt.Errorf("error reading 'info': %w", err)
-		}
-		delete(object, "info")
-	}
-
-	if raw, found := object["refreshToken"]; found {
-		err = json.Unmarshal(raw, &a.RefreshToken)
-		if err != nil {
-			return fmt.Errorf("error reading 'refreshToken': %w", err)
-		}
-		delete(object, "refreshToken")
-	}
-
-	if raw, found := object["refreshTokenId"]; found {
-		err = json.Unmarshal(raw, &a.RefreshTokenId)
-		if err != nil {
-			return fmt.Errorf("error reading 'refreshTokenId': %w", err)
-		}
-		delete(object, "refreshTokenId")
-	}
-
-	if raw, found := object["tenantId"]; found {
-		err = json.Unmarshal(raw, &a.TenantId)
-		if err != nil {
-			return fmt.Errorf("error reading 'tenantId': %w", err)
-		}
-		delete(object, "tenantId")
-	}
-
-	if raw, found := object["type"]; found {
-		err = json.Unmarshal(raw, &a.Type)
-		if err != nil {
-			return fmt.Errorf("error reading 'type': %w", err)
-		}
-		delete(object, "type")
-	}
-
-	if raw, found := object["userId"]; found {
-		err = json.Unmarshal(raw, &a.UserId)
-		if err != nil {
-			return fmt.Errorf("error reading 'userId': %w", err)
-		}
-		delete(object, "userId")
-	}
-
-	if len(object) != 0 {
-		a.AdditionalProperties = make(map[string]interface{})
-		for fieldName, fieldBuf := range object {
-			var fieldVal interface{}
-			err := json.Unmarshal(fieldBuf, &fieldVal)
-			if err != nil {
-				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
-			}
-			a.AdditionalProperties[fieldName] = fieldVal
-		}
-	}
-	return nil
-}
-
-// Override default JSON handling for Event to handle AdditionalProperties
-func (a Event) MarshalJSON() ([]byte, error) {
-	var err error
-	object := make(map[string]json.RawMessage)
-
-	if a.ApplicationId != nil {
-		object["applicationId"], err = json.Marshal(a.ApplicationId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'applicationId': %w", err)
-		}
-	}
-
-	if a.ApplicationTimeToLiveInSeconds != nil {
-		object["applicationTimeToLiveInSeconds"], err = json.Marshal(a.ApplicationTimeToLiveInSeconds)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'applicationTimeToLiveInSeconds': %w", err)
-		}
-	}
-
-	object["createInstant"], err = json.Marshal(a.CreateInstant)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'createInstant': %w", err)
-	}
-
-	object["id"], err = json.Marshal(a.Id)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'id': %w", err)
-	}
-
-	if a.Info != nil {
-		object["info"], err = json.Marshal(a.Info)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'info': %w", err)
-		}
-	}
-
-	if a.RefreshToken != nil {
-		object["refreshToken"], err = json.Marshal(a.RefreshToken)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'refreshToken': %w", err)
-		}
-	}
-
-	if a.RefreshTokenId != nil {
-		object["refreshTokenId"], err = json.Marshal(a.RefreshTokenId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'refreshTokenId': %w", err)
-		}
-	}
-
-	object["tenantId"], err = json.Marshal(a.TenantId)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'tenantId': %w", err)
-	}
-
-	object["type"], err = json.Marshal(a.Type)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'type': %w", err)
-	}
-
-	if a.UserId != nil {
-		object["userId"], err = json.Marshal(a.UserId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'userId': %w", err)
-		}
-	}
-
-	for fieldName, field := range a.AdditionalProperties {
-		object[fieldName], err = json.Marshal(field)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
-		}
-	}
-	return json.Marshal(object)
-}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -4545,11 +4338,18 @@ type ClientWithResponsesInterface interface {
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
 }
 
+// GetJWKSResponse503Headers the declared response headers of an HTTP 503 response for GetJWKS
+type GetJWKSResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetJWKSResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *JWKS
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetJWKSResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4586,6 +4386,11 @@ func (r GetJWKSResponse) ContentType() string {
 	return ""
 }
 
+// CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
+type CreateAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4593,6 +4398,8 @@ type CreateAPIKeyResponse struct {
 	JSON200 *APIKeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateAPIKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4634,11 +4441,18 @@ func (r CreateAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for DeleteAPIKey
+type DeleteAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteAPIKeyResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -4675,6 +4489,11 @@ func (r DeleteAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RetrieveAPIKey
+type RetrieveAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4682,6 +4501,8 @@ type RetrieveAPIKeyResponse struct {
 	JSON200 *APIKeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveAPIKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4723,6 +4544,11 @@ func (r RetrieveAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// CreateAPIKeyWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKeyWithId
+type CreateAPIKeyWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateAPIKeyWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4730,6 +4556,8 @@ type CreateAPIKeyWithIdResponse struct {
 	JSON200 *APIKeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateAPIKeyWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4771,6 +4599,11 @@ func (r CreateAPIKeyWithIdResponse) ContentType() string {
 	return ""
 }
 
+// CreateApplicationResponse503Headers the declared response headers of an HTTP 503 response for CreateApplication
+type CreateApplicationResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateApplicationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4778,6 +4611,8 @@ type CreateApplicationResponse struct {
 	JSON200 *ApplicationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateApplicationResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4819,11 +4654,18 @@ func (r CreateApplicationResponse) ContentType() string {
 	return ""
 }
 
+// DeleteApplicationResponse503Headers the declared response headers of an HTTP 503 response for DeleteApplication
+type DeleteApplicationResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteApplicationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteApplicationResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -4860,6 +4702,11 @@ func (r DeleteApplicationResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveApplicationResponse503Headers the declared response headers of an HTTP 503 response for RetrieveApplication
+type RetrieveApplicationResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveApplicationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4867,6 +4714,8 @@ type RetrieveApplicationResponse struct {
 	JSON200 *ApplicationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveApplicationResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4908,6 +4757,11 @@ func (r RetrieveApplicationResponse) ContentType() string {
 	return ""
 }
 
+// CreateApplicationWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateApplicationWithId
+type CreateApplicationWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateApplicationWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4915,6 +4769,8 @@ type CreateApplicationWithIdResponse struct {
 	JSON200 *ApplicationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateApplicationWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4956,6 +4812,11 @@ func (r CreateApplicationWithIdResponse) ContentType() string {
 	return ""
 }
 
+// SearchEventsResponse503Headers the declared response headers of an HTTP 503 response for SearchEvents
+type SearchEventsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type SearchEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4963,6 +4824,8 @@ type SearchEventsResponse struct {
 	JSON200 *EventListResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SearchEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5004,11 +4867,18 @@ func (r SearchEventsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeRefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RevokeRefreshTokens
+type RevokeRefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RevokeRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeRefreshTokensResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5045,6 +4915,11 @@ func (r RevokeRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveRefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RetrieveRefreshTokens
+type RetrieveRefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5052,6 +4927,8 @@ type RetrieveRefreshTokensResponse struct {
 	JSON200 *RefreshTokenListResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveRefreshTokensResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5093,6 +4970,11 @@ func (r RetrieveRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// ExchangeRefreshTokenForJWTResponse503Headers the declared response headers of an HTTP 503 response for ExchangeRefreshTokenForJWT
+type ExchangeRefreshTokenForJWTResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ExchangeRefreshTokenForJWTResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5100,6 +4982,8 @@ type ExchangeRefreshTokenForJWTResponse struct {
 	JSON200 *JWTRefreshResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExchangeRefreshTokenForJWTResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5141,11 +5025,18 @@ func (r ExchangeRefreshTokenForJWTResponse) ContentType() string {
 	return ""
 }
 
+// RevokeRefreshTokenByIdResponse503Headers the declared response headers of an HTTP 503 response for RevokeRefreshTokenById
+type RevokeRefreshTokenByIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RevokeRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeRefreshTokenByIdResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5182,6 +5073,11 @@ func (r RevokeRefreshTokenByIdResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveRefreshTokenByIdResponse503Headers the declared response headers of an HTTP 503 response for RetrieveRefreshTokenById
+type RetrieveRefreshTokenByIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5189,6 +5085,8 @@ type RetrieveRefreshTokenByIdResponse struct {
 	JSON200 *RefreshTokenResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveRefreshTokenByIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5278,6 +5176,11 @@ func (r GetStatusResponse) ContentType() string {
 	return ""
 }
 
+// CreateTenantResponse503Headers the declared response headers of an HTTP 503 response for CreateTenant
+type CreateTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateTenantResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5285,6 +5188,8 @@ type CreateTenantResponse struct {
 	JSON200 *TenantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateTenantResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5326,6 +5231,11 @@ func (r CreateTenantResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveTenantResponse503Headers the declared response headers of an HTTP 503 response for RetrieveTenant
+type RetrieveTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveTenantResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5333,6 +5243,8 @@ type RetrieveTenantResponse struct {
 	JSON200 *TenantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveTenantResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5374,6 +5286,11 @@ func (r RetrieveTenantResponse) ContentType() string {
 	return ""
 }
 
+// CreateTenantWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateTenantWithId
+type CreateTenantWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateTenantWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5381,6 +5298,8 @@ type CreateTenantWithIdResponse struct {
 	JSON200 *TenantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateTenantWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5422,6 +5341,11 @@ func (r CreateTenantWithIdResponse) ContentType() string {
 	return ""
 }
 
+// CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
+type CreateUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5429,6 +5353,8 @@ type CreateUserResponse struct {
 	JSON200 *UserResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5470,11 +5396,18 @@ func (r CreateUserResponse) ContentType() string {
 	return ""
 }
 
+// ImportRefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for ImportRefreshTokens
+type ImportRefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ImportRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportRefreshTokensResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5511,11 +5444,18 @@ func (r ImportRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// DeleteUserResponse503Headers the declared response headers of an HTTP 503 response for DeleteUser
+type DeleteUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUserResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5552,6 +5492,11 @@ func (r DeleteUserResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveUserResponse503Headers the declared response headers of an HTTP 503 response for RetrieveUser
+type RetrieveUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5559,6 +5504,8 @@ type RetrieveUserResponse struct {
 	JSON200 *UserResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5600,6 +5547,11 @@ func (r RetrieveUserResponse) ContentType() string {
 	return ""
 }
 
+// CreateUserWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateUserWithId
+type CreateUserWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateUserWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5607,6 +5559,8 @@ type CreateUserWithIdResponse struct {
 	JSON200 *UserResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUserWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5648,11 +5602,18 @@ func (r CreateUserWithIdResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveWebhooksResponse503Headers the declared response headers of an HTTP 503 response for RetrieveWebhooks
+type RetrieveWebhooksResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveWebhooksResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WebhookListResponse
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveWebhooksResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5689,6 +5650,11 @@ func (r RetrieveWebhooksResponse) ContentType() string {
 	return ""
 }
 
+// CreateWebhookResponse503Headers the declared response headers of an HTTP 503 response for CreateWebhook
+type CreateWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5696,6 +5662,8 @@ type CreateWebhookResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5737,11 +5705,18 @@ func (r CreateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// DeleteWebhookResponse503Headers the declared response headers of an HTTP 503 response for DeleteWebhook
+type DeleteWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteWebhookResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5778,6 +5753,11 @@ func (r DeleteWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveWebhookResponse503Headers the declared response headers of an HTTP 503 response for RetrieveWebhook
+type RetrieveWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5785,6 +5765,8 @@ type RetrieveWebhookResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5826,6 +5808,11 @@ func (r RetrieveWebhookResponse) ContentType() string {
 	return ""
 }
 
+// CreateWebhookWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateWebhookWithId
+type CreateWebhookWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateWebhookWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5833,6 +5820,8 @@ type CreateWebhookWithIdResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateWebhookWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5874,6 +5863,11 @@ func (r CreateWebhookWithIdResponse) ContentType() string {
 	return ""
 }
 
+// UpdateWebhookResponse503Headers the declared response headers of an HTTP 503 response for UpdateWebhook
+type UpdateWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5881,6 +5875,8 @@ type UpdateWebhookResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6708,6 +6704,22 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetJWKSResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6744,9 +6756,28 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6785,6 +6816,22 @@ func ParseDeleteAPIKeyResponse(rsp *http.Response) (*DeleteAPIKeyResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6827,6 +6874,22 @@ func ParseRetrieveAPIKeyResponse(rsp *http.Response) (*RetrieveAPIKeyResponse, e
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6863,9 +6926,28 @@ func ParseCreateAPIKeyWithIdResponse(rsp *http.Response) (*CreateAPIKeyWithIdRes
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateAPIKeyWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6902,9 +6984,28 @@ func ParseCreateApplicationResponse(rsp *http.Response) (*CreateApplicationRespo
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateApplicationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6943,6 +7044,22 @@ func ParseDeleteApplicationResponse(rsp *http.Response) (*DeleteApplicationRespo
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteApplicationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -6985,6 +7102,22 @@ func ParseRetrieveApplicationResponse(rsp *http.Response) (*RetrieveApplicationR
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveApplicationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7021,9 +7154,28 @@ func ParseCreateApplicationWithIdResponse(rsp *http.Response) (*CreateApplicatio
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateApplicationWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7063,6 +7215,22 @@ func ParseSearchEventsResponse(rsp *http.Response) (*SearchEventsResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers SearchEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7098,9 +7266,28 @@ func ParseRevokeRefreshTokensResponse(rsp *http.Response) (*RevokeRefreshTokensR
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevokeRefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7140,6 +7327,22 @@ func ParseRetrieveRefreshTokensResponse(rsp *http.Response) (*RetrieveRefreshTok
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveRefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7173,9 +7376,28 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 		}
 		response.JSON400 = &dest
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ExchangeRefreshTokenForJWTResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7214,6 +7436,22 @@ func ParseRevokeRefreshTokenByIdResponse(rsp *http.Response) (*RevokeRefreshToke
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevokeRefreshTokenByIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7256,6 +7494,22 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveRefreshTokenByIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7325,9 +7579,28 @@ func ParseCreateTenantResponse(rsp *http.Response) (*CreateTenantResponse, error
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7370,6 +7643,22 @@ func ParseRetrieveTenantResponse(rsp *http.Response) (*RetrieveTenantResponse, e
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7406,9 +7695,28 @@ func ParseCreateTenantWithIdResponse(rsp *http.Response) (*CreateTenantWithIdRes
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateTenantWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7445,9 +7753,28 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7480,9 +7807,28 @@ func ParseImportRefreshTokensResponse(rsp *http.Response) (*ImportRefreshTokensR
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportRefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7521,6 +7867,22 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7563,6 +7925,22 @@ func ParseRetrieveUserResponse(rsp *http.Response) (*RetrieveUserResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7599,9 +7977,28 @@ func ParseCreateUserWithIdResponse(rsp *http.Response) (*CreateUserWithIdRespons
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateUserWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7634,6 +8031,22 @@ func ParseRetrieveWebhooksResponse(rsp *http.Response) (*RetrieveWebhooksRespons
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveWebhooksResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7670,9 +8083,28 @@ func ParseCreateWebhookResponse(rsp *http.Response) (*CreateWebhookResponse, err
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7711,6 +8143,22 @@ func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, err
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7753,6 +8201,22 @@ func ParseRetrieveWebhookResponse(rsp *http.Response) (*RetrieveWebhookResponse,
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7789,9 +8253,28 @@ func ParseCreateWebhookWithIdResponse(rsp *http.Response) (*CreateWebhookWithIdR
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateWebhookWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -7831,9 +8314,28 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers UpdateWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -8792,7 +9294,17 @@ type BadRequestJSONResponse Errors
 type InternalErrorResponse struct {
 }
 
+type RequestTimeoutResponse struct {
+}
+
 type UnauthorizedResponse struct {
+}
+
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type UnavailableResponse struct {
+	Headers UnavailableResponseHeaders
 }
 
 type GetJWKSRequestObject struct {
@@ -8820,6 +9332,16 @@ type GetJWKS500Response = InternalErrorResponse
 
 func (response GetJWKS500Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type GetJWKS503Response = UnavailableResponse
+
+func (response GetJWKS503Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -8866,10 +9388,27 @@ func (response CreateAPIKey401Response) VisitCreateAPIKeyResponse(w http.Respons
 	return nil
 }
 
+type CreateAPIKey408Response = RequestTimeoutResponse
+
+func (response CreateAPIKey408Response) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateAPIKey500Response = InternalErrorResponse
 
 func (response CreateAPIKey500Response) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateAPIKey503Response = UnavailableResponse
+
+func (response CreateAPIKey503Response) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -8922,6 +9461,16 @@ type DeleteAPIKey500Response = InternalErrorResponse
 
 func (response DeleteAPIKey500Response) VisitDeleteAPIKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteAPIKey503Response = UnavailableResponse
+
+func (response DeleteAPIKey503Response) VisitDeleteAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -8983,6 +9532,16 @@ func (response RetrieveAPIKey500Response) VisitRetrieveAPIKeyResponse(w http.Res
 	return nil
 }
 
+type RetrieveAPIKey503Response = UnavailableResponse
+
+func (response RetrieveAPIKey503Response) VisitRetrieveAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateAPIKeyWithIdRequestObject struct {
 	KeyId openapi_types.UUID `json:"keyId"`
 	Body  *CreateAPIKeyWithIdJSONRequestBody
@@ -9027,10 +9586,27 @@ func (response CreateAPIKeyWithId401Response) VisitCreateAPIKeyWithIdResponse(w 
 	return nil
 }
 
+type CreateAPIKeyWithId408Response = RequestTimeoutResponse
+
+func (response CreateAPIKeyWithId408Response) VisitCreateAPIKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateAPIKeyWithId500Response = InternalErrorResponse
 
 func (response CreateAPIKeyWithId500Response) VisitCreateAPIKeyWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateAPIKeyWithId503Response = UnavailableResponse
+
+func (response CreateAPIKeyWithId503Response) VisitCreateAPIKeyWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9078,10 +9654,27 @@ func (response CreateApplication401Response) VisitCreateApplicationResponse(w ht
 	return nil
 }
 
+type CreateApplication408Response = RequestTimeoutResponse
+
+func (response CreateApplication408Response) VisitCreateApplicationResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateApplication500Response = InternalErrorResponse
 
 func (response CreateApplication500Response) VisitCreateApplicationResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateApplication503Response = UnavailableResponse
+
+func (response CreateApplication503Response) VisitCreateApplicationResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9135,6 +9728,16 @@ type DeleteApplication500Response = InternalErrorResponse
 
 func (response DeleteApplication500Response) VisitDeleteApplicationResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteApplication503Response = UnavailableResponse
+
+func (response DeleteApplication503Response) VisitDeleteApplicationResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9197,6 +9800,16 @@ func (response RetrieveApplication500Response) VisitRetrieveApplicationResponse(
 	return nil
 }
 
+type RetrieveApplication503Response = UnavailableResponse
+
+func (response RetrieveApplication503Response) VisitRetrieveApplicationResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateApplicationWithIdRequestObject struct {
 	ApplicationId openapi_types.UUID `json:"applicationId"`
 	Params        CreateApplicationWithIdParams
@@ -9242,10 +9855,27 @@ func (response CreateApplicationWithId401Response) VisitCreateApplicationWithIdR
 	return nil
 }
 
+type CreateApplicationWithId408Response = RequestTimeoutResponse
+
+func (response CreateApplicationWithId408Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateApplicationWithId500Response = InternalErrorResponse
 
 func (response CreateApplicationWithId500Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateApplicationWithId503Response = UnavailableResponse
+
+func (response CreateApplicationWithId503Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9299,6 +9929,16 @@ func (response SearchEvents500Response) VisitSearchEventsResponse(w http.Respons
 	return nil
 }
 
+type SearchEvents503Response = UnavailableResponse
+
+func (response SearchEvents503Response) VisitSearchEventsResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type RevokeRefreshTokensRequestObject struct {
 	Params RevokeRefreshTokensParams
 	Body   *RevokeRefreshTokensJSONRequestBody
@@ -9345,10 +9985,27 @@ func (response RevokeRefreshTokens404Response) VisitRevokeRefreshTokensResponse(
 	return nil
 }
 
+type RevokeRefreshTokens408Response = RequestTimeoutResponse
+
+func (response RevokeRefreshTokens408Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type RevokeRefreshTokens500Response = InternalErrorResponse
 
 func (response RevokeRefreshTokens500Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RevokeRefreshTokens503Response = UnavailableResponse
+
+func (response RevokeRefreshTokens503Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9402,6 +10059,16 @@ func (response RetrieveRefreshTokens500Response) VisitRetrieveRefreshTokensRespo
 	return nil
 }
 
+type RetrieveRefreshTokens503Response = UnavailableResponse
+
+func (response RetrieveRefreshTokens503Response) VisitRetrieveRefreshTokensResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type ExchangeRefreshTokenForJWTRequestObject struct {
 	Params ExchangeRefreshTokenForJWTParams
 	Body   *ExchangeRefreshTokenForJWTJSONRequestBody
@@ -9439,10 +10106,27 @@ func (response ExchangeRefreshTokenForJWT400JSONResponse) VisitExchangeRefreshTo
 	return err
 }
 
+type ExchangeRefreshTokenForJWT408Response = RequestTimeoutResponse
+
+func (response ExchangeRefreshTokenForJWT408Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ExchangeRefreshTokenForJWT500Response = InternalErrorResponse
 
 func (response ExchangeRefreshTokenForJWT500Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ExchangeRefreshTokenForJWT503Response = UnavailableResponse
+
+func (response ExchangeRefreshTokenForJWT503Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9496,6 +10180,16 @@ type RevokeRefreshTokenById500Response = InternalErrorResponse
 
 func (response RevokeRefreshTokenById500Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RevokeRefreshTokenById503Response = UnavailableResponse
+
+func (response RevokeRefreshTokenById503Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9555,6 +10249,16 @@ type RetrieveRefreshTokenById500Response = InternalErrorResponse
 
 func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveRefreshTokenById503Response = UnavailableResponse
+
+func (response RetrieveRefreshTokenById503Response) VisitRetrieveRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9636,10 +10340,27 @@ func (response CreateTenant401Response) VisitCreateTenantResponse(w http.Respons
 	return nil
 }
 
+type CreateTenant408Response = RequestTimeoutResponse
+
+func (response CreateTenant408Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateTenant500Response = InternalErrorResponse
 
 func (response CreateTenant500Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateTenant503Response = UnavailableResponse
+
+func (response CreateTenant503Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9701,6 +10422,16 @@ func (response RetrieveTenant500Response) VisitRetrieveTenantResponse(w http.Res
 	return nil
 }
 
+type RetrieveTenant503Response = UnavailableResponse
+
+func (response RetrieveTenant503Response) VisitRetrieveTenantResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateTenantWithIdRequestObject struct {
 	TenantId openapi_types.UUID `json:"tenantId"`
 	Body     *CreateTenantWithIdJSONRequestBody
@@ -9745,10 +10476,27 @@ func (response CreateTenantWithId401Response) VisitCreateTenantWithIdResponse(w 
 	return nil
 }
 
+type CreateTenantWithId408Response = RequestTimeoutResponse
+
+func (response CreateTenantWithId408Response) VisitCreateTenantWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateTenantWithId500Response = InternalErrorResponse
 
 func (response CreateTenantWithId500Response) VisitCreateTenantWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateTenantWithId503Response = UnavailableResponse
+
+func (response CreateTenantWithId503Response) VisitCreateTenantWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9796,10 +10544,27 @@ func (response CreateUser401Response) VisitCreateUserResponse(w http.ResponseWri
 	return nil
 }
 
+type CreateUser408Response = RequestTimeoutResponse
+
+func (response CreateUser408Response) VisitCreateUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateUser500Response = InternalErrorResponse
 
 func (response CreateUser500Response) VisitCreateUserResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateUser503Response = UnavailableResponse
+
+func (response CreateUser503Response) VisitCreateUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9841,10 +10606,27 @@ func (response ImportRefreshTokens401Response) VisitImportRefreshTokensResponse(
 	return nil
 }
 
+type ImportRefreshTokens408Response = RequestTimeoutResponse
+
+func (response ImportRefreshTokens408Response) VisitImportRefreshTokensResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ImportRefreshTokens500Response = InternalErrorResponse
 
 func (response ImportRefreshTokens500Response) VisitImportRefreshTokensResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ImportRefreshTokens503Response = UnavailableResponse
+
+func (response ImportRefreshTokens503Response) VisitImportRefreshTokensResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9898,6 +10680,16 @@ type DeleteUser500Response = InternalErrorResponse
 
 func (response DeleteUser500Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteUser503Response = UnavailableResponse
+
+func (response DeleteUser503Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -9960,6 +10752,16 @@ func (response RetrieveUser500Response) VisitRetrieveUserResponse(w http.Respons
 	return nil
 }
 
+type RetrieveUser503Response = UnavailableResponse
+
+func (response RetrieveUser503Response) VisitRetrieveUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateUserWithIdRequestObject struct {
 	UserId openapi_types.UUID `json:"userId"`
 	Params CreateUserWithIdParams
@@ -10005,10 +10807,27 @@ func (response CreateUserWithId401Response) VisitCreateUserWithIdResponse(w http
 	return nil
 }
 
+type CreateUserWithId408Response = RequestTimeoutResponse
+
+func (response CreateUserWithId408Response) VisitCreateUserWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateUserWithId500Response = InternalErrorResponse
 
 func (response CreateUserWithId500Response) VisitCreateUserWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateUserWithId503Response = UnavailableResponse
+
+func (response CreateUserWithId503Response) VisitCreateUserWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -10044,6 +10863,16 @@ type RetrieveWebhooks500Response = InternalErrorResponse
 
 func (response RetrieveWebhooks500Response) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveWebhooks503Response = UnavailableResponse
+
+func (response RetrieveWebhooks503Response) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -10090,10 +10919,27 @@ func (response CreateWebhook401Response) VisitCreateWebhookResponse(w http.Respo
 	return nil
 }
 
+type CreateWebhook408Response = RequestTimeoutResponse
+
+func (response CreateWebhook408Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateWebhook500Response = InternalErrorResponse
 
 func (response CreateWebhook500Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateWebhook503Response = UnavailableResponse
+
+func (response CreateWebhook503Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -10146,6 +10992,16 @@ type DeleteWebhook500Response = InternalErrorResponse
 
 func (response DeleteWebhook500Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteWebhook503Response = UnavailableResponse
+
+func (response DeleteWebhook503Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -10207,6 +11063,16 @@ func (response RetrieveWebhook500Response) VisitRetrieveWebhookResponse(w http.R
 	return nil
 }
 
+type RetrieveWebhook503Response = UnavailableResponse
+
+func (response RetrieveWebhook503Response) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateWebhookWithIdRequestObject struct {
 	WebhookId openapi_types.UUID `json:"webhookId"`
 	Body      *CreateWebhookWithIdJSONRequestBody
@@ -10251,10 +11117,27 @@ func (response CreateWebhookWithId401Response) VisitCreateWebhookWithIdResponse(
 	return nil
 }
 
+type CreateWebhookWithId408Response = RequestTimeoutResponse
+
+func (response CreateWebhookWithId408Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateWebhookWithId500Response = InternalErrorResponse
 
 func (response CreateWebhookWithId500Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateWebhookWithId503Response = UnavailableResponse
+
+func (response CreateWebhookWithId503Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -10310,10 +11193,27 @@ func (response UpdateWebhook404Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type UpdateWebhook408Response = RequestTimeoutResponse
+
+func (response UpdateWebhook408Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type UpdateWebhook500Response = InternalErrorResponse
 
 func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type UpdateWebhook503Response = UnavailableResponse
+
+func (response UpdateWebhook503Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -11502,136 +12402,154 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tchs5kuCrZPAmwtJdiaJk2TtNxf5Q2/JYPe5unySfN8LUXYFVSRKtIsAGUKI4XkX0r32AvX2GebB+",
-	"kg0kUJ8EP6SW3N0z/ccWyQKQSCTyO7M+dxI5nUmBwuhO/3NnxhSbokFFn94ylb7GDA3aTynqRPGZ4VJ0",
-	"+h2jcoSUftQwQzVldpJsEcGcmwmwLAOFI4V6AkZeo9DHIM0E1ZxrBDNBkMMfMDHANaTIEsNvmMG024k6",
-	"3E7/Y45q0Yk6gk2x0+9MKkiijk4mOGUWJLOY2V+HUmbIROfuLupcomDCnKVvkaWoluG+SOQMNUGg8Mcc",
-	"tQEjQQoEQyNhh8GHD2evd7vwLctGUk0xBakgF9dCzgX8/B//CUe9HoxRoGLZQMSfuLhhGU+vjF867sIJ",
-	"XOMCMplcY2rnZ4I2X6zhJjnoDkSx34kDt9zwv+29yTWX4iQ3k71iT6G9a6O4GHfu7N4V6pkUGunwvmbp",
-	"udug/ZRIYVDQn2w2y3jCLD72f9AWKZ9r0/5J4ajT7/yP/Yow9t2vev9UKam0W6uJ1csaOrkGj5FjQvNQ",
-	"pgvQbKFhPllEMOKYpTBcuD+6nbuocyYMKsEymn/5yOzkGtUNKhgxnmHahdPpzCxo5mNI0TCeaWAKQYrM",
-	"on08RjfzB8FyM5GK/w3T5Ym/5VpzMY7Kw5UKuND5aMQTjsLAyfsze5CR/YEVh2f3ZE93yhYgpIFcYx2g",
-	"LpGhR5ld8+T92V9xQbdLyRkqw90BNWD53Jmy23coxmbS6R++eBG1zzfqcNqBpUhmOv1OnnNLEMuPCY3K",
-	"nAltmDvvcgQX5uVRNYQLg2NUdsy1g28Z7XafNyzL8RgUmlwJexksjucTFCUmuIZEYXF/Gxt5GXWmXBSf",
-	"nx8GALbMwx6EFHoTATpUvq8NuIs6xbVb3sE7mVzrEkojwUy49sdoId2Ay7vyG8er7GLLECydK4p0Jrln",
-	"qCxNuYWGZe8bD3GDU/90Pu30P3X+cnrZiTrvv7+g/z7QvyeXr952os7r03enl6edqwDu/BdMKbboLN3K",
-	"Uw8J8RuWZXKOKUzRTGSqI8DuuAvx50Fnn834/g9zs+8Z9qDTh08Dv+ygc3UXdwfiOwnlxmCKTGjAG1SL",
-	"8lvHzFoIW43CGm9qoo/NuL8umymh47jejzlX9n5/KgZfrVnWscgvuG7FbgOLWsEXkK5nYyEV3TV/s7oV",
-	"bktp96Qs4Ye5eSXFiI9zVcK+DjHffLxsPn8XdTKmzYdZygzeb20nAxss8eCrgwYnOQhdhhoj2Hy168dH",
-	"C244vDUE2zjgtdRTe/Qu6uANCnMmRnKj4C0fXCa8asaNG1hN+g/bwT1heY03PMFiv2uF4dLZWlI6SRLU",
-	"GtOTNFWo9cbnHkZ0K3js522kQ6nANDeXyDRwxy8MG2YYwZQlEy5wTyFL3TeOM39KZJ6l30l7D29Qmatc",
-	"o7LaZeiKp8yw1fLGKusBcKeoNRsHQHsjFUzyKbNau1VzkgkTY+xuvEe00Wreq1Uo0mFtgzRFOfKC5ajX",
-	"sys2UUlKYzXHRvG6UZ3dQorSatbGcSprZLUJJBXWqhb03TMNM2YmsBN7GXpJNs+n3lXXn9putxPAhrci",
-	"qg39EsCDFHlTaP1rCKO53xMBxJiAWdMs4zdoJREXmqdI+gL9apWEn3/6+13chTcWA5rwsZgh/PzTfw1E",
-	"/MPcdD0u9sgA7Cq8kdcY98Hq3Bk6sxB2hl7DJOU73e1DjY2cpdFAOARGUMcs7AhLJMCNdqN3j8E9B/+r",
-	"OUF/IJoT+ueOm4+RVttau5zS/jYQOwoTqdKGBswMZMi0cQYkQTZnGtxW7WbcDF04ZckEEqYURz0QcW2d",
-	"Sz7FS/mO3+CZuMBEilTHUR0Q4KlT4IitOWRCxkdo+BTt9uh7b2UD1zq3xIkjqRBipz14ThiDnlieAkME",
-	"4xR2e8jeWhuIkVRgJnZPUlgOVDvDuH0uEDqWs9QfzEAwjw53Ol2IuRjJ2JoKNdP7mYZSBnrHQcxnnr/H",
-	"A5HiiOWZ4WLstHeEhGUZqmcamHvIaZ0rxdnZdgrS+uNYx2iW5cjSFWwcwZbCaGvF7l66g2XW1WFtGnhe",
-	"f7Y1dku83kMjWylno46jtPtrddUj7UOoQXa1imkWekqTOX6cSEhYru3N8XwygpGSU8sPFAITpLTPJzyZ",
-	"QEoKj2X8Is8yK9sLjttSfh4ivN3krzfoTe6p71bpNu7ny1WYL+9iWNeS2+mM72Sl8kq98ohPxl5UbaNo",
-	"WcS/49qsVmrpbO4hU0lQBpQBgbfmVa50yDP1XqG2kpJkwdQyXLcqKU0jaS3uY5gxrYGTOI0TmijerEl5",
-	"6EPUeTadSWUwPW/d5V/KBJesxOZeXztebAUNaMPKJxuOlNUcbYqGvfZ0vi3X+bYYcxd16kuGrqV3R5HQ",
-	"eaZJPsIQx0wck5OOu59HuckVbgmyKTBbs0OPel+93GiIPpRhuQXL8VHrEFtICNHGNx//GiCFbFz3NJ1f",
-	"HL542Yk6p/R/yKuUqJvgLQ0ziWsnrJa/N4vmsid20VfBFcUqrlCfQfNxcPBtcPAizErq+LYQOvgjQpJb",
-	"cQVeL5YRe42L7RmMPZqQyt4AyE4YXv9yyRvTsp8aaqEmQTSTGU846i580A21NUZhpVHq9DGVYys4MxBO",
-	"Pj6zFoC/9pYWF7DD4G+o5B6pdWkEKdc0EyR18LyDsBi7G9TSSG0lsC/4WHAxPsnGUnEzmS7v7q2cQ1PP",
-	"ZQpB87HAFHZkrvQxVAETsLa8Buac00IbZKmFwbMweGsp38eprF235z37GhOF5hjohhAG6Y4US96g4qPF",
-	"QLAxs5PCfneOWbZHoYP9H+bXuvuDlsLttaDZt/6ybb50/khCYa2m7nV6O+MOze/t+TYu2Rt+i5aaLzKe",
-	"cjH+yEUq5+3PH7mZfMtu+TSfvvP0EoSovuj3Aq1m/EHjEh02j3WsWILvUXGZNhToOr99fhjgtyExX4eg",
-	"sYUNQEzd7uq6/Ldc5AYfB5QV8zZJ9rxu/JYXE3b8pYCj59Fhr7fblkVBgJrLf9BsjMtnf4453cVO1KlO",
-	"Kxw1CNs4LTdAyNyswH8evdwW+rswQ/MIWq3BtY2VUMixFmG2ikmuEazCBg5YBgLnZJvnIkUFFV52g160",
-	"h5g4q6Hz7KnOt7rwKmN8qvvWTo9A50PYsdIeeLobAcutVZG2PBaw03QG7EbAmYkAb2cR/GB4BIansON5",
-	"GE93iXNpa9DvWJ2HpyBH3uquo4sbSNgUyXrZPYb4mlt54PQkF45uhHQ26CyNw1rCZEimvauZD+vto4Sb",
-	"RVDGJzIXRoV/S7meZWxx4b4I+4oNN7lzzZbnnMrc3SH/uMinQ3cFMynG93le4XiVVfY3Pit8wlsYO9/P",
-	"nFH4tUwXoTDnCSUsHANSDFoqsNj0IpgNrYESNEGZMajs+P+78++fentfsb3Ryd6bq89/vturfzy6z8eD",
-	"w7vdP4WuSbGH/52jWrMJirTTPiKILcSx/SK2t3fEhVVY7La4GNc21tiIHfPv5eNPvy/PxFxuSi1E1HL1",
-	"Y4aJ0cuXkKwp5y10yRLa3kiVZ1Z9cc9TJgxUiTndzf6udWpoi5geGIVaZxy1CW2NeXQfQEM3oxQhK0Jz",
-	"D9taW+7cf4fbCVjQE2vIq0q6Ogcs1w2ZcQzMwFRql3lSO+xnOih+V0AXMmyXZdZM4Q2X+RIESYIzgylB",
-	"aPHHDB/yjJsFCRufBpN2OxuRs+YYH8+T8XRh8cd2Y2zjhriXEzV8tN9RtKRM4aHQFdc+q+rYnjr5sbio",
-	"WVHPNExlillQU/pFPtm2W6P0d5gq0a15OC3E1c7hagM9OW/ZSg7RCNdtbcsHXXB3lPp05sYf9Hq9HjmK",
-	"ii+WPYsUdWEGXw9fSaGNYkXS0LIiHr57x9bqLgaSRcyyOVtoSCaYXLvrGEiRrJ9Hc/+bkLne4/owXLZx",
-	"uNZBcj9wv61d1kfzuG/aTy3LgfIA5awVkt6QxLWJQW5vL22P9TVYDiL5wjCT69WQaPq9bpzKa3vPBbth",
-	"3EmHq02cws8RWt7lwy4v+xtPh1qV1rSFhHQ7XsnFTImQdTB5tC1ZcO7rqzXLrjrnJ1vXUt7/YVmOIbWp",
-	"kVbgkwd25Iz9mCMYvDW7rSxUp7QtkcEHjWpdRt6yF+5BXAOnjGdbHHvUGXGlzXfbEUnUGeVZtvXDT3gz",
-	"MnYPoB+aEThjWs+lSu8jHSNwOSLaSNWQhQ+MT1st5RdcYUtuj2yo5J6C1w0gKm9fPRp4tRLIVdf98df7",
-	"iMOJlNehlDkhMDGXfIoyN6HU/Szj2plW1ob2z8POwc8//f+DXmS1ryL+AAf247ae1vum5btI7Wnlvd+Q",
-	"KlLnJ808M0q6cilU//Gf4OMBtTztVSlVg06fgjh3cTjHLJNDloUc1AnyG18L4+PWZfKduxnNsJDUSJ5E",
-	"f2l0OCfZuQ63SZqppyE0EHFrFPMuSGujCONiNcgop4Iy0hbBrT4xm3sI51LI0q2peM648U4ABCb0HJWj",
-	"6Jctij68D0VrF167oOjWMhB/xYWjgbffnrzau3h7cvjiJfmumckVnXgD8e1KkDJF3cXhdjeUgBy8XMOH",
-	"m4rylhlDlUGVqwCZnwhgQy2z3CBMjJmBVPS/hg/n79rA9o7+vEkvtYusYWXrTaS5e2h766hgkJsMo3Li",
-	"NaCtlD7zigtvBUt47fVLb8DI469tCR+TXHGzuLCTuOVOyiqPQDSJzauKL8txZG6AQfw1MoUqhpnCEb/t",
-	"rirZO/GVZk7fr87LrUhFczyYU3be9AhnaFdNMqpAk0PDuKAwVjP+XcBnLy5FkPwtBy58hLoLlxOuaUec",
-	"/BU6goxr43ID2FDeoC/TtEKEWMDU7lvhXqFHZUjrDEQttq6lyxFtOIoklcyxzIOtIWECXO0RM8BNdyAG",
-	"gvLYhd207g/EHpySpCnKBvHWKnIQ/+X0EqgiyRmAcZE1C0wUp+OjVAMBEDewHnup0XeedjbfdJZwAlNf",
-	"BGhnW1UH6IvcHEfGFI56Bz59QPioC1X+2U3FwcrNGKR3Z2cLcD4BYOECVIKpqDy1QNWKT8sYH0FDdagE",
-	"ht2tTyUHVEoqCFWlWvDOUuco+vDh7LWOKDmCFc6jaV0aaS4SV6j7QfBbwJlMJt3q1OzStYOJXQZ77Esy",
-	"CyqYMpNMrISIE5liXGjksS8QsCCBRWYER70jIssXvR5M2A1WaKX8lVcyRW3V+6mkOK9TUiwfoXPvEyks",
-	"FUy8iWGHVcikSKjyBiMXVUzFfuvKUt/sRm4qTxV+ioLjwBtCPIWedqMKyd9cfP/dVQw7ZblrKlGDkMZO",
-	"NmNKoy8hdatMfGhnrqQYgx1Mah/NeOZmfOXqdS8XM7wiEOy0dja6e5wmh7hdyhvXgSLYAxEkeANjfoPC",
-	"zkY5i2bCBEiRYCOHxhG7tidCsxop3zE1roED0h7mn+Fb/vUxEaoV/8WjskSeNckpoxyVW4ryuKUwiiXG",
-	"lSVShtAeVFoiMHCcv8Sk80UTnXJXHFdQk0LL8DHtN1iSBaggQ42Ks8znNnEF84nMygJ05+O2y58v+xV8",
-	"npHxxXjZApiGi7cne1ZHmjA98ZlW9inR8LHb9dnI0J5xAZZv+Nx8H1XnJrPiwSv0Kfz803/VNlBnwU1/",
-	"x8n7s07UuUGlnfQ46Pa6PUqtnaFgM97pd553e93nLjI6IakXzlSidJ2QRvgdYmqRXvDbLrwjuWEPbpYP",
-	"M54QRyyNhXa+VCGKLPMdCNIeSzbl0gyIipsCzUpRz9i5KhIQfKqWS8yiwxgIh2eCQ08wPfZ5WXZBnSel",
-	"GBW0CYqp0miH9pJlWKO/8xc0lNnXKp0/7PUerWae5g9UzJ+4e/8Rh/BXXMAFGipYf+GWDs1YgrjfrJev",
-	"azqd/qerqKPz6ZSpRRHSK09MO7w7fDXRT7OQ2GUzvufrwWdSr6QOl1xXciPk1N+g1vGgEFZCKsj4lBv3",
-	"fVlE3B2IRoW5naZpWRAx0Ldu48f+a6Pp6tkB3rczEJQAHF/jglIa5ZQbKm4BxUQqpyReufYy0hR3sEkM",
-	"r8iK8QW+TstEbb6W6eLRiKFZ+nzXVGbJhH9CSmwVQK/o4mA1zVJpquqriDiPtiHOWt8JGnKweUijS8Mv",
-	"uAQl2bujrGuMPtnTBTz3mPa5WTxdIvz9z9e4OEvvHOGHm59cMqsw42hkBQgzJDytmmOqThWOwzkZGhFv",
-	"tCBwAS+gULGkGPi2IG6MBj1hioqdJggpM2zINJIMX0DCkgkCCfbaVbZidde3GxmIhAkrKR3U9uwwG4Uo",
-	"3WWr1Ch9meLauf92QPpFieCodxTgPdLxeCuUHoVS3M5qlOKqMumqNZF2jkZxvFmPti94URuWza9zT7/M",
-	"ERWIr1/nnaWN77owQdW+6NNnZ6ZbJagy0ulud9pst95XZ1M+w1VUysXV8uMjN5NynT+kyD+UFCFj2xpQ",
-	"LenRbPOxjkRqjy7RbAjc6pH9VnsrS41PQmLLfS++NJ0FGlesILbaIr9XAqtneG+lqlRo/dzIplqrtnyk",
-	"Auuql9q/2kOM22mFzqDNMrq2rWxVa+e62dOB4MK5rRQTmiV2aD1exNu93WAndsH1PoxYpjHeXaObPOIV",
-	"iTaOqPW5cxdqoz4kxW9I0rbp/xGUouLQQKpCnWxS6WY16bGZ3D8vn/myh19Xt1oHvlm9amd2PoqatRTP",
-	"45Y/KWQp+QhyjWVXxvhTmjsI8KoBC4XGNwjjUmn7QyT/IZKXRXJY78OiwU7Qk1qEuG58rRO4HjKaBOfq",
-	"HjlFAx6ROg/rQOCt68G0NDAumlD4yi0qIKmJ5KKMxA0fCOcVOHaetaxw604p64DlKTdR4aho9mkpSmQT",
-	"OcPIPj0QTJP/wa+wIOVAoWFcYNqF92yMvqWL73oAO9QoI646KoRVgAtkKpmcug4IjyD9Qw1lfVuQivCL",
-	"RNVVZ9KJ6j8F01fDK5XJ7dvzvhUzLXUDuM+ETbr8XmSLIucnKToBGYpR+ZgFdXGl4CDsUPAPpi63IwQZ",
-	"JeeHIVqVGbMdTL6N0T3BQZHeH5jQROS3bkzlE3AowT+QfOMLj13+P+W9+I/br+kuS2PRWobK88NGwdun",
-	"3t5XV//zT2H5+WSCYLn7SjDAMbMcwAWJhNG/Lzlgdwdlwy+3gwhklqI2QIm6Pt2pkgS1DqrrjLBzn27R",
-	"tKy68NGHUnzvMEhxhs5L7LsJyRHE9HAcQey7yg2ElRFxU9UhRkySKrK8uV1ASLdcu1C09qXBA1HkJ7iw",
-	"FIV3d+JQdWO8eww+/uui2fIGleIp1soVB6IWWx9VcsmSeBdOiqQJBxl5hpyL3D6YcUN5DC7+OhC+DJT2",
-	"WdWBRlQI6iKS5VJlbJ7STahMHvCWTWcZuoyTwttbtKBrnEHfdeqhGFPZSoYyFGJ3JvWaiR36dTeuz7rU",
-	"8tzunVF2Tntu3xZu1eR2y0WHta3XIBFu1YMaNfh1qyUpLO0x3aCa7kZAouaAbeASAVhKHDSXX48K929g",
-	"/cuCtEYyt2JLyXzsVLWSjiN/f6ZsASzTkvJWFhCXOdexXdtd0iEXY5hPiprcdGNvL0to36vU0XmKCdcu",
-	"HeWgC63Mk8pEaaepDPJe73lCl4n+xPh4IA67IKTVw8agqXoY03bv+Vqqhx3x3C5ZMAZ71exYIR1tVKsX",
-	"Q/yDx5S+02QgFh+1Ceqa8PI8zaHHA3HULfiUY0L96jbV+BslxBz1jmCnSqDadd1puGnkzwDecm3VUqZL",
-	"s6+cZMI04O2MUz7IEK0+qusN92nzRdYJzeZU+AJPBEbt+fpey2QVP2Rppy+6Fb4DfLjvYnT2iWdlmkPZ",
-	"Y7H27PFAvKxN5VtRZpnjne0pjgfiX7pLPH95UKNSuBAzA3ECwzy7tnBMyxyfw17PXY0C/4UQ8iQY0tLP",
-	"l+7qoyjrlA9E3fR9/U+oRello60FnfGc0tMD7kq/lVW6YkA936YqvehjcPdAmBvW5QNBX20PPN0OQrVX",
-	"ZQuDLpyRCqNRaG74DVJl8cjlQFUMedV+ilYi2+2jViN291Q+l2B3h7vld20EncQUB2OW+6872l/bj+ga",
-	"1dQa8jqQy7Q7Yr6wIxV9KmoTHEekiycbTHP3sZyQFj1txA0X9aaykf1sQSj/cJGLChhi7sPFCr91610R",
-	"ZYabZ7YZv2kDEIHAec0AGFJ3saqUZDcCZgaCejVQzVEXTp1sqh99hiMDMjdduGwnGjZTCMNc13lnf/t8",
-	"N+PaYNqFc++ffDIG/JSW7sri9xV+T087Ldvu92f5svBOKAiwJimwShnthxpOeU+kwhSF4Szrkvrufkzk",
-	"FDVp2wNRpFE/09Dopx5HgJl2HatcMqn/9f95fTOR8po7pfwCjeFWGbQTVyOaSlHcLuuOSw2I67ICbyCa",
-	"qxa9EbvgAqorerP1a+3G4lpF10CUifOUJ9FEUmGcWUOOSt+0kTMNc6murTq+Q/65gYhDffasaV5Ej123",
-	"vL05tctzKrLTNqgp5MLVdOUaLbsqigCL5qlxvdlGbOW7kHPCqkvz79uDboJt7YIqa75xaMdF+UJUqpVS",
-	"DQTWOSNxau67TBZ6kQ80uxhkGUYuH7UUOhD1ALMDojBMWkDEgaY8MQm1IZo5ooAD501ZJpNg5/XWaqHZ",
-	"uwPxvUjsuTdiANZmKUtJDnu9yKKzdPDTodMpz5lKNeg8SezlGgh/tGX3tkKHCIiJUz9bnX+9keqbj5fL",
-	"smJDW72oetcTOX0K4hUUA/c83V28iqk37uUqX2awLv+JVbnNStwjZX0vtTcMukgDLQIrT9j67oYPlSqP",
-	"nGFeUBqVM9XhpYBSaIOw883Hy7DfdP+zcQ0D77bxoNbeueCzAfF2JjUVwZUZZ/ChYD4Fw7FwNd0I3qtx",
-	"1N3CyP168Vgh4m3shyUB+puxG76TAQ3ZVzZxDTx9VEPAHnVzpaErBODpxkyUL3V6j65wblI2Gwj5J6II",
-	"n5+ygSY2SrlVfVF3qF98mVdcyrhmpotnVL8sx6VggVW/pC3rsQ57vUos+4oDKzYs2GXhgNMxInjRe17l",
-	"5XVDRVCun9NT5rS3OkatoOj1O/H08/wLA1VCUfpESnDWyMW3yDIzKaNf4Y1VQrDqpHSPoitpAgVXqxKd",
-	"fBemp9Gumv2pvnBeUqtL1YpjLLDze8xGKrJvtkgNdk/ufy7Kvu9qXCUsH2uE8c92QGszK02BF+/7vOGa",
-	"ynGL98hSgUtf5Fn2uGmXxcJbJVzWOmY+Qa7lPbgOuLzMNfmYVSOCtRzqSUtn/uBTX45PhfMlix5i6wpk",
-	"qIfYbzQNt97G7QvTT6M52xoH9O+Udlw4YbOEs8/tN+KQ+66/zWrtya2xVM1Ci7nOKi4IU28Vk8kxF32Y",
-	"kPeUa8PFeGA3Q2/99v1Sxq6YHE6yDJyUmHAx7gMV0Sx8K5YijaNerl5XdmmPzgHLU+1fp+nGunXc60Zb",
-	"bxblV13KGIm9XzChDimuJECvcMXqrs8fG4iwm1R3G+kMNeYdmibkeCzaLT9mdOppPYKBLtHb3+uWPy/L",
-	"Gq8n8o0nf0+30SFiKezTuHufHZE8tNSsitRadFG3j9VVZuCKzAZiRZVZOeHDa80eRdr8wxeZlYLliarL",
-	"aIGNvrzH0wz+mWT0FzrYmglTHOZmA6YM/z+B+RJT72X/ChnfvTd2XnS31rELg3INueA/5lgvfXGq7EDs",
-	"JEzjHhdlUtNuYetsUYNWvLJ9IE6g6GEM/v0eK96nMcwN2VhOevTrL2ogZ6qQTjVZ3cLG0uBvu5btDyX6",
-	"6ZXosPlVa7e5ltF+LPqJPuFRhDqmBk7E1dB5wCsNvWgy5nuDdX/ljBnq51cg7S568t5Zb3w2ilWPfBs2",
-	"VzTo8u597oprJ73jYrF+0hqkkMgbVHp3IHj9Xf9GQpyrLCZLov7C/88///T3u7vYEdj77y8uo/ob8BOM",
-	"ys6cknLia52lJ2w2Q4H0wnhLYqnv6XzrcM1ZBkOWXMvRCOYTnvnXkCrXo1rBiPFM+9foF52IyaIi+7AP",
-	"8b/teX0+3bsoehf3B0JP2OGLl//qUuwneNtoclyEf9jcFwo4S4sAazRN9mn5kXs7X5EBUV+TSqL2LKuH",
-	"uDE0bvQdc0Gbsj2ZnW19z7PVXL7oiPs0HLrVMvgLM+l21+AVfLrBEyiw0mQKvy8efo5jro21jcrruYU3",
-	"xD+6/9n/sWSXhUyeOu387np/+Y0+bv+vEuVFiC4XFT/0L2PfZJysx+qvcDH+Qc+sZmcUp9boB9ZkAls2",
-	"Biuvz1N2rVhjKZTrrwyP+LN/0vjIH2z/N8P2m/p71JmFXiBxjrOMJai9Bqhd0rN/lWgDKb4BhK6/Bb6p",
-	"qJASSCt2wTVfqOXJ+ULoa8QZDNFO21AXje/59uH8XUhjcS/O+ENjWbZifmXq/ZJMmyi1ovJnuiBX7bBV",
-	"y6Sp3tPw6cryVN8flX6hl3x0JsbM+vv7B4f/0u11e92D/le9g4PO3dXdfwcAAP//",
+	"7L1rchu5liC8lRP8boTJ76ZoSpZdLir6h8qPa1XZLrcljTvC1ExCmSCJUhJgJZCieN2KqF+9gJ5eQ/+f",
+	"LcxSaiUT5xzki0w+pJJs31v+Y4tkJnAAnPcLn1qRmUyNltrZVv9TaypSMZFOpvTplUjj5zKRTuKnWNoo",
+	"VVOnjG71Wy7NJMT0o4WpTCcCB0nmAcyUG4NIEkjlMJV2DM5cSG0PwLixTGfKSnBjCeb8Fxk5UBZiKSKn",
+	"LoWTcbcVtBQO/2sm03kraGkxka1+a1xCErRsNJYTgSC5+RR/PTcmkUK3rq+D1onUQruj+JUUsUyX4T6O",
+	"zFRagiCVv2bSOnAGjJbg6E1oCzg9PXre6cIbkQxNOpExmBQyfaHNTMPv//GfsN/rwUhqmYpkoMOPSl+K",
+	"RMVnzk8dduEQLuQcEhNdyBjHF5oWn8/Bg+x2Bzpf75jBLRb8bzsvM6uMPszceCdfU9ParUuVHrWuce2p",
+	"tFOjraTD+0HE73mB+Cky2klNf4rpNFGRwP14+IvFTflUGfYvqRy2+q3/72GJGA/5V/vwRZqa1PJc9V09",
+	"qWynsuB35IC2+dzEc7BibmE2ngcwVDKJ4XzOf3Rb10HrSDuZapHQ+MtHhoNbmV7KFIZCJTLuwovJ1M1p",
+	"5AOIpRMqsSBSCUYnuO2jkeSR/Q6cqIk0mWsemuCLVQzaOBBpqi4lKA1OTSS093pgEdhYDkWWuE59alxe",
+	"ZLSWEY6HK48SY/3cp1pkbmxS9XcZL8/8Rlmr9CgoEMukoLTNhkMVKakdHL47QiQK8AeRIw5OiJg1EXMC",
+	"N7OyClE+76VQiThPZPOCY+HEubASIqFxkHM8OxGNZUyTVUkjMdaBwDUOExU5pu3I6ChLU6ndQPsHLVh5",
+	"ifRA22bBXMq0vlWpdOkcxNDJFML3+GHnED+EYGVkdGyZGJgOCIErDzWQMb+EtDUTCtcwNKnkWZQedZtI",
+	"RWknRzJF/EUM9liNDxy+O/pJzokBpmYqU6eYhmpzfmohNxAOmZ+8cq2gNRFXr6UeuXGrv/f4cbBIkkFL",
+	"xbXXskwhDS8/pq1M3ZG2TjCJFm8o7Z7sl68UKwhaFwzv8ukielyKJJO051mqkX8hWczGUhcIhKiaypzl",
+	"1hbyJGhNlM4/P9prABj5PeKv0XYTz+CtfVd54Tpo5ZxyeQWvTXRhCyidATdW1mM/QrphL6+Lb1i84GTL",
+	"ECyds9Tx1CgvA0UcK4RGJO9qDyknJ/7pbNLqf2z97cVJK2i9+/mY/julfw9Pnr1qBa3nL16/OHnROmvY",
+	"O/+FSFMxby0x0hceEhIRIknMTMYwkW5sYhuA7I66EH4atB6KqXr4y8w99DJ20OrDx4GfdtA6uw67A/3W",
+	"QLEwmEihLSCRzotvmeQWNmz1FlbESX37xFR58tmMCS0WVL9mKkW2+DF/+WzNtCzVPuO8pYRsmBR1lQbO",
+	"ejTSJiVa85TVLfe2UFDulSX8MnPPjB6qUZYWsK/bmB8/nNSfvw5aibDudBoLJ282N6sta1nk7ve7Nc6y",
+	"20QcFcawmdSrx0kAbDjMNQhcO/C12FR59DpoyUup3ZEemo26U/HgMiKWI25cwGpSuN0KbgjLc3mpIpmv",
+	"d62wXDpbRK3DKJLWyvgwjlNp7cbnboeEK3jup22kRaGD1hcXmbiB5o8dalkBTEQ0VlrupFLE/A1z6o+R",
+	"yZL4rUG6vJSpO8usTNFAaCJ5VMtWyx+0txrAnUhrxagBtJcmhXE2EWh4obYYjYUeye5GOqKFluOerdoi",
+	"u0aZNkMvaPZ7PZyxvpWk95djbBS3Gy2SLaQqzYZmKlsdAWoXkqwQVDXouwcWpsKNoR16mXpCZuvH3lnX",
+	"n1qn22rYDW8Ilgv6I4A3YuRlbritQYz6eg81EGMCgdZ1oi4lSialrYol6Q/0KyoNv//239dhF17iDpCh",
+	"g9PD77/910CHv8xc1+/FDtnw3VRemgsZ9gFNl0SyZQ/tc69xkg0Td/pQYSNHcTDQvIEBVHcW2hqRBJSz",
+	"/HbnAPg5+Gt9gP5A1wf0zx3UHyMtd2HuYkj8baDbqYxMGtc0YuEgkcI69gEQZDNhgZeKi+ERuvBCRGOI",
+	"0ECUdqDDyjxoXp6Y1+pSHmlvmIRBFRBQMSt0xNZ4MyFRQ4nWEi6PvveOElDWZoicbNKErE14ThiCHSNP",
+	"QaPNsQKPh+wN7oEekgGHazIaOVDlDMPFc4GmYzmK/cEMtPDbwafThVDpoQnRdKiYiA8sFDLQ+35CNfX8",
+	"PRxobzgrPWJtHq3OJJHpAwuCH2ItdKU4O9pOYVp/HOsYzbIcWSLB2hFsKYy2VvRupDsgsy4Pa9OL76vP",
+	"Lry75b7eQCNbKWeDFmPazbW68pHFQ6hAtiSjgtbVzsjs+C9/sUZ334vZGy/ScpaaazF11vlhbCASmUW6",
+	"8lw0gGFqJsgtUglCk4o/G6toDDGpQygWdJZ4jwvz4wXV6DainQd/vkGr4qfertJ8+OeTVedSUGqzJma2",
+	"0yhfm1IhNnYlAhyOvCDbRg3DjX+trFut8tLZ3EDikhhtUBW0vHLPstQ2uR7fpdKiHCVJMUF2zLOSSjU0",
+	"aJ8fwFRYC4qEbRjRQOFmPctD36RfHU2mJnUyfr9A6X+URS7ZlPW1PmdOTT4160TxZM3tsprfTaQTzz2e",
+	"b8uT3uTvXAet6pRNZOmdVySSHliSnnAuR0IfkCdU8c/DzGWp3BJkl+9sxUrd733/ZKOZelt2xhMW7wcL",
+	"h7iwCU248eOHnxpQIRlV/VLvj/ceP2kFrRf0f5MPKkovG6m0mUlcsChb/t7N69Me4qTPGmfUq7hCdQSr",
+	"Ro0vXzW+PG9mJdX9RggZ/oA2iWdcsa/Hyxt7IefbMxg8miaFvgYQDtg8/8mS72bBuqopjZYE0dQkKlLS",
+	"duHU1pTaUGqURjFra2kmF6JvA83S84HNIxuWlMM5tAX8XaZmh5S+OIBYWRqJYgAFeN6dmL/badThSKkl",
+	"sI/VSCs9OkxGJlVuPFle3Sszg7oWLFIJVo20jKFtstQeQBkRA7T0LQh2ZWvrpIgRBs/C4BVivg9EotW3",
+	"48MnVkapdAdAFEI7SDSST3kpUzWcD7QYCRwUHnZnMkl2KD7z8JfZhe2SLkFrzXH2lSe2zUTnj6QpblnX",
+	"zF5cTRVv8zs83xqRvVRXErH5OFGx0qMPSsdmtvj5g3LjN+JKTbLJa48vjRBVJ/1ZS9SbT61cwsP6sY5S",
+	"Ecl3MlUmrqnXVX77aK+B3zaJ+SoEtSVsAGLCq6tq+m+Uzpy8G1BWjFtH2fdV07ggTGh7ooD9R8Fer9dZ",
+	"lEWNANWnP0U9dfns38uMaLEVtMrTao4xNFtAC06CJmO0BP9R8GRb6K+bGZrfoNUa3KIp0xRTrqQQoGKS",
+	"WQmosPnwrAAtZ2S5ZzqWKZT70mn0sd3GAFoNnWdPVb7VhWeJUBPbRys+AJudQxulPai4E4DI0KqIF/wZ",
+	"0K67CjoBKOECkFfTAH5xKgCnYmh7HqbiDnEui+Z+G3UeFYMZepu8ul3KQSQmkqyXzgGEFwrlAetJHGet",
+	"BYA26Cy1w1raySaZ9rpiPqy3jyLl5o0yPjKZdmnzb7Gy00TMj/mLZk+yUy6L64GJ2GRMQ/5xnU3OmQQT",
+	"o0c3eT6Vo1VW2d/VNPcYb2Hs/Dxlo/AHE8+bgqKHlJFyAJLi6SYF3E0vgsU5GiiNJqhwTqb4/v9s//vH",
+	"3s73Ymd4uPPy7NPT653qx/2bfNzdu+78pYlM8jX8aybTNYugDANaRwAhQhziFyFS71BpVFhwWUqPKgur",
+	"LQTf+ffi8ftfl2dinHxUCSAtpiMkMnJ2mQjJmmJfIqeLWKTINEtQfeHnKdUJysyr7mZv2Do1dAGZbhmj",
+	"WmccLSLaGvPoJoA2UUYhQlYE7m63tEW5c/MVbidgwY7RkE9L6cruWWVrMuMAhIOJsZzeUznsB7ZR/K6A",
+	"rsmwXZZZ01ReKpMtQRBFcupkTBDi/gmnzlWi3JyEjc81irutjZuz5hjvzpNxf0H0u3ZjbOOGuJGLtflo",
+	"31IspUj4ocCWsj5t7gBPnfxYSlesqAcWJiaWSaOm9Ic8totujcLf4cpMxvrhLGxc5RzONuATe8tWcoha",
+	"MG9rW77RBXdN6QxH/P5ur9frkaMo/2LZs0gxGeHk8/NnRluXijzFaFkRb6a9A7S68xfJIhbJTMwtRGMZ",
+	"XTA5NuTAVs+jvv5Nm7ne43q7vVzcw7UOkpuB+6ZCrHfmcd+0nkoOBGURmulCwHpDytcmBrm9vbT9rq/Z",
+	"5cZNPnbCZXY1JJZ+rxqn5gLpvJJ6eraJU/gxmqbnhOflab/y5Kltk6C2kJi8Ayu5mis2aB2MfhuXLDr+",
+	"+mzNtKvO/d7mRUz8HyLJZJMaVUtC8KkGbTMVv2YScIs7CzmsrMQtocWplem6fL5lr9ytuIicCJXcAg2C",
+	"1lCl1r29HRIFrWGWJLd++R4pKxF/YFG3zUecCmtnJo1vIm0D4IwU60xak623jIaj1nOHLAHR944NocxT",
+	"xLoXiGoWSZlePFsJ5Cr2cffzfZDnY2MumhL2qCxjZeXHG5UkypZVBP55aO/+/tv/3u0FqN3l8Q3YxY/b",
+	"enL/aNEAR4ZflNGCDYkrVX5Vz3qjFDBO6PqP/wQff6hkka9K8Bq0+hQ0ug6bM94Scy6SJod4JNWlL67y",
+	"cfIiFZAppx6GMlaS59ITlW3OmK6UhKzaicU9bkiDqG3MlUuFd4GijaR9YYsUlNNB+XLzLhxSmAkmmaUa",
+	"GaHh1cnJO+9cRatYDDQLI3oEbeSxSShS5lKTQDQWqYgcztH25V9jocGJ8w4fSGIl7Pd61RqyGeNz1wMX",
+	"Nqbo3zu7vg3HTaWIt6Y2qtkZ+mIjoe1Mpkx5TxYob+8mlGc5zHhMUb5lIH6Sc8bNV28On+0cvzrce/yE",
+	"fPjCZSlhYg0BFutnisR+jkd2NhTO7D5ZIz/qBsOWeVWlYZmlDeR3qEGcW5NkTsLYuSmYlP63cPr+dW0H",
+	"GzhRb//pJn0dJ13Dgtebjh6vt7cac8a+yWAsBl4D2kqpOSulx1awNM+9fuoNO3L3cyMhyChLlZsf4yA8",
+	"3WFRK9MQZROzstwQOaHJHAgIf5AilWkI01QO1VV3Va3qoS9zZDuoPC+ekWrtVGOu3fu6pzyRVGuYUPmj",
+	"OXdCaQrv1fMCcviQkCmy5qkelPaR+y6cjJWlFSny49gAEmUd50yIc3MpfX0yCjtiCRNcdyp3cn0wkTTP",
+	"QFdyDqzhzNqaA81QvaZIPNgWIqGBK7iEA+W6Az3QlP2vcdG2P9A78IIkYl5jKa9QIYXwby9OgOq62DAO",
+	"81xjFDz+dHz0bqABwtquh16a9TkCIWabzhIOYeIrUHG0VUWovlSQObSMYb+369MqtI9GUdkpLipsLFkO",
+	"wXg3fzIH9pWAaK68JpjykmsEqlJ1XcQ+CRoqwCYwcLU+AR9kmpoUmsqxEbyjmB1op6dHz21ASSMid6pN",
+	"qtLJKh1xhfqpVlcgpyYad8tTw6krBxNy3n/oq1xzLJgIF41RYoSRiWWYWxahL6tAkAA3M4D93j6h5eNe",
+	"D8biUpbbSnk9z0wsLZopE0Pxb1amkI/QufcJFZbKTF6G0BblZlKEOPWGs9JlrAm/5Xrsl52Ah/JY4YfI",
+	"OQ68pI2nkFwnKDf5x+Of356F0C7qvGMjLWpCONhUpFb6+mWeZexDXrPU6BHgy6Se0ohHPOIzLlQ/mU/l",
+	"GYGAw+JoRHuKBodwsYY9rAJFsDdE1uAljNSl1Dga5XKSOmZ0JGu5RYzsFk+ERnXGvBbpqAIOlTfDU3ij",
+	"fjggREV1IH/UFJuHYpby8AvNj8vFHWqFXNxJmVM7UGqzIIA5f7GT7KMnPFVcYphjUyqR4cu4X2NJCFCO",
+	"hlamSiQ+50ulMBubpOi8wL5/nP79sn/F5185X9KYzEFYOH51uIM601jYsc9Aw6d0LfaA83OZtxvLOSDf",
+	"8BUNNNcJbgqFlCiObpHqGTnMEEJWUfq0dSG0Kc0rAPKo2AC8zAMrnVN6ZDugaLkeTESufPRCI8f9RkFy",
+	"+tder9eD9tvT153Ap2+/M9aNUnn8r699KXwxWJ/5EqIcnUPe9aGKY0FeoSH03I1JAqGQyqKxjLvwMpVy",
+	"B5eDYxKmt8PCSA8DZAXsu8a/Y/wfV1NZiqXMcy8cCBJeAo5Xe/D0ry9fvnzOGJ/KaSIiOUHeXZgfHfj9",
+	"t/9Cur9ABRh3Jz/iRF1IovuyhAROT17uPKWnMj0VRPw2S1MzEk5aaIeDQRY/7fXCDogEdf454QCX0hTE",
+	"Sl09kPXFNLc1oI0vSUJVgKTkRFxIkgWXPk+EOIXGJVOtGjV7IEb5llEFlzDMt5X39ELKqcdteYVU5Z2D",
+	"3+/tPXr03V7v0ZOnj/e/++7x0953YJ2Y25yTHIC8YlULscTnNIo5cloJ5yK6gFmqnJMaTOYCCHflXkgJ",
+	"3ru0dDRdiBXjeDxnoblkyD+B00YsrunJ/s65woWTocIqgpU6PgDhqQDO5dywQQn+zQcWUtqFtjhHEf5/",
+	"/89u96l81HvawSFJ+JU8DFEzlpGaiAQIAQqMZaZeIm0Xfh5CnDH3lIwRiDho9cFMaXvAG6uldTKGWMpp",
+	"zr3YKYIDJvJSJg1EwdKAyPy1mihni2wy65MfKBz5wMIwESPraxJJ/+r0C6Ugt8uRhAk3uSUHLlkhFMA4",
+	"TKZ2Hjh/sg8/qR+gTSY1mXhoqSdiLtOCn+8/2vVaBTXpsAvdOzoHHn+Zd9RnpTYgBVeb8EQsw582KEQB",
+	"QbiqO0hnGX6SJTheuypvECQNKk4kIfqOQMO0cUgP2x5MOFsRX6S9Y9M6d2HkOO1X9aQHFpVlWeiXZogz",
+	"FuoF8x0tZUyEgzxRFcHHnP3hOdO+KQvIEPoVBa9UQJm5sD5ZQlZRKfGxYqhziTSEoxE2Pe49gnZ1e+sd",
+	"RJTOm4h0WAFe0+HEo8ANmpzAuh4nONyRq+nIwpFOUWrfM6Go/s3oGnB5T5REuCITT7kETSfvlGPmWdGq",
+	"K+ZJPSZy+O6oFbQuZWrZstrt9ro9KseZSi2mqtVvPer2uo84m2pMFmFzdjOl+DZ5T94iFiAb97jShddk",
+	"U+GSptl5oqIcg1hHXcyxzs00NEwGmjwthQrPqYmEbHVjjxxwbPSoNE9a9OndnMxNispAsw5CcNixjA98",
+	"LjdOaLOoMDEJlT0rwrd52wt8P4pb/dbfpKNqgIV+Snu93p01UqLxG9ooHTLz/SDP4Sc5h2PpqKPPY566",
+	"acQCxIf1Jkr01qPNb1WbBVU9B63+x7OgZbPJRKTzPHWoOGXLZ8V7XD8yGoXMWDFVO75LzdTYlRjFSfyF",
+	"di8VeUorrbNy40+bFBIUK/x90dqkO9C1vjfMh6qeO0Ig+paXfeC/dpZU2VKd6g40FRqFF3JOpRNmggwz",
+	"Ro4mdGwmOQtkm9PRG0sI9Iy8hL7tCHttpHU/mHh+ZwhUb8hyXXcOkev+HrF3oS3LinZgWlacEGWVNyH0",
+	"/jYIXWlgRq/sboXNZcsteunp5pcWeoR9ZnorKIyxpurs8fUrrDTtCOvTzVW8RGMPP13I+VF8zTTW3LDv",
+	"RFxIC3I4RNvPy6hcJPnuasyAWV1iFcYrCo9z+QpGD3wrO37Hgh2LlKq7q3K3TbZfhCK3lPy2rEzv+BZ5",
+	"A+0lNEONaCKTYRNRcQJuhaiWkXuxnBFfiD8zvu03sDnDIghl5hfDLt6NCnZx6wriBPWNRs1Kycv1W/0Z",
+	"+UjNkfml2MjXeqz5YVXZRntpszqcEVG29vz4iT35qAuWfnziIa1FSVJtpLcpFfQsKET9apH4QblxMc83",
+	"wfhNMN5OMJLrX11KvSAQ663b1mFj5dEl8mgCtnzk4UKXWUT8e8Hm5d5lnxulG5qPrcDryiTfcHkjLldL",
+	"/rZS9MoT/FRLr1+r9H2gfjxl9+R/QXwJF+tM2JOfJMSMFsqXRJq3eY4HWmn2i6dCW0EuqGpCj1rs5gzt",
+	"kLMr+zAUiZVhZ41md4fUGGx8o9LZmml3ozZp9FekcyyS2hdSKfODBpPmCnwdszcrmXfNg//MbPBrR5iq",
+	"srqAJJuV08WSojtRUpcSqFRcRLWUpmLzMshRRE3OarBQjuQG/aJQeb9pGd+0jC+qZTRrzTJvMdno+c/T",
+	"lYo4LXdRtKQLrO4Smbeg1HEeKi0iu4svhnmjNd+dgIqkK1pGXirNrw80u4kO2Kub5GGICYVlRRYrF+Se",
+	"q3qnwrwNTGSmMsCnB1pYckj5GTiYnUonlJZxF96JkfRNDX1nL2hTM7iw7BrWrNUcS5FG4xfc5esOFJqm",
+	"WzF8Y7ySxvJirFVn0gqqPzWWaDXPVBRwbs9mV4y01PHqJgPW8fJnnczzPPMo74XpKIvAR2rpKgpK9II2",
+	"JXLBhPN2myCjAtRmiFZlPW8Hk4+T3hAcqeObA9M0EMVMakP5oDwVsTYkVvvmOlzjSjnN/uP2czKx1Cat",
+	"ZBs/2qs1dfjY2/n+7P//S7OovjeZs9xhsDEgN0UOwEFN7exnFTlfRHbgjkDRJpdXHYBJYmkdUIGaT38v",
+	"pUflHoJ1tuh7n25bNzC78MGH/nzHXYjlVHKowadpmSGE9HAYQOh7MQ80ypWwrokR8ybpFiA/X2ysQZzB",
+	"craZ9S1zBjrPT+XQK2UftMOmrh9hmSHiE9YuZZqqWFbaeAx0JbdyWMoyJIsuHOY5IgwZuf3KVJFEOcou",
+	"4OSsgfbtUWidZX+UgBqkcNS9mKrIzaR0Y2ofBfJKTKaJ5Izj3P2fN26unUGfO1hSTLRosUiZDSGfSbWW",
+	"uE2/dsLqqEt3PVEeCWVnL47tmymvGhyXnPcl3noOEvuoUlSwwc9bTsk5J/Gi6+Mo7m4EJKi/sA1cugGW",
+	"Yg/q06/fCv63Yf6THLWGJkNRl5psxOpdgcd5muNEzEEk1lDe8hwqaYiUbkZEeq70CGbjvFdNvLHnLSLa",
+	"z2nMeB7LSFlOR97twkLmcWlBLaYpD7Je71FExER/yvBgoPe6oA3nU1rqqiPjxUu3Khlt+MYjnDJnDEhq",
+	"+K42jBvLmZv+QcqtWmAguB+VAara8/I49VcPBnq/m/MpZkL9kpoq/I0Sovd7+9WEpg7nTypXy58GeaUs",
+	"qrLCFlZpMchYWJBXU0X5wOcSdVhbvWmMFp9nHdNorPbn+8RXPZXPV9daJCv7V5ZW+rhb7ncDH+5zoBef",
+	"eFCk8hSdySvPHgz0k8pQvoF7kjDvXBziYKC/6y7x/OWXah10cjEz0IdwniUXQMmjeU7gXq/HpJHvfy6E",
+	"PAo2afbvl2j1ThR8ygenG7N8HXxTY/+TWrs3OuMZlVE2eG39Ulbplw0q/TbdmvL+Xte3hLlmkd4S9NU2",
+	"xP2toKkHQdHaq+tzAK3UVjl1KanjzpCzRUuGvGo9eYu97dZR6ZVwfV8uocauZ9fLlww2+sopyCmQ+687",
+	"2i/tGuUGjpVrLBjkouyCmC+0TUqf8lpV5ohEeKbGNDvdfzQvEfOxxTM6n1dvfQjwM662+INjReW6SY6c",
+	"z1d4/RcudysSRj1fp3zmOgABaDmr2Brn1OC3rGLuBCDcQFPWNJXld+EFi8EqliVy6MBkrgsnizUt9WqV",
+	"ZgbPfuqvn8UnyjoZd+G999TeG6+/T0N8Zf+pFR5gjzsLZuSfwzAXzaunEMqaHNsya7vf1CfWO1dTGUvt",
+	"lEi4JoB/jMxEWjIGBjqv8ntgoXZJUhhwLwMyGSif2//6v7w6HBlzodhmOPa1W1xpU7xR19nCxW5MYaGg",
+	"KVs0shjo+qx5S/MucNh7RUvlfqVLcFhpQDDQRV0n5ejUNym3HdHOpI4R1pmphZlJL9BaaJPLcaDDpvbY",
+	"YeegiPFzk+udGXW5Zg2elSHq5T7nFgSZlcji8l4a+Z0HYbVHXojqhzYz2lWuQu3jQdfBRrOlLOqsHdpB",
+	"Xl0bFFqvSQdaVrkpcXflm8PnaptPB+CobxHsLx5FDB3oahoAA5HbTQtAhA29NEPgqg03k1LDLjt7ltGk",
+	"8TqlhdmaRu8O9M86osK9algDTaqiimOv1wuoaC2PWdCh0ynPRBpbsFkUcWGMP9qi6XKu4jSIlhd+tCrP",
+	"e2nSHz+cLMuXDd2wg/JCV/JJ5cirKVPBywEmvFIQ1OhylXu2sX3WPWuam3XMOyq8WOpK3uj1bejsXTrq",
+	"1jclv70k+upVxxW1ITlSU91XdWsoHNe0l9D+8cNJswf54SfHLcWvt/ElV+5s80mv8mpqqACzTKyE05zP",
+	"5bwN4ao7VLx/Z7+7hbn/w/yuYvnbWFJLsvqrsaDemgYF3tf4Kwsq7n5p2wbRow7dOZf9qHhjatLnOvE7",
+	"16E36c+1DfmGRdskLG3Ao42Ce9UNDW26uapI0y/Edj31yTPEP5b0lLPasnPrllWee71eqWn4QiGUhAh2",
+	"Ue/DalNAhbpFQmi3qbSSO8veZ1nJQu/aFVSwfiXdCvZ8RqAKKAovVAHOGvn7SorEjYt4Y/PCSmFb9nC9",
+	"QVmmcQ0lmasy33z/1/tRGOudcT9zotpCf9wVx5jvzrf0tLXpaXk61hbp7/zkw095T6frCgNrFt8VHPzz",
+	"4cKaTGCX74t3bF8qS/0E6HJeZbmcra+zJPnyacI5sFslCFeuFriH3OAbMEXgPOI1+cNlZ7K1DPReC+W+",
+	"sdF/SjbanN+b911eVw5HfZe/0gz1auvrz4yqtYbWayIS39B0E5pyKGuzrMfnHtbC7Q+5jedqlZXnWKpd",
+	"o8m4gSQHAKsdMRMzUroPY/LCK+uUHg1wKVYZnbeFHHGPDzhMEmB5OVZ61AcqmZv7jpN5tlK1i0jVwqA1",
+	"siNfxbYLLyl5kN7leS7kXMb1cIX9qM66lBgVev9yRI0guZjHrnDp265Pk6x2lK4/UMvaqYikpmGaHNj5",
+	"bTt3GRm9X89ywyVB27OQBb9wktRup/X3BHwj/EbC5z1filTWyPwT4+Nta1jLhAQ8GeoRtbp8Fbh6daBX",
+	"lK8WA96+iPVOZOg/ffVqIS6/orJVAmqjT/judKQ/l7by1SJDxdbMEWCzpVlk09yDnRlSr1t/Kaq/Pybk",
+	"qA/PdcAZAspCptWvmawWurEhMNDtSFi5o3SRjtjJjdItilu9hkAJs/ktOuBvrFxxQ+R5xr12WSD2q1cP",
+	"kiNfG9a2VjdLQ7z9uotkv5kg/1QmSLOdXLmTYa0c+JBfOnGPp950rUbD4XNxrge8tG/ybpu+SWb3HzDX",
+	"jRrF5xt9Hdx7E8mXPo8MtUTfw5QrmLmgx2ed8X1KbU5t8INWIIXIXMrUdgaatEi6SYanCrM04RbSnwZ8",
+	"x9Og1YdPv//239fXISPlu5+PTwIQDhIpbN5FNr/ywVCxTeVqpbGYTqWWcUB9ZJWM/SVGvq+1Egk1sjbD",
+	"IczGKpE8TMqXNKXUXdt24UX1yhuyYcki70P4bzvegop3jvNLcvoDbcdi7/GTf+HanbG8qt2mk0c5xcxX",
+	"ILFtS4DVbufx9T4BX4ef5y5V56T6zB2URBDWXg1rDTg5Nln06cTR1jf/XC2E8qtW7keALNxF85llyOJ1",
+	"NCvESI2PUPywzki+iZiViuRIWYfWaMEJtnB1+UcffvJ/LFnCTUZmFU3/4Zpg5vebffFGmMUx5YHyTJfs",
+	"mjnsRnNw/Ul8Abr9ds5Nll1+0rXGmHW+tmWHzIJM77MB0RrbrJh/ZeTQ48u9hg6/SbI/oySrW0xBa9p0",
+	"z+N76a8fYf3ZX9TjL/+o7b/v5ePL4kmJW1DzSIWmGbvAfXQqSbu+PwXd/8KXRdSUbef7rJ6+f92k7/H9",
+	"lt/0vWW78YsTypYy5R+LoogoSoJ6YIsrrPhgKpl95U2NH89QUvg26/QLXfvZGjs37T98uLv3XbfX7XV3",
+	"+9/3dndb12fX/y8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

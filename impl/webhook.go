@@ -2,11 +2,11 @@ package impl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -185,10 +185,37 @@ func webhookIn(id uuid.UUID, in gen.Webhook) (store.Webhook, error) {
 	}
 	if in.Headers != nil {
 		w.Headers = *in.Headers
+		for name, value := range w.Headers {
+			if !validHeader(name, value) {
+				errs.field("webhook.headers", "[invalid]webhook.headers",
+					"A header name must be an HTTP token and a value must hold no control characters.")
+				break
+			}
+		}
 	}
 	now := store.NowMillis()
 	w.InsertInstant, w.LastUpdateInstant = now, now
 	return w, errs.orNil()
+}
+
+// validHeader reports whether a header can be sent at all (RFC 9110): a delivery
+// with one that cannot would fail on every retry, forever.
+func validHeader(name, value string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func webhookOut(w store.Webhook) gen.Webhook {
@@ -231,11 +258,11 @@ func (s *Server) SearchEvents(ctx context.Context, req gen.SearchEventsRequestOb
 	if err != nil {
 		return nil, err
 	}
+	// Each event is listed exactly as it is stored and delivered: never decoded
+	// and encoded again, so whatever could be stored can be listed.
 	out := gen.SearchEvents200JSONResponse{Events: make([]gen.Event, len(rows))}
 	for i, r := range rows {
-		if err := json.Unmarshal(r.Body, &out.Events[i]); err != nil {
-			return nil, err
-		}
+		out.Events[i] = r.Body
 	}
 	if len(rows) == f.Limit {
 		next := strconv.FormatInt(rows[len(rows)-1].Seq, 10)

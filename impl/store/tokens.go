@@ -89,12 +89,13 @@ func (s *Store) revoke(ctx context.Context, query string, args ...any) (RevokeRe
 	return res, classify(err)
 }
 
-// jsonArg passes JSON text as a jsonb parameter (nil stays NULL).
+// jsonArg passes JSON text as a jsonb parameter (nil stays NULL), as jsonb can
+// hold it (see pgJSON).
 func jsonArg(b []byte) any {
 	if b == nil {
 		return nil
 	}
-	return string(b)
+	return string(pgJSON(b))
 }
 
 const tokenColumns = `id, tenant_id, user_id, application_id, token_hash, start_instant, insert_instant,
