@@ -12,15 +12,23 @@ import (
 // short time; expired rows are already invisible, so there is no hurry.
 const reapBatch = 1000
 
-// RunReaper deletes expired refresh tokens every interval until ctx ends.
+// RunReaper deletes expired refresh tokens every interval until ctx ends. A
+// database outage is logged when it begins and when it ends, not at every try.
 func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	outage := &outageLog{log: log, name: "reaper"}
 	for {
-		if n, err := ReapOnce(ctx, st); err != nil && ctx.Err() == nil {
+		n, err := ReapOnce(ctx, st)
+		switch {
+		case err != nil && (ctx.Err() != nil || outage.failed(err)):
+		case err != nil:
 			log.Warn("reaper: delete expired refresh tokens", "error", err)
-		} else if n > 0 {
-			log.Debug("reaper: deleted expired refresh tokens", "count", n)
+		default:
+			outage.succeeded()
+			if n > 0 {
+				log.Debug("reaper: deleted expired refresh tokens", "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -175,16 +175,25 @@ func (s *Server) readBody(limit int64, timeout time.Duration, keyOnly map[string
 				// Also bounds discarding an unread body after an early answer.
 				_ = rc.SetReadDeadline(time.Now().Add(timeout))
 			}
+			// Answering without reading the body: net/http would read up to 256 KiB
+			// of it first, to keep the connection, at the client's pace. Closing the
+			// connection instead lets the answer go out at once.
+			early := func(err error) error {
+				if req.ContentLength != 0 {
+					c.Response().Header().Set(echo.HeaderConnection, "close")
+				}
+				return err
+			}
 			if keyOnly[req.Method+" "+c.Path()] {
 				if err := s.checkKey(c); err != nil {
-					return err
+					return early(err)
 				}
 			}
 			if errs := repeatedParams(c); errs != nil {
-				return errs
+				return early(errs)
 			}
 			if req.ContentLength > limit {
-				return tooLarge()
+				return early(tooLarge())
 			}
 			body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 			if err != nil {

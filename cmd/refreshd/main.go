@@ -12,6 +12,15 @@
 //	                             X-Forwarded-For names the caller in events
 //	-event-retention REFRESHD_EVENT_RETENTION  how long delivered events are kept (default 720h)
 //	-log-level REFRESHD_LOG_LEVEL debug, info, warn or error (default info)
+//
+// Limits on each client, so that slow or abusive ones cannot hold the server:
+//
+//	-header-timeout   REFRESHD_HEADER_TIMEOUT    to receive a request's headers (default 10s)
+//	-body-timeout     REFRESHD_BODY_TIMEOUT      to receive its body, after the headers (default 20s)
+//	-write-timeout    REFRESHD_WRITE_TIMEOUT     from the headers to the end of the answer (default 60s)
+//	-idle-timeout     REFRESHD_IDLE_TIMEOUT      an idle keep-alive connection stays open (default 2m)
+//	-max-header-bytes REFRESHD_MAX_HEADER_BYTES  request line and headers (default 65536)
+//	-max-body-bytes   REFRESHD_MAX_BODY_BYTES    request body (default 8388608)
 package main
 
 import (
@@ -24,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +64,13 @@ func durationEnv(name string, fallback time.Duration) time.Duration {
 	return fallback
 }
 
+func intEnv(name string, fallback int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return fallback
+}
+
 func parseCIDRs(list string) ([]*net.IPNet, error) {
 	var out []*net.IPNet
 	for _, item := range strings.Split(list, ",") {
@@ -78,6 +95,12 @@ func run() error {
 	proxies := flag.String("trusted-proxies", env("REFRESHD_TRUSTED_PROXIES", ""), "CIDRs of trusted reverse proxies")
 	retention := flag.Duration("event-retention", durationEnv("REFRESHD_EVENT_RETENTION", 30*24*time.Hour), "how long delivered events are kept")
 	level := flag.String("log-level", env("REFRESHD_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	headerTimeout := flag.Duration("header-timeout", durationEnv("REFRESHD_HEADER_TIMEOUT", 10*time.Second), "time to receive a request's headers")
+	bodyTimeout := flag.Duration("body-timeout", durationEnv("REFRESHD_BODY_TIMEOUT", impl.DefaultBodyTimeout), "time to receive a request's body, after its headers")
+	writeTimeout := flag.Duration("write-timeout", durationEnv("REFRESHD_WRITE_TIMEOUT", 60*time.Second), "time from a request's headers to the end of its answer")
+	idleTimeout := flag.Duration("idle-timeout", durationEnv("REFRESHD_IDLE_TIMEOUT", 2*time.Minute), "how long an idle keep-alive connection stays open")
+	maxHeaderBytes := flag.Int("max-header-bytes", intEnv("REFRESHD_MAX_HEADER_BYTES", 64<<10), "largest request line and headers, in bytes")
+	maxBodyBytes := flag.Int64("max-body-bytes", int64(intEnv("REFRESHD_MAX_BODY_BYTES", impl.DefaultBodyLimit)), "largest request body, in bytes")
 	flag.Parse()
 
 	trusted, err := parseCIDRs(*proxies)
@@ -135,7 +158,8 @@ func run() error {
 	}()
 	defer func() { stopBackground(); <-dispatched }()
 
-	e, err := impl.New(impl.Config{Logger: log, Issuer: *issuer, TrustedProxies: trusted}, st)
+	e, err := impl.New(impl.Config{Logger: log, Issuer: *issuer, TrustedProxies: trusted,
+		BodyLimit: *maxBodyBytes, BodyTimeout: *bodyTimeout}, st)
 	if err != nil {
 		return err
 	}
@@ -143,7 +167,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: *headerTimeout, WriteTimeout: *writeTimeout,
+		IdleTimeout: *idleTimeout, MaxHeaderBytes: *maxHeaderBytes}
 	log.Info("listening", "url", "http://"+ln.Addr().String())
 
 	served := make(chan error, 1)

@@ -219,6 +219,20 @@ func (o JSONObject) Value() (driver.Value, error) {
 // Scan reads the object from jsonb.
 func (o *JSONObject) Scan(src any) error { return scanJSON(src, o) }
 
+// AsStored returns the object as it reads back once stored: with U+0000 as
+// U+FFFD (see pgJSON), so that an answer made before reading back says the same.
+func (o JSONObject) AsStored() (JSONObject, error) {
+	if o == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(map[string]any(o))
+	if err != nil {
+		return nil, err
+	}
+	var out JSONObject
+	return out, decodeJSON(pgJSON(b), &out)
+}
+
 // jsonText encodes v as JSON text that jsonb can hold (see pgJSON). Text, not
 // []byte: with binary parameters the driver would send []byte as jsonb's binary
 // format, which it is not.

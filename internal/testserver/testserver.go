@@ -26,6 +26,12 @@ type Server struct {
 // binary's TestMain must run dbtest.Main with store.MigrateDSN.
 func Start(t testing.TB, log *slog.Logger) *Server {
 	t.Helper()
+	return StartConfig(t, impl.Config{Logger: log})
+}
+
+// StartConfig is Start with the server's whole configuration.
+func StartConfig(t testing.TB, cfg impl.Config) *Server {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dbtest.NewDSN(t))
 	if err != nil {
@@ -36,7 +42,7 @@ func Start(t testing.TB, log *slog.Logger) *Server {
 	if _, err := impl.EnsureBootstrapKey(ctx, st, key); err != nil {
 		t.Fatalf("bootstrap key: %v", err)
 	}
-	e, err := impl.New(impl.Config{Logger: log}, st)
+	e, err := impl.New(cfg, st)
 	if err != nil {
 		t.Fatalf("impl.New: %v", err)
 	}
