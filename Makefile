@@ -6,7 +6,7 @@ ADDR     ?= 127.0.0.1:9011
 DATA_DIR ?= ./.data
 BIN      := bin
 
-.PHONY: all build run test vet generate check-generated conformance bench bench-quick clean
+.PHONY: all build run test vet generate check-generated conformance bench bench-quick fuzz clean
 
 all: build
 
@@ -44,6 +44,16 @@ vet:
 
 test: check-generated vet
 	$(GO) test -count=1 -timeout 20m ./...
+
+# `make test` replays the fuzz targets' seed corpora (testdata/fuzz); this runs
+# each target for FUZZTIME, e.g. `make fuzz FUZZTIME=10m`. New failing inputs
+# land in testdata/fuzz: commit them with the fix.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := impl:FuzzRequest impl:FuzzNumberBound impl/store:FuzzStoreWrites
+fuzz:
+	@for t in $(FUZZ_TARGETS); do dir=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$dir $$name ($(FUZZTIME))"; \
+		(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME)) || exit 1; done
 
 # Runs the conformance suite against the server that `make run` started.
 conformance: build
