@@ -65,7 +65,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func start(t *testing.T, dsn, key string) *process {
+func start(t *testing.T, dsn, key string, env ...string) *process {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,6 +77,7 @@ func start(t *testing.T, dsn, key string) *process {
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "REFRESHD_API_KEY="+key, "REFRESHD_ADDR="+addr,
 		"REFRESHD_LOG_LEVEL=debug")
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
