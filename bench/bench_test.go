@@ -75,6 +75,9 @@ func TestSmoke(t *testing.T) {
 	for _, c := range scale.ExchangeConcurrencies {
 		want = append(want, "exchange/c"+strconv.Itoa(c))
 	}
+	for _, c := range scale.ExchangeConcurrencies {
+		want = append(want, "validate/c"+strconv.Itoa(c))
+	}
 	for _, c := range scale.ImportConcurrencies {
 		want = append(want, "import/c"+strconv.Itoa(c))
 	}
@@ -123,7 +126,7 @@ func TestSmoke(t *testing.T) {
 			// reusable tokens) keep tokens.
 			for _, c := range r.Checks {
 				keeps := strings.Contains(c.What, "other application") || strings.HasPrefix(r.Name, "import/") ||
-					strings.HasPrefix(r.Name, "exchange/")
+					strings.HasPrefix(r.Name, "exchange/") || strings.HasPrefix(r.Name, "validate/")
 				if !keeps && c.Want != 0 {
 					t.Errorf("%s: want every token revoked, %d expected to be left", c.What, c.Want)
 				}
@@ -131,7 +134,8 @@ func TestSmoke(t *testing.T) {
 					t.Errorf("%s: want tokens kept, none expected", c.What)
 				}
 			}
-			if (strings.HasPrefix(r.Name, "revoke-token/") || strings.HasPrefix(r.Name, "exchange/")) && (r.N != r.RawN || r.N == 0) {
+			if (strings.HasPrefix(r.Name, "revoke-token/") || strings.HasPrefix(r.Name, "exchange/") ||
+				strings.HasPrefix(r.Name, "validate/")) && (r.N != r.RawN || r.N == 0) {
 				t.Errorf("timed requests: server %d, raw %d; want equal and non-zero", r.N, r.RawN)
 			}
 			if strings.HasPrefix(r.Name, "revoke-token/webhooks/") {

@@ -44,6 +44,45 @@ func (h *harness) exchange(ctx context.Context, c, count int, pools map[string]p
 	return row, nil
 }
 
+// validateBearers is how many access tokens the validation runs cycle through.
+const validateBearers = 64
+
+// validate checks access tokens through GET /api/jwt/validate (no API key, as a
+// resource server calls it): signature, expiry and (ours) that the session is
+// live. The raw side runs the session lookup alone. The access tokens come from
+// exchanging tokens of the server's exchange pool.
+func (h *harness) validate(ctx context.Context, c, count int, pools map[string]pool) (Row, error) {
+	name := fmt.Sprintf("validate/c%d", c)
+	p := pools["server"]
+	var bearers []string
+	for i := 0; i < validateBearers && i < p.Size; i++ {
+		var out struct {
+			Token string `json:"token"`
+		}
+		if err := h.request(ctx, http.MethodPost, "/api/jwt/refresh",
+			map[string]string{"refreshToken": tokenValue(h.seed, p.Name, i)}, &out); err != nil {
+			return Row{Name: name}, fmt.Errorf("%s: an access token to validate: %w", name, err)
+		}
+		bearers = append(bearers, out.Token)
+	}
+	w := h.sc.warmup(c)
+	srvSpec := h.serverSpec(opValidate, c, w, count)
+	srvSpec.APIKey, srvSpec.Bearers = "", bearers
+	srv, err := h.load(ctx, srvSpec, loadOpts{name: name, measured: true})
+	if err != nil {
+		return Row{Name: name}, err
+	}
+	rawSpec := h.rawSpec(opValidate, c, w, count)
+	rawSpec.Bearers = bearers
+	raw, err := h.load(ctx, rawSpec, loadOpts{name: name + " (raw)", measured: true})
+	if err != nil {
+		return Row{Name: name}, err
+	}
+	row := newRow(name, kindValidate, "requests/s, one access token each", c, &srv, &raw)
+	err = h.expect(ctx, &row, "server exchange pool (validation changes nothing)", p.App, int64(p.Size))
+	return row, err
+}
+
 // webhookWait is how long the harness waits, after the server run, for the
 // dispatcher to deliver the run's events.
 const webhookWait = 5 * time.Second

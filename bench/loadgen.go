@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,7 @@ const (
 	opRevokeApp        = "revoke-app"         // ?applicationId=, one request
 	opImport           = "import"             // POST /api/user/refresh-token/import
 	opExchange         = "exchange"           // POST /api/jwt/refresh {"refreshToken":…}, no API key
+	opValidate         = "validate"           // GET /api/jwt/validate, Authorization: Bearer <access token>
 )
 
 // runSpec is one measured run. Items are tokens, users, applications or import
@@ -93,6 +96,8 @@ type runSpec struct {
 	// without revoking what is to be measured.
 	WarmupAppID uuid.UUID   `json:"warmup_app_id"`
 	Import      *importSpec `json:"import,omitempty"`
+	// Bearers are the access tokens validate cycles through.
+	Bearers []string `json:"bearers,omitempty"`
 }
 
 // importSpec: the pools' tokens, in order, cut into batches.
@@ -348,10 +353,19 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 			urls[i] = endpoint
 			bodies[i], _ = json.Marshal(map[string]string{"refreshToken": tokenValue(sp.Seed, sp.Pool.Name, i%sp.Pool.Size)})
 		}
+	case opValidate:
+		if len(sp.Bearers) == 0 {
+			return nil, nil, nil, errors.New("validate: no access tokens")
+		}
+		method = http.MethodGet
+		for i := range urls {
+			urls[i] = sp.BaseURL + "/api/jwt/validate"
+		}
 	default:
 		return nil, nil, nil, fmt.Errorf("unknown operation %q", sp.Op)
 	}
-	withKey := sp.Op != opExchange // the exchange is a client's call: no API key
+	// The exchange and the validation are a client's calls: no API key.
+	withKey := sp.Op != opExchange && sp.Op != opValidate
 	do := func(ctx context.Context, i int) (int64, error) {
 		var body io.Reader
 		if bodies != nil {
@@ -363,6 +377,9 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 		}
 		if withKey {
 			req.Header.Set("Authorization", sp.APIKey)
+		}
+		if sp.Op == opValidate {
+			req.Header.Set("Authorization", "Bearer "+sp.Bearers[i%len(sp.Bearers)])
 		}
 		if bodies != nil {
 			req.Header.Set("Content-Type", "application/json")
@@ -378,7 +395,7 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("%s %s: status %d %s", method, urls[i], resp.StatusCode, bytes.TrimSpace(b))
 		}
-		if !withKey && !bytes.Contains(b, []byte(`"token":"`)) {
+		if sp.Op == opExchange && !bytes.Contains(b, []byte(`"token":"`)) {
 			return 0, fmt.Errorf("%s %s: 200 without an access token: %s", method, urls[i], bytes.TrimSpace(b))
 		}
 		return 0, nil
@@ -387,8 +404,11 @@ func prepareHTTP(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 }
 
 func prepareRaw(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
-	if sp.Op == opExchange {
+	switch sp.Op {
+	case opExchange:
 		return prepareRawExchange(sp, n)
+	case opValidate:
+		return prepareRawValidate(sp)
 	}
 	// Connected exactly as the store connects (binary parameters: one round trip
 	// per statement), so that the comparison is of the statements alone.
@@ -410,7 +430,8 @@ func prepareRaw(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 	revoke := func(ctx context.Context, query string, args []any) (int64, error) {
 		var userOK, appOK bool
 		var revoked int64
-		err := db.QueryRowContext(ctx, query, args...).Scan(&userOK, &appOK, &revoked)
+		var ids any // the receipt, which the benchmark does not ask for
+		err := db.QueryRowContext(ctx, query, args...).Scan(&userOK, &appOK, &revoked, &ids)
 		if err == nil && !(userOK && appOK) {
 			err = fmt.Errorf("statement found user %v, application %v", userOK, appOK)
 		}
@@ -443,13 +464,13 @@ func prepareRaw(sp runSpec, n int) (doFunc, func(int) int, func(), error) {
 			app = &sp.AppID
 		}
 		do = func(ctx context.Context, i int) (int64, error) {
-			query, args := store.RevokeBulkStatement(sc, users[i], app, info)
+			query, args := store.RevokeBulkStatement(sc, store.Bulk{UserID: users[i], ApplicationID: app}, info)
 			return revoke(ctx, query, args)
 		}
 	case opRevokeApp:
 		do = func(ctx context.Context, i int) (int64, error) {
 			app := sp.appFor(i)
-			query, args := store.RevokeBulkStatement(sc, nil, &app, info)
+			query, args := store.RevokeBulkStatement(sc, store.Bulk{ApplicationID: &app}, info)
 			return revoke(ctx, query, args)
 		}
 	case opImport:
@@ -554,6 +575,50 @@ func (b importBatch) storeRows(im *importSpec) []store.RefreshToken {
 		}
 	}
 	return rows
+}
+
+// prepareRawValidate runs the statement the server's validation runs after the
+// signature check: whether the access token's session is live.
+func prepareRawValidate(sp runSpec) (doFunc, func(int) int, func(), error) {
+	type session struct{ tenant, id uuid.UUID }
+	sessions := make([]session, len(sp.Bearers))
+	for i, b := range sp.Bearers {
+		parts := strings.Split(b, ".")
+		if len(parts) != 3 {
+			return nil, nil, nil, errors.New("validate: an access token is not a JWT")
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		var claims struct{ Tid, Sid uuid.UUID }
+		if err := json.Unmarshal(raw, &claims); err != nil {
+			return nil, nil, nil, err
+		}
+		sessions[i] = session{claims.Tid, claims.Sid}
+	}
+	if len(sessions) == 0 {
+		return nil, nil, nil, errors.New("validate: no access tokens")
+	}
+	db, err := store.OpenDB(sp.DSN)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db.SetMaxOpenConns(sp.Concurrency)
+	db.SetMaxIdleConns(sp.Concurrency)
+	do := func(ctx context.Context, i int) (int64, error) {
+		s := sessions[i%len(sessions)]
+		query, args := store.SessionLiveStatement(s.tenant, s.id)
+		var live bool
+		if err := db.QueryRowContext(ctx, query, args...).Scan(&live); err != nil {
+			return 0, err
+		}
+		if !live {
+			return 0, errors.New("validate: a session is not live")
+		}
+		return 0, nil
+	}
+	return do, nil, func() { db.Close() }, nil
 }
 
 // prepareRawExchange runs the server's exchange transaction for the default

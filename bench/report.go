@@ -98,6 +98,7 @@ const (
 	kindLatBig     = "latency-big"
 	kindExchange   = "exchange"
 	kindWebhook    = "webhook"
+	kindValidate   = "validate"
 	mib            = 1 << 20
 	targetRatio    = 0.5
 	targetP99ms    = 10.0
@@ -182,7 +183,7 @@ func applyTargets(rows []Row) {
 			r.Target = fmt.Sprintf("p50 ≤ %.1f× p50 of %s", targetLatencyX, s.Name)
 			r.observed = fmt.Sprintf("%.2f× (%.2f vs %.2f ms)", *r.P50VsSmall, *r.P50ms, *s.P50ms)
 			met = *r.P50VsSmall <= targetLatencyX
-		case (r.kind == kindExchange || r.kind == kindWebhook) && r.Ratio != nil && r.P99ms != nil:
+		case (r.kind == kindExchange || r.kind == kindWebhook || r.kind == kindValidate) && r.Ratio != nil && r.P99ms != nil:
 			// No target: listed with the targets for comparison only.
 			r.observed = fmt.Sprintf("ratio %.2f, p99 %.2f ms", *r.Ratio, *r.P99ms)
 			continue

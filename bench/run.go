@@ -331,6 +331,15 @@ func (h *harness) scenarios(ctx context.Context) ([]Row, error) {
 		}
 	}
 
+	// Phase 4b: validation of access tokens, on the hot path of resource servers.
+	for _, c := range sc.ExchangeConcurrencies {
+		r, err := h.validate(ctx, c, sc.ExchangeCount[c], exchangePools)
+		add(r)
+		if err != nil {
+			return rows, err
+		}
+	}
+
 	// Phase 5: import.
 	for _, c := range sc.ImportConcurrencies {
 		r, err := h.importRun(ctx, c, importPools[fmt.Sprintf("import/c%d/server", c)], importPools[fmt.Sprintf("import/c%d/raw", c)])

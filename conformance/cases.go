@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/google/uuid"
@@ -65,8 +66,11 @@ const docTooLarge = "A request body larger than the server's limit (8 MiB unless
 
 // Cases returns every case of the suite, grouped by the API they cover:
 // DELETE /api/jwt/refresh, DELETE /api/jwt/refresh/{tokenId},
-// GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, the import, and the
-// exchange (POST /api/jwt/refresh, with the JWKS that verifies its tokens).
+// GET /api/jwt/refresh, GET /api/jwt/refresh/{tokenId}, the import, the
+// exchange (POST /api/jwt/refresh, with the JWKS that verifies its tokens),
+// POST /api/logout, the hard deletes of users and applications, and what this
+// server adds: RFC 7009 revocation and discovery, receipts, revoking all but one
+// session, and validation of access tokens.
 func Cases() []Case {
 	var all []Case
 	all = append(all, revokeCases()...)
@@ -75,8 +79,20 @@ func Cases() []Case {
 	all = append(all, retrieveByIDCases()...)
 	all = append(all, importCases()...)
 	all = append(all, exchangeCases()...)
+	all = append(all, sessionCases()...)
+	all = append(all, beyondCases()...)
+	// Grouped by the API they cover, in this order; within an API, as declared.
+	order := map[string]int{}
+	for i, api := range apiOrder {
+		order[api] = i
+	}
+	sort.SliceStable(all, func(i, j int) bool { return order[all[i].API()] < order[all[j].API()] })
 	return all
 }
+
+// apiOrder is the order of the APIs in the suite (the first segment of case ids).
+var apiOrder = []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete",
+	"oauth-revoke", "validate"}
 
 // selector is what a revoke request names; a zero id or nil token is absent.
 type selector struct {
@@ -191,7 +207,7 @@ func (e *Env) revokeQuery(ctx context.Context, p gen.RevokeRefreshTokensParams, 
 
 // revokeBody sends DELETE /api/jwt/refresh with a JSON body and the given query
 // parameters, through the generated client.
-func (e *Env) revokeBody(ctx context.Context, p gen.RevokeRefreshTokensParams, b gen.RefreshDeleteRequest) *exchange {
+func (e *Env) revokeBody(ctx context.Context, p gen.RevokeRefreshTokensParams, b gen.RefreshTokenRevokeRequest) *exchange {
 	return call(ctx, func(ctx context.Context) error {
 		_, err := e.s.api.RevokeRefreshTokensWithResponse(ctx, &p, b)
 		return err
@@ -239,13 +255,23 @@ var forms = []form{
 		requirement: "Sent as a JSON body (RefreshDeleteRequest), without query parameters.",
 		send: func(ctx context.Context, e *Env, s selector) *exchange {
 			tok, user, app := s.values()
-			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
+			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
 		}},
 	{id: "body-event-info", title: "JSON body with eventInfo", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docBody},
 		requirement: "Sent as a JSON body that also carries eventInfo (ipAddress, device, an empty location), without query parameters.", withInfo: true,
 		send: func(ctx context.Context, e *Env, s selector) *exchange {
 			tok, user, app := s.values()
-			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app), EventInfo: eventInfo()})
+			return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app), EventInfo: eventInfo()})
+		}},
+	{id: "form", title: "form body", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docForm},
+		requirement: "Sent as an application/x-www-form-urlencoded body (token=…&userId=…&applicationId=…, absent ones left out), without query parameters.",
+		send: func(ctx context.Context, e *Env, s selector) *exchange {
+			tok, user, app := s.values()
+			return call(ctx, func(ctx context.Context) error {
+				_, err := e.s.api.RevokeRefreshTokensWithFormdataBodyWithResponse(ctx, &gen.RevokeRefreshTokensParams{},
+					gen.RefreshTokenRevokeForm{Token: orNil(tok), UserId: orNil(user), ApplicationId: orNil(app)})
+				return err
+			})
 		}},
 	{id: "go-client", title: "as FusionAuth's Go client sends it", profile: ProfileCore, source: sourceOpenAPI, docs: []string{docAbsent},
 		requirement: "Sent as FusionAuth's Go client sends it: all three query parameters, absent ones empty (?applicationId=&token=&userId=…), no body.",
@@ -408,7 +434,7 @@ func revokeEdgeCases() []Case {
 				if fail != nil {
 					return fail
 				}
-				x := e.revokeBody(ctx, gen.RevokeRefreshTokensParams{UserId: ptr(w.user(1).String())}, gen.RefreshDeleteRequest{UserId: ptr(w.user(2).String())})
+				x := e.revokeBody(ctx, gen.RevokeRefreshTokensParams{UserId: ptr(w.user(1).String())}, gen.RefreshTokenRevokeRequest{UserId: ptr(w.user(2).String())})
 				if fail := e.expectEmpty(x, http.StatusOK); fail != nil {
 					fail.Note = w.layout()
 					return fail
@@ -492,7 +518,7 @@ func revokeEdgeCases() []Case {
 			Source: sourceOpenAPI, Documented: []string{docToken404, docBody}, Profile: ProfileCore,
 			Requirement: "The body {\"token\": <a value never issued>} answers 404 with an empty body and revokes nothing.",
 			Run: refused(nil, func(ctx context.Context, e *Env, w *world) *exchange {
-				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{Token: ptr(e.unknownToken())})
+				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{Token: ptr(e.unknownToken())})
 			}, status(http.StatusNotFound))},
 		{ID: "revoke/by-token/expired", Title: "An expired token is not found",
 			Source: sourceOpenAPI, Documented: []string{docToken404}, Profile: ProfileCore,
@@ -523,7 +549,7 @@ func revokeEdgeCases() []Case {
 			Source: sourceOpenAPI, Documented: []string{docNothing, docBody}, Profile: ProfileCore,
 			Requirement: "The body {\"eventInfo\":{\"location\":{}}} (what the Go client sends with an empty request) answers 400 with the general error [invalid] and revokes nothing.",
 			Run: refused(nil, func(ctx context.Context, e *Env, w *world) *exchange {
-				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshDeleteRequest{EventInfo: &gen.EventInfo{Location: &gen.Location{}}})
+				return e.revokeBody(ctx, gen.RevokeRefreshTokensParams{}, gen.RefreshTokenRevokeRequest{EventInfo: &gen.EventInfo{Location: &gen.Location{}}})
 			}, errorCodes(generalCode("[invalid]")))},
 		{ID: "revoke/nothing-selected/null-params", Title: "Parameters that are all null or undefined select nothing",
 			Source: sourceOpenAPI, Documented: []string{docNothing, docAbsent}, Profile: ProfileStrict,

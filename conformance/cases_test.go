@@ -43,7 +43,8 @@ func TestCasesAreWellDeclared(t *testing.T) {
 			t.Errorf("case %s: profile %q", c.ID, c.Profile)
 		}
 	}
-	want := []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange"}
+	want := []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete",
+		"oauth-revoke", "validate"}
 	if strings.Join(apis, " ") != strings.Join(want, " ") {
 		t.Errorf("APIs in order %v, want %v", apis, want)
 	}

@@ -110,6 +110,9 @@ func NewSession(cfg Config) (*Session, error) {
 // Content-Type the client sets on bodiless requests.
 func (s *Session) editRequest(ctx context.Context, r *http.Request) error {
 	r.Header.Set("Authorization", s.cfg.APIKey)
+	if t := tenantOf(ctx); t != "" && r.Header.Get(tenantHeader) == "" {
+		r.Header.Set(tenantHeader, t)
+	}
 	if s.cfg.TenantID != "" && r.Header.Get(tenantHeader) == "" {
 		r.Header.Set(tenantHeader, s.cfg.TenantID)
 	}
@@ -120,6 +123,20 @@ func (s *Session) editRequest(ctx context.Context, r *http.Request) error {
 }
 
 const tenantHeader = "X-FusionAuth-TenantId"
+
+type tenantKey struct{}
+
+// inTenant makes every request sent with the context carry X-FusionAuth-TenantId:
+// id, for a case that works in a tenant of its own.
+func inTenant(ctx context.Context, id uuid.UUID) context.Context {
+	return context.WithValue(ctx, tenantKey{}, id.String())
+}
+
+// tenantOf is the tenant inTenant put in ctx, or "".
+func tenantOf(ctx context.Context) string {
+	t, _ := ctx.Value(tenantKey{}).(string)
+	return t
+}
 
 // withoutKey drops the API key editRequest added, for the operations that need
 // none (the exchange, the JWKS): sent without one, they show that none is needed.
@@ -272,7 +289,9 @@ func (e *Env) raw(ctx context.Context, rr rawRequest) *exchange {
 	default:
 		req.Header.Set("Authorization", e.s.cfg.APIKey)
 	}
-	if e.s.cfg.TenantID != "" {
+	if t := tenantOf(ctx); t != "" {
+		req.Header.Set(tenantHeader, t)
+	} else if e.s.cfg.TenantID != "" {
 		req.Header.Set(tenantHeader, e.s.cfg.TenantID)
 	}
 	for k, v := range rr.header {

@@ -68,6 +68,9 @@ func TestRefreshdConformsInATenant(t *testing.T) {
 	if _, failed, skipped := rep.Counts(); failed != 0 || skipped != 0 {
 		t.Errorf("got %d failed, %d skipped; want none\n%s", failed, skipped, text(t, rep))
 	}
+	if del, err := api.DeleteTenantWithResponse(context.Background(), tenant); err != nil || del.StatusCode() != 200 {
+		t.Fatalf("delete tenant: %v %v", err, del)
+	}
 	expectNoFixtures(t, srv)
 }
 

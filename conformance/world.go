@@ -16,10 +16,11 @@ import (
 	gen "refreshd/generated"
 )
 
-// fixture is a user or an application the suite made.
+// fixture is a user, an application or a tenant the suite made.
 type fixture struct {
-	kind string // "user" or "application"
-	id   uuid.UUID
+	kind   string // "user", "application" or "tenant"
+	id     uuid.UUID
+	tenant string // the tenant it was made in, when the case chose one
 }
 
 // registry holds every fixture a session made and has not yet removed, so that
@@ -46,7 +47,7 @@ func (r *registry) remove(f fixture) {
 }
 
 // snapshot lists the fixtures still registered: users first (deleting a user
-// deletes their tokens), then applications, each in creation order.
+// deletes their tokens), then applications, then tenants, each in creation order.
 func (r *registry) snapshot() []fixture {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -58,10 +59,12 @@ func (r *registry) snapshot() []fixture {
 	return out
 }
 
+var kindOrder = map[string]int{"user": 0, "application": 1, "tenant": 2}
+
 func sortFixtures(fs []fixture, order map[fixture]int) {
 	sort.Slice(fs, func(i, j int) bool {
 		if fs[i].kind != fs[j].kind {
-			return fs[i].kind == "user"
+			return kindOrder[fs[i].kind] < kindOrder[fs[j].kind]
 		}
 		return order[fs[i]] < order[fs[j]]
 	})
@@ -88,15 +91,24 @@ func (s *Session) Cleanup(ctx context.Context) error {
 // remove hard-deletes one fixture; a 404 means it is already gone.
 func (s *Session) remove(ctx context.Context, f fixture) error {
 	hard := true
+	if f.tenant != "" {
+		ctx = context.WithValue(ctx, tenantKey{}, f.tenant)
+	}
 	var x *exchange
-	if f.kind == "user" {
+	switch f.kind {
+	case "user":
 		x = call(ctx, func(ctx context.Context) error {
 			_, err := s.api.DeleteUserWithResponse(ctx, f.id, &gen.DeleteUserParams{HardDelete: &hard})
 			return err
 		})
-	} else {
+	case "application":
 		x = call(ctx, func(ctx context.Context) error {
 			_, err := s.api.DeleteApplicationWithResponse(ctx, f.id, &gen.DeleteApplicationParams{HardDelete: &hard})
+			return err
+		})
+	default:
+		x = call(ctx, func(ctx context.Context) error {
+			_, err := s.api.DeleteTenantWithResponse(ctx, f.id)
 			return err
 		})
 	}
@@ -143,7 +155,7 @@ func (e *Env) setupFailure(x *exchange) *Failure {
 func (e *Env) createUser(ctx context.Context, name string) (uuid.UUID, *Failure) {
 	id := uuid.New()
 	e.label(id.String(), name)
-	f := fixture{"user", id}
+	f := fixture{"user", id, tenantOf(ctx)}
 	e.s.fx.add(f)
 	e.made = append(e.made, f)
 	body := gen.UserRequest{User: gen.User{
@@ -164,24 +176,28 @@ func (e *Env) createUser(ctx context.Context, name string) (uuid.UUID, *Failure)
 // createApp makes an application with a fresh id, labelled name, with the
 // given jwtConfiguration (nil: none, so the tenant's settings apply).
 func (e *Env) createApp(ctx context.Context, name string, jwt *gen.JWTConfiguration) (uuid.UUID, *Failure) {
+	id, _, fail := e.createAppWith(ctx, name, gen.Application{JwtConfiguration: jwt})
+	return id, fail
+}
+
+// createAppWith makes an application like createApp, with the settings of app,
+// and returns the answer too.
+func (e *Env) createAppWith(ctx context.Context, name string, app gen.Application) (uuid.UUID, *exchange, *Failure) {
 	id := uuid.New()
 	e.label(id.String(), name)
-	f := fixture{"application", id}
+	f := fixture{"application", id, tenantOf(ctx)}
 	e.s.fx.add(f)
 	e.made = append(e.made, f)
-	body := gen.ApplicationRequest{Application: gen.Application{
-		Name:             fmt.Sprintf("conformance %s %s %s", e.s.runID, name, id.String()[:8]),
-		JwtConfiguration: jwt,
-	}}
+	app.Name = fmt.Sprintf("conformance %s %s %s", e.s.runID, name, id.String()[:8])
 	x := call(ctx, func(ctx context.Context) error {
-		_, err := e.s.api.CreateApplicationWithIdWithResponse(ctx, id, nil, body)
+		_, err := e.s.api.CreateApplicationWithIdWithResponse(ctx, id, nil, gen.ApplicationRequest{Application: app})
 		return err
 	})
 	if x.err != nil || x.status != http.StatusOK {
 		e.forget(f, x)
-		return id, e.setupFailure(x)
+		return id, x, e.setupFailure(x)
 	}
-	return id, nil
+	return id, x, nil
 }
 
 // token is a refresh token of a world, with a known value. Its startInstant is

@@ -161,6 +161,48 @@ func (e JWTConfigurationRefreshTokenUsagePolicy) Valid() bool {
 	}
 }
 
+// Defines values for OAuth2ErrorError.
+const (
+	InvalidClient        OAuth2ErrorError = "invalid_client"
+	InvalidRequest       OAuth2ErrorError = "invalid_request"
+	UnsupportedTokenType OAuth2ErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuth2ErrorError enum.
+func (e OAuth2ErrorError) Valid() bool {
+	switch e {
+	case InvalidClient:
+		return true
+	case InvalidRequest:
+		return true
+	case UnsupportedTokenType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthConfigurationClientAuthenticationPolicy.
+const (
+	NotRequired              OAuthConfigurationClientAuthenticationPolicy = "NotRequired"
+	NotRequiredWhenUsingPKCE OAuthConfigurationClientAuthenticationPolicy = "NotRequiredWhenUsingPKCE"
+	Required                 OAuthConfigurationClientAuthenticationPolicy = "Required"
+)
+
+// Valid indicates whether the value is a known member of the OAuthConfigurationClientAuthenticationPolicy enum.
+func (e OAuthConfigurationClientAuthenticationPolicy) Valid() bool {
+	switch e {
+	case NotRequired:
+		return true
+	case NotRequiredWhenUsingPKCE:
+		return true
+	case Required:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StatusResponseStatus.
 const (
 	Ok          StatusResponseStatus = "ok"
@@ -240,10 +282,17 @@ type Application struct {
 
 	// JwtConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 	// tenant's defaults apply (a zero-valued, disabled configuration means defaults).
-	JwtConfiguration  *JWTConfiguration   `json:"jwtConfiguration,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
-	Name              string              `json:"name"`
-	TenantId          *openapi_types.UUID `json:"tenantId,omitempty"`
+	JwtConfiguration  *JWTConfiguration `json:"jwtConfiguration,omitempty"`
+	LastUpdateInstant *int64            `json:"lastUpdateInstant,omitempty"`
+	Name              string            `json:"name"`
+
+	// OauthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+	// only what token revocation needs is acted on. `clientId` defaults to the
+	// application's id and is unique. `clientSecret` is generated when absent,
+	// stored as a hash only, and returned only in the answer to the create (ours:
+	// FusionAuth returns it every time).
+	OauthConfiguration *OAuthConfiguration `json:"oauthConfiguration,omitempty"`
+	TenantId           *openapi_types.UUID `json:"tenantId,omitempty"`
 }
 
 // ApplicationRequest defines model for ApplicationRequest.
@@ -289,7 +338,10 @@ type Errors struct {
 // `jwt.refresh-token.revoke`: single token (by value or id): applicationId,
 // userId, refreshToken (never its value); userId + applicationId:
 // applicationId, userId; applicationId only: applicationId; userId only
-// (recorded only when at least one token was revoked): userId. Each carries
+// (recorded only when at least one token was revoked): userId. A user's hard
+// delete records the userId form, an application's hard delete the
+// applicationId form, a logout the single-token or the userId form, and a
+// detected reuse of a one-time-use value the single-token form. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
 // for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
@@ -321,7 +373,7 @@ type EventListResponse struct {
 type ImportedRefreshToken struct {
 	ApplicationId openapi_types.UUID `json:"applicationId"`
 
-	// InsertInstant Defaults to startInstant.
+	// InsertInstant When the token was made; defaults to now.
 	InsertInstant *int64                `json:"insertInstant,omitempty"`
 	MetaData      *RefreshTokenMetaData `json:"metaData,omitempty"`
 
@@ -368,8 +420,16 @@ type JWTConfiguration struct {
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
 	RefreshTokenOneTimeUseConfiguration *struct {
+		// GracePeriodInSeconds How long (0–86,400 s) a rotated-away value keeps answering with the
+		// current value; after it, a reuse of that value is detected.
 		GracePeriodInSeconds *int32 `json:"gracePeriodInSeconds,omitempty"`
 	} `json:"refreshTokenOneTimeUseConfiguration,omitempty"`
+
+	// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+	// and only the tenant's: a rotated-away one-time-use value presented after its
+	// grace period revokes its session. Default false. The other fields are kept
+	// for FusionAuth's clients.
+	RefreshTokenRevocationPolicy           *RefreshTokenRevocationPolicy `json:"refreshTokenRevocationPolicy,omitempty"`
 	RefreshTokenSlidingWindowConfiguration *struct {
 		MaximumTimeToLiveInMinutes *int32 `json:"maximumTimeToLiveInMinutes,omitempty"`
 	} `json:"refreshTokenSlidingWindowConfiguration,omitempty"`
@@ -405,6 +465,12 @@ type JWTRefreshResponse struct {
 	Token string `json:"token"`
 }
 
+// JWTValidateResponse defines model for JWTValidateResponse.
+type JWTValidateResponse struct {
+	// Jwt The access token's claims.
+	Jwt map[string]interface{} `json:"jwt"`
+}
+
 // Location defines model for Location.
 type Location struct {
 	City          *string  `json:"city,omitempty"`
@@ -416,24 +482,66 @@ type Location struct {
 	Zipcode       *string  `json:"zipcode,omitempty"`
 }
 
+// LogoutRequest defines model for LogoutRequest.
+type LogoutRequest struct {
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+
+	// Global true revokes every refresh token of the token's user.
+	Global       *bool   `json:"global,omitempty"`
+	RefreshToken *string `json:"refreshToken,omitempty"`
+}
+
+// OAuth2Error defines model for OAuth2Error.
+type OAuth2Error struct {
+	Error            OAuth2ErrorError `json:"error"`
+	ErrorDescription *string          `json:"error_description,omitempty"`
+}
+
+// OAuth2ErrorError defines model for OAuth2Error.Error.
+type OAuth2ErrorError string
+
+// OAuth2RevokeRequest defines model for OAuth2RevokeRequest.
+type OAuth2RevokeRequest struct {
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+	Token         string  `json:"token"`
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+}
+
+// OAuthConfiguration How the application authenticates as an OAuth client, in FusionAuth's shape;
+// only what token revocation needs is acted on. `clientId` defaults to the
+// application's id and is unique. `clientSecret` is generated when absent,
+// stored as a hash only, and returned only in the answer to the create (ours:
+// FusionAuth returns it every time).
+type OAuthConfiguration struct {
+	// ClientAuthenticationPolicy Required (the default) makes the secret necessary.
+	ClientAuthenticationPolicy *OAuthConfigurationClientAuthenticationPolicy `json:"clientAuthenticationPolicy,omitempty"`
+
+	// ClientId Empty means the application's id.
+	ClientId *string `json:"clientId,omitempty"`
+
+	// ClientSecret Empty means a generated one.
+	ClientSecret *string `json:"clientSecret,omitempty"`
+}
+
+// OAuthConfigurationClientAuthenticationPolicy Required (the default) makes the secret necessary.
+type OAuthConfigurationClientAuthenticationPolicy string
+
+// OpenIDConfiguration defines model for OpenIDConfiguration.
+type OpenIDConfiguration struct {
+	IdTokenSigningAlgValuesSupported       *[]string `json:"id_token_signing_alg_values_supported,omitempty"`
+	Issuer                                 string    `json:"issuer"`
+	JwksUri                                string    `json:"jwks_uri"`
+	RevocationEndpoint                     string    `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethodsSupported []string  `json:"revocation_endpoint_auth_methods_supported"`
+}
+
 // OptionalBodyId A UUID; empty or null means absent.
 type OptionalBodyId = string
 
 // OptionalQueryId A UUID, or empty, `null` or `undefined` meaning absent.
 type OptionalQueryId = string
-
-// RefreshDeleteRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
-type RefreshDeleteRequest struct {
-	// ApplicationId A UUID; empty or null means absent.
-	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
-
-	// EventInfo Who caused an event, from where and on which device.
-	EventInfo *EventInfo `json:"eventInfo,omitempty"`
-	Token     *string    `json:"token,omitempty"`
-
-	// UserId A UUID; empty or null means absent.
-	UserId *OptionalBodyId `json:"userId,omitempty"`
-}
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
@@ -485,6 +593,62 @@ type RefreshTokenMetaData struct {
 // RefreshTokenResponse defines model for RefreshTokenResponse.
 type RefreshTokenResponse struct {
 	RefreshToken RefreshToken `json:"refreshToken"`
+}
+
+// RefreshTokenRevocationPolicy When refresh tokens are revoked. Only `onOneTimeTokenReuse` is acted on here,
+// and only the tenant's: a rotated-away one-time-use value presented after its
+// grace period revokes its session. Default false. The other fields are kept
+// for FusionAuth's clients.
+type RefreshTokenRevocationPolicy struct {
+	OnLoginPrevented    *bool `json:"onLoginPrevented,omitempty"`
+	OnMultiFactorEnable *bool `json:"onMultiFactorEnable,omitempty"`
+	OnOneTimeTokenReuse *bool `json:"onOneTimeTokenReuse,omitempty"`
+	OnPasswordChanged   *bool `json:"onPasswordChanged,omitempty"`
+}
+
+// RefreshTokenRevokeForm The same selection as a form (`token=…&userId=…`); a form cannot carry eventInfo.
+type RefreshTokenRevokeForm struct {
+	// ApplicationId A UUID, or empty, `null` or `undefined` meaning absent.
+	ApplicationId *OptionalQueryId `json:"applicationId,omitempty"`
+
+	// ExceptTokenId A UUID, or empty, `null` or `undefined` meaning absent.
+	ExceptTokenId *OptionalQueryId `json:"exceptTokenId,omitempty"`
+
+	// Token A refresh-token value (opaque text).
+	Token *TokenValue `json:"token,omitempty"`
+
+	// UserId A UUID, or empty, `null` or `undefined` meaning absent.
+	UserId *OptionalQueryId `json:"userId,omitempty"`
+}
+
+// RefreshTokenRevokeRequest Selects the refresh tokens to revoke; the same rules as the query parameters.
+// FusionAuth's clients call it RefreshTokenRevokeRequest; some of its documents
+// say RefreshDeleteRequest.
+type RefreshTokenRevokeRequest struct {
+	// ApplicationId A UUID; empty or null means absent.
+	ApplicationId *OptionalBodyId `json:"applicationId,omitempty"`
+
+	// EventInfo Who caused an event, from where and on which device.
+	EventInfo *EventInfo `json:"eventInfo,omitempty"`
+
+	// ExceptTokenId A UUID; empty or null means absent.
+	ExceptTokenId *OptionalBodyId `json:"exceptTokenId,omitempty"`
+	Token         *string         `json:"token,omitempty"`
+
+	// UserId A UUID; empty or null means absent.
+	UserId *OptionalBodyId `json:"userId,omitempty"`
+}
+
+// RevocationReceipt What a revocation revoked (ours).
+type RevocationReceipt struct {
+	// Count How many live tokens were revoked.
+	Count int64 `json:"count"`
+
+	// RevokedRefreshTokenIds The ids of the live tokens revoked, at most 1,000 of them.
+	RevokedRefreshTokenIds []openapi_types.UUID `json:"revokedRefreshTokenIds"`
+
+	// Truncated True when more tokens were revoked than the list holds.
+	Truncated bool `json:"truncated"`
 }
 
 // StatusResponse defines model for StatusResponse.
@@ -598,6 +762,9 @@ type WebhookResponse struct {
 // HardDelete defines model for HardDelete.
 type HardDelete = bool
 
+// Prefer defines model for Prefer.
+type Prefer = string
+
 // TenantIdHeader defines model for TenantIdHeader.
 type TenantIdHeader = string
 
@@ -659,6 +826,9 @@ type SearchEventsParamsType string
 
 // RevokeRefreshTokensParams defines parameters for RevokeRefreshTokens.
 type RevokeRefreshTokensParams struct {
+	// ExceptTokenId With userId, the one token of the user that is not revoked (ours).
+	ExceptTokenId *OptionalQueryId `form:"exceptTokenId,omitempty" json:"exceptTokenId,omitempty"`
+
 	// UserId The id of the user whose refresh tokens are revoked.
 	UserId *OptionalQueryId `form:"userId,omitempty" json:"userId,omitempty"`
 
@@ -671,6 +841,10 @@ type RevokeRefreshTokensParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokensParams defines parameters for RetrieveRefreshTokens.
@@ -685,7 +859,7 @@ type RetrieveRefreshTokensParams struct {
 
 // ExchangeRefreshTokenForJWTParams defines parameters for ExchangeRefreshTokenForJWT.
 type ExchangeRefreshTokenForJWTParams struct {
-	// RefreshToken The refresh token, when the body carries none.
+	// RefreshToken The refresh token; wins over the body's `refreshToken`.
 	RefreshToken *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
@@ -694,6 +868,10 @@ type RevokeRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+
+	// Prefer `return=representation` asks for a receipt of what was revoked (ours; RFC 7240).
+	// Anything else, or nothing, keeps FusionAuth's empty answer.
+	Prefer *Prefer `json:"Prefer,omitempty"`
 }
 
 // RetrieveRefreshTokenByIdParams defines parameters for RetrieveRefreshTokenById.
@@ -701,6 +879,18 @@ type RetrieveRefreshTokenByIdParams struct {
 	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
 	// `[invalid]tenantId`. A key locked to another tenant → 401.
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// LogoutParams defines parameters for Logout.
+type LogoutParams struct {
+	// Global true revokes every refresh token of the token's user.
+	Global *bool `form:"global,omitempty" json:"global,omitempty"`
+
+	// RefreshToken The refresh token to revoke. It is sensitive; prefer the body or the cookie.
+	RefreshToken *TokenValue `form:"refreshToken,omitempty" json:"refreshToken,omitempty"`
+
+	// RefreshTokenCookie The refresh token, when neither body nor query names one.
+	RefreshTokenCookie *string `form:"refresh_token,omitempty" json:"refresh_token,omitempty"`
 }
 
 // CreateUserParams defines parameters for CreateUser.
@@ -754,10 +944,16 @@ type CreateApplicationJSONRequestBody = ApplicationRequest
 type CreateApplicationWithIdJSONRequestBody = ApplicationRequest
 
 // RevokeRefreshTokensJSONRequestBody defines body for RevokeRefreshTokens for application/json ContentType.
-type RevokeRefreshTokensJSONRequestBody = RefreshDeleteRequest
+type RevokeRefreshTokensJSONRequestBody = RefreshTokenRevokeRequest
+
+// RevokeRefreshTokensFormdataRequestBody defines body for RevokeRefreshTokens for application/x-www-form-urlencoded ContentType.
+type RevokeRefreshTokensFormdataRequestBody = RefreshTokenRevokeForm
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
+
+// LogoutJSONRequestBody defines body for Logout for application/json ContentType.
+type LogoutJSONRequestBody = LogoutRequest
 
 // CreateTenantJSONRequestBody defines body for CreateTenant for application/json ContentType.
 type CreateTenantJSONRequestBody = TenantRequest
@@ -782,6 +978,9 @@ type CreateWebhookWithIdJSONRequestBody = WebhookRequest
 
 // UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
 type UpdateWebhookJSONRequestBody = WebhookRequest
+
+// RevokeOAuth2TokenFormdataRequestBody defines body for RevokeOAuth2Token for application/x-www-form-urlencoded ContentType.
+type RevokeOAuth2TokenFormdataRequestBody = OAuth2RevokeRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -866,6 +1065,16 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
 	// Needs a key that is neither locked to a tenant nor limited to endpoints.
@@ -933,7 +1142,9 @@ type ClientInterface interface {
 	// DeleteApplication Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 	DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -975,9 +1186,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1003,6 +1224,17 @@ type ClientInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1013,9 +1245,19 @@ type ClientInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -1042,10 +1284,80 @@ type ClientInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetrieveRefreshTokens List a user's refresh tokens
 	//
@@ -1058,18 +1370,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1081,18 +1417,42 @@ type ClientInterface interface {
 	// ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -1104,6 +1464,11 @@ type ClientInterface interface {
 	// RevokeRefreshTokenById Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 	RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1112,6 +1477,59 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ValidateJWT Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetStatus Health of the server and its database
 	//
@@ -1137,6 +1555,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTenant Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RetrieveTenant Retrieve a tenant
 	//
@@ -1204,7 +1632,10 @@ type ClientInterface interface {
 	// DeleteUser Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 	DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1320,6 +1751,52 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -1331,6 +1808,26 @@ type ClientInterface interface {
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenIDConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1488,7 +1985,9 @@ func (c *Client) CreateApplication(ctx context.Context, params *CreateApplicatio
 // DeleteApplication Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Corresponds with DELETE /api/application/{applicationId} (the `DeleteApplication` operationId).
 func (c *Client) DeleteApplication(ctx context.Context, applicationId openapi_types.UUID, params *DeleteApplicationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1580,9 +2079,19 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -1609,6 +2118,17 @@ func (c *Client) SearchEvents(ctx context.Context, params *SearchEventsParams, r
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1629,9 +2149,19 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -1659,11 +2189,92 @@ func (c *Client) RevokeRefreshTokensWithBody(ctx context.Context, params *Revoke
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 func (c *Client) RevokeRefreshTokens(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeRefreshTokensRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeRefreshTokensWithFormdataBody Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *Client) RevokeRefreshTokensWithFormdataBody(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeRefreshTokensRequestWithFormdataBody(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1695,18 +2306,42 @@ func (c *Client) RetrieveRefreshTokens(ctx context.Context, params *RetrieveRefr
 // ExchangeRefreshTokenForJWTWithBody Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -1728,18 +2363,42 @@ func (c *Client) ExchangeRefreshTokenForJWTWithBody(ctx context.Context, params 
 // ExchangeRefreshTokenForJWT Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -1761,6 +2420,11 @@ func (c *Client) ExchangeRefreshTokenForJWT(ctx context.Context, params *Exchang
 // RevokeRefreshTokenById Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Corresponds with DELETE /api/jwt/refresh/{tokenId} (the `RevokeRefreshTokenById` operationId).
 func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RevokeRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1780,6 +2444,89 @@ func (c *Client) RevokeRefreshTokenById(ctx context.Context, tokenId openapi_typ
 // Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 func (c *Client) RetrieveRefreshTokenById(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetrieveRefreshTokenByIdRequest(c.Server, tokenId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ValidateJWT Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *Client) ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewValidateJWTRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) LogoutWithBody(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Logout Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *Client) Logout(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogoutRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1835,6 +2582,26 @@ func (c *Client) CreateTenantWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 func (c *Client) CreateTenant(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTenantRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTenant Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *Client) DeleteTenant(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTenantRequest(c.Server, tenantId)
 	if err != nil {
 		return nil, err
 	}
@@ -1981,7 +2748,10 @@ func (c *Client) ImportRefreshTokens(ctx context.Context, params *ImportRefreshT
 // DeleteUser Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Corresponds with DELETE /api/user/{userId} (the `DeleteUser` operationId).
 func (c *Client) DeleteUser(ctx context.Context, userId openapi_types.UUID, params *DeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2228,6 +2998,72 @@ func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
+// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeOAuth2TokenWithFormdataBody Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *Client) RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeOAuth2TokenRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -2238,6 +3074,33 @@ func NewGetJWKSRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenIDConfigurationRequest constructs an http.Request for the GetOpenIDConfiguration method
+func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2804,6 +3667,17 @@ func NewRevokeRefreshTokensRequest(server string, params *RevokeRefreshTokensPar
 	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/json", bodyReader)
 }
 
+// NewRevokeRefreshTokensRequestWithFormdataBody calls the generic RevokeRefreshTokens builder with application/x-www-form-urlencoded body
+func NewRevokeRefreshTokensRequestWithFormdataBody(server string, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeRefreshTokensRequestWithBody(server, params, "application/x-www-form-urlencoded", bodyReader)
+}
+
 // NewRevokeRefreshTokensRequestWithBody constructs an http.Request for the RevokeRefreshTokens method, with any body, and a specified content type
 func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshTokensParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -2831,6 +3705,18 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.ExceptTokenId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "exceptTokenId", *params.ExceptTokenId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if params.UserId != nil {
 
@@ -2892,6 +3778,17 @@ func NewRevokeRefreshTokensRequestWithBody(server string, params *RevokeRefreshT
 			}
 
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
 		}
 
 	}
@@ -3069,6 +3966,17 @@ func NewRevokeRefreshTokenByIdRequest(server string, tokenId openapi_types.UUID,
 			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
 		}
 
+		if params.Prefer != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Prefer", *params.Prefer, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Prefer", headerParam1)
+		}
+
 	}
 
 	return req, nil
@@ -3120,6 +4028,129 @@ func NewRetrieveRefreshTokenByIdRequest(server string, tokenId openapi_types.UUI
 
 	}
 
+	return req, nil
+}
+
+// NewValidateJWTRequest constructs an http.Request for the ValidateJWT method
+func NewValidateJWTRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/jwt/validate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewLogoutRequest calls the generic Logout builder with application/json body
+func NewLogoutRequest(server string, params *LogoutParams, body LogoutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewLogoutRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewLogoutRequestWithBody constructs an http.Request for the Logout method, with any body, and a specified content type
+func NewLogoutRequestWithBody(server string, params *LogoutParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/logout")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Global != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "global", *params.Global, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RefreshToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "refreshToken", *params.RefreshToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.RefreshTokenCookie != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "refresh_token", *params.RefreshTokenCookie, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "refresh_token",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
 	return req, nil
 }
 
@@ -3186,6 +4217,40 @@ func NewCreateTenantRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteTenantRequest constructs an http.Request for the DeleteTenant method
+func NewDeleteTenantRequest(server string, tenantId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenantId", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tenant/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3797,6 +4862,46 @@ func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID
 	return req, nil
 }
 
+// NewRevokeOAuth2TokenRequestWithFormdataBody calls the generic RevokeOAuth2Token builder with application/x-www-form-urlencoded body
+func NewRevokeOAuth2TokenRequestWithFormdataBody(server string, body RevokeOAuth2TokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewRevokeOAuth2TokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewRevokeOAuth2TokenRequestWithBody constructs an http.Request for the RevokeOAuth2Token method, with any body, and a specified content type
+func NewRevokeOAuth2TokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth2/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3851,6 +4956,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
+
+	// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+	//
+	// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+	// endpoint with the client authentication methods it accepts. Endpoint URLs
+	// are absolute, built from the address the request reached (through a trusted
+	// proxy: the one the proxy names).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
@@ -3923,7 +5040,9 @@ type ClientWithResponsesInterface interface {
 	// DeleteApplicationWithResponse Deactivate or delete an application
 	//
 	// With `hardDelete=true` the application and all its refresh tokens are deleted
-	// in one transaction; otherwise it is deactivated (`active: false`).
+	// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+	// a revocation by application (ours); otherwise it is deactivated
+	// (`active: false`) and its tokens no longer exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3971,9 +5090,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -3999,6 +5128,17 @@ type ClientWithResponsesInterface interface {
 	// 6. `userId` only: all of that user's tokens;
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4009,9 +5149,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 	// and `applicationId` are given, as query parameters or as fields of the
-	// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-	// parameter of the same name. An empty query value, and the literal values
-	// `null` and `undefined`, mean the parameter is absent.
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
 	//
 	// Usage examples:
 	// - Delete a single refresh token: pass only the token.
@@ -4038,10 +5188,80 @@ type ClientWithResponsesInterface interface {
 	// 7. `applicationId` only: all of that application's tokens.
 	// A bulk form answers 200 also when it revoked nothing.
 	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 	RevokeRefreshTokensWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
+
+	// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+	//
+	// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+	// and `applicationId` are given, as query parameters or as fields of the
+	// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+	// `application/x-www-form-urlencoded` form so that a token value stays out of
+	// access logs); a body field overrides the query parameter of the same name.
+	// An empty query value, and the literal values `null` and `undefined`, mean the
+	// parameter is absent.
+	//
+	// Authentication: an API key, or the access token (JWT) of the user who owns
+	// the refresh token — as `Authorization: Bearer <JWT>` or in the
+	// `access_token` cookie. The access token must verify with its tenant's key
+	// and must not have expired; its subject must own the token, else 404 as for
+	// a token that does not exist. With an access token only the single-token
+	// form is allowed: a request without `token`, or naming another `userId`, is
+	// answered 401.
+	//
+	// Usage examples:
+	// - Delete a single refresh token: pass only the token.
+	//   `revokeRefreshToken(token)`
+	// - Delete all refresh tokens of a user: pass only the userId.
+	//   `revokeRefreshToken(null, userId)`
+	// - Delete all refresh tokens of a user for one application: pass the userId
+	//   and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+	// - Delete all refresh tokens of an application: pass only the applicationId.
+	//   `revokeRefreshToken(null, null, applicationId)`
+	// - The same four through the JSON body, which may also carry `eventInfo`
+	//   describing who revoked, from where and on which device.
+	//
+	// Order of decision:
+	// 1. a malformed id → 400 `[couldNotConvert]<field>`;
+	// 2. nothing selected → 400 general `[invalid]`;
+	// 3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+	//    naming no application → 400 `[invalid]applicationId`;
+	// 4. `token` given: the token is revoked, or 404 (empty body) when it does not
+	//    exist, was already revoked, has expired, belongs to another user than the
+	//    given `userId`, or to another application than the given `applicationId`;
+	// 5. `userId` and `applicationId`: that user's tokens for that application;
+	// 6. `userId` only: all of that user's tokens;
+	// 7. `applicationId` only: all of that application's tokens.
+	// A bulk form answers 200 also when it revoked nothing.
+	//
+	// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+	// revokes all of that user's tokens but the one named — "log out my other
+	// sessions". With an access token it needs no `userId`: it is the token's
+	// user. It records the event of the form without it (userId, or userId and
+	// applicationId), and locks as that form does. Without a `userId` (or access
+	// token) it is 400 `[invalid]exceptTokenId`.
+	//
+	// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+	// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+	// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+	RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error)
 
 	// RetrieveRefreshTokensWithResponse List a user's refresh tokens
 	//
@@ -4056,18 +5276,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -4079,18 +5323,42 @@ type ClientWithResponsesInterface interface {
 	// ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 	//
 	// Needs no API key: the refresh token is the credential. The token comes from
-	// the body's `refreshToken`, else from the `refresh_token` cookie.
+	// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+	// carry one, the cookie wins.
 	//
 	// Settings come from the application's `jwtConfiguration` when it is enabled,
-	// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-	// carries a new refresh token and the one sent stops working (after
-	// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-	// moves the token's `startInstant` to now.
+	// else from the tenant's. With a sliding-window expiration policy each use
+	// moves the token's `startInstant` to now. Every exchange sets the token's
+	// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+	// caller's address).
+	//
+	// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+	// token) identifies the session for its whole life: it never changes, so it
+	// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+	// OneTimeUse` the answer carries a new refresh-token value for the same id
+	// and the value sent stops working. Within `gracePeriodInSeconds` of that
+	// rotation, the value sent is still accepted: the answer then carries the
+	// current value, and nothing rotates again. A rotated-away value presented
+	// after its grace period is a reuse: when the tenant's
+	// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+	// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+	// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+	// application's copy of that policy is not consulted. The last 32 rotated-away
+	// values of a session are remembered, by hash only, for as long as it lives.
+	// New values are derived from the value they replace with a secret of the
+	// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+	// value although only its hash is stored (ours).
+	//
+	// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+	// `Secure` when the request came over TLS or through a trusted proxy that
+	// says so): `access_token` (for the access token's lifetime) and
+	// `refresh_token` (for the refresh token's remaining life).
 	//
 	// Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 	// expired token, or its application deleted or deactivated, or its user
 	// deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+	// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+	// a valid token whose user was deleted meanwhile → 404.
 	// Once any revocation has answered 200, no exchange sent afterwards succeeds
 	// with a token it revoked.
 	//
@@ -4102,6 +5370,11 @@ type ClientWithResponsesInterface interface {
 	// RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 	//
 	// Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+	// The id stays the same when a one-time-use token rotates, so the id a client
+	// learnt at login revokes its session after any number of exchanges.
+	// Authentication: an API key, or the access token of the user who owns the
+	// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+	// a token of another user is then 404.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4114,6 +5387,61 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/jwt/refresh/{tokenId} (the `RetrieveRefreshTokenById` operationId).
 	RetrieveRefreshTokenByIdWithResponse(ctx context.Context, tokenId openapi_types.UUID, params *RetrieveRefreshTokenByIdParams, reqEditors ...RequestEditorFn) (*RetrieveRefreshTokenByIdResponse, error)
+
+	// ValidateJWTWithResponse Validate an access token and decode its claims
+	//
+	// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+	// (or in the `access_token` cookie). 200 with its claims when it verifies
+	// with its tenant's key and has not expired; 401 with an empty body
+	// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+	// when the session it belongs to (its `sid`, the refresh token's id) has been
+	// revoked or has expired, so that a revocation ends its access tokens at once
+	// for every resource server that asks here.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+	ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error)
+
+	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
+
+	// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+	//
+	// Needs no API key: the refresh token is the credential. It comes from the
+	// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+	// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+	// (body or query) every refresh token of its user, recording the same
+	// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+	// single token or for a user. A recently rotated-away value of a one-time-use
+	// token also ends its session (ours: a client whose last exchange answer was
+	// lost still logs out). The answer clears the `access_token` and
+	// `refresh_token` cookies and is 200 with an empty body — also when the token
+	// is unknown, expired or absent: a logout never fails for want of a session.
+	// An empty query value, and the literal values `null` and `undefined`, mean
+	// the parameter is absent.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/logout (the `Logout` operationId).
+	LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error)
 
 	// GetStatusWithResponse Health of the server and its database
 	//
@@ -4141,6 +5469,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/tenant (the `CreateTenant` operationId).
 	CreateTenantWithResponse(ctx context.Context, body CreateTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTenantResponse, error)
+
+	// DeleteTenantWithResponse Delete a tenant and everything in it
+	//
+	// Needs a key that is not locked to a tenant. Deletes the tenant with its
+	// applications, users, refresh tokens, signing keys and events, in one
+	// transaction. The default tenant cannot be deleted: 400 general
+	// `[invalid]tenantId`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+	DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error)
 
 	// RetrieveTenantWithResponse Retrieve a tenant
 	//
@@ -4210,7 +5550,10 @@ type ClientWithResponsesInterface interface {
 	// DeleteUserWithResponse Deactivate or delete a user
 	//
 	// With `hardDelete=true` the user and all their refresh tokens are deleted in one
-	// transaction; otherwise the user is deactivated (`active: false`).
+	// transaction, which also records the `jwt.refresh-token.revoke` event of a
+	// revocation by user (when the user had a live token), as FusionAuth does;
+	// otherwise the user is deactivated (`active: false`) and their tokens no longer
+	// exchange.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4336,6 +5679,52 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
+
+	// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+	//
+	// The standard token revocation endpoint (ours: FusionAuth has none). The
+	// client authenticates as an application: HTTP Basic with its `clientId` and
+	// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+	// `client_id` and `client_secret`; an application whose
+	// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+	// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+	// named by `token` is revoked when it was issued to that application, with the
+	// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+	// already revoked or another client's is left alone and the answer is the
+	// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+	// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+	// changes nothing: access tokens are self-contained and expire on their own.
+	// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+	// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+	// when the client is unknown or its credentials are wrong.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+	RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
 }
 
 // GetJWKSResponse503Headers the declared response headers of an HTTP 503 response for GetJWKS
@@ -4380,6 +5769,47 @@ func (r GetJWKSResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetOpenIDConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OpenIDConfiguration
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpenIDConfigurationResponse) GetJSON200() *OpenIDConfiguration {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenIDConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenIDConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenIDConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenIDConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4875,10 +6305,17 @@ type RevokeRefreshTokensResponse503Headers struct {
 type RevokeRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeRefreshTokensResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokensResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -4970,6 +6407,11 @@ func (r RetrieveRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// ExchangeRefreshTokenForJWTResponse200Headers the declared response headers of an HTTP 200 response for ExchangeRefreshTokenForJWT
+type ExchangeRefreshTokenForJWTResponse200Headers struct {
+	SetCookie *string
+}
+
 // ExchangeRefreshTokenForJWTResponse503Headers the declared response headers of an HTTP 503 response for ExchangeRefreshTokenForJWT
 type ExchangeRefreshTokenForJWTResponse503Headers struct {
 	RetryAfter *int
@@ -4982,6 +6424,8 @@ type ExchangeRefreshTokenForJWTResponse struct {
 	JSON200 *JWTRefreshResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExchangeRefreshTokenForJWTResponse200Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ExchangeRefreshTokenForJWTResponse503Headers
 }
@@ -5033,10 +6477,17 @@ type RevokeRefreshTokenByIdResponse503Headers struct {
 type RevokeRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RevokeRefreshTokenByIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeRefreshTokenByIdResponse) GetJSON200() *RevocationReceipt {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5122,6 +6573,109 @@ func (r RetrieveRefreshTokenByIdResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ValidateJWTResponse503Headers the declared response headers of an HTTP 503 response for ValidateJWT
+type ValidateJWTResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ValidateJWTResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *JWTValidateResponse
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ValidateJWTResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ValidateJWTResponse) GetJSON200() *JWTValidateResponse {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r ValidateJWTResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ValidateJWTResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ValidateJWTResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ValidateJWTResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
+type LogoutResponse200Headers struct {
+	SetCookie *string
+}
+
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int
+}
+
+type LogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *LogoutResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r LogoutResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r LogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r LogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r LogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r LogoutResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5225,6 +6779,54 @@ func (r CreateTenantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTenantResponse503Headers the declared response headers of an HTTP 503 response for DeleteTenant
+type DeleteTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteTenantResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteTenantResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteTenantResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTenantResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTenantResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTenantResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTenantResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5918,6 +7520,68 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RevokeOAuth2TokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeOAuth2Token
+type RevokeOAuth2TokenResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RevokeOAuth2TokenResponse503Headers the declared response headers of an HTTP 503 response for RevokeOAuth2Token
+type RevokeOAuth2TokenResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokeOAuth2TokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuth2Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuth2Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeOAuth2TokenResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeOAuth2TokenResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON400() *OAuth2Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeOAuth2TokenResponse) GetJSON401() *OAuth2Error {
+	return r.JSON401
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeOAuth2TokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeOAuth2TokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeOAuth2TokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeOAuth2TokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public key of every RS256 and ES256 signing key,
@@ -5933,6 +7597,24 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseGetJWKSResponse(rsp)
+}
+
+// GetOpenIDConfigurationWithResponse Where this server's OAuth endpoints are (OpenID Connect discovery)
+//
+// Needs no API key. Names the issuer, the JWKS and the RFC 7009 revocation
+// endpoint with the client authentication methods it accepts. Endpoint URLs
+// are absolute, built from the address the request reached (through a trusted
+// proxy: the one the proxy names).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error) {
+	rsp, err := c.GetOpenIDConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenIDConfigurationResponse(rsp)
 }
 
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
@@ -6054,7 +7736,9 @@ func (c *ClientWithResponses) CreateApplicationWithResponse(ctx context.Context,
 // DeleteApplicationWithResponse Deactivate or delete an application
 //
 // With `hardDelete=true` the application and all its refresh tokens are deleted
-// in one transaction; otherwise it is deactivated (`active: false`).
+// in one transaction, which also records the `jwt.refresh-token.revoke` event of
+// a revocation by application (ours); otherwise it is deactivated
+// (`active: false`) and its tokens no longer exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6132,9 +7816,19 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -6161,6 +7855,17 @@ func (c *ClientWithResponses) SearchEventsWithResponse(ctx context.Context, para
 //  7. `applicationId` only: all of that application's tokens.
 //
 // A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6177,9 +7882,19 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
 // and `applicationId` are given, as query parameters or as fields of the
-// optional JSON body (`RefreshDeleteRequest`); a body field overrides the query
-// parameter of the same name. An empty query value, and the literal values
-// `null` and `undefined`, mean the parameter is absent.
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
 //
 // Usage examples:
 //   - Delete a single refresh token: pass only the token.
@@ -6207,11 +7922,88 @@ func (c *ClientWithResponses) RevokeRefreshTokensWithBodyWithResponse(ctx contex
 //
 // A bulk form answers 200 also when it revoked nothing.
 //
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
 func (c *ClientWithResponses) RevokeRefreshTokensWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error) {
 	rsp, err := c.RevokeRefreshTokens(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeRefreshTokensResponse(rsp)
+}
+
+// RevokeRefreshTokensWithFormdataBodyWithResponse Revoke refresh tokens by token value, by user, by user and application, or by application
+//
+// Revokes refresh tokens. What is revoked depends on which of `token`, `userId`
+// and `applicationId` are given, as query parameters or as fields of the
+// optional body (`RefreshTokenRevokeRequest`, as JSON, or as an
+// `application/x-www-form-urlencoded` form so that a token value stays out of
+// access logs); a body field overrides the query parameter of the same name.
+// An empty query value, and the literal values `null` and `undefined`, mean the
+// parameter is absent.
+//
+// Authentication: an API key, or the access token (JWT) of the user who owns
+// the refresh token — as `Authorization: Bearer <JWT>` or in the
+// `access_token` cookie. The access token must verify with its tenant's key
+// and must not have expired; its subject must own the token, else 404 as for
+// a token that does not exist. With an access token only the single-token
+// form is allowed: a request without `token`, or naming another `userId`, is
+// answered 401.
+//
+// Usage examples:
+//   - Delete a single refresh token: pass only the token.
+//     `revokeRefreshToken(token)`
+//   - Delete all refresh tokens of a user: pass only the userId.
+//     `revokeRefreshToken(null, userId)`
+//   - Delete all refresh tokens of a user for one application: pass the userId
+//     and the applicationId. `revokeRefreshToken(null, userId, applicationId)`
+//   - Delete all refresh tokens of an application: pass only the applicationId.
+//     `revokeRefreshToken(null, null, applicationId)`
+//   - The same four through the JSON body, which may also carry `eventInfo`
+//     describing who revoked, from where and on which device.
+//
+// Order of decision:
+//  1. a malformed id → 400 `[couldNotConvert]<field>`;
+//  2. nothing selected → 400 general `[invalid]`;
+//  3. a `userId` naming no user → 400 `[invalid]userId`; an `applicationId`
+//     naming no application → 400 `[invalid]applicationId`;
+//  4. `token` given: the token is revoked, or 404 (empty body) when it does not
+//     exist, was already revoked, has expired, belongs to another user than the
+//     given `userId`, or to another application than the given `applicationId`;
+//  5. `userId` and `applicationId`: that user's tokens for that application;
+//  6. `userId` only: all of that user's tokens;
+//  7. `applicationId` only: all of that application's tokens.
+//
+// A bulk form answers 200 also when it revoked nothing.
+//
+// Ours: `exceptTokenId` with a `userId` (and optionally an `applicationId`)
+// revokes all of that user's tokens but the one named — "log out my other
+// sessions". With an access token it needs no `userId`: it is the token's
+// user. It records the event of the form without it (userId, or userId and
+// applicationId), and locks as that form does. Without a `userId` (or access
+// token) it is 400 `[invalid]exceptTokenId`.
+//
+// Receipts (ours): with `Prefer: return=representation` the answer is 200 with a
+// `RevocationReceipt` naming the ids of the tokens revoked (at most 1,000; `count`
+// is always exact). Without it, the answer is FusionAuth's: an empty 200.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/jwt/refresh (the `RevokeRefreshTokens` operationId).
+func (c *ClientWithResponses) RevokeRefreshTokensWithFormdataBodyWithResponse(ctx context.Context, params *RevokeRefreshTokensParams, body RevokeRefreshTokensFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeRefreshTokensResponse, error) {
+	rsp, err := c.RevokeRefreshTokensWithFormdataBody(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6237,18 +8029,42 @@ func (c *ClientWithResponses) RetrieveRefreshTokensWithResponse(ctx context.Cont
 // ExchangeRefreshTokenForJWTWithBodyWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -6266,18 +8082,42 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithBodyWithResponse(ctx
 // ExchangeRefreshTokenForJWTWithResponse Exchange a refresh token for a signed access token (JWT)
 //
 // Needs no API key: the refresh token is the credential. The token comes from
-// the body's `refreshToken`, else from the `refresh_token` cookie.
+// the `refresh_token` cookie, else from the body's `refreshToken`: when both
+// carry one, the cookie wins.
 //
 // Settings come from the application's `jwtConfiguration` when it is enabled,
-// else from the tenant's. With `refreshTokenUsagePolicy: OneTimeUse` the answer
-// carries a new refresh token and the one sent stops working (after
-// `gracePeriodInSeconds`); with a sliding-window expiration policy each use
-// moves the token's `startInstant` to now.
+// else from the tenant's. With a sliding-window expiration policy each use
+// moves the token's `startInstant` to now. Every exchange sets the token's
+// `metaData.device.lastAccessedInstant` (now) and `lastAccessedAddress` (the
+// caller's address).
+//
+// The refresh token's id (`refreshTokenId`, the `sid` claim of the access
+// token) identifies the session for its whole life: it never changes, so it
+// can always be used to revoke the session. With `refreshTokenUsagePolicy:
+// OneTimeUse` the answer carries a new refresh-token value for the same id
+// and the value sent stops working. Within `gracePeriodInSeconds` of that
+// rotation, the value sent is still accepted: the answer then carries the
+// current value, and nothing rotates again. A rotated-away value presented
+// after its grace period is a reuse: when the tenant's
+// `jwtConfiguration.refreshTokenRevocationPolicy.onOneTimeTokenReuse` is true,
+// the session is revoked — with a `jwt.refresh-token.revoke` event (ours;
+// FusionAuth records none) — and the answer is `[invalid]refreshToken`; the
+// application's copy of that policy is not consulted. The last 32 rotated-away
+// values of a session are remembered, by hash only, for as long as it lives.
+// New values are derived from the value they replace with a secret of the
+// tenant (HMAC-SHA256), so that a grace-period answer can return the current
+// value although only its hash is stored (ours).
+//
+// The answer sets two HttpOnly cookies (`SameSite=Strict`, `Path=/`, and
+// `Secure` when the request came over TLS or through a trusted proxy that
+// says so): `access_token` (for the access token's lifetime) and
+// `refresh_token` (for the refresh token's remaining life).
 //
 // Errors: no refresh token → `[missing]refreshToken`; unknown, revoked or
 // expired token, or its application deleted or deactivated, or its user
 // deactivated → `[invalid]refreshToken`; `timeToLiveInSeconds` not between 1
-// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`.
+// and the application's access-token lifetime → `[invalid]timeToLiveInSeconds`;
+// a valid token whose user was deleted meanwhile → 404.
 // Once any revocation has answered 200, no exchange sent afterwards succeeds
 // with a token it revoked.
 //
@@ -6295,6 +8135,11 @@ func (c *ClientWithResponses) ExchangeRefreshTokenForJWTWithResponse(ctx context
 // RevokeRefreshTokenByIdWithResponse Revoke one refresh token by its id
 //
 // Revokes one token without exposing its value. Unknown, expired or already revoked → 404.
+// The id stays the same when a one-time-use token rotates, so the id a client
+// learnt at login revokes its session after any number of exchanges.
+// Authentication: an API key, or the access token of the user who owns the
+// refresh token (`Authorization: Bearer <JWT>` or the `access_token` cookie);
+// a token of another user is then 404.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6318,6 +8163,79 @@ func (c *ClientWithResponses) RetrieveRefreshTokenByIdWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseRetrieveRefreshTokenByIdResponse(rsp)
+}
+
+// ValidateJWTWithResponse Validate an access token and decode its claims
+//
+// Needs no API key: the access token comes as `Authorization: Bearer <JWT>`
+// (or in the `access_token` cookie). 200 with its claims when it verifies
+// with its tenant's key and has not expired; 401 with an empty body
+// otherwise — and also (ours; FusionAuth checks only signature and expiry)
+// when the session it belongs to (its `sid`, the refresh token's id) has been
+// revoked or has expired, so that a revocation ends its access tokens at once
+// for every resource server that asks here.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
+func (c *ClientWithResponses) ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error) {
+	rsp, err := c.ValidateJWT(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValidateJWTResponse(rsp)
+}
+
+// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithBodyWithResponse(ctx context.Context, params *LogoutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.LogoutWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
+}
+
+// LogoutWithResponse Log a user out by revoking their refresh token (or all of them)
+//
+// Needs no API key: the refresh token is the credential. It comes from the
+// JSON body's `refreshToken`, else the `refreshToken` query parameter, else the
+// `refresh_token` cookie. Revokes that token's session, or with `global=true`
+// (body or query) every refresh token of its user, recording the same
+// `jwt.refresh-token.revoke` events as `DELETE /api/jwt/refresh` does for a
+// single token or for a user. A recently rotated-away value of a one-time-use
+// token also ends its session (ours: a client whose last exchange answer was
+// lost still logs out). The answer clears the `access_token` and
+// `refresh_token` cookies and is 200 with an empty body — also when the token
+// is unknown, expired or absent: a logout never fails for want of a session.
+// An empty query value, and the literal values `null` and `undefined`, mean
+// the parameter is absent.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/logout (the `Logout` operationId).
+func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, params *LogoutParams, body LogoutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogoutResponse, error) {
+	rsp, err := c.Logout(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseLogoutResponse(rsp)
 }
 
 // GetStatusWithResponse Health of the server and its database
@@ -6363,6 +8281,24 @@ func (c *ClientWithResponses) CreateTenantWithResponse(ctx context.Context, body
 		return nil, err
 	}
 	return ParseCreateTenantResponse(rsp)
+}
+
+// DeleteTenantWithResponse Delete a tenant and everything in it
+//
+// Needs a key that is not locked to a tenant. Deletes the tenant with its
+// applications, users, refresh tokens, signing keys and events, in one
+// transaction. The default tenant cannot be deleted: 400 general
+// `[invalid]tenantId`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/tenant/{tenantId} (the `DeleteTenant` operationId).
+func (c *ClientWithResponses) DeleteTenantWithResponse(ctx context.Context, tenantId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteTenantResponse, error) {
+	rsp, err := c.DeleteTenant(ctx, tenantId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTenantResponse(rsp)
 }
 
 // RetrieveTenantWithResponse Retrieve a tenant
@@ -6475,7 +8411,10 @@ func (c *ClientWithResponses) ImportRefreshTokensWithResponse(ctx context.Contex
 // DeleteUserWithResponse Deactivate or delete a user
 //
 // With `hardDelete=true` the user and all their refresh tokens are deleted in one
-// transaction; otherwise the user is deactivated (`active: false`).
+// transaction, which also records the `jwt.refresh-token.revoke` event of a
+// revocation by user (when the user had a live token), as FusionAuth does;
+// otherwise the user is deactivated (`active: false`) and their tokens no longer
+// exchange.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6680,6 +8619,64 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, web
 	return ParseUpdateWebhookResponse(rsp)
 }
 
+// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
+// RevokeOAuth2TokenWithFormdataBodyWithResponse Revoke a refresh token (RFC 7009)
+//
+// The standard token revocation endpoint (ours: FusionAuth has none). The
+// client authenticates as an application: HTTP Basic with its `clientId` and
+// `clientSecret` (each form-urlencoded, RFC 6749 §2.3.1), or the form fields
+// `client_id` and `client_secret`; an application whose
+// `oauthConfiguration.clientAuthenticationPolicy` is `NotRequired` or
+// `NotRequiredWhenUsingPKCE` may send `client_id` alone. The refresh token
+// named by `token` is revoked when it was issued to that application, with the
+// usual `jwt.refresh-token.revoke` event; a token that is unknown, expired,
+// already revoked or another client's is left alone and the answer is the
+// same 200 — as RFC 7009 asks, so that the answer tells nothing about a token.
+// `token_type_hint` (`refresh_token` or `access_token`) is accepted and
+// changes nothing: access tokens are self-contained and expire on their own.
+// Errors use OAuth's format: `invalid_request` (400) when `token` is missing or
+// a field is repeated, `invalid_client` (401, with `WWW-Authenticate: Basic`)
+// when the client is unknown or its credentials are wrong.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
+func (c *ClientWithResponses) RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error) {
+	rsp, err := c.RevokeOAuth2TokenWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeOAuth2TokenResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6720,6 +8717,32 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenIDConfigurationResponse parses an HTTP response from a GetOpenIDConfigurationWithResponse call
+func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenIDConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OpenIDConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	}
 
 	return response, nil
@@ -7250,8 +9273,12 @@ func ParseRevokeRefreshTokensResponse(rsp *http.Response) (*RevokeRefreshTokensR
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -7376,6 +9403,9 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 		}
 		response.JSON400 = &dest
 
+	case rsp.StatusCode == 404:
+		break // No content-type
+
 	case rsp.StatusCode == 408:
 		break // No content-type
 
@@ -7388,6 +9418,16 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ExchangeRefreshTokenForJWTResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers ExchangeRefreshTokenForJWTResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -7417,8 +9457,12 @@ func ParseRevokeRefreshTokenByIdResponse(rsp *http.Response) (*RevokeRefreshToke
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RevocationReceipt
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -7515,6 +9559,115 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 	return response, nil
 }
 
+// ParseValidateJWTResponse parses an HTTP response from a ValidateJWTWithResponse call
+func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ValidateJWTResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest JWTValidateResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ValidateJWTResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
+func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &LogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers LogoutResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetStatusResponse parses an HTTP response from a GetStatusWithResponse call
 func ParseGetStatusResponse(rsp *http.Response) (*GetStatusResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7593,6 +9746,60 @@ func ParseCreateTenantResponse(rsp *http.Response) (*CreateTenantResponse, error
 	switch {
 	case rsp.StatusCode == 503:
 		var headers CreateTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTenantResponse parses an HTTP response from a DeleteTenantWithResponse call
+func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTenantResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteTenantResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -8341,11 +10548,82 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	return response, nil
 }
 
+// ParseRevokeOAuth2TokenResponse parses an HTTP response from a RevokeOAuth2TokenWithResponse call
+func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeOAuth2TokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuth2Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeOAuth2TokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeOAuth2TokenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx echo.Context) error
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -8388,12 +10666,21 @@ type ServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx echo.Context, tokenId openapi_types.UUID, params RetrieveRefreshTokenByIdParams) error
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx echo.Context) error
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx echo.Context, params LogoutParams) error
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx echo.Context) error
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx echo.Context) error
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx echo.Context, tenantId openapi_types.UUID) error
@@ -8433,6 +10720,9 @@ type ServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -8446,6 +10736,15 @@ func (w *ServerInterfaceWrapper) GetJWKS(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJWKS(ctx)
+	return err
+}
+
+// GetOpenIDConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenIDConfiguration(ctx)
 	return err
 }
 
@@ -8732,6 +11031,13 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 
 	// Parameter object where we will unmarshal all parameters from the context
 	var params RevokeRefreshTokensParams
+	// ------------- Optional query parameter "exceptTokenId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "exceptTokenId", ctx.QueryParams(), &params.ExceptTokenId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter exceptTokenId: %s", err))
+	}
+
 	// ------------- Optional query parameter "userId" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "userId", ctx.QueryParams(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
@@ -8768,6 +11074,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokens(ctx echo.Context) error {
 		}
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -8863,6 +11184,21 @@ func (w *ServerInterfaceWrapper) RevokeRefreshTokenById(ctx echo.Context) error 
 
 		params.XFusionAuthTenantId = &XFusionAuthTenantId
 	}
+	// ------------- Optional header parameter "Prefer" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Prefer")]; found {
+		var Prefer Prefer
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Prefer, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Prefer", valueList[0], &Prefer, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Prefer: %s", err))
+		}
+
+		params.Prefer = &Prefer
+	}
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeRefreshTokenById(ctx, tokenId, params)
@@ -8905,6 +11241,51 @@ func (w *ServerInterfaceWrapper) RetrieveRefreshTokenById(ctx echo.Context) erro
 	return err
 }
 
+// ValidateJWT converts echo context to params.
+func (w *ServerInterfaceWrapper) ValidateJWT(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ValidateJWT(ctx)
+	return err
+}
+
+// Logout converts echo context to params.
+func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogoutParams
+	// ------------- Optional query parameter "global" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "global", ctx.QueryParams(), &params.Global, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter global: %s", err))
+	}
+
+	// ------------- Optional query parameter "refreshToken" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "refreshToken", ctx.QueryParams(), &params.RefreshToken, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refreshToken: %s", err))
+	}
+
+	if cookie, err := ctx.Cookie("refresh_token"); err == nil {
+
+		var value string
+		err = runtime.BindStyledParameterWithOptions("simple", "refresh_token", cookie.Value, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter refresh_token: %s", err))
+		}
+		params.RefreshTokenCookie = &value
+
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.Logout(ctx, params)
+	return err
+}
+
 // GetStatus converts echo context to params.
 func (w *ServerInterfaceWrapper) GetStatus(ctx echo.Context) error {
 	var err error
@@ -8920,6 +11301,22 @@ func (w *ServerInterfaceWrapper) CreateTenant(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTenant(ctx)
+	return err
+}
+
+// DeleteTenant converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTenant(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "tenantId" -------------
+	var tenantId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenantId", ctx.Param("tenantId"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenantId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTenant(ctx, tenantId)
 	return err
 }
 
@@ -9209,6 +11606,15 @@ func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
 	return err
 }
 
+// RevokeOAuth2Token converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeOAuth2Token(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -9258,9 +11664,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/api/status", wrapper.GetStatus, options.OperationMiddlewares["getStatus"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
+	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
+	router.POST(options.BaseURL+"/oauth2/revoke", wrapper.RevokeOAuth2Token, options.OperationMiddlewares["revokeOAuth2Token"]...)
+	router.GET(options.BaseURL+"/api/jwt/validate", wrapper.ValidateJWT, options.OperationMiddlewares["validateJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
 	router.POST(options.BaseURL+"/api/jwt/refresh", wrapper.ExchangeRefreshTokenForJWT, options.OperationMiddlewares["exchangeRefreshTokenForJWT"]...)
+	router.POST(options.BaseURL+"/api/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RevokeRefreshTokenById, options.OperationMiddlewares["revokeRefreshTokenById"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh/:tokenId", wrapper.RetrieveRefreshTokenById, options.OperationMiddlewares["retrieveRefreshTokenById"]...)
 	router.POST(options.BaseURL+"/api/user/refresh-token/import", wrapper.ImportRefreshTokens, options.OperationMiddlewares["importRefreshTokens"]...)
@@ -9273,6 +11683,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/user/:userId", wrapper.RetrieveUser, options.OperationMiddlewares["retrieveUser"]...)
 	router.POST(options.BaseURL+"/api/user/:userId", wrapper.CreateUserWithId, options.OperationMiddlewares["createUserWithId"]...)
 	router.POST(options.BaseURL+"/api/tenant", wrapper.CreateTenant, options.OperationMiddlewares["createTenant"]...)
+	router.DELETE(options.BaseURL+"/api/tenant/:tenantId", wrapper.DeleteTenant, options.OperationMiddlewares["deleteTenant"]...)
 	router.GET(options.BaseURL+"/api/tenant/:tenantId", wrapper.RetrieveTenant, options.OperationMiddlewares["retrieveTenant"]...)
 	router.POST(options.BaseURL+"/api/tenant/:tenantId", wrapper.CreateTenantWithId, options.OperationMiddlewares["createTenantWithId"]...)
 	router.POST(options.BaseURL+"/api/api-key", wrapper.CreateAPIKey, options.OperationMiddlewares["createAPIKey"]...)
@@ -9343,6 +11754,27 @@ func (response GetJWKS503Response) VisitGetJWKSResponse(w http.ResponseWriter) e
 	}
 	w.WriteHeader(503)
 	return nil
+}
+
+type GetOpenIDConfigurationRequestObject struct {
+}
+
+type GetOpenIDConfigurationResponseObject interface {
+	VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetOpenIDConfiguration200JSONResponse OpenIDConfiguration
+
+func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type CreateAPIKeyRequestObject struct {
@@ -9940,20 +12372,27 @@ func (response SearchEvents503Response) VisitSearchEventsResponse(w http.Respons
 }
 
 type RevokeRefreshTokensRequestObject struct {
-	Params RevokeRefreshTokensParams
-	Body   *RevokeRefreshTokensJSONRequestBody
+	Params       RevokeRefreshTokensParams
+	JSONBody     *RevokeRefreshTokensJSONRequestBody
+	FormdataBody *RevokeRefreshTokensFormdataRequestBody
 }
 
 type RevokeRefreshTokensResponseObject interface {
 	VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokens200Response struct {
-}
+type RevokeRefreshTokens200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokens200Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokens200JSONResponse) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokens400JSONResponse struct{ BadRequestJSONResponse }
@@ -10078,15 +12517,25 @@ type ExchangeRefreshTokenForJWTResponseObject interface {
 	VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error
 }
 
-type ExchangeRefreshTokenForJWT200JSONResponse JWTRefreshResponse
+type ExchangeRefreshTokenForJWT200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type ExchangeRefreshTokenForJWT200JSONResponse struct {
+	Body    JWTRefreshResponse
+	Headers ExchangeRefreshTokenForJWT200ResponseHeaders
+}
 
 func (response ExchangeRefreshTokenForJWT200JSONResponse) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10104,6 +12553,14 @@ func (response ExchangeRefreshTokenForJWT400JSONResponse) VisitExchangeRefreshTo
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type ExchangeRefreshTokenForJWT404Response struct {
+}
+
+func (response ExchangeRefreshTokenForJWT404Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
 }
 
 type ExchangeRefreshTokenForJWT408Response = RequestTimeoutResponse
@@ -10139,12 +12596,18 @@ type RevokeRefreshTokenByIdResponseObject interface {
 	VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error
 }
 
-type RevokeRefreshTokenById200Response struct {
-}
+type RevokeRefreshTokenById200JSONResponse RevocationReceipt
 
-func (response RevokeRefreshTokenById200Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+func (response RevokeRefreshTokenById200JSONResponse) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	return nil
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type RevokeRefreshTokenById400JSONResponse struct{ BadRequestJSONResponse }
@@ -10262,6 +12725,115 @@ func (response RetrieveRefreshTokenById503Response) VisitRetrieveRefreshTokenByI
 	return nil
 }
 
+type ValidateJWTRequestObject struct {
+}
+
+type ValidateJWTResponseObject interface {
+	VisitValidateJWTResponse(w http.ResponseWriter) error
+}
+
+type ValidateJWT200JSONResponse JWTValidateResponse
+
+func (response ValidateJWT200JSONResponse) VisitValidateJWTResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ValidateJWT401Response struct {
+}
+
+func (response ValidateJWT401Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ValidateJWT500Response = InternalErrorResponse
+
+func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ValidateJWT503Response = UnavailableResponse
+
+func (response ValidateJWT503Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type LogoutRequestObject struct {
+	Params LogoutParams
+	Body   *LogoutJSONRequestBody
+}
+
+type LogoutResponseObject interface {
+	VisitLogoutResponse(w http.ResponseWriter) error
+}
+
+type Logout200ResponseHeaders struct {
+	SetCookie *string
+}
+
+type Logout200Response struct {
+	Headers Logout200ResponseHeaders
+}
+
+func (response Logout200Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(200)
+	return nil
+}
+
+type Logout400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response Logout400JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout408Response = RequestTimeoutResponse
+
+func (response Logout408Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type Logout500Response = InternalErrorResponse
+
+func (response Logout500Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type Logout503Response = UnavailableResponse
+
+func (response Logout503Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type GetStatusRequestObject struct {
 }
 
@@ -10357,6 +12929,68 @@ func (response CreateTenant500Response) VisitCreateTenantResponse(w http.Respons
 type CreateTenant503Response = UnavailableResponse
 
 func (response CreateTenant503Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type DeleteTenantRequestObject struct {
+	TenantId openapi_types.UUID `json:"tenantId"`
+}
+
+type DeleteTenantResponseObject interface {
+	VisitDeleteTenantResponse(w http.ResponseWriter) error
+}
+
+type DeleteTenant200Response struct {
+}
+
+func (response DeleteTenant200Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteTenant400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteTenant400JSONResponse) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTenant401Response = UnauthorizedResponse
+
+func (response DeleteTenant401Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteTenant404Response struct {
+}
+
+func (response DeleteTenant404Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteTenant500Response = InternalErrorResponse
+
+func (response DeleteTenant500Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteTenant503Response = UnavailableResponse
+
+func (response DeleteTenant503Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -11217,11 +13851,92 @@ func (response UpdateWebhook503Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type RevokeOAuth2TokenRequestObject struct {
+	Body *RevokeOAuth2TokenFormdataRequestBody
+}
+
+type RevokeOAuth2TokenResponseObject interface {
+	VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error
+}
+
+type RevokeOAuth2Token200Response struct {
+}
+
+func (response RevokeOAuth2Token200Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type RevokeOAuth2Token400JSONResponse OAuth2Error
+
+func (response RevokeOAuth2Token400JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token401ResponseHeaders struct {
+	WWWAuthenticate *string
+}
+
+type RevokeOAuth2Token401JSONResponse struct {
+	Body    OAuth2Error
+	Headers RevokeOAuth2Token401ResponseHeaders
+}
+
+func (response RevokeOAuth2Token401JSONResponse) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeOAuth2Token408Response = RequestTimeoutResponse
+
+func (response RevokeOAuth2Token408Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type RevokeOAuth2Token500Response = InternalErrorResponse
+
+func (response RevokeOAuth2Token500Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type RevokeOAuth2Token503Response = UnavailableResponse
+
+func (response RevokeOAuth2Token503Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
+	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -11264,12 +13979,21 @@ type StrictServerInterface interface {
 	// RetrieveRefreshTokenById Retrieve one refresh token by its id
 	// (GET /api/jwt/refresh/{tokenId})
 	RetrieveRefreshTokenById(ctx context.Context, request RetrieveRefreshTokenByIdRequestObject) (RetrieveRefreshTokenByIdResponseObject, error)
+	// ValidateJWT Validate an access token and decode its claims
+	// (GET /api/jwt/validate)
+	ValidateJWT(ctx context.Context, request ValidateJWTRequestObject) (ValidateJWTResponseObject, error)
+	// Logout Log a user out by revoking their refresh token (or all of them)
+	// (POST /api/logout)
+	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
 	// GetStatus Health of the server and its database
 	// (GET /api/status)
 	GetStatus(ctx context.Context, request GetStatusRequestObject) (GetStatusResponseObject, error)
 	// CreateTenant Create a tenant with a server-assigned id
 	// (POST /api/tenant)
 	CreateTenant(ctx context.Context, request CreateTenantRequestObject) (CreateTenantResponseObject, error)
+	// DeleteTenant Delete a tenant and everything in it
+	// (DELETE /api/tenant/{tenantId})
+	DeleteTenant(ctx context.Context, request DeleteTenantRequestObject) (DeleteTenantResponseObject, error)
 	// RetrieveTenant Retrieve a tenant
 	// (GET /api/tenant/{tenantId})
 	RetrieveTenant(ctx context.Context, request RetrieveTenantRequestObject) (RetrieveTenantResponseObject, error)
@@ -11309,6 +14033,9 @@ type StrictServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
+	// (POST /oauth2/revoke)
+	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -11340,6 +14067,29 @@ func (sh *strictHandler) GetJWKS(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
 		return validResponse.VisitGetJWKSResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenIDConfiguration operation middleware
+func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
+	var request GetOpenIDConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenIDConfiguration(ctx.Request().Context(), request.(GetOpenIDConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenIDConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
+		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -11669,31 +14419,43 @@ func (sh *strictHandler) RevokeRefreshTokens(ctx echo.Context, params RevokeRefr
 	var request RevokeRefreshTokensRequestObject
 
 	request.Params = params
-
-	var body RevokeRefreshTokensJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body RevokeRefreshTokensJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
 	}
-	if err != nil {
-		if !errors.Is(err, io.EOF) {
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body RevokeRefreshTokensFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
 			return err
 		}
-	} else {
-		request.Body = &body
 	}
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
@@ -11843,6 +14605,80 @@ func (sh *strictHandler) RetrieveRefreshTokenById(ctx echo.Context, tokenId open
 	return nil
 }
 
+// ValidateJWT operation middleware
+func (sh *strictHandler) ValidateJWT(ctx echo.Context) error {
+	var request ValidateJWTRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ValidateJWT(ctx.Request().Context(), request.(ValidateJWTRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ValidateJWT")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ValidateJWTResponseObject); ok {
+		return validResponse.VisitValidateJWTResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// Logout operation middleware
+func (sh *strictHandler) Logout(ctx echo.Context, params LogoutParams) error {
+	var request LogoutRequestObject
+
+	request.Params = params
+
+	var body LogoutJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.Logout(ctx.Request().Context(), request.(LogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "Logout")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(LogoutResponseObject); ok {
+		return validResponse.VisitLogoutResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetStatus operation middleware
 func (sh *strictHandler) GetStatus(ctx echo.Context) error {
 	var request GetStatusRequestObject
@@ -11906,6 +14742,31 @@ func (sh *strictHandler) CreateTenant(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateTenantResponseObject); ok {
 		return validResponse.VisitCreateTenantResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTenant operation middleware
+func (sh *strictHandler) DeleteTenant(ctx echo.Context, tenantId openapi_types.UUID) error {
+	var request DeleteTenantRequestObject
+
+	request.TenantId = tenantId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTenant(ctx.Request().Context(), request.(DeleteTenantRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTenant")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTenantResponseObject); ok {
+		return validResponse.VisitDeleteTenantResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -12397,159 +15258,259 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 	return nil
 }
 
+// RevokeOAuth2Token operation middleware
+func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
+	var request RevokeOAuth2TokenRequestObject
+
+	if form, err := ctx.FormParams(); err == nil {
+		var body RevokeOAuth2TokenFormdataRequestBody
+		if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+			return err
+		}
+		request.Body = &body
+	} else {
+		return err
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeOAuth2Token(ctx.Request().Context(), request.(RevokeOAuth2TokenRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeOAuth2Token")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeOAuth2TokenResponseObject); ok {
+		return validResponse.VisitRevokeOAuth2TokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1rchu5liC8lRP8boTJ76ZoSpZdLir6h8qPa1XZLrcljTvC1ExCmSCJUhJgJZCieN2KqF+9gJ5eQ/+f",
-	"LcxSaiUT5xzki0w+pJJs31v+Y4tkJnAAnPcLn1qRmUyNltrZVv9TaypSMZFOpvTplUjj5zKRTuKnWNoo",
-	"VVOnjG71Wy7NJMT0o4WpTCcCB0nmAcyUG4NIEkjlMJV2DM5cSG0PwLixTGfKSnBjCeb8Fxk5UBZiKSKn",
-	"LoWTcbcVtBQO/2sm03kraGkxka1+a1xCErRsNJYTgSC5+RR/PTcmkUK3rq+D1onUQruj+JUUsUyX4T6O",
-	"zFRagiCVv2bSOnAGjJbg6E1oCzg9PXre6cIbkQxNOpExmBQyfaHNTMPv//GfsN/rwUhqmYpkoMOPSl+K",
-	"RMVnzk8dduEQLuQcEhNdyBjHF5oWn8/Bg+x2Bzpf75jBLRb8bzsvM6uMPszceCdfU9ParUuVHrWuce2p",
-	"tFOjraTD+0HE73mB+Cky2klNf4rpNFGRwP14+IvFTflUGfYvqRy2+q3/72GJGA/5V/vwRZqa1PJc9V09",
-	"qWynsuB35IC2+dzEc7BibmE2ngcwVDKJ4XzOf3Rb10HrSDuZapHQ+MtHhoNbmV7KFIZCJTLuwovJ1M1p",
-	"5AOIpRMqsSBSCUYnuO2jkeSR/Q6cqIk0mWsemuCLVQzaOBBpqi4lKA1OTSS093pgEdhYDkWWuE59alxe",
-	"ZLSWEY6HK48SY/3cp1pkbmxS9XcZL8/8Rlmr9CgoEMukoLTNhkMVKakdHL47QiQK8AeRIw5OiJg1EXMC",
-	"N7OyClE+76VQiThPZPOCY+HEubASIqFxkHM8OxGNZUyTVUkjMdaBwDUOExU5pu3I6ChLU6ndQPsHLVh5",
-	"ifRA22bBXMq0vlWpdOkcxNDJFML3+GHnED+EYGVkdGyZGJgOCIErDzWQMb+EtDUTCtcwNKnkWZQedZtI",
-	"RWknRzJF/EUM9liNDxy+O/pJzokBpmYqU6eYhmpzfmohNxAOmZ+8cq2gNRFXr6UeuXGrv/f4cbBIkkFL",
-	"xbXXskwhDS8/pq1M3ZG2TjCJFm8o7Z7sl68UKwhaFwzv8ukielyKJJO051mqkX8hWczGUhcIhKiaypzl",
-	"1hbyJGhNlM4/P9prABj5PeKv0XYTz+CtfVd54Tpo5ZxyeQWvTXRhCyidATdW1mM/QrphL6+Lb1i84GTL",
-	"ECyds9Tx1CgvA0UcK4RGJO9qDyknJ/7pbNLqf2z97cVJK2i9+/mY/julfw9Pnr1qBa3nL16/OHnROmvY",
-	"O/+FSFMxby0x0hceEhIRIknMTMYwkW5sYhuA7I66EH4atB6KqXr4y8w99DJ20OrDx4GfdtA6uw67A/3W",
-	"QLEwmEihLSCRzotvmeQWNmz1FlbESX37xFR58tmMCS0WVL9mKkW2+DF/+WzNtCzVPuO8pYRsmBR1lQbO",
-	"ejTSJiVa85TVLfe2UFDulSX8MnPPjB6qUZYWsK/bmB8/nNSfvw5aibDudBoLJ282N6sta1nk7ve7Nc6y",
-	"20QcFcawmdSrx0kAbDjMNQhcO/C12FR59DpoyUup3ZEemo26U/HgMiKWI25cwGpSuN0KbgjLc3mpIpmv",
-	"d62wXDpbRK3DKJLWyvgwjlNp7cbnboeEK3jup22kRaGD1hcXmbiB5o8dalkBTEQ0VlrupFLE/A1z6o+R",
-	"yZL4rUG6vJSpO8usTNFAaCJ5VMtWyx+0txrAnUhrxagBtJcmhXE2EWh4obYYjYUeye5GOqKFluOerdoi",
-	"u0aZNkMvaPZ7PZyxvpWk95djbBS3Gy2SLaQqzYZmKlsdAWoXkqwQVDXouwcWpsKNoR16mXpCZuvH3lnX",
-	"n1qn22rYDW8Ilgv6I4A3YuRlbritQYz6eg81EGMCgdZ1oi4lSialrYol6Q/0KyoNv//239dhF17iDpCh",
-	"g9PD77/910CHv8xc1+/FDtnw3VRemgsZ9gFNl0SyZQ/tc69xkg0Td/pQYSNHcTDQvIEBVHcW2hqRBJSz",
-	"/HbnAPg5+Gt9gP5A1wf0zx3UHyMtd2HuYkj8baDbqYxMGtc0YuEgkcI69gEQZDNhgZeKi+ERuvBCRGOI",
-	"0ECUdqDDyjxoXp6Y1+pSHmlvmIRBFRBQMSt0xNZ4MyFRQ4nWEi6PvveOElDWZoicbNKErE14ThiCHSNP",
-	"QaPNsQKPh+wN7oEekgGHazIaOVDlDMPFc4GmYzmK/cEMtPDbwafThVDpoQnRdKiYiA8sFDLQ+35CNfX8",
-	"PRxobzgrPWJtHq3OJJHpAwuCH2ItdKU4O9pOYVp/HOsYzbIcWSLB2hFsKYy2VvRupDsgsy4Pa9OL76vP",
-	"Lry75b7eQCNbKWeDFmPazbW68pHFQ6hAtiSjgtbVzsjs+C9/sUZ334vZGy/ScpaaazF11vlhbCASmUW6",
-	"8lw0gGFqJsgtUglCk4o/G6toDDGpQygWdJZ4jwvz4wXV6DainQd/vkGr4qfertJ8+OeTVedSUGqzJma2",
-	"0yhfm1IhNnYlAhyOvCDbRg3DjX+trFut8tLZ3EDikhhtUBW0vHLPstQ2uR7fpdKiHCVJMUF2zLOSSjU0",
-	"aJ8fwFRYC4qEbRjRQOFmPctD36RfHU2mJnUyfr9A6X+URS7ZlPW1PmdOTT4160TxZM3tsprfTaQTzz2e",
-	"b8uT3uTvXAet6pRNZOmdVySSHliSnnAuR0IfkCdU8c/DzGWp3BJkl+9sxUrd733/ZKOZelt2xhMW7wcL",
-	"h7iwCU248eOHnxpQIRlV/VLvj/ceP2kFrRf0f5MPKkovG6m0mUlcsChb/t7N69Me4qTPGmfUq7hCdQSr",
-	"Ro0vXzW+PG9mJdX9RggZ/oA2iWdcsa/Hyxt7IefbMxg8miaFvgYQDtg8/8mS72bBuqopjZYE0dQkKlLS",
-	"duHU1pTaUGqURjFra2kmF6JvA83S84HNIxuWlMM5tAX8XaZmh5S+OIBYWRqJYgAFeN6dmL/badThSKkl",
-	"sI/VSCs9OkxGJlVuPFle3Sszg7oWLFIJVo20jKFtstQeQBkRA7T0LQh2ZWvrpIgRBs/C4BVivg9EotW3",
-	"48MnVkapdAdAFEI7SDSST3kpUzWcD7QYCRwUHnZnMkl2KD7z8JfZhe2SLkFrzXH2lSe2zUTnj6QpblnX",
-	"zF5cTRVv8zs83xqRvVRXErH5OFGx0qMPSsdmtvj5g3LjN+JKTbLJa48vjRBVJ/1ZS9SbT61cwsP6sY5S",
-	"Ecl3MlUmrqnXVX77aK+B3zaJ+SoEtSVsAGLCq6tq+m+Uzpy8G1BWjFtH2fdV07ggTGh7ooD9R8Fer9dZ",
-	"lEWNANWnP0U9dfns38uMaLEVtMrTao4xNFtAC06CJmO0BP9R8GRb6K+bGZrfoNUa3KIp0xRTrqQQoGKS",
-	"WQmosPnwrAAtZ2S5ZzqWKZT70mn0sd3GAFoNnWdPVb7VhWeJUBPbRys+AJudQxulPai4E4DI0KqIF/wZ",
-	"0K67CjoBKOECkFfTAH5xKgCnYmh7HqbiDnEui+Z+G3UeFYMZepu8ul3KQSQmkqyXzgGEFwrlAetJHGet",
-	"BYA26Cy1w1raySaZ9rpiPqy3jyLl5o0yPjKZdmnzb7Gy00TMj/mLZk+yUy6L64GJ2GRMQ/5xnU3OmQQT",
-	"o0c3eT6Vo1VW2d/VNPcYb2Hs/Dxlo/AHE8+bgqKHlJFyAJLi6SYF3E0vgsU5GiiNJqhwTqb4/v9s//vH",
-	"3s73Ymd4uPPy7NPT653qx/2bfNzdu+78pYlM8jX8aybTNYugDANaRwAhQhziFyFS71BpVFhwWUqPKgur",
-	"LQTf+ffi8ftfl2dinHxUCSAtpiMkMnJ2mQjJmmJfIqeLWKTINEtQfeHnKdUJysyr7mZv2Do1dAGZbhmj",
-	"WmccLSLaGvPoJoA2UUYhQlYE7m63tEW5c/MVbidgwY7RkE9L6cruWWVrMuMAhIOJsZzeUznsB7ZR/K6A",
-	"rsmwXZZZ01ReKpMtQRBFcupkTBDi/gmnzlWi3JyEjc81irutjZuz5hjvzpNxf0H0u3ZjbOOGuJGLtflo",
-	"31IspUj4ocCWsj5t7gBPnfxYSlesqAcWJiaWSaOm9Ic8totujcLf4cpMxvrhLGxc5RzONuATe8tWcoha",
-	"MG9rW77RBXdN6QxH/P5ur9frkaMo/2LZs0gxGeHk8/NnRluXijzFaFkRb6a9A7S68xfJIhbJTMwtRGMZ",
-	"XTA5NuTAVs+jvv5Nm7ne43q7vVzcw7UOkpuB+6ZCrHfmcd+0nkoOBGURmulCwHpDytcmBrm9vbT9rq/Z",
-	"5cZNPnbCZXY1JJZ+rxqn5gLpvJJ6eraJU/gxmqbnhOflab/y5Kltk6C2kJi8Ayu5mis2aB2MfhuXLDr+",
-	"+mzNtKvO/d7mRUz8HyLJZJMaVUtC8KkGbTMVv2YScIs7CzmsrMQtocWplem6fL5lr9ytuIicCJXcAg2C",
-	"1lCl1r29HRIFrWGWJLd++R4pKxF/YFG3zUecCmtnJo1vIm0D4IwU60xak623jIaj1nOHLAHR944NocxT",
-	"xLoXiGoWSZlePFsJ5Cr2cffzfZDnY2MumhL2qCxjZeXHG5UkypZVBP55aO/+/tv/3u0FqN3l8Q3YxY/b",
-	"enL/aNEAR4ZflNGCDYkrVX5Vz3qjFDBO6PqP/wQff6hkka9K8Bq0+hQ0ug6bM94Scy6SJod4JNWlL67y",
-	"cfIiFZAppx6GMlaS59ITlW3OmK6UhKzaicU9bkiDqG3MlUuFd4GijaR9YYsUlNNB+XLzLhxSmAkmmaUa",
-	"GaHh1cnJO+9cRatYDDQLI3oEbeSxSShS5lKTQDQWqYgcztH25V9jocGJ8w4fSGIl7Pd61RqyGeNz1wMX",
-	"Nqbo3zu7vg3HTaWIt6Y2qtkZ+mIjoe1Mpkx5TxYob+8mlGc5zHhMUb5lIH6Sc8bNV28On+0cvzrce/yE",
-	"fPjCZSlhYg0BFutnisR+jkd2NhTO7D5ZIz/qBsOWeVWlYZmlDeR3qEGcW5NkTsLYuSmYlP63cPr+dW0H",
-	"GzhRb//pJn0dJ13Dgtebjh6vt7cac8a+yWAsBl4D2kqpOSulx1awNM+9fuoNO3L3cyMhyChLlZsf4yA8",
-	"3WFRK9MQZROzstwQOaHJHAgIf5AilWkI01QO1VV3Va3qoS9zZDuoPC+ekWrtVGOu3fu6pzyRVGuYUPmj",
-	"OXdCaQrv1fMCcviQkCmy5qkelPaR+y6cjJWlFSny49gAEmUd50yIc3MpfX0yCjtiCRNcdyp3cn0wkTTP",
-	"QFdyDqzhzNqaA81QvaZIPNgWIqGBK7iEA+W6Az3QlP2vcdG2P9A78IIkYl5jKa9QIYXwby9OgOq62DAO",
-	"81xjFDz+dHz0bqABwtquh16a9TkCIWabzhIOYeIrUHG0VUWovlSQObSMYb+369MqtI9GUdkpLipsLFkO",
-	"wXg3fzIH9pWAaK68JpjykmsEqlJ1XcQ+CRoqwCYwcLU+AR9kmpoUmsqxEbyjmB1op6dHz21ASSMid6pN",
-	"qtLJKh1xhfqpVlcgpyYad8tTw6krBxNy3n/oq1xzLJgIF41RYoSRiWWYWxahL6tAkAA3M4D93j6h5eNe",
-	"D8biUpbbSnk9z0wsLZopE0Pxb1amkI/QufcJFZbKTF6G0BblZlKEOPWGs9JlrAm/5Xrsl52Ah/JY4YfI",
-	"OQ68pI2nkFwnKDf5x+Of356F0C7qvGMjLWpCONhUpFb6+mWeZexDXrPU6BHgy6Se0ohHPOIzLlQ/mU/l",
-	"GYGAw+JoRHuKBodwsYY9rAJFsDdE1uAljNSl1Dga5XKSOmZ0JGu5RYzsFk+ERnXGvBbpqAIOlTfDU3ij",
-	"fjggREV1IH/UFJuHYpby8AvNj8vFHWqFXNxJmVM7UGqzIIA5f7GT7KMnPFVcYphjUyqR4cu4X2NJCFCO",
-	"hlamSiQ+50ulMBubpOi8wL5/nP79sn/F5185X9KYzEFYOH51uIM601jYsc9Aw6d0LfaA83OZtxvLOSDf",
-	"8BUNNNcJbgqFlCiObpHqGTnMEEJWUfq0dSG0Kc0rAPKo2AC8zAMrnVN6ZDugaLkeTESufPRCI8f9RkFy",
-	"+tder9eD9tvT153Ap2+/M9aNUnn8r699KXwxWJ/5EqIcnUPe9aGKY0FeoSH03I1JAqGQyqKxjLvwMpVy",
-	"B5eDYxKmt8PCSA8DZAXsu8a/Y/wfV1NZiqXMcy8cCBJeAo5Xe/D0ry9fvnzOGJ/KaSIiOUHeXZgfHfj9",
-	"t/9Cur9ABRh3Jz/iRF1IovuyhAROT17uPKWnMj0VRPw2S1MzEk5aaIeDQRY/7fXCDogEdf454QCX0hTE",
-	"Sl09kPXFNLc1oI0vSUJVgKTkRFxIkgWXPk+EOIXGJVOtGjV7IEb5llEFlzDMt5X39ELKqcdteYVU5Z2D",
-	"3+/tPXr03V7v0ZOnj/e/++7x0953YJ2Y25yTHIC8YlULscTnNIo5cloJ5yK6gFmqnJMaTOYCCHflXkgJ",
-	"3ru0dDRdiBXjeDxnoblkyD+B00YsrunJ/s65woWTocIqgpU6PgDhqQDO5dywQQn+zQcWUtqFtjhHEf5/",
-	"/89u96l81HvawSFJ+JU8DFEzlpGaiAQIAQqMZaZeIm0Xfh5CnDH3lIwRiDho9cFMaXvAG6uldTKGWMpp",
-	"zr3YKYIDJvJSJg1EwdKAyPy1mihni2wy65MfKBz5wMIwESPraxJJ/+r0C6Ugt8uRhAk3uSUHLlkhFMA4",
-	"TKZ2Hjh/sg8/qR+gTSY1mXhoqSdiLtOCn+8/2vVaBTXpsAvdOzoHHn+Zd9RnpTYgBVeb8EQsw582KEQB",
-	"QbiqO0hnGX6SJTheuypvECQNKk4kIfqOQMO0cUgP2x5MOFsRX6S9Y9M6d2HkOO1X9aQHFpVlWeiXZogz",
-	"FuoF8x0tZUyEgzxRFcHHnP3hOdO+KQvIEPoVBa9UQJm5sD5ZQlZRKfGxYqhziTSEoxE2Pe49gnZ1e+sd",
-	"RJTOm4h0WAFe0+HEo8ANmpzAuh4nONyRq+nIwpFOUWrfM6Go/s3oGnB5T5REuCITT7kETSfvlGPmWdGq",
-	"K+ZJPSZy+O6oFbQuZWrZstrt9ro9KseZSi2mqtVvPer2uo84m2pMFmFzdjOl+DZ5T94iFiAb97jShddk",
-	"U+GSptl5oqIcg1hHXcyxzs00NEwGmjwthQrPqYmEbHVjjxxwbPSoNE9a9OndnMxNispAsw5CcNixjA98",
-	"LjdOaLOoMDEJlT0rwrd52wt8P4pb/dbfpKNqgIV+Snu93p01UqLxG9ooHTLz/SDP4Sc5h2PpqKPPY566",
-	"acQCxIf1Jkr01qPNb1WbBVU9B63+x7OgZbPJRKTzPHWoOGXLZ8V7XD8yGoXMWDFVO75LzdTYlRjFSfyF",
-	"di8VeUorrbNy40+bFBIUK/x90dqkO9C1vjfMh6qeO0Ig+paXfeC/dpZU2VKd6g40FRqFF3JOpRNmggwz",
-	"Ro4mdGwmOQtkm9PRG0sI9Iy8hL7tCHttpHU/mHh+ZwhUb8hyXXcOkev+HrF3oS3LinZgWlacEGWVNyH0",
-	"/jYIXWlgRq/sboXNZcsteunp5pcWeoR9ZnorKIyxpurs8fUrrDTtCOvTzVW8RGMPP13I+VF8zTTW3LDv",
-	"RFxIC3I4RNvPy6hcJPnuasyAWV1iFcYrCo9z+QpGD3wrO37Hgh2LlKq7q3K3TbZfhCK3lPy2rEzv+BZ5",
-	"A+0lNEONaCKTYRNRcQJuhaiWkXuxnBFfiD8zvu03sDnDIghl5hfDLt6NCnZx6wriBPWNRs1Kycv1W/0Z",
-	"+UjNkfml2MjXeqz5YVXZRntpszqcEVG29vz4iT35qAuWfnziIa1FSVJtpLcpFfQsKET9apH4QblxMc83",
-	"wfhNMN5OMJLrX11KvSAQ663b1mFj5dEl8mgCtnzk4UKXWUT8e8Hm5d5lnxulG5qPrcDryiTfcHkjLldL",
-	"/rZS9MoT/FRLr1+r9H2gfjxl9+R/QXwJF+tM2JOfJMSMFsqXRJq3eY4HWmn2i6dCW0EuqGpCj1rs5gzt",
-	"kLMr+zAUiZVhZ41md4fUGGx8o9LZmml3ozZp9FekcyyS2hdSKfODBpPmCnwdszcrmXfNg//MbPBrR5iq",
-	"srqAJJuV08WSojtRUpcSqFRcRLWUpmLzMshRRE3OarBQjuQG/aJQeb9pGd+0jC+qZTRrzTJvMdno+c/T",
-	"lYo4LXdRtKQLrO4Smbeg1HEeKi0iu4svhnmjNd+dgIqkK1pGXirNrw80u4kO2Kub5GGICYVlRRYrF+Se",
-	"q3qnwrwNTGSmMsCnB1pYckj5GTiYnUonlJZxF96JkfRNDX1nL2hTM7iw7BrWrNUcS5FG4xfc5esOFJqm",
-	"WzF8Y7ySxvJirFVn0gqqPzWWaDXPVBRwbs9mV4y01PHqJgPW8fJnnczzPPMo74XpKIvAR2rpKgpK9II2",
-	"JXLBhPN2myCjAtRmiFZlPW8Hk4+T3hAcqeObA9M0EMVMakP5oDwVsTYkVvvmOlzjSjnN/uP2czKx1Cat",
-	"ZBs/2qs1dfjY2/n+7P//S7OovjeZs9xhsDEgN0UOwEFN7exnFTlfRHbgjkDRJpdXHYBJYmkdUIGaT38v",
-	"pUflHoJ1tuh7n25bNzC78MGH/nzHXYjlVHKowadpmSGE9HAYQOh7MQ80ypWwrokR8ybpFiA/X2ysQZzB",
-	"craZ9S1zBjrPT+XQK2UftMOmrh9hmSHiE9YuZZqqWFbaeAx0JbdyWMoyJIsuHOY5IgwZuf3KVJFEOcou",
-	"4OSsgfbtUWidZX+UgBqkcNS9mKrIzaR0Y2ofBfJKTKaJ5Izj3P2fN26unUGfO1hSTLRosUiZDSGfSbWW",
-	"uE2/dsLqqEt3PVEeCWVnL47tmymvGhyXnPcl3noOEvuoUlSwwc9bTsk5J/Gi6+Mo7m4EJKi/sA1cugGW",
-	"Yg/q06/fCv63Yf6THLWGJkNRl5psxOpdgcd5muNEzEEk1lDe8hwqaYiUbkZEeq70CGbjvFdNvLHnLSLa",
-	"z2nMeB7LSFlOR97twkLmcWlBLaYpD7Je71FExER/yvBgoPe6oA3nU1rqqiPjxUu3Khlt+MYjnDJnDEhq",
-	"+K42jBvLmZv+QcqtWmAguB+VAara8/I49VcPBnq/m/MpZkL9kpoq/I0Sovd7+9WEpg7nTypXy58GeaUs",
-	"qrLCFlZpMchYWJBXU0X5wOcSdVhbvWmMFp9nHdNorPbn+8RXPZXPV9daJCv7V5ZW+rhb7ncDH+5zoBef",
-	"eFCk8hSdySvPHgz0k8pQvoF7kjDvXBziYKC/6y7x/OWXah10cjEz0IdwniUXQMmjeU7gXq/HpJHvfy6E",
-	"PAo2afbvl2j1ThR8ygenG7N8HXxTY/+TWrs3OuMZlVE2eG39Ulbplw0q/TbdmvL+Xte3hLlmkd4S9NU2",
-	"xP2toKkHQdHaq+tzAK3UVjl1KanjzpCzRUuGvGo9eYu97dZR6ZVwfV8uocauZ9fLlww2+sopyCmQ+687",
-	"2i/tGuUGjpVrLBjkouyCmC+0TUqf8lpV5ohEeKbGNDvdfzQvEfOxxTM6n1dvfQjwM662+INjReW6SY6c",
-	"z1d4/RcudysSRj1fp3zmOgABaDmr2Brn1OC3rGLuBCDcQFPWNJXld+EFi8EqliVy6MBkrgsnizUt9WqV",
-	"ZgbPfuqvn8UnyjoZd+G999TeG6+/T0N8Zf+pFR5gjzsLZuSfwzAXzaunEMqaHNsya7vf1CfWO1dTGUvt",
-	"lEi4JoB/jMxEWjIGBjqv8ntgoXZJUhhwLwMyGSif2//6v7w6HBlzodhmOPa1W1xpU7xR19nCxW5MYaGg",
-	"KVs0shjo+qx5S/MucNh7RUvlfqVLcFhpQDDQRV0n5ejUNym3HdHOpI4R1pmphZlJL9BaaJPLcaDDpvbY",
-	"YeegiPFzk+udGXW5Zg2elSHq5T7nFgSZlcji8l4a+Z0HYbVHXojqhzYz2lWuQu3jQdfBRrOlLOqsHdpB",
-	"Xl0bFFqvSQdaVrkpcXflm8PnaptPB+CobxHsLx5FDB3oahoAA5HbTQtAhA29NEPgqg03k1LDLjt7ltGk",
-	"8TqlhdmaRu8O9M86osK9algDTaqiimOv1wuoaC2PWdCh0ynPRBpbsFkUcWGMP9qi6XKu4jSIlhd+tCrP",
-	"e2nSHz+cLMuXDd2wg/JCV/JJ5cirKVPBywEmvFIQ1OhylXu2sX3WPWuam3XMOyq8WOpK3uj1bejsXTrq",
-	"1jclv70k+upVxxW1ITlSU91XdWsoHNe0l9D+8cNJswf54SfHLcWvt/ElV+5s80mv8mpqqACzTKyE05zP",
-	"5bwN4ao7VLx/Z7+7hbn/w/yuYvnbWFJLsvqrsaDemgYF3tf4Kwsq7n5p2wbRow7dOZf9qHhjatLnOvE7",
-	"16E36c+1DfmGRdskLG3Ao42Ce9UNDW26uapI0y/Edj31yTPEP5b0lLPasnPrllWee71eqWn4QiGUhAh2",
-	"Ue/DalNAhbpFQmi3qbSSO8veZ1nJQu/aFVSwfiXdCvZ8RqAKKAovVAHOGvn7SorEjYt4Y/PCSmFb9nC9",
-	"QVmmcQ0lmasy33z/1/tRGOudcT9zotpCf9wVx5jvzrf0tLXpaXk61hbp7/zkw095T6frCgNrFt8VHPzz",
-	"4cKaTGCX74t3bF8qS/0E6HJeZbmcra+zJPnyacI5sFslCFeuFriH3OAbMEXgPOI1+cNlZ7K1DPReC+W+",
-	"sdF/SjbanN+b911eVw5HfZe/0gz1auvrz4yqtYbWayIS39B0E5pyKGuzrMfnHtbC7Q+5jedqlZXnWKpd",
-	"o8m4gSQHAKsdMRMzUroPY/LCK+uUHg1wKVYZnbeFHHGPDzhMEmB5OVZ61AcqmZv7jpN5tlK1i0jVwqA1",
-	"siNfxbYLLyl5kN7leS7kXMb1cIX9qM66lBgVev9yRI0guZjHrnDp265Pk6x2lK4/UMvaqYikpmGaHNj5",
-	"bTt3GRm9X89ywyVB27OQBb9wktRup/X3BHwj/EbC5z1filTWyPwT4+Nta1jLhAQ8GeoRtbp8Fbh6daBX",
-	"lK8WA96+iPVOZOg/ffVqIS6/orJVAmqjT/judKQ/l7by1SJDxdbMEWCzpVlk09yDnRlSr1t/Kaq/Pybk",
-	"qA/PdcAZAspCptWvmawWurEhMNDtSFi5o3SRjtjJjdItilu9hkAJs/ktOuBvrFxxQ+R5xr12WSD2q1cP",
-	"kiNfG9a2VjdLQ7z9uotkv5kg/1QmSLOdXLmTYa0c+JBfOnGPp950rUbD4XNxrge8tG/ybpu+SWb3HzDX",
-	"jRrF5xt9Hdx7E8mXPo8MtUTfw5QrmLmgx2ed8X1KbU5t8INWIIXIXMrUdgaatEi6SYanCrM04RbSnwZ8",
-	"x9Og1YdPv//239fXISPlu5+PTwIQDhIpbN5FNr/ywVCxTeVqpbGYTqWWcUB9ZJWM/SVGvq+1Egk1sjbD",
-	"IczGKpE8TMqXNKXUXdt24UX1yhuyYcki70P4bzvegop3jvNLcvoDbcdi7/GTf+HanbG8qt2mk0c5xcxX",
-	"ILFtS4DVbufx9T4BX4ef5y5V56T6zB2URBDWXg1rDTg5Nln06cTR1jf/XC2E8qtW7keALNxF85llyOJ1",
-	"NCvESI2PUPywzki+iZiViuRIWYfWaMEJtnB1+UcffvJ/LFnCTUZmFU3/4Zpg5vebffFGmMUx5YHyTJfs",
-	"mjnsRnNw/Ul8Abr9ds5Nll1+0rXGmHW+tmWHzIJM77MB0RrbrJh/ZeTQ48u9hg6/SbI/oySrW0xBa9p0",
-	"z+N76a8fYf3ZX9TjL/+o7b/v5ePL4kmJW1DzSIWmGbvAfXQqSbu+PwXd/8KXRdSUbef7rJ6+f92k7/H9",
-	"lt/0vWW78YsTypYy5R+LoogoSoJ6YIsrrPhgKpl95U2NH89QUvg26/QLXfvZGjs37T98uLv3XbfX7XV3",
-	"+9/3dndb12fX/y8AAP//",
+	"7H3dchu3lu6roHimyuSZFk3JipNQlQvFscdKHMdjyeOpMnXcEBskETUB7gZaFMejqlzNA8zsZ5hzfV5h",
+	"HiVPcgprAd1AE01StuU4e/sisUh243dhYf1+611nLOcLKZjQqjN811nQgs6ZZgV8ekqL7AeWM83Mp4yp",
+	"ccEXmkvRGXZ0UTKSwY+KLFgxp6aRfJWQJdczQvOcFGxSMDUjWl4yoY6I1DNWLLliRM8YkRe/srEmXJGM",
+	"0bHmV1SzrN9JOtw0/5eSFatO0hF0zjrDzqweSdJR4xmbUzMkvVqYXy+kzBkVnZubpPOiYBNWrI83LZgu",
+	"C/FdwRYFU0xoan5ICVWXikxkQSgp2JjxhSZyQpYzqsmSKlKwK3nJMtKVZaGOyMsnj8jXB4eDXn8kjsVK",
+	"z7iYEpYrlhBZECHhi4RcMrZQ5EmpuBTHpZ7dU4TNF3pFqFBLVvRHws1zxmjGinqidvj+JOf0+hkTUz3r",
+	"DA++epi4SStdcDGFOZ8xQYU+yZ5iY2tzPx3LBVOw6gX7S8mUJloSKRjR8CbpUvLq1ckPvT75meYTWcxZ",
+	"ZuZTikshl4L8/h//SQ4HAzJlghU0H4n0DRdXNOfZubZdp31yTC7ZiuRybNZLS0IFbLjrAxvZ3zD3f92r",
+	"V2zPzSm239XUb5JOwdRCCsWAYL+n2UucoPk0lkIzAX/SxSLnY9jy+78qsyjvvGb/oWCTzrDzv+7Xh+E+",
+	"/qruPy4KWSjsK1zVM285uSJ2RY5gmS9ktiKKrhRZzlYJmXCWZ+RihX/0OzdJ50RoVgiaQ/vrW2YaV6y4",
+	"YgWZUJ6zrE8eAwWZlo9IxjTluSK0YESK3Cz7dMqwZbsCZ3zOZKnjTcP4Mp4ZkiW0KPgVI1wQzeeMdA8G",
+	"RJnBZmxCy1z3wq7N9MZSCDY27ZmZj3OpbN+vBC31TBb831i23vPPXCk4H46wZEG4UOVkwsecCU2OX5wY",
+	"IoLDRB3hmA4NZc3pCoZbKuaPyPV7RXlOL3IWn3BGNb2gipExFaaRC7N3dDxjGXTmH41cKk2omeMk52ON",
+	"/GwsxbgsCib0SNgHFVHsypwHWDZF5BUrwqUqmC5WhE40K0j60nzYOzYfUqLYWIpM4WHAcwAE7D0UOcb4",
+	"kjlbS8rNHCayYNgLF9N+7KhwodmUFYZ+DQVbqjYPHL84+YmtgOkXcsEKzfEMBX2+6xhuQLVh+Oxad5KQ",
+	"G321xo2SDs+C18qSmzO8/phQrNAnQmmKR7R6gwv98LB+pZpB0rnE8a7vriGPK5qXDNa8LIThX+ZYLGdM",
+	"VARkSLVg7pppstU5F+7zg4PIgM0dZ+hXCrWNZ+DSvvBeuEk6jlOuz+CZHF+qapRaEj3jylK/GemWtbyp",
+	"vsEr1XS2PoK1fWYiW0hu732aZdyMhuYvgoe4ZnP7dDnvDN90/unxWSfpvPjlFP55Bf8/Pnv0tJN0fnj8",
+	"7PHZ4855ZO3sF7Qo6Kqzxkgf25HAFUHzXC5ZRuZMz2SmEsL60z5J34069+mC3/91qe9buWLUGZI3I9vt",
+	"qHN+k/ZH4rkk1cTInFGhiDmkq+pbPHKNBWtfQu86CZePLrg9PtspoYMX1V9KXhi2+Ma9fL6hW7zVPmG/",
+	"9Q0Z6dTIZxHOejIVsoCzZk9Wv17bSii7U5bw61I/kmLCp2VRjX3Twvz4+ix8/ibp5FTpV4uMana7vlFs",
+	"2cgi97/dDzjLfmTa0lyZt5rEL8drbzQYzHaW4ZMFTGQLUWw4CAHhbKRK79GbpMOumNAnYiK3ymDVg+sE",
+	"Xbe4dQLtR+r9ZnDLsfzArviYufluvHTXaMSQ6PF4zJRi2XGWFUyprc+9HzG38O53u9w6lSwbTm4sswjv",
+	"ONVGWkvInI5nXLC9gtEMv0GO/2Ysyzx7Ls35vmKFPi8VK4yiEWMdRrxrv8eMrhoZ7pwpRaeRoT2RBZmV",
+	"c2qUViN1jmdUTFl/6zmCidbtnrctkdoglMuJvbAOBwPTY7iUoD/UbWy9trdqNjvcztCbUfFRezHa7YqB",
+	"NmNEFvjuniILqmekm9q7+QxU/jeD877dtV6/E1kNq1DWE/qQgUcp8sopgBsII5zvsSDAmAhVJGM5v2Lm",
+	"huNC8YyBHAK/GuHj99/++ybtkydmBUBhMt2T33/760ikvy51367FHtg/+mhJSIfEqEA5Q6sI6V5YyRV0",
+	"oaw3JB4bOcmSkcAFTIi/sqQrDJEQrhW+3Tsi+Bz5x7CB4UiEDdrnjsLHQFpu9F01aX4biW7BxrLIAsma",
+	"apIzqjTaEmBkntGkN7Qt9Mkx/HVPkRktspFAuxHBFlH0tX0ZTpUQKvyh2Nestck83ZiUe8towbJEjRFX",
+	"GdfeaXiNPjJCzVA0G2uWkYKVipnjR81s9oxOt2e+wd1Za9I00ieP6XhGxkaBZmokUm9URv0+k8/4FTsR",
+	"VnFLE39WhGco8AK7tq3mfMJMz2bb4HtrPCNcqdIcOlT5UpS2LIdPiZoZXmmUWo0KjiFea5AYiQlM3+yV",
+	"FIazerSZNumNxMjtJLMENxLUbjNSXZ+kXExkalQrT4W+p0h1t1t7YMoX9t5KzZqDYYGLKWo7RivPc6AP",
+	"ig+hlN56TZ/sJlBu3o5NDHT9flxjLcEW7HjJ7iwI30omMpdQvVnbXnzpP9t4d8d1vYWk2So/JB2ktNtL",
+	"q/UjzU3wRrZ29yad672p3LNf/qqk6L+ky5/tVe2uCiedhVfC65kkY1oqc67s7ZCQSSHnhgsWDFiJFGQ5",
+	"4+MZyUDMM9edKHNrkcJ7piHyvY/Igo3/sEVaxKeet0l0+PNZ275UJzUuYcrdJOVnshb0pWolgOOpvaB3",
+	"ES/Nwj/jSreL8rA3t5AkQDyIiECCXetHZaFiptkX6D/AG3Bu2DH2CqLiROa5XB6RBVWKcBAi0jE0lG6X",
+	"H+3oY3LjyXwhC82yl42T/qEsck3nblK+tZ/Vl/ucZuzI2YbBGCnkMjBTtfO/OdP0B0v3u/Kon907N0lH",
+	"abrzYO8puE3JBZtScQSWY44/T0pdFmzHIWu30p5Wfzj49uFWtf592Rt2WL2fNDa1sQgxWvnx9U8R0sin",
+	"vh3v5enBVw87Secx/Buz2Y2Lq+ipjTONS7za1r/Xq7DbY9Ppo2iPoo1L+C0oPo2+fB19eRVnLf56mxHi",
+	"+BNYJOyxZV1P1xf2kq12Zzhma2KKSzAg02C8/7M1M1FDiwyESAUX00LmfMyZ6pNXKhDeUybM7ZSh9FaU",
+	"rOGhHQm8Te+p+rQbWlyRLiX/xgq5B0JglpCMK2gJfCbV8Kz51b3bi8p0IOTCsE/5VHAxPc6nsuB6Nl+f",
+	"3VO5JKFUTAsjlU9F7aCtPYhEUFgCNP0LpRnNzBh+wPGQp4byrbPaaLd71t2k2Lhg+ojACYEVhDPiurxi",
+	"BZ+sRoJOqWmU3O8vWZ7vgT/r/q/LS9UH2QLm6mj2qT1s2w+d3ZKYbzuU1B5fLzgu8wuzv8Ehe8KvmaHm",
+	"05xnXExfc5HJZfPza65nP9NrPi/nzyy9REfkd/qLYEaOfqXYGh2G2zot6Ji9YAWXWSBur++nUUlId/D7",
+	"b//1zcPkcDAgqkcoKaQ2WsweXVKnHqNLHf3nRnGAjQMqtX455wBCdxvXCXj0rU4H6g82BAEHqPPhLvmX",
+	"wIODyCUQk0X8ZXnJrqywU+/Frrfb2ruNtoM927Lqc9xOX9X5mYtSW9PRh06zpd1wT1/6No+KE5Gu5QLk",
+	"8EFyMBj0+ruse9j9KyOorxP7S1YC8+kknZo8406ouArYsP7EtPF6+A+Sh7uO/ibOwe0CtYuwTV0uFnTg",
+	"xdUYAcwQuZFYrf+eEsGWYJIpRcYKUq9LL2o8fR8NsH10lh/7jLpPHuWUz9WQcKUSosoL0jXiDeFZLyG0",
+	"NGpV1rTpdENbSS8hnOqEsOtFQn7VPCGaZ6RrmTbPesCqFc9GomuEPJ7huW8uF9dkTOcM1LfeEUkvubkA",
+	"UTBER3zgIdwipAWbtbaSLZf4v9CcZ1Szdhr4dXlLo6VZeH/F7ykyhiXvR52d/lRMX7GBPvMUvc2a7Jjr",
+	"VVT6GstS6CL+W8bVIqerU/wi7svQXJdZ6GLLZImH3T4uyvkF8gpzk9zm+YJN2/Tnf+ML57PYQS19BkbH",
+	"Vv/Y+3i5ks40lxc0bwm7Q/uq82yH9G2J3lGBOWYxW8Rm6SKq77Q0sWlpwFF50OIWYu5rx8qtwfKttSJC",
+	"mBh+M845A/tOKVS5QE34LUzxLfQZFaVM8283O9aa+jeM6Lx1Ii9h3Vt3Gkf5FjWhrXEy9mkUN3d6o10V",
+	"jT8Ka/N2xkWz+YeHu/G31pXYooYYwc4Qoc/BaalnTGjz0UjlRpQj0BbBhUgMEw4iJtWMLtjRSFiNhWpL",
+	"4UUlMhHBWKaMREfBhC9Fn6TY3EmWBjaKptPgnjI3hLkyuCKl4H8pWfXuKWwJqEXooDJto7/jQpmhjoTS",
+	"EPdgpkFmVM1ArUKfQhiAZG8WlFsrazdYLVFlGY6Ep7Pgy2A5wsNtbnSrOW1hwjD043qVA3G0KaThThO4",
+	"KV2YH5nTSxslikRJBDM3Ci1WfU+ZcS93ks5zqeOfXs+MvMbF9MVPj+IRQW6X1geHAXSoOzaICDYtEL52",
+	"DUrzN3Zzl9TbcylYf3vrUca3YOLkhy3yOnc8TKHq+5bm07egpKi3FZsLTAtbA6vATVREHzW66duy4NEf",
+	"6zP11gVK7frcW3Oy39pwrfcbd9PAj5Pwhhwf4K2GE+VlC5SuvpfZKkaKxxAVfWRjt2VBzBF0dAKsIGrm",
+	"p1qzwrz/f7r//maw9y3dmxzvPTl/983Nnv/x8DYf9w9uev8Qk8TdHP65ZMWGSUCUK8wjIakZcWq+SI2C",
+	"MOGCZSlMyyjW9cSCiZh3/r16/O7nVelJH1Ws+lAhZ1ctkqiZIbuiViHRCQtXVS2mHxGqyVwqvc7pojpm",
+	"y+hi5up1/WBRsCsuy7URjMdsYbidGaFZP6r5Bc85ZCtkLuI62yBEbmKEH91fcXehhB/bObGLc+FWjtT4",
+	"1j6HSJBK6oCwHK5s8sARsdkua9LVXGYsj5oDPsgv23RWVF4MXedzhJvTWDhvH8630BP6xFo5RBCKtLOF",
+	"PupouwEh4ATf3x8MBgNw/7gv1u/hK6vi/3DxSAqlC+oCrdetTfGzd0TG9Ytg56b5kq4UGc/Y+BKPYyT7",
+	"yd+PcP7bFnOzX/X91rK5hhtv/dsN92fvsH40v/q2+XgRnJBLIReNcLvtcs7GSe1uFNx91Tes8tZFjhm2",
+	"Iy7XMM8PiNVGgPXJL0YJSqVzHdhmS8VSX20jM1awZCQwkCLHyELnfRo2HQKR8CzL5YxKZs3/aiTAC0EW",
+	"4IaobCYc8nYgKaJPnC9oQnPF+sTckpizNsGYPjOVS7bQGEMV8E/UKKKBSlI8k1MuXhQgo7R5c6T4ucw1",
+	"f0LHWhaPhUtdij24tnhtD76gSi1lkT2CgNWsJUVy655fsieymLeYd+nc6Ie5Tf8CDdjcE6Sbwv5/9/tv",
+	"/z0qB4ODh8j6zee0d+SesulXY1oUqzpIrL892GtjPHxDBr5JOuzacFbPpH3L9/UuJw2a/xdDgOG9eau+",
+	"dtsQ75ZrJoWZrVDrlm4weyDVY9Ie7FxR5mh+Md9Aki2pc377vi2ipnGIziNck9ZhHREl5+BoM8crk+Ny",
+	"bl4cCUVX7i1M37Uv7BTft8syWtXtPbMJ3pNO6k71+ysStyMX12WcWhybfokZzDE+TTX4QyvTWZDY3Fs/",
+	"gGC7j5v25lSsSM6vmCO0JfNY/m5hNfbpQJzLWuLieaacWdvv1TaRVDrUfjIYDOyTc8gkd/fyVtk6lO7W",
+	"5TldlGJMdSyp9awomRcLFlkSomdU2OErTWYyz9RO8lt0iaxbpeMPKnaRn2qqS9UuUij43be/y0uwsNeZ",
+	"tOfbRH7bRqx7zN+OGb0+61ywXXO6dlB9cQVa1RNdLdDGKwafWrPP49fnG7pt2/c767e+DCP2kCAXwgpt",
+	"XbmgfymNoHetew1Da4tf45Vixab0xHWh6L3UATanPH8PMkg6E14o/fz9iCjpTMo8f++X7/Bk5fQDJvW+",
+	"6ZULK8zeRm1OCCbGoH+m/8HB6+aS/ogswZDvR7ZolvZEbHoBTk3zKMOL562DbGMfH7+/1+xiJuVlLG8Q",
+	"UCZagSx+5nnOVQ2KYJ8n3f3ff/uv/YGRBhLn3ULhYNe4ow/FQMBA7sd1MN+WPBOfX4WeKchEw7yy//hP",
+	"YsMDvaT4tjyzUWcIMZ03aTzxriW8AATIK+sFtGHtVUYinpwwSlTa+Dp7qFQ8AdxDuGhbieYaR7IWgoW5",
+	"1gW1ATtGoRcWp4NRSMGAtL1VnxxDFCiZlwogP6ggT8/OXlhHss0Aw8sIHjGqqRHPDCnpQuZkPKMFHRvd",
+	"iHQtmg3IcvSihxuSK0YOBwMfEmeJ9Ny3g0ujiAN3zq7fh+MWjGY7nzaAIJnYzDrr34aT97Bx8g5uc/Ks",
+	"K7TNU/sTWyFtPv35+NHe6dPjg68eQsQZ1WUBlBgQQBMOpMIp8NSeDTgg+w833B+h5W/HNKhaoyiLyPE7",
+	"hhADmZeakZnWCyIL+FeRVy+fbXN8Dw6/2Savm043sODNNmBL17ubfx1j32b5rRreMLTWW3NZ3x47jSXe",
+	"9+aut6zIx+/bHAQ2LguuV6emEezuuA6WNx8vGC1Y8cRRxI+vzzqRXGbf2ed7hlxGaRfy2NIXv5yekSbC",
+	"StpLDEscCXa9MINOMPqdswyZLdeqstKSS2b4rZPMXJoBZMcRs2igYoFFSBElE0AIG2tzJOv8IrkUkAUq",
+	"l02rMjJRWFG4W2Du9TkzhwTwHuoleiTlJWcbjJj+yiQuUCfFbzEwIyVjaARvw2uEASCKaVXh1OEDNYaZ",
+	"/3o9PIu7AoAUDr4lEtdLlzUClllgWWpCSfo9TDYli4JN+HW/DT7t2CJvoS671veNl1gajdl2poucAfwV",
+	"2P6IvNCUCwgoDlMv3PhcXjWxnJtwYZMj+uTMkJuZEQenmkrAAIJpKfRCXjELE4iWeT1jczPvgu05mT5n",
+	"0E8QIqUkRvMHlkoJEGI090yWgiCoENWE6/5IjAQASQgzaTUciT3y0uF4oTWaCrf6FTEES5pacWOItla6",
+	"DDZqJEhkr8gxmW8DPbPQVHiFsowcDvbtrAmkm9ZIZ+CgQIulmQRRdEWUHJL0nx7bw4sGmTSBIf74+qfT",
+	"JKBdbDLzjzumzKcQSkeExDnBBuG2zunK7hBElKN1jRfmiJrWGiZnl5XBi5Dx2PwbTK83nMKsfxoF/EuJ",
+	"tDbPfEXQxwaWywhuISyvAyw0o/EwC6vAcFhbgC90g3M4hgTiPUkMzNAM78Q6gF69OvlBJTAF6pyxc18Y",
+	"UlyMkUe8EvyasIUcz6CFxw7Iw0EEmP1MEe0itRhxjmDnVI9nhhumY5mx1CmyqQUTMUMihjQScjg4hA36",
+	"ajAgM3rFagqBLK9HMmPKaMVzCckBKLtXHHho2lkHV3mSki6tFxPC5wuXMSNqH4H5FtEMn/QSbMoSuG3C",
+	"XXDkCSw8BBP1knqRfzz95fl5ipGHiEIomcJbhphuLJQmtb3MrKtiWUgxJeZl0IagxRNs8RHCPJ6tFuwc",
+	"hmCaNa0Bm+DQOEmbCJCpPygYe8QjQp6QKb9iQOlo3TXSvxRjFmSa4dFVZkegVS3lM1pMveEAOCD5hvzM",
+	"vz8CQjXSp3tUVotnpDpIiaoUDQRb1EYJQWg0yKPbI7XyRChBQaNaSYztADrlCNDlqKlgv0Li0zDgnmZA",
+	"jgwVKzjNbQYgL8hyJvMKqxVjRpB1rpnzbDaetoBg+YpQRU6fHu8ZEX1G1czmI5qnRBCzAlwJ3LZ6xlZo",
+	"OkfpBPo6M4sCoUgQu6/MqUfikBOSokQ8hKVLSReS/hICBjyVECtimTtbczFVPcJhunX8rnatVwqgWW9z",
+	"5736x8FgMCDd56+e9RKb3P9CKj0t2Ok/P7OezKqxIfIlQ3KwDw4z1aexxOF3UAcdyw2DLMczlvXJk4Kx",
+	"PTMd0yZQejetbEJpYlgBxjyYvzPzr5mNNxWITbb3A44Ep2DaCx589Y9Pnjz5ASm+YIucjtnc3ESVttsj",
+	"v//2V3PuL42+ZVbHbXHOLxmc+xpghLw6e7L3DTxVigWFw6/KopBTCPXupqNRmX0zGKQ9QnOjYq6ABjCg",
+	"ujqskJZnWF8GfStpLiME4jFSC1zoc3rJQi+W4RSiFs0mlOfAKJ8jqZgpTNyy4ppeMrawtM2uzamytuhv",
+	"Dw4ePPj6YPDg4TdfHX799VffDL4mStOVcpzkiLBrlOwNldgMV7oynJaRCzq+JMuCa22k2FInJN1nBymk",
+	"/+/D1I2mDKzYtId9VkJWafgnwVQVZeb08HDvgpuJg16M0oxiIjsi1J4CcsFWEu0XxL55T5ECVqFLL4xk",
+	"9j//b7//DXsw+KZnmoTLr+ZhhjQzNuZzmhMggIpikanXRNsnv0xIViL3ZEgR4MuiSpMlF+oIF1YwZQT/",
+	"jLGF415ogzMN5uyK5ZFDgbcBHPNnfG70CZdqp6zTGpSVe4pMcjpVFokLRMXesBIKnBnIHGGgTQS0NVPm",
+	"ZhQEaRgsO85Z+PCQ/MS/J12w4IBF4ezsBcnpihUVPz98sG+lCoC4VQ3sW4hqAO4OvCPsFUB0K642x47w",
+	"Dv/GZh37sh3KXG3Yur318cNdYtrr+veNGZIgPMsxYXaPgsM01qQd2wGZYyqneRHFQ7DkOIuZo2k7q4cD",
+	"olAMdaKykeg8BQ/5DuRlwNIJSLi1QWuO/Zl9hnXjihiGMPQEvFrvQeaC0nE9Mk9ANo9VTV0wc4ZMa0BN",
+	"Xw0ekK6/vCH+LhcOgreH4vwGfGBLAreACCabEIJNcyc6kPipBpmiVvqWlAM6klWO3eAconBOdZWmyHVu",
+	"tDwrhyPz9KRqT5MKXXDHL046SeeKFQqVwP3+oD+AKKIFE3TBO8POg/6g/wDjwGdggIjnukPCd8xY9xyy",
+	"c4R0tNInz0D9M1NalBc5HzsKQhm1mXHvNEqjkowEGPYqER7zNoHYQr0U7L2ov/HCZXTaZH9MawFBZSRQ",
+	"BoFxqBnLjmxmv+lQleNKo8EUozopBpe9oveTrDPs/BPTgA3RQCM/GAw+Ggw5tB8BIT9G5vuaXZCf2Iqc",
+	"Mg142F9h17EWqyHeDyHI4a0H29/yobZ9Q1Vn+OY86ahyPqfFyoWcV7usbAo+rHG4ZdBKQFqGBHm2N246",
+	"83eksucA/ABJwJBJUmvDFZMFHP/B4FtPlhgJl0JSU5m9n2mQVeWgiQHeB+xdqk8qDONXL5+pkYCAXWvJ",
+	"TchFyXONgFFgLEd4pYCjWGZjZLJCltMZoUQXpblRR2JRyOsVsimUMRmBrxDhotdCkbEUpDsk0Fh3LaD5",
+	"GVdjCSfeRYr1N1LSazAjerbLe8qmDtZQz2bBuzgG8sj6Aat+ekhidMHNf3sWRnwhVSs5IWpIpUAyDr4f",
+	"r7aBsy8IWZDcSC74fTWg/kgEwOR41a1lBsK3uCNH9mutMKOwktj7IwFhtuklW0HUrJybOzkzlyYVmZy7",
+	"W7ZKXItRxCPwe1hcaLRDM6W/l9nqo5FAiJh9E5q7wRl5h/TXwM1uIT3BPKtdDZ8JPPNwF57pVZiAV/Z3",
+	"Yph1TQR46ZvtLzWKOHxill4dPaQa3zRqAXPwIO5RZeEeeLZ2xu6/u2Srk+wGz1i8iswZpJyyycScVysG",
+	"OanH+inwjkeJHKVkK4t+5UQ4Ypg3emfxHcgdBpSYQLTrgnlhbBhtLVyqGhqzZ2uYjIQVAi3gKNeK5ZPY",
+	"ocKYVu9QrRN3OF98IfvE9HYYYXMSpRxzYf5h1IWr4VEXYgIDJwgX2gjvnF1tXupPyEcCF80fxUY+1211",
+	"m+Wzje7aYvUwxquuN/XmHfq1jLpRe7WAh3SaN4lf6WRbltp5Ul317Vfia65nVT9fLsYvF+P7XYzgXeJX",
+	"TDQuxLC2xiZq9B5dOx6xwdaP3G+UATOEfyfUvF4U4lOTdKSqQwtde518oeWttOwDtuwk6NU7+C5I39ko",
+	"9L0GQPC6pN93hl7SdcQYkRFMPFKxFENsPRsJLlAtLqhQFKyczltDcyUDkPl2WH7rapCTkQgcDBerYEwY",
+	"NuaHQPJmCcOR6KYYkD7EvMIUrbcQLGNtStI5+ZznYoNw+REZQrL1Da/iI7KPrQItYKR8LmJP87T/QVKt",
+	"owUiC6dDhIdru5z7sa+Bv2dO/LkTjC8vN4hku3zcBFz4KHLyWhQhzyrfLReAN1m78irf4HkwFgg83yLi",
+	"VFL3F0Hni6Dzhwo6ccGdufJBUc/DYwu/6OXUoqhhxJGtooaRCWxAQBW/0HwxdcUmbEAixK16go5L5HbR",
+	"fWipOkLDcu6cbXOsb1xmXCfOeBZWa3HQ12O5YIl5eiSoQmxm7GFlUR005YJlffKCTpkt7GKrG7hA4rpy",
+	"Qhr1TJwyWoxnj7HSwUcQaGLVom1xkPqMuQzXtj0BrLHqp2jea7ynCt5mdzbb0tIayv9tGgzpEjA3bPLO",
+	"2NUD0hArY+MRoFwxhDOSLoQrkjkmQ8RGBvA88RG1pZLsNiYbDXDL4TCR3X4wsYbAbRM0ZUNPIAk8kq1i",
+	"8bVdjvicC/tx9z7xsLSV935wEICuvRnsfXv+v/8hflXf2Z2zXmUl6nZeGA6Arnuh1Se9cv6Qu8OsCKlK",
+	"oOGsEyLzjClNIOvXKof17eFlUmxSh1/a+PdGwgN5bb2PDkUgYwuG3g6r3soJQcyVNCGprbOHGDppKIkB",
+	"84bbLTH8vAn7AZxBOcwbjPAeCReFjeE13bQV/COFRn88/eV5YluiIqyFdv96b7lcQhDeXlnkTECcX4qI",
+	"MC6eP6gshqF3RJZWJcd4gVxOVR10ZWNAr1hR8IxFEU0cbATcm+YIQtl+G3aFz0J3dfRVzjUE7Nh4RwuV",
+	"CGtaYyUmAJaIy1T3VYU7Q7JBiMQ69CyFVcHxIEK+++Prs54bL0TeL2eSyKVQI7GOYv77b3+F2MIgQWFI",
+	"MPuAjMrB4MH4x9dn8AdLMeUAxxtNcMGQrmA8EABmwzWiyT5IaXXaJESiY57QEaIslTZq2DwCIfkuzydx",
+	"eZOHQHfSqytXB9CaRtk1V7pPXttwuWCAFU6UX5YPgJrmsBVYRzoWWlYdGlkYogDQS+s/dMcogZgzP+IM",
+	"NhVqEBB2TeeLnGESifNhubKOwT4NsQ5UDWkFMgdEWBb2CNWHqgu/9lK/VUiPCUxfkEFhRtls25ZabGvc",
+	"ELKr7rdzHyA4GqHUO8y237pLl1TSsN+dZP2tA0nCF3YZl4iMpVqDsPvNS4H/j/RfJYhNZGkOKsbjQAjR",
+	"6S/PbTghcuA5XaGRETOIvHBtCMsFNn8B1Upmssar2VI5zhDaL0WG3CtjY64wbWO/TxoZGrUO3kznQA4A",
+	"HNLygKOROOibQwVx5wjgxeomXEpMHflr3nhgunRnwp0VIZE21iPc7YMQg9q4gsx6eA34+td6O+GrRyNx",
+	"2HeHFq+xoZczyD0kIFkAU/ECP3sYZ851kGeCjCWBembOrlE1MqOKVAmPF8xoQZDw7HgETN5lZ0BrqDjW",
+	"vEMW/vP+XKukDvvK2ky/6tfrHbnJh8ggbTFVeyyq+p7es0cj8dBrypZ3zfOqGE7QxNFIfN1fkxrWXwqx",
+	"uKvMzGNyUeaXeJ272OmDwQCPhlt/J8ZYEkQyLws1JGkAwpU6z0M1+C6ckjopbJ26eiPhsghb50gubLai",
+	"4WdGFsBY2VEnl1MQNOYrNOuPhMUHVKNOy93DbYizIWU3zKF1BXjVF7B4b5+c6MAL4VwNWIzOLFrtHMfC",
+	"KCdIy7Ze7XpxlB4KLLkcX1owN6qxJUPlOGibPFotonQpeSOBF40db3j0wq2ATbKgYsrKt0Or978o2MTc",
+	"QhjV9l3BLAajzZX0UAE4UgNu60ika3hlFWvRIdpXCPRFugHQ1xFJAQgrHQm47gEdFVI6evUCcJ00RuIn",
+	"Pg3rGPyDwSBmrXi5dnuoT+CFwaWFJ0GMAXx6C60Uq/4CNOropgoT9cuBOJ5V5cOtw79Fde0AHS/ZORR0",
+	"DeJwx4mcBYV7nBSs2CaI0ZahRywzn2LMgWHxPYfebgq6uxnE8Lkq/Mi+TVhQTCiu+RUDWOkJprbUUlHb",
+	"fFwy/G7z8EE178qy346veROWjY5rrh/SESCr3lg/wh2ZcNYBIduifuAa3ITfe+bSdLmynLIUeSN4fSSo",
+	"urRoXEbbgi5Jd8sNAdbhP9oPeFbpj5Zf4oqECijcneaTQ7tB4Q3Ykwzku17/T+ISqSPt31WQFG/ODccI",
+	"QEbWvnKgGm/Ob85DFyYgBDQo6WLl23QS89ksWvUHhnjUywdCTxhx4XnKw52rU4mslAeZbuEAEiLY0rPP",
+	"XUAh0BpOyYhReiRqmaJPHqPg75+FnE20ERD75KyZ7RzmMccFCPTtfnQR4qPfpzlX2px4V8Pnzi7W8zvl",
+	"fC2I9i0M0NJOw/T692HMpvHZQ9jBhtSYOtNqGCuvqFyFq4wJzWmOVwj+OJZzpsD8gTbN1L4bGiOtdbBK",
+	"lzLXzz1VPQx7mw5Rr7yQejYSaH2RgiU2gxZAe5YclNOROLXJ/5iqXadhBcps2kSPTSvN1Vx9FnhvJMKx",
+	"OYOo0xOJwnqte0so2Ip2BJQGoQ7zCvHJSsUM23FAe65YX+pXwkhdaXULIxLgD4VaZoUM0LcmpJwqjVyb",
+	"ZVVzXSGXGIqW+r/bYv8IgGHWMs+BKmyWWg+WcK3sKNZP66ZhxUsLPJMqnqVYgLKSixuqJ1DHhFf1xkDh",
+	"hguWa2VRJ3I+YUPUtQ2bxemrhChJuIYkDaf2XcBJzmqJ1W/V7k3aUkx2OPLqGgd6awXaAtHRMQnZCQRg",
+	"LuQZmsT1zFUlAFhCpeVCkaUsLrmY4li4IGmsRHLqLBcjUViIgaTZHKSF8Tyv6vYMgwJzhmTduNerIyeu",
+	"pA8YAbGogiIWrek4Vna5KqwwElVlBRIUVuDKFVq2Z9I/FyOxdq76m0on99sqRcDthlzDEYvnGvv9t79W",
+	"VqNtcRdYKLxRdQ+NM0IKhtAXlT27shvUJpKADx3FKguO5WJVGaHsubd691gKVebaidYAovDgIFh5i0hp",
+	"zfButiiVz9n8gqFhcuUXHpyg481FbHAN4pBhf8/Z0pdYMlbwKyOrOw5mVb0ZWzkokDryF4oAOn+gjRHp",
+	"esiLvcTz3gFR7FmiqE6QsNIRMmakRQe5SXM9A9t6S+KjM044BmQbRf63lOSp1guIK0CGr0g3PaVzdso1",
+	"++5UF3ys04SkL6iefXc/TdCMlp4a0ZelNak67xBUBQaYnrNnp+iia2Ti2qxbPKAWx643bELGdScR9x7I",
+	"p1gJrGcH0rj7qteabLZgc8ohD960gKuBEFJDcxc3/IL/8Z8eIlODUi00VlIdG1lU0H7OMWcZsG/GsIHW",
+	"GMxahTlXjxohYiS8X+wgWo5LGimglhKEXNBLxgTZr9loeKxotDZ32Fus9aORcGgS+C7KwCgOU1VNcM6o",
+	"WM547oIbD/vmahgDXI8f5jWjHnbDwWCQAFRNfT0LjYE2S2qYiirHY4TDsOeqMiE7JTuiNjy2rfny7BNZ",
+	"IMZjQ3fYUiD8CAQhpOxWcaoVzzCg0ra4lShY+x3bbryIzJs7xV1Yq9geDYeJVD2vgwo2F2w3a+8BJJ8y",
+	"vdeKXbmUjtklKElyQSipX7GAF64Si1yKYcPl/10jOOCI/Eyv946nzP4QPWTuUeSlRxXnPSJNhmvjTwKy",
+	"sS0D0493GvK43XsLYEF2Ye1Pz85enHpYojRWFPrmfdW/w13q9RuOg8zowqZDAiMyTOXCsL81bvTnsykF",
+	"piHHykBK9BcCzYWRg4OxMNE4qvvvNGoaN7tEVNVuEOdgY9cLCWBbdYYjeeWuRXcVmnGFTmHvQrAmFYxP",
+	"qmR/C2YWVCaz1apRyLaSErzrcL9GIme0QIjSXE65iBUpszGb5gqyyF9yUl024Hy9ZaBRLMQIJbxwe7q3",
+	"CC5qRc7tHdWhPRC94bnQ0VQg7Lru4Hr7fvURcgV2976dfw4W+jXryq0s8wQM81i97k9mmX8uIxZdCwfK",
+	"sQ7434bN3DCpcJIXqAzxbGua2Ec/HZ/KNrvNLhssSP8LMe6QPLaFjrYqDbWfoHEPGN2sRm2oNIUwDU1X",
+	"MQIfkIDmX/iugu7OuF/D9asO7c27x8mORLeKlG25z/p1KItZE7BxqspSbOHxna7XDJlFFEfqXIs2VtbB",
+	"GYaAkBbRBnKMnUUK4qnQfuXDDwO6oo2CrGthQH6R6WPVG4lKJK6MZ9oPbeuakYLVNonaIHjWqwRUF2oF",
+	"clIQK1fbgjxlGULWwaQQwPRZrB+8mphNpFKyLMYN4B91qaA6bExE+BdLI6gW36UO6HramoUXRIlZQb/v",
+	"MaPtr1jjTSfp2IXtDCFUtWNNHO6jNb+sW0P75HENGY9Pfx6agFvEtXA6Q6oI/usdqlr+R4j6bZBtt/ZL",
+	"nWjPIYUScBXKsmYgsU4p32uFPzRTDuoH1218Ltj+ZVXxgOrqjNmNTCqw3hSLNCE6wkh0EUe8wA571aHx",
+	"Z2nVfnSyo1XbhdUZNQWt8Zus48gtf3j87PHZ4/VyIBgXAcLkSARhE7Kw6hwGPB6DrCl0vor5FMCu7atK",
+	"1i2E/K1iGI6ygeENa7RktN6B5bwyulnT8JKqkQBwVvSR5HIKSSQ9m+BgrdJG7VIxJh+1zDrrMoA4+KGM",
+	"PrtGHl3Fu1buOQhOLGMaJqSKmGkheVsn14TyHJd4STFItHIBfMzcFfSkxHNX1tjsMzx/W2QIQ6aVAttC",
+	"nL6zEyilJcbAlieLGGm8Yqm3j26rDXC7xLW581a7lNuGGxRVf684t2Sr3ShBwnJQlDA44bgBIoESwOL4",
+	"6IbcpHO9N5V7th1fireazV1ZepHutht6G4FBcjo1R6zU4UW4s5H1EbKHCwmYzh9mbK0NnYNd7JkxBnTb",
+	"Nu7MuvlnNUA+k1OXzmT47IW16tmLkRdNfQfMf7mrI+3ZIeuKyTsCEcNVUUveINU6KKAKlRIvpQQQyyuR",
+	"vx9D9MWKzncp6TZqRrcIuZtn0vc28BMOqhpFFbtZDWcDbTxlNNezKk00PrGaAuraybcAD5Y6AhzcBo5i",
+	"6y7fDUMNK1J/YiyTRl3qlm10q/MFwWQjgolD7NgBpA2fvP/OFbfa6Dm5BQHbPE3lxftUdpEgIEZhtqdK",
+	"1qJzPYB/5fBQIK0eId1GwoM6QQne1RS1/dXFGqzXbOgnM/pFWf3SXi1Ia97R+9PB+HrH5g9F8nUbU4Hb",
+	"2DJHgnC91Zq9cQP+1nnQ1s3tgMnHkPsVV1DQQ0s0PwPY7x9h54kgmLnB7oRdVpVivxPYstvwMoQ42wBt",
+	"VvOPjRf3ncIIf7m+/yav7zj0mKuzvwksGOrsf6bgeWZsfxCpYtfbEz++kOk2MsUgke0ypnnufmBWvo8l",
+	"f9tVJexDRQvIYgVXNGP6lZAhSGZIZpBYwZXmYlon69u6rFOsgEKOjQpfuFj3IQFA4ZUt+eoi4P0aK75m",
+	"C3NULh29T54A1BC8i/1cshXLQk+AesPP+4C4kVr33xgqsSLOqGoJy1V9C0bjC6vhAwEchHclxZqJSbcn",
+	"sBMfNwHtE+TlumHfloU0IjPz3E9ys7v95eDHDz6u+VpCWHDM3yE9vi/Cd533aXZm3f4WgHvHFMEPAfcm",
+	"FL3XNbg3DKdbGelsKGZmmA2/ss6KHgCceQ73TDJ15Dvoq1dDKHASRwLHWTexwGsY0HYV9aNc+H/zKODV",
+	"3f4ZwX/DoLZqwB9PoPv7Eq0+W2LwFGNHANvV4irD+g6U4hQqY0PQLkADmS5TDB7Bvo6sq0uRUvC/lMwH",
+	"DEatZSS6Y6rYHheV37TnNOgdQMKtOAOwUQuq1FIWmERo8xnB+e3KlvKc6xUEyhvNHW/voV8K0IZToWjY",
+	"XvfO0O3nDTb+RV/6m9KX4kq9LUfvuRDj98BrfO5OfX22j20oCZh8bgdeK2POdG9L6vb/hPgHZouWbqFv",
+	"kjuvB/rEhpkZkdYGyNRyqXAQA8SwcswGrRr1RkqgoqnqQVxRxoyQitmbJC2LHAvOvxt1oOFRZ0je/f7b",
+	"f9/cWEy9F7+cniWQbcKocjWnHTCsBMjJCp9OkRldLJhgWQJVpznDwotVFXxOcyh7LycTglmTNolkzHgV",
+	"ydQnjykgW8JAIVcBzQdDkv7rnlX3sr1TF7U6HAk1owdfPbSJYTN2TbyE4ypCmS4tDicq4jAwS5KnQJE2",
+	"otdm/bqMeL9PwLneMzcRSYNX06CWKjrwq5KrprXNdVzbLyF74u7IOmxb/4PukKr3zddIwEcwyi9gJF+u",
+	"mFZBcsoVJIJVnGAHu5x99P47+8ea2h5TMn0y/dM5Qu1EPwNPqNsmF01SippdI4fdqg5u3ok/4Nx+2eeY",
+	"Zud2OqhxGvK1HYudVsf0Lgs5bdDNqv5b3ZyWXu7Uz/nlJvt7vMlCjSnpLEody+wGiBoXYK4Q2evI1gHw",
+	"19/BRaGQBkJcQ8wDERp6BIgtSH6o0r5tnY9LxhbkgplmA2Fb25K5r14+i8l7rxbZF3lv7ZTEWePneaf8",
+	"uU4U4jZVBwqyiRDzDmVBaVbh4L4tdtXqkwUXqKYio4WDygkz+UCXdQk5nkMEjXCCYZ7NSNhMHVpDE2Ae",
+	"ZrN6w9Ozsxfke6r4uGajKb5sPZ4jYT873awL5skGIG9CXj55RB5+ffgt+Z//e9B/0N/vVeAHAIuOtW2q",
+	"xt5y50+1n5EUsXLBGoTzSKSwgCGMGb4Zoi8giBkokOlzqR2UZgpIS/43r2dMvFJcTF/89OhxCnUkFPPG",
+	"A+PLpbCVWQIP2UggSO3FqiqK4EGhuVTUJVWEK1U6fhWi9ycVzx2JUpU03+o9OyJBiZZIVlMyEk3YDFlU",
+	"kA84sXtmUIioCtOLAK3BmABU42AwcIVuzPZ+PRh8C/mgdaapj3zH8lxVjn16gREDruAKLtRbIym9nXFA",
+	"Q2ymecmikQ3WC6zSaEewd0oVVdBIai0YUSyf7BkWC5Xy6ixcRqD8A+MFkUszJMTwAlHsF4SjJyjYDUlq",
+	"AwHe2nsjJd3DwcCWsvD23AYUECygg/WQgBQWDCG6qoZw9aGdfbv36evXr/c88mVDPImpny5sD3K92w71",
+	"q06kxGkvCwk1HVpgPGCGBy5Barfr8AOht7HLJrr3+0URYCtZFYIJNOalkcUSbg8/4m2Lc7H3RRtiAiJ+",
+	"GLJwNWJ8q+ynGoelGChIY2Hdgnsga2RiNakwHEw8eenPmolkET+aQEhdx916uKhtSCOmLTD2oP5YFnln",
+	"2JlpvRjev79/8HV/0B/094ffDvb3OzfnN/8/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -49,10 +49,26 @@ func (s *Server) createApplication(ctx context.Context, id uuid.UUID, body *gen.
 	}
 	now := store.NowMillis()
 	app := store.Application{ID: id, TenantID: tenantID, Name: name, Active: true, JWT: jwt,
-		InsertInstant: now, LastUpdateInstant: now}
+		InsertInstant: now, LastUpdateInstant: now, ClientID: clientIDFor(id), ClientAuthenticationPolicy: clientAuthRequired}
+	secret := NewKeyValue()
+	if o := in.OauthConfiguration; o != nil {
+		if v := trimmed(o.ClientId); v != nil {
+			app.ClientID = *v
+		}
+		if v := deref(o.ClientSecret); v != "" {
+			secret = v
+		}
+		if o.ClientAuthenticationPolicy != nil {
+			app.ClientAuthenticationPolicy = string(*o.ClientAuthenticationPolicy)
+		}
+	}
+	app.ClientSecretHash = hashClientSecret(secret)
 	err = s.store.CreateApplication(ctx, app)
 	var ce *store.ConstraintError
 	switch {
+	case errors.As(err, &ce) && ce.Constraint == "applications_client_id_key":
+		return gen.Application{}, fieldError("application.oauthConfiguration.clientId",
+			"[duplicate]application.oauthConfiguration.clientId", "Another application has this client id.")
 	case errors.As(err, &ce) && ce.Duplicate:
 		return gen.Application{}, fieldError("applicationId", "[duplicate]applicationId", "An application with this id exists.")
 	case errors.As(err, &ce):
@@ -60,7 +76,9 @@ func (s *Server) createApplication(ctx context.Context, id uuid.UUID, body *gen.
 	case err != nil:
 		return gen.Application{}, err
 	}
-	return applicationOut(app), nil
+	out := applicationOut(app)
+	out.OauthConfiguration.ClientSecret = &secret // shown once: only its hash is stored
+	return out, nil
 }
 
 // targetTenant decides where a new object goes: the request's tenant scope (header
@@ -99,7 +117,11 @@ func (s *Server) DeleteApplication(ctx context.Context, req gen.DeleteApplicatio
 	scope := principalFrom(ctx).scope
 	var err error
 	if req.Params.HardDelete != nil && *req.Params.HardDelete {
-		err = s.store.DeleteApplication(ctx, scope, req.ApplicationId)
+		var info []byte
+		if info, err = eventInfo(ctx, nil); err != nil {
+			return nil, err
+		}
+		err = s.store.DeleteApplication(ctx, scope, req.ApplicationId, info)
 	} else {
 		err = s.store.DeactivateApplication(ctx, scope, req.ApplicationId)
 	}
@@ -113,14 +135,16 @@ func (s *Server) DeleteApplication(ctx context.Context, req gen.DeleteApplicatio
 }
 
 func applicationOut(a store.Application) gen.Application {
+	policy := gen.OAuthConfigurationClientAuthenticationPolicy(a.ClientAuthenticationPolicy)
 	return gen.Application{
-		Id:                &a.ID,
-		TenantId:          &a.TenantID,
-		Name:              a.Name,
-		Active:            &a.Active,
-		JwtConfiguration:  jwtConfigOut(a.JWT),
-		InsertInstant:     &a.InsertInstant,
-		LastUpdateInstant: &a.LastUpdateInstant,
+		Id:                 &a.ID,
+		TenantId:           &a.TenantID,
+		Name:               a.Name,
+		Active:             &a.Active,
+		JwtConfiguration:   jwtConfigOut(a.JWT),
+		OauthConfiguration: &gen.OAuthConfiguration{ClientId: &a.ClientID, ClientAuthenticationPolicy: &policy},
+		InsertInstant:      &a.InsertInstant,
+		LastUpdateInstant:  &a.LastUpdateInstant,
 	}
 }
 
@@ -148,6 +172,11 @@ func jwtConfigIn(errs *apiError, field string, in *gen.JWTConfiguration) store.J
 	}
 	if o := in.RefreshTokenOneTimeUseConfiguration; o != nil {
 		c.GracePeriodInSeconds = deref(o.GracePeriodInSeconds)
+	}
+	if p := in.RefreshTokenRevocationPolicy; p != nil {
+		c.RevocationPolicy = &store.RevocationPolicy{OnLoginPrevented: deref(p.OnLoginPrevented),
+			OnMultiFactorEnable: deref(p.OnMultiFactorEnable), OnOneTimeTokenReuse: deref(p.OnOneTimeTokenReuse),
+			OnPasswordChanged: deref(p.OnPasswordChanged)}
 	}
 	if !c.Enabled {
 		return c
@@ -196,6 +225,11 @@ func jwtConfigOut(c store.JWTConfig) *gen.JWTConfiguration {
 		out.RefreshTokenOneTimeUseConfiguration = &struct {
 			GracePeriodInSeconds *int32 `json:"gracePeriodInSeconds,omitempty"`
 		}{&c.GracePeriodInSeconds}
+	}
+	if p := c.RevocationPolicy; p != nil {
+		out.RefreshTokenRevocationPolicy = &gen.RefreshTokenRevocationPolicy{OnLoginPrevented: &p.OnLoginPrevented,
+			OnMultiFactorEnable: &p.OnMultiFactorEnable, OnOneTimeTokenReuse: &p.OnOneTimeTokenReuse,
+			OnPasswordChanged: &p.OnPasswordChanged}
 	}
 	return out
 }

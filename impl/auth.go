@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -19,10 +20,14 @@ import (
 
 const tenantHeader = "X-FusionAuth-TenantId"
 
-// principal is who is calling: the API key and the tenant scope of the request.
+// principal is who is calling: the API key and the tenant scope of the request,
+// or, for the operations that accept one, a user's access token (user is set,
+// and key is a stand-in that is locked to the token's tenant and allows nothing
+// else, so that no check of key rights can mistake it for an API key).
 type principal struct {
 	key   store.APIKey
 	scope store.Scope
+	user  *uuid.UUID
 }
 
 type principalKey struct{}
@@ -39,19 +44,82 @@ func HashKey(raw string) []byte {
 	return sum[:]
 }
 
-// authenticate is kin-openapi's AuthenticationFunc for the ApiKey scheme: it runs
-// for exactly the operations the contract protects. It checks the key, its
-// endpoint permissions and the tenant header, and leaves the principal on the
-// Echo context for the handlers.
+// The security schemes of the contract.
+const (
+	schemeAPIKey            = "ApiKey"
+	schemeAccessToken       = "AccessToken"
+	schemeAccessTokenCookie = "AccessTokenCookie"
+)
+
+// authenticate is kin-openapi's AuthenticationFunc: it runs for exactly the
+// operations the contract protects, once for each scheme the operation accepts
+// until one succeeds, and leaves the principal on the Echo context for the
+// handlers.
 func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
 	c := oapimw.GetEchoContext(ctx)
 	if c == nil {
 		return errors.New("authenticate: no echo context")
 	}
+	switch in.SecuritySchemeName {
+	case schemeAPIKey:
+		return s.authenticateKey(ctx, c)
+	case schemeAccessToken:
+		raw, ok := bearer(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			return errUnauthorized
+		}
+		return s.authenticateAccessToken(ctx, c, raw)
+	case schemeAccessTokenCookie:
+		cookie, err := c.Cookie(accessTokenCookie)
+		if err != nil || cookie.Value == "" {
+			return errUnauthorized
+		}
+		return s.authenticateAccessToken(ctx, c, cookie.Value)
+	}
+	return fmt.Errorf("authenticate: unknown security scheme %q", in.SecuritySchemeName)
+}
+
+// bearer returns the credential of an "Authorization: Bearer …" header.
+func bearer(header string) (string, bool) {
+	const prefix = "Bearer "
+	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(header[len(prefix):]), true
+}
+
+// authenticateAccessToken accepts a user's own access token: it must verify with
+// a signing key of its tenant and must not have expired. A tenant header, if
+// any, must name the token's tenant.
+func (s *Server) authenticateAccessToken(ctx context.Context, c echo.Context, raw string) error {
+	claims, err := s.verifyAccessToken(ctx, raw)
+	if errors.Is(err, errInvalidAccessToken) {
+		return errUnauthorized
+	}
+	if err != nil {
+		return err
+	}
+	if headers := c.Request().Header.Values(tenantHeader); len(headers) > 0 {
+		if id, ok := parseUUID(headers[0]); len(headers) > 1 || !ok || id != claims.tenantID {
+			return errUnauthorized
+		}
+	}
+	tenant, user := claims.tenantID, claims.userID
+	c.Set(principalEchoKey, &principal{
+		key:   store.APIKey{TenantID: &tenant, Permissions: store.Permissions{Endpoints: map[string][]string{}}},
+		scope: store.Scope{TenantID: &tenant},
+		user:  &user,
+	})
+	return nil
+}
+
+// authenticateKey checks an API key, its endpoint permissions and the tenant
+// header.
+func (s *Server) authenticateKey(ctx context.Context, c echo.Context) error {
 	req := c.Request()
 	raw := req.Header.Get(echo.HeaderAuthorization)
-	if raw == "" {
-		return errUnauthorized
+	if _, isBearer := bearer(raw); raw == "" || isBearer {
+		return errUnauthorized // an access token is never an API key: no lookup
 	}
 	var tenantID *uuid.UUID
 	headerTenants := req.Header.Values(tenantHeader)
@@ -103,11 +171,14 @@ func endpointOf(route string) string {
 type clientIPKey struct{}
 
 // withRequestContext moves what handlers need from the Echo context into their
-// context.Context: the principal, and the caller's address (the direct peer, or
-// X-Forwarded-For when the peer is a trusted proxy).
-func withRequestContext(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
+// context.Context: the principal, the caller's address (the direct peer, or
+// X-Forwarded-For when the peer is a trusted proxy), and whether the request
+// came over HTTPS.
+func (s *Server) withRequestContext(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
 	return func(c echo.Context, request any) (any, error) {
 		ctx := context.WithValue(c.Request().Context(), clientIPKey{}, c.RealIP())
+		ctx = context.WithValue(ctx, secureKey{}, isSecure(c.Request(), s.trustedProxies))
+		ctx = context.WithValue(ctx, httpRequestKey{}, c.Request())
 		if p, ok := c.Get(principalEchoKey).(*principal); ok {
 			ctx = context.WithValue(ctx, principalKey{}, p)
 		}
@@ -122,12 +193,13 @@ func clientIP(ctx context.Context) string {
 }
 
 // principalFrom returns the caller. Without one (an operation the contract leaves
-// unprotected) it fails closed: the scope is a tenant that cannot exist.
+// unprotected) it fails closed: the scope is a tenant that cannot exist, and the
+// key is locked to it.
 func principalFrom(ctx context.Context) *principal {
 	if p, ok := ctx.Value(principalKey{}).(*principal); ok {
 		return p
 	}
-	return &principal{scope: store.Scope{TenantID: &uuid.Nil}}
+	return &principal{scope: store.Scope{TenantID: &uuid.Nil}, key: store.APIKey{TenantID: &uuid.Nil}}
 }
 
 // parseUUID accepts exactly the 8-4-4-4-12 hex form.

@@ -111,6 +111,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
+	if c.Path() == revocationPath {
+		// RFC 7009's endpoint answers in OAuth's error format, not FusionAuth's.
+		_ = c.JSON(status, oauthError(gen.InvalidRequest, strings.Join(codesOf(body), ", ")))
+		return
+	}
 	_ = c.JSON(status, body)
 }
 
@@ -242,11 +247,13 @@ func translateValidation(err error) (status int, body *gen.Errors, internal erro
 	switch {
 	case t.internal != nil:
 		return 0, nil, t.internal, true
-	case t.unauthorized:
-		return http.StatusUnauthorized, nil, nil, true
 	case t.tenant != nil:
+		// Only a valid key gets as far as the tenant check, so this wins over
+		// the other schemes' failures.
 		b := t.tenant.body()
 		return http.StatusBadRequest, &b, nil, true
+	case t.unauthorized:
+		return http.StatusUnauthorized, nil, nil, true
 	case !t.errs.empty():
 		b := t.errs.body()
 		return http.StatusBadRequest, &b, nil, true
@@ -404,4 +411,23 @@ func firstSchemaError(err error) *openapi3.SchemaError {
 		return list[0]
 	}
 	return nil
+}
+
+// codesOf lists the codes of an error body, for an error in another format.
+func codesOf(b *gen.Errors) []string {
+	var out []string
+	if b.GeneralErrors != nil {
+		for _, e := range *b.GeneralErrors {
+			out = append(out, e.Code)
+		}
+	}
+	if b.FieldErrors != nil {
+		for _, list := range *b.FieldErrors {
+			for _, e := range list {
+				out = append(out, e.Code)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

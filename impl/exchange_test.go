@@ -264,22 +264,31 @@ func TestExchangePolicies(t *testing.T) {
 		s.mustRefuse("otu-1")
 		second := s.mustExchange(first.RefreshToken)
 		s.mustRefuse(first.RefreshToken)
-		if second.RefreshTokenID == first.RefreshTokenID {
-			t.Fatal("rotation kept the token id")
+		if second.RefreshToken == first.RefreshToken {
+			t.Fatal("the second rotation answered the value of the first")
+		}
+		if second.RefreshTokenID != first.RefreshTokenID {
+			t.Fatalf("rotation changed the token id: %s, then %s", first.RefreshTokenID, second.RefreshTokenID)
 		}
 		s.expect(req{method: "GET", path: "/api/jwt/refresh/" + second.RefreshTokenID}, 200)
-		s.expect(req{method: "GET", path: "/api/jwt/refresh/" + first.RefreshTokenID}, 404)
+		if n := len(s.tokenIDs(user)); n != 1 {
+			t.Fatalf("tokens of the user after two rotations: %d, want 1", n)
+		}
 	})
 	t.Run("one-time use with a grace period", func(t *testing.T) {
 		s.t = t
 		app := s.appWith(map[string]any{"refreshTokenUsagePolicy": "OneTimeUse",
 			"refreshTokenOneTimeUseConfiguration": map[string]any{"gracePeriodInSeconds": 60}})
 		s.importToken(user, app, "otu-grace", start)
-		s.mustExchange("otu-grace")
-		s.mustExchange("otu-grace") // still inside the grace period
+		first := s.mustExchange("otu-grace")
+		again := s.mustExchange("otu-grace") // still inside the grace period
+		if again.RefreshToken != first.RefreshToken || again.RefreshTokenID != first.RefreshTokenID {
+			t.Fatalf("grace reuse answered %q (%s), want the current %q (%s)", again.RefreshToken, again.RefreshTokenID,
+				first.RefreshToken, first.RefreshTokenID)
+		}
+		s.mustExchange(first.RefreshToken) // the current value was not rotated by the grace reuse
 		// Move the grace period into the past: then it is refused.
-		if _, err := s.Store.DB().Exec(`UPDATE refresh_tokens SET expires_at = $1 WHERE token_hash = sha256('otu-grace'::bytea)`,
-			nowMillis()-1); err != nil {
+		if _, err := s.Store.DB().Exec(`UPDATE refresh_token_history SET grace_until = $1`, nowMillis()-1); err != nil {
 			t.Fatal(err)
 		}
 		s.mustRefuse("otu-grace")
@@ -303,7 +312,9 @@ func TestExchangePolicies(t *testing.T) {
 		s.t = t
 		app := s.appWith(map[string]any{"refreshTokenExpirationPolicy": "SlidingWindowWithMaximumLifetime",
 			"refreshTokenTimeToLiveInMinutes": 10, "refreshTokenSlidingWindowConfiguration": map[string]any{"maximumTimeToLiveInMinutes": 5}})
-		s.importToken(user, app, "capped", nowMillis()-6*60_000)
+		born := nowMillis() - 6*60_000
+		s.expect(req{method: "POST", path: "/api/user/refresh-token/import", body: map[string]any{"refreshTokens": []map[string]any{
+			{"token": "capped", "userId": user, "applicationId": app, "startInstant": born, "insertInstant": born}}}}, 200)
 		s.mustRefuse("capped")
 	})
 	t.Run("reaper deletes expired rows", func(t *testing.T) {

@@ -176,3 +176,86 @@ func mustOK(t *testing.T, what string, status int, errs *fusionauth.Errors, err 
 		t.Fatalf("%s: status %d, want 200", what, status)
 	}
 }
+
+// TestFusionAuthGoClientSession drives a one-time-use session with the official
+// client: login tokens rotate on exchange while the id stays, the id revokes the
+// session, reuse detection follows the tenant's policy, and Logout ends sessions.
+func TestFusionAuthGoClientSession(t *testing.T) {
+	s := newServer(t)
+	base, _ := url.Parse(s.URL)
+	c := fusionauth.NewClient(&http.Client{Timeout: 10 * time.Second}, base, s.Key)
+	anon := fusionauth.NewClient(&http.Client{Timeout: 10 * time.Second}, base, "")
+
+	tenantID := uuid.NewString()
+	tr, errs, err := c.CreateTenant(tenantID, fusionauth.TenantRequest{Tenant: fusionauth.Tenant{Name: "reuse detecting",
+		JwtConfiguration: fusionauth.JWTConfiguration{TimeToLiveInSeconds: 600, RefreshTokenTimeToLiveInMinutes: 60,
+			RefreshTokenRevocationPolicy: fusionauth.RefreshTokenRevocationPolicy{OnOneTimeTokenReuse: true}}}})
+	mustOK(t, "CreateTenant", tr.StatusCode, errs, err)
+	c.SetTenantId(tenantID)
+	appID, userID := uuid.NewString(), uuid.NewString()
+	ar, errs, err := c.CreateApplication(appID, fusionauth.ApplicationRequest{Application: fusionauth.Application{Name: "otu",
+		JwtConfiguration: fusionauth.JWTConfiguration{Enableable: fusionauth.Enableable{Enabled: true}, TimeToLiveInSeconds: 300,
+			RefreshTokenUsagePolicy: fusionauth.RefreshTokenUsagePolicy_OneTimeUse}}})
+	mustOK(t, "CreateApplication", ar.StatusCode, errs, err)
+	ur, errs, err := c.CreateUser(userID, fusionauth.UserRequest{User: fusionauth.User{Email: userID + "@example.com"}})
+	mustOK(t, "CreateUser", ur.StatusCode, errs, err)
+	start := time.Now().Add(-time.Minute).UnixMilli()
+	ir, errs, err := c.ImportRefreshTokens(fusionauth.RefreshTokenImportRequest{RefreshTokens: []fusionauth.RefreshToken{
+		{Token: "session-a", UserId: userID, ApplicationId: appID, StartInstant: start},
+		{Token: "session-b", UserId: userID, ApplicationId: appID, StartInstant: start},
+		{Token: "session-c", UserId: userID, ApplicationId: appID, StartInstant: start},
+		{Token: "session-d", UserId: userID, ApplicationId: appID, StartInstant: start}}})
+	mustOK(t, "ImportRefreshTokens", ir.StatusCode, errs, err)
+
+	exchange := func(value string) *fusionauth.JWTRefreshResponse {
+		t.Helper()
+		r, errs, err := anon.ExchangeRefreshTokenForJWT(fusionauth.RefreshRequest{RefreshToken: value})
+		mustOK(t, "ExchangeRefreshTokenForJWT", r.StatusCode, errs, err)
+		return r
+	}
+	refused := func(value string) {
+		t.Helper()
+		r, errs, err := anon.ExchangeRefreshTokenForJWT(fusionauth.RefreshRequest{RefreshToken: value})
+		if err != nil || r.StatusCode != 400 || errs == nil || len(errs.FieldErrors["refreshToken"]) == 0 {
+			t.Fatalf("exchange of %q: %d %+v %v, want 400 [invalid]refreshToken", value, r.StatusCode, errs, err)
+		}
+	}
+
+	// Exchange with rotation: a new value each time, the same id.
+	first := exchange("session-a")
+	second := exchange(first.RefreshToken)
+	if second.RefreshTokenId != first.RefreshTokenId || second.RefreshToken == first.RefreshToken {
+		t.Fatalf("rotation: ids %s → %s, values equal %v", first.RefreshTokenId, second.RefreshTokenId,
+			second.RefreshToken == first.RefreshToken)
+	}
+	// The id the client stored at login revokes the session.
+	rr, errs, err := c.RevokeRefreshTokenById(first.RefreshTokenId)
+	mustOK(t, "RevokeRefreshTokenById", rr.StatusCode, errs, err)
+	refused(second.RefreshToken)
+
+	// Reuse of a rotated-away value revokes the session (the tenant's policy).
+	b1 := exchange("session-b")
+	refused("session-b")
+	refused(b1.RefreshToken)
+
+	// Logout(false, token) ends one session; LogoutWithRequest(global) all of them.
+	lr, err := anon.Logout(false, "session-c")
+	if err != nil || lr.StatusCode != 200 {
+		t.Fatalf("Logout: %d %v", lr.StatusCode, err)
+	}
+	refused("session-c")
+	exchange("session-d")
+	lr, err = anon.LogoutWithRequest(fusionauth.LogoutRequest{Global: true, RefreshToken: "session-d"})
+	if err != nil || lr.StatusCode != 200 {
+		t.Fatalf("LogoutWithRequest: %d %v", lr.StatusCode, err)
+	}
+	list, errs, err := c.RetrieveRefreshTokens(userID)
+	mustOK(t, "RetrieveRefreshTokens", list.StatusCode, errs, err)
+	if len(list.RefreshTokens) != 0 {
+		t.Fatalf("sessions after a global logout: %d, want 0", len(list.RefreshTokens))
+	}
+	// A logout with nothing to end still succeeds.
+	if lr, err = anon.Logout(true, ""); err != nil || lr.StatusCode != 200 {
+		t.Fatalf("Logout without a token: %d %v", lr.StatusCode, err)
+	}
+}

@@ -17,8 +17,9 @@ import (
 )
 
 // checkAnswer asserts the property every answer has: below 500, a 400 in the
-// error format, and for any 4xx an unchanged database.
-func checkAnswer(t *testing.T, what string, resp response, state *dbState, before dbMark) {
+// error format (OAuth's under /oauth2/, RFC 7009), and for any 4xx an unchanged
+// database. specPath is the operation's path in the contract.
+func checkAnswer(t *testing.T, what, specPath string, resp response, state *dbState, before dbMark) {
 	t.Helper()
 	if resp.Status >= 500 {
 		t.Fatalf("%s: status %d", what, resp.Status)
@@ -28,7 +29,14 @@ func checkAnswer(t *testing.T, what string, resp response, state *dbState, befor
 			FieldErrors   map[string][]struct{ Code string } `json:"fieldErrors"`
 			GeneralErrors []struct{ Code string }            `json:"generalErrors"`
 		}
-		if err := json.Unmarshal(resp.Body, &e); err != nil || (len(e.FieldErrors) == 0 && len(e.GeneralErrors) == 0) {
+		var oauth struct {
+			Error string `json:"error"`
+		}
+		if strings.HasPrefix(specPath, "/oauth2/") {
+			if err := json.Unmarshal(resp.Body, &oauth); err != nil || oauth.Error == "" {
+				t.Fatalf("%s: 400 body %q is not OAuth's error format", what, resp.Body)
+			}
+		} else if err := json.Unmarshal(resp.Body, &e); err != nil || (len(e.FieldErrors) == 0 && len(e.GeneralErrors) == 0) {
 			t.Fatalf("%s: 400 body %q is not the error format", what, resp.Body)
 		}
 	}
@@ -72,7 +80,7 @@ func TestGarbageNeverFails(t *testing.T) {
 							r.body = body
 						}
 						before := state.mark(t)
-						checkAnswer(t, fmt.Sprintf("%s %s with %.40q", method, r.path, body), s.do(r), state, before)
+						checkAnswer(t, fmt.Sprintf("%s %s with %.40q", method, r.path, body), path, s.do(r), state, before)
 					}
 				}
 			}
@@ -111,6 +119,17 @@ func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]s
 		"createTenant": tenantBody, "createTenantWithId": tenantBody,
 		"createAPIKey": key, "createAPIKeyWithId": key,
 		"createWebhook": hook, "createWebhookWithId": hook, "updateWebhook": hook,
+		"logout": `{"global":false,"refreshToken":"none","eventInfo":` + info + `}`,
+	}
+}
+
+// validForms holds, by operationId, a form body the operation accepts
+// (application/x-www-form-urlencoded).
+func validForms(app uuid.UUID) map[string]url.Values {
+	return map[string]url.Values{
+		"revokeOAuth2Token": {"token": {"none"}, "token_type_hint": {"refresh_token"}, "client_id": {app.String()},
+			"client_secret": {"not-the-secret"}},
+		"revokeRefreshTokens": {"token": {"none"}},
 	}
 }
 
@@ -269,11 +288,11 @@ func TestEveryOperationEveryInputClass(t *testing.T) {
 		name string
 		r    req
 	}
-	send := func(t *testing.T, a attempt) {
+	send := func(t *testing.T, path string, a attempt) {
 		t.Helper()
 		before := state.mark(t)
 		resp := s.do(a.r)
-		checkAnswer(t, a.name, resp, state, before)
+		checkAnswer(t, a.name, path, resp, state, before)
 		sent++
 		byStatus[resp.Status]++
 	}
@@ -348,7 +367,25 @@ func TestEveryOperationEveryInputClass(t *testing.T) {
 						}
 					}
 				}
-				if op.RequestBody != nil {
+				if form, ok := validForms(app)[lowerFirst(op.OperationID)]; ok {
+					target := withQuery(concrete(nil), query)
+					formType := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+					for name := range form {
+						for _, v := range paramClasses {
+							q := url.Values{}
+							for k, vs := range form {
+								if k != name {
+									q[k] = vs
+								}
+							}
+							body := q.Encode() + "&" + name + "=" + v
+							attempts = append(attempts,
+								attempt{"form " + name + "=" + v[:min(len(v), 20)], req{method: method, path: target, body: body, header: formType}},
+								attempt{"form " + name + " twice", req{method: method, path: target, body: form.Encode() + "&" + name + "=" + v, header: formType}})
+						}
+					}
+				}
+				if op.RequestBody != nil && op.RequestBody.Value.Content.Get("application/json") != nil {
 					body, ok := bodies[lowerFirst(op.OperationID)]
 					if !ok {
 						t.Logf("no valid body known for %s: trying {}", op.OperationID)
@@ -381,7 +418,7 @@ func TestEveryOperationEveryInputClass(t *testing.T) {
 					if op.Security != nil && len(*op.Security) == 0 {
 						a.r.noKey = true
 					}
-					send(t, a)
+					send(t, path, a)
 				}
 			})
 		}

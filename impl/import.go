@@ -91,7 +91,7 @@ func (s *Server) ImportRefreshTokens(ctx context.Context, req gen.ImportRefreshT
 			if !errs.empty() {
 				continue
 			}
-			insert := it.StartInstant
+			insert := now // FusionAuth stamps an import without insertInstant with the time of import
 			if it.InsertInstant != nil && *it.InsertInstant > 0 {
 				insert = *it.InsertInstant
 			}

@@ -26,10 +26,11 @@ var signingAlgorithms = []string{"HS256", "RS256", "ES256"}
 
 // signingKey is a parsed key, ready to sign.
 type signingKey struct {
-	kid    string
-	method jwt.SigningMethod
-	key    any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
-	public crypto.PublicKey // nil for HS256
+	kid      string
+	tenantID uuid.UUID
+	method   jwt.SigningMethod
+	key      any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
+	public   crypto.PublicKey // nil for HS256
 }
 
 // keyring caches the signing keys, which never change once made. Keys are made
@@ -37,11 +38,59 @@ type signingKey struct {
 type keyring struct {
 	store *store.Store
 	mu    sync.RWMutex
-	keys  map[string]*signingKey // by tenant id + algorithm
+	keys  map[string]*signingKey    // by tenant id + algorithm
+	byKID map[uuid.UUID]*signingKey // by id, for verification
 }
 
 func newKeyring(st *store.Store) *keyring {
-	return &keyring{store: st, keys: map[string]*signingKey{}}
+	return &keyring{store: st, keys: map[string]*signingKey{}, byKID: map[uuid.UUID]*signingKey{}}
+}
+
+// byID returns the key with the given id (the kid of the tokens it signs), for
+// verifying them; ErrNotFound when there is none.
+func (r *keyring) byID(ctx context.Context, id uuid.UUID) (*signingKey, error) {
+	r.mu.RLock()
+	k := r.byKID[id]
+	r.mu.RUnlock()
+	if k != nil {
+		return k, nil
+	}
+	stored, err := r.store.SigningKeyByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k, err = parseSigningKey(stored); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.byKID[id] = k
+	r.mu.Unlock()
+	return k, nil
+}
+
+// forgetTenant drops the cached keys of a deleted tenant: the tokens they signed
+// stop verifying at once.
+func (r *keyring) forgetTenant(tenantID uuid.UUID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, k := range r.keys {
+		if k.tenantID == tenantID {
+			delete(r.keys, name)
+		}
+	}
+	for id, k := range r.byKID {
+		if k.tenantID == tenantID {
+			delete(r.byKID, id)
+		}
+	}
+}
+
+// verifyKey is what checks this key's signatures: the HMAC secret, or the public key.
+func (k *signingKey) verifyKey() any {
+	if k.public != nil {
+		return k.public
+	}
+	return k.key
 }
 
 func (r *keyring) get(ctx context.Context, tenantID uuid.UUID, alg string) (*signingKey, error) {
@@ -100,7 +149,7 @@ func newSecret(alg string) ([]byte, error) {
 }
 
 func parseSigningKey(k store.SigningKey) (*signingKey, error) {
-	out := &signingKey{kid: k.ID.String()}
+	out := &signingKey{kid: k.ID.String(), tenantID: k.TenantID}
 	switch k.Algorithm {
 	case "HS256":
 		out.method, out.key = jwt.SigningMethodHS256, k.Secret

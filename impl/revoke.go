@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -35,8 +37,8 @@ func hashToken(token string) []byte {
 
 // selection is what a revoke request names, after query and body are merged.
 type selection struct {
-	token         *string
-	userID, appID *uuid.UUID
+	token                 *string
+	userID, appID, except *uuid.UUID
 }
 
 // RevokeRefreshTokens implements DELETE /api/jwt/refresh in the contract's order of
@@ -47,26 +49,43 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 	if err != nil {
 		return nil, err
 	}
-	if sel.token == nil && sel.userID == nil && sel.appID == nil {
+	if sel.token == nil && sel.userID == nil && sel.appID == nil && sel.except == nil {
 		return nil, generalError("[invalid]", "Give a token, a userId or an applicationId to revoke refresh tokens.")
 	}
-	scope := principalFrom(ctx).scope
+	p := principalFrom(ctx)
+	if p.user != nil {
+		// A user's own access token revokes one of the user's own tokens, or
+		// (ours) all of them but one; nothing more.
+		if (sel.token == nil && sel.except == nil) || (sel.userID != nil && *sel.userID != *p.user) {
+			return gen.RevokeRefreshTokens401Response{}, nil
+		}
+		sel.userID = p.user
+	}
+	if sel.except != nil && (sel.token != nil || sel.userID == nil) {
+		return nil, fieldError("exceptTokenId", "[invalid]exceptTokenId",
+			"exceptTokenId spares one token of a userId, and cannot go with a token.")
+	}
 	var bodyInfo *gen.EventInfo
-	if req.Body != nil {
-		bodyInfo = req.Body.EventInfo
+	if req.JSONBody != nil {
+		bodyInfo = req.JSONBody.EventInfo
 	}
 	info, err := eventInfo(ctx, bodyInfo)
 	if err != nil {
 		return nil, err
 	}
+	receipt := wantsReceipt(req.Params.Prefer)
 	var res store.RevokeResult
 	if sel.token != nil {
-		res, err = s.store.RevokeByToken(ctx, scope, hashToken(*sel.token), sel.userID, sel.appID, info)
+		res, err = s.store.RevokeByToken(ctx, p.scope, hashToken(*sel.token), sel.userID, sel.appID, info)
 	} else {
-		res, err = s.store.RevokeBulk(ctx, scope, sel.userID, sel.appID, info)
+		res, err = s.store.RevokeBulk(ctx, p.scope,
+			store.Bulk{UserID: sel.userID, ApplicationID: sel.appID, Except: sel.except, Receipt: receipt}, info)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if p.user != nil && !res.UserFound {
+		return gen.RevokeRefreshTokens404Response{}, nil // the token's owner is gone, and so is the token
 	}
 	if errs := unknownOwners(res); errs != nil {
 		return nil, errs
@@ -74,29 +93,82 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 	if sel.token != nil && res.Revoked == 0 {
 		return gen.RevokeRefreshTokens404Response{}, nil
 	}
-	return gen.RevokeRefreshTokens200Response{}, nil
+	if receipt {
+		return gen.RevokeRefreshTokens200JSONResponse(receiptOf(res)), nil
+	}
+	return revokedEmpty{}, nil
+}
+
+// wantsReceipt reads RFC 7240's Prefer header: return=representation asks for
+// the receipt of a revocation.
+func wantsReceipt(prefer *string) bool {
+	if prefer == nil {
+		return false
+	}
+	for _, p := range strings.Split(*prefer, ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(name), "return") && strings.EqualFold(strings.Trim(strings.TrimSpace(value), `"`), "representation") {
+			return true
+		}
+	}
+	return false
+}
+
+// receiptOf says what a revocation revoked.
+func receiptOf(res store.RevokeResult) gen.RevocationReceipt {
+	ids := res.IDs
+	if ids == nil {
+		ids = []uuid.UUID{}
+	}
+	return gen.RevocationReceipt{RevokedRefreshTokenIds: ids, Count: res.Revoked, Truncated: res.Revoked > int64(len(ids))}
+}
+
+// revokedEmpty is FusionAuth's answer to a revocation: 200 with an empty body
+// (the contract's 200 carries a body only for a receipt).
+type revokedEmpty struct{}
+
+// VisitRevokeRefreshTokensResponse writes the empty 200.
+func (revokedEmpty) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// VisitRevokeRefreshTokenByIdResponse writes the empty 200.
+func (revokedEmpty) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // mergeSelection reads the query parameters, then lets each field present in the
-// body override its parameter. Empty values, and the query texts "null" and
-// "undefined", are absent.
+// body (JSON or form) override its parameter. Empty values, and the query and
+// form texts "null" and "undefined", are absent.
 func mergeSelection(req gen.RevokeRefreshTokensRequestObject) (selection, error) {
 	errs := new(apiError)
 	sel := selection{
 		token:  queryText(req.Params.Token),
 		userID: optionalID(errs, "userId", queryText(req.Params.UserId)),
 		appID:  optionalID(errs, "applicationId", queryText(req.Params.ApplicationId)),
+		except: optionalID(errs, "exceptTokenId", queryText(req.Params.ExceptTokenId)),
 	}
-	if b := req.Body; b != nil {
-		if v := bodyText(b.Token); v != nil {
-			sel.token = v
+	override := func(token, userID, appID, except *string) {
+		if token != nil {
+			sel.token = token
 		}
-		if v := bodyText(b.UserId); v != nil {
-			sel.userID = optionalID(errs, "userId", v)
+		if userID != nil {
+			sel.userID = optionalID(errs, "userId", userID)
 		}
-		if v := bodyText(b.ApplicationId); v != nil {
-			sel.appID = optionalID(errs, "applicationId", v)
+		if appID != nil {
+			sel.appID = optionalID(errs, "applicationId", appID)
 		}
+		if except != nil {
+			sel.except = optionalID(errs, "exceptTokenId", except)
+		}
+	}
+	if b := req.JSONBody; b != nil {
+		override(bodyText(b.Token), bodyText(b.UserId), bodyText(b.ApplicationId), bodyText(b.ExceptTokenId))
+	}
+	if f := req.FormdataBody; f != nil {
+		override(queryText(f.Token), queryText(f.UserId), queryText(f.ApplicationId), queryText(f.ExceptTokenId))
 	}
 	return sel, errs.orNil()
 }
@@ -142,18 +214,24 @@ func unknownOwners(res store.RevokeResult) error {
 	return errs.orNil()
 }
 
-// RevokeRefreshTokenById implements DELETE /api/jwt/refresh/{tokenId}.
+// RevokeRefreshTokenById implements DELETE /api/jwt/refresh/{tokenId}. With a
+// user's access token, only that user's tokens can be found.
 func (s *Server) RevokeRefreshTokenById(ctx context.Context, req gen.RevokeRefreshTokenByIdRequestObject) (gen.RevokeRefreshTokenByIdResponseObject, error) {
 	info, err := eventInfo(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.RevokeByID(ctx, principalFrom(ctx).scope, req.TokenId, info)
+	p := principalFrom(ctx)
+	err = s.store.RevokeByID(ctx, p.scope, req.TokenId, p.user, info)
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RevokeRefreshTokenById404Response{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return gen.RevokeRefreshTokenById200Response{}, nil
+	if wantsReceipt(req.Params.Prefer) {
+		return gen.RevokeRefreshTokenById200JSONResponse(receiptOf(store.RevokeResult{Revoked: 1,
+			IDs: []uuid.UUID{req.TokenId}})), nil
+	}
+	return revokedEmpty{}, nil
 }

@@ -12,7 +12,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -52,10 +54,11 @@ const DefaultBodyTimeout = 20 * time.Second
 
 // Server implements the generated strict-server interface.
 type Server struct {
-	store  *store.Store
-	log    *slog.Logger
-	keys   *keyring
-	issuer string
+	store          *store.Store
+	log            *slog.Logger
+	keys           *keyring
+	issuer         string
+	trustedProxies []*net.IPNet
 
 	keyCache keyCache
 }
@@ -105,7 +108,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "refreshd"
 	}
-	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer}
+	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer, trustedProxies: cfg.TrustedProxies}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -121,7 +124,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 
 	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(s.logRequests)
-	e.Use(s.readBody(cfg.BodyLimit, cfg.BodyTimeout, apiKeyOnlyRoutes(spec)))
+	e.Use(s.readBody(cfg.BodyLimit, cfg.BodyTimeout, bodyMediaTypes(spec), apiKeyOnlyRoutes(spec)))
 	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		Options: openapi3filter.Options{
 			AuthenticationFunc: s.authenticate,
@@ -132,7 +135,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 		},
 		SilenceServersWarning: true,
 	}))
-	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{withRequestContext}))
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withRequestContext}))
 	return e, nil
 }
 
@@ -159,14 +162,35 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// bodyMediaTypes lists, per "METHOD route" (Echo's route syntax), the body media
+// types the contract accepts besides JSON.
+func bodyMediaTypes(spec *openapi3.T) map[string][]string {
+	out := map[string][]string{}
+	for path, item := range spec.Paths.Map() {
+		route := regexp.MustCompile(`\{([^}]+)\}`).ReplaceAllString(path, ":$1")
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			for mt := range op.RequestBody.Value.Content {
+				if mt != echo.MIMEApplicationJSON {
+					out[method+" "+route] = append(out[method+" "+route], mt)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // readBody reads the whole body up front, bounded by limit and by timeout, and
-// checks what the contract cannot express: an oversized body, a non-JSON content
-// type, and a query parameter given more than once (FusionAuth answers 500 there;
+// checks what the contract cannot express: an oversized body, a content type the
+// operation does not take (JSON, and where the contract says so a form), a form
+// field or a query parameter given more than once (FusionAuth answers 500 there;
 // we answer 400). For an operation that only an API key may call, the key is
 // checked first: a caller without one cannot make the server read (and hold) a
 // body at all. Operations open to anyone or to an access token are authenticated
-// by the validator after the body is read, as before.
-func (s *Server) readBody(limit int64, timeout time.Duration, keyOnly map[string]bool) echo.MiddlewareFunc {
+// by the validator after the body is read.
+func (s *Server) readBody(limit int64, timeout time.Duration, otherTypes map[string][]string, keyOnly map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
@@ -222,10 +246,25 @@ func (s *Server) readBody(limit int64, timeout time.Duration, keyOnly map[string
 				return next(c)
 			}
 			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-			if err != nil || mt != echo.MIMEApplicationJSON {
+			switch {
+			case err != nil:
 				return invalidContentType()
+			case mt == echo.MIMEApplicationJSON:
+				return next(c)
+			case mt == echo.MIMEApplicationForm && slices.Contains(otherTypes[req.Method+" "+c.Path()], mt):
+				form, err := url.ParseQuery(string(body))
+				if err != nil {
+					return generalError("[invalid]", "The form body could not be parsed.")
+				}
+				if errs := repeated(form); errs != nil {
+					return errs
+				}
+				// net/http parses form bodies of POST, PUT and PATCH only; hand the
+				// parsed body to the binder for this DELETE too, without the query.
+				req.PostForm, req.Form = form, form
+				return next(c)
 			}
-			return next(c)
+			return invalidContentType()
 		}
 	}
 }
@@ -274,9 +313,12 @@ func (s *Server) checkKey(c echo.Context) error {
 	return nil
 }
 
-func repeatedParams(c echo.Context) error {
+func repeatedParams(c echo.Context) error { return repeated(c.QueryParams()) }
+
+// repeated names each field given more than once: [invalid]name.
+func repeated(fields url.Values) error {
 	var names []string
-	for name, values := range c.QueryParams() {
+	for name, values := range fields {
 		if len(values) > 1 {
 			names = append(names, name)
 		}

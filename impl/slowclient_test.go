@@ -78,7 +78,7 @@ func (c *rawConn) response() *http.Response {
 func TestSlowClients(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := testserver.StartConfig(t, impl.Config{Logger: quiet, BodyTimeout: timeout})
+	srv := testserver.StartWith(t, impl.Config{Logger: quiet, BodyTimeout: timeout})
 	s := &testServer{t: t, URL: srv.URL, Key: srv.Key, Store: srv.Store}
 	w := s.seed(1, 1, 2)
 	user := w.users[0]
@@ -95,7 +95,7 @@ func TestSlowClients(t *testing.T) {
 
 	// A server that waits an hour for a body: one that read the body before
 	// checking the key would not answer these within the test's lifetime.
-	patient := testserver.StartConfig(t, impl.Config{Logger: quiet, BodyTimeout: time.Hour})
+	patient := testserver.StartWith(t, impl.Config{Logger: quiet, BodyTimeout: time.Hour})
 	for _, c := range []struct {
 		name string
 		key  string

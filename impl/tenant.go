@@ -88,6 +88,26 @@ func (s *Server) RetrieveTenant(ctx context.Context, req gen.RetrieveTenantReque
 	return gen.RetrieveTenant200JSONResponse{Tenant: tenantOut(t)}, nil
 }
 
+// DeleteTenant implements DELETE /api/tenant/{tenantId}: the tenant and
+// everything in it, for a key that is not locked to a tenant.
+func (s *Server) DeleteTenant(ctx context.Context, req gen.DeleteTenantRequestObject) (gen.DeleteTenantResponseObject, error) {
+	if !principalFrom(ctx).key.Unrestricted() {
+		return gen.DeleteTenant401Response{}, nil
+	}
+	err := s.store.DeleteTenant(ctx, req.TenantId)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return gen.DeleteTenant404Response{}, nil
+	case errors.Is(err, store.ErrDefaultTenant):
+		return nil, generalError("[invalid]tenantId", "The default tenant cannot be deleted.")
+	case err != nil:
+		return nil, err
+	}
+	s.keys.forgetTenant(req.TenantId)
+	s.keyCache.forget()
+	return gen.DeleteTenant200Response{}, nil
+}
+
 func tenantOut(t store.Tenant) gen.Tenant {
 	return gen.Tenant{Id: &t.ID, Name: &t.Name, JwtConfiguration: jwtConfigOut(t.JWT), InsertInstant: &t.InsertInstant}
 }

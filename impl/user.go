@@ -90,7 +90,11 @@ func (s *Server) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject
 	scope := principalFrom(ctx).scope
 	var err error
 	if req.Params.HardDelete != nil && *req.Params.HardDelete {
-		err = s.store.DeleteUser(ctx, scope, req.UserId)
+		var info []byte
+		if info, err = eventInfo(ctx, nil); err != nil {
+			return nil, err
+		}
+		err = s.store.DeleteUser(ctx, scope, req.UserId, info)
 	} else {
 		err = s.store.DeactivateUser(ctx, scope, req.UserId)
 	}

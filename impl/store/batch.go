@@ -23,7 +23,7 @@ const (
 	batchMax     = 64
 )
 
-const revokeMany = `SELECT idx, user_ok, app_ok, revoked FROM revoke_refresh_token_many($1, $2, $3, $4, $5, $6)`
+const revokeMany = `SELECT idx, user_ok, app_ok, revoked, ids FROM revoke_refresh_token_many($1, $2, $3, $4, $5, $6)`
 
 type revokeRequest struct {
 	sc            Scope
@@ -136,9 +136,11 @@ func (b *batcher) run(batch []*revokeRequest) {
 		for rows.Next() {
 			var idx int
 			var res RevokeResult
-			if err := rows.Scan(&idx, &res.UserFound, &res.ApplicationFound, &res.Revoked); err != nil {
+			var ids UUIDArray
+			if err := rows.Scan(&idx, &res.UserFound, &res.ApplicationFound, &res.Revoked, &ids); err != nil {
 				return err
 			}
+			res.IDs = ids
 			results[idx-1] = res
 		}
 		return rows.Err()

@@ -64,12 +64,12 @@ func TestRevokeBatch(t *testing.T) {
 		req  revokeRequest
 		want RevokeResult
 	}{
-		{revokeRequest{hash: hashOf("t1")}, RevokeResult{true, true, 1}},
-		{revokeRequest{hash: hashOf("t2"), userID: &other}, RevokeResult{true, true, 0}},    // another user's
-		{revokeRequest{hash: hashOf("t2"), userID: &unknown}, RevokeResult{false, true, 0}}, // unknown user
-		{revokeRequest{hash: hashOf("t3"), userID: &user, appID: &app, info: []byte(`{"deviceName":"x"}`)}, RevokeResult{true, true, 1}},
-		{revokeRequest{hash: hashOf("t1")}, RevokeResult{true, true, 0}}, // the same token again, in the same batch
-		{revokeRequest{hash: hashOf("nope")}, RevokeResult{true, true, 0}},
+		{revokeRequest{hash: hashOf("t1")}, RevokeResult{UserFound: true, ApplicationFound: true, Revoked: 1}},
+		{revokeRequest{hash: hashOf("t2"), userID: &other}, RevokeResult{UserFound: true, ApplicationFound: true}}, // another user's
+		{revokeRequest{hash: hashOf("t2"), userID: &unknown}, RevokeResult{ApplicationFound: true}},                // unknown user
+		{revokeRequest{hash: hashOf("t3"), userID: &user, appID: &app, info: []byte(`{"deviceName":"x"}`)}, RevokeResult{UserFound: true, ApplicationFound: true, Revoked: 1}},
+		{revokeRequest{hash: hashOf("t1")}, RevokeResult{UserFound: true, ApplicationFound: true}}, // the same token again, in the same batch
+		{revokeRequest{hash: hashOf("nope")}, RevokeResult{UserFound: true, ApplicationFound: true}},
 	}
 	batch := make([]*revokeRequest, len(cases))
 	for i := range cases {
@@ -89,7 +89,8 @@ func TestRevokeBatch(t *testing.T) {
 			t1Revoked += out.res.Revoked
 			continue
 		}
-		if out.res != c.want {
+		if got := out.res; got.UserFound != c.want.UserFound || got.ApplicationFound != c.want.ApplicationFound ||
+			got.Revoked != c.want.Revoked || int64(len(got.IDs)) != got.Revoked {
 			t.Errorf("case %d: got %+v, want %+v", i, out.res, c.want)
 		}
 	}

@@ -147,7 +147,7 @@ func FuzzStoreWrites(f *testing.F) {
 		if out := <-batch[1].done; out.err != nil {
 			t.Fatalf("batched revocation with info %s: %v", info, out.err)
 		}
-		if res, err := s.RevokeBulk(ctx, Scope{}, &user, nil, info); err != nil || res.Revoked != 1 {
+		if res, err := s.RevokeBulk(ctx, Scope{}, Bulk{UserID: &user}, info); err != nil || res.Revoked != 1 {
 			t.Fatalf("bulk revocation with info %s: %+v, %v", info, res, err)
 		}
 	})

@@ -196,6 +196,16 @@ type JWTConfig struct {
 	RefreshTokenUsagePolicy         string `json:"refreshTokenUsagePolicy,omitempty"`
 	MaximumTimeToLiveInMinutes      int32  `json:"maximumTimeToLiveInMinutes,omitempty"`
 	GracePeriodInSeconds            int32  `json:"gracePeriodInSeconds,omitempty"`
+	// RevocationPolicy is kept as given; only a tenant's OnOneTimeTokenReuse is acted on.
+	RevocationPolicy *RevocationPolicy `json:"refreshTokenRevocationPolicy,omitempty"`
+}
+
+// RevocationPolicy says when refresh tokens are revoked, in FusionAuth's shape.
+type RevocationPolicy struct {
+	OnLoginPrevented    bool `json:"onLoginPrevented"`
+	OnMultiFactorEnable bool `json:"onMultiFactorEnable"`
+	OnOneTimeTokenReuse bool `json:"onOneTimeTokenReuse"`
+	OnPasswordChanged   bool `json:"onPasswordChanged"`
 }
 
 // Value stores the configuration as jsonb.

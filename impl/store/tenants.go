@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 )
@@ -45,4 +46,23 @@ VALUES (:id, :name, :jwt_configuration, :insert_instant)`
 func (s *Store) CreateTenant(ctx context.Context, t Tenant) error {
 	_, err := s.db.NamedExecContext(ctx, insertTenant, t)
 	return classify(err)
+}
+
+// deleteTenant removes a tenant; everything in it goes by ON DELETE CASCADE, in
+// this one statement. The default tenant is never deleted.
+const deleteTenant = `DELETE FROM tenants WHERE id = $1 AND NOT is_default`
+
+// ErrDefaultTenant is returned when a change would remove the default tenant.
+var ErrDefaultTenant = errors.New("store: the default tenant cannot be deleted")
+
+// DeleteTenant deletes a tenant and everything in it. ErrNotFound when there is no
+// such tenant, ErrDefaultTenant when it is the default one.
+func (s *Store) DeleteTenant(ctx context.Context, id uuid.UUID) error {
+	err := retry(func() error { return affectedOne(s.db.ExecContext(ctx, deleteTenant, id)) })
+	if errors.Is(err, ErrNotFound) {
+		if t, lookErr := s.Tenant(ctx, id); lookErr == nil && t.IsDefault {
+			return ErrDefaultTenant
+		}
+	}
+	return err
 }

@@ -22,6 +22,8 @@ type RefreshToken struct {
 	InsertInstant int64      `db:"insert_instant"`
 	ExpiresAt     int64      `db:"expires_at"`
 	MetaData      JSONObject `db:"meta_data"`
+	// Generation counts the rotations of a one-time-use token's value.
+	Generation int32 `db:"generation"`
 }
 
 // RevokeResult says what a revocation found: whether the given user and
@@ -31,6 +33,9 @@ type RevokeResult struct {
 	UserFound        bool
 	ApplicationFound bool
 	Revoked          int64
+	// IDs are the ids of the live tokens revoked: always for a single token, for
+	// a bulk form only when a receipt was asked for, and at most 1,000 of them.
+	IDs []uuid.UUID
 }
 
 // Each revoke form is one call of a database function (migrations/00003), so it
@@ -39,8 +44,8 @@ type RevokeResult struct {
 // webhook deliveries. Expired rows that match are removed too (they are absent
 // anyway) but not counted.
 const (
-	revokeOne  = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_token($1, $2, $3, $4, $5, $6, $7)`
-	revokeBulk = `SELECT user_ok, app_ok, revoked FROM revoke_refresh_tokens($1, $2, $3, $4, $5)`
+	revokeOne  = `SELECT user_ok, app_ok, revoked, ids FROM revoke_refresh_token($1, $2, $3, $4, $5, $6, $7)`
+	revokeBulk = `SELECT user_ok, app_ok, revoked, ids FROM revoke_refresh_tokens($1, $2, $3, $4, $5, $6, $7)`
 )
 
 // RevokeByTokenStatement is the statement, with its arguments, that RevokeByToken
@@ -49,9 +54,16 @@ func RevokeByTokenStatement(sc Scope, hash []byte, userID, appID *uuid.UUID, inf
 	return revokeOne, []any{sc.TenantID, userID, appID, hash, nil, NowMillis(), jsonArg(info)}
 }
 
+// Bulk is what a bulk revocation names: a user, an application or both; it may
+// spare one token (Except) and ask for the ids revoked (Receipt).
+type Bulk struct {
+	UserID, ApplicationID, Except *uuid.UUID
+	Receipt                       bool
+}
+
 // RevokeBulkStatement is the statement, with its arguments, that RevokeBulk runs.
-func RevokeBulkStatement(sc Scope, userID, appID *uuid.UUID, info []byte) (string, []any) {
-	return revokeBulk, []any{sc.TenantID, userID, appID, NowMillis(), jsonArg(info)}
+func RevokeBulkStatement(sc Scope, b Bulk, info []byte) (string, []any) {
+	return revokeBulk, []any{sc.TenantID, b.UserID, b.ApplicationID, b.Except, NowMillis(), jsonArg(info), b.Receipt}
 }
 
 // RevokeByToken revokes the live token with the given hash, if it belongs to the
@@ -63,29 +75,63 @@ func (s *Store) RevokeByToken(ctx context.Context, sc Scope, hash []byte, userID
 }
 
 // RevokeBulk revokes all tokens of a user, of an application, or of a user for an
-// application; at least one of userID and appID must be given.
-func (s *Store) RevokeBulk(ctx context.Context, sc Scope, userID, appID *uuid.UUID, info []byte) (RevokeResult, error) {
-	if userID == nil && appID == nil {
-		return RevokeResult{}, fmt.Errorf("store: bulk revoke needs a user or an application")
+// application (but b.Except); at least one of the user and the application must
+// be given, and a user with Except.
+func (s *Store) RevokeBulk(ctx context.Context, sc Scope, b Bulk, info []byte) (RevokeResult, error) {
+	if (b.UserID == nil && b.ApplicationID == nil) || (b.Except != nil && b.UserID == nil) {
+		return RevokeResult{}, fmt.Errorf("store: bulk revoke needs a user or an application, and a user to spare a token of")
 	}
-	query, args := RevokeBulkStatement(sc, userID, appID, info)
+	query, args := RevokeBulkStatement(sc, b, info)
 	return s.revoke(ctx, query, args...)
 }
 
-// RevokeByID revokes one live token by its id; ErrNotFound when there is none.
-func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID, info []byte) error {
-	res, err := s.revoke(ctx, revokeOne, sc.TenantID, nil, nil, nil, id, NowMillis(), jsonArg(info))
+// RevokeByID revokes one live token by its id — of the given user, when userID is
+// set; ErrNotFound when there is none.
+func (s *Store) RevokeByID(ctx context.Context, sc Scope, id uuid.UUID, userID *uuid.UUID, info []byte) error {
+	res, err := s.revoke(ctx, revokeOne, sc.TenantID, userID, nil, nil, id, NowMillis(), jsonArg(info))
 	if err == nil && res.Revoked == 0 {
 		return ErrNotFound
 	}
 	return err
 }
 
+// endSession revokes the session a value names — its current value, or one it
+// rotated away and still remembers — alone, or with every other token of its
+// user when global is set, recording the event of that revoke form.
+const endSession = `
+WITH session AS (
+    SELECT r.id, r.user_id FROM refresh_tokens r WHERE r.token_hash = $1 AND r.expires_at > $2
+    UNION ALL
+    SELECT r.id, r.user_id FROM refresh_token_history h JOIN refresh_tokens r ON r.id = h.token_id
+    WHERE h.token_hash = $1 AND r.expires_at > $2
+    LIMIT 1
+)
+SELECT CASE WHEN $3::boolean
+            THEN (SELECT revoked FROM revoke_refresh_tokens(NULL, session.user_id, NULL, NULL, $2, $4, false))
+            ELSE (SELECT revoked FROM revoke_refresh_token(NULL, NULL, NULL, NULL, session.id, $2, $4)) END
+FROM session`
+
+// EndSession is a logout: it revokes the session the value with the given hash
+// names (see endSession), or with global every token of its user, and says how
+// many live tokens it revoked (0 when the value names no live session).
+func (s *Store) EndSession(ctx context.Context, hash []byte, global bool, info []byte) (int64, error) {
+	var revoked int64
+	err := retry(func() error {
+		return s.db.QueryRowContext(ctx, endSession, hash, NowMillis(), global, jsonArg(info)).Scan(&revoked)
+	})
+	if err = classify(err); errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return revoked, err
+}
+
 func (s *Store) revoke(ctx context.Context, query string, args ...any) (RevokeResult, error) {
 	var res RevokeResult
+	var ids UUIDArray
 	err := retry(func() error {
-		return s.db.QueryRowContext(ctx, query, args...).Scan(&res.UserFound, &res.ApplicationFound, &res.Revoked)
+		return s.db.QueryRowContext(ctx, query, args...).Scan(&res.UserFound, &res.ApplicationFound, &res.Revoked, &ids)
 	})
+	res.IDs = ids
 	return res, classify(err)
 }
 
@@ -99,7 +145,7 @@ func jsonArg(b []byte) any {
 }
 
 const tokenColumns = `id, tenant_id, user_id, application_id, token_hash, start_instant, insert_instant,
-       expires_at, meta_data`
+       expires_at, meta_data, generation`
 
 const queryTokenByID = `
 SELECT ` + tokenColumns + ` FROM refresh_tokens
@@ -110,6 +156,22 @@ func (s *Store) RefreshToken(ctx context.Context, sc Scope, id uuid.UUID) (Refre
 	var t RefreshToken
 	err := s.db.GetContext(ctx, &t, queryTokenByID, id, sc.TenantID, NowMillis())
 	return t, classify(err)
+}
+
+const querySessionLive = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1 AND tenant_id = $2 AND expires_at > $3)`
+
+// SessionLiveStatement is the statement, with its arguments, that SessionLive
+// runs: exported so that benchmarks can run exactly it.
+func SessionLiveStatement(tenantID, id uuid.UUID) (string, []any) {
+	return querySessionLive, []any{id, tenantID, NowMillis()}
+}
+
+// SessionLive reports whether the session (refresh token) with the given id is
+// live in the tenant: neither revoked nor expired.
+func (s *Store) SessionLive(ctx context.Context, tenantID, id uuid.UUID) (bool, error) {
+	var live bool
+	err := s.db.GetContext(ctx, &live, querySessionLive, id, tenantID, NowMillis())
+	return live, err
 }
 
 const queryUserExists = `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2))`

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
 )
 
 // User owns refresh tokens. Email and username are unique within a tenant,
@@ -59,14 +60,27 @@ func (s *Store) DeactivateUser(ctx context.Context, sc Scope, id uuid.UUID) erro
 	return affectedOne(s.db.ExecContext(ctx, deactivateUser, id, sc.TenantID, NowMillis()))
 }
 
-// The tokens go by the foreign key's ON DELETE CASCADE, inside this one statement.
-const deleteUser = `DELETE FROM users WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+// A user's hard delete first revokes their tokens as a revocation by user does —
+// the user locked, the tokens deleted, the event recorded when one was live —
+// then deletes the user; both in one transaction.
+const (
+	revokeUserTokens = `SELECT user_ok FROM revoke_refresh_tokens($1, $2, NULL, NULL, $3, $4, false)`
+	deleteUser       = `DELETE FROM users WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2)`
+)
 
-// DeleteUser deletes a user and all their refresh tokens atomically; ErrNotFound
-// when absent from the scope.
-func (s *Store) DeleteUser(ctx context.Context, sc Scope, id uuid.UUID) error {
-	return retry(func() error {
-		return affectedOne(s.db.ExecContext(ctx, deleteUser, id, sc.TenantID))
+// DeleteUser deletes a user and all their refresh tokens atomically, recording
+// the jwt.refresh-token.revoke event of a revocation by user with info;
+// ErrNotFound when absent from the scope.
+func (s *Store) DeleteUser(ctx context.Context, sc Scope, id uuid.UUID, info []byte) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		var found bool
+		if err := tx.GetContext(ctx, &found, revokeUserTokens, sc.TenantID, id, NowMillis(), jsonArg(info)); err != nil {
+			return classify(err)
+		}
+		if !found {
+			return ErrNotFound
+		}
+		return affectedOne(tx.ExecContext(ctx, deleteUser, id, sc.TenantID))
 	})
 }
 

@@ -26,11 +26,11 @@ type Server struct {
 // binary's TestMain must run dbtest.Main with store.MigrateDSN.
 func Start(t testing.TB, log *slog.Logger) *Server {
 	t.Helper()
-	return StartConfig(t, impl.Config{Logger: log})
+	return StartWith(t, impl.Config{Logger: log})
 }
 
-// StartConfig is Start with the server's whole configuration.
-func StartConfig(t testing.TB, cfg impl.Config) *Server {
+// StartWith starts a server with the given configuration, as Start does.
+func StartWith(t testing.TB, cfg impl.Config) *Server {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dbtest.NewDSN(t))
