@@ -53,7 +53,7 @@ FUZZ_TARGETS := impl:FuzzRequest impl:FuzzNumberBound impl/store:FuzzStoreWrites
 fuzz:
 	@for t in $(FUZZ_TARGETS); do dir=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$dir $$name ($(FUZZTIME))"; \
-		(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s) || exit 1; done
+		(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x) || exit 1; done
 
 # Runs the conformance suite against the server that `make run` started.
 conformance: build

@@ -76,7 +76,11 @@ func walkNumbers(errs *apiError, v reflect.Value, path, freeForm []string) {
 			return
 		}
 		for i := 0; i < v.Len(); i++ {
-			walkNumbers(errs, v.Index(i), append(path[:len(path):len(path)], strconv.Itoa(i)), freeForm)
+			at := path
+			if freeForm == nil { // inside free-form JSON only its root is named: no path to build
+				at = append(path[:len(path):len(path)], strconv.Itoa(i))
+			}
+			walkNumbers(errs, v.Index(i), at, freeForm)
 		}
 	case reflect.Map:
 		if freeForm == nil && v.Type().Elem().Kind() == reflect.Interface {
