@@ -66,9 +66,10 @@ const (
 )
 
 // UnavailableError reports work the database could not do now: it cannot be
-// reached (connection failures, SQLSTATE class 08, 53 and 57P01–57P03), or the
-// transaction lost a deadlock or serialisation conflict (40P01, 40001) on every
-// attempt, or waited too long for a lock or a statement (55P03, 57014) — Busy.
+// reached (connection failures, SQLSTATE class 08, 53 and 57P01–57P03), or — Busy
+// — the transaction lost a deadlock or serialisation conflict (40P01, 40001) on
+// every attempt, waited too long for a lock or a statement (55P03, 57014), or
+// found every connection slot taken (53300).
 // Retrying after RetryAfter may succeed.
 type UnavailableError struct {
 	Busy       bool
@@ -118,7 +119,9 @@ func classify(err error) error {
 			return &ConstraintError{Constraint: pqErr.Constraint, Err: err}
 		case strings.HasPrefix(code, "22"), strings.HasPrefix(code, "23"), strings.HasPrefix(code, "54"):
 			return &DataError{SQLState: code, Table: pqErr.Table, Column: pqErr.Column, Err: err}
-		case code == "40001", code == "40P01", code == "55P03", code == "57014":
+		case code == "40001", code == "40P01", code == "55P03", code == "57014", code == "53300":
+			// Lost conflicts, lock and statement timeouts, and a server with all
+			// its connections taken: the database is there, only busy.
 			return &UnavailableError{Busy: true, RetryAfter: busyRetryAfter, Err: err}
 		case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"),
 			code == "57P01", code == "57P02", code == "57P03":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,14 +14,16 @@ import (
 
 // While PostgreSQL cannot be reached, every request that needs a new connection
 // would wait for its own connection attempt to fail — up to the connect timeout
-// each. The gate remembers the outage instead: after one attempt fails for want
+// each. The gate remembers the outage instead: after an attempt fails for want
 // of a server, new connections are refused at once (requests answer 503 without
 // waiting) and one probe keeps trying in the background; its first success opens
-// the gate again.
+// the gate again. A refused connection shuts the gate at once; an attempt that
+// only timed out (a server too busy to answer in time looks the same as one that
+// is gone) shuts it only when the probe's own attempt fails too.
 
 // defaultConnectTimeout bounds one connection attempt when the database URL does
 // not set connect_timeout: a server that drops packets is an outage, not a wait.
-const defaultConnectTimeout = 3 * time.Second
+const defaultConnectTimeout = 5 * time.Second
 
 // probeInterval is how often the probe tries to connect during an outage.
 const probeInterval = 500 * time.Millisecond
@@ -49,7 +52,8 @@ func (g *gate) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	c, err := g.inner.Connect(ctx)
 	if err != nil && ctx.Err() == nil && connectFailed(err) {
-		g.close()
+		var netErr net.Error
+		g.close(!(errors.As(err, &netErr) && netErr.Timeout()))
 	}
 	return c, err
 }
@@ -67,11 +71,14 @@ func connectFailed(err error) bool {
 	return unreachable(err)
 }
 
-// close shuts the gate and starts the probe, unless it is already shut.
-func (g *gate) close() {
+// close starts the probe, unless it runs already, and shuts the gate now when
+// now is true; otherwise the probe shuts it if its first attempt fails too.
+func (g *gate) close(now bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.down.Store(true)
+	if now {
+		g.down.Store(true)
+	}
 	if g.probing || g.stopped {
 		return
 	}
@@ -79,15 +86,10 @@ func (g *gate) close() {
 	go g.probe()
 }
 
+// probe tries to connect until it succeeds, then opens the gate; each failure
+// keeps it shut.
 func (g *gate) probe() {
-	t := time.NewTicker(probeInterval)
-	defer t.Stop()
 	for {
-		select {
-		case <-g.stop:
-			return
-		case <-t.C:
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), defaultConnectTimeout)
 		c, err := g.inner.Connect(ctx)
 		cancel()
@@ -98,6 +100,12 @@ func (g *gate) probe() {
 			g.down.Store(false)
 			g.mu.Unlock()
 			return
+		}
+		g.down.Store(true)
+		select {
+		case <-g.stop:
+			return
+		case <-time.After(probeInterval):
 		}
 	}
 }

@@ -63,7 +63,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 
 // OpenDB opens a connection pool the way the store connects: with binary
 // parameters, which let lib/pq send each statement in one round trip (no
-// separate prepare), a connect timeout (3 s unless the URL sets connect_timeout),
+// separate prepare), a connect timeout (5 s unless the URL sets connect_timeout),
 // and the outage gate (gate.go). Benchmarks use it so that their raw side
 // connects alike.
 func OpenDB(dsn string) (*sql.DB, error) {
