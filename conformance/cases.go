@@ -126,7 +126,9 @@ const (
 const (
 	reqEventsIntro = " With webhooks (-webhook-listen): "
 	reqEventInfo   = " Each event's info carries the eventInfo sent."
-	reqSignature   = " In the strict profile every delivery carries X-Refreshd-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with the signingSecret the suite registered>."
+	reqSignature   = " An event that names a user also carries user (an object whose id is that user's) and linkedObjectId (the user's id); one that names no user carries neither." +
+		" Every delivery carries X-FusionAuth-Signature-JWT, as FusionAuth signs a webhook whose signatureConfiguration names a key: a JWT signed RS256 with the key the suite generated (its kid; it verifies with the JWKS key of that kid) whose only claim, request_body_sha256, is the standard base64 SHA-256 of the body." +
+		" In the strict profile every delivery also carries X-Refreshd-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with the signingSecret the suite registered>."
 )
 
 // gone says which tokens a selector revokes.

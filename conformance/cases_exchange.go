@@ -28,7 +28,7 @@ const (
 	docExchangeRevoked = "Once any revocation has answered 200, no exchange sent afterwards succeeds with a token it revoked."
 	docOneTimeUse      = "With `refreshTokenUsagePolicy: OneTimeUse` the answer carries a new refresh-token value for the same id and the value sent stops working."
 	docClaims          = "The signed access token. Claims: iss, sub (user id), aud and applicationId (application id), iat, exp, jti, tid (tenant id) and sid (the id of the refresh token it came from); `kid` in the header."
-	docJWKS            = "Lists the public key of every RS256 and ES256 signing key, each with the `kid` that access tokens name in their header."
+	docJWKS            = "Lists the public half of every RSA and EC key, each with the `kid` that access tokens and webhook signatures name in their header: each tenant's built-in RS256 and ES256 keys,"
 	docRS256           = "Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify against /.well-known/jwks.json."
 )
 

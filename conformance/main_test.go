@@ -103,11 +103,11 @@ func text(t *testing.T, rep *conformance.Report) string {
 }
 
 // expectNoFixtures checks, in the server's database, that no user, application,
-// refresh token or webhook is left: the tests themselves make none through any
-// other path.
+// refresh token, webhook or key is left: the tests themselves make none through
+// any other path.
 func expectNoFixtures(t *testing.T, srv *server) {
 	t.Helper()
-	for _, table := range []string{"users", "applications", "refresh_tokens", "webhooks"} {
+	for _, table := range []string{"users", "applications", "refresh_tokens", "webhooks", "keys"} {
 		var n int
 		if err := srv.Store.DB().QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)

@@ -98,8 +98,33 @@ func TestInterruptedRunCleansUp(t *testing.T) {
 	expectNoFixtures(t, srv)
 }
 
-// A server that cannot be reached, a key it refuses, or a webhook receiver that
-// cannot listen or that no delivery reaches is a SetupError and no case runs.
+// newLimitedKey makes an API key allowed only the given endpoints and methods.
+func newLimitedKey(t *testing.T, srv *server, endpoints map[string][]string) string {
+	t.Helper()
+	api, err := gen.NewClientWithResponses(srv.URL, gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", srv.Key)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perms := map[string][]gen.APIKeyPermissionsEndpoints{}
+	for endpoint, methods := range endpoints {
+		for _, m := range methods {
+			perms[endpoint] = append(perms[endpoint], gen.APIKeyPermissionsEndpoints(m))
+		}
+	}
+	resp, err := api.CreateAPIKeyWithResponse(context.Background(), gen.APIKeyRequest{ApiKey: gen.APIKey{
+		Permissions: &gen.APIKeyPermissions{Endpoints: &perms}}})
+	if err != nil || resp.JSON200 == nil || resp.JSON200.ApiKey.Key == nil {
+		t.Fatalf("create limited key: %v %v", err, resp)
+	}
+	return *resp.JSON200.ApiKey.Key
+}
+
+// A server that cannot be reached, a key it refuses, a webhook receiver that
+// cannot listen or that no delivery reaches, or a key that may not make the
+// webhook's signing key is a SetupError and no case runs.
 func TestSetupErrors(t *testing.T) {
 	srv := newServer(t) // no dispatcher: the server records events but delivers none
 	closed := httptest.NewServer(http.NotFoundHandler())
@@ -109,6 +134,9 @@ func TestSetupErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
+	// A key that may make fixtures but not keys, so the webhook cannot be signed.
+	limited := newLimitedKey(t, srv, map[string][]string{"/api/user": {"POST", "DELETE"}, "/api/application": {"POST", "DELETE"},
+		"/api/user/refresh-token/import": {"POST"}, "/api/jwt/refresh": {"GET", "DELETE"}, "/api/webhook": {"POST", "DELETE"}})
 	for _, tc := range []struct {
 		name, url, key, listen, want string
 	}{
@@ -116,6 +144,7 @@ func TestSetupErrors(t *testing.T) {
 		{"wrong key", srv.URL, "not-the-key", "", "answered 401"},
 		{"webhook address taken", srv.URL, srv.Key, taken.Addr().String(), "cannot receive webhooks"},
 		{"webhook never delivered", srv.URL, srv.Key, "127.0.0.1:0", "no webhook delivery reached"},
+		{"keys not allowed", srv.URL, limited, "127.0.0.1:0", "cannot generate the key that signs the webhook"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := conformance.NewSession(conformance.Config{URL: tc.url, APIKey: tc.key,

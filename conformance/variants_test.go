@@ -2,15 +2,21 @@ package conformance_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -28,7 +34,9 @@ import (
 // A variant is our real server with exactly one defect, introduced by a wrapper
 // in front of it: the real server does the work, the wrapper breaks one rule the
 // way a real implementation might. Each variant must make exactly the cases in
-// fails fail (in the strict profile), and every case must be caught by some variant.
+// fails fail (in the strict profile, unless profile says otherwise: a variant run
+// in the core profile shows that a check belongs to core), and every case must
+// be caught by some variant.
 //
 // A variant with webhooks runs in webhook mode, against a server of its own
 // whose events a dispatcher delivers: its defect shows only in the events. A
@@ -42,6 +50,7 @@ type variant struct {
 	fails    []string
 	webhooks bool
 	events   func(event map[string]any) // edits each delivered event; needs webhooks
+	profile  conformance.Profile        // "" means strict
 	// only, when set, runs just the cases with these id prefixes: a defect that
 	// can touch nothing else need not cost a run of the whole suite. When unset,
 	// the variant runs the cases of the APIs its fails name (the first segment of
@@ -547,10 +556,30 @@ func variants(allIDs []string) []variant {
 			},
 			fails: append(matching(allIDs, usageCase), "revoke-by-id/path", "delete/application", "delete/user",
 				"exchange/one-time-use/reuse-revokes", "logout/global", "logout/token")},
+		{name: "unsigned-webhooks", defect: "ignores a webhook's signatureConfiguration: deliveries carry no X-FusionAuth-Signature-JWT", webhooks: true,
+			wrap: func(next http.Handler, _ string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/webhook") {
+						editBody(r, func(b map[string]any) {
+							if hook, ok := b["webhook"].(map[string]any); ok {
+								delete(hook, "signatureConfiguration")
+							}
+						})
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			// In core, the cases whose events are ours (an application's delete, reuse detection) check no events.
+			fails:   coreOnly(append(matching(allIDs, usageCase), "revoke-by-id/path", "delete/user", "logout/global", "logout/token")),
+			profile: conformance.ProfileCore},
 		{name: "event-without-refresh-token", defect: "leaves refreshToken out of the event of a single-token revocation", webhooks: true,
 			events: func(ev map[string]any) { delete(ev, "refreshToken") },
 			fails: append(withPrefix(matching(allIDs, usageCase), "revoke/by-token/"), "revoke-by-id/path",
 				"exchange/one-time-use/reuse-revokes", "logout/token")},
+		{name: "event-without-user", defect: "leaves user and linkedObjectId out of its revoke events", webhooks: true,
+			events: func(ev map[string]any) { delete(ev, "user"); delete(ev, "linkedObjectId") },
+			fails: append(withoutPrefix(matching(allIDs, usageCase), "revoke/by-app/"), "revoke-by-id/path", "delete/user",
+				"exchange/one-time-use/reuse-revokes", "logout/global", "logout/token")},
 		{name: "event-names-another-user", defect: "names another user in the userId of its events", webhooks: true,
 			events: func(ev map[string]any) {
 				if _, ok := ev["userId"]; ok {
@@ -961,31 +990,52 @@ func userDeleteDeactivates(next http.Handler, _ string) http.Handler {
 
 // relayDeliveries stands for a server whose events are built wrong. It registers
 // every webhook with a relay of the test's own instead of the URL given; the
-// relay edits each delivered event, signs it again with the webhook's signing
-// secret, and passes it on to the URL given, in the order it came.
+// relay edits each delivered event, signs it again as the server would — with
+// the webhook's signing secret, and with the signing key, which the relay made:
+// a key generation is turned into the import of a key pair the relay holds — and
+// passes it on to the URL given, in the order it came. So only the edit shows.
 func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string]any)) http.Handler {
 	type target struct{ url, secret string }
 	var mu sync.Mutex
 	targets := map[string]target{} // relay path → where the delivery was meant to go
 	forward := &http.Client{Timeout: 5 * time.Second}
+	signer, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := "relay-" + uuid.NewString()
 	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		to, ok := targets[r.URL.Path]
 		mu.Unlock()
-		var envelope map[string]map[string]any
-		dec := json.NewDecoder(r.Body)
-		dec.UseNumber()
-		if !ok || dec.Decode(&envelope) != nil || envelope["event"] == nil {
+		raw, _ := io.ReadAll(r.Body)
+		decode := func() (envelope map[string]map[string]any) {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			if dec.Decode(&envelope) != nil {
+				return nil
+			}
+			return envelope
+		}
+		envelope, before := decode(), decode()
+		if !ok || envelope["event"] == nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		edit(envelope["event"])
-		body, _ := json.Marshal(envelope)
-		mac := hmac.New(sha256.New, []byte(to.secret))
-		mac.Write(body)
-		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, to.url, bytes.NewReader(body))
+		body := raw
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, to.url, nil)
 		req.Header = r.Header.Clone()
-		req.Header.Set("X-Refreshd-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		if !reflect.DeepEqual(envelope, before) {
+			body, _ = json.Marshal(envelope)
+			mac := hmac.New(sha256.New, []byte(to.secret))
+			mac.Write(body)
+			req.Header.Set("X-Refreshd-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+			if req.Header.Get("X-FusionAuth-Signature-JWT") != "" {
+				req.Header.Set("X-FusionAuth-Signature-JWT", signRS256(signer, kid, body))
+			}
+		}
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		resp, err := forward.Do(req)
 		if err != nil {
 			w.WriteHeader(http.StatusBadGateway)
@@ -996,6 +1046,14 @@ func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string
 	}))
 	t.Cleanup(relay.Close)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/key/generate") {
+			editBody(r, func(b map[string]any) {
+				k, _ := b["key"].(map[string]any)
+				b["key"] = map[string]any{"name": k["name"], "kid": kid,
+					"privateKey": string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(signer)}))}
+			})
+			r.URL.Path = "/api/key/import" + strings.TrimPrefix(r.URL.Path, "/api/key/generate")
+		}
 		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/webhook") {
 			editBody(r, func(b map[string]any) {
 				hook, _ := b["webhook"].(map[string]any)
@@ -1013,6 +1071,20 @@ func relayDeliveries(t *testing.T, next http.Handler, edit func(event map[string
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// signRS256 makes a FusionAuth webhook signature of body with key.
+func signRS256(key *rsa.PrivateKey, kid string, body []byte) string {
+	seg := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	sum := sha256.Sum256(body)
+	signed := seg(map[string]string{"alg": "RS256", "kid": kid, "typ": "JWT"}) + "." +
+		seg(map[string]string{"request_body_sha256": base64.StdEncoding.EncodeToString(sum[:])})
+	digest := sha256.Sum256([]byte(signed))
+	sig, _ := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
+	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // revokeUserPerApp stands for a server that revokes all of a user's tokens by
@@ -1148,7 +1220,11 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 				ts := httptest.NewServer(handler)
 				defer ts.Close()
 				cfg.URL, cfg.APIKey = ts.URL, real.Key
-				rep := runSuiteOnly(t, cfg, conformance.ProfileStrict, v.scope())
+				profile := conformance.ProfileStrict
+				if v.profile != "" {
+					profile = v.profile
+				}
+				rep := runSuiteOnly(t, cfg, profile, v.scope())
 				if v.webhooks {
 					expectNoFixtures(t, real)
 				}
@@ -1217,6 +1293,21 @@ func withoutPrefix(ids []string, prefix string) []string {
 	var out []string
 	for _, id := range ids {
 		if !strings.HasPrefix(id, prefix) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// coreOnly keeps the ids of core cases.
+func coreOnly(ids []string) []string {
+	core := map[string]bool{}
+	for _, c := range conformance.Select(conformance.Cases(), conformance.ProfileCore, nil) {
+		core[c.ID] = true
+	}
+	var out []string
+	for _, id := range ids {
+		if core[id] {
 			out = append(out, id)
 		}
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +27,8 @@ import (
 const (
 	revokeEvent     = "jwt.refresh-token.revoke"
 	signatureHeader = "X-Refreshd-Signature"
+	// signatureJWTHeader is FusionAuth's webhook signature (FusionAuth ≥ 1.48).
+	signatureJWTHeader = "X-FusionAuth-Signature-JWT"
 	// defaultWebhookWait bounds the wait for a case's events when Config.WebhookWait is zero.
 	defaultWebhookWait = 5 * time.Second
 	// maxDelivery bounds what is read of one delivery; an event is a few KiB.
@@ -32,12 +36,16 @@ const (
 )
 
 // receiver is the session's end of its webhook: an HTTP server that keeps every
-// delivery, and the id of the webhook registered for it on the server under test.
+// delivery, the id of the webhook registered for it on the server under test,
+// and the key the server signs its deliveries with.
 type receiver struct {
 	srv    *http.Server
 	url    string
 	secret []byte
 	id     uuid.UUID // the registered webhook; uuid.Nil before registration and once deleted
+	keyID  uuid.UUID // the signing key the suite generated; uuid.Nil before and once deleted
+	kid    string    // its kid
+	jwk    *jwk      // its public half, as the JWKS lists it; nil when the JWKS did not
 
 	mu      sync.Mutex
 	got     []delivery
@@ -48,6 +56,7 @@ type receiver struct {
 type delivery struct {
 	body      []byte
 	signature string                     // the X-Refreshd-Signature header as sent
+	jwt       string                     // the X-FusionAuth-Signature-JWT header as sent
 	event     map[string]json.RawMessage // nil when the body is not {"event": {…}}
 	id, typ   string
 	user, app string // lower-case ids; "" when absent
@@ -65,7 +74,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	d := delivery{body: body, signature: req.Header.Get(signatureHeader)}
+	d := delivery{body: body, signature: req.Header.Get(signatureHeader), jwt: req.Header.Get(signatureJWTHeader)}
 	var envelope struct {
 		Event map[string]json.RawMessage `json:"event"`
 	}
@@ -153,10 +162,48 @@ func (r *receiver) signedRight(d delivery) bool {
 	return hmac.Equal(got, mac.Sum(nil))
 }
 
-// startWebhook listens on Config.WebhookListen, registers a global webhook for
-// jwt.refresh-token.revoke there with a signing secret of the suite's choosing,
-// and makes sure an event reaches it; Cleanup deletes the webhook. Any failure is
-// a *SetupError.
+// fusionAuthSigned reports, the way a receiver written from FusionAuth's
+// documentation checks it, whether a delivery carries X-FusionAuth-Signature-JWT:
+// a JWT signed RS256 by the key the suite generated (its kid, verified with the
+// key the JWKS lists for that kid) whose only claim, request_body_sha256, is the
+// standard base64 (padded) SHA-256 of the body. It says what is wrong, or "".
+func (r *receiver) fusionAuthSigned(d delivery) string {
+	if d.jwt == "" {
+		return "no " + signatureJWTHeader + " header"
+	}
+	t, err := parseJWS(d.jwt)
+	if err != nil {
+		return err.Error()
+	}
+	if alg, kid := claim(t.header, "alg"), claim(t.header, "kid"); alg != "RS256" || kid != r.kid {
+		return fmt.Sprintf("header alg %q, kid %q; the suite's key is RS256 with kid %q", alg, kid, r.kid)
+	}
+	if r.jwk == nil {
+		return "GET /.well-known/jwks.json did not list the key with kid " + r.kid
+	}
+	if err := verifyRS256(*r.jwk, t); err != nil {
+		return err.Error()
+	}
+	sum := sha256.Sum256(d.body)
+	if want := base64.StdEncoding.EncodeToString(sum[:]); len(t.claims) != 1 || claim(t.claims, "request_body_sha256") != want {
+		raw, _ := json.Marshal(t.claims)
+		return fmt.Sprintf("claims %s, want exactly {\"request_body_sha256\": %q}", raw, want)
+	}
+	return ""
+}
+
+// withoutTenant keeps the tenant header off a request: the suite's signing key
+// is global, as every FusionAuth key is, so that it may sign a global webhook.
+func withoutTenant(_ context.Context, r *http.Request) error {
+	r.Header.Del(tenantHeader)
+	return nil
+}
+
+// startWebhook listens on Config.WebhookListen, generates an RS256 key to sign
+// deliveries with, registers a global webhook for jwt.refresh-token.revoke there
+// that is signed with it (and with a signing secret of the suite's choosing), and
+// makes sure an event reaches it; Cleanup deletes the webhook and the key. Any
+// failure is a *SetupError.
 func (s *Session) startWebhook(ctx context.Context) error {
 	if s.hooks != nil {
 		return nil
@@ -172,10 +219,15 @@ func (s *Session) startWebhook(ctx context.Context) error {
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
 	s.hooks = r
+	if err := s.generateSigningKey(ctx); err != nil {
+		return err
+	}
 
 	body := gen.WebhookRequest{Webhook: gen.Webhook{
 		Url: r.url, Global: ptr(true), EventsEnabled: &map[string]bool{revokeEvent: true},
 		SigningSecret: ptr(string(r.secret)), Description: ptr("refreshd conformance " + s.runID),
+		SignatureConfiguration: &gen.WebhookSignatureConfiguration{Enabled: ptr(true),
+			SigningKeyId: ptr(gen.OptionalBodyId(r.keyID.String()))},
 	}}
 	x := call(ctx, func(ctx context.Context) error {
 		_, err := s.api.CreateWebhookWithResponse(ctx, body)
@@ -199,6 +251,51 @@ func (s *Session) startWebhook(ctx context.Context) error {
 	}
 	r.id = created.Webhook.ID
 	return s.probeWebhook(ctx)
+}
+
+// generateSigningKey makes the RS256 key the webhook is signed with, and reads
+// its public half from the JWKS.
+func (s *Session) generateSigningKey(ctx context.Context) error {
+	r := s.hooks
+	x := call(ctx, func(ctx context.Context) error {
+		_, err := s.api.GenerateKeyWithResponse(ctx, nil, gen.KeyRequest{Key: gen.Key{
+			Algorithm: ptr(gen.KeyAlgorithmRS256), Name: ptr("refreshd conformance " + s.runID), Length: ptr(int32(2048))}},
+			withoutTenant)
+		return err
+	})
+	var made struct {
+		Key struct {
+			ID  uuid.UUID `json:"id"`
+			Kid string    `json:"kid"`
+		} `json:"key"`
+	}
+	if x.err != nil || x.status != http.StatusOK || json.Unmarshal(x.body, &made) != nil || made.Key.ID == uuid.Nil || made.Key.Kid == "" {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %v", ErrCutShort, context.Cause(ctx))
+		}
+		hint := ""
+		if x.status == http.StatusUnauthorized {
+			hint = " (the API key must be allowed to generate and delete keys: POST /api/key/generate, DELETE /api/key)"
+		}
+		return &SetupError{fmt.Sprintf("cannot generate the key that signs the webhook at %s: POST /api/key/generate answered %s, expected 200 with the key, its id and kid%s",
+			s.cfg.URL, describe(x), hint)}
+	}
+	r.keyID, r.kid = made.Key.ID, made.Key.Kid
+	y := call(ctx, func(ctx context.Context) error {
+		_, err := s.api.GetJWKSWithResponse(ctx, withoutKey)
+		return err
+	})
+	var set struct {
+		Keys []jwk `json:"keys"`
+	}
+	if y.err == nil && y.status == http.StatusOK && json.Unmarshal(y.body, &set) == nil {
+		for _, k := range set.Keys {
+			if k.Kid == r.kid {
+				r.jwk = &k
+			}
+		}
+	}
+	return nil
 }
 
 // probeWebhook revokes the tokens of a fresh application, which always records
@@ -233,14 +330,14 @@ func (s *Session) webhookWait() time.Duration {
 	return defaultWebhookWait
 }
 
-// stopWebhook deletes the registered webhook (a 404 means it is gone already)
-// and stops the receiver.
+// stopWebhook deletes the registered webhook, then its signing key (a 404 means
+// it is gone already), and stops the receiver.
 func (s *Session) stopWebhook(ctx context.Context) error {
 	r := s.hooks
 	if r == nil {
 		return nil
 	}
-	var err error
+	var errs []error
 	if r.id != uuid.Nil {
 		x := call(ctx, func(ctx context.Context) error {
 			_, err := s.api.DeleteWebhookWithResponse(ctx, r.id)
@@ -249,11 +346,22 @@ func (s *Session) stopWebhook(ctx context.Context) error {
 		if x.err == nil && (x.status == http.StatusOK || x.status == http.StatusNotFound) {
 			r.id = uuid.Nil
 		} else {
-			err = fmt.Errorf("webhook %s: DELETE answered %s", r.id, describe(x))
+			errs = append(errs, fmt.Errorf("webhook %s: DELETE answered %s", r.id, describe(x)))
+		}
+	}
+	if r.keyID != uuid.Nil && r.id == uuid.Nil {
+		x := call(ctx, func(ctx context.Context) error {
+			_, err := s.api.DeleteKeyWithResponse(ctx, r.keyID, nil, withoutTenant)
+			return err
+		})
+		if x.err == nil && (x.status == http.StatusOK || x.status == http.StatusNotFound) {
+			r.keyID = uuid.Nil
+		} else {
+			errs = append(errs, fmt.Errorf("signing key %s: DELETE answered %s", r.keyID, describe(x)))
 		}
 	}
 	_ = r.srv.Close()
-	return err
+	return errors.Join(errs...)
 }
 
 // wantEvent is the jwt.refresh-token.revoke event one revoke request must record.
@@ -303,8 +411,9 @@ type sentRevoke struct {
 //
 // To know that every event of the case has arrived it then revokes by the world's
 // first application alone (a request cases that check events never send) and
-// waits for that event: deliveries come in the order the events happened. In the
-// strict profile every delivery must also carry the signature the contract names.
+// waits for that event: deliveries come in the order the events happened. Every
+// delivery must carry FusionAuth's X-FusionAuth-Signature-JWT, and in the strict
+// profile also the X-Refreshd-Signature the contract names.
 func (w *world) expectEvents(ctx context.Context, sent ...sentRevoke) *Failure {
 	e := w.e
 	r := e.s.hooks
@@ -379,8 +488,17 @@ func (w *world) expectEvents(ctx context.Context, sent ...sentRevoke) *Failure {
 				Actual: e.show(strings.Join(problems, "; ")), ActualBody: e.show(shorten(d.body, 500)), Note: w.layout()}
 		}
 	}
+	all := append(deliveries, r.matching(isMarker)...)
+	for _, d := range all {
+		if problem := r.fusionAuthSigned(d); problem != "" {
+			return &Failure{Step: signatureJWTHeader + " of the delivery of the event " + w.summary(d),
+				Expected: signatureJWTHeader + ": a JWT signed RS256 with the key the suite generated (kid " + r.kid +
+					", verified with the JWKS), whose only claim request_body_sha256 is the standard base64 SHA-256 of the body",
+				Actual: problem, ActualBody: e.show(shorten(d.body, 300)),
+				Note: "FusionAuth signs each delivery of a webhook whose signatureConfiguration is enabled (since 1.48)."}
+		}
+	}
 	if e.s.profile == ProfileStrict {
-		all := append(deliveries, r.matching(isMarker)...)
 		for _, d := range all {
 			if r.signedRight(d) {
 				continue
@@ -412,9 +530,9 @@ func count(n int, thing string) string {
 func (w *world) expected(want wantEvent) string {
 	var parts []string
 	if want.user != uuid.Nil {
-		parts = append(parts, "userId "+want.user.String())
+		parts = append(parts, "userId, linkedObjectId and user.id "+want.user.String())
 	} else {
-		parts = append(parts, "no userId")
+		parts = append(parts, "no userId, linkedObjectId or user")
 	}
 	if want.app != uuid.Nil {
 		parts = append(parts, "applicationId "+want.app.String())
@@ -490,6 +608,19 @@ func (w *world) eventProblems(d delivery, want wantEvent) []string {
 	}
 	id("userId", want.user)
 	id("applicationId", want.app)
+	id("linkedObjectId", want.user)
+	var user map[string]json.RawMessage
+	switch raw, present := ev["user"]; {
+	case want.user == uuid.Nil && present && string(bytes.TrimSpace(raw)) != "null":
+		ps = append(ps, "user is present, want none")
+	case want.user == uuid.Nil:
+	case !present || json.Unmarshal(raw, &user) != nil || user == nil:
+		ps = append(ps, "user missing or not an object")
+	default:
+		if got, _ := text(user, "id"); strings.ToLower(got) != want.user.String() {
+			ps = append(ps, fmt.Sprintf("user.id is %q, want %s", got, want.user))
+		}
+	}
 	if t := want.token; t != nil {
 		raw, ok := ev["refreshToken"]
 		var obj map[string]json.RawMessage

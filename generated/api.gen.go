@@ -53,7 +53,11 @@ func (e APIKeyPermissionsEndpoints) Valid() bool {
 // Defines values for JWKAlg.
 const (
 	JWKAlgES256 JWKAlg = "ES256"
+	JWKAlgES384 JWKAlg = "ES384"
+	JWKAlgES512 JWKAlg = "ES512"
 	JWKAlgRS256 JWKAlg = "RS256"
+	JWKAlgRS384 JWKAlg = "RS384"
+	JWKAlgRS512 JWKAlg = "RS512"
 )
 
 // Valid indicates whether the value is a known member of the JWKAlg enum.
@@ -61,7 +65,15 @@ func (e JWKAlg) Valid() bool {
 	switch e {
 	case JWKAlgES256:
 		return true
+	case JWKAlgES384:
+		return true
+	case JWKAlgES512:
+		return true
 	case JWKAlgRS256:
+		return true
+	case JWKAlgRS384:
+		return true
+	case JWKAlgRS512:
 		return true
 	default:
 		return false
@@ -70,16 +82,16 @@ func (e JWKAlg) Valid() bool {
 
 // Defines values for JWKKty.
 const (
-	EC  JWKKty = "EC"
-	RSA JWKKty = "RSA"
+	JWKKtyEC  JWKKty = "EC"
+	JWKKtyRSA JWKKty = "RSA"
 )
 
 // Valid indicates whether the value is a known member of the JWKKty enum.
 func (e JWKKty) Valid() bool {
 	switch e {
-	case EC:
+	case JWKKtyEC:
 		return true
-	case RSA:
+	case JWKKtyRSA:
 		return true
 	default:
 		return false
@@ -161,6 +173,66 @@ func (e JWTConfigurationRefreshTokenUsagePolicy) Valid() bool {
 	}
 }
 
+// Defines values for KeyAlgorithm.
+const (
+	KeyAlgorithmES256 KeyAlgorithm = "ES256"
+	KeyAlgorithmES384 KeyAlgorithm = "ES384"
+	KeyAlgorithmES512 KeyAlgorithm = "ES512"
+	KeyAlgorithmHS256 KeyAlgorithm = "HS256"
+	KeyAlgorithmHS384 KeyAlgorithm = "HS384"
+	KeyAlgorithmHS512 KeyAlgorithm = "HS512"
+	KeyAlgorithmRS256 KeyAlgorithm = "RS256"
+	KeyAlgorithmRS384 KeyAlgorithm = "RS384"
+	KeyAlgorithmRS512 KeyAlgorithm = "RS512"
+)
+
+// Valid indicates whether the value is a known member of the KeyAlgorithm enum.
+func (e KeyAlgorithm) Valid() bool {
+	switch e {
+	case KeyAlgorithmES256:
+		return true
+	case KeyAlgorithmES384:
+		return true
+	case KeyAlgorithmES512:
+		return true
+	case KeyAlgorithmHS256:
+		return true
+	case KeyAlgorithmHS384:
+		return true
+	case KeyAlgorithmHS512:
+		return true
+	case KeyAlgorithmRS256:
+		return true
+	case KeyAlgorithmRS384:
+		return true
+	case KeyAlgorithmRS512:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for KeyType.
+const (
+	KeyTypeEC   KeyType = "EC"
+	KeyTypeHMAC KeyType = "HMAC"
+	KeyTypeRSA  KeyType = "RSA"
+)
+
+// Valid indicates whether the value is a known member of the KeyType enum.
+func (e KeyType) Valid() bool {
+	switch e {
+	case KeyTypeEC:
+		return true
+	case KeyTypeHMAC:
+		return true
+	case KeyTypeRSA:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OAuth2ErrorError.
 const (
 	InvalidClient        OAuth2ErrorError = "invalid_client"
@@ -225,6 +297,7 @@ func (e StatusResponseStatus) Valid() bool {
 const (
 	JwtRefresh            SearchEventsParamsType = "jwt.refresh"
 	JwtRefreshTokenRevoke SearchEventsParamsType = "jwt.refresh-token.revoke"
+	WebhookBacklogDrop    SearchEventsParamsType = "webhook.backlog.drop"
 )
 
 // Valid indicates whether the value is a known member of the SearchEventsParamsType enum.
@@ -233,6 +306,8 @@ func (e SearchEventsParamsType) Valid() bool {
 	case JwtRefresh:
 		return true
 	case JwtRefreshTokenRevoke:
+		return true
+	case WebhookBacklogDrop:
 		return true
 	default:
 		return false
@@ -308,6 +383,21 @@ type ApplicationResponse struct {
 	Application Application `json:"application"`
 }
 
+// CertificateInformation defines model for CertificateInformation.
+type CertificateInformation struct {
+	Issuer       *string `json:"issuer,omitempty"`
+	SerialNumber *string `json:"serialNumber,omitempty"`
+
+	// Sha1Thumbprint Base64url SHA-1 of the certificate's DER (the JWK `x5t`).
+	Sha1Thumbprint *string `json:"sha1Thumbprint,omitempty"`
+
+	// Sha256Thumbprint Base64url SHA-256 of the certificate's DER (the JWK `x5t#S256`).
+	Sha256Thumbprint *string `json:"sha256Thumbprint,omitempty"`
+	Subject          *string `json:"subject,omitempty"`
+	ValidFrom        *int64  `json:"validFrom,omitempty"`
+	ValidTo          *int64  `json:"validTo,omitempty"`
+}
+
 // DeviceInfo defines model for DeviceInfo.
 type DeviceInfo struct {
 	Description         *string `json:"description,omitempty"`
@@ -344,8 +434,12 @@ type Errors struct {
 // detected reuse of a one-time-use value the single-token form. Each carries
 // `applicationTimeToLiveInSeconds`, application id → access-token lifetime:
 // access tokens issued before `createInstant` should be treated as invalid
-// for that long. `jwt.refresh`: applicationId, userId, refreshTokenId (never
-// a token value). `info` is the request's eventInfo, with `ipAddress`
+// for that long; each that names a user also carries `user` (the user as
+// `GET /api/user/{userId}` returned it when the event was recorded; no
+// secrets) and `linkedObjectId` (the user's id). `jwt.refresh`: applicationId,
+// userId, refreshTokenId (never a token value). `webhook.backlog.drop` (ours):
+// webhookId, droppedCount, and the first and last dropped events' ids and
+// creation instants. `info` is the request's eventInfo, with `ipAddress`
 // defaulting to the caller's address.
 type Event = json.RawMessage
 
@@ -393,7 +487,16 @@ type JWK struct {
 	N   *string `json:"n,omitempty"`
 	Use JWKUse  `json:"use"`
 	X   *string `json:"x,omitempty"`
-	Y   *string `json:"y,omitempty"`
+
+	// X5c The key's X.509 certificate (standard base64 DER), when it has one.
+	X5c *[]string `json:"x5c,omitempty"`
+
+	// X5t Base64url SHA-1 thumbprint of that certificate.
+	X5t *string `json:"x5t,omitempty"`
+
+	// X5tS256 Base64url SHA-256 thumbprint of that certificate.
+	X5tS256 *string `json:"x5t#S256,omitempty"`
+	Y       *string `json:"y,omitempty"`
 }
 
 // JWKAlg defines model for JWK.Alg.
@@ -413,9 +516,17 @@ type JWKS struct {
 // JWTConfiguration Token lifetimes and policies. Used only when `enabled` is true; otherwise the
 // tenant's defaults apply (a zero-valued, disabled configuration means defaults).
 type JWTConfiguration struct {
-	// AccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
-	// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-	// against /.well-known/jwks.json.
+	// AccessTokenKeyId The Key Master key (`/api/key`) that signs access tokens, as in
+	// FusionAuth: one that can sign, global or of the same tenant; else
+	// `[invalid]<object>.jwtConfiguration.accessTokenKeyId`. It wins over
+	// `accessTokenSigningAlgorithm` at the same level; an application's
+	// enabled configuration wins over its tenant's.
+	AccessTokenKeyId *openapi_types.UUID `json:"accessTokenKeyId,omitempty"`
+
+	// AccessTokenSigningAlgorithm Kept for compatibility (ours; FusionAuth names a key instead): when no
+	// `accessTokenKeyId` applies, picks the tenant's built-in key of this
+	// algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+	// tokens verify against /.well-known/jwks.json.
 	AccessTokenSigningAlgorithm         *JWTConfigurationAccessTokenSigningAlgorithm  `json:"accessTokenSigningAlgorithm,omitempty"`
 	Enabled                             *bool                                         `json:"enabled,omitempty"`
 	RefreshTokenExpirationPolicy        *JWTConfigurationRefreshTokenExpirationPolicy `json:"refreshTokenExpirationPolicy,omitempty"`
@@ -442,9 +553,10 @@ type JWTConfiguration struct {
 	TimeToLiveInSeconds *int32 `json:"timeToLiveInSeconds,omitempty"`
 }
 
-// JWTConfigurationAccessTokenSigningAlgorithm How access tokens are signed (ours; FusionAuth names a key instead).
-// Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify
-// against /.well-known/jwks.json.
+// JWTConfigurationAccessTokenSigningAlgorithm Kept for compatibility (ours; FusionAuth names a key instead): when no
+// `accessTokenKeyId` applies, picks the tenant's built-in key of this
+// algorithm. Default HS256 with a per-tenant secret; RS256 and ES256
+// tokens verify against /.well-known/jwks.json.
 type JWTConfigurationAccessTokenSigningAlgorithm string
 
 // JWTConfigurationRefreshTokenExpirationPolicy defines model for JWTConfiguration.RefreshTokenExpirationPolicy.
@@ -469,6 +581,79 @@ type JWTRefreshResponse struct {
 type JWTValidateResponse struct {
 	// Jwt The access token's claims.
 	Jwt map[string]interface{} `json:"jwt"`
+}
+
+// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+// public key (verifies only), or an HMAC secret. The private key is accepted
+// on import and never returned.
+type Key struct {
+	Algorithm *KeyAlgorithm `json:"algorithm,omitempty"`
+
+	// Certificate The X.509 certificate in PEM, when the key has one.
+	Certificate            *string                 `json:"certificate,omitempty"`
+	CertificateInformation *CertificateInformation `json:"certificateInformation,omitempty"`
+
+	// ExpirationInstant When the certificate expires.
+	ExpirationInstant *int64 `json:"expirationInstant,omitempty"`
+
+	// HasPrivateKey Whether an RSA or EC key has its private key here, and so can sign;
+	// false for an imported public key, and for an HMAC key (its secret signs).
+	HasPrivateKey *bool               `json:"hasPrivateKey,omitempty"`
+	Id            *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant *int64              `json:"insertInstant,omitempty"`
+
+	// Issuer Issuer and subject of the certificate of a generated RSA or EC key.
+	Issuer *string `json:"issuer,omitempty"`
+
+	// Kid The `kid` of the JWT headers it signs; unique.
+	Kid               *string `json:"kid,omitempty"`
+	LastUpdateInstant *int64  `json:"lastUpdateInstant,omitempty"`
+
+	// Length RSA modulus bits (2048, 3072, 4096), or EC curve bits (256, 384, 521).
+	Length *int32  `json:"length,omitempty"`
+	Name   *string `json:"name,omitempty"`
+
+	// PrivateKey Import only; never returned.
+	PrivateKey *string `json:"privateKey,omitempty"`
+
+	// PublicKey The public key in PEM (SubjectPublicKeyInfo); RSA and EC keys.
+	PublicKey *string `json:"publicKey,omitempty"`
+
+	// Secret An HMAC key's secret; returned, as FusionAuth does.
+	Secret *string `json:"secret,omitempty"`
+
+	// TenantId The tenant the key belongs to; absent for a global key (ours).
+	TenantId *openapi_types.UUID `json:"tenantId,omitempty"`
+
+	// Type RSA, EC or HMAC, set by the server from the key; not needed in requests.
+	Type *KeyType `json:"type,omitempty"`
+}
+
+// KeyAlgorithm defines model for Key.Algorithm.
+type KeyAlgorithm string
+
+// KeyType RSA, EC or HMAC, set by the server from the key; not needed in requests.
+type KeyType string
+
+// KeyListResponse defines model for KeyListResponse.
+type KeyListResponse struct {
+	Keys []Key `json:"keys"`
+}
+
+// KeyRequest defines model for KeyRequest.
+type KeyRequest struct {
+	// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+	// public key (verifies only), or an HMAC secret. The private key is accepted
+	// on import and never returned.
+	Key Key `json:"key"`
+}
+
+// KeyResponse defines model for KeyResponse.
+type KeyResponse struct {
+	// Key A Key Master key, in FusionAuth's shape: an RSA or EC key pair, an imported
+	// public key (verifies only), or an HMAC secret. The private key is accepted
+	// on import and never returned.
+	Key Key `json:"key"`
 }
 
 // Location defines model for Location.
@@ -716,8 +901,13 @@ type UserResponse struct {
 // Webhook defines model for Webhook.
 type Webhook struct {
 	// ConnectTimeout Milliseconds to connect (1–10,000, default 1,000).
-	ConnectTimeout *int32  `json:"connectTimeout,omitempty"`
-	Description    *string `json:"description,omitempty"`
+	ConnectTimeout *int32 `json:"connectTimeout,omitempty"`
+
+	// DeliveryStatus Read only (ours): the webhook's undelivered events. The oldest is attempted
+	// first and holds back the others until it is delivered or dropped
+	// (`DELETE /api/webhook/{webhookId}/backlog`).
+	DeliveryStatus *WebhookDeliveryStatus `json:"deliveryStatus,omitempty"`
+	Description    *string                `json:"description,omitempty"`
 
 	// EventsEnabled Event type → enabled, e.g. `{"jwt.refresh-token.revoke": true}`.
 	EventsEnabled *map[string]bool `json:"eventsEnabled,omitempty"`
@@ -728,20 +918,60 @@ type Webhook struct {
 	// Headers Extra headers sent with each delivery. A name must be an HTTP token and a
 	// value must not hold control characters (other than tab) → else 400
 	// `[invalid]webhook.headers`.
-	Headers           *map[string]string  `json:"headers,omitempty"`
-	Id                *openapi_types.UUID `json:"id,omitempty"`
-	InsertInstant     *int64              `json:"insertInstant,omitempty"`
-	LastUpdateInstant *int64              `json:"lastUpdateInstant,omitempty"`
+	Headers *map[string]string `json:"headers,omitempty"`
+
+	// HttpAuthenticationPassword Never returned; kept on update unless given.
+	HttpAuthenticationPassword *string `json:"httpAuthenticationPassword,omitempty"`
+
+	// HttpAuthenticationUsername Sent with `httpAuthenticationPassword` as HTTP Basic authentication.
+	HttpAuthenticationUsername *string             `json:"httpAuthenticationUsername,omitempty"`
+	Id                         *openapi_types.UUID `json:"id,omitempty"`
+	InsertInstant              *int64              `json:"insertInstant,omitempty"`
+	LastUpdateInstant          *int64              `json:"lastUpdateInstant,omitempty"`
 
 	// ReadTimeout Milliseconds to wait for the answer (1–60,000, default 2,000).
 	ReadTimeout *int32 `json:"readTimeout,omitempty"`
 
-	// SigningSecret Keys the HMAC-SHA256 signature of each delivery; returned only on create (ours).
+	// SignatureConfiguration With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+	// with the Key Master key `signingKeyId` (one that can sign: not an imported
+	// public key).
+	SignatureConfiguration *WebhookSignatureConfiguration `json:"signatureConfiguration,omitempty"`
+
+	// SigningSecret Optional (ours): keys the `X-Refreshd-Signature` HMAC-SHA256 of each
+	// delivery. Returned only by the create that set it.
 	SigningSecret *string               `json:"signingSecret,omitempty"`
 	TenantIds     *[]openapi_types.UUID `json:"tenantIds,omitempty"`
 
 	// Url An absolute http or https URL.
 	Url string `json:"url"`
+}
+
+// WebhookBacklogDropResponse defines model for WebhookBacklogDropResponse.
+type WebhookBacklogDropResponse struct {
+	DroppedCount int64 `json:"droppedCount"`
+
+	// EventId The `webhook.backlog.drop` event that records the drop; absent when nothing was dropped.
+	EventId *openapi_types.UUID `json:"eventId,omitempty"`
+}
+
+// WebhookDeliveryStatus Read only (ours): the webhook's undelivered events. The oldest is attempted
+// first and holds back the others until it is delivered or dropped
+// (`DELETE /api/webhook/{webhookId}/backlog`).
+type WebhookDeliveryStatus struct {
+	// FailedAttempts How many times delivering the oldest undelivered event failed.
+	FailedAttempts *int32 `json:"failedAttempts,omitempty"`
+
+	// LastError Why its last attempt failed, e.g. `receiver answered 503`.
+	LastError *string `json:"lastError,omitempty"`
+
+	// NextAttemptInstant When the oldest undelivered event is attempted next.
+	NextAttemptInstant *int64 `json:"nextAttemptInstant,omitempty"`
+
+	// OldestPendingInstant When the oldest undelivered event was created.
+	OldestPendingInstant *int64 `json:"oldestPendingInstant,omitempty"`
+
+	// PendingCount Events recorded for the webhook and not yet delivered.
+	PendingCount int64 `json:"pendingCount"`
 }
 
 // WebhookListResponse defines model for WebhookListResponse.
@@ -757,6 +987,16 @@ type WebhookRequest struct {
 // WebhookResponse defines model for WebhookResponse.
 type WebhookResponse struct {
 	Webhook Webhook `json:"webhook"`
+}
+
+// WebhookSignatureConfiguration With `enabled`, each delivery carries `X-FusionAuth-Signature-JWT`, signed
+// with the Key Master key `signingKeyId` (one that can sign: not an imported
+// public key).
+type WebhookSignatureConfiguration struct {
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// SigningKeyId A UUID; empty or null means absent.
+	SigningKeyId *OptionalBodyId `json:"signingKeyId,omitempty"`
 }
 
 // HardDelete defines model for HardDelete.
@@ -881,6 +1121,55 @@ type RetrieveRefreshTokenByIdParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// RetrieveKeysParams defines parameters for RetrieveKeys.
+type RetrieveKeysParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// GenerateKeyParams defines parameters for GenerateKey.
+type GenerateKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// GenerateKeyWithIdParams defines parameters for GenerateKeyWithId.
+type GenerateKeyWithIdParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ImportKeyParams defines parameters for ImportKey.
+type ImportKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ImportKeyWithIdParams defines parameters for ImportKeyWithId.
+type ImportKeyWithIdParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// DeleteKeyParams defines parameters for DeleteKey.
+type DeleteKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// RetrieveKeyParams defines parameters for RetrieveKey.
+type RetrieveKeyParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
 // LogoutParams defines parameters for Logout.
 type LogoutParams struct {
 	// Global true revokes every refresh token of the token's user.
@@ -931,6 +1220,12 @@ type CreateUserWithIdParams struct {
 	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
 }
 
+// DropWebhookBacklogParams defines parameters for DropWebhookBacklog.
+type DropWebhookBacklogParams struct {
+	// Limit Drop only this many of the oldest undelivered events.
+	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyRequest
 
@@ -951,6 +1246,18 @@ type RevokeRefreshTokensFormdataRequestBody = RefreshTokenRevokeForm
 
 // ExchangeRefreshTokenForJWTJSONRequestBody defines body for ExchangeRefreshTokenForJWT for application/json ContentType.
 type ExchangeRefreshTokenForJWTJSONRequestBody = RefreshRequest
+
+// GenerateKeyJSONRequestBody defines body for GenerateKey for application/json ContentType.
+type GenerateKeyJSONRequestBody = KeyRequest
+
+// GenerateKeyWithIdJSONRequestBody defines body for GenerateKeyWithId for application/json ContentType.
+type GenerateKeyWithIdJSONRequestBody = KeyRequest
+
+// ImportKeyJSONRequestBody defines body for ImportKey for application/json ContentType.
+type ImportKeyJSONRequestBody = KeyRequest
+
+// ImportKeyWithIdJSONRequestBody defines body for ImportKeyWithId for application/json ContentType.
+type ImportKeyWithIdJSONRequestBody = KeyRequest
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
@@ -1058,9 +1365,12 @@ type ClientInterface interface {
 
 	// GetJWKS The public keys that verify access tokens
 	//
-	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-	// each with the `kid` that access tokens name in their header. HS256 secrets are
-	// never published; verifying such tokens needs the secret.
+	// Needs no API key. Lists the public half of every RSA and EC key, each with the
+	// `kid` that access tokens and webhook signatures name in their header: each
+	// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+	// Master (`/api/key`), imported public keys included, so that tokens signed
+	// before a migration keep verifying. HMAC secrets are never published;
+	// verifying with them needs the secret.
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1491,6 +1801,163 @@ type ClientInterface interface {
 	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
 	ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RetrieveKeys List the Key Master's keys
+	//
+	// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+	// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+	// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+	//
+	// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+	RetrieveKeys(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithBody Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithBody(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKey(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithIdWithBody Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GenerateKeyWithId Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithBody Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithBody(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKey(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithIdWithBody Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ImportKeyWithId Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteKey Delete a key
+	//
+	// A key still named by an application's or a tenant's
+	// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+	// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+	// Once deleted, tokens it signed no longer verify here and its public half
+	// leaves the JWKS.
+	//
+	// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+	DeleteKey(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetrieveKey Retrieve a key (never its private key)
+	//
+	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+	RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// LogoutWithBody Log a user out by revoking their refresh token (or all of them)
 	//
 	// Needs no API key: the refresh token is the credential. It comes from the
@@ -1667,7 +2134,7 @@ type ClientInterface interface {
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithId(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	//
 	// Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
 	RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1678,10 +2145,27 @@ type ClientInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1694,10 +2178,27 @@ type ClientInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1709,7 +2210,11 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
 	DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
+	//
+	// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+	// `deliveryStatus` (ours): how many events wait for it, since when, and what
+	// went wrong with the oldest of them, which holds back the others.
 	//
 	// Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
 	RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1734,8 +2239,10 @@ type ClientInterface interface {
 
 	// UpdateWebhookWithBody Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1744,13 +2251,30 @@ type ClientInterface interface {
 
 	// UpdateWebhook Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	//
+	// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+	// events (all of them without `limit`), e.g. to unblock a webhook whose
+	// receiver refuses one event for good: delivery is in order, so the oldest
+	// undelivered event holds back every later one. The events stay in the audit
+	// listing (`GET /api/event`) for replay. When anything was dropped, one
+	// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+	// belong to no tenant), and is delivered like any other event to the webhooks
+	// that enable it — this one included, so its receiver learns what it missed.
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+	DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RevokeOAuth2TokenWithBody Revoke a refresh token (RFC 7009)
 	//
@@ -1801,9 +2325,12 @@ type ClientInterface interface {
 
 // GetJWKS The public keys that verify access tokens
 //
-// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-// each with the `kid` that access tokens name in their header. HS256 secrets are
-// never published; verifying such tokens needs the secret.
+// Needs no API key. Lists the public half of every RSA and EC key, each with the
+// `kid` that access tokens and webhook signatures name in their header: each
+// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+// Master (`/api/key`), imported public keys included, so that tokens signed
+// before a migration keep verifying. HMAC secrets are never published;
+// verifying with them needs the secret.
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2477,6 +3004,273 @@ func (c *Client) ValidateJWT(ctx context.Context, reqEditors ...RequestEditorFn)
 	return c.Client.Do(req)
 }
 
+// RetrieveKeys List the Key Master's keys
+//
+// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+//
+// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+func (c *Client) RetrieveKeys(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveKeysRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithBody Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *Client) GenerateKeyWithBody(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *Client) GenerateKey(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithIdWithBody Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *Client) GenerateKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyWithIdRequestWithBody(c.Server, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GenerateKeyWithId Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *Client) GenerateKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGenerateKeyWithIdRequest(c.Server, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithBody Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *Client) ImportKeyWithBody(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *Client) ImportKey(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithIdWithBody Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *Client) ImportKeyWithIdWithBody(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyWithIdRequestWithBody(c.Server, keyId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ImportKeyWithId Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *Client) ImportKeyWithId(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewImportKeyWithIdRequest(c.Server, keyId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteKey Delete a key
+//
+// A key still named by an application's or a tenant's
+// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+// Once deleted, tokens it signed no longer verify here and its public half
+// leaves the JWKS.
+//
+// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+func (c *Client) DeleteKey(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetrieveKey Retrieve a key (never its private key)
+//
+// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+func (c *Client) RetrieveKey(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetrieveKeyRequest(c.Server, keyId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // LogoutWithBody Log a user out by revoking their refresh token (or all of them)
 //
 // Needs no API key: the refresh token is the credential. It comes from the
@@ -2823,7 +3617,7 @@ func (c *Client) CreateUserWithId(ctx context.Context, userId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
-// RetrieveWebhooks List the webhooks
+// RetrieveWebhooks List the webhooks, each with its delivery status
 //
 // Corresponds with GET /api/webhook (the `RetrieveWebhooks` operationId).
 func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2844,10 +3638,28 @@ func (c *Client) RetrieveWebhooks(ctx context.Context, reqEditors ...RequestEdit
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2870,10 +3682,28 @@ func (c *Client) CreateWebhookWithBody(ctx context.Context, contentType string, 
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2905,7 +3735,11 @@ func (c *Client) DeleteWebhook(ctx context.Context, webhookId openapi_types.UUID
 	return c.Client.Do(req)
 }
 
-// RetrieveWebhook Retrieve a webhook (without its signing secret)
+// RetrieveWebhook Retrieve a webhook and its delivery status
+//
+// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+// `deliveryStatus` (ours): how many events wait for it, since when, and what
+// went wrong with the oldest of them, which holds back the others.
 //
 // Corresponds with GET /api/webhook/{webhookId} (the `RetrieveWebhook` operationId).
 func (c *Client) RetrieveWebhook(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2960,8 +3794,10 @@ func (c *Client) CreateWebhookWithId(ctx context.Context, webhookId openapi_type
 
 // UpdateWebhookWithBody Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2980,14 +3816,41 @@ func (c *Client) UpdateWebhookWithBody(ctx context.Context, webhookId openapi_ty
 
 // UpdateWebhook Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 func (c *Client) UpdateWebhook(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateWebhookRequest(c.Server, webhookId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+//
+// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+// events (all of them without `limit`), e.g. to unblock a webhook whose
+// receiver refuses one event for good: delivery is in order, so the oldest
+// undelivered event holds back every later one. The events stay in the audit
+// listing (`GET /api/event`) for replay. When anything was dropped, one
+// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+// belong to no tenant), and is delivered like any other event to the webhooks
+// that enable it — this one included, so its receiver learns what it missed.
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+//
+// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+func (c *Client) DropWebhookBacklog(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDropWebhookBacklogRequest(c.Server, webhookId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4058,6 +4921,380 @@ func NewValidateJWTRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewRetrieveKeysRequest constructs an http.Request for the RetrieveKeys method
+func NewRetrieveKeysRequest(server string, params *RetrieveKeysParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGenerateKeyRequest calls the generic GenerateKey builder with application/json body
+func NewGenerateKeyRequest(server string, params *GenerateKeyParams, body GenerateKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGenerateKeyRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewGenerateKeyRequestWithBody constructs an http.Request for the GenerateKey method, with any body, and a specified content type
+func NewGenerateKeyRequestWithBody(server string, params *GenerateKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/generate")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGenerateKeyWithIdRequest calls the generic GenerateKeyWithId builder with application/json body
+func NewGenerateKeyWithIdRequest(server string, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGenerateKeyWithIdRequestWithBody(server, keyId, params, "application/json", bodyReader)
+}
+
+// NewGenerateKeyWithIdRequestWithBody constructs an http.Request for the GenerateKeyWithId method, with any body, and a specified content type
+func NewGenerateKeyWithIdRequestWithBody(server string, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/generate/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewImportKeyRequest calls the generic ImportKey builder with application/json body
+func NewImportKeyRequest(server string, params *ImportKeyParams, body ImportKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportKeyRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewImportKeyRequestWithBody constructs an http.Request for the ImportKey method, with any body, and a specified content type
+func NewImportKeyRequestWithBody(server string, params *ImportKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/import")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewImportKeyWithIdRequest calls the generic ImportKeyWithId builder with application/json body
+func NewImportKeyWithIdRequest(server string, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewImportKeyWithIdRequestWithBody(server, keyId, params, "application/json", bodyReader)
+}
+
+// NewImportKeyWithIdRequestWithBody constructs an http.Request for the ImportKeyWithId method, with any body, and a specified content type
+func NewImportKeyWithIdRequestWithBody(server string, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/import/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteKeyRequest constructs an http.Request for the DeleteKey method
+func NewDeleteKeyRequest(server string, keyId openapi_types.UUID, params *DeleteKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewRetrieveKeyRequest constructs an http.Request for the RetrieveKey method
+func NewRetrieveKeyRequest(server string, keyId openapi_types.UUID, params *RetrieveKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/key/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewLogoutRequest calls the generic Logout builder with application/json body
 func NewLogoutRequest(server string, params *LogoutParams, body LogoutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4862,6 +6099,67 @@ func NewUpdateWebhookRequestWithBody(server string, webhookId openapi_types.UUID
 	return req, nil
 }
 
+// NewDropWebhookBacklogRequest constructs an http.Request for the DropWebhookBacklog method
+func NewDropWebhookBacklogRequest(server string, webhookId openapi_types.UUID, params *DropWebhookBacklogParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "webhookId", webhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/webhook/%s/backlog", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRevokeOAuth2TokenRequestWithFormdataBody calls the generic RevokeOAuth2Token builder with application/x-www-form-urlencoded body
 func NewRevokeOAuth2TokenRequestWithFormdataBody(server string, body RevokeOAuth2TokenFormdataRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4948,9 +6246,12 @@ type ClientWithResponsesInterface interface {
 
 	// GetJWKSWithResponse The public keys that verify access tokens
 	//
-	// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-	// each with the `kid` that access tokens name in their header. HS256 secrets are
-	// never published; verifying such tokens needs the secret.
+	// Needs no API key. Lists the public half of every RSA and EC key, each with the
+	// `kid` that access tokens and webhook signatures name in their header: each
+	// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+	// Master (`/api/key`), imported public keys included, so that tokens signed
+	// before a migration keep verifying. HMAC secrets are never published;
+	// verifying with them needs the secret.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5403,6 +6704,169 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/jwt/validate (the `ValidateJWT` operationId).
 	ValidateJWTWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ValidateJWTResponse, error)
 
+	// RetrieveKeysWithResponse List the Key Master's keys
+	//
+	// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+	// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+	// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+	RetrieveKeysWithResponse(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*RetrieveKeysResponse, error)
+
+	// GenerateKeyWithBodyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithBodyWithResponse(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error)
+
+	// GenerateKeyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	//
+	// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+	// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+	// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+	// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+	// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+	// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+	// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+	// and subject are `key.issuer` (default: the server's issuer). The private key
+	// is stored like the built-in signing keys and never returned.
+	//
+	// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+	// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+	// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+	// global key may sign for any tenant; a tenant's key only for that tenant, and
+	// only requests scoped to that tenant, or unscoped ones, see it.
+	//
+	// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+	GenerateKeyWithResponse(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error)
+
+	// GenerateKeyWithIdWithBodyWithResponse Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error)
+
+	// GenerateKeyWithIdWithResponse Generate a key with the given id
+	//
+	// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+	GenerateKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error)
+
+	// ImportKeyWithBodyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithBodyWithResponse(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error)
+
+	// ImportKeyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	//
+	// How a migration keeps verifying the tokens another server signed: import its
+	// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+	// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+	// without a private key it only verifies. Or give an HMAC `secret` (its text
+	// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+	// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+	// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+	// is generated unless given. Tenancy as for generated keys.
+	//
+	// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+	// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+	// supported key, or not the private half of the public key given),
+	// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+	// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+	ImportKeyWithResponse(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error)
+
+	// ImportKeyWithIdWithBodyWithResponse Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error)
+
+	// ImportKeyWithIdWithResponse Import a key with the given id
+	//
+	// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+	ImportKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error)
+
+	// DeleteKeyWithResponse Delete a key
+	//
+	// A key still named by an application's or a tenant's
+	// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+	// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+	// Once deleted, tokens it signed no longer verify here and its public half
+	// leaves the JWKS.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+	DeleteKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error)
+
+	// RetrieveKeyWithResponse Retrieve a key (never its private key)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+	RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error)
+
 	// LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
 	//
 	// Needs no API key: the refresh token is the credential. It comes from the
@@ -5589,7 +7053,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/user/{userId} (the `CreateUserWithId` operationId).
 	CreateUserWithIdWithResponse(ctx context.Context, userId openapi_types.UUID, params *CreateUserWithIdParams, body CreateUserWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateUserWithIdResponse, error)
 
-	// RetrieveWebhooksWithResponse List the webhooks
+	// RetrieveWebhooksWithResponse List the webhooks, each with its delivery status
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5602,10 +7066,27 @@ type ClientWithResponsesInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5618,10 +7099,27 @@ type ClientWithResponsesInterface interface {
 	// From then on every event of an enabled type (for a tenant the webhook covers)
 	// is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 	// order the events happened, retried with exponential backoff while the
-	// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-	// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-	// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-	// returned only in this response.
+	// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+	// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+	// - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+	//   `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+	//   whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+	//   the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+	//   key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+	//   `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+	// - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+	//   `httpAuthenticationPassword`.
+	// - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+	//   HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+	//   receivers written for this server; none is generated when it is omitted.
+	//   A FusionAuth receiver needs only the JWT.
+	// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+	// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+	// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+	// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+	// a key that cannot sign, or a key of one tenant for a webhook that does not
+	// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+	// (a colon in it).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5635,7 +7133,11 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/webhook/{webhookId} (the `DeleteWebhook` operationId).
 	DeleteWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteWebhookResponse, error)
 
-	// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+	// RetrieveWebhookWithResponse Retrieve a webhook and its delivery status
+	//
+	// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+	// `deliveryStatus` (ours): how many events wait for it, since when, and what
+	// went wrong with the oldest of them, which holds back the others.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5662,8 +7164,10 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithBodyWithResponse Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5672,13 +7176,32 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateWebhookWithResponse Replace a webhook's settings
 	//
-	// Replaces every setting; the signing secret changes only when `signingSecret`
-	// is given. Events already recorded keep being delivered to the new URL.
+	// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+	// `signingSecret` and `httpAuthenticationPassword` change only when given.
+	// Events already recorded keep being delivered to the new URL, signed as the
+	// webhook now says.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/webhook/{webhookId} (the `UpdateWebhook` operationId).
 	UpdateWebhookWithResponse(ctx context.Context, webhookId openapi_types.UUID, body UpdateWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateWebhookResponse, error)
+
+	// DropWebhookBacklogWithResponse Drop undelivered events of a webhook (ours)
+	//
+	// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+	// events (all of them without `limit`), e.g. to unblock a webhook whose
+	// receiver refuses one event for good: delivery is in order, so the oldest
+	// undelivered event holds back every later one. The events stay in the audit
+	// listing (`GET /api/event`) for replay. When anything was dropped, one
+	// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+	// belong to no tenant), and is delivered like any other event to the webhooks
+	// that enable it — this one included, so its receiver learns what it missed.
+	// Needs a key that is neither locked to a tenant nor limited to endpoints.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+	DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error)
 
 	// RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
 	//
@@ -6627,6 +8150,384 @@ func (r ValidateJWTResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveKeysResponse503Headers the declared response headers of an HTTP 503 response for RetrieveKeys
+type RetrieveKeysResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RetrieveKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyListResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveKeysResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveKeysResponse) GetJSON200() *KeyListResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GenerateKeyResponse503Headers the declared response headers of an HTTP 503 response for GenerateKey
+type GenerateKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GenerateKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GenerateKeyResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GenerateKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GenerateKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GenerateKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GenerateKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GenerateKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GenerateKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GenerateKeyWithIdResponse503Headers the declared response headers of an HTTP 503 response for GenerateKeyWithId
+type GenerateKeyWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GenerateKeyWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GenerateKeyWithIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GenerateKeyWithIdResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GenerateKeyWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GenerateKeyWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GenerateKeyWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GenerateKeyWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GenerateKeyWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ImportKeyResponse503Headers the declared response headers of an HTTP 503 response for ImportKey
+type ImportKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ImportKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportKeyResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ImportKeyWithIdResponse503Headers the declared response headers of an HTTP 503 response for ImportKeyWithId
+type ImportKeyWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ImportKeyWithIdResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportKeyWithIdResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ImportKeyWithIdResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ImportKeyWithIdResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ImportKeyWithIdResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ImportKeyWithIdResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ImportKeyWithIdResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ImportKeyWithIdResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteKeyResponse503Headers the declared response headers of an HTTP 503 response for DeleteKey
+type DeleteKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteKeyResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetrieveKeyResponse503Headers the declared response headers of an HTTP 503 response for RetrieveKey
+type RetrieveKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RetrieveKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *KeyResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveKeyResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetrieveKeyResponse) GetJSON200() *KeyResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetrieveKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r RetrieveKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetrieveKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetrieveKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetrieveKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutResponse200Headers the declared response headers of an HTTP 200 response for Logout
 type LogoutResponse200Headers struct {
 	SetCookie *string
@@ -7520,6 +9421,61 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// DropWebhookBacklogResponse503Headers the declared response headers of an HTTP 503 response for DropWebhookBacklog
+type DropWebhookBacklogResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DropWebhookBacklogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookBacklogDropResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DropWebhookBacklogResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DropWebhookBacklogResponse) GetJSON200() *WebhookBacklogDropResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DropWebhookBacklogResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DropWebhookBacklogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DropWebhookBacklogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DropWebhookBacklogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DropWebhookBacklogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RevokeOAuth2TokenResponse401Headers the declared response headers of an HTTP 401 response for RevokeOAuth2Token
 type RevokeOAuth2TokenResponse401Headers struct {
 	WWWAuthenticate *string
@@ -7584,9 +9540,12 @@ func (r RevokeOAuth2TokenResponse) ContentType() string {
 
 // GetJWKSWithResponse The public keys that verify access tokens
 //
-// Needs no API key. Lists the public key of every RS256 and ES256 signing key,
-// each with the `kid` that access tokens name in their header. HS256 secrets are
-// never published; verifying such tokens needs the secret.
+// Needs no API key. Lists the public half of every RSA and EC key, each with the
+// `kid` that access tokens and webhook signatures name in their header: each
+// tenant's built-in RS256 and ES256 keys, and every RSA and EC key of the Key
+// Master (`/api/key`), imported public keys included, so that tokens signed
+// before a migration keep verifying. HMAC secrets are never published;
+// verifying with them needs the secret.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8186,6 +10145,235 @@ func (c *ClientWithResponses) ValidateJWTWithResponse(ctx context.Context, reqEd
 	return ParseValidateJWTResponse(rsp)
 }
 
+// RetrieveKeysWithResponse List the Key Master's keys
+//
+// The keys within the request's tenant scope: with `X-FusionAuth-TenantId` or
+// a tenant-locked API key, that tenant's keys; otherwise every key. Private
+// keys are never returned; an HMAC key's `secret` is, as FusionAuth does.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/key (the `RetrieveKeys` operationId).
+func (c *ClientWithResponses) RetrieveKeysWithResponse(ctx context.Context, params *RetrieveKeysParams, reqEditors ...RequestEditorFn) (*RetrieveKeysResponse, error) {
+	rsp, err := c.RetrieveKeys(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveKeysResponse(rsp)
+}
+
+// GenerateKeyWithBodyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *ClientWithResponses) GenerateKeyWithBodyWithResponse(ctx context.Context, params *GenerateKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error) {
+	rsp, err := c.GenerateKeyWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyResponse(rsp)
+}
+
+// GenerateKeyWithResponse Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+//
+// `key.algorithm` (required) says what to make: `RS256`/`RS384`/`RS512` an RSA
+// key pair of `length` 2048 (default), 3072 or 4096 bits; `ES256`/`ES384`/`ES512`
+// an EC key pair on P-256/P-384/P-521 (`length`, if given, must be 256/384/521);
+// `HS256`/`HS384`/`HS512` an HMAC secret of 256/384/512 random bits, returned as
+// `secret` (standard base64 text; the HMAC key is that text's UTF-8 bytes).
+// `key.name` is required. `kid` is generated unless given; `kid`s are unique.
+// An RSA or EC key comes with a self-signed X.509 `certificate` whose issuer
+// and subject are `key.issuer` (default: the server's issuer). The private key
+// is stored like the built-in signing keys and never returned.
+//
+// The key belongs to the request's tenant (`X-FusionAuth-TenantId` or a
+// tenant-locked API key), else to `key.tenantId`, else to no tenant: a global
+// key, as every FusionAuth key is (ours: FusionAuth has only global keys). A
+// global key may sign for any tenant; a tenant's key only for that tenant, and
+// only requests scoped to that tenant, or unscoped ones, see it.
+//
+// Errors: `[missing]key.algorithm`, `[missing]key.name`, `[invalid]key.length`,
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate (the `GenerateKey` operationId).
+func (c *ClientWithResponses) GenerateKeyWithResponse(ctx context.Context, params *GenerateKeyParams, body GenerateKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyResponse, error) {
+	rsp, err := c.GenerateKey(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyResponse(rsp)
+}
+
+// GenerateKeyWithIdWithBodyWithResponse Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *ClientWithResponses) GenerateKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error) {
+	rsp, err := c.GenerateKeyWithIdWithBody(ctx, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyWithIdResponse(rsp)
+}
+
+// GenerateKeyWithIdWithResponse Generate a key with the given id
+//
+// As `POST /api/key/generate`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/generate/{keyId} (the `GenerateKeyWithId` operationId).
+func (c *ClientWithResponses) GenerateKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *GenerateKeyWithIdParams, body GenerateKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*GenerateKeyWithIdResponse, error) {
+	rsp, err := c.GenerateKeyWithId(ctx, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGenerateKeyWithIdResponse(rsp)
+}
+
+// ImportKeyWithBodyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *ClientWithResponses) ImportKeyWithBodyWithResponse(ctx context.Context, params *ImportKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error) {
+	rsp, err := c.ImportKeyWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyResponse(rsp)
+}
+
+// ImportKeyWithResponse Import an existing key pair, public key or HMAC secret, with a server-assigned id
+//
+// How a migration keeps verifying the tokens another server signed: import its
+// key with the same `kid`. Give, in PEM, a `publicKey` or a `certificate`, and
+// the `privateKey` (PKCS#8, PKCS#1 or SEC 1) when the key is to sign here too;
+// without a private key it only verifies. Or give an HMAC `secret` (its text
+// is the key). `algorithm` defaults to RS256 for RSA, to the curve's ES
+// algorithm for EC, and to HS256 for a secret; RSA keys must have at least
+// 2048 bits, EC keys be on P-256, P-384 or P-521. `name` is required; `kid`
+// is generated unless given. Tenancy as for generated keys.
+//
+// Errors: `[missing]key.name`, `[missing]key.publicKey` (no key material at
+// all), `[invalid]key.publicKey`, `[invalid]key.privateKey` (not PEM of a
+// supported key, or not the private half of the public key given),
+// `[invalid]key.certificate`, `[invalid]key.algorithm` (does not fit the key),
+// `[duplicate]key.kid`, `[duplicate]keyId`, `[invalid]key.tenantId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import (the `ImportKey` operationId).
+func (c *ClientWithResponses) ImportKeyWithResponse(ctx context.Context, params *ImportKeyParams, body ImportKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyResponse, error) {
+	rsp, err := c.ImportKey(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyResponse(rsp)
+}
+
+// ImportKeyWithIdWithBodyWithResponse Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *ClientWithResponses) ImportKeyWithIdWithBodyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error) {
+	rsp, err := c.ImportKeyWithIdWithBody(ctx, keyId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyWithIdResponse(rsp)
+}
+
+// ImportKeyWithIdWithResponse Import a key with the given id
+//
+// As `POST /api/key/import`, with the id given. An id in use → 400 `[duplicate]keyId`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/key/import/{keyId} (the `ImportKeyWithId` operationId).
+func (c *ClientWithResponses) ImportKeyWithIdWithResponse(ctx context.Context, keyId openapi_types.UUID, params *ImportKeyWithIdParams, body ImportKeyWithIdJSONRequestBody, reqEditors ...RequestEditorFn) (*ImportKeyWithIdResponse, error) {
+	rsp, err := c.ImportKeyWithId(ctx, keyId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseImportKeyWithIdResponse(rsp)
+}
+
+// DeleteKeyWithResponse Delete a key
+//
+// A key still named by an application's or a tenant's
+// `jwtConfiguration.accessTokenKeyId` or by a webhook's
+// `signatureConfiguration.signingKeyId` is not deleted: 400 `[inUse]keyId`.
+// Once deleted, tokens it signed no longer verify here and its public half
+// leaves the JWKS.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/key/{keyId} (the `DeleteKey` operationId).
+func (c *ClientWithResponses) DeleteKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error) {
+	rsp, err := c.DeleteKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteKeyResponse(rsp)
+}
+
+// RetrieveKeyWithResponse Retrieve a key (never its private key)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/key/{keyId} (the `RetrieveKey` operationId).
+func (c *ClientWithResponses) RetrieveKeyWithResponse(ctx context.Context, keyId openapi_types.UUID, params *RetrieveKeyParams, reqEditors ...RequestEditorFn) (*RetrieveKeyResponse, error) {
+	rsp, err := c.RetrieveKey(ctx, keyId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetrieveKeyResponse(rsp)
+}
+
 // LogoutWithBodyWithResponse Log a user out by revoking their refresh token (or all of them)
 //
 // Needs no API key: the refresh token is the credential. It comes from the
@@ -8474,7 +10662,7 @@ func (c *ClientWithResponses) CreateUserWithIdWithResponse(ctx context.Context, 
 	return ParseCreateUserWithIdResponse(rsp)
 }
 
-// RetrieveWebhooksWithResponse List the webhooks
+// RetrieveWebhooksWithResponse List the webhooks, each with its delivery status
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8493,10 +10681,28 @@ func (c *ClientWithResponses) RetrieveWebhooksWithResponse(ctx context.Context, 
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8515,10 +10721,28 @@ func (c *ClientWithResponses) CreateWebhookWithBodyWithResponse(ctx context.Cont
 // From then on every event of an enabled type (for a tenant the webhook covers)
 // is delivered to `url` as `{"event": {…}}` with POST, at least once, in the
 // order the events happened, retried with exponential backoff while the
-// receiver fails. Each delivery is signed: `X-Refreshd-Signature:
-// sha256=<hex HMAC-SHA256 of the raw body, keyed with signingSecret>`, and
-// carries `X-Refreshd-Event-Id`. `signingSecret` is generated when omitted and
-// returned only in this response.
+// receiver fails (ours; FusionAuth retries three times). Each delivery carries
+// the webhook's `headers`, `X-Refreshd-Event-Id`, and:
+//   - with `signatureConfiguration {enabled: true, signingKeyId}`, FusionAuth's
+//     `X-FusionAuth-Signature-JWT`: a JWT whose header names `alg` and `kid` and
+//     whose only claim, `request_body_sha256`, is the standard base64 (padded) of
+//     the SHA-256 of the raw body, signed with that Key Master key. An RSA or EC
+//     key verifies through `/.well-known/jwks.json` by `kid`; an HMAC key with its
+//     `secret` (its text, as UTF-8 bytes). Unsigned webhooks carry no such header.
+//   - with `httpAuthenticationUsername`, HTTP Basic authentication with it and
+//     `httpAuthenticationPassword`.
+//   - with `signingSecret` (ours, optional), `X-Refreshd-Signature: sha256=<hex
+//     HMAC-SHA256 of the raw body, keyed with signingSecret>`. It is kept for
+//     receivers written for this server; none is generated when it is omitted.
+//     A FusionAuth receiver needs only the JWT.
+//
+// Errors: `[invalid]webhook.url`, `[invalid]webhook.eventsEnabled`,
+// `[invalid]webhook.connectTimeout`, `[invalid]webhook.readTimeout`,
+// `[missing]webhook.signatureConfiguration.signingKeyId` (enabled without a
+// key), `[invalid]webhook.signatureConfiguration.signingKeyId` (no such key,
+// a key that cannot sign, or a key of one tenant for a webhook that does not
+// cover exactly that tenant), `[invalid]webhook.httpAuthenticationUsername`
+// (a colon in it).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8544,7 +10768,11 @@ func (c *ClientWithResponses) DeleteWebhookWithResponse(ctx context.Context, web
 	return ParseDeleteWebhookResponse(rsp)
 }
 
-// RetrieveWebhookWithResponse Retrieve a webhook (without its signing secret)
+// RetrieveWebhookWithResponse Retrieve a webhook and its delivery status
+//
+// The webhook without `signingSecret` or `httpAuthenticationPassword`, with
+// `deliveryStatus` (ours): how many events wait for it, since when, and what
+// went wrong with the oldest of them, which holds back the others.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8589,8 +10817,10 @@ func (c *ClientWithResponses) CreateWebhookWithIdWithResponse(ctx context.Contex
 
 // UpdateWebhookWithBodyWithResponse Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8605,8 +10835,10 @@ func (c *ClientWithResponses) UpdateWebhookWithBodyWithResponse(ctx context.Cont
 
 // UpdateWebhookWithResponse Replace a webhook's settings
 //
-// Replaces every setting; the signing secret changes only when `signingSecret`
-// is given. Events already recorded keep being delivered to the new URL.
+// Replaces every setting (an absent `signatureConfiguration` means unsigned);
+// `signingSecret` and `httpAuthenticationPassword` change only when given.
+// Events already recorded keep being delivered to the new URL, signed as the
+// webhook now says.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8617,6 +10849,29 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, web
 		return nil, err
 	}
 	return ParseUpdateWebhookResponse(rsp)
+}
+
+// DropWebhookBacklogWithResponse Drop undelivered events of a webhook (ours)
+//
+// Deliberately gives up delivering the webhook's oldest `limit` undelivered
+// events (all of them without `limit`), e.g. to unblock a webhook whose
+// receiver refuses one event for good: delivery is in order, so the oldest
+// undelivered event holds back every later one. The events stay in the audit
+// listing (`GET /api/event`) for replay. When anything was dropped, one
+// `webhook.backlog.drop` event records what (in the default tenant: webhooks
+// belong to no tenant), and is delivered like any other event to the webhooks
+// that enable it — this one included, so its receiver learns what it missed.
+// Needs a key that is neither locked to a tenant nor limited to endpoints.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/webhook/{webhookId}/backlog (the `DropWebhookBacklog` operationId).
+func (c *ClientWithResponses) DropWebhookBacklogWithResponse(ctx context.Context, webhookId openapi_types.UUID, params *DropWebhookBacklogParams, reqEditors ...RequestEditorFn) (*DropWebhookBacklogResponse, error) {
+	rsp, err := c.DropWebhookBacklog(ctx, webhookId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDropWebhookBacklogResponse(rsp)
 }
 
 // RevokeOAuth2TokenWithBodyWithResponse Revoke a refresh token (RFC 7009)
@@ -9607,6 +11862,405 @@ func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) 
 	return response, nil
 }
 
+// ParseRetrieveKeysResponse parses an HTTP response from a RetrieveKeysWithResponse call
+func ParseRetrieveKeysResponse(rsp *http.Response) (*RetrieveKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyListResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGenerateKeyResponse parses an HTTP response from a GenerateKeyWithResponse call
+func ParseGenerateKeyResponse(rsp *http.Response) (*GenerateKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GenerateKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GenerateKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGenerateKeyWithIdResponse parses an HTTP response from a GenerateKeyWithIdWithResponse call
+func ParseGenerateKeyWithIdResponse(rsp *http.Response) (*GenerateKeyWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GenerateKeyWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GenerateKeyWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseImportKeyResponse parses an HTTP response from a ImportKeyWithResponse call
+func ParseImportKeyResponse(rsp *http.Response) (*ImportKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseImportKeyWithIdResponse parses an HTTP response from a ImportKeyWithIdWithResponse call
+func ParseImportKeyWithIdResponse(rsp *http.Response) (*ImportKeyWithIdResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ImportKeyWithIdResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportKeyWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteKeyResponse parses an HTTP response from a DeleteKeyWithResponse call
+func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetrieveKeyResponse parses an HTTP response from a RetrieveKeyWithResponse call
+func ParseRetrieveKeyResponse(rsp *http.Response) (*RetrieveKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetrieveKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest KeyResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
 func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10548,6 +13202,64 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	return response, nil
 }
 
+// ParseDropWebhookBacklogResponse parses an HTTP response from a DropWebhookBacklogWithResponse call
+func ParseDropWebhookBacklogResponse(rsp *http.Response) (*DropWebhookBacklogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DropWebhookBacklogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookBacklogDropResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DropWebhookBacklogResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRevokeOAuth2TokenResponse parses an HTTP response from a RevokeOAuth2TokenWithResponse call
 func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10669,6 +13381,27 @@ type ServerInterface interface {
 	// ValidateJWT Validate an access token and decode its claims
 	// (GET /api/jwt/validate)
 	ValidateJWT(ctx echo.Context) error
+	// RetrieveKeys List the Key Master's keys
+	// (GET /api/key)
+	RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	// (POST /api/key/generate)
+	GenerateKey(ctx echo.Context, params GenerateKeyParams) error
+	// GenerateKeyWithId Generate a key with the given id
+	// (POST /api/key/generate/{keyId})
+	GenerateKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params GenerateKeyWithIdParams) error
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	// (POST /api/key/import)
+	ImportKey(ctx echo.Context, params ImportKeyParams) error
+	// ImportKeyWithId Import a key with the given id
+	// (POST /api/key/import/{keyId})
+	ImportKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params ImportKeyWithIdParams) error
+	// DeleteKey Delete a key
+	// (DELETE /api/key/{keyId})
+	DeleteKey(ctx echo.Context, keyId openapi_types.UUID, params DeleteKeyParams) error
+	// RetrieveKey Retrieve a key (never its private key)
+	// (GET /api/key/{keyId})
+	RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx echo.Context, params LogoutParams) error
@@ -10702,7 +13435,7 @@ type ServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx echo.Context, userId openapi_types.UUID, params CreateUserWithIdParams) error
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	// (GET /api/webhook)
 	RetrieveWebhooks(ctx echo.Context) error
 	// CreateWebhook Register a webhook with a server-assigned id
@@ -10711,7 +13444,7 @@ type ServerInterface interface {
 	// DeleteWebhook Delete a webhook and its undelivered events
 	// (DELETE /api/webhook/{webhookId})
 	DeleteWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
 	// (GET /api/webhook/{webhookId})
 	RetrieveWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
 	// CreateWebhookWithId Register a webhook with the given id
@@ -10720,6 +13453,9 @@ type ServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx echo.Context, webhookId openapi_types.UUID) error
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	// (DELETE /api/webhook/{webhookId}/backlog)
+	DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx echo.Context) error
@@ -11250,6 +13986,237 @@ func (w *ServerInterfaceWrapper) ValidateJWT(ctx echo.Context) error {
 	return err
 }
 
+// RetrieveKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveKeysParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveKeys(ctx, params)
+	return err
+}
+
+// GenerateKey converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GenerateKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateKey(ctx, params)
+	return err
+}
+
+// GenerateKeyWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) GenerateKeyWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GenerateKeyWithIdParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GenerateKeyWithId(ctx, keyId, params)
+	return err
+}
+
+// ImportKey converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportKey(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportKey(ctx, params)
+	return err
+}
+
+// ImportKeyWithId converts echo context to params.
+func (w *ServerInterfaceWrapper) ImportKeyWithId(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ImportKeyWithIdParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ImportKeyWithId(ctx, keyId, params)
+	return err
+}
+
+// DeleteKey converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteKey(ctx, keyId, params)
+	return err
+}
+
+// RetrieveKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RetrieveKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "keyId" -------------
+	var keyId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetrieveKey(ctx, keyId, params)
+	return err
+}
+
 // Logout converts echo context to params.
 func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 	var err error
@@ -11606,6 +14573,31 @@ func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
 	return err
 }
 
+// DropWebhookBacklog converts echo context to params.
+func (w *ServerInterfaceWrapper) DropWebhookBacklog(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "webhookId" -------------
+	var webhookId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhookId", ctx.Param("webhookId"), &webhookId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter webhookId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DropWebhookBacklogParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DropWebhookBacklog(ctx, webhookId, params)
+	return err
+}
+
 // RevokeOAuth2Token converts echo context to params.
 func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
 	var err error
@@ -11696,6 +14688,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/webhook/:webhookId", wrapper.RetrieveWebhook, options.OperationMiddlewares["retrieveWebhook"]...)
 	router.POST(options.BaseURL+"/api/webhook/:webhookId", wrapper.CreateWebhookWithId, options.OperationMiddlewares["createWebhookWithId"]...)
 	router.PUT(options.BaseURL+"/api/webhook/:webhookId", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.DELETE(options.BaseURL+"/api/webhook/:webhookId/backlog", wrapper.DropWebhookBacklog, options.OperationMiddlewares["dropWebhookBacklog"]...)
+	router.GET(options.BaseURL+"/api/key", wrapper.RetrieveKeys, options.OperationMiddlewares["retrieveKeys"]...)
+	router.DELETE(options.BaseURL+"/api/key/:keyId", wrapper.DeleteKey, options.OperationMiddlewares["deleteKey"]...)
+	router.GET(options.BaseURL+"/api/key/:keyId", wrapper.RetrieveKey, options.OperationMiddlewares["retrieveKey"]...)
+	router.POST(options.BaseURL+"/api/key/generate", wrapper.GenerateKey, options.OperationMiddlewares["generateKey"]...)
+	router.POST(options.BaseURL+"/api/key/generate/:keyId", wrapper.GenerateKeyWithId, options.OperationMiddlewares["generateKeyWithId"]...)
+	router.POST(options.BaseURL+"/api/key/import", wrapper.ImportKey, options.OperationMiddlewares["importKey"]...)
+	router.POST(options.BaseURL+"/api/key/import/:keyId", wrapper.ImportKeyWithId, options.OperationMiddlewares["importKeyWithId"]...)
 	router.GET(options.BaseURL+"/api/event", wrapper.SearchEvents, options.OperationMiddlewares["searchEvents"]...)
 
 }
@@ -12764,6 +15764,472 @@ func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseW
 type ValidateJWT503Response = UnavailableResponse
 
 func (response ValidateJWT503Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type RetrieveKeysRequestObject struct {
+	Params RetrieveKeysParams
+}
+
+type RetrieveKeysResponseObject interface {
+	VisitRetrieveKeysResponse(w http.ResponseWriter) error
+}
+
+type RetrieveKeys200JSONResponse KeyListResponse
+
+func (response RetrieveKeys200JSONResponse) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveKeys400JSONResponse) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKeys401Response = UnauthorizedResponse
+
+func (response RetrieveKeys401Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveKeys500Response = InternalErrorResponse
+
+func (response RetrieveKeys500Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveKeys503Response = UnavailableResponse
+
+func (response RetrieveKeys503Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type GenerateKeyRequestObject struct {
+	Params GenerateKeyParams
+	Body   *GenerateKeyJSONRequestBody
+}
+
+type GenerateKeyResponseObject interface {
+	VisitGenerateKeyResponse(w http.ResponseWriter) error
+}
+
+type GenerateKey200JSONResponse KeyResponse
+
+func (response GenerateKey200JSONResponse) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GenerateKey400JSONResponse) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKey401Response = UnauthorizedResponse
+
+func (response GenerateKey401Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type GenerateKey408Response = RequestTimeoutResponse
+
+func (response GenerateKey408Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type GenerateKey500Response = InternalErrorResponse
+
+func (response GenerateKey500Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKey503Response = UnavailableResponse
+
+func (response GenerateKey503Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type GenerateKeyWithIdRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params GenerateKeyWithIdParams
+	Body   *GenerateKeyWithIdJSONRequestBody
+}
+
+type GenerateKeyWithIdResponseObject interface {
+	VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error
+}
+
+type GenerateKeyWithId200JSONResponse KeyResponse
+
+func (response GenerateKeyWithId200JSONResponse) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKeyWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GenerateKeyWithId400JSONResponse) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GenerateKeyWithId401Response = UnauthorizedResponse
+
+func (response GenerateKeyWithId401Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type GenerateKeyWithId408Response = RequestTimeoutResponse
+
+func (response GenerateKeyWithId408Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type GenerateKeyWithId500Response = InternalErrorResponse
+
+func (response GenerateKeyWithId500Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKeyWithId503Response = UnavailableResponse
+
+func (response GenerateKeyWithId503Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type ImportKeyRequestObject struct {
+	Params ImportKeyParams
+	Body   *ImportKeyJSONRequestBody
+}
+
+type ImportKeyResponseObject interface {
+	VisitImportKeyResponse(w http.ResponseWriter) error
+}
+
+type ImportKey200JSONResponse KeyResponse
+
+func (response ImportKey200JSONResponse) VisitImportKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ImportKey400JSONResponse) VisitImportKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKey401Response = UnauthorizedResponse
+
+func (response ImportKey401Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ImportKey408Response = RequestTimeoutResponse
+
+func (response ImportKey408Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type ImportKey500Response = InternalErrorResponse
+
+func (response ImportKey500Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKey503Response = UnavailableResponse
+
+func (response ImportKey503Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type ImportKeyWithIdRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params ImportKeyWithIdParams
+	Body   *ImportKeyWithIdJSONRequestBody
+}
+
+type ImportKeyWithIdResponseObject interface {
+	VisitImportKeyWithIdResponse(w http.ResponseWriter) error
+}
+
+type ImportKeyWithId200JSONResponse KeyResponse
+
+func (response ImportKeyWithId200JSONResponse) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKeyWithId400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ImportKeyWithId400JSONResponse) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ImportKeyWithId401Response = UnauthorizedResponse
+
+func (response ImportKeyWithId401Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ImportKeyWithId408Response = RequestTimeoutResponse
+
+func (response ImportKeyWithId408Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type ImportKeyWithId500Response = InternalErrorResponse
+
+func (response ImportKeyWithId500Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKeyWithId503Response = UnavailableResponse
+
+func (response ImportKeyWithId503Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type DeleteKeyRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params DeleteKeyParams
+}
+
+type DeleteKeyResponseObject interface {
+	VisitDeleteKeyResponse(w http.ResponseWriter) error
+}
+
+type DeleteKey200Response struct {
+}
+
+func (response DeleteKey200Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(200)
+	return nil
+}
+
+type DeleteKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteKey400JSONResponse) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteKey401Response = UnauthorizedResponse
+
+func (response DeleteKey401Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteKey404Response struct {
+}
+
+func (response DeleteKey404Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteKey500Response = InternalErrorResponse
+
+func (response DeleteKey500Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteKey503Response = UnavailableResponse
+
+func (response DeleteKey503Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type RetrieveKeyRequestObject struct {
+	KeyId  openapi_types.UUID `json:"keyId"`
+	Params RetrieveKeyParams
+}
+
+type RetrieveKeyResponseObject interface {
+	VisitRetrieveKeyResponse(w http.ResponseWriter) error
+}
+
+type RetrieveKey200JSONResponse KeyResponse
+
+func (response RetrieveKey200JSONResponse) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveKey400JSONResponse) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveKey401Response = UnauthorizedResponse
+
+func (response RetrieveKey401Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type RetrieveKey404Response struct {
+}
+
+func (response RetrieveKey404Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type RetrieveKey500Response = InternalErrorResponse
+
+func (response RetrieveKey500Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveKey503Response = UnavailableResponse
+
+func (response RetrieveKey503Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
@@ -13851,6 +17317,75 @@ func (response UpdateWebhook503Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type DropWebhookBacklogRequestObject struct {
+	WebhookId openapi_types.UUID `json:"webhookId"`
+	Params    DropWebhookBacklogParams
+}
+
+type DropWebhookBacklogResponseObject interface {
+	VisitDropWebhookBacklogResponse(w http.ResponseWriter) error
+}
+
+type DropWebhookBacklog200JSONResponse WebhookBacklogDropResponse
+
+func (response DropWebhookBacklog200JSONResponse) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DropWebhookBacklog400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DropWebhookBacklog400JSONResponse) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DropWebhookBacklog401Response = UnauthorizedResponse
+
+func (response DropWebhookBacklog401Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DropWebhookBacklog404Response struct {
+}
+
+func (response DropWebhookBacklog404Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DropWebhookBacklog500Response = InternalErrorResponse
+
+func (response DropWebhookBacklog500Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DropWebhookBacklog503Response = UnavailableResponse
+
+func (response DropWebhookBacklog503Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type RevokeOAuth2TokenRequestObject struct {
 	Body *RevokeOAuth2TokenFormdataRequestBody
 }
@@ -13982,6 +17517,27 @@ type StrictServerInterface interface {
 	// ValidateJWT Validate an access token and decode its claims
 	// (GET /api/jwt/validate)
 	ValidateJWT(ctx context.Context, request ValidateJWTRequestObject) (ValidateJWTResponseObject, error)
+	// RetrieveKeys List the Key Master's keys
+	// (GET /api/key)
+	RetrieveKeys(ctx context.Context, request RetrieveKeysRequestObject) (RetrieveKeysResponseObject, error)
+	// GenerateKey Generate an RSA or EC key pair or an HMAC secret, with a server-assigned id
+	// (POST /api/key/generate)
+	GenerateKey(ctx context.Context, request GenerateKeyRequestObject) (GenerateKeyResponseObject, error)
+	// GenerateKeyWithId Generate a key with the given id
+	// (POST /api/key/generate/{keyId})
+	GenerateKeyWithId(ctx context.Context, request GenerateKeyWithIdRequestObject) (GenerateKeyWithIdResponseObject, error)
+	// ImportKey Import an existing key pair, public key or HMAC secret, with a server-assigned id
+	// (POST /api/key/import)
+	ImportKey(ctx context.Context, request ImportKeyRequestObject) (ImportKeyResponseObject, error)
+	// ImportKeyWithId Import a key with the given id
+	// (POST /api/key/import/{keyId})
+	ImportKeyWithId(ctx context.Context, request ImportKeyWithIdRequestObject) (ImportKeyWithIdResponseObject, error)
+	// DeleteKey Delete a key
+	// (DELETE /api/key/{keyId})
+	DeleteKey(ctx context.Context, request DeleteKeyRequestObject) (DeleteKeyResponseObject, error)
+	// RetrieveKey Retrieve a key (never its private key)
+	// (GET /api/key/{keyId})
+	RetrieveKey(ctx context.Context, request RetrieveKeyRequestObject) (RetrieveKeyResponseObject, error)
 	// Logout Log a user out by revoking their refresh token (or all of them)
 	// (POST /api/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -14015,7 +17571,7 @@ type StrictServerInterface interface {
 	// CreateUserWithId Create a user with the given id
 	// (POST /api/user/{userId})
 	CreateUserWithId(ctx context.Context, request CreateUserWithIdRequestObject) (CreateUserWithIdResponseObject, error)
-	// RetrieveWebhooks List the webhooks
+	// RetrieveWebhooks List the webhooks, each with its delivery status
 	// (GET /api/webhook)
 	RetrieveWebhooks(ctx context.Context, request RetrieveWebhooksRequestObject) (RetrieveWebhooksResponseObject, error)
 	// CreateWebhook Register a webhook with a server-assigned id
@@ -14024,7 +17580,7 @@ type StrictServerInterface interface {
 	// DeleteWebhook Delete a webhook and its undelivered events
 	// (DELETE /api/webhook/{webhookId})
 	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
-	// RetrieveWebhook Retrieve a webhook (without its signing secret)
+	// RetrieveWebhook Retrieve a webhook and its delivery status
 	// (GET /api/webhook/{webhookId})
 	RetrieveWebhook(ctx context.Context, request RetrieveWebhookRequestObject) (RetrieveWebhookResponseObject, error)
 	// CreateWebhookWithId Register a webhook with the given id
@@ -14033,6 +17589,9 @@ type StrictServerInterface interface {
 	// UpdateWebhook Replace a webhook's settings
 	// (PUT /api/webhook/{webhookId})
 	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// DropWebhookBacklog Drop undelivered events of a webhook (ours)
+	// (DELETE /api/webhook/{webhookId}/backlog)
+	DropWebhookBacklog(ctx context.Context, request DropWebhookBacklogRequestObject) (DropWebhookBacklogResponseObject, error)
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
@@ -14622,6 +18181,277 @@ func (sh *strictHandler) ValidateJWT(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(ValidateJWTResponseObject); ok {
 		return validResponse.VisitValidateJWTResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveKeys operation middleware
+func (sh *strictHandler) RetrieveKeys(ctx echo.Context, params RetrieveKeysParams) error {
+	var request RetrieveKeysRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveKeys(ctx.Request().Context(), request.(RetrieveKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveKeysResponseObject); ok {
+		return validResponse.VisitRetrieveKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateKey operation middleware
+func (sh *strictHandler) GenerateKey(ctx echo.Context, params GenerateKeyParams) error {
+	var request GenerateKeyRequestObject
+
+	request.Params = params
+
+	var body GenerateKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateKey(ctx.Request().Context(), request.(GenerateKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateKeyResponseObject); ok {
+		return validResponse.VisitGenerateKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GenerateKeyWithId operation middleware
+func (sh *strictHandler) GenerateKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params GenerateKeyWithIdParams) error {
+	var request GenerateKeyWithIdRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	var body GenerateKeyWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GenerateKeyWithId(ctx.Request().Context(), request.(GenerateKeyWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GenerateKeyWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GenerateKeyWithIdResponseObject); ok {
+		return validResponse.VisitGenerateKeyWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportKey operation middleware
+func (sh *strictHandler) ImportKey(ctx echo.Context, params ImportKeyParams) error {
+	var request ImportKeyRequestObject
+
+	request.Params = params
+
+	var body ImportKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportKey(ctx.Request().Context(), request.(ImportKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportKeyResponseObject); ok {
+		return validResponse.VisitImportKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ImportKeyWithId operation middleware
+func (sh *strictHandler) ImportKeyWithId(ctx echo.Context, keyId openapi_types.UUID, params ImportKeyWithIdParams) error {
+	var request ImportKeyWithIdRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	var body ImportKeyWithIdJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ImportKeyWithId(ctx.Request().Context(), request.(ImportKeyWithIdRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ImportKeyWithId")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ImportKeyWithIdResponseObject); ok {
+		return validResponse.VisitImportKeyWithIdResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteKey operation middleware
+func (sh *strictHandler) DeleteKey(ctx echo.Context, keyId openapi_types.UUID, params DeleteKeyParams) error {
+	var request DeleteKeyRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteKey(ctx.Request().Context(), request.(DeleteKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteKeyResponseObject); ok {
+		return validResponse.VisitDeleteKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetrieveKey operation middleware
+func (sh *strictHandler) RetrieveKey(ctx echo.Context, keyId openapi_types.UUID, params RetrieveKeyParams) error {
+	var request RetrieveKeyRequestObject
+
+	request.KeyId = keyId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveKey(ctx.Request().Context(), request.(RetrieveKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetrieveKeyResponseObject); ok {
+		return validResponse.VisitRetrieveKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -15258,6 +19088,32 @@ func (sh *strictHandler) UpdateWebhook(ctx echo.Context, webhookId openapi_types
 	return nil
 }
 
+// DropWebhookBacklog operation middleware
+func (sh *strictHandler) DropWebhookBacklog(ctx echo.Context, webhookId openapi_types.UUID, params DropWebhookBacklogParams) error {
+	var request DropWebhookBacklogRequestObject
+
+	request.WebhookId = webhookId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DropWebhookBacklog(ctx.Request().Context(), request.(DropWebhookBacklogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DropWebhookBacklog")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DropWebhookBacklogResponseObject); ok {
+		return validResponse.VisitDropWebhookBacklogResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // RevokeOAuth2Token operation middleware
 func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
 	var request RevokeOAuth2TokenRequestObject
@@ -15296,221 +19152,283 @@ func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3dchu3lu6roHimyuSZFk3JipNQlQvFscdKHMdjyeOpMnXcEBskETUB7gZaFMejqlzNA8zsZ5hzfV5h",
-	"HiVPcgprAd1AE01StuU4e/sisUh243dhYf1+611nLOcLKZjQqjN811nQgs6ZZgV8ekqL7AeWM83Mp4yp",
-	"ccEXmkvRGXZ0UTKSwY+KLFgxp6aRfJWQJdczQvOcFGxSMDUjWl4yoY6I1DNWLLliRM8YkRe/srEmXJGM",
-	"0bHmV1SzrN9JOtw0/5eSFatO0hF0zjrDzqweSdJR4xmbUzMkvVqYXy+kzBkVnZubpPOiYBNWrI83LZgu",
-	"C/FdwRYFU0xoan5ICVWXikxkQSgp2JjxhSZyQpYzqsmSKlKwK3nJMtKVZaGOyMsnj8jXB4eDXn8kjsVK",
-	"z7iYEpYrlhBZECHhi4RcMrZQ5EmpuBTHpZ7dU4TNF3pFqFBLVvRHws1zxmjGinqidvj+JOf0+hkTUz3r",
-	"DA++epi4SStdcDGFOZ8xQYU+yZ5iY2tzPx3LBVOw6gX7S8mUJloSKRjR8CbpUvLq1ckPvT75meYTWcxZ",
-	"ZuZTikshl4L8/h//SQ4HAzJlghU0H4n0DRdXNOfZubZdp31yTC7ZiuRybNZLS0IFbLjrAxvZ3zD3f92r",
-	"V2zPzSm239XUb5JOwdRCCsWAYL+n2UucoPk0lkIzAX/SxSLnY9jy+78qsyjvvGb/oWCTzrDzv+7Xh+E+",
-	"/qruPy4KWSjsK1zVM285uSJ2RY5gmS9ktiKKrhRZzlYJmXCWZ+RihX/0OzdJ50RoVgiaQ/vrW2YaV6y4",
-	"YgWZUJ6zrE8eAwWZlo9IxjTluSK0YESK3Cz7dMqwZbsCZ3zOZKnjTcP4Mp4ZkiW0KPgVI1wQzeeMdA8G",
-	"RJnBZmxCy1z3wq7N9MZSCDY27ZmZj3OpbN+vBC31TBb831i23vPPXCk4H46wZEG4UOVkwsecCU2OX5wY",
-	"IoLDRB3hmA4NZc3pCoZbKuaPyPV7RXlOL3IWn3BGNb2gipExFaaRC7N3dDxjGXTmH41cKk2omeMk52ON",
-	"/GwsxbgsCib0SNgHFVHsypwHWDZF5BUrwqUqmC5WhE40K0j60nzYOzYfUqLYWIpM4WHAcwAE7D0UOcb4",
-	"kjlbS8rNHCayYNgLF9N+7KhwodmUFYZ+DQVbqjYPHL84+YmtgOkXcsEKzfEMBX2+6xhuQLVh+Oxad5KQ",
-	"G321xo2SDs+C18qSmzO8/phQrNAnQmmKR7R6gwv98LB+pZpB0rnE8a7vriGPK5qXDNa8LIThX+ZYLGdM",
-	"VARkSLVg7pppstU5F+7zg4PIgM0dZ+hXCrWNZ+DSvvBeuEk6jlOuz+CZHF+qapRaEj3jylK/GemWtbyp",
-	"vsEr1XS2PoK1fWYiW0hu732aZdyMhuYvgoe4ZnP7dDnvDN90/unxWSfpvPjlFP55Bf8/Pnv0tJN0fnj8",
-	"7PHZ4855ZO3sF7Qo6Kqzxkgf25HAFUHzXC5ZRuZMz2SmEsL60z5J34069+mC3/91qe9buWLUGZI3I9vt",
-	"qHN+k/ZH4rkk1cTInFGhiDmkq+pbPHKNBWtfQu86CZePLrg9PtspoYMX1V9KXhi2+Ma9fL6hW7zVPmG/",
-	"9Q0Z6dTIZxHOejIVsoCzZk9Wv17bSii7U5bw61I/kmLCp2VRjX3Twvz4+ix8/ibp5FTpV4uMana7vlFs",
-	"2cgi97/dDzjLfmTa0lyZt5rEL8drbzQYzHaW4ZMFTGQLUWw4CAHhbKRK79GbpMOumNAnYiK3ymDVg+sE",
-	"Xbe4dQLtR+r9ZnDLsfzArviYufluvHTXaMSQ6PF4zJRi2XGWFUyprc+9HzG38O53u9w6lSwbTm4sswjv",
-	"ONVGWkvInI5nXLC9gtEMv0GO/2Ysyzx7Ls35vmKFPi8VK4yiEWMdRrxrv8eMrhoZ7pwpRaeRoT2RBZmV",
-	"c2qUViN1jmdUTFl/6zmCidbtnrctkdoglMuJvbAOBwPTY7iUoD/UbWy9trdqNjvcztCbUfFRezHa7YqB",
-	"NmNEFvjuniILqmekm9q7+QxU/jeD877dtV6/E1kNq1DWE/qQgUcp8sopgBsII5zvsSDAmAhVJGM5v2Lm",
-	"huNC8YyBHAK/GuHj99/++ybtkydmBUBhMt2T33/760ikvy51367FHtg/+mhJSIfEqEA5Q6sI6V5YyRV0",
-	"oaw3JB4bOcmSkcAFTIi/sqQrDJEQrhW+3Tsi+Bz5x7CB4UiEDdrnjsLHQFpu9F01aX4biW7BxrLIAsma",
-	"apIzqjTaEmBkntGkN7Qt9Mkx/HVPkRktspFAuxHBFlH0tX0ZTpUQKvyh2Nestck83ZiUe8towbJEjRFX",
-	"GdfeaXiNPjJCzVA0G2uWkYKVipnjR81s9oxOt2e+wd1Za9I00ieP6XhGxkaBZmokUm9URv0+k8/4FTsR",
-	"VnFLE39WhGco8AK7tq3mfMJMz2bb4HtrPCNcqdIcOlT5UpS2LIdPiZoZXmmUWo0KjiFea5AYiQlM3+yV",
-	"FIazerSZNumNxMjtJLMENxLUbjNSXZ+kXExkalQrT4W+p0h1t1t7YMoX9t5KzZqDYYGLKWo7RivPc6AP",
-	"ig+hlN56TZ/sJlBu3o5NDHT9flxjLcEW7HjJ7iwI30omMpdQvVnbXnzpP9t4d8d1vYWk2So/JB2ktNtL",
-	"q/UjzU3wRrZ29yad672p3LNf/qqk6L+ky5/tVe2uCiedhVfC65kkY1oqc67s7ZCQSSHnhgsWDFiJFGQ5",
-	"4+MZyUDMM9edKHNrkcJ7piHyvY/Igo3/sEVaxKeet0l0+PNZ275UJzUuYcrdJOVnshb0pWolgOOpvaB3",
-	"ES/Nwj/jSreL8rA3t5AkQDyIiECCXetHZaFiptkX6D/AG3Bu2DH2CqLiROa5XB6RBVWKcBAi0jE0lG6X",
-	"H+3oY3LjyXwhC82yl42T/qEsck3nblK+tZ/Vl/ucZuzI2YbBGCnkMjBTtfO/OdP0B0v3u/Kon907N0lH",
-	"abrzYO8puE3JBZtScQSWY44/T0pdFmzHIWu30p5Wfzj49uFWtf592Rt2WL2fNDa1sQgxWvnx9U8R0sin",
-	"vh3v5enBVw87Secx/Buz2Y2Lq+ipjTONS7za1r/Xq7DbY9Ppo2iPoo1L+C0oPo2+fB19eRVnLf56mxHi",
-	"+BNYJOyxZV1P1xf2kq12Zzhma2KKSzAg02C8/7M1M1FDiwyESAUX00LmfMyZ6pNXKhDeUybM7ZSh9FaU",
-	"rOGhHQm8Te+p+rQbWlyRLiX/xgq5B0JglpCMK2gJfCbV8Kz51b3bi8p0IOTCsE/5VHAxPc6nsuB6Nl+f",
-	"3VO5JKFUTAsjlU9F7aCtPYhEUFgCNP0LpRnNzBh+wPGQp4byrbPaaLd71t2k2Lhg+ojACYEVhDPiurxi",
-	"BZ+sRoJOqWmU3O8vWZ7vgT/r/q/LS9UH2QLm6mj2qT1s2w+d3ZKYbzuU1B5fLzgu8wuzv8Ehe8KvmaHm",
-	"05xnXExfc5HJZfPza65nP9NrPi/nzyy9REfkd/qLYEaOfqXYGh2G2zot6Ji9YAWXWSBur++nUUlId/D7",
-	"b//1zcPkcDAgqkcoKaQ2WsweXVKnHqNLHf3nRnGAjQMqtX455wBCdxvXCXj0rU4H6g82BAEHqPPhLvmX",
-	"wIODyCUQk0X8ZXnJrqywU+/Frrfb2ruNtoM927Lqc9xOX9X5mYtSW9PRh06zpd1wT1/6No+KE5Gu5QLk",
-	"8EFyMBj0+ruse9j9KyOorxP7S1YC8+kknZo8406ouArYsP7EtPF6+A+Sh7uO/ibOwe0CtYuwTV0uFnTg",
-	"xdUYAcwQuZFYrf+eEsGWYJIpRcYKUq9LL2o8fR8NsH10lh/7jLpPHuWUz9WQcKUSosoL0jXiDeFZLyG0",
-	"NGpV1rTpdENbSS8hnOqEsOtFQn7VPCGaZ6RrmTbPesCqFc9GomuEPJ7huW8uF9dkTOcM1LfeEUkvubkA",
-	"UTBER3zgIdwipAWbtbaSLZf4v9CcZ1Szdhr4dXlLo6VZeH/F7ykyhiXvR52d/lRMX7GBPvMUvc2a7Jjr",
-	"VVT6GstS6CL+W8bVIqerU/wi7svQXJdZ6GLLZImH3T4uyvkF8gpzk9zm+YJN2/Tnf+ML57PYQS19BkbH",
-	"Vv/Y+3i5ks40lxc0bwm7Q/uq82yH9G2J3lGBOWYxW8Rm6SKq77Q0sWlpwFF50OIWYu5rx8qtwfKttSJC",
-	"mBh+M845A/tOKVS5QE34LUzxLfQZFaVM8283O9aa+jeM6Lx1Ii9h3Vt3Gkf5FjWhrXEy9mkUN3d6o10V",
-	"jT8Ka/N2xkWz+YeHu/G31pXYooYYwc4Qoc/BaalnTGjz0UjlRpQj0BbBhUgMEw4iJtWMLtjRSFiNhWpL",
-	"4UUlMhHBWKaMREfBhC9Fn6TY3EmWBjaKptPgnjI3hLkyuCKl4H8pWfXuKWwJqEXooDJto7/jQpmhjoTS",
-	"EPdgpkFmVM1ArUKfQhiAZG8WlFsrazdYLVFlGY6Ep7Pgy2A5wsNtbnSrOW1hwjD043qVA3G0KaThThO4",
-	"KV2YH5nTSxslikRJBDM3Ci1WfU+ZcS93ks5zqeOfXs+MvMbF9MVPj+IRQW6X1geHAXSoOzaICDYtEL52",
-	"DUrzN3Zzl9TbcylYf3vrUca3YOLkhy3yOnc8TKHq+5bm07egpKi3FZsLTAtbA6vATVREHzW66duy4NEf",
-	"6zP11gVK7frcW3Oy39pwrfcbd9PAj5Pwhhwf4K2GE+VlC5SuvpfZKkaKxxAVfWRjt2VBzBF0dAKsIGrm",
-	"p1qzwrz/f7r//maw9y3dmxzvPTl/983Nnv/x8DYf9w9uev8Qk8TdHP65ZMWGSUCUK8wjIakZcWq+SI2C",
-	"MOGCZSlMyyjW9cSCiZh3/r16/O7nVelJH1Ws+lAhZ1ctkqiZIbuiViHRCQtXVS2mHxGqyVwqvc7pojpm",
-	"y+hi5up1/WBRsCsuy7URjMdsYbidGaFZP6r5Bc85ZCtkLuI62yBEbmKEH91fcXehhB/bObGLc+FWjtT4",
-	"1j6HSJBK6oCwHK5s8sARsdkua9LVXGYsj5oDPsgv23RWVF4MXedzhJvTWDhvH8630BP6xFo5RBCKtLOF",
-	"PupouwEh4ATf3x8MBgNw/7gv1u/hK6vi/3DxSAqlC+oCrdetTfGzd0TG9Ytg56b5kq4UGc/Y+BKPYyT7",
-	"yd+PcP7bFnOzX/X91rK5hhtv/dsN92fvsH40v/q2+XgRnJBLIReNcLvtcs7GSe1uFNx91Tes8tZFjhm2",
-	"Iy7XMM8PiNVGgPXJL0YJSqVzHdhmS8VSX20jM1awZCQwkCLHyELnfRo2HQKR8CzL5YxKZs3/aiTAC0EW",
-	"4IaobCYc8nYgKaJPnC9oQnPF+sTckpizNsGYPjOVS7bQGEMV8E/UKKKBSlI8k1MuXhQgo7R5c6T4ucw1",
-	"f0LHWhaPhUtdij24tnhtD76gSi1lkT2CgNWsJUVy655fsieymLeYd+nc6Ie5Tf8CDdjcE6Sbwv5/9/tv",
-	"/z0qB4ODh8j6zee0d+SesulXY1oUqzpIrL892GtjPHxDBr5JOuzacFbPpH3L9/UuJw2a/xdDgOG9eau+",
-	"dtsQ75ZrJoWZrVDrlm4weyDVY9Ie7FxR5mh+Md9Aki2pc377vi2ipnGIziNck9ZhHREl5+BoM8crk+Ny",
-	"bl4cCUVX7i1M37Uv7BTft8syWtXtPbMJ3pNO6k71+ysStyMX12WcWhybfokZzDE+TTX4QyvTWZDY3Fs/",
-	"gGC7j5v25lSsSM6vmCO0JfNY/m5hNfbpQJzLWuLieaacWdvv1TaRVDrUfjIYDOyTc8gkd/fyVtk6lO7W",
-	"5TldlGJMdSyp9awomRcLFlkSomdU2OErTWYyz9RO8lt0iaxbpeMPKnaRn2qqS9UuUij43be/y0uwsNeZ",
-	"tOfbRH7bRqx7zN+OGb0+61ywXXO6dlB9cQVa1RNdLdDGKwafWrPP49fnG7pt2/c767e+DCP2kCAXwgpt",
-	"XbmgfymNoHetew1Da4tf45Vixab0xHWh6L3UATanPH8PMkg6E14o/fz9iCjpTMo8f++X7/Bk5fQDJvW+",
-	"6ZULK8zeRm1OCCbGoH+m/8HB6+aS/ogswZDvR7ZolvZEbHoBTk3zKMOL562DbGMfH7+/1+xiJuVlLG8Q",
-	"UCZagSx+5nnOVQ2KYJ8n3f3ff/uv/YGRBhLn3ULhYNe4ow/FQMBA7sd1MN+WPBOfX4WeKchEw7yy//hP",
-	"YsMDvaT4tjyzUWcIMZ03aTzxriW8AATIK+sFtGHtVUYinpwwSlTa+Dp7qFQ8AdxDuGhbieYaR7IWgoW5",
-	"1gW1ATtGoRcWp4NRSMGAtL1VnxxDFCiZlwogP6ggT8/OXlhHss0Aw8sIHjGqqRHPDCnpQuZkPKMFHRvd",
-	"iHQtmg3IcvSihxuSK0YOBwMfEmeJ9Ny3g0ujiAN3zq7fh+MWjGY7nzaAIJnYzDrr34aT97Bx8g5uc/Ks",
-	"K7TNU/sTWyFtPv35+NHe6dPjg68eQsQZ1WUBlBgQQBMOpMIp8NSeDTgg+w833B+h5W/HNKhaoyiLyPE7",
-	"hhADmZeakZnWCyIL+FeRVy+fbXN8Dw6/2Savm043sODNNmBL17ubfx1j32b5rRreMLTWW3NZ3x47jSXe",
-	"9+aut6zIx+/bHAQ2LguuV6emEezuuA6WNx8vGC1Y8cRRxI+vzzqRXGbf2ed7hlxGaRfy2NIXv5yekSbC",
-	"StpLDEscCXa9MINOMPqdswyZLdeqstKSS2b4rZPMXJoBZMcRs2igYoFFSBElE0AIG2tzJOv8IrkUkAUq",
-	"l02rMjJRWFG4W2Du9TkzhwTwHuoleiTlJWcbjJj+yiQuUCfFbzEwIyVjaARvw2uEASCKaVXh1OEDNYaZ",
-	"/3o9PIu7AoAUDr4lEtdLlzUClllgWWpCSfo9TDYli4JN+HW/DT7t2CJvoS671veNl1gajdl2poucAfwV",
-	"2P6IvNCUCwgoDlMv3PhcXjWxnJtwYZMj+uTMkJuZEQenmkrAAIJpKfRCXjELE4iWeT1jczPvgu05mT5n",
-	"0E8QIqUkRvMHlkoJEGI090yWgiCoENWE6/5IjAQASQgzaTUciT3y0uF4oTWaCrf6FTEES5pacWOItla6",
-	"DDZqJEhkr8gxmW8DPbPQVHiFsowcDvbtrAmkm9ZIZ+CgQIulmQRRdEWUHJL0nx7bw4sGmTSBIf74+qfT",
-	"JKBdbDLzjzumzKcQSkeExDnBBuG2zunK7hBElKN1jRfmiJrWGiZnl5XBi5Dx2PwbTK83nMKsfxoF/EuJ",
-	"tDbPfEXQxwaWywhuISyvAyw0o/EwC6vAcFhbgC90g3M4hgTiPUkMzNAM78Q6gF69OvlBJTAF6pyxc18Y",
-	"UlyMkUe8EvyasIUcz6CFxw7Iw0EEmP1MEe0itRhxjmDnVI9nhhumY5mx1CmyqQUTMUMihjQScjg4hA36",
-	"ajAgM3rFagqBLK9HMmPKaMVzCckBKLtXHHho2lkHV3mSki6tFxPC5wuXMSNqH4H5FtEMn/QSbMoSuG3C",
-	"XXDkCSw8BBP1knqRfzz95fl5ipGHiEIomcJbhphuLJQmtb3MrKtiWUgxJeZl0IagxRNs8RHCPJ6tFuwc",
-	"hmCaNa0Bm+DQOEmbCJCpPygYe8QjQp6QKb9iQOlo3TXSvxRjFmSa4dFVZkegVS3lM1pMveEAOCD5hvzM",
-	"vz8CQjXSp3tUVotnpDpIiaoUDQRb1EYJQWg0yKPbI7XyRChBQaNaSYztADrlCNDlqKlgv0Li0zDgnmZA",
-	"jgwVKzjNbQYgL8hyJvMKqxVjRpB1rpnzbDaetoBg+YpQRU6fHu8ZEX1G1czmI5qnRBCzAlwJ3LZ6xlZo",
-	"OkfpBPo6M4sCoUgQu6/MqUfikBOSokQ8hKVLSReS/hICBjyVECtimTtbczFVPcJhunX8rnatVwqgWW9z",
-	"5736x8FgMCDd56+e9RKb3P9CKj0t2Ok/P7OezKqxIfIlQ3KwDw4z1aexxOF3UAcdyw2DLMczlvXJk4Kx",
-	"PTMd0yZQejetbEJpYlgBxjyYvzPzr5mNNxWITbb3A44Ep2DaCx589Y9Pnjz5ASm+YIucjtnc3ESVttsj",
-	"v//2V3PuL42+ZVbHbXHOLxmc+xpghLw6e7L3DTxVigWFw6/KopBTCPXupqNRmX0zGKQ9QnOjYq6ABjCg",
-	"ujqskJZnWF8GfStpLiME4jFSC1zoc3rJQi+W4RSiFs0mlOfAKJ8jqZgpTNyy4ppeMrawtM2uzamytuhv",
-	"Dw4ePPj6YPDg4TdfHX799VffDL4mStOVcpzkiLBrlOwNldgMV7oynJaRCzq+JMuCa22k2FInJN1nBymk",
-	"/+/D1I2mDKzYtId9VkJWafgnwVQVZeb08HDvgpuJg16M0oxiIjsi1J4CcsFWEu0XxL55T5ECVqFLL4xk",
-	"9j//b7//DXsw+KZnmoTLr+ZhhjQzNuZzmhMggIpikanXRNsnv0xIViL3ZEgR4MuiSpMlF+oIF1YwZQT/",
-	"jLGF415ogzMN5uyK5ZFDgbcBHPNnfG70CZdqp6zTGpSVe4pMcjpVFokLRMXesBIKnBnIHGGgTQS0NVPm",
-	"ZhQEaRgsO85Z+PCQ/MS/J12w4IBF4ezsBcnpihUVPz98sG+lCoC4VQ3sW4hqAO4OvCPsFUB0K642x47w",
-	"Dv/GZh37sh3KXG3Yur318cNdYtrr+veNGZIgPMsxYXaPgsM01qQd2wGZYyqneRHFQ7DkOIuZo2k7q4cD",
-	"olAMdaKykeg8BQ/5DuRlwNIJSLi1QWuO/Zl9hnXjihiGMPQEvFrvQeaC0nE9Mk9ANo9VTV0wc4ZMa0BN",
-	"Xw0ekK6/vCH+LhcOgreH4vwGfGBLAreACCabEIJNcyc6kPipBpmiVvqWlAM6klWO3eAconBOdZWmyHVu",
-	"tDwrhyPz9KRqT5MKXXDHL046SeeKFQqVwP3+oD+AKKIFE3TBO8POg/6g/wDjwGdggIjnukPCd8xY9xyy",
-	"c4R0tNInz0D9M1NalBc5HzsKQhm1mXHvNEqjkowEGPYqER7zNoHYQr0U7L2ov/HCZXTaZH9MawFBZSRQ",
-	"BoFxqBnLjmxmv+lQleNKo8EUozopBpe9oveTrDPs/BPTgA3RQCM/GAw+Ggw5tB8BIT9G5vuaXZCf2Iqc",
-	"Mg142F9h17EWqyHeDyHI4a0H29/yobZ9Q1Vn+OY86ahyPqfFyoWcV7usbAo+rHG4ZdBKQFqGBHm2N246",
-	"83eksucA/ABJwJBJUmvDFZMFHP/B4FtPlhgJl0JSU5m9n2mQVeWgiQHeB+xdqk8qDONXL5+pkYCAXWvJ",
-	"TchFyXONgFFgLEd4pYCjWGZjZLJCltMZoUQXpblRR2JRyOsVsimUMRmBrxDhotdCkbEUpDsk0Fh3LaD5",
-	"GVdjCSfeRYr1N1LSazAjerbLe8qmDtZQz2bBuzgG8sj6Aat+ekhidMHNf3sWRnwhVSs5IWpIpUAyDr4f",
-	"r7aBsy8IWZDcSC74fTWg/kgEwOR41a1lBsK3uCNH9mutMKOwktj7IwFhtuklW0HUrJybOzkzlyYVmZy7",
-	"W7ZKXItRxCPwe1hcaLRDM6W/l9nqo5FAiJh9E5q7wRl5h/TXwM1uIT3BPKtdDZ8JPPNwF57pVZiAV/Z3",
-	"Yph1TQR46ZvtLzWKOHxill4dPaQa3zRqAXPwIO5RZeEeeLZ2xu6/u2Srk+wGz1i8iswZpJyyycScVysG",
-	"OanH+inwjkeJHKVkK4t+5UQ4Ypg3emfxHcgdBpSYQLTrgnlhbBhtLVyqGhqzZ2uYjIQVAi3gKNeK5ZPY",
-	"ocKYVu9QrRN3OF98IfvE9HYYYXMSpRxzYf5h1IWr4VEXYgIDJwgX2gjvnF1tXupPyEcCF80fxUY+1211",
-	"m+Wzje7aYvUwxquuN/XmHfq1jLpRe7WAh3SaN4lf6WRbltp5Ul317Vfia65nVT9fLsYvF+P7XYzgXeJX",
-	"TDQuxLC2xiZq9B5dOx6xwdaP3G+UATOEfyfUvF4U4lOTdKSqQwtde518oeWttOwDtuwk6NU7+C5I39ko",
-	"9L0GQPC6pN93hl7SdcQYkRFMPFKxFENsPRsJLlAtLqhQFKyczltDcyUDkPl2WH7rapCTkQgcDBerYEwY",
-	"NuaHQPJmCcOR6KYYkD7EvMIUrbcQLGNtStI5+ZznYoNw+REZQrL1Da/iI7KPrQItYKR8LmJP87T/QVKt",
-	"owUiC6dDhIdru5z7sa+Bv2dO/LkTjC8vN4hku3zcBFz4KHLyWhQhzyrfLReAN1m78irf4HkwFgg83yLi",
-	"VFL3F0Hni6Dzhwo6ccGdufJBUc/DYwu/6OXUoqhhxJGtooaRCWxAQBW/0HwxdcUmbEAixK16go5L5HbR",
-	"fWipOkLDcu6cbXOsb1xmXCfOeBZWa3HQ12O5YIl5eiSoQmxm7GFlUR005YJlffKCTpkt7GKrG7hA4rpy",
-	"Qhr1TJwyWoxnj7HSwUcQaGLVom1xkPqMuQzXtj0BrLHqp2jea7ynCt5mdzbb0tIayv9tGgzpEjA3bPLO",
-	"2NUD0hArY+MRoFwxhDOSLoQrkjkmQ8RGBvA88RG1pZLsNiYbDXDL4TCR3X4wsYbAbRM0ZUNPIAk8kq1i",
-	"8bVdjvicC/tx9z7xsLSV935wEICuvRnsfXv+v/8hflXf2Z2zXmUl6nZeGA6Arnuh1Se9cv6Qu8OsCKlK",
-	"oOGsEyLzjClNIOvXKof17eFlUmxSh1/a+PdGwgN5bb2PDkUgYwuG3g6r3soJQcyVNCGprbOHGDppKIkB",
-	"84bbLTH8vAn7AZxBOcwbjPAeCReFjeE13bQV/COFRn88/eV5YluiIqyFdv96b7lcQhDeXlnkTECcX4qI",
-	"MC6eP6gshqF3RJZWJcd4gVxOVR10ZWNAr1hR8IxFEU0cbATcm+YIQtl+G3aFz0J3dfRVzjUE7Nh4RwuV",
-	"CGtaYyUmAJaIy1T3VYU7Q7JBiMQ69CyFVcHxIEK+++Prs54bL0TeL2eSyKVQI7GOYv77b3+F2MIgQWFI",
-	"MPuAjMrB4MH4x9dn8AdLMeUAxxtNcMGQrmA8EABmwzWiyT5IaXXaJESiY57QEaIslTZq2DwCIfkuzydx",
-	"eZOHQHfSqytXB9CaRtk1V7pPXttwuWCAFU6UX5YPgJrmsBVYRzoWWlYdGlkYogDQS+s/dMcogZgzP+IM",
-	"NhVqEBB2TeeLnGESifNhubKOwT4NsQ5UDWkFMgdEWBb2CNWHqgu/9lK/VUiPCUxfkEFhRtls25ZabGvc",
-	"ELKr7rdzHyA4GqHUO8y237pLl1TSsN+dZP2tA0nCF3YZl4iMpVqDsPvNS4H/j/RfJYhNZGkOKsbjQAjR",
-	"6S/PbTghcuA5XaGRETOIvHBtCMsFNn8B1Upmssar2VI5zhDaL0WG3CtjY64wbWO/TxoZGrUO3kznQA4A",
-	"HNLygKOROOibQwVx5wjgxeomXEpMHflr3nhgunRnwp0VIZE21iPc7YMQg9q4gsx6eA34+td6O+GrRyNx",
-	"2HeHFq+xoZczyD0kIFkAU/ECP3sYZ851kGeCjCWBembOrlE1MqOKVAmPF8xoQZDw7HgETN5lZ0BrqDjW",
-	"vEMW/vP+XKukDvvK2ky/6tfrHbnJh8ggbTFVeyyq+p7es0cj8dBrypZ3zfOqGE7QxNFIfN1fkxrWXwqx",
-	"uKvMzGNyUeaXeJ272OmDwQCPhlt/J8ZYEkQyLws1JGkAwpU6z0M1+C6ckjopbJ26eiPhsghb50gubLai",
-	"4WdGFsBY2VEnl1MQNOYrNOuPhMUHVKNOy93DbYizIWU3zKF1BXjVF7B4b5+c6MAL4VwNWIzOLFrtHMfC",
-	"KCdIy7Ze7XpxlB4KLLkcX1owN6qxJUPlOGibPFotonQpeSOBF40db3j0wq2ATbKgYsrKt0Or978o2MTc",
-	"QhjV9l3BLAajzZX0UAE4UgNu60ika3hlFWvRIdpXCPRFugHQ1xFJAQgrHQm47gEdFVI6evUCcJ00RuIn",
-	"Pg3rGPyDwSBmrXi5dnuoT+CFwaWFJ0GMAXx6C60Uq/4CNOropgoT9cuBOJ5V5cOtw79Fde0AHS/ZORR0",
-	"DeJwx4mcBYV7nBSs2CaI0ZahRywzn2LMgWHxPYfebgq6uxnE8Lkq/Mi+TVhQTCiu+RUDWOkJprbUUlHb",
-	"fFwy/G7z8EE178qy346veROWjY5rrh/SESCr3lg/wh2ZcNYBIduifuAa3ITfe+bSdLmynLIUeSN4fSSo",
-	"urRoXEbbgi5Jd8sNAdbhP9oPeFbpj5Zf4oqECijcneaTQ7tB4Q3Ykwzku17/T+ISqSPt31WQFG/ODccI",
-	"QEbWvnKgGm/Ob85DFyYgBDQo6WLl23QS89ksWvUHhnjUywdCTxhx4XnKw52rU4mslAeZbuEAEiLY0rPP",
-	"XUAh0BpOyYhReiRqmaJPHqPg75+FnE20ERD75KyZ7RzmMccFCPTtfnQR4qPfpzlX2px4V8Pnzi7W8zvl",
-	"fC2I9i0M0NJOw/T692HMpvHZQ9jBhtSYOtNqGCuvqFyFq4wJzWmOVwj+OJZzpsD8gTbN1L4bGiOtdbBK",
-	"lzLXzz1VPQx7mw5Rr7yQejYSaH2RgiU2gxZAe5YclNOROLXJ/5iqXadhBcps2kSPTSvN1Vx9FnhvJMKx",
-	"OYOo0xOJwnqte0so2Ip2BJQGoQ7zCvHJSsUM23FAe65YX+pXwkhdaXULIxLgD4VaZoUM0LcmpJwqjVyb",
-	"ZVVzXSGXGIqW+r/bYv8IgGHWMs+BKmyWWg+WcK3sKNZP66ZhxUsLPJMqnqVYgLKSixuqJ1DHhFf1xkDh",
-	"hguWa2VRJ3I+YUPUtQ2bxemrhChJuIYkDaf2XcBJzmqJ1W/V7k3aUkx2OPLqGgd6awXaAtHRMQnZCQRg",
-	"LuQZmsT1zFUlAFhCpeVCkaUsLrmY4li4IGmsRHLqLBcjUViIgaTZHKSF8Tyv6vYMgwJzhmTduNerIyeu",
-	"pA8YAbGogiIWrek4Vna5KqwwElVlBRIUVuDKFVq2Z9I/FyOxdq76m0on99sqRcDthlzDEYvnGvv9t79W",
-	"VqNtcRdYKLxRdQ+NM0IKhtAXlT27shvUJpKADx3FKguO5WJVGaHsubd691gKVebaidYAovDgIFh5i0hp",
-	"zfButiiVz9n8gqFhcuUXHpyg481FbHAN4pBhf8/Z0pdYMlbwKyOrOw5mVb0ZWzkokDryF4oAOn+gjRHp",
-	"esiLvcTz3gFR7FmiqE6QsNIRMmakRQe5SXM9A9t6S+KjM044BmQbRf63lOSp1guIK0CGr0g3PaVzdso1",
-	"++5UF3ys04SkL6iefXc/TdCMlp4a0ZelNak67xBUBQaYnrNnp+iia2Ti2qxbPKAWx643bELGdScR9x7I",
-	"p1gJrGcH0rj7qteabLZgc8ohD960gKuBEFJDcxc3/IL/8Z8eIlODUi00VlIdG1lU0H7OMWcZsG/GsIHW",
-	"GMxahTlXjxohYiS8X+wgWo5LGimglhKEXNBLxgTZr9loeKxotDZ32Fus9aORcGgS+C7KwCgOU1VNcM6o",
-	"WM547oIbD/vmahgDXI8f5jWjHnbDwWCQAFRNfT0LjYE2S2qYiirHY4TDsOeqMiE7JTuiNjy2rfny7BNZ",
-	"IMZjQ3fYUiD8CAQhpOxWcaoVzzCg0ra4lShY+x3bbryIzJs7xV1Yq9geDYeJVD2vgwo2F2w3a+8BJJ8y",
-	"vdeKXbmUjtklKElyQSipX7GAF64Si1yKYcPl/10jOOCI/Eyv946nzP4QPWTuUeSlRxXnPSJNhmvjTwKy",
-	"sS0D0493GvK43XsLYEF2Ye1Pz85enHpYojRWFPrmfdW/w13q9RuOg8zowqZDAiMyTOXCsL81bvTnsykF",
-	"piHHykBK9BcCzYWRg4OxMNE4qvvvNGoaN7tEVNVuEOdgY9cLCWBbdYYjeeWuRXcVmnGFTmHvQrAmFYxP",
-	"qmR/C2YWVCaz1apRyLaSErzrcL9GIme0QIjSXE65iBUpszGb5gqyyF9yUl024Hy9ZaBRLMQIJbxwe7q3",
-	"CC5qRc7tHdWhPRC94bnQ0VQg7Lru4Hr7fvURcgV2976dfw4W+jXryq0s8wQM81i97k9mmX8uIxZdCwfK",
-	"sQ7434bN3DCpcJIXqAzxbGua2Ec/HZ/KNrvNLhssSP8LMe6QPLaFjrYqDbWfoHEPGN2sRm2oNIUwDU1X",
-	"MQIfkIDmX/iugu7OuF/D9asO7c27x8mORLeKlG25z/p1KItZE7BxqspSbOHxna7XDJlFFEfqXIs2VtbB",
-	"GYaAkBbRBnKMnUUK4qnQfuXDDwO6oo2CrGthQH6R6WPVG4lKJK6MZ9oPbeuakYLVNonaIHjWqwRUF2oF",
-	"clIQK1fbgjxlGULWwaQQwPRZrB+8mphNpFKyLMYN4B91qaA6bExE+BdLI6gW36UO6HramoUXRIlZQb/v",
-	"MaPtr1jjTSfp2IXtDCFUtWNNHO6jNb+sW0P75HENGY9Pfx6agFvEtXA6Q6oI/usdqlr+R4j6bZBtt/ZL",
-	"nWjPIYUScBXKsmYgsU4p32uFPzRTDuoH1218Ltj+ZVXxgOrqjNmNTCqw3hSLNCE6wkh0EUe8wA571aHx",
-	"Z2nVfnSyo1XbhdUZNQWt8Zus48gtf3j87PHZ4/VyIBgXAcLkSARhE7Kw6hwGPB6DrCl0vor5FMCu7atK",
-	"1i2E/K1iGI6ygeENa7RktN6B5bwyulnT8JKqkQBwVvSR5HIKSSQ9m+BgrdJG7VIxJh+1zDrrMoA4+KGM",
-	"PrtGHl3Fu1buOQhOLGMaJqSKmGkheVsn14TyHJd4STFItHIBfMzcFfSkxHNX1tjsMzx/W2QIQ6aVAttC",
-	"nL6zEyilJcbAlieLGGm8Yqm3j26rDXC7xLW581a7lNuGGxRVf684t2Sr3ShBwnJQlDA44bgBIoESwOL4",
-	"6IbcpHO9N5V7th1fireazV1ZepHutht6G4FBcjo1R6zU4UW4s5H1EbKHCwmYzh9mbK0NnYNd7JkxBnTb",
-	"Nu7MuvlnNUA+k1OXzmT47IW16tmLkRdNfQfMf7mrI+3ZIeuKyTsCEcNVUUveINU6KKAKlRIvpQQQyyuR",
-	"vx9D9MWKzncp6TZqRrcIuZtn0vc28BMOqhpFFbtZDWcDbTxlNNezKk00PrGaAuraybcAD5Y6AhzcBo5i",
-	"6y7fDUMNK1J/YiyTRl3qlm10q/MFwWQjgolD7NgBpA2fvP/OFbfa6Dm5BQHbPE3lxftUdpEgIEZhtqdK",
-	"1qJzPYB/5fBQIK0eId1GwoM6QQne1RS1/dXFGqzXbOgnM/pFWf3SXi1Ia97R+9PB+HrH5g9F8nUbU4Hb",
-	"2DJHgnC91Zq9cQP+1nnQ1s3tgMnHkPsVV1DQQ0s0PwPY7x9h54kgmLnB7oRdVpVivxPYstvwMoQ42wBt",
-	"VvOPjRf3ncIIf7m+/yav7zj0mKuzvwksGOrsf6bgeWZsfxCpYtfbEz++kOk2MsUgke0ypnnufmBWvo8l",
-	"f9tVJexDRQvIYgVXNGP6lZAhSGZIZpBYwZXmYlon69u6rFOsgEKOjQpfuFj3IQFA4ZUt+eoi4P0aK75m",
-	"C3NULh29T54A1BC8i/1cshXLQk+AesPP+4C4kVr33xgqsSLOqGoJy1V9C0bjC6vhAwEchHclxZqJSbcn",
-	"sBMfNwHtE+TlumHfloU0IjPz3E9ys7v95eDHDz6u+VpCWHDM3yE9vi/Cd533aXZm3f4WgHvHFMEPAfcm",
-	"FL3XNbg3DKdbGelsKGZmmA2/ss6KHgCceQ73TDJ15Dvoq1dDKHASRwLHWTexwGsY0HYV9aNc+H/zKODV",
-	"3f4ZwX/DoLZqwB9PoPv7Eq0+W2LwFGNHANvV4irD+g6U4hQqY0PQLkADmS5TDB7Bvo6sq0uRUvC/lMwH",
-	"DEatZSS6Y6rYHheV37TnNOgdQMKtOAOwUQuq1FIWmERo8xnB+e3KlvKc6xUEyhvNHW/voV8K0IZToWjY",
-	"XvfO0O3nDTb+RV/6m9KX4kq9LUfvuRDj98BrfO5OfX22j20oCZh8bgdeK2POdG9L6vb/hPgHZouWbqFv",
-	"kjuvB/rEhpkZkdYGyNRyqXAQA8SwcswGrRr1RkqgoqnqQVxRxoyQitmbJC2LHAvOvxt1oOFRZ0je/f7b",
-	"f9/cWEy9F7+cniWQbcKocjWnHTCsBMjJCp9OkRldLJhgWQJVpznDwotVFXxOcyh7LycTglmTNolkzHgV",
-	"ydQnjykgW8JAIVcBzQdDkv7rnlX3sr1TF7U6HAk1owdfPbSJYTN2TbyE4ypCmS4tDicq4jAwS5KnQJE2",
-	"otdm/bqMeL9PwLneMzcRSYNX06CWKjrwq5KrprXNdVzbLyF74u7IOmxb/4PukKr3zddIwEcwyi9gJF+u",
-	"mFZBcsoVJIJVnGAHu5x99P47+8ea2h5TMn0y/dM5Qu1EPwNPqNsmF01SippdI4fdqg5u3ok/4Nx+2eeY",
-	"Zud2OqhxGvK1HYudVsf0Lgs5bdDNqv5b3ZyWXu7Uz/nlJvt7vMlCjSnpLEody+wGiBoXYK4Q2evI1gHw",
-	"19/BRaGQBkJcQ8wDERp6BIgtSH6o0r5tnY9LxhbkgplmA2Fb25K5r14+i8l7rxbZF3lv7ZTEWePneaf8",
-	"uU4U4jZVBwqyiRDzDmVBaVbh4L4tdtXqkwUXqKYio4WDygkz+UCXdQk5nkMEjXCCYZ7NSNhMHVpDE2Ae",
-	"ZrN6w9Ozsxfke6r4uGajKb5sPZ4jYT873awL5skGIG9CXj55RB5+ffgt+Z//e9B/0N/vVeAHAIuOtW2q",
-	"xt5y50+1n5EUsXLBGoTzSKSwgCGMGb4Zoi8giBkokOlzqR2UZgpIS/43r2dMvFJcTF/89OhxCnUkFPPG",
-	"A+PLpbCVWQIP2UggSO3FqiqK4EGhuVTUJVWEK1U6fhWi9ycVzx2JUpU03+o9OyJBiZZIVlMyEk3YDFlU",
-	"kA84sXtmUIioCtOLAK3BmABU42AwcIVuzPZ+PRh8C/mgdaapj3zH8lxVjn16gREDruAKLtRbIym9nXFA",
-	"Q2ymecmikQ3WC6zSaEewd0oVVdBIai0YUSyf7BkWC5Xy6ixcRqD8A+MFkUszJMTwAlHsF4SjJyjYDUlq",
-	"AwHe2nsjJd3DwcCWsvD23AYUECygg/WQgBQWDCG6qoZw9aGdfbv36evXr/c88mVDPImpny5sD3K92w71",
-	"q06kxGkvCwk1HVpgPGCGBy5Barfr8AOht7HLJrr3+0URYCtZFYIJNOalkcUSbg8/4m2Lc7H3RRtiAiJ+",
-	"GLJwNWJ8q+ynGoelGChIY2Hdgnsga2RiNakwHEw8eenPmolkET+aQEhdx916uKhtSCOmLTD2oP5YFnln",
-	"2JlpvRjev79/8HV/0B/094ffDvb3OzfnN/8/AAD//w==",
+	"7L3tchs3ljd+KyjuVpn8b4uiZNlxqJoPii2PFTuO1pJWUxX67wbZIImoCXAaaFFcr6ryaS9gd65hn8/P",
+	"Leyl5EqewjkAGt3sJinFspMZf0msZjdeDw7O6+98bI3kbC4FE1q1+h9bc5rRGdMsg79e0Sx5wVKmmfkr",
+	"YWqU8bnmUrT6LZ3ljCTwoyJzls2oaSRdRmTB9ZTQNCUZG2dMTYmWV0yoQyL1lGULrhjRU0bk8Gc20oQr",
+	"kjA60vyaapZ0W1GLm+b/mrNs2Ypags5Yq9+aFiOJWmo0ZTNqhqSXc/PrUMqUUdG6vY1apxkbs2x1vHHG",
+	"dJ6JP2VsnjHFhKbmh5hQdaXIWGaEkoyNGJ9rIsdkMaWaLKgiGbuWVywhbZln6pC8e/mcfLN/0Ot0B+JI",
+	"LPWUiwlhqWIRkRkREh5E5IqxuSIvc8WlOMr19JEibDbXS0KFWrCsOxBunlNGE5YVE7XDDyc5ozdvmJjo",
+	"aau//+Rp5CatdMbFBOZ8zgQV+iR5hY2tzP1sJOdMwapn7K85U5poSaRgRMOXpE3JxcXJi06X/EDTscxm",
+	"LDHzycWVkAtBfv3P/yIHvR6ZMMEymg5E/BMX1zTlyXttu4675IhcsSVJ5cisl5aECthw1wc2srdm7n/Z",
+	"KVZsx82pbr/91G+jVsbUXArFgGC/o8k7nKD5aySFZgL+SefzlI9gy3d/VmZRPgbN/nPGxq1+6592i8Ow",
+	"i7+q3eMsk5nCvsqreh4sJ1fErsghLPNQJkui6FKRxXQZkTFnaUKGS/xHt3UbtU6EZpmgKbS/umWmccWy",
+	"a5aRMeUpS7rkGCjItHxIEqYpTxWhGSNSpGbZJxOGLdsVOOczJnNd3zSML+GJIVlCs4xfM8IF0XzGSHu/",
+	"R5QZbMLGNE91p9y1md5ICsFGpj0z81Eqle37QtBcT2XG/50lqz3/wJWC8+EIS2aEC5WPx3zEmdDk6PTE",
+	"EBEcJuoIx3RoKGtGlzDcXLFwRK7fa8pTOkxZ/YQTqumQKkZGVJhGhmbv6GjKEugsPBqpVJpQM8dxykca",
+	"+dlIilGeZUzogbAvKqLYtTkPsGyKyGuWlZcqYzpbEjrWLCPxO/PHzpH5IyaKjaRIFB4GPAdAwMFLNccY",
+	"PzJna0G5mcNYZgx74WLSrTsqXGg2YZmhX0PBlqrNC0enJ6/ZEph+Jucs0xzPUKnPjy3DDag2DJ/d6FZU",
+	"5kZPVrhR1OJJ6bM85+YMr74mFMv0iVCa4hH1X3Chnx4Un/gZRK0rHO/q7hryuKZpzmDN80wY/mWOxWLK",
+	"hCcgQ6oZc9dMla3OuHB/P96vGbC54wz9SqE28Qxc2tPgg9uo5Tjl6gzeyNGV8qPUkugpV5b6zUg3rOWt",
+	"f4JXqulsdQQr+8xEMpfc3vs0SbgZDU1PSy9xzWb27XzW6v/U+vPxeStqnf54Bv+7gP8enT9/1YpaL47f",
+	"HJ8ft97XrJ19QLOMLlsrjPTYjgSuCJqmcsESMmN6KhMVEdaddEn8cdDapXO++/NC71q5YtDqk58GtttB",
+	"6/1t3B2It5L4iZEZo0IRc0iX/ikeucqCNS9hcJ2Ul4/OuT0+mymhhRfVX3OeGbb4k/v4/Zpu8Vb7jP0W",
+	"N2RNp0Y+q+GsJxMhMzhr9mR1i7X1QtmDsoSfF/q5FGM+yTM/9nUL8/3lefn926iVUqUv5gnV7G59o9iy",
+	"lkXufbtX4ix7NdOW5sq80yR+PFr5osJgNrOMkCxgIhuIYs1BKBHOWqoMXr2NWuyaCX0ixnKjDOZfXCXo",
+	"osWNE2g+UvebwR3H8tz0ODZvMDMXs0G1h40rleP1v0IqimWcpm/z2bDphSndO5/ms+E846JG9vuOKvb0",
+	"IM9ScvbqaGfPqDogzxVDe6TIi+N3pG0ef3/5msQ3T3Tc6dadVzWl+0+ebt/d/pOnW3b4T2f7T5429Zrj",
+	"itZNHyTwl5mcbXmC4f1zudXbdXfEC3bNR8yR8Fo5amWshuscjUZMKZYcJUnGlNr43v34U8N1/HEbQcKr",
+	"J+XJjWRScx2caSOAR2RGR1Mu2E7GaIJP8BL/aSTzNHkrDcu+Zpl+nyuWGd2xbp+NxN4smugsZzXDnTGl",
+	"6KRmaC9lRqb5jAp1CIrEaErFhHU3skaYaNHu+6YlUmv0LDm2MshBr2d6LC8lqIRFGxslsY3K6hYCF/RG",
+	"5ka5NL1HRvBkoKCaUwjPHikyp3pK2rEVt87BivNT733X7lp4PIvVsDaCYkK/ZeC1FHntdPo1hFGe75Eg",
+	"cNcQqkjCUn7NjNDCheIJA9ESfjXy5K+//M9t3CUvzQqADmy6J7/+8reBiH9e6K5dix0waXXROBT3idFq",
+	"U4aGLtIeWmUE1Nuk0yfBzXCSRAOBCxiRcGVJWxgiIVwr/LpzSPA98i/lBvoDUW7QvndYfg0UoErfvknz",
+	"20C0MzaSWVJSlqgmKaNKo3kIRhbYwTp920KXHMG/HikypVkyEGgKJNgiajO2L8OpIkJFOBT7mTUgmrcr",
+	"k3JfkVROZI5GAFxlXHuntFf6SAg1Q9FspFlCMpYrZo4fNbPZMWr6jnmCu7PSpGmkS47paEpGNMs4UwMR",
+	"B6M65zN2Lt/wa3YirC4eR+GsCE9QhwF2bVtN+ZiZns22wXNrDyVwzydOi49RgLYcPiZqanglGTKiUWc1",
+	"xGttTAMjPhA9NXslxeSQMDNm+NvwfEUorAuhqZJuKiQ2j2K8Z/FXM70/H58TUKzMo92PuJy3caFGc10o",
+	"0XiIkByQcA6JkAOh2ChjWnVgA+KUiyuW/AgH9iQJenykzHHokvAkxdudjpPEnQ9qiRLPSJfECzacSnnV",
+	"HdLRVSon3SST8xjttZ3+QNifTYPmlzlLnstcaCQW5HaZ0vCXuWndSzhX9YjwRJkfBwL2BzYZt0h1SczF",
+	"WMaEl0yrjxTxgq01hsd8bm/42FAnWNW4mKCqz8iIpimsDsWXUEVtlFFPttOm1hPuuqtmVZJYYcIlYt1S",
+	"HAmXf8tPYG+A4T+/R4fF11su2dZ66p1UFhTh7j0L//GWkygfv60+CU/apom9C9+tfLtld3dQVBtl1ahl",
+	"2MSmwV4oXENkKVv15/nF3dXo4pXqAQnmvCJBRq2bnYncsQ9/VlJ039HFD1bgdAKP0zHKgs3l1PD3XJnb",
+	"wco4ERlncmZ4dsaAq0lBFlM+mpIElBUjtIk8taZylJYqist9BG9s/MUGnQffetukl+DP50077rlovZ4k",
+	"t1Ph38jCAiFVI2kdTayYuY2SZBb+DVe62caA18n28jAIuTWCvGA3+nmeqTqf0Sk6NvG+nhmhAnsFhWcs",
+	"01QuDsmcKmUudapIPIKG4s1akB19nfZzMpvLTLPkXYWH/Nbra8UYWKV8K5MUIuqMJuzQOa3ASyLkomQ/",
+	"b2ayM6bpC0v323K/H9w3t1FLabr1YB8pkAnJkE2oOASXFsefx7nOM7blkLVb6cDceND79ulGe+PWzLBC",
+	"BNih/z6qbGplEepo5fvL1zWkkU5CB8O7s/0nT1tR693Z42cH8P8ne/utqHVsnx/b58fwvM7ZMMqua091",
+	"PVO5wkt/9blelod1ZDp9XtujaOIiYQuKT2o/vqn9+ObJqNHV9UiRv3Sf9L4NrWikbZY9MTrVEIxu5MXx",
+	"u06EvIBrMqXK6EAQX+EY0EY3zc2TLUyI2tv/0LhHdTiuWtOOs/BtYzC8R/PLerYd0rLZXdz7CAgQd6uB",
+	"Zs9WifaKLbdn5obs60wbpQGZBuv7P1/xDVSooqRmgrZC5jLlI85Ul1yoknofM2Fu/gS1lixnlbCcgUBJ",
+	"5ZEqOKk550vSpuTfWSZ3QPEy2hRX0BI4yv3wrM/Nfdup1WVADYZhv2bLOo+oIfTXbEl+oEqzDNyi7RjU",
+	"1Cu2jDtIBopPhCIlnTpCJXkgikCSPhoygG6ogI8iMknlkKZEZs4erejMBcMcQjxPGOMyyHu9xyPcEvg3",
+	"61bdTt3qnOIuOdFkwQXGBQxEHLxxxieCi8lROpEZ19NZTKguhpGya5YerhhMBsJuXWXBfR9gOnK7h+u+",
+	"WUlsHtTqrrxmcw2hUobGqeZDnnK9dKFRxZJ7IwQ43YXSjCadPtKfkOWlwMXCmTIVkTl3vnBPh8Ocp3qH",
+	"C2gO9ourgaBunF3yAomNvDI8xYafkTnLdmwACZonDglcLXA84DIZCGuIuWYZHy8JnVAzWLLbXbA03YEI",
+	"ld2fF1eqC0I5LKhj5q/8LeVuJfP/OvZuN60uWq2sPB3fzDlu6ak5vKXb5yW/YWb/zlKecDG55CKRi+rf",
+	"l1xPf6A3fJbP3lhmUDuisNMfBTvnM3ah2AqTKZ/ZSUZH7JRlXCYlG0KZQl7JBVikSLv36y///expdNDr",
+	"EdUhlGRSU82SHbqgzjqKQXIYEcfFBDcOWJCNtHEhHRhAw3UEMXrWpAcnGhuCEEI0+VXIngv9eH9LX064",
+	"LO/YtdUSir3YVixc+bbSdmnPNqz6DLcztN/8wEWurefgt06zod3ynr4LTd7+miFty+LJweNov9frdLdZ",
+	"93L3F0bDXSX2dyyHm6UVtQryrA8rqbdrVYz/dcbYYviPo6fbjv62/nq2C9Ss+1XNK3VhhEGkrNFcDJEb",
+	"Vc9G5FEi2AIuslwkLCPFutT7SO9jlGkenbkzWVK6abvkeUr5TPUJVyoiKh+SNhiVedKJCM0TtJmWTfrt",
+	"sqm8ExFOdUTYzTwiP2seEc0T0rZMmydoTlY8GQgwIfPE3dbl5eLmZp8xsHt0Dkl8xY10gxoVhtaVYn42",
+	"aDelzVpZyQYJ7d+MnEA1a6aBnxd39FmZhQ9X/JEiI1jybm34UjgV01fdQF/Xhc8dVQStyCxdKXJZTemc",
+	"9Y088u7syMhMx8/hKp5TnoFfh1sTwEDM82HKRyivwa3KmQLhs4MhnYK8+uHoub2Qu8TMcZ5B5LcL0DNT",
+	"nkNb0jUMZIDGf+eVqJUqQ8Hlftpk5O/1V/b5q2Yts1BC6k/NqorGBTk9/iEqByUGitm6OKKnj58drB9F",
+	"JaZk3XXVEIlipBUvhGw2ZoRTg++Y2tJ0MaXqFLe9liQvpwwCx1cozqyVEXJDmpmyjKEzB3xdKOEfDsSY",
+	"pophYH9BoaQgUPxmHFAlUC2HsF5DnqhfdEq84/PEtBUBQJVoO3iOc8UgmJpwGnR3ohfezLi0ghuorD6g",
+	"11pIVikcOa0dwveX55bbgnkRFu+Q5IL/NWf36va+UXmpbXVFjjk7IjOZ5GmuyNBsc3u/d/AsIo973+xH",
+	"5KD37VNkUsfPySjPrpl76cnTiJjDR57s720r5WwbGbgaZLzmWKClFdjpYZUfbsctkPpfN0VRB9wbWRVp",
+	"nyGdnboPDbvoHAJRgR4FVKXuybzwnNVcScWBfKS89ubmCjp+oGwmEvlO2GFv/2CD32l19pVsgyEzioy5",
+	"fA8JHYJdHbOErO0AuAU4mbvbKNrOjbVCk5FZRJnBjCOimHZROC77I5MzNyg0FgvGEghfcR5nmP6KoTJq",
+	"mSZr7q7betFgvf/iTgYvCD2+r8FrXdD11ebI57qw56uGmOe1gdafuK83gXtqvf9txPWy1jw7krnQWf1v",
+	"CVfzlC7P8EF9HKHmOk/KfCmROWpa9nWBoaXgThOTu7yfsUmT1+/f+dzFC25Bim8g4KeRBO4TNBy18NA2",
+	"ZDFibJNLFCgrF/Z2cyK40XHqPKjrTTu1XpqGJtYtDcR97zeEZDL32HECa778YLkEZN3hk1HKGXilc6Hy",
+	"OYpGH2CKH6DPWjuWaf7D+qDWqtcQRvS+cSLvYN0bdxpH+QGlj43ign27uFM2ftHsQKt/Fdbmw9QGOgcf",
+	"PT3YTrlsXIkNBv5XcgFEGKrPNNdTJjSIfMrciFQQaIvgQjSocYdGrwJfANWWwjNvr4KbRaEWpsFr0CUx",
+	"NneSxCXPajVgD0K7QCTgygl97tsz2BJwOBRiKcYawr0aDYTSkEZipmGE/CkIOSihl/O5rFqPRkMfPwWx",
+	"Fngb90Pbv/0YBFI83JrPmBXpNzBhGPpRscolW2DVQoY7jZFuLmuSzOiVTbq1CoVgRp2n2bJ0XzsyiVpv",
+	"pa7/y6hcF4qLyenr5/UJVm6XVgeH+YjolakQEWzavWTzcGPXdxmqIlbN3dB6LeObM3HyYoOxlDseptCT",
+	"8YGmkw9gIVYfPJsryTAbHaBrUjF+XlypD3nGa38sztQHl3e27XsfzMn+YLPf7jfualgSTiIYcv0A7zSc",
+	"Wl42R9PWdzKp9eodQZL5oU2FlxkxR9DRCbCC2uAkqjXLzPf/f/s/furtfEt3xkc7L99/fHa7E/55cJc/",
+	"9/ZvO/9cJ6e7OfxrzrI1kwBNEeYRkdiMODYP4lwkbMwFS2KYFheTYGKliZhv/sO//vDz8kbqTypW/VYh",
+	"Z1sTPlFTQ3ZZYb/HAGhe9v8eEqrJTCq9yulqFfeG0dUF2dRoyxm75jJfGYE1YNY4SsGOiQnsyRohch0j",
+	"/ORRVg9nxfrUIVXbhETdKbC0fmvflgwrqIxzZbXxQ2LBQ1akq5lMWFrri7lvuBWvC7HysVe6gMcob05l",
+	"4YJ9eL+BntC+1MghSmlAW5sCasMDb0EIOMHv93q9Xg+C1tyD1Xv42vpXXgyfS6F0Rl3e+qqrr/7sHZJR",
+	"8SGgZtB0QZeKjKZsdIXHsQZMJtyP8vw3LeZ6a8r91rK6hmtv/bsN94fgsH6yaOBN8wmyJwGaQs4rqW6b",
+	"5Zy1k9reI7v9qq9Z5Y2LXBdVUONbKcMmAbHa7Ksu+dEoQbF0cRu22VyxOFTb0CkyEBj+nS5L8TT9ajRG",
+	"TWqU5XJGJbOxF2ogIASEzCEGxNtM0F8CGBNFIA74XtC9hxBAY8ynM1O5YnON+Usl/okaRW3qixRv5ISL",
+	"0wxklKZQGil+yFPNX9KRltmxcEgwdS+uLF7Ti6dUqYXMkueQLJo0IE5t3PMr9lJmswbfOp0Z/TC1aDqg",
+	"AZt7grRj2P8//frL/wzyXm//KbJ+83fcOXRvWTSbEc2yZZF21N2cPrQWXqAiA4Nf0HDWIJ7gjt/rbU4a",
+	"NP9vhgDL9+ad+tpuQ4JbroqxY7ZCrYYZgNkDqf6wiNXL8hTNL+YJYJaRAkKtG9oiChqHfC/CNWkc1iFR",
+	"cgaePHO8EjnKZ+bDgVB06b5CNDT7wVYZY9sso1Xd7gnOcE86KTrV91ck7kYurst6anFs+h0CwtXxaaoh",
+	"GM2bzko4cZ3VAzhyWW+rpr0ZFUuS8mvmCG3BApa/nUfdvl0S55KGnHSeKGfWDnu1TUReh9qLer2efXNW",
+	"ChzfKFuXpbtVeU5nuRhRXYcRdp7lLMhgqVkSoqdU2OErTaYyTdRW8lvtElm3SiscVN1FfqapzlWzSKHg",
+	"99D+Lq/Awl4Ak73fJPLbNuq6Rzi8OqPX7xpa556O8NvGFWhUT7RfoLVXDL61Yp/Hx+/XdNu07w/Wb3EZ",
+	"1thDSjgEVmhryzn9a24EvRvdqRhaG/waFzaHsgntaVUoupc6wGaUp/eKh4AU3rf3jaYY52l6748f8GSl",
+	"9DdM6r5xMXMrzN5FbY5snAn6Z7q/OZnXXNKfkCUY8v3EFs3ts4orRxk+fN84yCb28en7u8QE5jrMHgDt",
+	"bMQF/YGnKVcFxqR9n7T3fv3lv/d6RhqInHcLhYNtw6Es5sryzN+R66ZrJ/Ci/FEVxOYeyJSYxXpcJGRs",
+	"AEAI2V7ZwQU4GAgN85//RWyKRwBV2AQVM2j1IenqNq7HzmmIUgA59No6E21OrwcVcllLYRqXtDkS9myq",
+	"eli+AHe0aSWqa1yTsl1amBudUR8GiMnIXE8Rn8RRQZccQYYQmeUKgFipIK/Oz0+tP9qCuOCdBq8YDddI",
+	"eYYidSZTMprSjI6MikXaFmMYREI67OCGpIqRg14vTOJyMCF2cHEtDmTUmmo9r3h9G/lm2VR8CKYNIgXJ",
+	"gTuTXKRMKTLh10zcy8u6OpaLgH9W9Va31nHzFGKjqcJSf0cVH4VBBFzeb4wPfEve56LLGE22ZnIApDu2",
+	"YEI2rAAY3tMKw9u/C8NTfCKozjN2JwHaMr6z+o9ts1xMmvzuTrl14DcQmwkTi/+yY/WeZMc3H0PM4c7Z",
+	"qyMLzGdOKQA52WP6rhR6YcMSbbAFZmAyTbg1PqyB0917ukZuKFt8t4yjLDTJPEtrA0jpUMk014yY00Bk",
+	"Bv9X5OLdm01k3jt4tklPM52uuXq/QySiF5mcN1/890DDYdesOXy1AQcJIZtgt0JoLvOjj2u1iZkIZr+g",
+	"ymEgbYc9HC5MaVJrVujFikBQvfCopTpHymbQdoaPFGRBORg3vA+ttTlNLBo71ZrNMJGkAHgCUwExC4QV",
+	"CMzVYRrTHOxxPESHk5lbhoFoxwgyjEhZdhi7Hz1UzO2uXfS4Nt8ZAdyPcERqjREI87ftGAAgqpjTypQd",
+	"Lvx2HAlQhOqh5i+nS7AzAvyVXTfbuBNpMhRAMsshWUKe9B7XwzYKdqPtVDenkDTOLdxBSITb0g6GDZ4y",
+	"kXAx+Q39m1MQYIVvo15hn8/r7XzHKLR5vD1341gS8qEBS6YLGtyq58oJLA1jzQlc75+0w9reNemUjk1e",
+	"Sd/wmqE1anSLQrPZaiz1fa/vesOKPGDfZ40yQ4V4QchzMA5RWbYu0P5KxTR82zvfX57Hkc3oHAiXcl0F",
+	"W4itpGGz89srEAp9LBxRn/tXywTX5sGH3f12Ez6mluQZ18sz8xEO4KgAHTB/DhnNWPbSHa/vL89bNbCh",
+	"YWxPGAjiwBvbkJ4Rn/54ZmEUA3z6uBOZVRoITI5LImJTIhMU1EO4BkjOIt4Q4/A6AMKLmGUEYgAHkCJK",
+	"RlBfZQTaRgGCJBcCYATloupExg2BFYSVh7kXzMTIRoCWXSzRcymvOFvjswxXJnJxuRbZAeMwYzKCRlBr",
+	"vUHEXSMzKl/lB18oKsCEnxfDs6j1AOfNG7OXMroo6oeYBZa5JpTE38FkYzLP2JjfdJuKzxzZuiV46lb6",
+	"vg1w/2rz452nImVQPARcfUQONeUCkrfL2J9ufB6M054AAC8BIAoj0HAFM8IzpiLwdyC+Cx3Ka2aLLKEj",
+	"Xk/ZzMw7YzvOhJcy6KcUEa0kHuSSY1JCARaaBh5KQbAkA7US/kAAZrMwk1b9gdgh71wVFHQ+U+FW3xND",
+	"aUljaxZAUc5sVrhRA0Fq9oockdmmkjEub9gJJge9PTtrAph4RZ0YkBDRQWkmQRRdEiX7pMBARf9LHNmE",
+	"xtdnUYl2sckkPO6IThtD5DwRskgstQisM7q0OwTZ++hM45k5oqa1iofZsWOelRmPxVDB1E7DKcz6x7Xl",
+	"kmIiLX9MlwRDasBRWVP1CZbXlXsyowkqPvkkfFhbKP7k7wqL8EwgvYPUlYIywzux8R4XFycvVORBU+HZ",
+	"LFTCFRcj5BEXgt8QNpejKbRw7DCz/aVGBYkRWDq2FXYcwc6oHk0NN4xHMmGxs1vHFrfbDIkY0ojIQe8A",
+	"NuhJr0em9JoVFAJwSc9lwhQZydlMAhAD2tg8B+6bdlZxzF/GpE2LxQSogsyhk4giJMA8xVpQLzsRNmUJ",
+	"3DbhZAbyEhYe9LNOVCzy92c/vn1vIXWxhpNkCm8ZYrqxhcio7WVqIxMWmRQTYj4GqyW0eIItPsciWefL",
+	"OXsPQzDNmtaATXBonMTV+llxOCgYe00ABHmJxi/TGjpzp+Y2EyNWQgvCo6vMjkCrWso3NJsEw0F4o2fk",
+	"B/7dIRCq0Qndq9IvnlHmAX7GGwSxVJXOzFUJhWUgn3uHFEZOQgkKFn4lMZQT6JRjeZPIZ9v+DCAz/RL3",
+	"NANyZIj1GSyUFs/IYipTX+kOQ0SRda547/Bg2DwYuP6p8hhoU6qmFtjLvFXO/QWuBFFaesqW6ClH6QT6",
+	"OjeLAuoFpOopc+qROOSYxKhe9GHpYtIG4KaIgL9ORV47UUxrLiaqQzhMt0jX0a51b6g1623uvIt/6fV6",
+	"PdJ+e/EGYOj4aEpOpdKTjJ396xsbuOQbC1C6YB9cxbmQxiIHlU1d4T1uGGQ+mrKkS15mjO2Y6Zg2gdLb",
+	"sXcBxZFhBRjiaP6dmP+b2QRTgVQkez/gSHAKpr3Sixf/8vLlyxdI8Rmbp3TEZuYm8lbpDvn1l78RBKzC",
+	"XXNbnPIrBue+wPImF+cvd57BW7mYUzj8Ks8yOYHMrnY8GOTJs14v7hCaZowmS6ABzJ/yhxVMF4b1JdC3",
+	"kuYysqq0GCMwwoxesXLQCoIfeNHM6PzAKLHAiBkiGbtlxTW9YmxuaZvdmFNlXc/f7u8/fvzNfu/x02dP",
+	"Dr755smz3jdEabpUjpMcEnaDkryhEgsVR5eG0zK0yCwyrrWRYnMdkXiP7YO1Ot6DqRt9GVixaQ/79EJW",
+	"bvgnwcxUZeb09GBnyM3EQUVGaUYxkRwSak8BGbKlRD8DsV8+UiSDVWjToZHM/vf/7nWfsce9Zx3TJFx+",
+	"BQ8zpJmwEZ/RlAABeIpFpl4QbZf8OCZJjtyTFRZZMLYsuFCHuLCCKSP4J4zNHfdCl5tpEBDhag4F3gZw",
+	"zN/wGcAVuCS9wyCH/JEi45ROlC16AaJip++FAueuMUcYaBPLAZopczMKorzxzMcGPT0gr/l3pA2eFtMT",
+	"eBVSuvQ2IkUOHu9ZqQIKBKpK5UAIYgTuDryj3CuUIPRcbYYd4R3+zCK8hbJdgeZeV5mwszp+uEtMe+3w",
+	"vukA6h5PUgQn26EQH1XXpB3bPpkhbJb5EMVD8CA4z5ajaTurpz1iDZVOVDYSXaDgWQx/xhI4OIYnch+j",
+	"7tif2WdYN66IYQj9QMAr9B5kLigdFyMLBGTzmm9qyMwZMq0BNT3pPSbtcHnL1Qu5cAUMrWV2TXVFSwJ3",
+	"KLBI1tVXNM2d6JLETzXIFIXSt6Ac4PWtcuwG5+oxplR7SCiuU6PlWTkcmWcgVQeaVDni5uj0pBW1rlmm",
+	"UAnc6/a6PTBAzpmgc97qtx53e93HmPY1BQNEPa4ggOvVeXPeQjKukI5WuuQNqH+6QOqY0nRcOILLoBzW",
+	"MFSA6iFaCxBYWRc13/ib3hmKFLpoUZXjmVfe0Ee0is1YwVYERoensm5wLv7wNVsOhLU7hQCfUR1ij7mP",
+	"RmmeGIHMqbF2Cs6e5QQEMuMTe6LgxkKERy4m3RCASgXSFHSjpiw5HAj/tl+9mU2NLpJ5kX78wT1JWv3W",
+	"n5kGtNhKUdr9Xu+TVaOF9mtq0R7hLXLJhmDKO2MayqI+wa7rWvRD3C1XooWvHm/+Kqy4GlrcWv2f3kct",
+	"lc9mNFuuAMsoi9toETdDOoRWSmfEnCWe7Iyq9tAtj8tbQCEF5DjIgC3Uen9bQDnnXu/bQCgaCJf6Wmi8",
+	"VtAou8tdhUoAUwfDneoSX8ry4t0bNRCQaGQ9kREelgLQxVb7KLFGyzWNcJnJfDIllOgsV2hgzeTNEvkt",
+	"CsuMwCOEW+00UGRd6vQDEmhddw21kxOuRhKYg4tw766lpEuwhwZG2EfKQh4UFT/NgrdxDOS5jV/y/XSQ",
+	"xAyXoXO+YwFe5lI1khNC2HpNmHEINglKXDtDiZAZSY0Ihs/9gLoDUapPi3f2CqIBPMUdObSPtUIkBK96",
+	"dAcC/Fax4ZDmsZwZ4SIxtz8ViZw5ccEn3NdRBFYgseVB0UfBlP5OJstPRgLlwqm3ZVcIRD89IP1Vyqc2",
+	"kJ5ggfmxKLkFPPNgG54ZFBqHT/a2YphFaWz46Nnmjyq1vD8zS/dHD6kmtPFalGU8iDtUWYxQnqycsd2P",
+	"V2x5ktziGYMS/qv2e4DKYOOxOa9WnnPim3W4oOCCqgUKFlaofuJkUWKYN4aD4TeAeeL96F5GbYOdZGQY",
+	"bSElq6KcVseWsh8IK83aImVcK5aO6w4V5uIEh2qVuMvzxQ+Sz0xvBzVsThKVj6aIDfilqAtXI6AurCMI",
+	"nKC80EYL4ex6/VJ/Rj5S8jV9KTbye91Wt1kh22ivLFYHY9Ndzlyr/9NHdNAZvalwzwEPaVVvkrDg/aZI",
+	"pfeRv+qbr8RLrqe+n68X49eL8X4XI7jJ+DUTlQuxXGJ9HTUGr64cj7rBFq/sOlfgK/RwG8J/EGperQ3+",
+	"uUm6prh3A10HnXyl5Y20HALNbSXoFTv4sZR2vFbow0CmKc0SFAD+ZOglXkW6EwnBhGlVB42ArScDwQWq",
+	"xRkVioK51rmdoAxqGP3aXMrX+kzkeCBKnpLhsjQmjEoNcy5c+CjkzlGNUaOYSNdHPIQYzdAQ9YPDF9J5",
+	"K50LZo1w+QkZQrTxi1d+Uyz72CjQArbb70XsqZ72LyTVOlqAWGIv44a3wEY591NfA//InPj3TjChvFwh",
+	"ks3ycRUo6pPIySvhkDzxTmguoEhJ4ZP0Ts73pbFAlPgGEcdL3V8Fna+CzhcVdOoFdxAKGj0PxxY2OsAC",
+	"QVHDiCMbRQ3vIhsIH4hR/TB2pX1tZCVWqysEHQdA48IU0VJ1iIbl1HkNZwhgnydcR854Vq5b7uqljeSc",
+	"RebtgaAKC3phD0uLRqUpFyzpklM6YTbr0NaSdRHRRZ3auNYzccZoNppiWsSnEGiAJUL8WcETbSnm4ow5",
+	"ZI6mPQGMVP9TyxeDLuVU1cJ41A/Ao/Vtz30bWloptXqXBitZgiJduiRim+ICJtfMx1tw5cI1SRvCMckM",
+	"IW3qRgZog/Ujak5Z2WZM1pd7x+Ewkdx9MHUNgTen1JQNrQFMm5qcK1urzUHezLiwf27fJ56hUqdBZuLj",
+	"/RKG7E+9nW/f/3//XH+DP9hVtFrqutYbPTeMASMThFaf9Sb6IleKWZEiuwtnHbn0MkxARJ2xuFSCTJF1",
+	"WvI7G99fSeggl9Yp6UCREjZn6ASxWq8cE4SQiyMSIyeKERIwLgtowNPh0oPSKlUUM+AMykH4YeDGQLgo",
+	"cwwfaseNWGYxNPr92Y9vI9sSFQNRCii+2VksFhBkuJNnKRMQxxgjwJ0L9KAkhLqB0EIic6upYxhBKieq",
+	"CCqzMa7XLMt4wmoB2krFX80R7A7EkQsrw3ehuyK6LOUaApJsPKdFfoY1LaCfI8B+xmUq+vLh3JBMUc7P",
+	"7wcGxMhFS5UyANrfX5533Hghs2AxlUQuhBqI1Yp4v/7yN4idLCVg9AlmVxAsZ/v95TnWso0xpcIGCdUl",
+	"8GDIWmk8EOBmozhqk5mQ0gr4Boi0xzyoQwSNtBWs4BVIOXB5TJHDbzgAugMpxGdguQBh0yi74Up3yaUN",
+	"BywN0MNeKi4mKcNrHnAnZ7AVaSoXrDZ0zh8amRmiAAxv61Z0xyiCmLowog42FepZEnZDZ/OUYZKMc23Z",
+	"YZT3qY/F+AuEThBFIII0s0eoOFRt+LUTh61C+k/JIgYZImaU1bZx5I2NG0KO7Etb9wHypJFVg8Ns+y26",
+	"dEkzFbPeSdLdOJCo/ME24xI1Y/FrUO5+/VLgf2v69wlwY5mbg4phOhBZdPbjWxsuiRx4Rpdoe8QMqSAc",
+	"HcKOgc0PIcxsKgv4PZCfXe5fUvBzxNQFQvsxS5B7JWzEFaal7HVJJQOlUM2r6SrIAYBDWh5wOBD7XY8B",
+	"gHikrGjCpfwUkc3mi8emS3cm3FkREmljNYLfvggxtpUryKxH0EColq22U/70cCAOuu7Q4jXWD3IieQBs",
+	"KDNgKkFga8fXxw/zaJCxRJAE7swdvpEpVcQndBZFwjyPgMm77BNoDfXJgnfILHw/nKtPWrGfrMz0SbdY",
+	"75qbvI8M0rzxyFuZMdXcXKHFu4cD8TRoypyQPhwpV1i51MThQHzTXZEaVj8qlxbxmadHZJinV3idu9jw",
+	"/V4Pj4ZbfyfGWBJEMs8z1SdxCVM0dg4JP/g2nJIi6W2VujoD4bIkG+dIhjYb0/AzIwtgLPCglcoJCBqz",
+	"JVr7B8LCHatBq+Hu4TaE25CyG2bfegiCYlIDAdWkyEkZmsN5IOAPWLTCZ45Fdk+QlvGfNYV2OyiwpHJ0",
+	"ZbFpqcaWoFYeDNomx/pFlC7l0FZF79jxlo9eeStgkyxGqvJIHWgOOM3Y2NxCGOz2p4xZSGmbCxqg7XCk",
+	"BtzWgYhX4Fc9a9Fl8NIybilpl3BLD0kMuJ7xQMB1D2DvkLLSKRaA66gykjCxq1/kGOz3enVGjHcrt4f6",
+	"DM4ZXFp4E8QYKLdjkSLrKgkDjTq68dGjYXUzx7N8vt8qmm2trl0C+422jhBdQWzeciLnpSLQTgpWbB1i",
+	"esPQaywzn2PMJXvjPYfebAp6uBnUwY16OOyuTchQTCiu+TWDKhljTN0ppKKm+bhk/+3mEWKEP5TBvxku",
+	"3CjvGzXX39IRAMXfWvfCA5lwVvGtm4KB4BpcV47g3KUhc2U5pQW9C+zKA0HVlYW8MdoWdEnaG24IMBp/",
+	"affgudcfLb/EFSkroHB3mr8cpg8Kb8CeZEm+63T/IJ6SIgD/o4fc+Om94RglEJWVRw405Kf3t+/Lnk1A",
+	"QKhQ0nAZ2nQi87dZNP8PjPwolg+EnnIgRuBAL+9ckSplpTzI5CsPICKCLQL73HBJSjCFRozSA1HIFF1y",
+	"jIJ/eBZSNtZGQOyS82o2d13N+no//ycXIT75fZpypc2JdyUJH+xiff+gnK+hQE8DA7S0UzG9/mMYs2n9",
+	"7CEaYU3GTJGA1V+toeEUoFHGEiY0pyleIfjjSM6YAvMH2jRj+23ZGGmtgz6Lylw/j5R/GfY27qNeOZR6",
+	"OhBofZGCRTZDGECJFhyU04E4s+AGmIpeZGeVlNm4CoYfe83VXH0WAHggymNzBlGnJxKV8oSLyc6Ci0Qu",
+	"0I6A0uAcKgJhzmaumGE7DvDX1R6Ow8JesZG/hFx0LUxKCV+prGV65IOuNSGlVGnk2izxzbWFXGCEWhz+",
+	"foRJagjwYdYyTYEqbPJaB5bwvLrRWA62XdoUsH3AviqexGSUUj7zcnFF9QTqGHNfPhUUbrhguVYWVSPl",
+	"Y9ZHXduwWZy+gtRQriF3w6l9QzjJSSGxhq3avSkNFQy5WKOpP3Dlgi4UK+mtHpQGgqbrJGQnEIC5kCdo",
+	"EtdTV2QJsDeVlnNFFjK7guzUS3TLx1Br6RRKLfm6iLGzXAxEZiEUompzkC3G09SXIeyX6uUaknXjxv20",
+	"KdeBn8MZAbFGlCIWjeqoXDSqUidqIHyhKFKqE8URfihXzJ7J8FwMxMq56mZrCmZ1mwpfwe2GXMMRS+Aa",
+	"+/WXv3mr0aZwDNB4DytFhNE4I6RgCO3h7dneblCYSEp86LCuUPJIzpfeCGXPvdW7R1KoPNVOtAaQiMf7",
+	"pZW3yNjWDO9mi1L5jM2GDA2Ty7CO8hgdby6Qg2sQhwz7e8sWocSSsIxfG1ndcTCr6k3Z0kGdFAHBUNPY",
+	"+QNt6Eg7gBTuRIH3DohixxKFP0HCSkfImJEWHfQ3TfUUbOsN+ZDOOOEYkG0U+d9CkldazyGuABm+Iu34",
+	"jM7YGdfsT2c64yMdRyQ+pXr6p904QjNafGZEXxYXpOq8QyNzhgGG6PzNGbroKgm6NhkXD6jF6ev0q5B4",
+	"7XGNew/kUyxs2rEDqdx9/rMqm83YjHJAjjMt4GogRFbf3MUVv+B//leAOFWhVAv9FfljIzMPXegcc5YB",
+	"h2YMG3+NMa4++tm/aoSIgQh+sYNoOC5xTT3YmCCkhF4wJshewUbLxwoX1DJgXye23Ftd64cD4dAy8FuU",
+	"gVEcpspPcMaoWEx56mIeD7rmahgBHFEY/TWlATbFfq8XARRPcT0LjYE2C2qYispHI4T7sOfKm5Cdkl2j",
+	"Nhzb1kJ59qXMEMOyojs0GnNcwVojCCFlN4pTjXiNJSptiluprT3zwLabIFDz9kHhGM59h+vCYWzSRBkz",
+	"05Fx+Yxq8J8B5jHgnpi1Dwo1nDG904jNuZCO2Vn0Dy4IJcUnFsXDFZaTC9GvuPz/VAkOOCQ/0Judowmz",
+	"P9QeMvcq8tJDz3kPSZXh2viTEtnYloHp13da5nHb92bkcY+Bsg1rf3V+fnoWYKXSmiKksL/3Uv8aDEzl",
+	"7TccB5nR0GZJAiMyTGVo2N8KN/rj2ZRKpiHHykBKDBcCzYU1BwdjYWrjqHY/atQ0breJqCrcIM7Bxm7m",
+	"EsDEisRHcuGuRXcVmnGVncLBhWBNKhif5GV/C9ZWKrSKPVsh20pK8K3DNRuIlNEMIVhTOeGiruaqjdk0",
+	"V5BFNpNjf9mA8/WOgUZ1IUYo4ZW3p32H4KJGZODOYRHaA9EbgQsdTQXCrusWrrfvlp8ghWB779v734OF",
+	"fsW6cifLPAHDPBbj/YNZ5t/KGouuhTvlivCk+3diMzdMqjzJISpDPNmYPfbJT8fnss1ussuWFqT7lRi3",
+	"yCnbQEcblYbCT1C5B4xuVoA5eE2hnJ2mfYzAb8hLCy98EJEo3u5bwYH1V686tDdvHyc7EG0fKdtwn3WL",
+	"UBazJmDjVN5SbOH/na5XDZlFlErqXIs2VtbBNZYBLy3QDaQeO4sUxFOh/SqEVwb0SBsF6eH9MO3I9LHs",
+	"DIQXib3xTIehbW0zUrDaRrU2CJ50vIDqQq1ATirFyhW2oEBZhpB1MCmUIQkRAgivJmbzq5TMs1EFD0hd",
+	"KSh2Xyci/JulEVSLH1IHdD1tTM4rRYlZQb8bMKPNn1jjTStq2YVt9SFUtWVNHO5Pa35ZtYZ2yXEBiY9v",
+	"/z40AbeIK+F0hlQR3Dg4VIX8b2HcarmAxehRm9PdXNxaE6g+BqHD3zsW/83L0YhEGZxkFSIDIPkCIuFp",
+	"BjawgUBg6BUXMYTGAkDlFQMrDBpZY8IVZFEEpxoi+dZ4lF+zpfpd3/ev2XIbFyziiIaJNP8g/tdyVR5L",
+	"VyWq33VAf80ohrEhO5pOZMb1dBaTtrt+OwQs1AvEUAVo8D6JAcQ13o3fnT1+dgD/f7K3HxuifHd2BFRL",
+	"5pSDjhmnYN2LyX7v4JmHne5E5HHvm32MtP72KRlyrQ5JfGzbPbbtHkO7A0GFw4PFZgU53dl/8nT3dOfx",
+	"s4Pd050n+3uk7XqKCB+7NCWHr2xeNq8+2d8zumT8ynb0ynb0yk8ggH01w/cf7u079EQz1qgAZ6RqIPz5",
+	"aytNRUKzhAypYk8PAPceIbbdcUWFFRjBjWEDCOs+XGqE5oSdMNJQjLzYRlEQROUNURtLdUMP8QVkFrng",
+	"f81tktK7syOzynb5UJTxnpl0vGMNJ3/pPul9S+IRyzQfQ3Z+bO3biImKBjmXi2M6gYHij7Hf134ZTRx/",
+	"7qCWOUemhkk/hXcm5dbP6iGCXYkbj4q/Eh9TgGUG0kctz243M2pCnTeqwqg7NnRAS5ykr1dSPBfSdtAn",
+	"lGA1XiB74L7IyAMebHcdRK6wJgTIPSBvYRMw406XHA1E8QCyQ8ySoKVLFIV8aVkqhIZ8ED/+ZN1V8FOB",
+	"lm3usQSXLHgTqrrY36QAWxNjrqiPcxUVXqEyx4gqvwAFh6U/zEN3QAciRIEwv1yBzFh5epKstBCWjqkB",
+	"scWTgYh/v0uIiC8H63YXkEIQn0Lo8LbM0DlsmFhkBUbD8TpfsSMa7mZHjPZSDHgwXmFZ5bKJtgHQCi/z",
+	"EC71M8MiVrxWKix0FQ4xjgqwDJ7YAtcE4WHWwMLg0e+uO9+/byCYr6f8H++Ub8J0NOcCaxU0S+Gv5GKl",
+	"JIEqahKEyUy0BGBs3V99Ww3BbB1K4X5A4F4CEbFL/syvGUDEnB7/EBFKYiSC12yJYlFZDLQiBNiyrAgH",
+	"b7ZPXz8/+6dnEYH/75kvz46fk71O4Th10q5E+QVh2aU8RLsWZpYFUiHhGoUYZ//qkh8zWErPKwtBG41i",
+	"NxpESdtZp0viQIlxJW7MALDshCHud2dHkRMXR3l2zR4pcnw2EP5DeOv4ufW7S/LKf+qCmQ6Bo4N4CgoG",
+	"JK1TTVJGlR4I0HRQS0CWD5GFTmmJCGgtZr1AcemSeEXct9I8zK1e3u8S4GWjpU19D14zHa6R2bxkFj4M",
+	"KKCN1QnJjGooUgax7TRNO1VZrPhm5ZeQTITUhtDAbzcQKp/beh3Os2h+14F64GqV6FI9CJx1B0THsKsy",
+	"pZZ/C/VZn4ox5tqTy0MJoidwCr+Kob/xgnLwzwGL+HoRNVxESHJYpY0rbdVnkDWj8BjZ2/2uQifeK79j",
+	"kRMH+IkFTn+Ov4qbX0/zlzjN2wiVW1TNAFnFxvtjZuJwWYFAeYTwTWsj7mkRjGDrvds8O1cVDD5TteXp",
+	"u+VC8TaM3Qap9T16wIXyp9EGzdpXIif4cu1ivQpUZIsv5KFQKooNBEi5JJnvL1+fNaMnf7I7+49Y2GOz",
+	"8+vLl/7YqurHA+7iZ2SbX2njznjIWDoE3QWVu+bzlQ9xzBlLvm+qHHbnPMgTHSRAYsSlh05YCch3Hosg",
+	"SxJ/qELcFS+u5pQ4cDcXD1sUVHzkAwciX/w2RtcFgvQPRBvrcmfYYccHaYSztGHmmNSNWVTO3KHojOFd",
+	"tC4bC6NzXhy/OT4/JtVg3xjz8Mfo8Sml6cvM6vUIsHMEsY1Cp8u6HDbIowpDc20aIsbT+AAVF0lhvT2+",
+	"+jB60yBTyyd52FSkBVUDAcVO8Y5O5QRAC63jzGVBpYxmqi6oqDYTyGUzwYUYQueE4UEYE+TxlbyBCSwP",
+	"eV1EM0ATmmkheVvf3JjyFJd4QRGUyKecfUqsRDRD1WMlrtzob/D8bYhZM2TqA6YbiDNMrgVKachpR8qv",
+	"SwoYSpkyKu6HplIkfGyDo+LOW5HC3DTckCHcD1cl2pinECFhuYqIMDjhuAEWpCRQEuKTJw5FrZudidyx",
+	"7YRRozaS9qHUMaS7zYlFFSAKOZmYI5brcuDV1kk9z5E9DCXUSP5tyT1FYk1vm/yZOgZ01zYeLJvmj5rw",
+	"8kZOHHym4bNDm0ViL0aeVeNrId3EgtaxWZD3ojTVubpDPVy4KopIT3AwOLXKF0fESymCCuA+hq3OZ6fP",
+	"sP8HlKexh00i9fqZdIMN/IyD8qPwBmo/nDW08YrRVE89LHH9xAoKQDH9jjVspa6pX9tUowO1pwcqh4eN",
+	"fyETl+t8/Ta61flqz1pbSMMpjFtYnfHN3Y/O0bLWwHUHAra4wCrAl/De8BIAg0J0YQj1K6NBrcSnORh3",
+	"rCw2EEHFDZTgrSfS9WfLxQ5Z2QBmwXNDF9daNxPOJDh6fzijU3BsvqxVyW6Mr7GCyCZcEK43WpvWbsDf",
+	"Ow/auLktSDEw5H7NFR+C6o3pTmDi+hJ5BXWGIzvYrWxE7lA+jG/rLrxso2er4B9rL+4HrWb79fr+u7y+",
+	"6z1S5srcVLP2wrzzO/WlmrF9IVLFrjcDDX4l001kiqAEm2VM895uyay8MUQP+1gpMAudgbXUmjELnzdF",
+	"UIY+mQKQHwZnFODwkEuBIX8s6ZIjo8JnDlutT6Cu7ZIws0Qecc0nT1ggCacAwhyVgz/vkpdQ2ga+xX6u",
+	"2JIlZU+A+om/70KFh9imm45kwpQtd6kaYKBU1xY/CYXV8gul8gPBlVTXTHMQ1acFPP0MONBu2HdlIRWP",
+	"fZqGoKp2t78e/LXhElUA0tIx/4j0eN9C0wXOsNmZVftbqcZ0nSL4W2pME4rZ0kWNaRhO2xvpLPRPYpgN",
+	"v7bOik5dKuhhmBDuPy1XpCb1Balx1tWS1EU1ymYV9ZNc+H/3xaj93f47qkINg9qoAX86ge4fS7T63RJD",
+	"oBg7AtisFntE7wdQimM2ozyFgDMoRVMTMY+uLmWTX8N4FdRaBqI9oortcOH9ph2nQW9Rq9qKM1CmaE6V",
+	"WsgMQWstfi44v80yU82HPOV6CcBsRnPH27uPVg8rqyF8B4qGdYyz0JR+37GnX/Wlvyt9qV6pt+GdgQux",
+	"/h64xPce1Ndn+9gECYFg53bghTKGYe8Q6+oOsQqy4RJmxKdsib677h8UDcLO2rn/V2ZHrEf49k4mSBvB",
+	"sWqGhHgOqIKMz5lI5pILrboD8dLGqBl52EbXFEKtcHj4xNwDCF3sGw0mQkbymmWqA0FJdhLYVZxnaQxa",
+	"6sdBCxoetPrk46+//M/trS0Ad/rj2Xnkk7MALSjyVUwl1Ef0xdQUmdL5nAmWAL5DxlmCjbAb3AhOUzKk",
+	"oys5HhOE+LWIhyPGizCoVWglbMzI+xljgNaqOl1yTKFao90UC7eOIU4+oJrENvwjjkj8lx2raSY7UF55",
+	"BxKTqEighChG39WHX5OPdqn7CIFOwnDs2zgq1TODgpcl2IQz1+jO95fncZ9Q8v3luY1os9EkGMoT03Ri",
+	"VX7Aq4DAEGLfhNw+QOWJSGwvow9DmSw/qCndf/IUyqWiR7uCotGe0yRhSQeq+BJ45ezV0c7+k6cebIwu",
+	"bElNa+ex7IzqABwFwxtCUAzTmqFyl3Ho0brj3e6CpekO2HR2f15cqa7hU7FRvmBqJQiewINIanIUQREr",
+	"4XyQC+HGaQ+rrf0prPyHq9ot9nWq9byM0Xnh5KAI8GjJd1TxEaGld9zA3EbUNHNq+WDcLRMRF5MzNxFD",
+	"0JGvndgpk6Injj7BfbRovFN2Y7oMgN5XNwsNUtBpqU+LpOYi3a7YXGOBX0LcYVNkkXGtLQJsIFsdAgB/",
+	"GSolqMEhZ+YrLOt6VD6k9hRjTUZfDfb7y/NumEzpzF2u5r/hQVHNc2Qpx3juypYy98pICsFGThCobcUI",
+	"pv5304Yzx7kXtsq3aDtO662SkB/cqetxuwZFERseDURwV1jntnkdC3lj3tkYYXSRuSOnd+y9VKx5IIDb",
+	"YwnGdBlClNSOds25GIg2JSOZSoGe3E6zoG2ligfygNnWv5Cc7HtfLyqXZCVbETs4keb0LKjLPv4qUjcp",
+	"zhMON01B3Vv4Ieyrux/tP1bMlHVGtZBk/3CBH+70fvnID7dNLnouF4WEiRy8sXZccGqKovCVq1Nma+9c",
+	"PG0DEZc1j9gXyZ3KBZmBBwgF1AXl2tY3MqKOGCFoOEbTL6CkyAKyDTIpJsVRtrh4NjjU2aKnMk0UCLT4",
+	"khHw14IFrqe5L8CtvlJ0nc2uStN1it9Gc57nRQ+Uwr0pdMX33xi7YknlQYNX/oBXNyQh2RBFVEW+Xtd3",
+	"vK7LZrCoNc91XXkIqHPlsoYUlgckbSpsUlKTMh5DLpO5alAWAETKyr0BKvSai8OWsUMtBbQbFMwG4tgm",
+	"xPnSEyOZJYC3wuZkyMwQSzYUM1fBFuTi3RuvPFNbysEtipALwAGtuxsu5slXAXrlFDq0gy96ELe8rv5Y",
+	"JxaLywWYA+7kqbUC9a4Rc1I5Wef/f8FSPgSLQYqAQ4rkc3daXEZq0a8VqmKwfcah5DgQVlxrByk5hYyI",
+	"H3QiwrqTLhRyEsNUjq5CNjSVKrQsZmycK1uLBi2oAPokZdIvrneuIPIgS1jmC8XgIAdiRa4NpT/kYCk1",
+	"rFAKhkHrdgpK06UDs6d5wvVApBZhph3/+dhisMDLcQdGBQUAl11yCdVshA2mhhJpmZzPoeibYAMROyK0",
+	"W9M1P7uoBxciAcjDbdt/OY6+741nA4E4sCVo1k7kcl+LmQPYrBGnET0Nu7JMsGgMbA5oMTFq76+//A3t",
+	"S2BWEqM0TyxOvTnhfougCo8dMNcAwA5mpk9nTV8Nr8jk3HKn7yx5b0h3NV840xZXqFpYq5wl51UFqCl/",
+	"FEbZqpUGudCP91tRa8YFn+WzVn/Pi4ZcaDZh2QNXcC6vipn1OvZ9abYlINCvakWhKBuCWaUJTPF23Aq1",
+	"1c+qVxhWL81C7u9iuFRzzOZ56FGw5bRKlSXggDXAM0MxV2CIA2Ez+QMTO9YFKUPp9ENzvJfIY/z4xDlF",
+	"7N/exA6uOjPrnTxLmRhJ4DHvXj4nT785+Jb87//Z7z7u7nV8MS7zKoG4TeUb+8BdvKX923oiDisjdLdL",
+	"DAtYNvPilxWpE2rPQrxF/FZqV9odqx2ETwzHv1BcTE5fPz+OEbmaBeOB8aX+hilF0A2EhyaKLYRBUJrX",
+	"GfDNIQVU8QK/ulT534nvA5GrnKYbo+sOfSVNx5qrqAfRQFTLuAF4L94gODGAOscK/zC9msK/MCZA4dzv",
+	"9RB2QcH2ftPrfQv1SYrKJ2ElZpamygf+0iFGFONEBgIX6oM5HB+mHKpzV2EgZFZBi+iUolaAFm0VuCLq",
+	"uFJkJWOIFW84M+UCP7PrQ6SwkYFyIbyfBLT6H9GdSPAs90lsbfcfrIoQk/ZBr2fxQoM9tx4OW0sDaBxJ",
+	"Yc6wZKxvCFcf2tmzex9fXl7uBOTL+ngS47B8jT3IxW67KrQF0ApOG8xozWXlYIb7DkBhO83nZmexWOxU",
+	"Tvr2Fxt26ara/bYoY2wl8SlaQGMBzERdAZiDT3hJ41zsTdVUwQsr0IGskppVY6VCOJ9rHJZiRjJPE1tm",
+	"uHQPJBWkhioVlgdTD27wR0UqsBXoqoU52467dXBRmyrfmbbAOYIiQ56lrX5rqvW8v7u7t/9Nt9ftdff6",
+	"3/b29lq372//XwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -20,22 +20,19 @@ type accessClaims struct {
 	all              map[string]any
 }
 
-// verifyAccessToken checks an access token this server issued: its header names
-// (kid) one of our signing keys and the algorithm of that key, the signature
-// verifies, it has not expired, its issuer is ours, and its tenant (tid) is the
-// key's. errInvalidAccessToken when any of that fails; other errors are the
+// verifyAccessToken checks an access token this server issued, or one signed by
+// a key imported into the Key Master: its header names (kid) one of our keys and
+// the algorithm of that key, the signature verifies, it has not expired, its
+// issuer is ours, and its tenant (tid) is the key's (any tenant for a global
+// key). errInvalidAccessToken when any of that fails; other errors are the
 // server's own.
 func (s *Server) verifyAccessToken(ctx context.Context, raw string) (accessClaims, error) {
-	var keyTenant uuid.UUID
+	var keyTenant *uuid.UUID
 	var lookupErr error
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		id, ok := parseUUID(kid)
-		if !ok {
-			return nil, errInvalidAccessToken
-		}
-		k, err := s.keys.byID(ctx, id)
+		v, err := s.keys.verifier(ctx, kid)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errInvalidAccessToken
 		}
@@ -43,12 +40,12 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (accessClaim
 			lookupErr = err
 			return nil, err
 		}
-		if t.Method.Alg() != k.method.Alg() { // never let the token choose how it is verified
+		if t.Method.Alg() != v.method.Alg() { // never let the token choose how it is verified
 			return nil, errInvalidAccessToken
 		}
-		keyTenant = k.tenantID
-		return k.verifyKey(), nil
-	}, jwt.WithValidMethods(signingAlgorithms), jwt.WithIssuer(s.issuer), jwt.WithExpirationRequired())
+		keyTenant = v.tenantID
+		return v.key, nil
+	}, jwt.WithValidMethods(keyAlgorithms), jwt.WithIssuer(s.issuer), jwt.WithExpirationRequired())
 	if lookupErr != nil {
 		return accessClaims{}, fmt.Errorf("access token key: %w", lookupErr)
 	}
@@ -59,7 +56,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (accessClaim
 	sub, _ := claims["sub"].(string)
 	tenantID, okTenant := parseUUID(tid)
 	userID, okUser := parseUUID(sub)
-	if !okTenant || !okUser || tenantID != keyTenant {
+	if !okTenant || !okUser || (keyTenant != nil && tenantID != *keyTenant) {
 		return accessClaims{}, errInvalidAccessToken
 	}
 	return accessClaims{userID: userID, tenantID: tenantID, all: claims}, nil

@@ -47,6 +47,9 @@ func (s *Server) createApplication(ctx context.Context, id uuid.UUID, body *gen.
 	if err != nil {
 		return gen.Application{}, err
 	}
+	if err := s.checkAccessTokenKey(ctx, "application.jwtConfiguration.accessTokenKeyId", jwt, &tenantID); err != nil {
+		return gen.Application{}, err
+	}
 	now := store.NowMillis()
 	app := store.Application{ID: id, TenantID: tenantID, Name: name, Active: true, JWT: jwt,
 		InsertInstant: now, LastUpdateInstant: now, ClientID: clientIDFor(id), ClientAuthenticationPolicy: clientAuthRequired}
@@ -134,6 +137,23 @@ func (s *Server) DeleteApplication(ctx context.Context, req gen.DeleteApplicatio
 	return gen.DeleteApplication200Response{}, nil
 }
 
+// checkAccessTokenKey refuses a configuration whose accessTokenKeyId names no
+// key that can sign for tenant (nil: for a tenant not made yet, which only a
+// global key can).
+func (s *Server) checkAccessTokenKey(ctx context.Context, field string, c store.JWTConfig, tenant *uuid.UUID) error {
+	if c.AccessTokenKeyID == "" {
+		return nil
+	}
+	ok, err := s.checkSigningKey(ctx, uuid.MustParse(c.AccessTokenKeyID), tenant)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errInvalidSigningKey(field)
+	}
+	return nil
+}
+
 func applicationOut(a store.Application) gen.Application {
 	policy := gen.OAuthConfigurationClientAuthenticationPolicy(a.ClientAuthenticationPolicy)
 	return gen.Application{
@@ -159,6 +179,9 @@ func jwtConfigIn(errs *apiError, field string, in *gen.JWTConfiguration) store.J
 	c.TimeToLiveInSeconds = deref(in.TimeToLiveInSeconds)
 	if in.AccessTokenSigningAlgorithm != nil {
 		c.AccessTokenSigningAlgorithm = string(*in.AccessTokenSigningAlgorithm)
+	}
+	if in.AccessTokenKeyId != nil {
+		c.AccessTokenKeyID = in.AccessTokenKeyId.String()
 	}
 	c.RefreshTokenTimeToLiveInMinutes = deref(in.RefreshTokenTimeToLiveInMinutes)
 	if in.RefreshTokenExpirationPolicy != nil {
@@ -201,6 +224,9 @@ func jwtConfigOut(c store.JWTConfig) *gen.JWTConfiguration {
 	if c.AccessTokenSigningAlgorithm != "" {
 		a := gen.JWTConfigurationAccessTokenSigningAlgorithm(c.AccessTokenSigningAlgorithm)
 		out.AccessTokenSigningAlgorithm = &a
+	}
+	if id, err := uuid.Parse(c.AccessTokenKeyID); err == nil {
+		out.AccessTokenKeyId = &id
 	}
 	if c.TimeToLiveInSeconds != 0 {
 		out.TimeToLiveInSeconds = &c.TimeToLiveInSeconds

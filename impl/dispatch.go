@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
 	"refreshd/impl/store"
@@ -21,8 +23,12 @@ import (
 
 // Headers of each webhook delivery.
 const (
-	SignatureHeader = "X-Refreshd-Signature" // "sha256=" + hex HMAC-SHA256 of the body
+	SignatureHeader = "X-Refreshd-Signature" // "sha256=" + hex HMAC-SHA256 of the body, with a signing secret
 	EventIDHeader   = "X-Refreshd-Event-Id"
+	// SignatureJWTHeader is FusionAuth's webhook signature, with a signing key: a
+	// JWT whose only claim, request_body_sha256, is the padded standard base64 of
+	// the SHA-256 of the body.
+	SignatureJWTHeader = "X-FusionAuth-Signature-JWT"
 )
 
 // DispatcherConfig tunes event delivery; zero values take the defaults.
@@ -69,7 +75,7 @@ func (c *DispatcherConfig) defaults() {
 // (until the webhook is deleted), and holds back only its own later events.
 func RunDispatcher(ctx context.Context, st *store.Store, cfg DispatcherConfig) {
 	cfg.defaults()
-	d := &dispatcher{store: st, cfg: cfg, owner: uuid.New(), clients: map[uuid.UUID]*webhookClient{},
+	d := &dispatcher{store: st, keys: newKeyring(st), cfg: cfg, owner: uuid.New(), clients: map[uuid.UUID]*webhookClient{},
 		outage: &outageLog{log: cfg.Logger, name: "dispatcher"}}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {
@@ -89,6 +95,7 @@ func RunDispatcher(ctx context.Context, st *store.Store, cfg DispatcherConfig) {
 
 type dispatcher struct {
 	store *store.Store
+	keys  *keyring
 	cfg   DispatcherConfig
 	owner uuid.UUID
 
@@ -199,14 +206,13 @@ func (d *dispatcher) backoff(attempts int32) time.Duration {
 	return min(delay, d.cfg.MaxBackoff)
 }
 
-// send POSTs {"event": …} signed with the webhook's secret. Any 2xx is delivered.
+// send POSTs {"event": …}, signed and authenticated as the webhook says. Any 2xx
+// is delivered.
 func (d *dispatcher) send(ctx context.Context, w store.Webhook, p store.Delivery) error {
 	body := make([]byte, 0, len(p.Body)+10)
 	body = append(body, `{"event":`...)
 	body = append(body, p.Body...)
 	body = append(body, '}')
-	mac := hmac.New(sha256.New, w.SigningSecret)
-	mac.Write(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -215,8 +221,26 @@ func (d *dispatcher) send(ctx context.Context, w store.Webhook, p store.Delivery
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	req.Header.Set(EventIDHeader, p.EventID.String())
+	if w.SigningSecret != nil {
+		mac := hmac.New(sha256.New, w.SigningSecret)
+		mac.Write(body)
+		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	}
+	if w.SigningKeyID != nil {
+		key, err := d.keys.masterKey(ctx, *w.SigningKeyID)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", *w.SigningKeyID, err)
+		}
+		sig, err := signBody(key, body)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", *w.SigningKeyID, err)
+		}
+		req.Header.Set(SignatureJWTHeader, sig)
+	}
+	if w.HTTPAuthUsername != nil {
+		req.SetBasicAuth(*w.HTTPAuthUsername, deref(w.HTTPAuthPassword))
+	}
 	resp, err := d.client(w).Do(req)
 	if err != nil {
 		return err
@@ -227,6 +251,15 @@ func (d *dispatcher) send(ctx context.Context, w store.Webhook, p store.Delivery
 		return fmt.Errorf("receiver answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// signBody makes FusionAuth's webhook signature of body: a JWT with the key's alg
+// and kid whose only claim is the body's SHA-256 in padded standard base64.
+func signBody(key *signingKey, body []byte) (string, error) {
+	sum := sha256.Sum256(body)
+	tok := jwt.NewWithClaims(key.method, jwt.MapClaims{"request_body_sha256": base64.StdEncoding.EncodeToString(sum[:])})
+	tok.Header["kid"] = key.kid
+	return tok.SignedString(key.key)
 }
 
 // client returns a keep-alive client with the webhook's timeouts.

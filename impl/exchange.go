@@ -107,7 +107,7 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 	if ttl != nil {
 		lifetime = int64(*ttl)
 	}
-	signed, err := s.signAccessToken(ctx, state.Token, pol.algorithm, now, lifetime)
+	signed, err := s.signAccessToken(ctx, state.Token, pol, now, lifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -162,8 +162,8 @@ func reuseRevokes(tenant store.JWTConfig) bool {
 
 // signAccessToken makes the access token for a refresh token: its user, its
 // application, its tenant, and sid naming the refresh token itself.
-func (s *Server) signAccessToken(ctx context.Context, rt store.RefreshToken, alg string, now, lifetime int64) (string, error) {
-	key, err := s.keys.get(ctx, rt.TenantID, alg)
+func (s *Server) signAccessToken(ctx context.Context, rt store.RefreshToken, pol policy, now, lifetime int64) (string, error) {
+	key, err := s.keys.accessTokenKey(ctx, rt.TenantID, pol)
 	if err != nil {
 		return "", err
 	}

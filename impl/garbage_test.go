@@ -107,6 +107,8 @@ func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]s
 		`"permissions":{"endpoints":{"/api/jwt/refresh":["DELETE"]}}}}`
 	hook := `{"webhook":{"url":"https://example.com/h","description":"d","global":true,` +
 		`"eventsEnabled":{"jwt.refresh":true},"connectTimeout":100,"readTimeout":100,"headers":{"X-A":"b"}}}`
+	keyGen := `{"key":{"algorithm":"ES256","name":"k","kid":"generated","issuer":"i"}}`
+	keyImport := `{"key":{"algorithm":"HS384","name":"h","kid":"imported","secret":"` + strings.Repeat("k", 48) + `"}}`
 	return map[string]string{
 		"revokeRefreshTokens": `{"userId":"` + user.String() + `","applicationId":"` + app.String() +
 			`","eventInfo":` + info + `}`,
@@ -120,6 +122,7 @@ func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]s
 		"createAPIKey": key, "createAPIKeyWithId": key,
 		"createWebhook": hook, "createWebhookWithId": hook, "updateWebhook": hook,
 		"logout": `{"global":false,"refreshToken":"none","eventInfo":` + info + `}`,
+		"generateKey": keyGen, "generateKeyWithId": keyGen, "importKey": keyImport, "importKeyWithId": keyImport,
 	}
 }
 

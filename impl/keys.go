@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -27,27 +28,33 @@ var signingAlgorithms = []string{"HS256", "RS256", "ES256"}
 // signingKey is a parsed key, ready to sign.
 type signingKey struct {
 	kid      string
-	tenantID uuid.UUID
+	tenantID uuid.UUID // uuid.Nil for a global Key Master key
 	method   jwt.SigningMethod
 	key      any              // []byte, *rsa.PrivateKey or *ecdsa.PrivateKey
-	public   crypto.PublicKey // nil for HS256
+	public   crypto.PublicKey // nil for HMAC
 }
 
-// keyring caches the signing keys, which never change once made. Keys are made
-// on first need and stored; when two servers race, the stored one wins.
+// keyring caches the signing keys, which never change once made. The built-in
+// keys are made on first need and stored; when two servers race, the stored one
+// wins. Key Master keys are cached by id once read (they are never updated, and
+// one in use cannot be deleted); verifiers, found by kid, only for a few seconds,
+// because any key not in use can be deleted.
 type keyring struct {
-	store *store.Store
-	mu    sync.RWMutex
-	keys  map[string]*signingKey    // by tenant id + algorithm
-	byKID map[uuid.UUID]*signingKey // by id, for verification
+	store  *store.Store
+	mu     sync.RWMutex
+	keys   map[string]*signingKey    // built-in keys, by tenant id + algorithm
+	byKID  map[uuid.UUID]*signingKey // built-in keys, by id, for verification
+	master map[uuid.UUID]*signingKey // Key Master keys that can sign, by id
+	byKid  map[string]verifierEntry  // verifiers of either kind, by kid
 }
 
 func newKeyring(st *store.Store) *keyring {
-	return &keyring{store: st, keys: map[string]*signingKey{}, byKID: map[uuid.UUID]*signingKey{}}
+	return &keyring{store: st, keys: map[string]*signingKey{}, byKID: map[uuid.UUID]*signingKey{},
+		master: map[uuid.UUID]*signingKey{}, byKid: map[string]verifierEntry{}}
 }
 
-// byID returns the key with the given id (the kid of the tokens it signs), for
-// verifying them; ErrNotFound when there is none.
+// byID returns the built-in key with the given id (the kid of the tokens it
+// signs), for verifying them; ErrNotFound when there is none.
 func (r *keyring) byID(ctx context.Context, id uuid.UUID) (*signingKey, error) {
 	r.mu.RLock()
 	k := r.byKID[id]
@@ -68,8 +75,8 @@ func (r *keyring) byID(ctx context.Context, id uuid.UUID) (*signingKey, error) {
 	return k, nil
 }
 
-// forgetTenant drops the cached keys of a deleted tenant: the tokens they signed
-// stop verifying at once.
+// forgetTenant drops the cached keys of a deleted tenant, built-in and Key
+// Master: the tokens they signed stop verifying at once.
 func (r *keyring) forgetTenant(tenantID uuid.UUID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -81,6 +88,16 @@ func (r *keyring) forgetTenant(tenantID uuid.UUID) {
 	for id, k := range r.byKID {
 		if k.tenantID == tenantID {
 			delete(r.byKID, id)
+		}
+	}
+	for id, k := range r.master {
+		if k.tenantID == tenantID {
+			delete(r.master, id)
+		}
+	}
+	for kid, e := range r.byKid {
+		if e.v.tenantID != nil && *e.v.tenantID == tenantID {
+			delete(r.byKid, kid)
 		}
 	}
 }
@@ -191,7 +208,7 @@ func EnsureSigningKeys(ctx context.Context, st *store.Store) error {
 }
 
 // GetJWKS implements GET /.well-known/jwks.json: the public half of every
-// asymmetric signing key.
+// asymmetric key, built-in or in the Key Master.
 func (s *Server) GetJWKS(ctx context.Context, _ gen.GetJWKSRequestObject) (gen.GetJWKSResponseObject, error) {
 	stored, err := s.store.SigningKeys(ctx)
 	if err != nil {
@@ -206,26 +223,154 @@ func (s *Server) GetJWKS(ctx context.Context, _ gen.GetJWKSRequestObject) (gen.G
 		if err != nil {
 			return nil, err
 		}
-		out.Keys = append(out.Keys, publicJWK(k))
+		out.Keys = append(out.Keys, publicJWK(k.kid, k.method.Alg(), k.public))
+	}
+	master, err := s.store.PublicKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, mk := range master {
+		v, err := masterVerifier(mk)
+		if err != nil {
+			return nil, err
+		}
+		jwk := publicJWK(mk.Kid, mk.Algorithm, v.key)
+		if mk.Certificate != nil {
+			if cert, err := parseCertificatePEM(*mk.Certificate); err == nil {
+				info := certificateInformation(cert)
+				chain := []string{base64.StdEncoding.EncodeToString(cert.Raw)}
+				jwk.X5c, jwk.X5t, jwk.X5tS256 = &chain, info.Sha1Thumbprint, info.Sha256Thumbprint
+			}
+		}
+		out.Keys = append(out.Keys, jwk)
 	}
 	return out, nil
 }
 
-func publicJWK(k *signingKey) gen.JWK {
+func publicJWK(kid, alg string, public any) gen.JWK {
 	b64 := func(b []byte) *string { v := base64.RawURLEncoding.EncodeToString(b); return &v }
-	jwk := gen.JWK{Kid: k.kid, Use: gen.Sig}
-	switch p := k.public.(type) {
+	jwk := gen.JWK{Kid: kid, Alg: gen.JWKAlg(alg), Use: gen.Sig}
+	switch p := public.(type) {
 	case *rsa.PublicKey:
-		jwk.Kty, jwk.Alg = gen.RSA, gen.JWKAlgRS256
+		jwk.Kty = gen.JWKKtyRSA
 		jwk.N = b64(p.N.Bytes())
 		jwk.E = b64(big.NewInt(int64(p.E)).Bytes())
 	case *ecdsa.PublicKey:
-		jwk.Kty, jwk.Alg = gen.EC, gen.JWKAlgES256
-		crv := "P-256"
+		jwk.Kty = gen.JWKKtyEC
+		crv := p.Curve.Params().Name
 		jwk.Crv = &crv
-		if point, err := p.Bytes(); err == nil && len(point) == 65 { // 0x04 || X || Y
-			jwk.X, jwk.Y = b64(point[1:33]), b64(point[33:])
+		if point, err := p.Bytes(); err == nil { // 0x04 || X || Y, each padded to the curve's size
+			n := (len(point) - 1) / 2
+			jwk.X, jwk.Y = b64(point[1:1+n]), b64(point[1+n:])
 		}
 	}
 	return jwk
+}
+
+// verifier checks the signatures one key made: method names its algorithm, key is
+// an HMAC secret ([]byte) or a public key. tenantID is the key's tenant; nil for
+// a global Key Master key, which may sign for any tenant.
+type verifier struct {
+	kid      string
+	tenantID *uuid.UUID
+	method   jwt.SigningMethod
+	key      any
+}
+
+type verifierEntry struct {
+	v     verifier
+	until time.Time
+}
+
+// verifierTTL bounds how long a verifier found by kid is believed: a key deleted
+// through another server stops verifying here within it.
+const verifierTTL = 5 * time.Second
+
+// verifier finds the key that verifies tokens whose header names kid: a tenant's
+// built-in key (its kid is its id) or a Key Master key, an imported public key
+// included. store.ErrNotFound when no key has that kid. Callers must also check
+// that the token's alg is v.method's.
+func (r *keyring) verifier(ctx context.Context, kid string) (verifier, error) {
+	now := time.Now()
+	r.mu.RLock()
+	e, ok := r.byKid[kid]
+	r.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		return e.v, nil
+	}
+	v, err := r.findVerifier(ctx, kid)
+	if err != nil {
+		return verifier{}, err
+	}
+	r.mu.Lock()
+	if len(r.byKid) > 10_000 {
+		r.byKid = map[string]verifierEntry{} // bounded: start over rather than grow
+	}
+	r.byKid[kid] = verifierEntry{v: v, until: now.Add(verifierTTL)}
+	r.mu.Unlock()
+	return v, nil
+}
+
+func (r *keyring) findVerifier(ctx context.Context, kid string) (verifier, error) {
+	mk, err := r.store.KeyByKid(ctx, kid)
+	if err == nil {
+		return masterVerifier(mk)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return verifier{}, err
+	}
+	id, ok := parseUUID(kid)
+	if !ok || id.String() != kid {
+		return verifier{}, store.ErrNotFound
+	}
+	k, err := r.byID(ctx, id)
+	if err != nil {
+		return verifier{}, err
+	}
+	tenant := k.tenantID
+	return verifier{kid: k.kid, tenantID: &tenant, method: k.method, key: k.verifyKey()}, nil
+}
+
+// forget drops what the keyring knows of a deleted Key Master key.
+func (r *keyring) forget(id uuid.UUID, kid string) {
+	r.mu.Lock()
+	delete(r.master, id)
+	delete(r.byKid, kid)
+	r.mu.Unlock()
+}
+
+// masterKey returns the Key Master key id, parsed to sign. errKeyCannotSign for
+// an imported public key; store.ErrNotFound when there is no such key.
+func (r *keyring) masterKey(ctx context.Context, id uuid.UUID) (*signingKey, error) {
+	r.mu.RLock()
+	k := r.master[id]
+	r.mu.RUnlock()
+	if k != nil {
+		return k, nil
+	}
+	mk, err := r.store.Key(ctx, store.Scope{}, id)
+	if err != nil {
+		return nil, err
+	}
+	if k, err = masterSigner(mk); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.master[id] = k
+	r.mu.Unlock()
+	return k, nil
+}
+
+// accessTokenKey is the key that signs a tenant's access tokens under p: the Key
+// Master key p names, else the tenant's built-in key for p's algorithm.
+func (r *keyring) accessTokenKey(ctx context.Context, tenantID uuid.UUID, p policy) (*signingKey, error) {
+	if p.keyID != uuid.Nil {
+		k, err := r.masterKey(ctx, p.keyID)
+		if err != nil {
+			// Only a deletion racing the configuration that names the key gets here.
+			return nil, fmt.Errorf("access-token key %s: %w", p.keyID, err)
+		}
+		return k, nil
+	}
+	return r.get(ctx, tenantID, p.algorithm)
 }

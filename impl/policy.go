@@ -1,6 +1,10 @@
 package impl
 
-import "refreshd/impl/store"
+import (
+	"github.com/google/uuid"
+
+	"refreshd/impl/store"
+)
 
 // Defaults used when neither the application (with an enabled jwtConfiguration)
 // nor its tenant sets a value.
@@ -25,6 +29,7 @@ type policy struct {
 	maxLifetimeMinutes int64
 	graceSeconds       int64
 	algorithm          string
+	keyID              uuid.UUID // the Key Master key that signs access tokens; uuid.Nil: the built-in key for algorithm
 }
 
 func effectivePolicy(app, tenant store.JWTConfig) policy {
@@ -46,15 +51,39 @@ func effectivePolicy(app, tenant store.JWTConfig) policy {
 		}
 		return def
 	}
-	return policy{
+	p := policy{
 		accessTTLSeconds:   pick(app.TimeToLiveInSeconds, tenant.TimeToLiveInSeconds, defaultAccessTokenTTLSeconds),
 		refreshTTLMinutes:  pick(app.RefreshTokenTimeToLiveInMinutes, tenant.RefreshTokenTimeToLiveInMinutes, defaultRefreshTokenTTLMinutes),
 		expiration:         pickText(app.RefreshTokenExpirationPolicy, tenant.RefreshTokenExpirationPolicy, "Fixed"),
 		usage:              pickText(app.RefreshTokenUsagePolicy, tenant.RefreshTokenUsagePolicy, "Reusable"),
 		maxLifetimeMinutes: pick(app.MaximumTimeToLiveInMinutes, tenant.MaximumTimeToLiveInMinutes, 0),
 		graceSeconds:       pick(app.GracePeriodInSeconds, tenant.GracePeriodInSeconds, 0),
-		algorithm:          pickText(app.AccessTokenSigningAlgorithm, tenant.AccessTokenSigningAlgorithm, defaultSigningAlgorithm),
 	}
+	p.keyID, p.algorithm = signingChoice(app, tenant)
+	return p
+}
+
+// signingChoice says what signs access tokens: the first that is set of the
+// application's key, the application's algorithm (when its configuration is
+// enabled), the tenant's key and the tenant's algorithm; else the built-in key
+// for the default algorithm. A key id is a Key Master key; an algorithm the
+// tenant's built-in key for it.
+func signingChoice(app, tenant store.JWTConfig) (uuid.UUID, string) {
+	key := func(text string) uuid.UUID {
+		id, _ := uuid.Parse(text) // checked when stored
+		return id
+	}
+	switch {
+	case app.Enabled && app.AccessTokenKeyID != "":
+		return key(app.AccessTokenKeyID), defaultSigningAlgorithm
+	case app.Enabled && app.AccessTokenSigningAlgorithm != "":
+		return uuid.Nil, app.AccessTokenSigningAlgorithm
+	case tenant.AccessTokenKeyID != "":
+		return key(tenant.AccessTokenKeyID), defaultSigningAlgorithm
+	case tenant.AccessTokenSigningAlgorithm != "":
+		return uuid.Nil, tenant.AccessTokenSigningAlgorithm
+	}
+	return uuid.Nil, defaultSigningAlgorithm
 }
 
 // sliding reports whether each use moves the token's start to now.

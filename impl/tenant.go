@@ -52,6 +52,9 @@ func (s *Server) createTenant(ctx context.Context, id uuid.UUID, body *gen.Tenan
 	if err := errs.orNil(); err != nil {
 		return gen.Tenant{}, err
 	}
+	if err := s.checkAccessTokenKey(ctx, "tenant.jwtConfiguration.accessTokenKeyId", jwt, nil); err != nil {
+		return gen.Tenant{}, err
+	}
 	t := store.Tenant{ID: id, Name: name, JWT: jwt, InsertInstant: store.NowMillis()}
 	err := s.store.CreateTenant(ctx, t)
 	var ce *store.ConstraintError

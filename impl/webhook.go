@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,7 +19,11 @@ import (
 const (
 	eventRefreshTokenRevoke = "jwt.refresh-token.revoke"
 	eventJWTRefresh         = "jwt.refresh"
+	eventBacklogDrop        = "webhook.backlog.drop" // ours
 )
+
+// eventTypes are the types a webhook may enable.
+var eventTypes = []string{eventRefreshTokenRevoke, eventJWTRefresh, eventBacklogDrop}
 
 // CreateWebhook implements POST /api/webhook.
 func (s *Server) CreateWebhook(ctx context.Context, req gen.CreateWebhookRequestObject) (gen.CreateWebhookResponseObject, error) {
@@ -48,25 +53,22 @@ func (s *Server) createWebhook(ctx context.Context, id uuid.UUID, body *gen.Webh
 	if body == nil {
 		return gen.Webhook{}, errInvalidJSON()
 	}
-	w, err := webhookIn(id, body.Webhook)
+	w, err := s.webhookIn(ctx, id, body.Webhook)
 	if err != nil {
 		return gen.Webhook{}, err
 	}
-	secret := deref(body.Webhook.SigningSecret)
-	if secret == "" {
-		secret = NewKeyValue()
-	}
-	w.SigningSecret = []byte(secret)
 	err = s.store.CreateWebhook(ctx, w)
 	var ce *store.ConstraintError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce) && ce.Duplicate:
 		return gen.Webhook{}, fieldError("webhookId", "[duplicate]webhookId", "A webhook with this id exists.")
-	}
-	if err != nil {
+	case errors.As(err, &ce): // the signing key was deleted since it was checked
+		return gen.Webhook{}, errInvalidSigningKey("webhook.signatureConfiguration.signingKeyId")
+	case err != nil:
 		return gen.Webhook{}, err
 	}
-	out := webhookOut(w)
-	out.SigningSecret = &secret
+	out := webhookOut(w, nil)
+	out.SigningSecret = body.Webhook.SigningSecret
 	return out, nil
 }
 
@@ -78,25 +80,25 @@ func (s *Server) UpdateWebhook(ctx context.Context, req gen.UpdateWebhookRequest
 	if req.Body == nil {
 		return nil, errInvalidJSON()
 	}
-	w, err := webhookIn(req.WebhookId, req.Body.Webhook)
+	w, err := s.webhookIn(ctx, req.WebhookId, req.Body.Webhook)
 	if err != nil {
 		return nil, err
 	}
-	if v := deref(req.Body.Webhook.SigningSecret); v != "" {
-		w.SigningSecret = []byte(v)
-	}
 	err = s.store.UpdateWebhook(ctx, w)
-	if errors.Is(err, store.ErrNotFound) {
+	var ce *store.ConstraintError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return gen.UpdateWebhook404Response{}, nil
-	}
-	if err != nil {
+	case errors.As(err, &ce):
+		return nil, errInvalidSigningKey("webhook.signatureConfiguration.signingKeyId")
+	case err != nil:
 		return nil, err
 	}
 	stored, err := s.store.Webhook(ctx, w.ID)
 	if err != nil {
 		return nil, err
 	}
-	return gen.UpdateWebhook200JSONResponse{Webhook: webhookOut(stored)}, nil
+	return gen.UpdateWebhook200JSONResponse{Webhook: webhookOut(stored, nil)}, nil
 }
 
 // RetrieveWebhook implements GET /api/webhook/{webhookId}.
@@ -111,7 +113,15 @@ func (s *Server) RetrieveWebhook(ctx context.Context, req gen.RetrieveWebhookReq
 	if err != nil {
 		return nil, err
 	}
-	return gen.RetrieveWebhook200JSONResponse{Webhook: webhookOut(w)}, nil
+	backlogs, err := s.store.Backlogs(ctx, &w.ID)
+	if err != nil {
+		return nil, err
+	}
+	var b *store.Backlog
+	if len(backlogs) == 1 { // else deleted meanwhile
+		b = &backlogs[0]
+	}
+	return gen.RetrieveWebhook200JSONResponse{Webhook: webhookOut(w, b)}, nil
 }
 
 // RetrieveWebhooks implements GET /api/webhook.
@@ -123,11 +133,42 @@ func (s *Server) RetrieveWebhooks(ctx context.Context, _ gen.RetrieveWebhooksReq
 	if err != nil {
 		return nil, err
 	}
+	backlogs, err := s.store.Backlogs(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[uuid.UUID]*store.Backlog{}
+	for i := range backlogs {
+		byID[backlogs[i].WebhookID] = &backlogs[i]
+	}
 	out := gen.RetrieveWebhooks200JSONResponse{Webhooks: make([]gen.Webhook, len(list))}
 	for i, w := range list {
-		out.Webhooks[i] = webhookOut(w)
+		out.Webhooks[i] = webhookOut(w, byID[w.ID])
 	}
 	return out, nil
+}
+
+// DropWebhookBacklog implements DELETE /api/webhook/{webhookId}/backlog: it gives
+// up delivering the webhook's oldest undelivered events, on purpose, and records so.
+func (s *Server) DropWebhookBacklog(ctx context.Context, req gen.DropWebhookBacklogRequestObject) (gen.DropWebhookBacklogResponseObject, error) {
+	if !principalFrom(ctx).key.Unrestricted() {
+		return gen.DropWebhookBacklog401Response{}, nil
+	}
+	info, err := eventInfo(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	dropped, err := s.store.DropBacklog(ctx, req.WebhookId, req.Params.Limit, info, store.NowMillis())
+	if errors.Is(err, store.ErrNotFound) {
+		return gen.DropWebhookBacklog404Response{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if dropped.Count > 0 {
+		s.log.Warn("webhook backlog dropped", "webhook", req.WebhookId, "events", dropped.Count, "event", *dropped.EventID)
+	}
+	return gen.DropWebhookBacklog200JSONResponse{DroppedCount: dropped.Count, EventId: dropped.EventID}, nil
 }
 
 // DeleteWebhook implements DELETE /api/webhook/{webhookId}.
@@ -146,8 +187,9 @@ func (s *Server) DeleteWebhook(ctx context.Context, req gen.DeleteWebhookRequest
 }
 
 // webhookIn checks a webhook's settings: an absolute http(s) URL, known event
-// types, bounded timeouts, and tenants when it is not global.
-func webhookIn(id uuid.UUID, in gen.Webhook) (store.Webhook, error) {
+// types, bounded timeouts, tenants when it is not global, a signing key that can
+// sign for every tenant the webhook covers, and a Basic-auth username.
+func (s *Server) webhookIn(ctx context.Context, id uuid.UUID, in gen.Webhook) (store.Webhook, error) {
 	errs := new(apiError)
 	u, err := url.Parse(in.Url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
@@ -158,7 +200,7 @@ func webhookIn(id uuid.UUID, in gen.Webhook) (store.Webhook, error) {
 		Headers: store.Headers{}}
 	if in.EventsEnabled != nil {
 		for typ, on := range *in.EventsEnabled {
-			if typ != eventRefreshTokenRevoke && typ != eventJWTRefresh {
+			if !slices.Contains(eventTypes, typ) {
 				errs.field("webhook.eventsEnabled", "[invalid]webhook.eventsEnabled", "Unknown event type "+strconv.Quote(typ)+".")
 				continue
 			}
@@ -193,6 +235,38 @@ func webhookIn(id uuid.UUID, in gen.Webhook) (store.Webhook, error) {
 			}
 		}
 	}
+	if v := deref(in.SigningSecret); v != "" {
+		w.SigningSecret = []byte(v)
+	}
+	if user := deref(in.HttpAuthenticationUsername); user != "" {
+		if strings.Contains(user, ":") {
+			errs.field("webhook.httpAuthenticationUsername", "[invalid]webhook.httpAuthenticationUsername",
+				"HTTP Basic authentication cannot carry a username with a colon.")
+		}
+		w.HTTPAuthUsername = &user
+	}
+	w.HTTPAuthPassword = in.HttpAuthenticationPassword
+	if sc := in.SignatureConfiguration; sc != nil && deref(sc.Enabled) {
+		const field = "webhook.signatureConfiguration.signingKeyId"
+		keyID, ok := parseUUID(string(deref(sc.SigningKeyId)))
+		if !ok {
+			errs.field(field, "[missing]"+field, "A signed webhook needs the id of the key that signs it.")
+		} else {
+			// A key of one tenant signs only what stays in that tenant.
+			var only *uuid.UUID
+			if !w.Global && len(w.TenantIDs) == 1 {
+				only = &w.TenantIDs[0]
+			}
+			can, err := s.checkSigningKey(ctx, keyID, only)
+			if err != nil {
+				return w, err
+			}
+			if !can {
+				errs.field(field, "[invalid]"+field, "No key with this id can sign this webhook: it does not exist, is a public key only, or belongs to a tenant the webhook does not stay within.")
+			}
+			w.SigningKeyID = &keyID
+		}
+	}
 	now := store.NowMillis()
 	w.InsertInstant, w.LastUpdateInstant = now, now
 	return w, errs.orNil()
@@ -218,8 +292,12 @@ func validHeader(name, value string) bool {
 	return true
 }
 
-func webhookOut(w store.Webhook) gen.Webhook {
-	enabled := map[string]bool{eventRefreshTokenRevoke: false, eventJWTRefresh: false}
+// webhookOut shows a webhook without its secrets, with its backlog when given.
+func webhookOut(w store.Webhook, b *store.Backlog) gen.Webhook {
+	enabled := map[string]bool{}
+	for _, typ := range eventTypes {
+		enabled[typ] = false
+	}
 	for _, typ := range w.EventsEnabled {
 		enabled[typ] = true
 	}
@@ -228,11 +306,26 @@ func webhookOut(w store.Webhook) gen.Webhook {
 		tenants = []uuid.UUID{}
 	}
 	headers := map[string]string(w.Headers)
-	return gen.Webhook{
+	signed := w.SigningKeyID != nil
+	sc := &gen.WebhookSignatureConfiguration{Enabled: &signed}
+	if signed {
+		id := gen.OptionalBodyId(w.SigningKeyID.String())
+		sc.SigningKeyId = &id
+	}
+	out := gen.Webhook{
 		Id: &w.ID, Url: w.URL, Description: &w.Description, EventsEnabled: &enabled, Global: &w.Global,
 		TenantIds: &tenants, ConnectTimeout: &w.ConnectTimeoutMs, ReadTimeout: &w.ReadTimeoutMs, Headers: &headers,
+		SignatureConfiguration: sc, HttpAuthenticationUsername: w.HTTPAuthUsername,
 		InsertInstant: &w.InsertInstant, LastUpdateInstant: &w.LastUpdateInstant,
 	}
+	if b != nil {
+		out.DeliveryStatus = &gen.WebhookDeliveryStatus{PendingCount: b.Pending, OldestPendingInstant: b.OldestPendingInstant,
+			NextAttemptInstant: b.NextAttemptAt, LastError: b.LastError}
+		if b.HeadAttempts != nil && *b.HeadAttempts > 0 {
+			out.DeliveryStatus.FailedAttempts = b.HeadAttempts
+		}
+	}
+	return out
 }
 
 // SearchEvents implements GET /api/event: recorded events within the caller's

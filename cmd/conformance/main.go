@@ -5,9 +5,10 @@
 //	conformance -url https://auth.example.com -api-key KEY [-tenant-id ID] [-profile core|strict]
 //	            [-webhook-listen ADDR [-webhook-url URL]]
 //
-// With -webhook-listen the suite receives webhook deliveries on ADDR, registers a
-// webhook for jwt.refresh-token.revoke events there for the run (and deletes it
-// afterwards), and the revoke cases also check the events their requests recorded.
+// With -webhook-listen the suite receives webhook deliveries on ADDR, generates a
+// key and registers a webhook signed with it for jwt.refresh-token.revoke events
+// there for the run (and deletes both afterwards), and the revoke cases also check
+// the events their requests recorded and each delivery's FusionAuth signature.
 //
 // Exit status: 0 when every case passed, 1 when a case failed, 2 when the run
 // could not be made (bad flags, target unreachable, fixtures impossible, run cut

@@ -190,6 +190,7 @@ type Scope struct {
 type JWTConfig struct {
 	Enabled                         bool   `json:"enabled"`
 	AccessTokenSigningAlgorithm     string `json:"accessTokenSigningAlgorithm,omitempty"`
+	AccessTokenKeyID                string `json:"accessTokenKeyId,omitempty"`
 	TimeToLiveInSeconds             int32  `json:"timeToLiveInSeconds,omitempty"`
 	RefreshTokenTimeToLiveInMinutes int32  `json:"refreshTokenTimeToLiveInMinutes,omitempty"`
 	RefreshTokenExpirationPolicy    string `json:"refreshTokenExpirationPolicy,omitempty"`

@@ -10,7 +10,9 @@ import (
 )
 
 // Webhook receives the events it enables, for every tenant (Global) or for
-// TenantIDs.
+// TenantIDs. Deliveries are signed with the Key Master key SigningKeyID when it
+// is set, and with our own HMAC when SigningSecret is; HTTPAuthUsername turns on
+// HTTP Basic authentication.
 type Webhook struct {
 	ID                uuid.UUID      `db:"id"`
 	URL               string         `db:"url"`
@@ -22,6 +24,9 @@ type Webhook struct {
 	ReadTimeoutMs     int32          `db:"read_timeout_ms"`
 	Headers           Headers        `db:"headers"`
 	SigningSecret     []byte         `db:"signing_secret"`
+	SigningKeyID      *uuid.UUID     `db:"signing_key_id"`
+	HTTPAuthUsername  *string        `db:"http_auth_username"`
+	HTTPAuthPassword  *string        `db:"http_auth_password"`
 	InsertInstant     int64          `db:"insert_instant"`
 	LastUpdateInstant int64          `db:"last_update_instant"`
 }
@@ -70,15 +75,19 @@ func (h Headers) Value() (driver.Value, error) {
 func (h *Headers) Scan(src any) error { return scanJSON(src, h) }
 
 const webhookColumns = `id, url, description, events_enabled, global, tenant_ids, connect_timeout_ms, read_timeout_ms,
-       headers, signing_secret, insert_instant, last_update_instant`
+       headers, signing_secret, signing_key_id, http_auth_username, http_auth_password, insert_instant, last_update_instant`
 
+// NULLIF: with binary parameters an absent secret arrives as an empty bytea.
 const insertWebhook = `
 INSERT INTO webhooks (id, url, description, events_enabled, global, tenant_ids, connect_timeout_ms, read_timeout_ms,
-                      headers, signing_secret, insert_instant, last_update_instant)
+                      headers, signing_secret, signing_key_id, http_auth_username, http_auth_password,
+                      insert_instant, last_update_instant)
 VALUES (:id, :url, :description, :events_enabled, :global, :tenant_ids, :connect_timeout_ms, :read_timeout_ms,
-        :headers, :signing_secret, :insert_instant, :last_update_instant)`
+        :headers, NULLIF(CAST(:signing_secret AS bytea), CAST('' AS bytea)), :signing_key_id, :http_auth_username, :http_auth_password,
+        :insert_instant, :last_update_instant)`
 
-// CreateWebhook stores a webhook; a taken id is a *ConstraintError.
+// CreateWebhook stores a webhook; a taken id is a *ConstraintError on
+// webhooks_pkey, a signing key that does not exist one on webhooks_signing_key_id_fkey.
 func (s *Store) CreateWebhook(ctx context.Context, w Webhook) error {
 	_, err := s.db.NamedExecContext(ctx, insertWebhook, w)
 	return classify(err)
@@ -87,17 +96,22 @@ func (s *Store) CreateWebhook(ctx context.Context, w Webhook) error {
 const updateWebhook = `
 UPDATE webhooks SET url = :url, description = :description, events_enabled = :events_enabled, global = :global,
        tenant_ids = :tenant_ids, connect_timeout_ms = :connect_timeout_ms, read_timeout_ms = :read_timeout_ms,
-       headers = :headers, last_update_instant = :last_update_instant %s
+       headers = :headers, signing_key_id = :signing_key_id, http_auth_username = :http_auth_username,
+       last_update_instant = :last_update_instant %s
 WHERE id = :id`
 
-// UpdateWebhook replaces a webhook's settings; a nil SigningSecret keeps the old
-// one. ErrNotFound when there is no such webhook.
+// UpdateWebhook replaces a webhook's settings; a nil SigningSecret or
+// HTTPAuthPassword keeps the old one. ErrNotFound when there is no such webhook;
+// a signing key that does not exist is a *ConstraintError.
 func (s *Store) UpdateWebhook(ctx context.Context, w Webhook) error {
-	secret := ""
+	kept := ""
 	if w.SigningSecret != nil {
-		secret = ", signing_secret = :signing_secret"
+		kept += ", signing_secret = :signing_secret"
 	}
-	return affectedOne(s.db.NamedExecContext(ctx, fmt.Sprintf(updateWebhook, secret), w))
+	if w.HTTPAuthPassword != nil {
+		kept += ", http_auth_password = :http_auth_password"
+	}
+	return affectedOne(s.db.NamedExecContext(ctx, fmt.Sprintf(updateWebhook, kept), w))
 }
 
 // Webhook returns one webhook, or ErrNotFound.
