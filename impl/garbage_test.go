@@ -121,7 +121,7 @@ func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]s
 		"createTenant": tenantBody, "createTenantWithId": tenantBody,
 		"createAPIKey": key, "createAPIKeyWithId": key,
 		"createWebhook": hook, "createWebhookWithId": hook, "updateWebhook": hook,
-		"logout": `{"global":false,"refreshToken":"none","eventInfo":` + info + `}`,
+		"logout":      `{"global":false,"refreshToken":"none","eventInfo":` + info + `}`,
 		"generateKey": keyGen, "generateKeyWithId": keyGen, "importKey": keyImport, "importKeyWithId": keyImport,
 	}
 }
