@@ -140,7 +140,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Available reports whether the store believes the database reachable: false
-// from the first connection attempt that found no server until one succeeds.
+// while the outage gate is shut (gate.go), from a connection attempt that found
+// no server until one succeeds.
 func (s *Store) Available() bool { return s.gate.available() }
 
 // inTx runs fn in one transaction, retrying a few times when PostgreSQL aborts it
