@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lib/pq"
 
@@ -58,6 +59,14 @@ func TestSmoke(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if n := utf8.RuneCountInString(line); n > 120 {
+			t.Errorf("a report line is %d columns wide, over 120: %q", n, line)
+		}
+	}
+	if !strings.Contains(out.String(), "ratio = server/s ÷ raw/s") {
+		t.Errorf("the report does not explain the ratio")
 	}
 
 	var want []string

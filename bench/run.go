@@ -115,7 +115,7 @@ func (h *harness) header(m Machine) {
 			where += ", fast (non-durable)"
 		}
 	}
-	fmt.Fprintf(w, "postgresql: %s, %s; %s\n", m.PostgreSQL, where, m.PGSettings)
+	fmt.Fprintf(w, "postgresql: %s, %s\n            %s\n", m.PostgreSQL, where, m.PGSettings)
 	fmt.Fprintf(w, "go:         %s; server in this process on %s, load generator in a child process\n", m.Go, h.env.baseURL)
 	fmt.Fprintf(w, "statements: store.RevokeByTokenStatement, RevokeBulkStatement, InsertTokens (taken per request);\n")
 	fmt.Fprintf(w, "            exchange: (*store.Store).ExchangeRefreshToken, the server's transaction\n\n")

@@ -49,8 +49,8 @@ type Case struct {
 	ID string
 	// Title says in a few words what is replayed.
 	Title string
-	// Source names where Documented is quoted from: "openapi.yaml", the wire
-	// contract "fusionauth-api.md", or "refreshd" for behaviour not yet written down.
+	// Source names the file of the repository Documented is quoted from, by its
+	// path from the root: "openapi.yaml" or "docs/fusionauth-compatibility.md".
 	Source string
 	// Documented holds the documented sentences the case replays, verbatim.
 	Documented []string
@@ -105,6 +105,12 @@ type Failure struct {
 	Actual   string `json:"actual"`
 	// Note explains labels or context, e.g. how the fixtures were laid out.
 	Note string `json:"note,omitempty"`
+	// Kind is KindBehaviour when the case's own check failed, KindSchema when an
+	// answer did not match the response the contract declares.
+	Kind string `json:"kind"`
+	// SchemaPath is, for KindSchema, where in the contract the answer failed: a
+	// JSON pointer to the operation's responses or to the schema keyword.
+	SchemaPath string `json:"schemaPath,omitempty"`
 
 	ExpectedStatus int      `json:"expectedStatus,omitempty"`
 	ActualStatus   int      `json:"actualStatus,omitempty"`

@@ -11,11 +11,11 @@ import (
 	gen "refreshd/generated"
 )
 
-// Where a case's documented text comes from.
+// Where a case's documented text comes from: files of the repository, named by
+// their path from its root, so that a reader of a failure can open them.
 const (
 	sourceOpenAPI  = "openapi.yaml"
-	sourceContract = "fusionauth-api.md"
-	sourceServer   = "refreshd"
+	sourceContract = "docs/fusionauth-compatibility.md"
 )
 
 // Sentences of openapi.yaml the cases replay, verbatim (line breaks aside).
@@ -44,25 +44,24 @@ const (
 	docImportErr  = "Field errors are keyed `refreshTokens[i].field` with codes such as `[missing]refreshTokens.token`, `[invalid]refreshTokens.userId` and `[duplicate]refreshTokens.token`."
 )
 
-// Sentences of the wire contract (fusionauth-api.md) for what openapi.yaml does
-// not spell out.
+// Sentences of the wire contract in prose (docs/fusionauth-compatibility.md) for
+// what openapi.yaml does not spell out.
 const (
-	docInvalidJSON     = "JSON that does not parse, or a field of the wrong JSON type | `[invalidJSON]` (general)"
-	docRepeated        = "the same query parameter given twice | `[invalid]F` (ours; FusionAuth answers 500)"
-	docListMissing     = "`userId` absent → 400 `[missing]userId`; unknown user → 400 `[invalid]userId`."
-	docEmptyList       = "By user → `200 {\"refreshTokens\": [RefreshToken…]}` newest first, at most 1,000, expired tokens left out; an empty list is `[]`."
-	docByIDShape       = "By id → `200 {\"refreshToken\": RefreshToken}`; unknown or expired → 404 empty."
-	docImportEmpty     = "Empty or missing list → 400 `[missing]refreshTokens`."
-	docImportDup       = "A token value already stored, or given twice → 400 `[duplicate]refreshTokens.token`."
-	docImportUnk       = "Unknown user or application → 400 `[invalid]refreshTokens.userId` / `…applicationId`."
-	docImportOK        = "All or nothing: on any error nothing is stored. The server assigns the ids. Success → 200, empty body."
-	docContentType     = "a body with a Content-Type other than `application/json` | `[InvalidContentType]` (general)"
-	docCouldNotConvert = "malformed UUID in a query param, path param or body field `F` | `[couldNotConvert]F` (field error)"
-	docByIDErrors      = "Unknown, expired or already revoked → 404 empty; malformed id → 400 `[couldNotConvert]tokenId`; success → 200 empty."
+	docInvalidJSON     = "`[invalidJSON]` | the general error when the body is not JSON or a field has the wrong JSON type."
+	docRepeated        = "`[invalid]F` | **Ours:** the field error when the query parameter F is given more than once; FusionAuth fails with a 500 there."
+	docListMissing     = "Without a `userId` the answer is a 400 with `[missing]userId`; with one that names no user, a 400 with `[invalid]userId`."
+	docEmptyList       = "`GET /api/jwt/refresh?userId=…` lists the user's live tokens as `{\"refreshTokens\": […]}`, newest first and at most 1,000 of them; expired tokens are not listed, and a user with no tokens gets `{\"refreshTokens\": []}`."
+	docByIDShape       = "`GET /api/jwt/refresh/{tokenId}` answers `{\"refreshToken\": {…}}` for a live token, and 404 with an empty body for a token that is unknown or expired."
+	docImportEmpty     = "An empty or absent list is refused with `[missing]refreshTokens`."
+	docImportDup       = "A token value that is already stored, or that appears twice in the batch, makes it fail with `[duplicate]refreshTokens.token`."
+	docImportUnk       = "A user or application that does not exist makes the import fail with `[invalid]refreshTokens.userId` or `[invalid]refreshTokens.applicationId`."
+	docImportOK        = "An import is stored whole or not at all, the server picks every token's id, and a successful import is answered 200 with an empty body."
+	docContentType     = "`[InvalidContentType]` | the general error when a body comes with a Content-Type other than `application/json`."
+	docCouldNotConvert = "`[couldNotConvert]F` | the field error when the UUID in query parameter, path parameter or body field F is malformed."
+	docByIDErrors      = "The answers: 200 with an empty body once it is revoked; 404 with an empty body when no live token has that id (never issued, already revoked or expired); a 400 with the field error `[couldNotConvert]tokenId` when the id is not a UUID."
+	docUnknownAnyPath  = "A `userId` that names no user is refused with `[invalid]userId`, and an `applicationId` that names no application with `[invalid]applicationId`, whichever form the request takes, the single-token form included."
+	docTooLarge        = "a request body larger than the server's limit (8 MiB unless configured) is answered 400 with the general error `[tooLarge]`."
 )
-
-// docTooLarge is our server's behaviour, not yet written into either document.
-const docTooLarge = "A request body larger than the server's limit (8 MiB unless configured) is answered 400 with the general error `[tooLarge]`."
 
 // Cases returns every case of the suite, grouped by the API they cover:
 // DELETE /api/jwt/refresh, DELETE /api/jwt/refresh/{tokenId},
@@ -597,7 +596,7 @@ func revokeEdgeCases() []Case {
 				return gen.RevokeRefreshTokensParams{UserId: ptr(e.unknownID("unknown user").String())}
 			}), errorCodes(fieldCode("userId", "[invalid]userId")))},
 		{ID: "revoke/unknown-user/with-token", Title: "A userId naming no user is invalid on the token path too",
-			Source: sourceContract, Documented: []string{"`userId` given and no such user → 400 `[invalid]userId`; `applicationId` given and no such application → 400 `[invalid]applicationId`. Checked on every path, the token path included."}, Profile: ProfileCore,
+			Source: sourceContract, Documented: []string{docUnknownAnyPath}, Profile: ProfileCore,
 			Requirement: "?token=<u1's token>&userId=<an id no user has> answers 400 with exactly userId: [invalid]userId, and the token is not revoked.",
 			Run: refused(nil, sendQuery(func(e *Env, w *world) gen.RevokeRefreshTokensParams {
 				return gen.RevokeRefreshTokensParams{Token: &w.tok(1, 1, 1).value, UserId: ptr(e.unknownID("unknown user").String())}
@@ -658,7 +657,7 @@ func revokeEdgeCases() []Case {
 				return gen.RevokeRefreshTokensParams{UserId: ptr(w.user(1).String()), XFusionAuthTenantId: ptr(e.unknownID("unknown tenant").String())}
 			}), errorCodes(generalCode("[invalid]tenantId")))},
 		{ID: "revoke/too-large", Title: "An oversized body is refused",
-			Source: sourceServer, Documented: []string{docTooLarge}, Profile: ProfileStrict,
+			Source: sourceContract, Documented: []string{docTooLarge}, Profile: ProfileStrict,
 			Requirement: "A 9 MiB body {\"userId\": u1, \"eventInfo\": {\"data\": {\"padding\": …}}} answers 400 with exactly the general error [tooLarge] and revokes nothing.",
 			Run: refused(nil, sendRaw(func(e *Env, w *world) rawRequest {
 				pad := strings.Repeat("x", 9<<20)

@@ -32,11 +32,11 @@ const (
 	docRS256           = "Default HS256 with a per-tenant secret; RS256 and ES256 tokens verify against /.well-known/jwks.json."
 )
 
-// Sentences of the wire contract (fusionauth-api.md) on expiry.
+// Sentences of docs/fusionauth-compatibility.md on expiry.
 const (
-	docExpiry          = "Expiry: expired when `startInstant + TTL < now`; with the maximum-lifetime policy also when `insertInstant + maximum < now`."
-	docExchangeExpired = "Unknown, revoked or expired → 400 `[invalid]refreshToken`."
-	docRevokeExpired   = "It counts as not found — **404, empty body** — when it does not exist, was already revoked, has expired, or belongs to another user than a given `userId`."
+	docExpiry          = "A token has expired once its start instant plus the refresh-token lifetime lies in the past, or, under the maximum-lifetime policy, once its insert instant plus that maximum does."
+	docExchangeExpired = "A token that is unknown, revoked or expired: 400 with `[invalid]refreshToken`; so is one whose application is deactivated or deleted, or whose user is deactivated."
+	docRevokeExpired   = "Looked up by its hash, it is not found — 404 with an empty body — when it was never issued, is already revoked, has expired, or belongs to a user other than the `userId` given."
 )
 
 // refresh sends POST /api/jwt/refresh without an API key, with value (nil: none)

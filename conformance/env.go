@@ -48,6 +48,12 @@ type Config struct {
 	WebhookURL string
 	// WebhookWait bounds how long a case waits for its events; 0 means 5 s.
 	WebhookWait time.Duration
+
+	// Spec is the OpenAPI document (YAML or JSON) every answer is checked
+	// against; nil means refreshd's own openapi.yaml. An answer with a status the
+	// operation does not declare, or a body its schema does not allow, fails the
+	// case with a failure of kind "schema".
+	Spec []byte
 }
 
 // Session runs cases against one server and remembers every fixture it made
@@ -64,6 +70,8 @@ type Session struct {
 	// profile is the profile of the run: checks of our own choices inside core
 	// cases (a delivery's signature) are made only in the strict profile.
 	profile Profile
+	// contract is what every answer is checked against.
+	contract *contract
 }
 
 // NewSession checks cfg and prepares the clients; it sends nothing.
@@ -96,8 +104,11 @@ func NewSession(cfg Config) (*Session, error) {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	s := &Session{cfg: cfg, base: u, hc: hc, runID: randomHex(4), fx: newRegistry()}
+	if s.contract, err = loadContract(cfg.Spec); err != nil {
+		return nil, err
+	}
 	s.api, err = gen.NewClientWithResponses(u.String(),
-		gen.WithHTTPClient(recordingDoer{hc}),
+		gen.WithHTTPClient(recordingDoer{hc: hc, s: s}),
 		gen.WithRequestEditorFn(s.editRequest))
 	if err != nil {
 		return nil, err
@@ -162,8 +173,12 @@ type slotKey struct{}
 
 // recordingDoer sends requests for the generated client and keeps a copy of each
 // answer in the exchange carried by the request's context, so a case sees exactly
-// what came back even when the generated parser cannot decode it.
-type recordingDoer struct{ hc *http.Client }
+// what came back even when the generated parser cannot decode it; and it checks
+// each answer against the contract.
+type recordingDoer struct {
+	hc *http.Client
+	s  *Session
+}
 
 // Do sends r and records it and its answer.
 func (d recordingDoer) Do(r *http.Request) (*http.Response, error) {
@@ -190,6 +205,7 @@ func (d recordingDoer) Do(r *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	x.status, x.header, x.body = resp.StatusCode, resp.Header, body
+	d.s.checkAnswer(envOf(r.Context()), x)
 	return resp, nil
 }
 
@@ -209,9 +225,10 @@ func call(ctx context.Context, do func(ctx context.Context) error) *exchange {
 // fixtures the case made, so failures name {u1} rather than a UUID. Each case
 // gets its own Env.
 type Env struct {
-	s      *Session
-	labels map[string]string // id or token value → label
-	made   []fixture         // this case's users and applications, in creation order
+	s       *Session
+	labels  map[string]string // id or token value → label
+	made    []fixture         // this case's users and applications, in creation order
+	answers answers           // the answers that broke the contract
 }
 
 func (s *Session) newEnv() *Env { return &Env{s: s, labels: map[string]string{}} }
@@ -305,6 +322,9 @@ func (e *Env) raw(ctx context.Context, rr rawRequest) *exchange {
 	defer resp.Body.Close()
 	x.body, x.err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	x.status, x.header = resp.StatusCode, resp.Header
+	if x.err == nil {
+		e.s.checkAnswer(e, x)
+	}
 	return x
 }
 

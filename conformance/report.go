@@ -94,6 +94,9 @@ func (t *TextReporter) recap(r Result) {
 	t.field("step", f.Step)
 	t.field("expected", f.Expected)
 	t.field("actual", f.Actual)
+	if f.Kind == KindSchema {
+		t.field("schema", f.SchemaPath)
+	}
 	if f.Note != "" {
 		t.field("note", f.Note)
 	}
@@ -216,9 +219,12 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 		switch r.Status {
 		case Failed:
 			s.Failures++
-			c.Failure = &junitFailure{Type: "conformance", Text: failureText(r)}
+			c.Failure = &junitFailure{Type: KindBehaviour, Text: failureText(r)}
 			if r.Failure != nil {
 				c.Failure.Message = "expected " + r.Failure.Expected + "; got " + r.Failure.Actual
+				if r.Failure.Kind != "" {
+					c.Failure.Type = r.Failure.Kind
+				}
 			}
 		case Skipped:
 			s.Skipped++
@@ -262,6 +268,9 @@ func failureText(r Result) string {
 	fmt.Fprintf(&b, "requirement: %s\n", r.Requirement)
 	if f := r.Failure; f != nil {
 		fmt.Fprintf(&b, "step: %s\nexpected: %s\nactual: %s\n", f.Step, f.Expected, f.Actual)
+		if f.Kind == KindSchema {
+			fmt.Fprintf(&b, "schema: %s\n", f.SchemaPath)
+		}
 		if f.Note != "" {
 			fmt.Fprintf(&b, "note: %s\n", f.Note)
 		}

@@ -90,10 +90,31 @@ func (s *Session) runCase(ctx context.Context, c Case) (res Result) {
 		return res
 	}
 	e := s.newEnv()
+	ctx = context.WithValue(ctx, envKey{}, e)
 	start := time.Now()
 	f := safeRun(ctx, c, e)
 	e.cleanup(ctx)
 	res.Duration = time.Since(start)
+	// An answer that broke the contract fails a case that otherwise passed. When
+	// the case failed on the very answer that broke the contract, the contract's
+	// word on it is the one reported (it names the schema); when the case failed
+	// elsewhere, its own failure stands and a note points at the broken answer.
+	if v := e.answers.first(); v != nil && ctx.Err() == nil {
+		switch {
+		case f == nil:
+			f = e.schemaFailure(v)
+		case f.skip != "" || f.Kind != "":
+		case f.Step == e.step(v.x):
+			own := f
+			f = e.schemaFailure(v)
+			f.Note = strings.TrimSpace("The case expected " + own.Expected + ". " + own.Note)
+		default:
+			f.Note = strings.TrimSpace(f.Note + " An answer also broke the contract, at " + v.schemaPath + ": " + e.step(v.x) + ".")
+		}
+	}
+	if f != nil && f.skip == "" && f.Kind == "" {
+		f.Kind = KindBehaviour
+	}
 	switch {
 	case f == nil:
 		res.Status = Passed

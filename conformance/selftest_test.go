@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"refreshd"
 	"refreshd/conformance"
 	gen "refreshd/generated"
 )
@@ -170,4 +171,43 @@ func TestSetupErrors(t *testing.T) {
 		})
 	}
 	expectNoFixtures(t, srv)
+}
+
+// Answers are checked against the contract the session is given: against a copy
+// of openapi.yaml that requires every listed token to carry its value, our
+// server's listings break it, and the failure is of kind schema with the path of
+// the broken rule. An unusable contract is refused before anything is sent.
+func TestAnswersCheckedAgainstTheGivenContract(t *testing.T) {
+	srv := newServer(t)
+	stricter := strings.Replace(string(refreshd.OpenAPI),
+		"required: [id, applicationId, userId, tenantId, insertInstant, startInstant, metaData]",
+		"required: [id, applicationId, userId, tenantId, insertInstant, startInstant, metaData, token]", 1)
+	if stricter == string(refreshd.OpenAPI) {
+		t.Fatal("could not find RefreshToken's required list in openapi.yaml")
+	}
+	s, err := conformance.NewSession(conformance.Config{URL: srv.URL, APIKey: srv.Key, Spec: []byte(stricter)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Run(context.Background(), conformance.ProfileCore,
+		conformance.Select(conformance.Cases(), conformance.ProfileCore, []string{"retrieve/shape"}), nil)
+	if cerr := s.Cleanup(context.Background()); cerr != nil {
+		t.Errorf("Cleanup: %v", cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Failure == nil {
+		t.Fatalf("retrieve/shape against the stricter contract did not fail:\n%s", text(t, rep))
+	}
+	f := rep.Results[0].Failure
+	if f.Kind != conformance.KindSchema || f.SchemaPath != "#/components/schemas/RefreshToken/required" || !strings.Contains(f.Actual, `property "token" is missing`) {
+		t.Errorf("failure kind %q, schema path %q, actual %q; want a schema failure at #/components/schemas/RefreshToken/required\n%s",
+			f.Kind, f.SchemaPath, f.Actual, text(t, rep))
+	}
+	expectNoFixtures(t, srv)
+
+	if _, err := conformance.NewSession(conformance.Config{URL: srv.URL, APIKey: srv.Key, Spec: []byte("openapi: 3.0.3\npaths: 7\n")}); err == nil {
+		t.Errorf("NewSession accepted a contract that is not an OpenAPI document")
+	}
 }

@@ -51,6 +51,9 @@ type variant struct {
 	webhooks bool
 	events   func(event map[string]any) // edits each delivered event; needs webhooks
 	profile  conformance.Profile        // "" means strict
+	// schema says the defect breaks only the contract's response schemas, so
+	// every case it fails must fail with a failure of kind schema.
+	schema bool
 	// only, when set, runs just the cases with these id prefixes: a defect that
 	// can touch nothing else need not cost a run of the whole suite. When unset,
 	// the variant runs the cases of the APIs its fails name (the first segment of
@@ -368,12 +371,18 @@ func variants(allIDs []string) []variant {
 			wrap: rewriteAnswer(isList, func(rec *httptest.ResponseRecorder) {
 				rec.Body = bytes.NewBufferString(strings.Replace(rec.Body.String(), `"refreshTokens":[]`, `"refreshTokens":null`, 1))
 			}),
-			fails: []string{"retrieve/empty-list"}},
+			// The contract says refreshTokens is an array: every empty listing breaks it.
+			fails: []string{"retrieve/empty-list", "exchange/expired", "revoke/body-overrides-query", "revoke/null-body-fields",
+				"revoke/unmodelled-properties", "revoke/by-user/query", "revoke/by-user/body", "revoke/by-user/body-event-info",
+				"revoke/by-user/go-client", "revoke/by-user/typescript-client", "revoke/by-user/form", "revoke/receipt/by-user"}},
 		{name: "no-insert-instant", defect: "leaves insertInstant out of GET answers",
 			wrap: rewriteAnswer(func(r *http.Request) bool { return r.Method == http.MethodGet }, func(rec *httptest.ResponseRecorder) {
 				rec.Body = bytes.NewBufferString(regexp.MustCompile(`"insertInstant":\d+,?`).ReplaceAllString(rec.Body.String(), ""))
 			}),
-			fails: []string{"retrieve/shape", "retrieve-by-id/shape", "import/insert-instant"}},
+			// insertInstant is required: every case that sees a token listed or fetched fails.
+			fails: except(allIDs, "retrieve/empty-list", "retrieve/missing-user-id", "retrieve/unknown-user", "retrieve/malformed-user-id",
+				"retrieve-by-id/unknown", "retrieve-by-id/malformed", "import/missing/list", "exchange/missing-token",
+				"exchange/unknown-token", "exchange/expired", "logout/unknown", "oauth-revoke/discovery")},
 		{name: "by-id-unwrapped", defect: "answers GET /api/jwt/refresh/{id} with the bare token, without {\"refreshToken\": …}",
 			wrap: rewriteAnswer(isGetByID, func(rec *httptest.ResponseRecorder) {
 				var body struct {
@@ -383,7 +392,18 @@ func variants(allIDs []string) []variant {
 					rec.Body = bytes.NewBuffer(body.RefreshToken)
 				}
 			}),
-			fails: []string{"retrieve-by-id/shape", "exchange/last-accessed", "import/insert-instant"}},
+			// refreshToken is required: every case that fetches a live token by id fails.
+			fails: except(allIDs, "retrieve/shape", "retrieve/empty-list", "retrieve/missing-user-id", "retrieve/unknown-user",
+				"retrieve/malformed-user-id", "retrieve/auth/missing-key", "retrieve-by-id/unknown", "retrieve-by-id/malformed",
+				"import/missing/list", "exchange/missing-token", "exchange/unknown-token", "exchange/revoked/by-token",
+				"exchange/revoked/by-user", "exchange/revoked/by-user-and-app", "exchange/revoked/by-app", "exchange/revoked/by-id",
+				"exchange/expired", "exchange/one-time-use", "exchange/jwks/signature", "exchange/claims",
+				"delete/application", "delete/user", "exchange/cookie-wins", "exchange/one-time-use/grace",
+				"exchange/one-time-use/reuse-revokes", "exchange/sets-cookies", "logout/clears-cookies", "logout/cookie",
+				"logout/global", "logout/rotated-away", "logout/token", "logout/unknown", "revoke-by-id/access-token-cookie",
+				"revoke-by-id/after-rotations", "revoke/access-token/invalid", "revoke/access-token/other-user",
+				"revoke/access-token/own", "oauth-revoke/bad-client", "oauth-revoke/discovery", "oauth-revoke/other-client",
+				"oauth-revoke/own-token", "validate/revoked-session", "validate/shape")},
 		{name: "get-returns-token", defect: "returns a token value in GET answers (as FusionAuth does)",
 			wrap: rewriteAnswer(func(r *http.Request) bool { return r.Method == http.MethodGet }, func(rec *httptest.ResponseRecorder) {
 				rec.Body = bytes.NewBufferString(strings.ReplaceAll(rec.Body.String(), `"applicationId":`, `"token":"a-returned-value","applicationId":`))
@@ -528,6 +548,27 @@ func variants(allIDs []string) []variant {
 				})
 			},
 			fails: append([]string{"exchange/expired", "exchange/one-time-use", "exchange/jwks/signature"}, rotatingCases...)},
+		{name: "jwks-crv-number", defect: "adds crv, a text in the contract, to each JWKS key as a number", schema: true,
+			wrap: rewriteAnswer(func(r *http.Request) bool { return r.URL.Path == "/.well-known/jwks.json" }, func(rec *httptest.ResponseRecorder) {
+				editJSON(rec, func(b map[string]any) {
+					keys, _ := b["keys"].([]any)
+					for _, k := range keys {
+						if key, ok := k.(map[string]any); ok {
+							key["crv"] = 256
+						}
+					}
+				})
+			}),
+			fails: []string{"exchange/jwks/signature"}, only: []string{"exchange/jwks/"}},
+		{name: "revoke-by-id-204", defect: "answers 204, a status the contract does not declare, to a revocation by id", schema: true,
+			wrap: rewriteAnswer(func(r *http.Request) bool {
+				return r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/api/jwt/refresh/")
+			}, func(rec *httptest.ResponseRecorder) {
+				if rec.Code == http.StatusOK {
+					rec.Code = http.StatusNoContent
+				}
+			}),
+			fails: []string{"revoke-by-id/path", "exchange/revoked/by-id"}, only: []string{"revoke-by-id/path", "exchange/revoked/by-id"}},
 		{name: "drop-event-info", defect: "leaves the eventInfo of a DELETE body out of the event", webhooks: true,
 			wrap: onRevoke(func(r *http.Request) {
 				if r.ContentLength > 8<<20 {
@@ -729,7 +770,8 @@ func variants(allIDs []string) []variant {
 					rec.Body = bytes.NewBuffer(body.JWT)
 				}
 			}), only: []string{"validate/"},
-			fails: []string{"validate/shape"}},
+			// The unwrapped answer also breaks the contract's schema wherever a case validates.
+			fails: []string{"validate/shape", "validate/revoked-session"}},
 	}
 }
 
@@ -1236,6 +1278,12 @@ func TestBrokenVariantsAreCaught(t *testing.T) {
 				if missing, extra := diff(got, v.fails); len(missing)+len(extra) > 0 {
 					t.Errorf("variant that %s:\nnot caught by: %q\nunexpectedly failed: %q\n%s", v.defect, missing, extra, text(t, rep))
 				}
+				for _, r := range rep.Results {
+					if v.schema && r.Failure != nil && (r.Failure.Kind != conformance.KindSchema || r.Failure.SchemaPath == "") {
+						t.Errorf("variant that %s: case %s failed with kind %q (schema path %q), want a schema failure",
+							v.defect, r.ID, r.Failure.Kind, r.Failure.SchemaPath)
+					}
+				}
 			})
 		}
 	})
@@ -1293,6 +1341,21 @@ func withoutPrefix(ids []string, prefix string) []string {
 	var out []string
 	for _, id := range ids {
 		if !strings.HasPrefix(id, prefix) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// except returns ids without the ones named.
+func except(ids []string, drop ...string) []string {
+	skip := map[string]bool{}
+	for _, id := range drop {
+		skip[id] = true
+	}
+	var out []string
+	for _, id := range ids {
+		if !skip[id] {
 			out = append(out, id)
 		}
 	}

@@ -40,6 +40,7 @@ type DispatcherConfig struct {
 	MaxBackoff   time.Duration // longest delay between attempts (1 h)
 	Batch        int           // deliveries per lease (50)
 	Retention    time.Duration // how long delivered events are kept (30 days)
+	Metrics      *Metrics      // counts deliveries and pruned events; nil counts nothing
 }
 
 func (c *DispatcherConfig) defaults() {
@@ -181,6 +182,7 @@ func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook, leaseUntil
 			if ctx.Err() != nil {
 				return delivered
 			}
+			d.cfg.Metrics.delivery(w.ID, false)
 			delay := d.backoff(p.Attempts)
 			d.cfg.Logger.Info("dispatcher: delivery failed", "webhook", w.ID, "event", p.EventID,
 				"attempt", p.Attempts+1, "retry_in", delay, "error", err)
@@ -189,6 +191,7 @@ func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook, leaseUntil
 			}
 			return delivered
 		}
+		d.cfg.Metrics.delivery(w.ID, true)
 		if err := d.store.MarkDelivered(ctx, w.ID, p.EventSeq, store.NowMillis()); err != nil {
 			d.warn(ctx, "dispatcher: record delivery", err, "webhook", w.ID)
 			return delivered
@@ -293,6 +296,7 @@ func (d *dispatcher) prune(ctx context.Context) {
 		cutoff := time.Now().Add(-d.cfg.Retention).UnixMilli()
 		for ctx.Err() == nil {
 			n, err := d.store.PruneEvents(ctx, cutoff, 1000)
+			d.cfg.Metrics.prunedEvents(n)
 			if err != nil {
 				d.warn(ctx, "dispatcher: prune events", err)
 			}

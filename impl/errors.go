@@ -62,6 +62,16 @@ func (e *apiError) generalError(code, message string) *apiError {
 	return e
 }
 
+// has reports whether e holds code on field name.
+func (e *apiError) has(name, code string) bool {
+	for _, f := range e.fields[name] {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *apiError) empty() bool { return len(e.fields) == 0 && len(e.general) == 0 }
 
 // orNil returns e when it holds an error, so that `return x, errs.orNil()` works.
@@ -180,7 +190,7 @@ func (s *Server) classifyStore(err error, c echo.Context) (int, *gen.Errors) {
 		return http.StatusBadRequest, &b
 	case errors.As(err, &ue) && c.Request().Context().Err() == nil:
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(ue.RetryAfter.Seconds())))
-		s.log.Debug("database unavailable", "method", c.Request().Method, "route", c.Path(), "busy", ue.Busy,
+		s.log.DebugContext(c.Request().Context(), "database unavailable", "method", c.Request().Method, "route", c.Path(), "busy", ue.Busy,
 			"sqlstate", store.SQLState(err), "error", err)
 		return http.StatusServiceUnavailable, nil
 	}
@@ -221,10 +231,10 @@ func lowerCamel(column string) string {
 func (s *Server) logInternal(c echo.Context, err error) {
 	if c.Request().Context().Err() != nil &&
 		(errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable)) {
-		s.log.Debug("request abandoned by the client", "method", c.Request().Method, "route", c.Path())
+		s.log.DebugContext(c.Request().Context(), "request abandoned by the client", "method", c.Request().Method, "route", c.Path())
 		return
 	}
-	s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(),
+	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "route", c.Path(),
 		"sqlstate", store.SQLState(err), "error", err)
 }
 

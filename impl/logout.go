@@ -32,9 +32,11 @@ func (s *Server) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.L
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.store.EndSession(ctx, hashToken(*value), global, info); err != nil {
+		n, err := s.store.EndSession(ctx, hashToken(*value), global, info)
+		if err != nil {
 			return nil, err
 		}
+		s.metrics.revoked(logoutForm(global), n, n > 0)
 	}
 	secure := requestIsSecure(ctx)
 	return loggedOut{cookies: []*http.Cookie{clearedCookie(accessTokenCookie, secure), clearedCookie(refreshTokenCookie, secure)}}, nil

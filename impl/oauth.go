@@ -119,10 +119,11 @@ func (s *Server) RevokeOAuth2Token(ctx context.Context, req gen.RevokeOAuth2Toke
 		return nil, err
 	}
 	// The application scopes the revocation: another client's token is not found.
-	_, err = s.store.RevokeByToken(ctx, store.Scope{TenantID: &app.TenantID}, hashToken(req.Body.Token), nil, &app.ID, info)
+	res, err := s.store.RevokeByToken(ctx, store.Scope{TenantID: &app.TenantID}, hashToken(req.Body.Token), nil, &app.ID, info)
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.revoked(formOAuth, res.Revoked, res.Revoked > 0)
 	return gen.RevokeOAuth2Token200Response{}, nil
 }
 

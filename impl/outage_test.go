@@ -97,7 +97,7 @@ func TestDatabaseOutage(t *testing.T) {
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); impl.RunReaper(bg, st, log, 10*time.Millisecond) }()
+	go func() { defer wg.Done(); impl.RunReaper(bg, st, log, nil, 10*time.Millisecond) }()
 	go func() {
 		defer wg.Done()
 		impl.RunDispatcher(bg, st, impl.DispatcherConfig{Logger: log, PollInterval: 10 * time.Millisecond})

@@ -12,14 +12,16 @@ import (
 // short time; expired rows are already invisible, so there is no hurry.
 const reapBatch = 1000
 
-// RunReaper deletes expired refresh tokens every interval until ctx ends. A
-// database outage is logged when it begins and when it ends, not at every try.
-func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, interval time.Duration) {
+// RunReaper deletes expired refresh tokens every interval until ctx ends, and
+// counts them in m (which may be nil). A database outage is logged when it
+// begins and when it ends, not at every try.
+func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, m *Metrics, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	outage := &outageLog{log: log, name: "reaper"}
 	for {
 		n, err := ReapOnce(ctx, st)
+		m.reapedTokens(n)
 		switch {
 		case err != nil && (ctx.Err() != nil || outage.failed(err)):
 		case err != nil:

@@ -90,6 +90,7 @@ func (s *Server) RevokeRefreshTokens(ctx context.Context, req gen.RevokeRefreshT
 	if errs := unknownOwners(res); errs != nil {
 		return nil, errs
 	}
+	s.metrics.revoked(sel.form(), res.Revoked, sel.token == nil || res.Revoked > 0)
 	if sel.token != nil && res.Revoked == 0 {
 		return gen.RevokeRefreshTokens404Response{}, nil
 	}
@@ -137,6 +138,21 @@ func (revokedEmpty) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) erro
 func (revokedEmpty) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// form names the revocation form the selection takes, for the metrics.
+func (sel selection) form() string {
+	switch {
+	case sel.token != nil:
+		return formToken
+	case sel.except != nil:
+		return formUserExcept
+	case sel.userID != nil && sel.appID != nil:
+		return formUserAndApp
+	case sel.userID != nil:
+		return formUser
+	}
+	return formApplication
 }
 
 // mergeSelection reads the query parameters, then lets each field present in the
@@ -224,11 +240,13 @@ func (s *Server) RevokeRefreshTokenById(ctx context.Context, req gen.RevokeRefre
 	p := principalFrom(ctx)
 	err = s.store.RevokeByID(ctx, p.scope, req.TokenId, p.user, info)
 	if errors.Is(err, store.ErrNotFound) {
+		s.metrics.revoked(formID, 0, false)
 		return gen.RevokeRefreshTokenById404Response{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.revoked(formID, 1, true)
 	if wantsReceipt(req.Params.Prefer) {
 		return gen.RevokeRefreshTokenById200JSONResponse(receiptOf(store.RevokeResult{Revoked: 1,
 			IDs: []uuid.UUID{req.TokenId}})), nil

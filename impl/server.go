@@ -40,6 +40,13 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed when
 	// events record the caller's address; none means the direct peer is the caller.
 	TrustedProxies []*net.IPNet
+	// RequestLogLevel is the level of the one line logged per request (default info).
+	RequestLogLevel slog.Level
+	// Metrics counts what the server does; nil makes a fresh set for this server.
+	Metrics *Metrics
+	// MetricsElsewhere leaves GET /metrics out, for a server whose metrics are
+	// served on a listener of their own.
+	MetricsElsewhere bool
 	// BodyTimeout bounds the time to receive a request body, counted from the end
 	// of its headers; 0 means DefaultBodyTimeout, negative no bound.
 	BodyTimeout time.Duration
@@ -59,6 +66,9 @@ type Server struct {
 	keys           *keyring
 	issuer         string
 	trustedProxies []*net.IPNet
+
+	metrics      *Metrics
+	requestLevel slog.Level
 
 	keyCache keyCache
 }
@@ -108,7 +118,12 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "refreshd"
 	}
-	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer, trustedProxies: cfg.TrustedProxies}
+	cfg.Logger = slog.New(WithRequestID(cfg.Logger.Handler()))
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(st, cfg.Logger)
+	}
+	s := &Server{store: st, log: cfg.Logger, keys: newKeyring(st), issuer: cfg.Issuer, trustedProxies: cfg.TrustedProxies,
+		metrics: cfg.Metrics, requestLevel: cfg.RequestLogLevel}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -122,10 +137,15 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
 
+	// observe is outermost, so that it sees the final status of every request,
+	// a recovered panic's included.
+	e.Use(s.observe)
 	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(s.logRequests)
 	e.Use(s.readBody(cfg.BodyLimit, cfg.BodyTimeout, bodyMediaTypes(spec), apiKeyOnlyRoutes(spec)))
+	operational := s.registerOperational(e, !cfg.MetricsElsewhere)
 	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
+		// The operational routes are not part of the API contract.
+		Skipper: func(c echo.Context) bool { return operational[c.Path()] },
 		Options: openapi3filter.Options{
 			AuthenticationFunc: s.authenticate,
 			MultiError:         true,
@@ -135,31 +155,13 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 		},
 		SilenceServersWarning: true,
 	}))
-	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withRequestContext}))
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, []gen.StrictMiddlewareFunc{s.withRequestContext, s.countExchanges}))
 	return e, nil
 }
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
-	s.log.Error("panic", "method", c.Request().Method, "route", c.Path(), "error", err, "stack", string(stack))
+	s.log.ErrorContext(c.Request().Context(), "panic", "method", c.Request().Method, "route", c.Path(), "error", err, "stack", string(stack))
 	return err
-}
-
-// logRequests logs each request at debug level, by route template: never the query
-// string or the body, which may carry token values.
-func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
-			if err != nil {
-				c.Error(err)
-				err = nil
-			}
-			s.log.Debug("request", "method", c.Request().Method, "route", c.Path(),
-				"status", c.Response().Status, "duration", time.Since(start))
-		}
-		return err
-	}
 }
 
 // bodyMediaTypes lists, per "METHOD route" (Echo's route syntax), the body media
@@ -362,7 +364,7 @@ func (s *Server) GetStatus(ctx context.Context, _ gen.GetStatusRequestObject) (g
 		return gen.GetStatus503JSONResponse{Status: "unavailable"}, nil
 	}
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("status: database does not answer", "error", err)
+		s.log.WarnContext(ctx, "status: database does not answer", "error", err)
 		return gen.GetStatus503JSONResponse{Status: "unavailable"}, nil
 	}
 	return gen.GetStatus200JSONResponse{Status: "ok"}, nil

@@ -3,7 +3,11 @@
 // whether each documented usage behaves as documented.
 //
 //	conformance -url https://auth.example.com -api-key KEY [-tenant-id ID] [-profile core|strict]
-//	            [-webhook-listen ADDR [-webhook-url URL]]
+//	            [-webhook-listen ADDR [-webhook-url URL]] [-spec openapi.yaml]
+//
+// Every answer is also checked against the response the contract declares for
+// its operation and status (refreshd's own openapi.yaml, or the -spec file); an
+// answer that breaks it fails its case with a failure of kind "schema".
 //
 // With -webhook-listen the suite receives webhook deliveries on ADDR, generates a
 // key and registers a webhook signed with it for jwt.refresh-token.revoke events
@@ -48,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up the run after this long")
 	parallel := fs.Int("parallel", 4, "cases run at once (output order does not depend on it)")
 	webhookListen := fs.String("webhook-listen", "", "receive webhook deliveries on this host:port and check the events of the revoke cases")
+	specFile := fs.String("spec", "", "check every answer against this OpenAPI document instead of refreshd's own openapi.yaml")
 	webhookURL := fs.String("webhook-url", "", "with -webhook-listen: register this URL for the webhook, when the server reaches the receiver by another address than http://<webhook-listen>/…")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -88,8 +93,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance: -url is required")
 		return 2
 	}
+	var spec []byte
+	if *specFile != "" {
+		var err error
+		if spec, err = os.ReadFile(*specFile); err != nil {
+			fmt.Fprintf(stderr, "conformance: -spec: %v\n", err)
+			return 2
+		}
+	}
 	s, err := conformance.NewSession(conformance.Config{URL: *url, APIKey: *key, TenantID: *tenant, Parallel: *parallel,
-		WebhookListen: *webhookListen, WebhookURL: *webhookURL})
+		WebhookListen: *webhookListen, WebhookURL: *webhookURL, Spec: spec})
 	if err != nil {
 		fmt.Fprintf(stderr, "conformance: %v\n", err)
 		return 2

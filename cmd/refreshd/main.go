@@ -1,40 +1,21 @@
 // Command refreshd serves the FusionAuth-compatible refresh-token API.
 //
-// Configuration comes from flags, each falling back to an environment variable:
-//
-//	-addr      REFRESHD_ADDR      listen address (default 127.0.0.1:9011)
-//	-database  DATABASE_URL      an external PostgreSQL; when empty, a private
-//	                             cluster is started in the data dir
-//	-data-dir  REFRESHD_DATA_DIR  where the private cluster lives (default ./.data)
-//	-api-key   REFRESHD_API_KEY   the bootstrap API key
-//	-issuer    REFRESHD_ISSUER    the iss claim of access tokens (default refreshd)
-//	-trusted-proxies REFRESHD_TRUSTED_PROXIES  comma-separated CIDRs whose
-//	                             X-Forwarded-For names the caller in events
-//	-event-retention REFRESHD_EVENT_RETENTION  how long delivered events are kept (default 720h)
-//	-log-level REFRESHD_LOG_LEVEL debug, info, warn or error (default info)
-//
-// Limits on each client, so that slow or abusive ones cannot hold the server:
-//
-//	-header-timeout   REFRESHD_HEADER_TIMEOUT    to receive a request's headers (default 10s)
-//	-body-timeout     REFRESHD_BODY_TIMEOUT      to receive its body, after the headers (default 20s)
-//	-write-timeout    REFRESHD_WRITE_TIMEOUT     from the headers to the end of the answer (default 60s)
-//	-idle-timeout     REFRESHD_IDLE_TIMEOUT      an idle keep-alive connection stays open (default 2m)
-//	-max-header-bytes REFRESHD_MAX_HEADER_BYTES  request line and headers (default 65536)
-//	-max-body-bytes   REFRESHD_MAX_BODY_BYTES    request body (default 8388608)
+// Every setting is a flag that falls back to an environment variable and then
+// to a default; `refreshd -h` lists them (the table in config.go). refreshd
+// takes no positional arguments, and a flag or variable whose value does not
+// parse stops it before it starts.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -44,80 +25,39 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "refreshd:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-func env(name, fallback string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
+// run parses the configuration and serves until SIGINT or SIGTERM. It returns
+// the exit status: 0 after a clean shutdown (or -h, -version), 1 when serving
+// failed, 2 when the configuration is wrong.
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, lookupEnv, stdout, stderr)
+	switch {
+	case errors.Is(err, errDone):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "refreshd: %v\nrun 'refreshd -h' for the flags and environment variables\n", err)
+		return 2
 	}
-	return fallback
+	log := cfg.logger(stderr)
+	started := time.Now()
+	if err := serve(cfg, log, stdout); err != nil {
+		log.Error("stopped", "error", err, "uptime", time.Since(started).Round(time.Millisecond).String())
+		return 1
+	}
+	log.Info("stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+	return 0
 }
 
-func durationEnv(name string, fallback time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return d
-	}
-	return fallback
-}
-
-func intEnv(name string, fallback int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return fallback
-}
-
-func parseCIDRs(list string) ([]*net.IPNet, error) {
-	var out []*net.IPNet
-	for _, item := range strings.Split(list, ",") {
-		if item = strings.TrimSpace(item); item == "" {
-			continue
-		}
-		_, n, err := net.ParseCIDR(item)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxies: %w", err)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func run() error {
-	addr := flag.String("addr", env("REFRESHD_ADDR", "127.0.0.1:9011"), "listen address")
-	dsn := flag.String("database", env("DATABASE_URL", ""), "PostgreSQL URL; empty starts a private cluster in -data-dir")
-	dataDir := flag.String("data-dir", env("REFRESHD_DATA_DIR", "./.data"), "directory of the private PostgreSQL cluster")
-	apiKey := flag.String("api-key", env("REFRESHD_API_KEY", ""), "bootstrap API key")
-	issuer := flag.String("issuer", env("REFRESHD_ISSUER", "refreshd"), "iss claim of access tokens")
-	proxies := flag.String("trusted-proxies", env("REFRESHD_TRUSTED_PROXIES", ""), "CIDRs of trusted reverse proxies")
-	retention := flag.Duration("event-retention", durationEnv("REFRESHD_EVENT_RETENTION", 30*24*time.Hour), "how long delivered events are kept")
-	level := flag.String("log-level", env("REFRESHD_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
-	headerTimeout := flag.Duration("header-timeout", durationEnv("REFRESHD_HEADER_TIMEOUT", 10*time.Second), "time to receive a request's headers")
-	bodyTimeout := flag.Duration("body-timeout", durationEnv("REFRESHD_BODY_TIMEOUT", impl.DefaultBodyTimeout), "time to receive a request's body, after its headers")
-	writeTimeout := flag.Duration("write-timeout", durationEnv("REFRESHD_WRITE_TIMEOUT", 60*time.Second), "time from a request's headers to the end of its answer")
-	idleTimeout := flag.Duration("idle-timeout", durationEnv("REFRESHD_IDLE_TIMEOUT", 2*time.Minute), "how long an idle keep-alive connection stays open")
-	maxHeaderBytes := flag.Int("max-header-bytes", intEnv("REFRESHD_MAX_HEADER_BYTES", 64<<10), "largest request line and headers, in bytes")
-	maxBodyBytes := flag.Int64("max-body-bytes", int64(intEnv("REFRESHD_MAX_BODY_BYTES", impl.DefaultBodyLimit)), "largest request body, in bytes")
-	flag.Parse()
-
-	trusted, err := parseCIDRs(*proxies)
-	if err != nil {
-		return err
-	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("log level %q: %w", *level, err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-
+func serve(cfg *config, log *slog.Logger, stdout io.Writer) error {
+	log.Info("starting", "version", versionString())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if *dsn == "" {
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: *dataDir, Logger: log})
+	dsn := cfg.Database
+	if dsn == "" {
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{DataDir: cfg.DataDir, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -126,63 +66,85 @@ func run() error {
 				log.Error("stop postgresql", "error", err)
 			}
 		}()
-		*dsn = cluster.DSN("postgres")
+		dsn = cluster.DSN("postgres")
 		log.Info("private postgresql started", "dir", cluster.Dir())
 	}
 
-	st, err := store.Open(ctx, *dsn)
+	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	created, err := impl.EnsureBootstrapKey(ctx, st, *apiKey)
+	created, err := impl.EnsureBootstrapKey(ctx, st, cfg.APIKey)
 	if err != nil {
 		return fmt.Errorf("bootstrap API key: %w", err)
 	}
 	if created != "" {
 		// Shown once: only its hash is stored.
-		fmt.Fprintf(os.Stdout, "No API key was configured, so one was made. Keep it; it is not shown again:\n  %s\n", created)
+		fmt.Fprintf(stdout, "No API key was configured, so one was made. Keep it; it is not shown again:\n  %s\n", created)
 	}
 
 	if err := impl.EnsureSigningKeys(ctx, st); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	// Background work stops before the store closes, whichever way run returns.
+	metrics := impl.NewMetrics(st, log)
+	// Background work stops before the store closes, whichever way serve returns.
 	bg, stopBackground := context.WithCancel(ctx)
 	dispatched := make(chan struct{})
-	go impl.RunReaper(bg, st, log, time.Minute)
+	go impl.RunReaper(bg, st, log, metrics, time.Minute)
 	go func() {
 		defer close(dispatched)
-		impl.RunDispatcher(bg, st, impl.DispatcherConfig{Logger: log, Retention: *retention})
+		impl.RunDispatcher(bg, st, impl.DispatcherConfig{Logger: log, Retention: cfg.EventRetention, Metrics: metrics})
 	}()
 	defer func() { stopBackground(); <-dispatched }()
 
-	e, err := impl.New(impl.Config{Logger: log, Issuer: *issuer, TrustedProxies: trusted,
-		BodyLimit: *maxBodyBytes, BodyTimeout: *bodyTimeout}, st)
+	e, err := impl.New(impl.Config{Logger: log, Issuer: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
+		RequestLogLevel: cfg.RequestLogLevel, Metrics: metrics, MetricsElsewhere: cfg.MetricsAddr != "",
+		BodyLimit: int64(cfg.MaxBodyBytes), BodyTimeout: cfg.BodyTimeout}, st)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
+	servers := []*http.Server{{Handler: e, ReadHeaderTimeout: cfg.HeaderTimeout, WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes}}
+	addrs := []string{cfg.Addr}
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler())
+		servers = append(servers, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second})
+		addrs = append(addrs, cfg.MetricsAddr)
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: *headerTimeout, WriteTimeout: *writeTimeout,
-		IdleTimeout: *idleTimeout, MaxHeaderBytes: *maxHeaderBytes}
-	log.Info("listening", "url", "http://"+ln.Addr().String())
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(servers))
+	for i, srv := range servers {
+		ln, err := net.Listen("tcp", addrs[i])
+		if err != nil {
+			for _, started := range servers[:i] {
+				_ = started.Close()
+			}
+			return err
+		}
+		if i == 0 {
+			log.Info("listening", "url", "http://"+ln.Addr().String())
+		} else {
+			log.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics")
+		}
+		go func() { served <- srv.Serve(ln) }()
+	}
+	var serveErr error
 	select {
-	case err := <-served:
-		return err
+	case serveErr = <-served:
 	case <-ctx.Done():
+		log.Info("shutting down: draining requests")
 	}
-	log.Info("shutting down: draining requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) && serveErr == nil {
+			serveErr = err
+		}
 	}
-	return nil
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
 }

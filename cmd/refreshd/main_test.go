@@ -33,7 +33,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "refreshd")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	// -buildvcs=auto, as `make build` builds it, so that -version can be checked.
+	if out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build refreshd: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -65,14 +66,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// start runs the server binary on a free port with env added to its environment,
+// and waits until it answers.
 func start(t *testing.T, dsn, key string, env ...string) *process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	p := &process{url: "http://" + addr, logs: &syncBuffer{}}
 	p.cmd = exec.Command(binary)
 	p.cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "REFRESHD_API_KEY="+key, "REFRESHD_ADDR="+addr,
@@ -96,6 +94,17 @@ func start(t *testing.T, dsn, key string, env ...string) *process {
 	}
 	t.Fatalf("server did not come up:\n%s", p.logs)
 	return nil
+}
+
+// freeAddr returns a loopback address nothing listens on at the moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func call(t *testing.T, p *process, key, method, path string, body any) int {
