@@ -247,3 +247,26 @@ func TestEventListingListsWhatIsStored(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedImportChangesNothing: an import refused with 400 leaves even the
+// expired tokens holding its values in place (found by FuzzRequest: the lookup
+// that explains a refusal used to delete them); a valid import of such a value
+// frees it and succeeds.
+func TestRefusedImportChangesNothing(t *testing.T) {
+	s := newServer(t)
+	w := s.seed(1, 1, 0)
+	user, app := w.users[0].String(), w.apps[0].String()
+	longAgo := fmt.Sprint(nowMillis() - 365*24*3600*1000) // expired at once: the default lifetime is 30 days
+	imp := func(appID string) req {
+		return req{method: "POST", path: "/api/user/refresh-token/import", body: `{"refreshTokens":[{"token":"reused",` +
+			`"userId":"` + user + `","applicationId":"` + appID + `","startInstant":` + longAgo + `}]}`}
+	}
+	s.expect(imp(app), 200)
+	state := newDBState(t, s.Store.DB())
+	before := state.mark(t)
+	s.expect(imp(uuid.NewString()), 400, "refreshTokens[0].applicationId:[invalid]refreshTokens.applicationId")
+	if !state.unchanged(t, before) {
+		t.Fatal("the database changed on a 400")
+	}
+	s.expect(imp(app), 200)
+}
