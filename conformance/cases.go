@@ -80,6 +80,7 @@ func Cases() []Case {
 	all = append(all, exchangeCases()...)
 	all = append(all, sessionCases()...)
 	all = append(all, beyondCases()...)
+	all = append(all, ssfCases()...)
 	// Grouped by the API they cover, in this order; within an API, as declared.
 	order := map[string]int{}
 	for i, api := range apiOrder {
@@ -91,7 +92,7 @@ func Cases() []Case {
 
 // apiOrder is the order of the APIs in the suite (the first segment of case ids).
 var apiOrder = []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete",
-	"oauth-revoke", "validate"}
+	"oauth-revoke", "validate", "ssf"}
 
 // selector is what a revoke request names; a zero id or nil token is absent.
 type selector struct {

@@ -321,3 +321,104 @@ func beyondCases() []Case {
 			}},
 	}
 }
+
+// Sentences of openapi.yaml on the Shared Signals transmitter.
+const (
+	docSSF       = "Every revocation is published as a CAEP `session-revoked` Security Event Token (RFC 8417), signed with a key of the JWKS, to every stream of its tenant, by push (RFC 8935), through the same outbox as webhooks"
+	docSSFStream = "`delivery.method` must be `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;"
+	docSSFVerify = "Queues a verification Security Event Token, carrying `state` when given, for the stream alone;"
+)
+
+const sessionRevokedURI = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+
+func ssfCases() []Case {
+	return []Case{
+		{ID: "ssf/configuration", Title: "The Shared Signals transmitter describes itself",
+			Source: sourceOpenAPI, Documented: []string{docSSF}, Profile: ProfileStrict,
+			Requirement: "GET /.well-known/ssf-configuration without an API key answers 200 with spec_version 1_0, a jwks_uri, delivery_methods_supported including urn:ietf:rfc:8935, and an absolute configuration_endpoint ending in /ssf/streams.",
+			Run: func(ctx context.Context, e *Env) *Failure {
+				x := e.raw(ctx, rawRequest{method: http.MethodGet, target: "/.well-known/ssf-configuration", noKey: true})
+				var cfg struct {
+					Version  string   `json:"spec_version"`
+					JWKS     string   `json:"jwks_uri"`
+					Methods  []string `json:"delivery_methods_supported"`
+					Endpoint string   `json:"configuration_endpoint"`
+				}
+				if x.err != nil || x.status != http.StatusOK || json.Unmarshal(x.body, &cfg) != nil {
+					return e.failAt(x, "200 with the transmitter configuration", http.StatusOK, nil)
+				}
+				u, err := url.Parse(cfg.Endpoint)
+				push := false
+				for _, m := range cfg.Methods {
+					push = push || m == "urn:ietf:rfc:8935"
+				}
+				if cfg.Version != "1_0" || cfg.JWKS == "" || !push || err != nil || !u.IsAbs() || !strings.HasSuffix(u.Path, "/ssf/streams") {
+					return e.shapeFailure(x, "spec_version 1_0, a jwks_uri, push delivery, configuration_endpoint …/ssf/streams",
+						[]string{fmt.Sprintf("spec_version %q, jwks_uri %q, methods %q, configuration_endpoint %q", cfg.Version, cfg.JWKS, cfg.Methods, cfg.Endpoint)})
+				}
+				return nil
+			}},
+		{ID: "ssf/stream-lifecycle", Title: "A Shared Signals stream is created, read, changed, verified and deleted",
+			Source: sourceOpenAPI, Documented: []string{docSSFStream, docSSFVerify}, Profile: ProfileStrict,
+			Requirement: "POST /ssf/streams with a push delivery to https://receiver.invalid/push requesting session-revoked answers 201 with a stream_id and events_delivered holding session-revoked; GET /ssf/streams?stream_id= answers it (200); PATCH with a new description answers 200 with it; POST /ssf/verify answers 204; DELETE /ssf/streams?stream_id= answers 204, after which GET answers 404.",
+			Run: func(ctx context.Context, e *Env) *Failure {
+				endpoint := "https://receiver.invalid/push"
+				body := gen.SSFStream{Delivery: &gen.SSFDelivery{Method: "urn:ietf:rfc:8935", EndpointUrl: &endpoint},
+					EventsRequested: &[]string{sessionRevokedURI}, Description: ptr("conformance " + e.s.runID)}
+				x := call(ctx, func(ctx context.Context) error {
+					_, err := e.s.api.CreateSSFStreamWithResponse(ctx, nil, body)
+					return err
+				})
+				var created struct {
+					ID        uuid.UUID `json:"stream_id"`
+					Delivered []string  `json:"events_delivered"`
+				}
+				if x.err != nil || x.status != http.StatusCreated || json.Unmarshal(x.body, &created) != nil || created.ID == uuid.Nil {
+					return e.failAt(x, "201 with the stream and its stream_id", http.StatusCreated, nil)
+				}
+				f := fixture{kind: "stream", id: created.ID, tenant: tenantOf(ctx)}
+				e.s.fx.add(f)
+				e.made = append(e.made, f)
+				e.label(created.ID.String(), "stream")
+				if len(created.Delivered) != 1 || created.Delivered[0] != sessionRevokedURI {
+					return e.shapeFailure(x, "events_delivered: [session-revoked]", []string{fmt.Sprintf("events_delivered %q", created.Delivered)})
+				}
+				get := func() *exchange {
+					return call(ctx, func(ctx context.Context) error {
+						_, err := e.s.api.ReadSSFStreamsWithResponse(ctx, &gen.ReadSSFStreamsParams{StreamId: &created.ID})
+						return err
+					})
+				}
+				if y := get(); y.err != nil || y.status != http.StatusOK || !strings.Contains(string(y.body), created.ID.String()) {
+					return e.failAt(y, "200 with the stream", http.StatusOK, nil)
+				}
+				changed := "changed " + e.s.runID
+				y := call(ctx, func(ctx context.Context) error {
+					_, err := e.s.api.UpdateSSFStreamWithResponse(ctx, nil, gen.SSFStream{StreamId: &created.ID, Description: &changed})
+					return err
+				})
+				if y.err != nil || y.status != http.StatusOK || !strings.Contains(string(y.body), changed) {
+					return e.failAt(y, "200 with the changed description", http.StatusOK, nil)
+				}
+				v := call(ctx, func(ctx context.Context) error {
+					_, err := e.s.api.VerifySSFStreamWithResponse(ctx, nil, gen.SSFVerificationRequest{StreamId: created.ID, State: ptr("conformance")})
+					return err
+				})
+				if fail := e.expectEmpty(v, http.StatusNoContent); fail != nil {
+					return fail
+				}
+				d := call(ctx, func(ctx context.Context) error {
+					_, err := e.s.api.DeleteSSFStreamWithResponse(ctx, &gen.DeleteSSFStreamParams{StreamId: created.ID})
+					return err
+				})
+				if fail := e.expectEmpty(d, http.StatusNoContent); fail != nil {
+					return fail
+				}
+				if fail := e.expectEmpty(get(), http.StatusNotFound); fail != nil {
+					fail.Note = "After " + e.step(d) + "."
+					return fail
+				}
+				return nil
+			}},
+	}
+}

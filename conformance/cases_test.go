@@ -40,7 +40,7 @@ func TestCasesAreWellDeclared(t *testing.T) {
 		}
 	}
 	want := []string{"revoke", "revoke-by-id", "retrieve", "retrieve-by-id", "import", "exchange", "logout", "delete",
-		"oauth-revoke", "validate"}
+		"oauth-revoke", "validate", "ssf"}
 	if strings.Join(apis, " ") != strings.Join(want, " ") {
 		t.Errorf("APIs in order %v, want %v", apis, want)
 	}

@@ -172,6 +172,7 @@ func variants(allIDs []string) []variant {
 				"revoke/by-token/unknown/query", "revoke/by-token/unknown/body", "revoke/by-token/expired",
 				"revoke-by-id/path", "revoke-by-id/unknown", "retrieve-by-id/unknown", "exchange/expired",
 				"revoke/by-token/form", "revoke/access-token/other-user",
+				"ssf/stream-lifecycle",
 			}, goneCases...), full: true},
 		{name: "null-is-a-value", defect: "takes the query texts null and undefined literally",
 			wrap: onRevoke(func(r *http.Request) {
@@ -382,7 +383,8 @@ func variants(allIDs []string) []variant {
 			// insertInstant is required: every case that sees a token listed or fetched fails.
 			fails: except(allIDs, "retrieve/empty-list", "retrieve/missing-user-id", "retrieve/unknown-user", "retrieve/malformed-user-id",
 				"retrieve-by-id/unknown", "retrieve-by-id/malformed", "import/missing/list", "exchange/missing-token",
-				"exchange/unknown-token", "exchange/expired", "logout/unknown", "oauth-revoke/discovery")},
+				"exchange/unknown-token", "exchange/expired", "logout/unknown", "oauth-revoke/discovery", "ssf/configuration",
+				"ssf/stream-lifecycle")},
 		{name: "by-id-unwrapped", defect: "answers GET /api/jwt/refresh/{id} with the bare token, without {\"refreshToken\": …}",
 			wrap: rewriteAnswer(isGetByID, func(rec *httptest.ResponseRecorder) {
 				var body struct {
@@ -403,7 +405,7 @@ func variants(allIDs []string) []variant {
 				"logout/global", "logout/rotated-away", "logout/token", "logout/unknown", "revoke-by-id/access-token-cookie",
 				"revoke-by-id/after-rotations", "revoke/access-token/invalid", "revoke/access-token/other-user",
 				"revoke/access-token/own", "oauth-revoke/bad-client", "oauth-revoke/discovery", "oauth-revoke/other-client",
-				"oauth-revoke/own-token", "validate/revoked-session", "validate/shape")},
+				"oauth-revoke/own-token", "validate/revoked-session", "validate/shape", "ssf/configuration", "ssf/stream-lifecycle")},
 		{name: "get-returns-token", defect: "returns a token value in GET answers (as FusionAuth does)",
 			wrap: rewriteAnswer(func(r *http.Request) bool { return r.Method == http.MethodGet }, func(rec *httptest.ResponseRecorder) {
 				rec.Body = bytes.NewBufferString(strings.ReplaceAll(rec.Body.String(), `"applicationId":`, `"token":"a-returned-value","applicationId":`))
@@ -772,6 +774,13 @@ func variants(allIDs []string) []variant {
 			}), only: []string{"validate/"},
 			// The unwrapped answer also breaks the contract's schema wherever a case validates.
 			fails: []string{"validate/shape", "validate/revoked-session"}},
+		{name: "no-ssf-configuration", defect: "publishes no Shared Signals configuration",
+			wrap:  answer(func(r *http.Request) bool { return r.URL.Path == "/.well-known/ssf-configuration" }, http.StatusNotFound),
+			fails: []string{"ssf/configuration"}},
+		{name: "ssf-delete-keeps-stream", defect: "answers 204 to a stream's delete and keeps the stream",
+			wrap: answer(func(r *http.Request) bool { return r.Method == http.MethodDelete && r.URL.Path == "/ssf/streams" },
+				http.StatusNoContent), ownServer: true,
+			fails: []string{"ssf/stream-lifecycle"}},
 	}
 }
 

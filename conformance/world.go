@@ -59,7 +59,7 @@ func (r *registry) snapshot() []fixture {
 	return out
 }
 
-var kindOrder = map[string]int{"user": 0, "application": 1, "tenant": 2}
+var kindOrder = map[string]int{"stream": 0, "user": 1, "application": 2, "tenant": 3}
 
 func sortFixtures(fs []fixture, order map[fixture]int) {
 	sort.Slice(fs, func(i, j int) bool {
@@ -101,6 +101,11 @@ func (s *Session) remove(ctx context.Context, f fixture) error {
 			_, err := s.api.DeleteUserWithResponse(ctx, f.id, &gen.DeleteUserParams{HardDelete: &hard})
 			return err
 		})
+	case "stream":
+		x = call(ctx, func(ctx context.Context) error {
+			_, err := s.api.DeleteSSFStreamWithResponse(ctx, &gen.DeleteSSFStreamParams{StreamId: f.id})
+			return err
+		})
 	case "application":
 		x = call(ctx, func(ctx context.Context) error {
 			_, err := s.api.DeleteApplicationWithResponse(ctx, f.id, &gen.DeleteApplicationParams{HardDelete: &hard})
@@ -112,7 +117,7 @@ func (s *Session) remove(ctx context.Context, f fixture) error {
 			return err
 		})
 	}
-	if x.err == nil && (x.status == http.StatusOK || x.status == http.StatusNotFound) {
+	if x.err == nil && (x.status == http.StatusOK || x.status == http.StatusNoContent || x.status == http.StatusNotFound) {
 		s.fx.remove(f)
 		return nil
 	}

@@ -836,6 +836,57 @@ type RevocationReceipt struct {
 	Truncated bool `json:"truncated"`
 }
 
+// SSFConfiguration defines model for SSFConfiguration.
+type SSFConfiguration struct {
+	ConfigurationEndpoint    string   `json:"configuration_endpoint"`
+	DefaultSubjects          *string  `json:"default_subjects,omitempty"`
+	DeliveryMethodsSupported []string `json:"delivery_methods_supported"`
+	Issuer                   string   `json:"issuer"`
+	JwksUri                  string   `json:"jwks_uri"`
+	SpecVersion              string   `json:"spec_version"`
+	VerificationEndpoint     *string  `json:"verification_endpoint,omitempty"`
+}
+
+// SSFDelivery defines model for SSFDelivery.
+type SSFDelivery struct {
+	// AuthorizationHeader Sent as Authorization with every push; never returned.
+	AuthorizationHeader *string `json:"authorization_header,omitempty"`
+	EndpointUrl         *string `json:"endpoint_url,omitempty"`
+	Method              string  `json:"method"`
+}
+
+// SSFStream A stream's configuration (SSF 1.0 §8.1.1); `stream_id`, `iss`, `events_supported` and `events_delivered` are the transmitter's.
+type SSFStream struct {
+	Aud             *SSFStream_Aud `json:"aud,omitempty"`
+	Delivery        *SSFDelivery   `json:"delivery,omitempty"`
+	Description     *string        `json:"description,omitempty"`
+	EventsDelivered *[]string      `json:"events_delivered,omitempty"`
+	EventsRequested *[]string      `json:"events_requested,omitempty"`
+	EventsSupported *[]string      `json:"events_supported,omitempty"`
+	Iss             *string        `json:"iss,omitempty"`
+
+	// SigningKeyId The Key Master key that signs the stream's tokens (ours).
+	SigningKeyId *openapi_types.UUID `json:"signing_key_id,omitempty"`
+	StreamId     *openapi_types.UUID `json:"stream_id,omitempty"`
+}
+
+// SSFStreamAud0 defines model for SSFStream.Aud.0.
+type SSFStreamAud0 = string
+
+// SSFStreamAud1 defines model for SSFStream.Aud.1.
+type SSFStreamAud1 = []string
+
+// SSFStream_Aud defines model for SSFStream.Aud.
+type SSFStream_Aud struct {
+	union json.RawMessage
+}
+
+// SSFVerificationRequest defines model for SSFVerificationRequest.
+type SSFVerificationRequest struct {
+	State    *string            `json:"state,omitempty"`
+	StreamId openapi_types.UUID `json:"stream_id"`
+}
+
 // StatusResponse defines model for StatusResponse.
 type StatusResponse struct {
 	Status StatusResponseStatus `json:"status"`
@@ -1226,6 +1277,60 @@ type DropWebhookBacklogParams struct {
 	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// DeleteSSFStreamParams defines parameters for DeleteSSFStream.
+type DeleteSSFStreamParams struct {
+	StreamId openapi_types.UUID `form:"stream_id" json:"stream_id"`
+
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ReadSSFStreamsParams defines parameters for ReadSSFStreams.
+type ReadSSFStreamsParams struct {
+	StreamId *openapi_types.UUID `form:"stream_id,omitempty" json:"stream_id,omitempty"`
+
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ReadSSFStreams200JSONResponseBody1 defines parameters for ReadSSFStreams.
+type ReadSSFStreams200JSONResponseBody1 = []SSFStream
+
+// ReadSSFStreams200JSONResponseBody defines parameters for ReadSSFStreams.
+type ReadSSFStreams200JSONResponseBody struct {
+	union json.RawMessage
+}
+
+// UpdateSSFStreamParams defines parameters for UpdateSSFStream.
+type UpdateSSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// CreateSSFStreamParams defines parameters for CreateSSFStream.
+type CreateSSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// ReplaceSSFStreamParams defines parameters for ReplaceSSFStream.
+type ReplaceSSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
+// VerifySSFStreamParams defines parameters for VerifySSFStream.
+type VerifySSFStreamParams struct {
+	// XFusionAuthTenantId Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+	// `[invalid]tenantId`. A key locked to another tenant → 401.
+	XFusionAuthTenantId *TenantIdHeader `json:"X-FusionAuth-TenantId,omitempty"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyRequest
 
@@ -1288,6 +1393,142 @@ type UpdateWebhookJSONRequestBody = WebhookRequest
 
 // RevokeOAuth2TokenFormdataRequestBody defines body for RevokeOAuth2Token for application/x-www-form-urlencoded ContentType.
 type RevokeOAuth2TokenFormdataRequestBody = OAuth2RevokeRequest
+
+// UpdateSSFStreamJSONRequestBody defines body for UpdateSSFStream for application/json ContentType.
+type UpdateSSFStreamJSONRequestBody = SSFStream
+
+// CreateSSFStreamJSONRequestBody defines body for CreateSSFStream for application/json ContentType.
+type CreateSSFStreamJSONRequestBody = SSFStream
+
+// ReplaceSSFStreamJSONRequestBody defines body for ReplaceSSFStream for application/json ContentType.
+type ReplaceSSFStreamJSONRequestBody = SSFStream
+
+// VerifySSFStreamJSONRequestBody defines body for VerifySSFStream for application/json ContentType.
+type VerifySSFStreamJSONRequestBody = SSFVerificationRequest
+
+// AsSSFStreamAud0 returns the union data inside the SSFStream_Aud as a SSFStreamAud0
+func (t SSFStream_Aud) AsSSFStreamAud0() (SSFStreamAud0, error) {
+	var body SSFStreamAud0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSSFStreamAud0 overwrites any union data inside the SSFStream_Aud as the provided SSFStreamAud0
+func (t *SSFStream_Aud) FromSSFStreamAud0(v SSFStreamAud0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSSFStreamAud0 performs a merge with any union data inside the SSFStream_Aud, using the provided SSFStreamAud0
+func (t *SSFStream_Aud) MergeSSFStreamAud0(v SSFStreamAud0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsSSFStreamAud1 returns the union data inside the SSFStream_Aud as a SSFStreamAud1
+func (t SSFStream_Aud) AsSSFStreamAud1() (SSFStreamAud1, error) {
+	var body SSFStreamAud1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSSFStreamAud1 overwrites any union data inside the SSFStream_Aud as the provided SSFStreamAud1
+func (t *SSFStream_Aud) FromSSFStreamAud1(v SSFStreamAud1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSSFStreamAud1 performs a merge with any union data inside the SSFStream_Aud, using the provided SSFStreamAud1
+func (t *SSFStream_Aud) MergeSSFStreamAud1(v SSFStreamAud1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t SSFStream_Aud) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *SSFStream_Aud) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsSSFStream returns the union data inside the ReadSSFStreams200JSONResponseBody as a SSFStream
+func (t ReadSSFStreams200JSONResponseBody) AsSSFStream() (SSFStream, error) {
+	var body SSFStream
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSSFStream overwrites any union data inside the ReadSSFStreams200JSONResponseBody as the provided SSFStream
+func (t *ReadSSFStreams200JSONResponseBody) FromSSFStream(v SSFStream) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSSFStream performs a merge with any union data inside the ReadSSFStreams200JSONResponseBody, using the provided SSFStream
+func (t *ReadSSFStreams200JSONResponseBody) MergeSSFStream(v SSFStream) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsReadSSFStreams200JSONResponseBody1 returns the union data inside the ReadSSFStreams200JSONResponseBody as a ReadSSFStreams200JSONResponseBody1
+func (t ReadSSFStreams200JSONResponseBody) AsReadSSFStreams200JSONResponseBody1() (ReadSSFStreams200JSONResponseBody1, error) {
+	var body ReadSSFStreams200JSONResponseBody1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromReadSSFStreams200JSONResponseBody1 overwrites any union data inside the ReadSSFStreams200JSONResponseBody as the provided ReadSSFStreams200JSONResponseBody1
+func (t *ReadSSFStreams200JSONResponseBody) FromReadSSFStreams200JSONResponseBody1(v ReadSSFStreams200JSONResponseBody1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeReadSSFStreams200JSONResponseBody1 performs a merge with any union data inside the ReadSSFStreams200JSONResponseBody, using the provided ReadSSFStreams200JSONResponseBody1
+func (t *ReadSSFStreams200JSONResponseBody) MergeReadSSFStreams200JSONResponseBody1(v ReadSSFStreams200JSONResponseBody1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t ReadSSFStreams200JSONResponseBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *ReadSSFStreams200JSONResponseBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1384,6 +1625,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+	//
+	// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+	// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+	// signed with a key of the JWKS, to every stream of its tenant, by push
+	// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+	// retried with backoff. Streams are managed at `configuration_endpoint` with
+	// an API key, in the tenant the request is scoped to.
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAPIKeyWithBody Create an API key with a server-assigned id
 	//
@@ -2321,6 +2574,112 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
 	RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSSFStream Delete a stream and its undelivered events
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+	DeleteSSFStream(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReadSSFStreams Read one stream, or list the tenant's streams
+	//
+	// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+	ReadSSFStreams(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSSFStreamWithBody Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStreamWithBody(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSSFStream Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStream(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSSFStreamWithBody Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStreamWithBody(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStream(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceSSFStreamWithBody Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStreamWithBody(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceSSFStream Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStream(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifySSFStreamWithBody Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStreamWithBody(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStream(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS The public keys that verify access tokens
@@ -2355,6 +2714,28 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenIDConfigurationRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+//
+// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+// signed with a key of the JWKS, to every stream of its tenant, by push
+// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+// retried with backoff. Streams are managed at `configuration_endpoint` with
+// an API key, in the tenant the request is scoped to.
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *Client) GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSSFConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3927,6 +4308,212 @@ func (c *Client) RevokeOAuth2TokenWithFormdataBody(ctx context.Context, body Rev
 	return c.Client.Do(req)
 }
 
+// DeleteSSFStream Delete a stream and its undelivered events
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+func (c *Client) DeleteSSFStream(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSSFStreamRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReadSSFStreams Read one stream, or list the tenant's streams
+//
+// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+func (c *Client) ReadSSFStreams(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadSSFStreamsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSSFStreamWithBody Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *Client) UpdateSSFStreamWithBody(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSSFStream Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *Client) UpdateSSFStream(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSSFStreamWithBody Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *Client) CreateSSFStreamWithBody(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *Client) CreateSSFStream(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceSSFStreamWithBody Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *Client) ReplaceSSFStreamWithBody(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceSSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceSSFStream Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *Client) ReplaceSSFStream(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceSSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifySSFStreamWithBody Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *Client) VerifySSFStreamWithBody(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifySSFStreamRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *Client) VerifySSFStream(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifySSFStreamRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -3964,6 +4551,33 @@ func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSSFConfigurationRequest constructs an http.Request for the GetSSFConfiguration method
+func NewGetSSFConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/ssf-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -6200,6 +6814,360 @@ func NewRevokeOAuth2TokenRequestWithBody(server string, contentType string, body
 	return req, nil
 }
 
+// NewDeleteSSFStreamRequest constructs an http.Request for the DeleteSSFStream method
+func NewDeleteSSFStreamRequest(server string, params *DeleteSSFStreamParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewReadSSFStreamsRequest constructs an http.Request for the ReadSSFStreams method
+func NewReadSSFStreamsRequest(server string, params *ReadSSFStreamsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StreamId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", *params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUpdateSSFStreamRequest calls the generic UpdateSSFStream builder with application/json body
+func NewUpdateSSFStreamRequest(server string, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewUpdateSSFStreamRequestWithBody constructs an http.Request for the UpdateSSFStream method, with any body, and a specified content type
+func NewUpdateSSFStreamRequestWithBody(server string, params *UpdateSSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateSSFStreamRequest calls the generic CreateSSFStream builder with application/json body
+func NewCreateSSFStreamRequest(server string, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateSSFStreamRequestWithBody constructs an http.Request for the CreateSSFStream method, with any body, and a specified content type
+func NewCreateSSFStreamRequestWithBody(server string, params *CreateSSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewReplaceSSFStreamRequest calls the generic ReplaceSSFStream builder with application/json body
+func NewReplaceSSFStreamRequest(server string, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplaceSSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewReplaceSSFStreamRequestWithBody constructs an http.Request for the ReplaceSSFStream method, with any body, and a specified content type
+func NewReplaceSSFStreamRequestWithBody(server string, params *ReplaceSSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewVerifySSFStreamRequest calls the generic VerifySSFStream builder with application/json body
+func NewVerifySSFStreamRequest(server string, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifySSFStreamRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewVerifySSFStreamRequestWithBody constructs an http.Request for the VerifySSFStream method, with any body, and a specified content type
+func NewVerifySSFStreamRequestWithBody(server string, params *VerifySSFStreamParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XFusionAuthTenantId != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-FusionAuth-TenantId", *params.XFusionAuthTenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-FusionAuth-TenantId", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6269,6 +7237,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
+
+	// GetSSFConfigurationWithResponse This server as an OpenID Shared Signals transmitter
+	//
+	// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+	// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+	// signed with a key of the JWKS, to every stream of its tenant, by push
+	// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+	// retried with backoff. Streams are managed at `configuration_endpoint` with
+	// an API key, in the tenant the request is scoped to.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error)
 
 	// CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
 	//
@@ -7248,6 +8230,116 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /oauth2/revoke (the `RevokeOAuth2Token` operationId).
 	RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx context.Context, body RevokeOAuth2TokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*RevokeOAuth2TokenResponse, error)
+
+	// DeleteSSFStreamWithResponse Delete a stream and its undelivered events
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+	DeleteSSFStreamWithResponse(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*DeleteSSFStreamResponse, error)
+
+	// ReadSSFStreamsWithResponse Read one stream, or list the tenant's streams
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+	ReadSSFStreamsWithResponse(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*ReadSSFStreamsResponse, error)
+
+	// UpdateSSFStreamWithBodyWithResponse Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStreamWithBodyWithResponse(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error)
+
+	// UpdateSSFStreamWithResponse Change some of a stream's settings
+	//
+	// The fields given replace the stream's; `stream_id` names it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+	UpdateSSFStreamWithResponse(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error)
+
+	// CreateSSFStreamWithBodyWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStreamWithBodyWithResponse(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error)
+
+	// CreateSSFStreamWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	//
+	// Needs a key that may act in the tenant; the stream belongs to the tenant of
+	// the request (header, tenant-locked key, else the default tenant) and
+	// receives that tenant's revocations. `delivery.method` must be
+	// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+	// `authorization_header`, when given, is sent as `Authorization` with every
+	// push. `events_requested` may name
+	// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+	// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+	// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+	// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+	// tenant's RS256 key signs.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+	CreateSSFStreamWithResponse(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error)
+
+	// ReplaceSSFStreamWithBodyWithResponse Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStreamWithBodyWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error)
+
+	// ReplaceSSFStreamWithResponse Replace a stream's settings
+	//
+	// Every setting is replaced by the body's; `stream_id` names the stream.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+	ReplaceSSFStreamWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error)
+
+	// VerifySSFStreamWithBodyWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStreamWithBodyWithResponse(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error)
+
+	// VerifySSFStreamWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+	//
+	// Queues a verification Security Event Token, carrying `state` when given,
+	// for the stream alone; it is delivered in order with the stream's other
+	// events.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+	VerifySSFStreamWithResponse(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error)
 }
 
 // GetJWKSResponse503Headers the declared response headers of an HTTP 503 response for GetJWKS
@@ -7333,6 +8425,47 @@ func (r GetOpenIDConfigurationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenIDConfigurationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSSFConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFConfiguration
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSSFConfigurationResponse) GetJSON200() *SSFConfiguration {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSSFConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSSFConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSSFConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSSFConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9538,6 +10671,322 @@ func (r RevokeOAuth2TokenResponse) ContentType() string {
 	return ""
 }
 
+// DeleteSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for DeleteSSFStream
+type DeleteSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
+type DeleteSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteSSFStreamResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReadSSFStreamsResponse503Headers the declared response headers of an HTTP 503 response for ReadSSFStreams
+type ReadSSFStreamsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ReadSSFStreamsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadSSFStreams200JSONResponseBody
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadSSFStreamsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReadSSFStreamsResponse) GetJSON200() *ReadSSFStreams200JSONResponseBody {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReadSSFStreamsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ReadSSFStreamsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReadSSFStreamsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReadSSFStreamsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReadSSFStreamsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for UpdateSSFStream
+type UpdateSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
+type UpdateSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFStream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateSSFStreamResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSSFStreamResponse) GetJSON200() *SSFStream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for CreateSSFStream
+type CreateSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
+type CreateSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SSFStream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateSSFStreamResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSSFStreamResponse) GetJSON201() *SSFStream {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplaceSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for ReplaceSSFStream
+type ReplaceSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ReplaceSSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFStream
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReplaceSSFStreamResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplaceSSFStreamResponse) GetJSON200() *SSFStream {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplaceSSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplaceSSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplaceSSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplaceSSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplaceSSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifySSFStreamResponse503Headers the declared response headers of an HTTP 503 response for VerifySSFStream
+type VerifySSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
+type VerifySSFStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifySSFStreamResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifySSFStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifySSFStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifySSFStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifySSFStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifySSFStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse The public keys that verify access tokens
 //
 // Needs no API key. Lists the public half of every RSA and EC key, each with the
@@ -9574,6 +11023,26 @@ func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseGetOpenIDConfigurationResponse(rsp)
+}
+
+// GetSSFConfigurationWithResponse This server as an OpenID Shared Signals transmitter
+//
+// Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+// is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+// signed with a key of the JWKS, to every stream of its tenant, by push
+// (RFC 8935), through the same outbox as webhooks: never lost, in order,
+// retried with backoff. Streams are managed at `configuration_endpoint` with
+// an API key, in the tenant the request is scoped to.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *ClientWithResponses) GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error) {
+	rsp, err := c.GetSSFConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSSFConfigurationResponse(rsp)
 }
 
 // CreateAPIKeyWithBodyWithResponse Create an API key with a server-assigned id
@@ -10932,6 +12401,176 @@ func (c *ClientWithResponses) RevokeOAuth2TokenWithFormdataBodyWithResponse(ctx 
 	return ParseRevokeOAuth2TokenResponse(rsp)
 }
 
+// DeleteSSFStreamWithResponse Delete a stream and its undelivered events
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteSSFStream` operationId).
+func (c *ClientWithResponses) DeleteSSFStreamWithResponse(ctx context.Context, params *DeleteSSFStreamParams, reqEditors ...RequestEditorFn) (*DeleteSSFStreamResponse, error) {
+	rsp, err := c.DeleteSSFStream(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSSFStreamResponse(rsp)
+}
+
+// ReadSSFStreamsWithResponse Read one stream, or list the tenant's streams
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ssf/streams (the `ReadSSFStreams` operationId).
+func (c *ClientWithResponses) ReadSSFStreamsWithResponse(ctx context.Context, params *ReadSSFStreamsParams, reqEditors ...RequestEditorFn) (*ReadSSFStreamsResponse, error) {
+	rsp, err := c.ReadSSFStreams(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReadSSFStreamsResponse(rsp)
+}
+
+// UpdateSSFStreamWithBodyWithResponse Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *ClientWithResponses) UpdateSSFStreamWithBodyWithResponse(ctx context.Context, params *UpdateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error) {
+	rsp, err := c.UpdateSSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSSFStreamResponse(rsp)
+}
+
+// UpdateSSFStreamWithResponse Change some of a stream's settings
+//
+// The fields given replace the stream's; `stream_id` names it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateSSFStream` operationId).
+func (c *ClientWithResponses) UpdateSSFStreamWithResponse(ctx context.Context, params *UpdateSSFStreamParams, body UpdateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSSFStreamResponse, error) {
+	rsp, err := c.UpdateSSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSSFStreamResponse(rsp)
+}
+
+// CreateSSFStreamWithBodyWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *ClientWithResponses) CreateSSFStreamWithBodyWithResponse(ctx context.Context, params *CreateSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error) {
+	rsp, err := c.CreateSSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSSFStreamResponse(rsp)
+}
+
+// CreateSSFStreamWithResponse Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+//
+// Needs a key that may act in the tenant; the stream belongs to the tenant of
+// the request (header, tenant-locked key, else the default tenant) and
+// receives that tenant's revocations. `delivery.method` must be
+// `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+// `authorization_header`, when given, is sent as `Authorization` with every
+// push. `events_requested` may name
+// `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+// what `events_delivered` then holds. `aud` (a string or a list) becomes the
+// `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+// (ours) names a Key Master key (RS, ES) to sign with; without one, the
+// tenant's RS256 key signs.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateSSFStream` operationId).
+func (c *ClientWithResponses) CreateSSFStreamWithResponse(ctx context.Context, params *CreateSSFStreamParams, body CreateSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSSFStreamResponse, error) {
+	rsp, err := c.CreateSSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSSFStreamResponse(rsp)
+}
+
+// ReplaceSSFStreamWithBodyWithResponse Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *ClientWithResponses) ReplaceSSFStreamWithBodyWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error) {
+	rsp, err := c.ReplaceSSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceSSFStreamResponse(rsp)
+}
+
+// ReplaceSSFStreamWithResponse Replace a stream's settings
+//
+// Every setting is replaced by the body's; `stream_id` names the stream.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceSSFStream` operationId).
+func (c *ClientWithResponses) ReplaceSSFStreamWithResponse(ctx context.Context, params *ReplaceSSFStreamParams, body ReplaceSSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceSSFStreamResponse, error) {
+	rsp, err := c.ReplaceSSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceSSFStreamResponse(rsp)
+}
+
+// VerifySSFStreamWithBodyWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *ClientWithResponses) VerifySSFStreamWithBodyWithResponse(ctx context.Context, params *VerifySSFStreamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error) {
+	rsp, err := c.VerifySSFStreamWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifySSFStreamResponse(rsp)
+}
+
+// VerifySSFStreamWithResponse Ask for a verification event (SSF 1.0 §8.1.4.2)
+//
+// Queues a verification Security Event Token, carrying `state` when given,
+// for the stream alone; it is delivered in order with the stream's other
+// events.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifySSFStream` operationId).
+func (c *ClientWithResponses) VerifySSFStreamWithResponse(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error) {
+	rsp, err := c.VerifySSFStream(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifySSFStreamResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10993,6 +12632,32 @@ func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigur
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest OpenIDConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSSFConfigurationResponse parses an HTTP response from a GetSSFConfigurationWithResponse call
+func ParseGetSSFConfigurationResponse(rsp *http.Response) (*GetSSFConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSSFConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFConfiguration
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13328,6 +14993,355 @@ func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenRespo
 	return response, nil
 }
 
+// ParseDeleteSSFStreamResponse parses an HTTP response from a DeleteSSFStreamWithResponse call
+func ParseDeleteSSFStreamResponse(rsp *http.Response) (*DeleteSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReadSSFStreamsResponse parses an HTTP response from a ReadSSFStreamsWithResponse call
+func ParseReadSSFStreamsResponse(rsp *http.Response) (*ReadSSFStreamsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReadSSFStreamsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadSSFStreams200JSONResponseBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadSSFStreamsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSSFStreamResponse parses an HTTP response from a UpdateSSFStreamWithResponse call
+func ParseUpdateSSFStreamResponse(rsp *http.Response) (*UpdateSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFStream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers UpdateSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateSSFStreamResponse parses an HTTP response from a CreateSSFStreamWithResponse call
+func ParseCreateSSFStreamResponse(rsp *http.Response) (*CreateSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SSFStream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplaceSSFStreamResponse parses an HTTP response from a ReplaceSSFStreamWithResponse call
+func ParseReplaceSSFStreamResponse(rsp *http.Response) (*ReplaceSSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplaceSSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFStream
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReplaceSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifySSFStreamResponse parses an HTTP response from a VerifySSFStreamWithResponse call
+func ParseVerifySSFStreamResponse(rsp *http.Response) (*VerifySSFStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifySSFStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case rsp.StatusCode == 401:
+		break // No content-type
+
+	case rsp.StatusCode == 404:
+		break // No content-type
+
+	case rsp.StatusCode == 408:
+		break // No content-type
+
+	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers VerifySSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -13336,6 +15350,9 @@ type ServerInterface interface {
 	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx echo.Context) error
+	// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+	// (GET /.well-known/ssf-configuration)
+	GetSSFConfiguration(ctx echo.Context) error
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx echo.Context) error
@@ -13459,6 +15476,24 @@ type ServerInterface interface {
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx echo.Context) error
+	// DeleteSSFStream Delete a stream and its undelivered events
+	// (DELETE /ssf/streams)
+	DeleteSSFStream(ctx echo.Context, params DeleteSSFStreamParams) error
+	// ReadSSFStreams Read one stream, or list the tenant's streams
+	// (GET /ssf/streams)
+	ReadSSFStreams(ctx echo.Context, params ReadSSFStreamsParams) error
+	// UpdateSSFStream Change some of a stream's settings
+	// (PATCH /ssf/streams)
+	UpdateSSFStream(ctx echo.Context, params UpdateSSFStreamParams) error
+	// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	// (POST /ssf/streams)
+	CreateSSFStream(ctx echo.Context, params CreateSSFStreamParams) error
+	// ReplaceSSFStream Replace a stream's settings
+	// (PUT /ssf/streams)
+	ReplaceSSFStream(ctx echo.Context, params ReplaceSSFStreamParams) error
+	// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+	// (POST /ssf/verify)
+	VerifySSFStream(ctx echo.Context, params VerifySSFStreamParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -13481,6 +15516,15 @@ func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error 
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenIDConfiguration(ctx)
+	return err
+}
+
+// GetSSFConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSSFConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSSFConfiguration(ctx)
 	return err
 }
 
@@ -14607,6 +16651,192 @@ func (w *ServerInterfaceWrapper) RevokeOAuth2Token(ctx echo.Context) error {
 	return err
 }
 
+// DeleteSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteSSFStreamParams
+	// ------------- Required query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSSFStream(ctx, params)
+	return err
+}
+
+// ReadSSFStreams converts echo context to params.
+func (w *ServerInterfaceWrapper) ReadSSFStreams(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReadSSFStreamsParams
+	// ------------- Optional query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReadSSFStreams(ctx, params)
+	return err
+}
+
+// UpdateSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSSFStream(ctx, params)
+	return err
+}
+
+// CreateSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateSSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSSFStream(ctx, params)
+	return err
+}
+
+// ReplaceSSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplaceSSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplaceSSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplaceSSFStream(ctx, params)
+	return err
+}
+
+// VerifySSFStream converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifySSFStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params VerifySSFStreamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "X-FusionAuth-TenantId" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-FusionAuth-TenantId")]; found {
+		var XFusionAuthTenantId TenantIdHeader
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for X-FusionAuth-TenantId, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-FusionAuth-TenantId", valueList[0], &XFusionAuthTenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter X-FusionAuth-TenantId: %s", err))
+		}
+
+		params.XFusionAuthTenantId = &XFusionAuthTenantId
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifySSFStream(ctx, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -14658,6 +16888,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
 	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
 	router.POST(options.BaseURL+"/oauth2/revoke", wrapper.RevokeOAuth2Token, options.OperationMiddlewares["revokeOAuth2Token"]...)
+	router.GET(options.BaseURL+"/.well-known/ssf-configuration", wrapper.GetSSFConfiguration, options.OperationMiddlewares["getSSFConfiguration"]...)
+	router.DELETE(options.BaseURL+"/ssf/streams", wrapper.DeleteSSFStream, options.OperationMiddlewares["deleteSSFStream"]...)
+	router.GET(options.BaseURL+"/ssf/streams", wrapper.ReadSSFStreams, options.OperationMiddlewares["readSSFStreams"]...)
+	router.PATCH(options.BaseURL+"/ssf/streams", wrapper.UpdateSSFStream, options.OperationMiddlewares["updateSSFStream"]...)
+	router.POST(options.BaseURL+"/ssf/streams", wrapper.CreateSSFStream, options.OperationMiddlewares["createSSFStream"]...)
+	router.PUT(options.BaseURL+"/ssf/streams", wrapper.ReplaceSSFStream, options.OperationMiddlewares["replaceSSFStream"]...)
+	router.POST(options.BaseURL+"/ssf/verify", wrapper.VerifySSFStream, options.OperationMiddlewares["verifySSFStream"]...)
 	router.GET(options.BaseURL+"/api/jwt/validate", wrapper.ValidateJWT, options.OperationMiddlewares["validateJWT"]...)
 	router.DELETE(options.BaseURL+"/api/jwt/refresh", wrapper.RevokeRefreshTokens, options.OperationMiddlewares["revokeRefreshTokens"]...)
 	router.GET(options.BaseURL+"/api/jwt/refresh", wrapper.RetrieveRefreshTokens, options.OperationMiddlewares["retrieveRefreshTokens"]...)
@@ -14766,6 +17003,27 @@ type GetOpenIDConfigurationResponseObject interface {
 type GetOpenIDConfiguration200JSONResponse OpenIDConfiguration
 
 func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSSFConfigurationRequestObject struct {
+}
+
+type GetSSFConfigurationResponseObject interface {
+	VisitGetSSFConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetSSFConfiguration200JSONResponse SSFConfiguration
+
+func (response GetSSFConfiguration200JSONResponse) VisitGetSSFConfigurationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -17464,6 +19722,426 @@ func (response RevokeOAuth2Token503Response) VisitRevokeOAuth2TokenResponse(w ht
 	return nil
 }
 
+type DeleteSSFStreamRequestObject struct {
+	Params DeleteSSFStreamParams
+}
+
+type DeleteSSFStreamResponseObject interface {
+	VisitDeleteSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type DeleteSSFStream204Response struct {
+}
+
+func (response DeleteSSFStream204Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteSSFStream400JSONResponse) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSSFStream401Response = UnauthorizedResponse
+
+func (response DeleteSSFStream401Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type DeleteSSFStream404Response struct {
+}
+
+func (response DeleteSSFStream404Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type DeleteSSFStream500Response = InternalErrorResponse
+
+func (response DeleteSSFStream500Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteSSFStream503Response = UnavailableResponse
+
+func (response DeleteSSFStream503Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type ReadSSFStreamsRequestObject struct {
+	Params ReadSSFStreamsParams
+}
+
+type ReadSSFStreamsResponseObject interface {
+	VisitReadSSFStreamsResponse(w http.ResponseWriter) error
+}
+
+type ReadSSFStreams200JSONResponse = ReadSSFStreams200JSONResponseBody
+
+func (response ReadSSFStreams200JSONResponse) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.union); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReadSSFStreams400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReadSSFStreams400JSONResponse) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReadSSFStreams401Response = UnauthorizedResponse
+
+func (response ReadSSFStreams401Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ReadSSFStreams404Response struct {
+}
+
+func (response ReadSSFStreams404Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type ReadSSFStreams500Response = InternalErrorResponse
+
+func (response ReadSSFStreams500Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ReadSSFStreams503Response = UnavailableResponse
+
+func (response ReadSSFStreams503Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type UpdateSSFStreamRequestObject struct {
+	Params UpdateSSFStreamParams
+	Body   *UpdateSSFStreamJSONRequestBody
+}
+
+type UpdateSSFStreamResponseObject interface {
+	VisitUpdateSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type UpdateSSFStream200JSONResponse SSFStream
+
+func (response UpdateSSFStream200JSONResponse) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateSSFStream400JSONResponse) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSSFStream401Response = UnauthorizedResponse
+
+func (response UpdateSSFStream401Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type UpdateSSFStream404Response struct {
+}
+
+func (response UpdateSSFStream404Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type UpdateSSFStream408Response = RequestTimeoutResponse
+
+func (response UpdateSSFStream408Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type UpdateSSFStream500Response = InternalErrorResponse
+
+func (response UpdateSSFStream500Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type UpdateSSFStream503Response = UnavailableResponse
+
+func (response UpdateSSFStream503Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type CreateSSFStreamRequestObject struct {
+	Params CreateSSFStreamParams
+	Body   *CreateSSFStreamJSONRequestBody
+}
+
+type CreateSSFStreamResponseObject interface {
+	VisitCreateSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type CreateSSFStream201JSONResponse SSFStream
+
+func (response CreateSSFStream201JSONResponse) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateSSFStream400JSONResponse) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSSFStream401Response = UnauthorizedResponse
+
+func (response CreateSSFStream401Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type CreateSSFStream408Response = RequestTimeoutResponse
+
+func (response CreateSSFStream408Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type CreateSSFStream500Response = InternalErrorResponse
+
+func (response CreateSSFStream500Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type CreateSSFStream503Response = UnavailableResponse
+
+func (response CreateSSFStream503Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type ReplaceSSFStreamRequestObject struct {
+	Params ReplaceSSFStreamParams
+	Body   *ReplaceSSFStreamJSONRequestBody
+}
+
+type ReplaceSSFStreamResponseObject interface {
+	VisitReplaceSSFStreamResponse(w http.ResponseWriter) error
+}
+
+type ReplaceSSFStream200JSONResponse SSFStream
+
+func (response ReplaceSSFStream200JSONResponse) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceSSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplaceSSFStream400JSONResponse) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceSSFStream401Response = UnauthorizedResponse
+
+func (response ReplaceSSFStream401Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type ReplaceSSFStream404Response struct {
+}
+
+func (response ReplaceSSFStream404Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type ReplaceSSFStream408Response = RequestTimeoutResponse
+
+func (response ReplaceSSFStream408Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type ReplaceSSFStream500Response = InternalErrorResponse
+
+func (response ReplaceSSFStream500Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type ReplaceSSFStream503Response = UnavailableResponse
+
+func (response ReplaceSSFStream503Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
+type VerifySSFStreamRequestObject struct {
+	Params VerifySSFStreamParams
+	Body   *VerifySSFStreamJSONRequestBody
+}
+
+type VerifySSFStreamResponseObject interface {
+	VisitVerifySSFStreamResponse(w http.ResponseWriter) error
+}
+
+type VerifySSFStream204Response struct {
+}
+
+func (response VerifySSFStream204Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type VerifySSFStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response VerifySSFStream400JSONResponse) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifySSFStream401Response = UnauthorizedResponse
+
+func (response VerifySSFStream401Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(401)
+	return nil
+}
+
+type VerifySSFStream404Response struct {
+}
+
+func (response VerifySSFStream404Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(404)
+	return nil
+}
+
+type VerifySSFStream408Response = RequestTimeoutResponse
+
+func (response VerifySSFStream408Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
+type VerifySSFStream500Response = InternalErrorResponse
+
+func (response VerifySSFStream500Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(500)
+	return nil
+}
+
+type VerifySSFStream503Response = UnavailableResponse
+
+func (response VerifySSFStream503Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS The public keys that verify access tokens
@@ -17472,6 +20150,9 @@ type StrictServerInterface interface {
 	// GetOpenIDConfiguration Where this server's OAuth endpoints are (OpenID Connect discovery)
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
+	// GetSSFConfiguration This server as an OpenID Shared Signals transmitter
+	// (GET /.well-known/ssf-configuration)
+	GetSSFConfiguration(ctx context.Context, request GetSSFConfigurationRequestObject) (GetSSFConfigurationResponseObject, error)
 	// CreateAPIKey Create an API key with a server-assigned id
 	// (POST /api/api-key)
 	CreateAPIKey(ctx context.Context, request CreateAPIKeyRequestObject) (CreateAPIKeyResponseObject, error)
@@ -17595,6 +20276,24 @@ type StrictServerInterface interface {
 	// RevokeOAuth2Token Revoke a refresh token (RFC 7009)
 	// (POST /oauth2/revoke)
 	RevokeOAuth2Token(ctx context.Context, request RevokeOAuth2TokenRequestObject) (RevokeOAuth2TokenResponseObject, error)
+	// DeleteSSFStream Delete a stream and its undelivered events
+	// (DELETE /ssf/streams)
+	DeleteSSFStream(ctx context.Context, request DeleteSSFStreamRequestObject) (DeleteSSFStreamResponseObject, error)
+	// ReadSSFStreams Read one stream, or list the tenant's streams
+	// (GET /ssf/streams)
+	ReadSSFStreams(ctx context.Context, request ReadSSFStreamsRequestObject) (ReadSSFStreamsResponseObject, error)
+	// UpdateSSFStream Change some of a stream's settings
+	// (PATCH /ssf/streams)
+	UpdateSSFStream(ctx context.Context, request UpdateSSFStreamRequestObject) (UpdateSSFStreamResponseObject, error)
+	// CreateSSFStream Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+	// (POST /ssf/streams)
+	CreateSSFStream(ctx context.Context, request CreateSSFStreamRequestObject) (CreateSSFStreamResponseObject, error)
+	// ReplaceSSFStream Replace a stream's settings
+	// (PUT /ssf/streams)
+	ReplaceSSFStream(ctx context.Context, request ReplaceSSFStreamRequestObject) (ReplaceSSFStreamResponseObject, error)
+	// VerifySSFStream Ask for a verification event (SSF 1.0 §8.1.4.2)
+	// (POST /ssf/verify)
+	VerifySSFStream(ctx context.Context, request VerifySSFStreamRequestObject) (VerifySSFStreamResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -17649,6 +20348,29 @@ func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
 		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSSFConfiguration operation middleware
+func (sh *strictHandler) GetSSFConfiguration(ctx echo.Context) error {
+	var request GetSSFConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSSFConfiguration(ctx.Request().Context(), request.(GetSSFConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSSFConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSSFConfigurationResponseObject); ok {
+		return validResponse.VisitGetSSFConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -19147,291 +21869,554 @@ func (sh *strictHandler) RevokeOAuth2Token(ctx echo.Context) error {
 	return nil
 }
 
+// DeleteSSFStream operation middleware
+func (sh *strictHandler) DeleteSSFStream(ctx echo.Context, params DeleteSSFStreamParams) error {
+	var request DeleteSSFStreamRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSSFStream(ctx.Request().Context(), request.(DeleteSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSSFStreamResponseObject); ok {
+		return validResponse.VisitDeleteSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReadSSFStreams operation middleware
+func (sh *strictHandler) ReadSSFStreams(ctx echo.Context, params ReadSSFStreamsParams) error {
+	var request ReadSSFStreamsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReadSSFStreams(ctx.Request().Context(), request.(ReadSSFStreamsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReadSSFStreams")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReadSSFStreamsResponseObject); ok {
+		return validResponse.VisitReadSSFStreamsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSSFStream operation middleware
+func (sh *strictHandler) UpdateSSFStream(ctx echo.Context, params UpdateSSFStreamParams) error {
+	var request UpdateSSFStreamRequestObject
+
+	request.Params = params
+
+	var body UpdateSSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSSFStream(ctx.Request().Context(), request.(UpdateSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSSFStreamResponseObject); ok {
+		return validResponse.VisitUpdateSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSSFStream operation middleware
+func (sh *strictHandler) CreateSSFStream(ctx echo.Context, params CreateSSFStreamParams) error {
+	var request CreateSSFStreamRequestObject
+
+	request.Params = params
+
+	var body CreateSSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSSFStream(ctx.Request().Context(), request.(CreateSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSSFStreamResponseObject); ok {
+		return validResponse.VisitCreateSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplaceSSFStream operation middleware
+func (sh *strictHandler) ReplaceSSFStream(ctx echo.Context, params ReplaceSSFStreamParams) error {
+	var request ReplaceSSFStreamRequestObject
+
+	request.Params = params
+
+	var body ReplaceSSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplaceSSFStream(ctx.Request().Context(), request.(ReplaceSSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplaceSSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplaceSSFStreamResponseObject); ok {
+		return validResponse.VisitReplaceSSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifySSFStream operation middleware
+func (sh *strictHandler) VerifySSFStream(ctx echo.Context, params VerifySSFStreamParams) error {
+	var request VerifySSFStreamRequestObject
+
+	request.Params = params
+
+	var body VerifySSFStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifySSFStream(ctx.Request().Context(), request.(VerifySSFStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifySSFStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifySSFStreamResponseObject); ok {
+		return validResponse.VisitVerifySSFStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3tchs3ljd+KyjuVpn8b4uiZNlxyJoPii2PFTuO1pLXUxX67wbZIImoCXAaaFFcr6ryaS9gd65hn8/P",
-	"Leyl5EqewjkAGt3sJinFspMZf0msZjdeDw7O6+98bI3lfCEFE1q1+h9bC5rROdMsg79e0Cx5xlKmmfkr",
-	"YWqc8YXmUrT6LZ3ljCTwoyILls2paSRdRWTJ9YzQNCUZm2RMzYiWl0yoAZF6xrIlV4zoGSNy9DMba8IV",
-	"SRgda35FNUu6rajFTfN/zVm2akUtQees1W/NipFELTWesTk1Q9Krhfl1JGXKqGjd3ESts4xNWLY+3jhj",
-	"Os/EnzK2yJhiQlPzQ0youlRkIjNCScbGjC80kROynFFNllSRjF3JS5aQtswzNSBvnj8l3xwe9TrdoTgW",
-	"Kz3jYkpYqlhEZEaEhAcRuWRsocjzXHEpjnM9e6AImy/0ilChlizrDoWb54zRhGXFRO3ww0nO6fUrJqZ6",
-	"1uofPnocuUkrnXExhTlfMEGFPk1eYGNrcz8fywVTsOoZ+2vOlCZaEikY0fAlaVPy9u3ps06X/EDTiczm",
-	"LDHzycWlkEtBfv3P/yJHvR6ZMsEymg5F/BMXVzTlyXttu4675JhcshVJ5disl5aECthw1wc2crBh7n/Z",
-	"K1Zsz82pbr/91G+iVsbUQgrFgGC/o8kbnKD5ayyFZgL+SReLlI9hy/d/VmZRPgbN/nPGJq1+65/2i8Ow",
-	"j7+q/ZMsk5nCvsqrehEsJ1fErsgAlnkkkxVRdKXIcraKyISzNCGjFf6j27qJWqdCs0zQFNpf3zLTuGLZ",
-	"FcvIhPKUJV1yAhRkWh6QhGnKU0VoxogUqVn26ZRhy3YFLvicyVzXNw3jS3hiSJbQLONXjHBBNJ8z0j7s",
-	"EWUGm7AJzVPdKXdtpjeWQrCxac/MfJxKZft+K2iuZzLj/86S9Z5/4ErB+XCEJTPChconEz7mTGhyfHZq",
-	"iAgOE3WEYzo0lDWnKxhurlg4ItfvFeUpHaWsfsIJ1XREFSNjKkwjI7N3dDxjCXQWHo1UKk2omeMk5WON",
-	"/GwsxTjPMib0UNgXFVHsypwHWDZF5BXLykuVMZ2tCJ1olpH4jflj79j8ERPFxlIkCg8DngMg4OClmmOM",
-	"H5mztaTczGEiM4a9cDHt1h0VLjSbsszQr6FgS9XmheOz05dsBUw/kwuWaY5nqNTnx5bhBlQbhs+udSsq",
-	"c6NHa9woavGk9Fmec3OG118TimX6VChN8Yj6L7jQj4+KT/wMotYljnd9dw15XNE0Z7DmeSYM/zLHYjlj",
-	"whOQIdWMuWumylbnXLi/Hx7WDNjccYZ+pVDbeAYu7VnwwU3UcpxyfQav5PhS+VFqSfSMK0v9ZqRb1vLG",
-	"P8Er1XS2PoK1fWYiWUhu732aJNyMhqZnpZe4ZnP7dj5v9X9q/fnkohW1zn48h/+9hf8eXzx90Ypaz05e",
-	"nVyctN7XrJ19QLOMrlprjPTEjgSuCJqmcskSMmd6JhMVEdaddkn8cdjapwu+//NS71u5Ytjqk5+Gttth",
-	"6/1N3B2K15L4iZE5o0IRc0hX/ikeucqCNS9hcJ2Ul48uuD0+2ymhhRfVX3OeGbb4k/v4/YZu8Vb7jP0W",
-	"N2RNp0Y+q+Gsp1MhMzhr9mR1i7X1Qtm9soSfl/qpFBM+zTM/9k0L8/27i/L7N1ErpUq/XSRUs9v1jWLL",
-	"RhZ58O1BibMc1ExbmivzVpP48XjtiwqD2c4yQrKAiWwhig0HoUQ4G6kyePUmarErJvSpmMitMph/cZ2g",
-	"ixa3TqD5SN1tBrccy1PT48S8wcxczAbVHjauVI7X/xqpKJZxmr7O56OmF2b04GKWz0eLjIsa2e87qtjj",
-	"ozxLyfmL470Do+qAPFcM7YEiz07ekLZ5/P27lyS+fqTjTrfuvKoZPXz0ePfuDh893rHDfzo/fPS4qdcc",
-	"V7Ru+iCBP8/kfMcTDO9fyJ3errsjnrErPmaOhDfKUWtjNVzneDxmSrHkOEkyptTW9+7Gnxqu44+7CBJe",
-	"PSlPbiyTmuvgXBsBPCJzOp5xwfYyRhN8gpf4T2OZp8lraVj2Fcv0+1yxzOiOdftsJPZm0URnOasZ7pwp",
-	"Rac1Q3suMzLL51SoASgS4xkVU9bdyhphokW775uWSG3Qs+TEyiBHvZ7psbyUoBIWbWyVxLYqqzsIXNAb",
-	"WRjl0vQeGcGTgYJqTiE8e6DIguoZacdW3LoAK85Pvfddu2vh8SxWw9oIign9loHXUuSV0+k3EEZ5vseC",
-	"wF1DqCIJS/kVM0ILF4onDERL+NXIk7/+8j83cZc8NysAOrDpnvz6y9+GIv55qbt2LfbApNVF41DcJ0ar",
-	"TRkaukh7ZJURUG+TTp8EN8NpEg0FLmBEwpUlbWGIhHCt8OvOgOB75F/KDfSHotygfW9Qfg0UoErfvknz",
-	"21C0MzaWWVJSlqgmKaNKo3kIRhbYwTp920KXHMO/Higyo1kyFGgKJNgiajO2L8OpIkJFOBT7mTUgmrcr",
-	"k3JfkVROZY5GAFxlXHuntFf6SAg1Q9FsrFlCMpYrZo4fNbPZM2r6nnmCu7PWpGmkS07oeEbGNMs4U0MR",
-	"B6O64HN2IV/xK3YqrC4eR+GsCE9QhwF2bVtN+YSZns22wXNrDyVwzydOi49RgLYcPiZqZnglGTGiUWc1",
-	"xGttTEMjPhA9M3slxXRAmBkz/G14viIU1oXQVEk3FRKbRzHes/irmd6fTy4IKFbm0f5HXM6buFCjuS6U",
-	"aDxESA5IOAMi5FAoNs6YVh3YgDjl4pIlP8KBPU2CHh8ocxy6JDxJ8W6n4zRx54NaosQz0iXxko1mUl52",
-	"R3R8mcppN8nkIkZ7bac/FPZn06D5ZcGSpzIXGokFuV2mNPxlblr3Es5VPSA8UebHoYD9gU3GLVJdEnMx",
-	"kTHhJdPqA0W8YGuN4TFf2Bs+NtQJVjUupqjqMzKmaQqrQ/ElVFEbZdTT3bSpzYS76apZlyTWmHCJWHcU",
-	"R8Ll3/ET2Btg+E/v0GHx9Y5LtrOeeiuVBUW4O8/Cf7zjJMrHb6dPwpO2bWJvwncr3+7Y3S0U1UZZNWoZ",
-	"NrFtsG8VriGylJ368/zi9mp08Ur1gARzXpMgo9b13lTu2Yc/Kym6b+jyBytwOoHH6RhlwebdzPD3XJnb",
-	"wco4EZlkcm54dsaAq0lBljM+npEElBUjtIk8taZylJYqistdBG9s/NkWnQffet2kl+DPF0077rlovZ4k",
-	"d1PhX8nCAiFVI2kdT62YuYuSZBb+FVe62caA18nu8jAIuTWCvGDX+mmeqTqf0Rk6NvG+nhuhAnsFhWci",
-	"01QuB2RBlTKXOlUkHkND8XYtyI6+Tvs5nS9kplnypsJDfuv1tWYMrFK+lUkKEXVOEzZwTivwkgi5LNnP",
-	"m5nsnGn6zNL9rtzvB/fNTdRSmu482AcKZEIyYlMqBuDS4vjzJNd5xnYcsnYrHZgbj3rfPt5qb9yZGVaI",
-	"ADv030eVTa0sQh2tfP/uZQ1ppNPQwfDm/PDR41bUenP+8MkR/P/RwWErap3Y5yf2+Qk8r3M2jLOr2lNd",
-	"z1Qu8dJff65X5WEdm06f1vYomrhI2ILi09qPr2s/vn40bnR1PVDkL91HvW9DKxppm2VPjE41AqMbeXby",
-	"phMhL+CazKgyOhDEVzgGtNVNc/1oBxOi9vY/NO5RHY6r1rTjLHy7GAzv0Pyqnm2HtGx2F/c+AgLE3Wqg",
-	"2fN1or1kq92ZuSH7OtNGaUCmwfr+L9Z8AxWqKKmZoK2QhUz5mDPVJW9VSb2PmTA3f4JaS5azSljOUKCk",
-	"8kAVnNSc8xVpU/LvLJN7oHgZbYoraAkc5X541ufmvu3U6jKgBsOwX7JVnUfUEPpLtiI/UKVZBm7Rdgxq",
-	"6iVbxR0kA8WnQpGSTh2hkjwURSBJHw0ZQDdUwEcRmaZyRFMiM2ePVnTugmEGEM8TxrgM817v4Ri3BP7N",
-	"ulW3U7c6p7hLTjVZcoFxAUMRB2+c86ngYnqcTmXG9WweE6qLYaTsiqWDNYPJUNitqyy47wNMR273cN23",
-	"K4nNg1rflZdsoSFUytA41XzEU65XLjSqWHJvhACnu1Ca0aTTR/oTsrwUuFg4U6YisuDOF+7pcJTzVO9x",
-	"Ac3BfnE1FNSNs0ueIbGRF4an2PAzsmDZng0gQfPEgMDVAscDLpOhsIaYK5bxyYrQKTWDJfvdJUvTPYhQ",
-	"2f95eam6IJTDgjpm/sLfUu5WMv+vY+920+qi1crK08n1guOWnpnDW7p9nvNrZvbvPOUJF9N3XCRyWf37",
-	"HdezH+g1n+fzV5YZ1I4o7PRHwS74nL1VbI3JlM/sNKNjdsYyLpOSDaFMIS/kEixSpN379Zf/fvI4Our1",
-	"iOoQSjKpqWbJHl1SZx3FIDmMiONiihsHLMhG2riQDgyg4TqCGD1r0oMTjQ1BCCGa/Cpkz4V+eLijLydc",
-	"ljfsymoJxV7sKhaufVtpu7RnW1Z9jtsZ2m9+4CLX1nPwW6fZ0G55T9+EJm9/zZC2ZfHk6GF02Ot1urus",
-	"e7n7t0bDXSf2NyyHm6UVtQryrA8rqbdrVYz/dcbYYvgPo8e7jv6m/nq2C9Ss+1XNK3VhhEGkrNFcDJEb",
-	"Vc9G5FEi2BIuslwkLCPFutT7SO9ilGkenbkzWVK6abvkaUr5XPUJVyoiKh+RNhiVedKJCM0TtJmWTfrt",
-	"sqm8ExFOdUTY9SIiP2seEc0T0rZMmydoTlY8GQowIfPE3dbl5eLmZp8zsHt0BiS+5Ea6QY0KQ+tKMT9b",
-	"tJvSZq2tZIOE9m9GTqCaNdPAz8tb+qzMwocr/kCRMSx5tzZ8KZyK6atuoC/rwueOK4JWZJauFLmsZnTB",
-	"+kYeeXN+bGSmk6dwFS8oz8Cvw60JYCgW+SjlY5TX4FblTIHw2cGQTkFe/HD81F7IXWLmuMgg8tsF6Jkp",
-	"L6At6RoGMkDjv/NK1EqVoeByN20y8vf6C/v8RbOWWSgh9admXUXjgpyd/BCVgxIDxWxTHNHjh0+ONo+i",
-	"ElOy6bpqiEQx0ooXQrYbM8KpwXdM7Wi6mFF1htteS5LvZgwCx9cozqyVEXJDmpmxjKEzB3xdKOEPhmJC",
-	"U8UwsL+gUFIQKH4zCagSqJZDWK8hT9QvOiXe8Xli2ooAoEq0HTzHuWIQTE04Dbo70QtvZlxawS1UVh/Q",
-	"ay0k6xSOnNYO4ft3F5bbgnkRFm9AcsH/mrM7dXvXqLzUtromx5wfk7lM8jRXZGS2uX3YO3oSkYe9bw4j",
-	"ctT79jEyqZOnZJxnV8y99OhxRMzhI48OD3aVcnaNDFwPMt5wLNDSCux0UOWHu3ELpP6XTVHUAfdGVkXa",
-	"50hnZ+5Dwy46AyAq0KOAqtQdmRees5orqTiQD5TX3txcQccPlM1EIt8JO+wdHm3xO63PvpJtMGJGkTGX",
-	"74DQEdjVMUvI2g6AW4CTubuLou3cWGs0GZlFlBnMOCKKaReF47I/Mjl3g0JjsWAsgfAV53GG6a8ZKqOW",
-	"abLm7rqpFw02+y9uZfCC0OO7Grw2BV1fbo98rgt7vmyIed4YaP2J+3oVuKc2+9/GXK9qzbNjmQud1f+W",
-	"cLVI6eocH9THEWqu86TMlxKZo6ZlXxcYWgruNDG9zfsZmzZ5/f6dL1y84A6k+AoCfhpJ4C5Bw1ELD21D",
-	"FiPGNrlEgbJyYW83J4IbHafOg7rZtFPrpWloYtPSQNz3YUNIJnOPHSew5ssPlktA1h0+GaecgVc6Fypf",
-	"oGj0Aab4AfqstWOZ5j9sDmqteg1hRO8bJ/IG1r1xp3GUH1D62Cou2LeLO2XrF80OtPpXYW0+zGygc/DR",
-	"46PdlMvGldhi4H8hl0CEofpMcz1jQoPIp8yNSAWBtgguRIMaNzB6FfgCqLYUnnl7FdwsCrUwDV6DLomx",
-	"udMkLnlWqwF7ENoFIgFXTuhz357DloDDoRBLMdYQ7tVoKJSGNBIzDSPkz0DIQQm9nM9l1Xo0Gvr4KYi1",
-	"wNu4H9r+7ccgkOLh1nzOrEi/hQnD0I+LVS7ZAqsWMtxpjHRzWZNkTi9t0q1VKAQz6jzNVqX72pFJ1Hot",
-	"df1fRuV6q7iYnr18Wp9g5XZpfXCYj4hemQoRwabdSTYPN3Zzl6EqYtXcLa3XMr4FE6fPthhLueNhCj0Z",
-	"H2g6/QAWYvXBs7mSDLPVAbohFePn5aX6kGe89sfiTH1weWe7vvfBnOwPNvvtbuOuhiXhJIIh1w/wVsOp",
-	"5WULNG19J5Nar94xJJkPbCq8zIg5go5OgBXUBidRrVlmvv//2//xU2/vW7o3Od57/v7jk5u98M+j2/x5",
-	"cHjT+ec6Od3N4V9zlm2YBGiKMI+IxGbEsXkQ5yJhEy5YEsO0uJgGEytNxHzzH/71+5+XN1J/UrHqtwo5",
-	"u5rwiZoZsssK+z0GQPOy/3dAqCZzqfQ6p6tV3BtGVxdkU6MtZ+yKy3xtBNaAWeMoBTsmJrAnG4TITYzw",
-	"k0dZ3Z8V61OHVO0SEnWrwNL6rX1dMqygMs6V1cYHxIKHrElXc5mwtNYXc9dwK14XYuVjr3QBj1HenMrC",
-	"Bfvwfgs9oX2pkUOU0oB2NgXUhgfegBBwit8f9Hq9HgStuQfr9/CV9a88Gz2VQumMurz1dVdf/dkbkHHx",
-	"IaBm0HRJV4qMZ2x8icexBkwm3I/y/Lct5mZryt3WsrqGG2/92w33h+CwfrJo4G3zCbInAZpCLiqpbtvl",
-	"nI2T2t0ju/uqb1jlrYtcF1VQ41spwyYBsdrsqy750ShBsXRxG7bZXLE4VNvQKTIUGP6drkrxNP1qNEZN",
-	"apTlckYls7EXaiggBIQsIAbE20zQXwIYE0UgDvhe0L2HEEATzKczU7lkC435SyX+iRpFbeqLFK/klIuz",
-	"DGSUplAaKX7IU82f07GW2YlwSDB1L64tXtOLZ1SppcySp5AsmjQgTm3d80v2XGbzBt86nRv9MLVoOqAB",
-	"m3uCtGPY/z/9+sv/DPNe7/Axsn7zd9wZuLcsms2YZtmqSDvqbk8f2ggvUJGBwS9oOGsQT3DL7/UuJw2a",
-	"/zdDgOV781Z97bYhwS1XxdgxW6HWwwzA7IFUPyhi9bI8RfOLeQKYZaSAUOuGtoiCxiHfi3BNGoc1IErO",
-	"wZNnjlcix/ncfDgUiq7cV4iGZj/YKWNsl2W0qtsdwRnuSCdFp/ruisTtyMV1WU8tjk2/QUC4Oj5NNQSj",
-	"edNZCSeus34Axy7rbd20N6diRVJ+xRyhLVnA8nfzqNu3S+Jc0pCTzhPlzNphr7aJyOtQB1Gv17NvzkuB",
-	"41tl67J0ty7P6SwXY6rrMMIuspwFGSw1S0L0jAo7fKXJTKaJ2kl+q10i61ZphYOqu8jPNdW5ahYpFPwe",
-	"2t/lJVjYC2Cy99tEfttGXfcIh1dn9PpdQ+vc0RF+07gCjeqJ9gu08YrBt9bs8/j4/YZum/b93votLsMa",
-	"e0gJh8AKbW25oH/NjaB3rTsVQ2uDX+OtzaFsQntaF4rupA6wOeXpneIhIIX39V2jKSZ5mt7543s8WSn9",
-	"DZO6a1zMwgqzt1GbIxtngv6Z7m9O5jWX9CdkCYZ8P7FFc/es4spRhg/fNw6yiX18+v7eYQJzHWYPgHY2",
-	"4oL+wNOUqwJj0r5P2ge//vLfBz0jDUTOu4XCwa7hUBZzZXXu78hN07UTeFb+qApicwdkSsxiPSkSMrYA",
-	"IIRsr+zgAhwMhIb5z/8iNsUjgCpsgooZtvqQdHUT12PnNEQpgBx6ZZ2JNqfXgwq5rKUwjUvaHAl7NlU9",
-	"LF+AO9q0EtU1rknZLi3Mtc6oDwPEZGSuZ4hP4qigS44hQ4jMcwVArFSQFxcXZ9YfbUFc8E6DV4yGa6Q8",
-	"Q5E6kykZz2hGx0bFIm2LMQwiIR11cENSxchRrxcmcTmYEDu4uBYHMmrNtF5UvL6NfLNsKh6AaYNIQXLg",
-	"ziQXKVOKTPkVE3fysq6P5W3AP6t6q1vruHkKsdFUYam/o4qPwyACLu82xnu+Je9y0WWMJjszOQDSnVgw",
-	"IRtWAAzvcYXhHd6G4Sk+FVTnGbuVAG0Z33n9x7ZZLqZNfnen3DrwG4jNhInFf9mzek+y55uPIeZw7/zF",
-	"sQXmM6cUgJzsMX1TCr2wYYk22AIzMJkm3BofNsDpHjzeIDeULb47xlEWmmSepbUBpHSkZJprRsxpIDKD",
-	"/yvy9s2rbWTeO3qyTU8znW64er9DJKJnmVw0X/x3QMNhV6w5fLUBBwkhm2C3Qmgu86OPa7WJmQhmv6TK",
-	"YSDthj0cLkxpUhtW6NmaQFC98KilOkfKZtB2hg8UZEE5GDe8D621OU0sGjvVms0xkaQAeAJTATELhBUI",
-	"zNVhGtMc7HE8RIeTmVuGoWjHCDKMSFl2GPsfPVTMzb5d9Lg23xkB3I9xRGqDEQjzt+0YACCqmNPalB0u",
-	"/G4cCVCE6qHm381WYGcE+Cu7brZxJ9JkKIBklkOyhDzqPayHbRTsWtupbk8haZxbuIOQCLejHQwbPGMi",
-	"4WL6G/o3pyDACt9FvcI+n9bb+U5QaPN4e+7GsSTkQwNWTBc0uFPPlRNYGsaGE7jZP2mHtbtr0ikd27yS",
-	"vuENQ2vU6JaFZrPTWOr73tz1lhW5x77PG2WGCvGCkOdgHKKybF2g/ZWKafi2975/dxFHNqNzKFzKdRVs",
-	"IbaShs3Ob69BKPSxcER97l8tE9yYBx9299tN+Jhakmdcr87NRziA4wJ0wPw5YjRj2XN3vL5/d9GqgQ0N",
-	"Y3vCQBAH3tiG9Iz47MdzC6MY4NPHncis0lBgclwSEZsSmaCgHsI1QHIW8YYYh9cBEF7ELCMQAziAFFEy",
-	"gvoqY9A2ChAkuRQAIyiXVScybgisIKw8zL1gJkY2ArTsYomeSnnJ2QafZbgykYvLtcgOGIcZkzE0glrr",
-	"NSLuGplR+So/+EJRASb8vBieRa0HOG/emL2U0WVRP8QssMw1oST+DiYbk0XGJvy621R85tjWLcFTt9b3",
-	"TYD7V5sf7zwVKYPiIeDqI3KkKReQvF3G/nTj82Cc9gQAeAkAURiBhiuYEZ4xFYG/A/Fd6EheMVtkCR3x",
-	"esbmZt4Z23MmvJRBP6WIaCXxIJcckxIKsNA08FAKgiUZqJXwhwIwm4WZtOoPxR5546qgoPOZCrf6nhhK",
-	"SxpbswCKcmazwo0aClKzV+SYzLeVjHF5w04wOeod2FkTwMQr6sSAhIgOSjMJouiKKNknBQYq+l/iyCY0",
-	"vjyPSrSLTSbhcUd02hgi54mQRWKpRWCd05XdIcjeR2caz8wRNa1VPMyOHfOszHgshgqmdhpOYdY/ri2X",
-	"FBNp+WO6IhhSA47KmqpPsLyu3JMZTVDxySfhw9pC8Sd/V1iEZwLpHaSuFJQZ3qmN93j79vSZijxoKjyb",
-	"h0q44mKMPOKt4NeELeR4Bi2cOMxsf6lRQWIElo5thR1HsHOqxzPDDeOxTFjs7Naxxe02QyKGNCJy1DuC",
-	"DXrU65EZvWIFhQBc0lOZMEXGcj6XAMSANjbPgfumnXUc8+cxadNiMQGqIHPoJKIICTBPsRbU806ETVkC",
-	"t004mYE8h4UH/awTFYv8/fmPr99bSF2s4SSZwluGmG5sITJqe5nZyIRlJsWUmI/BagktnmKLT7FI1sVq",
-	"wd7DEEyzpjVgExwaJ3G1flYcDgrGXhMAQZ6j8cu0hs7cmbnNxJiV0ILw6CqzI9CqlvIVzabBcBDe6An5",
-	"gX83AEI1OqF7VfrFM8o8wM94gyCWqtKZuSqhsAzkc++RwshJKEHBwq8khnICnXIsbxL5bNufAWSmX+Ke",
-	"ZkCODLE+g4XS4hlZzmTqK91hiCiyzjXvHR4MmwcD1z9VHgNtRtXMAnuZt8q5v8CVIEpLz9gKPeUonUBf",
-	"F2ZRQL2AVD1lTj0Sh5yQGNWLPixdTNoA3BQR8NepyGsnimnNxVR1CIfpFuk62rXuDbVmvc2d9/Zfer1e",
-	"j7Rfv30FMHR8PCNnUulpxs7/9ZUNXPKNBShdsA+u4lxIY5GDyqau8B43DDIfz1jSJc8zxvbMdEybQOnt",
-	"2LuA4siwAgxxNP9OzP/NbIKpQCqSvR9wJDgF017pxbf/8vz582dI8RlbpHTM5uYm8lbpDvn1l78RBKzC",
-	"XXNbnPJLBue+wPImby+e7z2Bt3KxoHD4VZ5lcgqZXe14OMyTJ71e3CE0zRhNVkADmD/lDyuYLgzrS6Bv",
-	"Jc1lZFVpMUFghDm9ZOWgFQQ/8KKZ0fmBUWKBETNEMnHLimt6ydjC0ja7NqfKup6/PTx8+PCbw97Dx08e",
-	"HX3zzaMnvW+I0nSlHCcZEHaNkryhEgsVR1eG0zK0yCwzrrWRYnMdkfiAHYK1Oj6AqRt9GVixaQ/79EJW",
-	"bvgnwcxUZeb0+GhvxM3EQUVGaUYxkQwItaeAjNhKop+B2C8fKJLBKrTpyEhm//t/D7pP2MPek45pEi6/",
-	"gocZ0kzYmM9pSoAAPMUiUy+Itkt+nJAkR+7JCossGFuWXKgBLqxgygj+CWMLx73Q5WYaBES4mkOBtwEc",
-	"81d8DnAFLklvEOSQP1BkktKpskUvQFTs9L1Q4Nw15ggDbWI5QDNlbkZBlDee+digx0fkJf+OtMHTYnoC",
-	"r0JKV95GpMjRwwMrVUCBQFWpHAhBjMDdgXeUe4UShJ6rzbEjvMOfWIS3ULYr0NzrKhN21scPd4lprx3e",
-	"Nx1A3eNJiuBkexTio+qatGM7JHOEzTIfongIHgTn2XI0bWf1uEesodKJykaiCxQ8i+HPWAIHx/BE7mPU",
-	"Hfsz+wzrxhUxDKEfCHiF3oPMBaXjYmSBgGxe802NmDlDpjWgpke9h6QdLm+5eiEXroChtcxuqK5oSeAW",
-	"BRbJpvqKprlTXZL4qQaZolD6lpQDvL5Vjt3gXD3GlGpoyEmYds8Cy4lVbfZOkxjnh5dTMQPAm4JhO3xV",
-	"XGQELiNtH0J3+MQohJplKiIJn3KrvsV7H7p9I0MVTlsP8TXA5FpSHN5UTknKBVPebOjGAW5Uq5/9mGuo",
-	"ZwJWCif14MHwVCEKDTmAmIAyEfBvXxFCLpigC95d0XkKwh0v4lCN5AUvJXKsrNQ6YRkzYvyCTs3oRGJ2",
-	"ZijAOsK1LQwBH82Zzjh8d5bJOdMzlitiH0bOZzqXV66GrCuKQORkKLzy1Oma4aj9CQhi1GhApcCV7tzw",
-	"UqOmjxhoH2SRSSMcz+TS+rmKQ5exFO5aLUuCnfUQc52yVt9F+uP9GihegbJdDso6PjttRa0rlim0Exx0",
-	"e90e2KhxbVv91sNur/sQMwNnYKOqh54E/MU6h99ryNcW0u1ql7wCC4EuwFxmNJ0UsQJl3BZrOyxwFxHQ",
-	"B3hQ2VwBROSEQWdLVJb8hBUInH6Py7sO31mB34S7EOmzbnAuRPUlWw2FNU2GGLBRHaiTEVnGaZ4Ymd1Z",
-	"OuwUnMnTyZBkzqd2/0GoQRBQLqbdEKNMBQI3dKNmLBkMhX/br97cZs8X+d5IP57MTpNWv/VnpgFQuFK3",
-	"+LDX+2QFi6H9mnLFxyhovGMjsPaeMw2Vcx9h13Ut+iHul4sVw1cPt38VFuUNjbKt/k/vo5bK53Oardaw",
-	"h5SF9rSgrCEdQiulM2LOEk/2xlWT+Y7H5TUA1QK4ICRJF5YfL1BAxe9e79tAbh4Klx1dGEWsLFqOqHBF",
-	"TAFvH2y7qkt8tdO3b16poYBcNOusjvCwFJg/jveFPN9erIYpZzKfzgglOssV2uAzeb0qX1nwCBF5Ow0U",
-	"WZddf48EWtddQ3nthKuxBObgLp/uRkp6BybzwE7/QFlUjKIorFnwNo6BPLUhbr6fDpKY4TJ0wfcsBtBC",
-	"qkZyQpRjbyxhHOKRgirozpYmZEZSI6Xjcz+g7lCUShijWLcGegFPcUcG9rFWCJbhtdPuUIBrMzYc0jyW",
-	"cyN/JkZApCKRcydRekyGOorAIjW2giy6sZjS38lk9clIoFxb96bsLYMAuXukv0qF3QbSM9KYt1AXVdmA",
-	"Zx7twjODWvTwycFODLOong4fPdn+UaXc+2dm6f7oIdWEbgALxI0HcY8qCyPLk7Uztv/xkq1Okxs8Yymr",
-	"hdQENBU2mZjzakV+J+FbORYFF9Q+C8GXC/LIqSvEMG+MGMRvABbHh1p4NaYNprSxYbSFIqWKimudLjk2",
-	"j4bCKjy2jh3XiqWTukOF6VrBoVon7vJ88YPkM9PbUQ2bk0Tl4xnCR34p6sLVCKgLS00CJygvtFFUObva",
-	"vNSfkY+U3JFfio38XrfVbVbINtpri9XB9AWXVtnq//QRfbhGbyo8uMBDWtWbJAp2c1sw2/vIX/XNV+I7",
-	"rme+n68X49eL8W4XI3hS+RUTlQuxXIV/EzUGr64dj7rBFq/sO2/xCwyCMIR/L9S8Xj7+c5N0Tf33BroO",
-	"OvlKy1tpOcQi3EnQK3bwYykzfaPQh7FuM5olKAD8ydBLvA6GKBKCOfWqDj0DW0+GggtUizMqFAWLvvNM",
-	"ggk0DJBurvZs3WpyMhQlZ9poVRoTBi6HaTkuwhjSK6nGwGLMtewjZEaMhlIIDMPhC+kc2s5Lt0G4/IQM",
-	"Idr6xQu/KZZ9bBVoAf7v9yL2VE/7F5JqHS1AuLmXccNbYKuc+6mvgX9kTvx7J5hQXq4QyXb5uIol9knk",
-	"5LWIWZ74OAUuoI5N4bb2fvD3pbFAIsEWEcdL3V8Fna+CzhcVdOoFdxAKGj0PJxZZPICLQVHDiCNbRQ3v",
-	"IhsKH6tT/TB21Z9t8C0WNCwEHYdR5CJZ0VI1QMNy6ryGc6xxkCdcR854Vi5t70rqjeWCRebtoaAKa75h",
-	"DysLWKYpFyzpkjM6ta5yV27YBc0XpYzjWs/EOaPZeIaZM59CoAGWCCGKBU+01bqLM+bAW5r2BGB0/U8t",
-	"Xy+8lHZXi/RSPwAP6Lg7921oaa0a720arCSSinTl8sxtFhSYXDMfksOVi+glbYjYJXNEPaobGQBS1o+o",
-	"OatplzFZX+4th8NEcvvB1DUE3pxSUzb6CmCPatLybDk/h4o058L+uXufeIZKnQbJqw8PSzDDP/X2vn3/",
-	"//1z/Q1+b1fRejX0Wm80hIpgZILQ6rPeRF/kSjErUiQA4qwjl4GIOaqoMxaXSpBMtElLfmNTQCo5P+Sd",
-	"dUo63KyELRg6QazWKycEUQbjiMTIiWJEjYzLAhrwdLj0oPpOFegOOINyKI8YuDEULhEBI8zacSPcXQyN",
-	"fn/+4+vItkTFUJRizq/3lsslxKHu5VnKBIS6xoiB6AI9KAnRkCD6lMjcauoYRpDKqSriDm0Y9BXLMp6w",
-	"Wgy/Un1gcwS7Q3HsIg/xXeiuCEBMuYaYNRvya8HBYU0LdPAI4MFxmYq+fMQ/xHOVIRz6peAth1cQJom0",
-	"v3930XHjheST5UwSuRQK4qYqdU1+/eVvEF5bytHpE0zAIVjx+Pt3F1juOMasGxskVJfjhVGNpfFADKSN",
-	"4qjNd0NKKxA+IBkDU+UGiCtqi5zBK5CV4lLdIgfxcQR0B1KIT9JzMeSmUXbNle6SdzZitDRAj4yquJim",
-	"DK95gCadw1akqVyy2uhKf2hkZogCYN6tW9EdowgiAsOgS9hUKHlK2DWdL1KGeVTOtWWHUd6nPllQpQIQ",
-	"VxBFIMg4s0eoOFRt+LUTh61ChljJIgZJRGaU1bZx5I2NG0KO7Es79wHypJFVg8Ns+y26dHlVFbPeadLd",
-	"OpCo/MEu4xI1Y/FrUO5+81Lgf2v69zmSE5mbg4phOhBZdP7jaxtRixx4Tldoe8QkuiBjASLTMYIRwsxm",
-	"skBoBPnZpYcmBT9H2GWMBs0S5F4JG3OFmUsHXVJJUipU82pGE3IA4JCWBwyG4rDrYSIQspYVTbissCL4",
-	"3Xzx0HTpzoQ7K0IibawnedgXIQy7cgWZ9QgaCNWy9XbKnw6G4qjrDi1eY/0gbZYH2JcyA6YSxD53fIhv",
-	"mGqFjCUCnABn7vCNzKgiPue3qCPneQRM3iUoQWuoTxa8Q2bh++FcfV6T/WRtpo+6xXrX3OR9ZJDmjQfe",
-	"yoxhxeYKLd4dDMXjoClzQvpwpFzt7VITg6H4prsmNax/VK4+45OTj8koTy/xOnfpA4e9Hh4Nt/5OjLEk",
-	"aIOeM9UncQl2NnYOCT/4NpySIi9ynbo6Q+ESaRvnSEY2YdfwMyMLYCzwsJXKKQga8xVa+4fCImKrYavh",
-	"7uE2yt+Qshtm33oIgnpjQwEFx8hpGb3FeSDgD1i0wmeOdZhPkZbxnzW1mDsosKRyfGnhi6nGlqCcIgza",
-	"5k/7RZQuK9UWzu/Y8ZaPXnkrYJMsjK7yYC5oDjiDsPG+DXb7U8Ys6rhNFw4AmThSA27rUMRrCL2etegy",
-	"vm0Z2jaIy496vd6AxAD9Gg8FXPdQDwCymjrFAnAdVUYShoj3izSUw16vzojxZu32UJ/BOYNLC2+CGAMV",
-	"mSyYaF2xaaBRRzc+ejQsgOd4lk8JXQc8rtW1S3jQ0c4Romug3jtO5KJUJ9xJwYptAtVvGHqNZeZzjLlk",
-	"b7zj0JtNQfc3gzpEWo+Y3rU5O4oJxTW/YlBIZYLZXYVU1DQfhwex2zxCGPn7Mvg3I8ob5X2r5vpbOoJa",
-	"AjfWvXBPJpx1CPSmYCC4BjdVrLhwmepcWU5pc3wCu/JQUHVpUZGMtgVdkvaWGwKMxl/aPXjh9UfLL3FF",
-	"ygoo3J3mL5e/hcIbsCdZku863T+Ip6QIwP/oUVl+em84RglnZ+2Rw5X56f3N+7JnE0AyKpQ0WoU2ncj8",
-	"bRbN/wMjP4rlA6GnHIgRONDLO1ekSlkpD5I9ywOIiGDLwD43WpESkqURo/RQFDJFl5yg4B+ehZRNtBEQ",
-	"u+SimvBfKeNdK0Cgy/eTixCf/D5NudLmxLuqlfd2sb6/V87XUMOpgQFa2qmYXv8xjNm0fvYQjbAhY6ZI",
-	"wOqvl1lxCtA4YwkTmtMUrxD8cSznTIH5A22asf22bIy01kGfRWWunwfKvwx7G/dRrxxJPRsKtL5IwSKb",
-	"RA64VUsOyulQnFv8C0QrKLKzSspsXK2XEAfJwR4jeijKY3MGUacnEpXyhIvp3pKLRC7RjoDS4AKKRmHO",
-	"Zq6YYTsOE9qVp47D2m+xkb+EXHZtnnMJgqusZXpwjK41IaVUaeTaLPHNtYVc2lTe8PdjTFJDDBizlmkK",
-	"VGGT1zqwhBfVjcaKwe3SpoDtA/ZV8SQm45TyuZeLK6onUMeE+wq7oHDDBcu1ssArKZ+wPurahs3i9BWk",
-	"hnINuRtO7RvBSU4KiTVs1e5NaahgyMUyXv2hqyj1VrGS3upxiyBouk5CdgIBmAt5giZxPXN1uACeVWm5",
-	"UGQps0vITn2HbvkYynGdQTUuXzozdpaLocgsykZUbQ6yxXia+kqV/VJJZUOybty4nzYrP/BzOCMglhFT",
-	"xAKWHZfrilVKiQ2FryVGSqXEOCJU5YrZMxmei6FYO1fdbENNtW5TbTS43ZBrOGIJXGO//vI3bzXaFo4B",
-	"Gu+gUmcajTNCCoboL96e7e0GhYmkxIcGdbW0x3Kx8kYoe+6t3j2WQuWpdqI14Ig8PCytvAVPt2Z4N1uU",
-	"yudsPmJomFyFpbYn6HhzgRxcgzhk2N9rtgwlloRl/MrI6o6DWVVvxlYODacICIay184faENH2gHqdCcK",
-	"vHdAFHuWKPwJElY6QsaMtOjQ4WmqZ2Bbb8iHdMYJx4Bso8j/lpK80HoBcQXI8BVpx+d0zs65Zn861xkf",
-	"6zgi8RnVsz/txxGa0eJzI/qyuCDVEigEIFVdvDpHF10lQdcm4+IBtVCOnX4VNbE9qXHvgXyKtW87diCV",
-	"u69dgEOU2WzG5pQDuKBpAVcDUdT65i6u+AX/878CULIKpVp0uMgfG5l5dEvnmLMMODRj2PhrjHH10c/+",
-	"VSNEDEXwix1Ew3GJa0oGxwRRR/SSMUEOCjZaPla4oJYB+1LC5d7qWh8MhQNUwW9RBkZxmCo/wTmjYjnj",
-	"qYt5POqaq2EMiFVh9NeMBvAlh71eBGhNxfUsNAbaLKlhKiofjxERxp4rb0J2SnaN2nBiWwvl2ecyQ5jT",
-	"iu7QaMxxNY2NIISU3ShONUJ6lqi0KW6ltjzRPdtugkDNm3uFY7jwHW4Kh7FJE2VYVUfG5TOqwX8GsNgA",
-	"jWPWPqjlcc70XiN861I6ZmfRP7gglBSfWBQPV3tQLkW/4vL/UyU4YEB+oNd7x1Nmf6g9ZO5V5KUDz3kH",
-	"pMpwbfxJiWxsy8D06zst87jdezPyuMdA2YW1v7i4ODsP4HRpTZ1a2N87qX8NBqby9huOg8xoZLMkgREZ",
-	"pjIy7G+NG/3xbEol05BjZSAlhguB5sKag4OxMLVxVPsfNWoaN7tEVBVuEOdgY9cLCXhzReIjeeuuRXcV",
-	"mnGVncLBhWBNKhif5GV/i+dXqsWLPVsh20pK8K2DvhuKlNEMUXpTOeWiriyvjdk0V5AFv5MTf9mA8/WW",
-	"gUZ1IUYo4ZW3p32L4KJG8OjOoAjtgeiNwIWOpgJh13UH19t3q0+QQrC79+3978FCv2ZduZVlnoBhHus1",
-	"/8Es869ljUXXIuJyRXjS/TuxmRsmVZ7kCJUhnmzNHvvkp+Nz2Wa32WVLC9L9Sow75JRtoaOtSkPhJ6jc",
-	"A0Y3K8AcvKZQzk7TPkbgN+SlhRc+iEgUb/ed4MD661cd2pt3j5MdiraPlG24z7pFKItZE7BxKm8pthUi",
-	"nK5XDZlFIFPqXIs2VtYhepYxUS3QDaQeO4sUxFOh/SpE4AaAURsF6eH9MO3I9LHqDIUXib3xTIehbW0z",
-	"UrDaRrU2CJ50vIDqQq1ATirFyhW2oEBZhpB1MCmUIQkRAgivJmbzq5TMs3EFD0hdKjJjWW3i9L9ZGkG1",
-	"+D51QNfT1uS8UpSYFfS7ATPa/okvmWBNGlGxwNbism4A7ZKTolDC70Tud0u2FjxnCBPRroMjVEj7FrSt",
-	"9sxbRB61PbnNRak1VVnAkHP4e8+ivQXYqlSXzq0KcQCQWAF/8CwDi9dQIFL4mkMYAmEBjvKSgc0FTaox",
-	"4QpyJoIzDHF7G/zHL9lK/a5v95dstYvDFVFDw7SZfxBva7lMk6WrEtXvO1i/ZszC2JAdTacy43o2j0nb",
-	"XbYdAvboJSKmAlZ8n8QA2Rrvx2/OHz45gv8/OjiMDVG+OT8GqiULykGjjFOw5cXksHf0xOOQdyLysPfN",
-	"IcZVf/uYjLhWAxKf2HZPbLsn0O5QUOHQX7FZQc72Dh893j/be/jkaP9s79HhAWm7niLCJy4pyQFum5fN",
-	"q48OD4zmGL+wHb2wHb3wEwhAXs3w/YcHhw4r0Yw1KqAYqRoKf/7aSlOR0CwhI6rY4yMohICY6+64onoK",
-	"jODasAHE+R+tNAJxwk4Y2SdGNmxjJghi8IYYjaVCsgN8AZlFLvhfc5uS9Ob82KyyXT4UXLwfJp3sWTPJ",
-	"X7qPet+SeMwyzSeQix9bazYioKL5zWXemE5goPhj7Pe1X4aXx587qFMukKlhik/hi0m59ap6QGBX88iX",
-	"SViLhimgMQNZo5Znt5sZNaHO91Rh1B0bKKAlTtIXsCmeC2k76BNKsDwzkD1wX2TkAQ+2uw4CVlgkBKQc",
-	"kK6wCZhxp0uOh6J4ALkgZknQriWKys60LANCQz5kH3+yzin4qYBPN/dYgksWvAllfuxvUoBliXkUcecY",
-	"KnxAZY4RVX4BCg5rwZiH7oAORYj5YH65BAmx8vQ0WWshrCVUA1mLJwPx/X6XgBBfDsTtNpCEID6FQOFt",
-	"maEr2DCxyMqKhuN1viJFNNzNjhjtpRjwYLzCssplE+0ClxVe5iE46mcGQaz4qFRY+SwcYhwV0Bg8sRXP",
-	"CYLBbACBwaPf3XS+f9+wL19P+T/eKd+G4GjOBVYmaJbCX8jlWgECVVQgCFOXaAmu2Dq7+rb2gdk6lML9",
-	"gMCZBCJil/yZXzEAhDk7+SEilMRIBC/ZCsWishhoRQiwXFkRDt5sn718ev5PTyIC/z8wX56fPCUHncJN",
-	"6qRdifILgrBLOUArFuaRBVIh4RqFGGft6pIfM1hKzysLQRtNYNcaREnbWadL4kCJcTWPzACwyIQh7jfn",
-	"x5ETF8d5dsUeKHJyPhT+Q3jr5Kn1skvywn/qQpcGwNFBPAUFA1LUqSYpo0oPBWg6qCUgy4c4Qqe0RAS0",
-	"FrNeoLh0Sbwm7ltpHuZWL+93CfCy8comugevmQ43yGxeMgsfBhTQxnKVZE41VK2DSHaapp2qLFZ8s/ZL",
-	"SCZCakNo4KUbCpUvbHUO50c0v+tAPXCVSXSp+gPOugOiY9hVmVLLv4X6rE+8mHDtyeW+BNFTOIVfxdDf",
-	"eEE5sOeARXy9iBouIiQ5LNvHlbbqM8iaUXiM7O1+W6ET75XfsciJA/zEAqc/x1/Fza+n+Uuc5l2Eyh1q",
-	"ZICsYqP7MQ9xtKoAnjxAsKaN8fW0CD2Aivyxy6pzNcDgM+8oLH8clvKPXdC6DUnre6yAt8qfRhsia1+J",
-	"nODLtYvsKjCQLZqQBz6pKDYQDuVSYr5/9/K8GSv5k93Zf8QyHtudX1++0MdONT7ucRc/I9v8Shu3Rj/G",
-	"QiHoLqjcNZ+vWIhjzqmcmjtkS52wW2c9nuog3RHjKz1Qwlr4vfNYBDmR+EMV0K54cT2DxEG5uejXonzi",
-	"Ax8zEPlqyDG6LhCSfyjaWKg9ww47PiQjnKUNKscUbsyZcuYORecM76JNuVcYi/Ps5NXJxQmphvbGmHU/",
-	"QY9PKSlfZlavRzidY4hkFDpd1WWsQdZUGIhrkw4xesaHo7ggCuvt8eWo0ZsGeVk+pcMmHi2pGgqofot3",
-	"dCqnAFFoHWcu5yllNFN1IUS1eT8udwkuxBAoJwwGwgggj6bkDUxgecjr4pcBiNBMC8nb+uYmlKe4xEuK",
-	"EEQ+wexTIiOiGaoeGXHtRn+F529LhJohUx8e3UCcYSotUEpDBjtSfl0KwEjKlFFxN+yUIr1jF9QUd96K",
-	"hOWm4YYM4W4oKtHWrIQICcvVP4TBCccNsPwkgQIQnzxNKGpd703lnm0njBG1cbP3pY4h3W1PI6rATsjp",
-	"1ByxXJdjrnZO4XmK7GEkoWj2b0vlKdJoertky9QxoNu2cW+5M3/U9JZXcurAMg2fHdmcEXsx8qwaTQvJ",
-	"JRaijs2DLBelqc7VLarfwlVRxHViLXCrVvlSiHgpRVAS3sew1fns9Dn2f4/yNPawTaTePJNusIGfcVB+",
-	"FN5A7YezgTZeMJrqmQchrp9YQQEopt+yYq3UNdVqmypyoPZ0T8XvsPEvZOJynW/eRrc6X+1ZG8tmOIVx",
-	"B6szvrn/0TlaNhq4bkHAFgVYBWgS3htegltQiCUMoX5l7Ke1+DQH2o51xIYiqK+BErz1RLr+bHHYESsb",
-	"wCxUbuji2uhmwpkER+8PZ3QKjs2XtSrZjfEVVRDHhAvC9VZr08YN+HvnQVs31/t4r7jiI9C8Mbfpd1Jg",
-	"1g5zN+uQO47349W6DRfb6tMqOMfGK/teq9Z+vbj/Li/uel+UuSy31aZ9a975nXpRzdi+EKli19sBBb+S",
-	"6TYyRfCB7dKleW+/ZFDeGpyHfawVkoXOwE5qDZiFt5si+EKfzACwD8MyChB4yKLAYD+WdMmxUd4zh6HW",
-	"J1C/dkWYWSKPrObTJixghFP9YI7KwZx3yXMoYQPfYj+XbMWSsg9A/cTfd6GSQ2zTSscyYcqWtVQNcE+q",
-	"a4uchGJq+YVSmYHgSqprpjl86tMCm34GvGc37NuykIqvPk1D8FS7218P/sZAiSrQaOmYf0R6vGtB6QJP",
-	"2OzMuuWtVEu6TgX8LbWkCcWs6KKWNAyn7c1zFuInMcyGX1k3RacuCXQQJn77T8uVp0l94WmcdbX0dFF1",
-	"slk5/SQX/t990Wl/t/+Oqk3DoLbqvp9OoPvHEq1+t8QQKMaOALarxR65+x6U4pjNKU8h1AxKztTEyqOT",
-	"S9m01zBSBbWWoWiPqWJ7XHiPacdp0DvUpLbiDJQjWlClljJDcFqLkwtub7PMVPMRT7leAQCb0dzx9u6j",
-	"wcPKagjTgaJhHeMsNKXfd9TpV33p70pfqlfqbWBn4Dysvwfe4Xv36uWzfWwDg0BQczvwQhnDgHeIcnWH",
-	"WAV5cAkz4lO2Qq9d9w+KA2Fn7Rz/a7Mj1hd8cysTpI3dWDdDQiQHVDvG50wkC8mFVt2heG6j04w8bONq",
-	"CqFWONx7Yu4BhCj2jQYTIWN5xTLVgXAkOwnsKs6zNAYt9eOwBQ0PW33y8ddf/ufmxhZ6O/vx/CLyaVmA",
-	"ChT5aqUS6iD6ommKzOhiwQRLANkh4yzBRtg1bgSnKRnR8aWcTAhC+VpkwzHjRQDUOoQSNmbk/YwxQGVV",
-	"nS45oVCV0W6KhVXH4CYfSk1iG/gRRyT+y57VNJM9KKO8BylJVCRQKhTj7uoDr8lHu9R9hDonYSD2TRyV",
-	"6pZBYcsSYMK5a3Tv+3cXcZ9Q8v27CxvLZuNIMIgnpunUqvyAVAEhIcS+CVl9gMcTkdheRh9GMll9UDN6",
-	"+OgxlEVFX3YFP6O9oEnCkg5U6yXwyvmL473DR489qBhd2tKZ1s5j2RnVASwKBjaEcBimNUPlLtfQo3LH",
-	"+90lS9M9sOns/7y8VF3Dp2KjfMHUSuA7ge+Q1GQngiJWQvggb4Ubpz2stsansPIfrmq32NeZ1osyFudb",
-	"JwdFgDtLvqOKjwktveMG5jaippkzywfjbpmIuJieu4kYgo58jcROmRQ9cfQJ7qNF3Z2xa9NlAOi+vllo",
-	"kIJOS31axDQX43bJFhoL+RLiDpsiy4xrbZFeA9lqAED7ZZCUoNaGnJuvsHzrcfmQ2lOMtRd91dfv3110",
-	"wzRKZ+5ytf0ND4pqniNLOcFzV7aUuVfGUgg2doJAbStGMPW/mzacOc69sFOmRdtxWm+VhMzgTl2PuzUo",
-	"iqjwaCiCu8K6tc3rWLAbM84mCJeLzB05vWPvpaLMQwHcHkstpqsQnKR2tBvOxVC0KRnLVAr04XaaBW0r",
-	"VdyTB8y2/oXkZN/7ZlG5JCvZytfBiTSnZ0ld3vFXkbpJcZ5yuGkK6t7BD2Ff3f9o/7FmpqwzqoUk+4cL",
-	"+XCn98vHfLhtcnFzuSgkTOTgjTXiglNTFH+vXJ0y23jn4mkbirisecS+GO5MLskcPEAooC4p17aOkRF1",
-	"xBjBwTGOfgmlQ5aQZ5BJMS2OskXEs2GhzhY9k2miQKDFl4yAvxEmcDPNfQFu9ZWi62x2VZquU/y2mvM8",
-	"L7qn5O1toSu+/8bYFUsq9xq88ge8uiH9yAYnoiry9bq+5XVdNoNFrUWu68pAQD0rly+ksAwgaVNh05Ga",
-	"lPEYspjMVYOyAGBRVu4NUKE3XBy2XB1qKaDdoGA2FCc2Fc6XmBjLLAGkFbYgI2aGWLKhmLkKtiRv37zy",
-	"yjO1JRvcogi5BATQurvh7SL5KkCvnUKHc/BFD+KO19Uf68RiEbkAbcCdPLVRoN43Yk4qp5v8/89Yykdg",
-	"MUgRakiRfOFOi8tFLfq1QlUMts84lByHwopr7SAZp5AR8YNORFh32oWCTWKUyvFlyIZmUoWWxYxNcmVr",
-	"zqAFFeCepEz6xfXOFUQeZAnLfEEYHORQrMm1ofSHHCylhhVKwTBc3U5BabpyoPU0T7geitRiy7TjP59Y",
-	"9BV4Oe7AqKDQ36pL3kHVGmHDqKEUWiYXC4AaF2woYkeEdmu65mcX9eBCJABzuG37L0fQ973xbCgQAbYE",
-	"ytqJXNZrMXOAmTXiNOKmYVeWCRaNgc0BLSZG7f31l7+hfQnMSmKc5onFozcn3G8RVNuxA+YagNbBzPTp",
-	"rOnr4RWZXFju9J0l7y2JruYLZ9riClULa5Wz5LyuADVljsIoW7XSIBf64WEras254PN83uofeNGQC82m",
-	"LLvnSs3lVTGz3sS+35ltCQj0q1pRKMqGYNZpApO7HbdCbfWz6hWG1UuzkIf7GC7VHLN5EXoUbNmsUgUJ",
-	"OGANwMxQtBUY4lDYHP7AxI71P8ogOv3QHO8l8hg/PnVOEfu3N7GDq87Mei/PUibGEnjMm+dPyeNvjr4l",
-	"//t/DrsPuwcdX3TLvEogblP5xj5wF29p/7aeiEFlhO52iWEBy2Ze/LIidUKNWYi3iF9L7Uq4Y52D8Inh",
-	"+G8VF9Ozl09PYsSsZsF4YHypv2FKEXRD4UGJYgteEJTgdQZ8c0gBT7xAri5V+Hfi+1DkKqfp1ui6ga+Y",
-	"6VhzFe8gGopquTaA7cUbBCcGIOdYyR+mV1PgF8YE+JuHvR4CLijY3m96vW+hDklR4SSsuMzSVPnAXzrC",
-	"iGKcyFDgQn0wh+PDjEMV7ioAhMwqOBGdUtQK0KKt9lZEHVeKqWQMUeINZ6Zc4Gd2fYgUNjJQLoX3k4BW",
-	"/yO6Ewme5T6Jre3+g1URYtI+6vUsUmiw59bDYatoAI0jKSwYlob1DeHqQzsHdu/jd+/e7QXky/p4EuOw",
-	"TI09yMVuu9onBcQKThvMaM3l42CGhw46YTfN53pvuVzuVU767hcbdumq1/22KGNsJYmCiPMQX6JS9OXo",
-	"E17POAt7RzXV6MIacyClpGa9WKnUzecah6WVsczTxBYSLt0ASQWdoUp/5cHUAxr8UdEJbI25aunNtuNr",
-	"HVzUptp2pi1wi6CwkGdpq9+aab3o7+8fHH7T7XV73YP+t72Dg9bN+5v/FwAA//8=",
+	"7L3tcts4lj98KyjtVkV6lqZlx0mn5ZoP7sSZuJPu9sbOZKpaeUJYhCS0KUBDgJa1+buqP+0F7H+uYffz",
+	"cwt7KX0lT+EcAAQpUpLdcZKeSU3VdEyReD04OK+/86EzkrO5FExo1Rl86MxpTmdMsxz+ekHz9BnLmGbm",
+	"r5SpUc7nmkvRGXR0XjCSwo+KzFk+o6aRbBmRBddTQrOM5GycMzUlWl4yoQ6J1FOWL7hiRE8ZkRe/sJEm",
+	"XJGU0ZHmV1SzNO5EHW6a/1vB8mUn6gg6Y51BZ1qOJOqo0ZTNqBmSXs7NrxdSZoyKzs1N1DnN2Zjlq+NN",
+	"cqaLXPwpZ/OcKSY0NT8khKpLRcYyJ5TkbMT4XBM5Josp1WRBFcnZlbxkKenKIleH5PXzp+Sb/YN+Lx6K",
+	"I7HUUy4mhGWKRUTmREh4EJFLxuaKPC8Ul+Ko0NMHirDZXC8JFWrB8ngo3DynjKYsLydqhx9OckavXzEx",
+	"0dPOYP/R48hNWumciwnM+ZwJKvRJ+gIbW5n72UjOmYJVz9nfCqY00ZJIwYiGL0mXkjdvTp71YvIDzcYy",
+	"n7HUzKcQl0IuBPntP/+LHPT7ZMIEy2k2FMnPXFzRjKfvtO06ickRuWRLksmRWS8tCRWw4a4PbGRvzdz/",
+	"ulOu2I6bU9N++6nfRJ2cqbkUigHBfkfT1zhB89dICs0E/JPO5xkfwZbv/qLMonwImv3XnI07g86/7JaH",
+	"YRd/VbvHeS5zhX1VV/U8WE6uiF2RQ1jmC5kuiaJLRRbTZUTGnGUpuVjiP+LOTdQ5EZrlgmbQ/uqWmcYV",
+	"y69YTsaUZyyNyTFQkGn5kKRMU54pQnNGpMjMsk8mDFu2K3DOZ0wWurlpGF/KU0OyhOY5v2KEC6L5jJHu",
+	"fp8oM9iUjWmR6V61azO9kRSCjUx7ZuajTCrb9xtBCz2VOf8Plq72/ANXCs6HIyyZEy5UMR7zEWdCk6PT",
+	"E0NEcJioIxzToaGsGV3CcAvFwhG5fq8oz+hFxponnFJNL6hiZESFaeTC7B0dTVkKnYVHI5NKE2rmOM74",
+	"SCM/G0kxKvKcCT0U9kVFFLsy5wGWTRF5xfLqUuVM50tCx5rlJHlt/tg5Mn8kRLGRFKnCw4DnAAg4eKnh",
+	"GONH5mwtKDdzGMucYS9cTOKmo8KFZhOWG/o1FGyp2rxwdHryki2B6edyznLN8QxV+vzQMdyAasPw2bXu",
+	"RFVu9GiFG0UdnlY+KwpuzvDqa0KxXJ8IpSkeUf8FF/rxQfmJn0HUucTxru6uIY8rmhUM1rzIheFf5lgs",
+	"pkx4AjKkmjN3zdTZ6owL9/fD/YYBmzvO0K8UahPPwKU9DT64iTqOU67O4JUcXSo/Si2JnnJlqd+MdMNa",
+	"3vgneKWazlZHsLLPTKRzye29T9OUm9HQ7LTyEtdsZt8uZp3Bz50/H593os7pT2fwnzfw/0fnT190os6z",
+	"41fH58eddw1rZx/QPKfLzgojPbYjgSuCZplcsJTMmJ7KVEWExZOYJB+GnV0657u/LPSulSuGnQH5eWi7",
+	"HXbe3STxUPwoiZ8YmTEqFDGHdOmf4pGrLVj7EgbXSXX56Jzb47OZEjp4Uf2t4Llhiz+7j9+t6RZvtU/Y",
+	"b3lDNnRq5LMGznoyETKHs2ZPVlyurRfK7pUl/LLQT6UY80mR+7GvW5jv355X37+JOhlV+s08pZrdrm8U",
+	"W9ayyL1v9yqcZa9h2tJcmbeaxE9HK1/UGMxmlhGSBUxkA1GsOQgVwllLlcGrN1GHXTGhT8RYbpTB/Iur",
+	"BF22uHEC7UfqbjO45Viemh7H5g1m5mI2qPGwcaUKvP5XSEWxnNPsx2J20fbClO6dT4vZxTznokH2+44q",
+	"9vigyDNy9uJoZ8+oOiDPlUN7oMiz49ekax5///YlSa4f6aQXN51XNaX7jx5v393+o8dbdvgvZ/uPHrf1",
+	"WuCKNk0fJPDnuZxteYLh/XO51dtNd8QzdsVHzJHwWjlqZayG6xyNRkwplh6lac6U2vje3fhTy3X8YRtB",
+	"wqsn1cmNZNpwHZxpI4BHZEZHUy7YTs5oik/wEv95JIss/VEaln3Fcv2uUCw3umPTPhuJvV000XnBGoY7",
+	"Y0rRScPQnsucTIsZFeoQFInRlIoJizeyRpho2e67tiVSa/QsObYyyEG/b3qsLiWohGUbGyWxjcrqFgIX",
+	"9EbmRrk0vUdG8GSgoJpTCM8eKDKnekq6iRW3zsGK83P/XWx3LTye5WpYG0E5od8z8EaKvHI6/RrCqM73",
+	"SBC4awhVJGUZv2JGaOFC8ZSBaAm/Gnnyt1//+yaJyXOzAqADm+7Jb7/+fSiSXxY6tmuxAyatGI1DyYAY",
+	"rTZjaOgi3QurjIB6m/YGJLgZTtJoKHABIxKuLOkKQySEa4Vf9w4Jvkf+rdrAYCiqDdr3DquvgQJU69s3",
+	"aX4bim7ORjJPK8oS1SRjVGk0D8HIAjtYb2BbiMkR/OuBIlOap0OBpkCCLaI2Y/synCoiVIRDsZ9ZA6J5",
+	"uzYp9xXJ5EQWaATAVca1d0p7rY+UUDMUzUaapSRnhWLm+FEzmx2jpu+YJ7g7K02aRmJyTEdTMqJ5zpka",
+	"iiQY1TmfsXP5il+xE2F18SQKZ0V4ijoMsGvbasbHzPRstg2eW3sogXs+dVp8ggK05fAJUVPDK8kFIxp1",
+	"VkO81sY0NOID0VOzV1JMDgkzY4a/Dc9XhMK6EJop6aZCEvMowXsWfzXT+/PxOQHFyjza/YDLeZOUajTX",
+	"pRKNhwjJAQnnkAg5FIqNcqZVDzYgybi4ZOlPcGBP0qDHB8och5iEJynZ7nScpO58UEuUeEZikizYxVTK",
+	"y/iCji4zOYnTXM4TtNf2BkNhfzYNml/mLH0qC6GRWJDb5UrDX+amdS/hXNUDwlNlfhwK2B/YZNwiFZOE",
+	"i7FMCK+YVh8o4gVbawxP+Nze8ImhTrCqcTFBVZ+REc0yWB2KL6GK2iqjnmynTa0n3HVXzaokscKEK8S6",
+	"pTgSLv+Wn8DeAMN/eocOy6+3XLKt9dRbqSwowt15Fv7jLSdRPX5bfRKetE0Tex2+W/t2y+5uoai2yqpR",
+	"x7CJTYN9o3ANkaVs1Z/nF7dXo8tX6gckmPOKBBl1rncmcsc+/EVJEb+mix+swOkEHqdjVAWbt1PD3wtl",
+	"bgcr40RknMuZ4dk5A64mBVlM+WhKUlBWjNAmisyaylFaqikudxG8sfFnG3QefOvHNr0Efz5v23HPRZv1",
+	"JLmdCv9KlhYIqVpJ62hixcxtlCSz8K+40u02BrxOtpeHQchtEOQFu9ZPi1w1+YxO0bGJ9/XMCBXYKyg8",
+	"Y5llcnFI5lQpc6lTRZIRNJRs1oLs6Ju0n5PZXOaapa9rPOT3Xl8rxsA65VuZpBRRZzRlh85pBV4SIRcV",
+	"+3k7k50xTZ9Zut+W+/3gvrmJOkrTrQf7QIFMSC7YhIpDcGlx/Hlc6CJnWw5Zu5UOzI0H/W8fb7Q3bs0M",
+	"a0SAHfrvo9qm1hahiVa+f/uygTSySehgeH22/+hxJ+q8Pnv45AD++2hvvxN1ju3zY/v8GJ43ORtG+VXj",
+	"qW5mKpd46a8+18vqsI5Mp08bexRtXCRsQfFJ48fXjR9fPxq1uroeKPLX+FH/29CKRrpm2VOjU12A0Y08",
+	"O37di5AXcE2mVBkdCOIrHAPa6Ka5frSFCVF7+x8a96gOx9Vo2nEWvm0MhndoftnMtkNaNruLex8BAeJu",
+	"tdDs2SrRXrLl9szckH2TaaMyINNgc//nK76BGlVU1EzQVshcZnzEmYrJG1VR7xMmzM2fotaSF6wWljMU",
+	"KKk8UCUnNed8SbqU/AfL5Q4oXkab4gpaAke5H571ublve426DKjBMOyXbNnkETWE/pItyQ9UaZaDW7Sb",
+	"gJp6yZZJD8lA8YlQpKJTR6gkD0UZSDJAQwbQDRXwUUQmmbygGZG5s0crOnPBMIcQzxPGuAyLfv/hCLcE",
+	"/s3iutsprs8picmJJgsuMC5gKJLgjTM+EVxMjrKJzLmezhJCdTmMjF2x7HDFYDIUdutqC+77ANOR2z1c",
+	"981KYvugVnflJZtrCJUyNE41v+AZ10sXGlUuuTdCgNNdKM1o2hsg/QlZXQpcLJwpUxGZc+cL93R4UfBM",
+	"73ABzcF+cTUU1I0zJs+Q2MgLw1Ns+BmZs3zHBpCgeeKQwNUCxwMuk6GwhpgrlvPxktAJNYMlu/GCZdkO",
+	"RKjs/rK4VDEI5bCgjpm/8LeUu5XMf5vYu920pmi1qvJ0fD3nuKWn5vBWbp/n/JqZ/TvLeMrF5C0XqVzU",
+	"/37L9fQHes1nxeyVZQaNIwo7/Umwcz5jbxRbYTLVMzvJ6YidspzLtGJDqFLIC7kAixTp9n/79f8+eRwd",
+	"9PtE9QgludRUs3SHLqizjmKQHEbEcTHBjQMWZCNtXEgHBtBwHUGMnjXpwYnGhiCEEE1+NbLnQj/c39KX",
+	"Ey7La3ZltYRyL7YVC1e+rbVd2bMNqz7D7QztNz9wUWjrOfi902xpt7qnr0OTt79mSNeyeHLwMNrv93vx",
+	"Nute7f6N0XBXif01K+Bm6USdkjybw0qa7Vo143+TMbYc/sPo8bajv2m+nu0Ctet+dfNKUxhhEClrNBdD",
+	"5EbVsxF5lAi2gIusECnLSbkuzT7Suxhl2kdn7kyWVm7amDzNKJ+pAeFKRUQVF6QLRmWe9iJCixRtplWT",
+	"frdqKu9FhFMdEXY9j8gvmkdE85R0LdPmKZqTFU+HAkzIPHW3dXW5uLnZZwzsHr1DklxyI92gRoWhdZWY",
+	"nw3aTWWzVlayRUL7i5ETqGbtNPDL4pY+K7Pw4Yo/UGQESx43hi+FUzF9NQ30ZVP43FFN0IrM0lUil9WU",
+	"ztnAyCOvz46MzHT8FK7iOeU5+HW4NQEMxby4yPgI5TW4VTlTIHz2MKRTkBc/HD21F3JMzBznOUR+uwA9",
+	"M+U5tCVdw0AGaPx3XolGqTIUXO6mTUb+Xn9hn79o1zJLJaT51KyqaFyQ0+MfompQYqCYrYsjevzwycH6",
+	"UdRiStZdVy2RKEZa8ULIZmNGODX4jqktTRdTqk5x2xtJ8u2UQeD4CsWZtTJCbkgzU5YzdOaArwsl/MOh",
+	"GNNMMQzsLymUlASK34wDqgSq5RDWa8gT9YtehXd8mpi2MgCoFm0Hz3GuGATTEE6D7k70wpsZV1ZwA5U1",
+	"B/RaC8kqhSOntUP4/u255bZgXoTFOySF4H8r2J26vWtUXmZbXZFjzo7ITKZFVihyYba5u98/eBKRh/1v",
+	"9iNy0P/2MTKp46dkVORXzL306HFEzOEjj/b3tpVyto0MXA0yXnMs0NIK7PSwzg+34xZI/S/boqgD7o2s",
+	"inTPkM5O3YeGXfQOgahAjwKqUndkXnjOGq6k8kA+UF57c3MFHT9QNlOJfCfssL9/sMHvtDr7WrbBBTOK",
+	"jLl8Dwm9ALs6ZglZ2wFwC3Ayx9so2s6NtUKTkVlEmcOMI6KYdlE4LvsjlzM3KDQWC8ZSCF9xHmeY/oqh",
+	"MuqYJhvurptm0WC9/+JWBi8IPb6rwWtd0PXl5sjnprDny5aY57WB1h+5r1eBe2q9/23E9bLRPDuShdB5",
+	"828pV/OMLs/wQXMcoea6SKt8KZUFalr2dYGhpeBOE5PbvJ+zSZvX7z/43MULbkGKryDgp5UE7hI0HHXw",
+	"0LZkMWJsk0sUqCoX9nZzIrjRcZo8qOtNO41empYm1i0NxH3vt4RkMvfYcQJrvnxvuQRk3eGTUcYZeKUL",
+	"oYo5ikbvYYrvoc9GO5Zp/v36oNa61xBG9K51Iq9h3Vt3Gkf5HqWPjeKCfbu8UzZ+0e5Aa34V1ub91AY6",
+	"Bx89PthOuWxdiQ0G/hdyAUQYqs+00FMmNIh8ytyIVBBoi+BCtKhxh0avAl8A1ZbCc2+vgptFoRamwWsQ",
+	"kwSbO0mTime1HrAHoV0gEnDlhD737RlsCTgcSrEUYw3hXo2GQmlIIzHTMEL+FIQclNCr+VxWrUejoY+f",
+	"glgLvI0Hoe3ffgwCKR5uzWfMivQbmDAM/ahc5YotsG4hw53GSDeXNUlm9NIm3VqFQjCjztN8WbmvHZlE",
+	"nR+lbv7LqFxvFBeT05dPmxOs3C6tDg7zEdErUyMi2LQ7yebhxq7vMlRFrJq7ofVGxjdn4uTZBmMpdzxM",
+	"oSfjPc0m78FCrN57NleRYTY6QNekYvyyuFTvi5w3/lieqfcu72zb996bk/3eZr/dbdz1sCScRDDk5gHe",
+	"ajiNvGyOpq3vZNro1TuCJPNDmwovc2KOoKMTYAWNwUlUa5ab7//f7v/5ub/zLd0ZH+08f/fhyc1O+OfB",
+	"bf7c27/p/WuTnO7m8O8Fy9dMAjRFmEdEEjPixDxICpGyMRcsTWBaXEyCiVUmYr75P/71+5+XN1J/VLHq",
+	"9wo525rwiZoasstL+z0GQPOq//eQUE1mUulVTteouLeMrinIpkFbztkVl8XKCKwBs8FRCnZMTGBP1wiR",
+	"6xjhR4+yuj8r1scOqdomJOpWgaXNW/tjxbCCyjhXVhs/JBY8ZEW6msmUZY2+mLuGW/GmECsfe6VLeIzq",
+	"5tQWLtiHdxvoCe1LrRyikga0tSmgMTzwBoSAE/x+r9/v9yFozT1YvYevrH/l2cVTKZTOqctbX3X1NZ+9",
+	"QzIqPwTUDJot6FKR0ZSNLvE4NoDJhPtRnf+mxVxvTbnbWtbXcO2tf7vh/hAc1o8WDbxpPkH2JEBTyHkt",
+	"1W2znLN2Utt7ZLdf9TWrvHGRm6IKGnwrVdgkIFabfRWTn4wSlEgXt2GbLRRLQrUNnSJDgeHf2bISTzOo",
+	"R2M0pEZZLmdUMht7oYYCQkDIHGJAvM0E/SWAMVEG4oDvBd17CAE0xnw6M5VLNteYv1Thn6hRNKa+SPFK",
+	"Trg4zUFGaQulkeKHItP8OR1pmR8LhwTT9OLK4rW9eEqVWsg8fQrJomkL4tTGPb9kz2U+a/Gt05nRDzOL",
+	"pgMasLknSDeB/f/Tb7/+97Do9/cfI+s3fye9Q/eWRbMZ0TxflmlH8eb0obXwAjUZGPyChrMG8QS3/F5v",
+	"c9Kg+b8YAqzem7fqa7sNCW65OsaO2Qq1GmYAZg+k+sMyVi8vMjS/mCeAWUZKCLU4tEWUNA75XoRr0jqs",
+	"Q6LkDDx55nilclTMzIdDoejSfYVoaPaDrTLGtllGq7rdEZzhjnRSdqrvrkjcjlxcl83U4tj0awSEa+LT",
+	"VEMwmjedVXDieqsHcOSy3lZNezMqliTjV8wR2oIFLH87j7p9uyLOpS056TxVzqwd9mqbiLwOtRf1+337",
+	"5qwSOL5Rtq5Kd6vynM4LMaK6CSPsPC9YkMHSsCRET6mww1eaTGWWqq3kt8Ylsm6VTjiopov87Oz5BvtT",
+	"JSx3vd3H2gjfWze+ankJMtWXv88YdHcjlpqz0fsrlqs2vw5G+Gy2c9U2otJu1GieWjP1qG2dWzbtmW2q",
+	"QVu2SHXYzrQNO9HiBhyFb2OsKpqU54WabvDHt3gVvI2tyLNNUGv9gydN5wyW59buCPtZy4qd6ZzRWaMV",
+	"Bn4xN1klAr17dvac7MV98r//8yTei/d6hyTBV9/zNIlIwpUy/8EssnIvE8wXt489MEMCciKIrDkVasa1",
+	"ZjlacOobmKJ8yH4adwY/32EBPzTwtO0Xv2Ryj+un7l1wfjfdSSGR1qE67oC/V1/O2zEL+7X1Gda+XjuW",
+	"x7dcIt/X3dlaM9uy1v9LtnzPt8stCdJJQLJzZG4vn1uEeXiy387e03T8/hJw1VZjjNI27nBz1Msth1Th",
+	"1P7TRlahqS5Uu5Kt4PfQIy0vwedcQnW+2zwCaKOpewSIbXIDfdFgc3cMDbtpXYFWGtF+gdYqXfjWisca",
+	"H79b023bvt9bv6V62HA3VZB5rBmjK+f0bwUjZol7293JbyyqQBv+4aqZ4E4GMjajPLtThCCAWvx41/jC",
+	"cZFld/74Hk9WRn/HpO4aKTq35p3bGJIjK+lhxEL8u+EtjNr6EVmCId+P7OPbHmejdpThw3etg2xjHx+/",
+	"v7cI6dGosQk2akfK/oFnGVcl6rJ9n3T3fvv1/+71jX4cuXgPVJe3DRB2suGZvyPXTddO4Fn1o48mKx6X",
+	"KYobIIFCtlcN+QBkKARL+8//IjbpMQDvbQNPG3YGkIZ8kzSjybXE7YFl5sqG11iUCw+z5/J4w8RmabMG",
+	"7dlUzUC1ARJ320rU17hBba8szLXOqQ+MR3gO0B0pILLghsbkCHJmyaxQAE1OBXlxfn5qI7QsrBneafCK",
+	"kGj3MBSpc5mR0ZTmdKRNH12Lug9GEnrRww3JFCMH/X6Y1uyAs+zgkkZk5Kgz1Xpei4Nq5ZtV5+khGPuJ",
+	"FKQA7kwKkTGlyIRfMXGnuKPVsbwJ+GeD4o7wW+1TSIxqD0v9HVV8FIbVcXm3Md7zLXmXiy5nNN2ayQG0",
+	"/NjC69lAO2B4j2sMb/82DM9oV1QXObuVAG0Z31nzx6Wy1xaJ5sy9Dg4OshVgYslfd6wlMN3xzScQhb9z",
+	"9uLIQtWaUwrQhvaYvq4EI9pAfRt+iEok04Rbc/wagPm9x2vkBtWsc6/PLCj1YmtMWkmpoBdKZoVmxJwG",
+	"InP4ryJvXr/aROZN5o/63Ztn667e7xCb71ku5+0X/x3w4dgVa0/oaEEGRBBD2K0QrNL86DM9LFQBlndZ",
+	"UOVQAbdD4w8XpjKpNSv0bEUgqF941FKdI2UzaDvDBwrygh2wKd6H1v+apbY+CdWazTC1soQ8BOM5MQuE",
+	"NXnM1WEa0xw8VDzES5W5W4ah6CYIu4/YkXYYux88eNrNrl30pBEBBEuaHOGI1Bq3CCKa2DEAZGI5p5Up",
+	"u0op23EkwNVrLr7ydroEzxsAQtp1s407kSZHASS3HJKl5FH/YTOQsWDX2k51c1Jl69zCHYTU8C09Q9jg",
+	"KRMpF5Pf0b85BUH1jG3UK+zzabPn6xiFNo9A624cS0I+WG7JdEmDW/VcO4GVYaw5gesjduywtg/WcUrH",
+	"pjgd3/CaobVqdItSs9lqLM19r+96w4rcY99nrTJDjXhByHPARlFVti7xbyvlpXzbO9+/PU8ii3EwFA6E",
+	"pG4iTqykYfFquiugQgMspdScDd/IBNciw4Td/X6nNiZbFjnXyzPzEQ7gqIThMX9eMJqz/Lk7Xt+/Pe80",
+	"AGmH0a5haKSDM+5CwmJy+tOZBRYOKrYkvcis0lBgungaEQsSkKKgHgIYQboy8YYYh2AFoJbELCMQA4RE",
+	"KKJkBBXHRqBtlLCAciEAWFcu6mFVuCGwgrDyMPeSmRjZCOpHlEv0VMpLztZE8YQrE7lMFYt1hJkJCRlB",
+	"I6i1XiMGvZEZla97hy+UNdHCz8vh2TouUOCCt+bz5nRRVtQyCywLTShJvoPJJmSeszG/jtvKsVU8nqt9",
+	"3wRIuI2IMc59kjEopwXBL0ReaMoFwJlU0bDd+Dw8tT0BAOcF0ExGoOEKZoRnTEUQAYCIZ/RCXjFbdhBD",
+	"0/SUzcy8c7bjTHgZg34qOUJK4kGuhOpIKElGsyBmRxAsUkSthD8UUMVAmEmrwVDskNeuLhiGY1HhVt8T",
+	"Q2VJE2sWQFHObFa4UUNBGvaKHJHZpiJqDknDCSYH/T07awIosWXlNJAQMWTHTIIouiRKDkiJCo7+lySy",
+	"Kf4vz6IK7WKTaXjcEa89gVwyImQJtWAxyWd0aXcI8GwwvITn5oia1moxV44d87zKeCyqGIIdGE5h1j9p",
+	"LCCYEGn5Y7YkGGQKoTsNdRBheV0BRDOaoAaih6WBtYVyiP6usDUPCCQ8kqbiiGZ4JzYC8s2bk2cq8jDi",
+	"8GwWKuGKixHyiDeCXxM2l6MptHDsqkj4S40KkmCphcTWnHMEO6N6NDXcMBnJlCXObp3YShZmSMSQRkQO",
+	"+gewQY/6fTKlV6ykEAAQfCpTpshIzmYSoInQxuY58MC0s1rZ43lCurRcTADvyR1elyiD5MxTrI74vBdh",
+	"U5bAbRNOZiDPYeFBP+tF5SJ/f/bTj+8syDxWNZRM4S1DTDe2NCe1vUxtrN4il2JCzMdgtYQWT7DFp1g2",
+	"8nw5Z+9gCKZZ0xqwCQ6Nk6ReUTIJBwVjbwgJJM/R+GVaw/CmqbnNxIhV8PPw6CqzI9CqlvIVzSfBcBDw",
+	"7wn5gX93CIRqdEL3qvSLZ5R5AGTzBkEs3qhzc1VCqTVAONkhpZGTUIKChV9JTG4AOuVY8Cvy8S6/AOza",
+	"oMI9zYAcGWLFIgsuyXOymMrM137FpAlknSveOzwYNjMUrn+qPCrolKqphbo0b1Wjb4ArQdyynrIlxo6h",
+	"dAJ9nZtFAfUCkteVOfVIHHJMElQvBrB0CekClGFEwF+nIq+dKKY1FxPVIxymWyawate6N9Sa9TZ33pt/",
+	"6/f7fdL98c0rAGbloyk5lUpPcnb2769sKK9vLMCthH1wNVhDGotc8QjqStFywyCL0ZSlMXmeM7ZjpmPa",
+	"BErvJt4FlESGFWDQv/l3av5rZhNMBZJz7f2AI8EpmPYqL775t+fPnz9Dis/ZPKMjNjM3kbdK98hvv/6d",
+	"IIQj7prb4oxfMjj3ZXUL8ub8+c4TeKsQcwqHXxV5LieQ69xNhsMifdLvJz1Cs5zRdAk0gBnF/rCC6cKw",
+	"vhT6VtJcRlaVFmOECprRS1YN40Q4IC+aGZ0fGCWW3DJDJGO3rLiml4zNLW2za3OqrOv52/39hw+/2e8/",
+	"fPzk0cE33zx60v+GKE2XynGSQ8KuUZI3VGLBU+nScFqGFplFzrU2UmyhI5LssX2wVid7MHWjLwMrNu1h",
+	"n17IKgz/JIjVoMycHh/sXHAzcVCRUZpRTKSHhNpTQC7YUqKfgdgvHyiSwyp06YWRzP73/9uLn7CH/Sc9",
+	"0yRcfiUPM6SZshGf0YwAAXiKRaZeEm1MfhqTtEDuyUqLLBhbFlyoQ1xYAfFHJGVs7rgXutxMg4CR2nAo",
+	"8DaAY/6KzwDAx6WtHwaoKg8UGWd0omwZKBAVewMvFDh3jTnCQJtYINdMmZtREOWNZz5a9vEBecm/I13w",
+	"tJiewKuQ0aW3ESly8HDPShVQMlfVaulCWD9wd+Ad1V6hKK/najPsCO/wJxbzNJTtyvomTbV6e6vjh7vE",
+	"tNcN75se4NDyNEO4zh0KEcNNTdqx7ZMZAkmaD1E8BA+C82w5mrazetwn1lDpRGUj0QUKnq1qw1gKB8fw",
+	"RO6zthz7M/sM68YVMQxhEAh4pd6DzAWl43JkgYBsXvNNXTBzhkxrQE2P+g9JN1zeaj1fLlxJX2uZXVNv",
+	"2JLALUoOk3UVh01zJ7oi8VMNMkWp9C0oh4IzVjl2g3MVijOqoSEnYdo9CywnVrXZOUkTnB9eTuUMAIER",
+	"hu0Qx3GREcqTdH1Q+f4ToxBqlquIpHzCrfqW7LyPB0aGKp22HvTyEOEmSHl4MzkhGRdMebOhGwe4Ua1+",
+	"9lOhocIXWCmc1IMHw1OFKDXkAHQJCifBv32NJDlngs55vKSzDIQ7XmZmGMkLXkrlSFmpdcxyZsT4OZ2Y",
+	"0YnU7MxQgHWEa1sqCT6aMZ1z+O40lzOmp6xQxD6MnM90Jq9cVXVXJojI8VB45akXm+Go3TEIYtRoQJXA",
+	"lXhmeKlR0y8YaB9knksjHE/lwvq5ykOXswzuWi0rgp31EHOdsc7A5b7h/RooXoGyXQ3KOjo96UDUOEaU",
+	"d/biftwHGzWubWfQeRj344eYKz8FG1UzGDMgEjc5/H4EBBMh3a7G5BVYCHQJbzal2biMFagimVnbYYlE",
+	"jBB3wIOq5gogIicMOluisuQnrEDg9Htc3lVA6xogNdyFSJ9Ng3NJGy/ZciisaTJERY+aYA6NyDLKitTI",
+	"7M7SYafgTJ5OhiQzPrH7D0INwmJzMYlD1E4VCNzQjZqy9HAo/Nt+9WYWT6ZEQEH68WR2knYGnT8zDRD7",
+	"tUr++/3+RyvhD+03FPA/QkHjLbsAa+8Z01BL/hF23dSiH+JutXw/fPVw81dhmfrQKNsZ/Pwu6qhiNqP5",
+	"cgWNT1mwawtTHtIhtFI5I+Ys8XRnVDeZb3lcfgTodoDbhbyM0vLjBYrXz5+Sb/r9bwO5eShcLkNpFLGy",
+	"aDWiwpX1hgo0YNtVMfH1v9+8fqWGArKzrbM6wsNSouA53hfyfHuxGqacy2IyJZTovFBog8/l9bJ6ZcEj",
+	"xKjvtVBkE97MPRJoU3cN9GqoIuVqJIE5uMsnXktJb8FkHtjpHyiLE1WWSTcL3sUxkKc2xM3301slMaXG",
+	"d6Qvi9EU2jqmFF44m1IjuYBbJlO92EoiIYlxVTIcTJR9enR8ShKbfrxjE7wScmbXgmBUmi2vacj2ycHe",
+	"N71oKCyitS0VEPBWa+J0Vi4MgHeJmMjAI3KBST9DgW1++/BRzxwTpD2fGioLfSGvzUCdi29g2aaR9uAG",
+	"lnnK8mgojBTmnSBG9ZPjcUwwD8faB6mgE5Tskub8p8TaeEOJxpqdA2RLd2QMOYzkHESKljOwkvB2jwdg",
+	"pa8W6q8kBK0UHtHUCLZhOtI38V4v3sBpSw+WRVHDg1AlyLBnPBDm2qVzvmNhIudStdI/LZNMuCKCcQjQ",
+	"yySoMEakczskZE4yo7bic39C46GwpX/KigcNuGjwFHfo0D7WCvHUvLkmHgrw9SdGZDCPJUwqNRoTFamc",
+	"ORXLw3Y1kQfWMTw6PXnJlh306zKlv5Pp8qORBDbuPN83VfcxRIzeIz26zq3vu4UajXriXTZl4V4QIg62",
+	"ESK+o6mfoPlkbysJwvqQWIofPdn8ke3EhQB+YhnHnzWkmtAvZhkwnr8dqixf5unKGdv9cMmWJ+kNnrGM",
+	"NaKuA+AeG4/NBWZ1YKfy2iOOkjyaY0pNkAvyyOnvxFw1GEKL3wByoo898np9F2zLIyN5lJYFVRbl7cXk",
+	"yDwaCmsBsKWOuVYsGzcdKszoDw7VKnFX54sfpJ+Y3g4a2JwkqhhNEWH8c1EXrkZAXViNHDhBdaFfw3V7",
+	"tX6pPyEfqfjnPxcb+VK31W1WyDa6K4vVw3weh7wB2cAQ1DCnelqGNAAP6dRvkijYzU3Rne8if9W3X4lv",
+	"uZ76fr5ejF8vxrtdjBBawK+YqF2IfvNCwbORGoNXV45H02DLV3Zd+MQLjAoyhH8v1Fx++blIOhzBeroO",
+	"OvlKyxtpOYSr3krQK3fwQwW8aK3Qh8GfU5qnKAD8ydBLsoqXLVKCsEuqCWANW0+HwmjlwiqaFFxczlUP",
+	"PoEwYyBpy2lzOQZyPBQV7/LFsjImjOQP89RcyD3kG1ONkfaYfDxAVLUEPQdgjsDhC+kiPJzbeo1w+REZ",
+	"QrTxixd+Uyz72CjQAkL0lyL21E/7Z5JqHS1A/oWXccNbYKOc+7GvgX9mTvylE0woL9eIZLN8XIeb/Shy",
+	"8koIOU994A4XUOqwjOPwgSHvKmOBzJoNIo6Xur8KOl8Fnc8q6DQL7iAUtLpK6v4OL2oYcWSjqOF9xkPh",
+	"g9fqH9p3vVsAa16Xgo6DsXSh3WipOkTDcubc6DMsg1WkXEfOeBZ4Fh44Nwn6FyLz9lBQhWWBsYelxbTV",
+	"lAuWxuSUTmzsSDIqciXzxGWRCHatn+KjRlfdGaP5aIqpZB9DoAGWCDG7JU8EzhayPodm1LYnAGXnf+pE",
+	"naY81Eboo+YBeMzv7blvS0t19n6rBmuZ1SJbOuAFmxYIJtfcx6hx5ULcSRdC2MkMQbSaRgaY5c0jak/z",
+	"22ZMNrjhlsNhIr39YJoaAm9OpSkbjgjImA15qrbiswPOnHFh/9y+TzxDlU6DbO6H+5VKFD/3d7599//8",
+	"a/MNfm9XEZzYSsJlY3gGxE5hqI7Q6pPeRJ/lSjErUmbE4qwjl5KLSduoM5aXSpBdt05Lfm1zompJcOSt",
+	"dUo6aNWUzRk6QazWK8cEgaiTiCTIiRIEFk+qAhrwdLj0oEBjHQsZOINyQODobR8Kl5mDIZfdpBUROYFG",
+	"vz/76cfItkTFUFSSMK53FosFBGbvFHnGBMR+JwiT7SKfKAnhwSAcm8jCauoYV5PJiSoDcW1ewBXLc56y",
+	"RphnFzoA16k5gvFQHLlQXHwXuisjcjOuIYjTxsDb+jGwpmUBmQgqyOAylX35FBgIcKximgwq0YwOwCPM",
+	"mup+//a858YL2ViLqSRyIRQEEtZK3/32698h3ryStDYgmJFGhkW//3D0/dtz+AdLMA3NRs01JT1imG9l",
+	"PBAUbMOaGhNAkdJKyBvITsLc0UOEnrd1cOEVSNNyuZ+Rw7w5ALoDKcRnrbqkCtMou+ZKx+StDaGuDNCD",
+	"5ysuJhnDax7Q62ewFVkmF6wx3NgfGpkbooBKQNat6I5RBCGyYRQybCpUxSfsms7mGcPEQufassOo7tOA",
+	"zKlSAc4/iCIQdZ/bI1Qeqi782kvCViFlsmIRg6w6M8p62zjy1sYNIUf2pa37AHnSyKrBYbb9ll26RMOa",
+	"We8kjTcOJKp+sM24RMNY/BpUu1+/FPj/Df37pOGxLPJK7BCEJGKIOXLgGV2i7RGzSoMUHkjVwJBeiLuc",
+	"yhLEG+Rnly+dlvwcK3NgeHSeIvdK2YgrTOXbi0kta69UzespfsgBgENaHnA4FPuxx03BqgasbMKlSZbZ",
+	"IOaLh6ZLdybcWRESaWM168m+CHkJtSvIrEfQQKiWrbZT/fRwKA5id2jxGhsEeeQ8gEeXOTCVIBmg52Pe",
+	"w9xDZCwRAGc4c4dvZEoV8UnwZalhzyNg8i5jD1pDfbLkHTIP3w/n6hP97CcrM30Ul+vdcJMPkEGaN0oM",
+	"XIyzN1do+e7hUDwOmjInZABHCm6YehOHQ/FNvCI1rH5ULVDos/WPyEWRXeJ17vJp9vt9PBpu/Z0YY0nQ",
+	"ZgHkakCSSmWCxDkk/OC7cErKROFV6uoNhcssb50jubAZ7IafGVkAg+OHnUxOQNCYLdHaPxQ2alENOy13",
+	"D7dpL4aU3TAH1kMQlKQdCqhJS06qcEbOAwF/wKKVPnPSdZxR5pZJGjqoFPQ8SXsosGRydGkrXFCNLUHF",
+	"bRi0BRTwiyhdmvZQ4EVjx1s9etWtgE2ylRaURzdCc8Ap5FEMbLDbn3JmC9PY/PkAoYwjNeC2DkWyUsTB",
+	"sxZdLYFQrX4QJKpE/X7/kCRQHSCB6FNbMgrS/HrlAnAd1UYS5kwMyrys/X6/yYjxeuX2UJ/AOYNLC2+C",
+	"GANFOy26Lhp7G/xsjm58OHVYI9nxLJ8jvVoTo1HXrpQMibYOmV6p+7LlRLAERl0KVmxd3aWWoTdYZj7F",
+	"mCv2xjsOvd0UdH8zaIJo9kV1YpvEpphQXPMrBrX2xpjuWEpFbfNxACnbzSOsNHRfBv/2okNGed+ouf6e",
+	"jqDc1I11L9yTCWe1Sk5bMBBcg+uKmp076AauLKe0SW+BXXkoqLq0MGFG24IuSXfDDQFG48/tHjz3+qPl",
+	"l7giVQUU7k7zl0toROEN2JOsyHe9+A/iKSkj7j94mKKf3xmOUQGeWnnkgJZ+fnfzrurZBNSYGiVdLEOb",
+	"DiRnmEXz/8DIj3L5QOipBmIEDvTqzpW5g1bKg+zn6gAiItgisM9dLEkF2tWIUXooSpkiJsco+IdnIWNj",
+	"bQTE2GarBAgYtcoyjQIEunw/ugjx0e/TjCttTrwrbH5vF+u7e+V8LWU+WxigpZ2a6fWfw5hNm2cP0Qhr",
+	"MmbKjLHBaiU+pwCNcpYyoTnN8ArBH0dyxhSYP9Cmmdhvq8ZIax30aYXm+nmg/Muwt8kA9coLqadDgdYX",
+	"KVhkURUAyG3BQTkdijMLCIPwHWW6YkWZTeoFRJIgW96Dpg9FdWzOIOr0RKIynnIx2VlwkcoF2hFQGpxD",
+	"XVFMYi4UM2zHgaRbdZEkYXngxMhfQi5cul0Fk66qZXq0mNiakDKqNHJtlvrmukIubG57+PsRZm0iKJJZ",
+	"yywDqrDZnD1YwvP6Rj9QhrF0K5sCtg/YV8XThIwyymdeLq6pnkAdY85cCjIo3HDBcq0sElHGx2yAurZh",
+	"szh9BbnSXEPuhlP7LuAkp6XEGrZq96YyVDDkYqXXwdAVHX2jWEVv9UBeEDTdJCE7gQDMhTxFk7ieulKt",
+	"gFestJwrspD5JaRrv0W3fAIVW0+hYKuvrp44y8VQ5BZ2Jqo3B9liPMt8MfNBOGRtSNaNG/fTwlQEfg5n",
+	"BMRKs4pYBL+jaunZWrXZofDlZkml2ixHyLZCMXsmw3MxFCvnKs7XlN2N28rnwu2GXMMRS+Aa++3Xv3ur",
+	"0aZwDNB4Dyswg844I6RgCIfk7dneblCaSCp8yOJfVHnJSM6X3ghlz73Vu0dSqCLTTrQGYJ2H+5WVt9UE",
+	"rBnezRal8hmbXTA0TC4xe1CKbBmh6F0GcnAN4pBhfz+yRSixpCznV0ZWdxzMqnpTtnTwUGVA8Chn2vsD",
+	"behIN4Bh70WB9w6IYscShT9BwkpHyJiRFl25BJrpKdjWW/IhnXHCMSDbKPK/hSQvtJ5DXAEyfEW6yRmd",
+	"sTOu2Z/OdM5HOolIckr19E+7SYRmtAQSkFlSkmoFJQWg285fnaGLrpaxbrPT8YBabNPeoA4j2h03uPdA",
+	"Ph0zzWesZwdSu/u6JVpKlc3mbEY5oG2aFnA1EFZwYO7iml/wP/8rQOmrUaqFS4z8sZG5h3t1jjnLgEMz",
+	"ho2/xhhXH/3sXzVCxFAEv9hBtByXRMPhfsWvWMD3EIZHLxgTZK9ko9VjhQtqGbBbzlpvTa0fDoVDGMJv",
+	"UQZGcZgqP8EZo2Ix5ZmLeTyIzdUwAgi3MPprSgM8n/1+PwL4svJ6FhoDbRbUMBVVjEYIkWTPlTchOyW7",
+	"QW04tq2F8uxzmSPub013aDXmYE+HIAghZbeKU60YtxUqbYtbaazXdc+2myBQ8+Ze8UnOfYfrwmFs0kQV",
+	"Z9iRcfWMavCfAU48YEWZtQ+K25wxvdOKZ7yQjtlZOBwuCCXlJxbWxqEiyIUY1Fz+f6oFBxySH+j1ztGE",
+	"2R8aD5l7FXnpoee8h6TOcG38SYVsbMvA9Js7rfK47Xsz8rgHBdqGtb84Pz89C/ClaVNJ3Ju7qn8tBqbq",
+	"9huOg8zowmZJAiMyTOXCsL8VbvTHsylVTEOOlYGUGC4EmgsbDg7GwjTGUe1+0Khp3GwTUVW6QZyDjV3P",
+	"JQAwlomP5I27Ft1VaMZVdQoHF4I1qWB8kpf9LcClFGzHnJcdc8CxZytkW0kJvnVYkEORMZojbHUmJ1x4",
+	"eGwIn3GCH4jd5gqyaJBy7C8bcL7eMtCoKcQIJbzq9nRvEVzUiqbeOyxDeyB6I3Cho6lA2HXdwvX23fIj",
+	"pBBs73179yVY6FesK7eyzBMwzENQ1B/NMv+jbLDoWohorghP438Qm7lhUtVJXqAyxNON2WMf/XR8Ktvs",
+	"JrtsZUHir8S4RU7ZBjraqDSUfoLaPWB0sxLMwWsK1ew07WMEfkdeWnjhg4hkC2lvhV82WL3q0N68fZzs",
+	"UHR9pGzLfRaXoSxmTcDGqbyl2JZMcbpePWQWkX2pcy3aWFkHcVsFCbZAN5B67CxSEE+F9qsQpg0Qd20U",
+	"pMe7xLQj08eyNxReJPbGMx2GtnXNSMFqGzXaIHja8wKqC7UCOakSK1faggJlGULWwaRQxehECCC8mpjN",
+	"r1KyyEc1PCB1qciU5Y2J03+xNIJq8X3qgK6njcl5lSgxK+jHATPa/ImvIWJNGlG5wNbismoAjclxWTnk",
+	"C5H73ZKtBM8ZwkT49+AIldK+BW1rPPMWkUdtTm5zUWptZUcw5Bz+3rFobwHYMNWVc6tCHAAkVgDkPM3B",
+	"4jUUCJ2/4hCGQFjAZ71kYHNBk2pCuIKcieAMQ9zeGv/xS7ZUX/Tt/pItt3G4IoxumDbzT+JtrdYts3RV",
+	"ofpdB+vXjlmYGLKj2UTmXE9nCem6y7ZHwB69QAhhKJ4wIAlgGCe7yeuzh08O4L+P9vYTQ5Svz46Aasmc",
+	"ctAokwxseQnZ7x888cD8vYg87H+zj3HV3z4mF1yrQ5Ic23aPbbvH0C7gW1o4ZGxWkNOd/UePd093Hj45",
+	"2D3debS/R7qup4jwsUtKcgj05mXz6qP9PaM5Ji9sRy9sRy/8BALUYzN8/+HevsNKNGONSihGqobCn7+u",
+	"0lSkNE/JBVXs8QFUBsEiBO64onoKjODasAEsfHGx1IhMCzthZJ8E2bCNmSAISh1iNFYqKx/iC8gsCsH/",
+	"VtiUpNdnR2aV7fKh4OL9MNl4x5pJ/ho/6n9LkhHLNR9DLn5irdkICYzmN5d5YzqBgeKPid/XQbXeAv7c",
+	"Q51yjkwNU3xKX0zGrVfVI2S7ImC+bshKNEwJjRnIGo08u9vOqAl1vqcao+7ZQAEtcZK+olP5XEjbwYBQ",
+	"gvXKgeyB+yIjD3iw3fVmHFyQrrAJmHEvJkdDUT6AXBCzJGjXEmWpc1qVAaEhH7LvcGvBJwQ/lfUEHAhs",
+	"9U2oe2V/kwIsS8zD6jvHUOkDqnKMqPYLUHBYHMk8dAd0KELMB/PLJUiItacn6UoLYXGtBvxaPBmI7/dF",
+	"AkJ8PhC320ASgvgUIud3ZY6uYMPEIisrGo7X+4oU0XI3O2K0l2LAg/EKy2uXTbQNXFZ4mYfgqJ8YBLHm",
+	"o1JhKcBwiElUQmPwFC+qmCAYzBoQGDz68brz/WXDvnw95f98p3wTgqM5F1iqo10KfyEXKxU5VFmSI0xd",
+	"ohW4YuvsGthiIGbrUAr3AwJnEoiIMfkzv2IACHN6/ENEKEmQCF6yJYpFVTHQihBgubIiHLzZPX359Oxf",
+	"nkQE/rtnvjw7fkr2eqWb1Em7EuUXrEog5SFasTCPLJAKCdcoxDhrV0x+ymEpPa8sBW00gV1rECVtZ72Y",
+	"JIES44qAmQFg1RVD3K/PjiInLo6K/Io9UOT4bCj8h/DW8VPrZZfkhf/UhS4dAkcH8RQUDEhRp5pkjCo9",
+	"FKDpoJaALB/iCJ3SEhHQWsx6geISk2RF3LfSPMytWd6PCfCy0dImugevmQ7XyGxeMgsfBhTQxfqtZEY1",
+	"lHGESHaaZb26LFZ+s/JLSCZCakNo4KUbClXMbbka50c0v+tAPXClenSlHArOugeiY9hVlVKrv4X6rE+8",
+	"GHPtyeW+BNETOIVfxdDfeUE5sOeARXy9iFouIiQ5rGPJlbbqM8iaUXiM7O1+W6ET75UvWOTEAX5kgdOf",
+	"46/i5tfT/DlO8zZC5RY1MkBWsdH9mId4sawBnjxAsKa18fW0DD14CSfGZdW5YkfwmXcUVj+2Rj37oQ1a",
+	"tyFpA48V8Eb502hDZO0rkRN8uXaRXSUGskUT8sAnNcUGwqFcSsz3b1+etWMlf7Q7+49YxmOz8+vzF/rY",
+	"qsbHPe7iJ2SbX2nj1ujHWCgE3QW1u+bTFQtxzDmTE3OHbKgTduusxxMdpDtifKUHSlgJv3ceiyAnEn+o",
+	"A9qVL65mkDgoNxf9WtYTfeBjBiJfHjxB1wVC8g9FF0IJZY4d9nxIRjhLG1SOKdyYM+XMHYrOGN5F63Kv",
+	"MBbn2fGr4/NjUg/tTTDrfowen0pSvsytXo9wOkcQySh0tmzKWIOsqTAQ1yYdYvSMD0dxQRTW2+Prs6M3",
+	"DfKyfEqHTTxaUDUUUA4a7+hMTgCi0DrOXM5TxmiumkKIGvN+XO4SXIghUE4YDIQRQB5NyRuYwPJQNMUv",
+	"AxChmRaSt/XNjSnPcIkXFCGIfILZx0RGRDNUMzLiyo3+Cs/fhgg1Q6Y+PLqFOMNUWqCUlgx2pPymFIAL",
+	"KTNGxd2wU8r0jm1QU9x5KxOW24YbMoS7oahEG7MSIiQsV/8QBiccN8B6rAQKQHz0NKGoc70zkTu2nTBG",
+	"1MbN3pc6hnS3OY2oBjshJxNzxApdjbnaOoXnKbKHCwlV5H9fKk+ZRtPfJlumiQHdto17y535o6a3vJIT",
+	"B5Zp+OyFzRmxFyPP69G0kFxiIerYLMhyUZrqQt2iHDRcFWVcJ5ZJtWqVL4WIl1JEHvUfljFscWNNWez/",
+	"PivJQg+bROr1M4mDDfyEg/Kj8AZqP5w1tPGC0UxPPQhx88RKCkAx/ZYVa6VuqFbbVpEDtad7Kn6HjX8m",
+	"E5frfP02utX5as9aWzbDKYxbWJ3xzd0PztGy1sB1CwK2KMAqLJLtvOEVuAWFWMIQ6lfFflqJT3Og7VhH",
+	"bCiC+hoowVtPpOvPFoe9YFUDmIXKDV1ca91MOJPg6P3hjE7Bsfm8ViW7Mb6iCuKYcEG43mhtWrsB/+g8",
+	"aOPmeh/vFVf8AjRvzG36QgrM2mFuZx1yx/F+vFq34WIbfVol51h7Zd9r1dqvF/c/5MXd7Isyl+Wm2rRv",
+	"zDtfqBfVjO0zkSp2vRlQ8CuZbiJTBB/YLF2a93YrBuWNwXnYx0ohWegM7KTWgFl6uymCLwzIFAD7MCyj",
+	"BIGHLAoM9mNpTI6M8p47DLUBgfq1S8LMEnlkNZ82YQEjnOoHc1QO5jwmz6GEDXyL/VyyJUurPgD1M38X",
+	"QyWHxKaVjmTKlC1rqVrgnlRsi5yEYmr1hUqZgeBKamqmPXzq4wKbfgK8Zzfs27KQmq8+y0LwVLvbXw/+",
+	"2kCJOtBo5Zh/QHq8a0HpEk/Y7Myq5a1SS7pJBfw9taQJxazospY0DKfrzXMW4ic1zIZfWTdFrykJ9DBM",
+	"/PafVitPk+bC0zjreunpsupku3L6US78f/ii0/5u/4KqTcOgNuq+H0+g++cSrb5YYggUY0cAm9Vij9x9",
+	"D0pxwmaUZxBqBiVnGmLl0cmlbNprGKmCWstQdEdUsR0uvMe05zToLWpSW3EGyhHNqVILmSM4rcXJBbe3",
+	"WWaq+QXPuF4CAJvR3PH2HqDBw8pqCNOBomET4yw1pS876vSrvvQPpS81K/U2sDNwHjbfA2/xvXv18tk+",
+	"NoFBIKi5HXipjGHAO0S5ukOsgjy4lBnxKV+i1y7+g+JA2Fk7x//K7Ij1Bd/cygRpYzdWzZAQyQHVjvE5",
+	"E+lccqFVPBTPbXSakYdtXE0p1AqHe0/MPYAQxb7RYCJkJK9YrnoQjmQngV0lRZ4loKV+GHag4WFnQD78",
+	"9ut/39zYQm+nP52dRz4tC1CBIl+tVEIdRF80TZEpnc+ZYCkgO+ScpdgIu8aN4DQjF3R0KcdjglC+Ftlw",
+	"xHgZALUKoYSNGXk/ZwxQWVUvJscUqjLaTbGw6hjc5EOpSWIDP5KIJH/dsZpmugNllHcgJYmKFEqFYtxd",
+	"c+A1+WCXeoBQ5yQMxL5JokrdMihsWQFMOHON7nz/9jwZEEq+f3tuY9lsHAkG8SQ0m1iVH5AqICSE2Dch",
+	"qw/weCKS2Mvo/YVMl+/VlO4/egxlUdGXXcPP6M5pmrK0B9V6Cbxy9uJoZ//RYw8qRhe2dKa181h2RnUA",
+	"i4KBDSEchmnNULnLNfSo3MluvGBZtgM2nd1fFpcqNnwqMcoXTK0CvhP4DklDdiIoYhWED/JGuHHaw2pr",
+	"fAor/+GqxuW+TrWeV7E43zg5KALcWfIdVXxEaOUdNzC3EQ3NnFo+mMRVIuJicuYmYgg68jUSe1VS9MQx",
+	"ILiPFnV3yq5NlwGg++pmoUEKOq30aRHTXIzbJZtrLORLiDtsiixyrrVFeg1kq0MA2q+CpAS1NuTMfIXl",
+	"W4+qh9SeYqy96Ku+fv/2PA7TKJ25y9X2NzwoaniOLOUYz13VUuZeGUkh2MgJAo2tGMHU/27acOY498JW",
+	"mRZdx2m9VRIyg3tNPW7XoCijwqOhCO4K69Y2r2PBbsw4GyNcLjJ35PSOvVeKMg8FcHsstZgtQ3CSxtGu",
+	"ORdD0aVkJDMp0Ifbaxe0rVRxTx4w2/pnkpN97+tF5YqsZCtfByfSnJ4FdXnHX0XqNsV5wuGmKal7Cz+E",
+	"fXX3g/3HipmyyagWkuwfLuTDnd7PH/PhtsnFzRWilDCRg7fWiAtOTVn8vXZ1ynztnYunbSiSquaR+GK4",
+	"U7kgM/AAoYC6oFzbOkZG1BEjBAfHOPoFlA5ZQJ5BLsWkPMoWEc+GhTpb9FRmqQKBFl8yAv5amMD1NPcZ",
+	"uNVXim6y2dVpuknx22jO87zonpK3N4Wu+P5bY1csqdxr8Mof8OqG9CMbnIiqyNfr+pbXddUMFnXmhW4q",
+	"AwH1rFy+kMIygKRLhU1HalPGE8hiMlcNygKARVm7N0CFXnNx2HJ1qKWAdoOC2VAc21Q4X2JiJPMUkFbY",
+	"nFwwM8SKDcXMVbAFefP6lVeeqS3Z4BZFyAUggDbdDW/m6VcBeuUUOpyDz3oQt7yu/lgnFovIBWgD7uSp",
+	"tQL1rhFzMjlZ5/9/xjJ+ARaDDKGGFCnm7rS4XNSyXytUJWD7TELJcSisuNYNknFKGRE/6EWExZMYCjaJ",
+	"i0yOLkM2NJUqtCzmbFwoW3MGLagA9yRlOiivd64g8iBPWe4LwuAgh2JFrg2lP+RgGTWsUAqG4ep2CkrT",
+	"pQOtp0XK9VBkFlumm/z52KKvwMtJD0YFhf6WMXkLVWuEDaOGUmi5nM8BalywoUgcEdqtic3PLurBhUgA",
+	"5nDX9l+NoB9449lQIAJsBZS1F7ms13LmADNrxGnETcOuLBMsGwObA1pMjNr7269/R/sSmJXEKCtSi0dv",
+	"TrjfIqi2YwfMNQCtg5np41nTV8Mrcjm33Ok7S94bEl3NF860xRWqFtYqZ8l5VQFqyxyFUXYapUEu9MP9",
+	"TtSZccFnxawz2POiIReaTVh+z5Waq6tiZr2Ofb812xIQ6Fe1olSUDcGs0gQmdztuhdrqJ9UrDKuXZiH3",
+	"dzFcqj1m8zz0KNiyWZUKEnDAWoCZoWgrMMShsDn8gYkd639UQXQGoTneS+QJfnzinCL2b29iB1edmfVO",
+	"kWdMjCTwmNfPn5LH3xx8S/73f/bjh/FezxfdMq8SiNtUvrH33MVb2r+tJ+KwNkJ3uySwgFUzL35Zkzqh",
+	"xizEWyQ/Su1KuGOdg/CJ4fhvFBeT05dPjxPErGbBeGB8mb9hKhF0Q+FBiRILXhCU4HUGfHNIAU+8RK6u",
+	"VPh34vtQFKqg2cboukNfMdOx5jreQTQU9XJtANuLNwhODEDOsZI/TK+hwC+MCfA39/t9BFxQsL3f9Pvf",
+	"Qh2SssJJWHGZZZnygb/0AiOKcSJDgQv13hyO91MOVbjrABAyr+FE9CpRK0CLttpbGXVcK6aSM0SJN5yZ",
+	"coGf2fUhUtjIQLkQ3k8CWv1P6E4keJYHJLG2+/dWRUhI96Dft0ihwZ5bD4etogE0jqQwZ1ga1jeEqw/t",
+	"7Nm9T96+fbsTkC8b4ElMwjI19iCXu+1qn5QQKzhtMKO1l4+DGe476ITtNJ/rncVisVM76dtfbNilq173",
+	"+6KMsZU0CiLOQ3yJWtGXg494PeMs7B3VVqMLa8yBlJKZ9WKVUjefahyWVkayyFJbSLhyA6Q1dIY6/VUH",
+	"0wxo8EdFJ7A15uqlN7uOr1n8AaXGu0rnjM7UZr/G2dnzM3j3Y0QMN4mtOJL3/HcbNmsH7OAP4HfBuZNK",
+	"YOQX4ISxw9rKB1PnwzT1FKM+Bcn8HhK5HQOVgv00bp2FR5jw5wVGrxkesm0/caOmeU6XnZt3bbAZuEOl",
+	"iOaXJPGgX2jzcuZQ/MDhJn1hWclf1jkwRAzGBRwWLGjmovl8dRfHQUHL0qNps6KDKoG1XufWWqb9Dj5Q",
+	"h+He2bAt3gDpgXbdj8eN7ykAOaDlT2sVrnXcdmT+ADT/h4pZRreHkjMLxefIOrACbx3WavRTOtLVJTkM",
+	"Tku9sJQ10ckxRmk6EbWL4l9Uq/gHoMceebFqu+yh5mWNh6pWFLA0T6iY+NiAeMb0VKaJq2c2FEmRiwFn",
+	"ejzIx6PBk28fPkpId16oac+j/NELJbNCMzLVet5VPZI4g8f7Is+Sw6FIaFi99D3OJYkCr1Jkceb0arFT",
+	"G2ULPH8oTNcxSfDOdmoeS9ESIBDE0YxDDXbdOYrlnAmexoLpXcVG8OnuiLI5mpR3zPW0a5Nld6wCnhxi",
+	"LJ/R6Kj2/XmhIcGQYzBwxyShRZqQLpAKqpWQJqd0j1wwBNFEwEt4LwT6U/WKZo7WvM3ozetXvdgHfby/",
+	"ZMv3ULEBDWKWu9JaCCrpvj6LyPFZz9fEMGt46O9QKViEQ/IEgYUrAL+ZT4RqD2T7R+PXe//g/PoPmC1y",
+	"NqVGMIew38yJJaR7dvac7MV98r//8yTeM//rtXrOjysOczTtGDkFJEuHXtksqehgo1ZtMtDKV5Hlq8jy",
+	"ZbqsG2QVZx5B8Pp2H8a/F6yAqwQzFawd/8zaZQgEfZBzxFqFTAJzshKlbQlPf5NjRexAwgF7tb1PA0ep",
+	"8yMH0cBu8GD4dh7uxrrZMJc/wjH8S7CYtzKmHjQrX5XNQecyV+RvZu/Sr6fqo56qI3Vp0wgaFr12GR3E",
+	"+z3c18CQ+aFzNOcvGdg0DYlhgDYSaJFnnUHHSKqD3d29/W/iftyP9wbf9vf2Ojfvbv7/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -41,6 +41,7 @@ type DispatcherConfig struct {
 	Batch        int           // deliveries per lease (50)
 	Retention    time.Duration // how long delivered events are kept (30 days)
 	Metrics      *Metrics      // counts deliveries and pruned events; nil counts nothing
+	Issuer       string        // iss of the Security Event Tokens of Shared Signals streams ("refreshd")
 }
 
 func (c *DispatcherConfig) defaults() {
@@ -65,6 +66,9 @@ func (c *DispatcherConfig) defaults() {
 	if c.Retention <= 0 {
 		c.Retention = 30 * 24 * time.Hour
 	}
+	if c.Issuer == "" {
+		c.Issuer = "refreshd"
+	}
 }
 
 // RunDispatcher delivers recorded events to webhooks until ctx ends. Events come
@@ -76,8 +80,8 @@ func (c *DispatcherConfig) defaults() {
 // (until the webhook is deleted), and holds back only its own later events.
 func RunDispatcher(ctx context.Context, st *store.Store, cfg DispatcherConfig) {
 	cfg.defaults()
-	d := &dispatcher{store: st, keys: newKeyring(st), cfg: cfg, owner: uuid.New(), clients: map[uuid.UUID]*webhookClient{},
-		outage: &outageLog{log: cfg.Logger, name: "dispatcher"}}
+	d := &dispatcher{store: st, keys: newKeyring(st), cfg: cfg, issuer: cfg.Issuer, owner: uuid.New(),
+		clients: map[uuid.UUID]*webhookClient{}, outage: &outageLog{log: cfg.Logger, name: "dispatcher"}}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {
 		wg.Add(1)
@@ -95,10 +99,11 @@ func RunDispatcher(ctx context.Context, st *store.Store, cfg DispatcherConfig) {
 }
 
 type dispatcher struct {
-	store *store.Store
-	keys  *keyring
-	cfg   DispatcherConfig
-	owner uuid.UUID
+	store  *store.Store
+	keys   *keyring
+	cfg    DispatcherConfig
+	issuer string
+	owner  uuid.UUID
 
 	mu      sync.Mutex
 	clients map[uuid.UUID]*webhookClient
@@ -212,6 +217,9 @@ func (d *dispatcher) backoff(attempts int32) time.Duration {
 // send POSTs {"event": …}, signed and authenticated as the webhook says. Any 2xx
 // is delivered.
 func (d *dispatcher) send(ctx context.Context, w store.Webhook, p store.Delivery) error {
+	if w.Kind == store.KindStream {
+		return d.sendSET(ctx, w, p)
+	}
 	body := make([]byte, 0, len(p.Body)+10)
 	body = append(body, `{"event":`...)
 	body = append(body, p.Body...)
@@ -244,6 +252,11 @@ func (d *dispatcher) send(ctx context.Context, w store.Webhook, p store.Delivery
 	if w.HTTPAuthUsername != nil {
 		req.SetBasicAuth(*w.HTTPAuthUsername, deref(w.HTTPAuthPassword))
 	}
+	return d.post(w, req)
+}
+
+// post sends a delivery with the webhook's client; any 2xx is delivered.
+func (d *dispatcher) post(w store.Webhook, req *http.Request) error {
 	resp, err := d.client(w).Do(req)
 	if err != nil {
 		return err

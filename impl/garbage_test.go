@@ -94,7 +94,7 @@ func TestGarbageNeverFails(t *testing.T) {
 // missing here is tried with {} (and the test says so). The revocation is a bulk
 // one, which records an event every time, and the exchange uses a token nothing
 // else here revokes, so that the event info of each attempt reaches the database.
-func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]string {
+func validBodies(user, app, tenant uuid.UUID, exchangeToken, stream string) map[string]string {
 	now := fmt.Sprint(nowMillis() - 60_000)
 	info := `{"deviceName":"d","ipAddress":"192.0.2.1","data":{"n":1,"s":"x"},"location":{"latitude":1.5,"city":"c"}}`
 	application := `{"application":{"name":"app","tenantId":"` + tenant.String() + `","jwtConfiguration":{"enabled":true,` +
@@ -108,6 +108,9 @@ func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]s
 	hook := `{"webhook":{"url":"https://example.com/h","description":"d","global":true,` +
 		`"eventsEnabled":{"jwt.refresh":true},"connectTimeout":100,"readTimeout":100,"headers":{"X-A":"b"}}}`
 	keyGen := `{"key":{"algorithm":"ES256","name":"k","kid":"generated","issuer":"i"}}`
+	streamConfig := `"delivery":{"method":"urn:ietf:rfc:8935","endpoint_url":"https://example.com/ssf",` +
+		`"authorization_header":"Bearer x"},"aud":"https://receiver.example","description":"d",` +
+		`"events_requested":["https://schemas.openid.net/secevent/caep/event-type/session-revoked"]`
 	keyImport := `{"key":{"algorithm":"HS384","name":"h","kid":"imported","secret":"` + strings.Repeat("k", 48) + `"}}`
 	return map[string]string{
 		"revokeRefreshTokens": `{"userId":"` + user.String() + `","applicationId":"` + app.String() +
@@ -123,6 +126,10 @@ func validBodies(user, app, tenant uuid.UUID, exchangeToken string) map[string]s
 		"createWebhook": hook, "createWebhookWithId": hook, "updateWebhook": hook,
 		"logout":      `{"global":false,"refreshToken":"none","eventInfo":` + info + `}`,
 		"generateKey": keyGen, "generateKeyWithId": keyGen, "importKey": keyImport, "importKeyWithId": keyImport,
+		"createSSFStream":  `{` + streamConfig + `}`,
+		"replaceSSFStream": `{"stream_id":"` + stream + `",` + streamConfig + `}`,
+		"updateSSFStream":  `{"stream_id":"` + stream + `","description":"e","aud":["a","b"]}`,
+		"verifySSFStream":  `{"stream_id":"` + stream + `","state":"s"}`,
 	}
 }
 
@@ -279,7 +286,15 @@ func TestEveryOperationEveryInputClass(t *testing.T) {
 	}
 	fixtures := map[string]string{"tokenId": s.tokenIDs(user)[0], "applicationId": app.String(), "userId": user.String(),
 		"tenantId": tenant.ID.String(), "keyId": created.APIKey.ID, "webhookId": hook}
-	bodies, queries := validBodies(user, app, tenant.ID, exchangeToken), validQueries(user, app)
+	streamResp := s.expect(req{method: "POST", path: "/ssf/streams", body: `{"delivery":{"method":"urn:ietf:rfc:8935",` +
+		`"endpoint_url":"https://example.com/ssf"}}`}, 201)
+	var stream struct {
+		ID string `json:"stream_id"`
+	}
+	if err := json.Unmarshal(streamResp.Body, &stream); err != nil {
+		t.Fatal(err)
+	}
+	bodies, queries := validBodies(user, app, tenant.ID, exchangeToken, stream.ID), validQueries(user, app)
 	var sent, byStatus = 0, map[int]int{}
 	defer func() { t.Logf("%d requests, by status: %v", sent, byStatus) }()
 	spec, err := gen.GetSwagger()

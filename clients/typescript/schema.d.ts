@@ -106,6 +106,93 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/ssf-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This server as an OpenID Shared Signals transmitter
+         * @description Needs no API key (ours: FusionAuth has no Shared Signals). Every revocation
+         *     is published as a CAEP `session-revoked` Security Event Token (RFC 8417),
+         *     signed with a key of the JWKS, to every stream of its tenant, by push
+         *     (RFC 8935), through the same outbox as webhooks: never lost, in order,
+         *     retried with backoff. Streams are managed at `configuration_endpoint` with
+         *     an API key, in the tenant the request is scoped to.
+         */
+        get: operations["getSSFConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read one stream, or list the tenant's streams */
+        get: operations["readSSFStreams"];
+        /**
+         * Replace a stream's settings
+         * @description Every setting is replaced by the body's; `stream_id` names the stream.
+         */
+        put: operations["replaceSSFStream"];
+        /**
+         * Create a Shared Signals stream (SSF 1.0 §8.1.1.1)
+         * @description Needs a key that may act in the tenant; the stream belongs to the tenant of
+         *     the request (header, tenant-locked key, else the default tenant) and
+         *     receives that tenant's revocations. `delivery.method` must be
+         *     `urn:ietf:rfc:8935` (push) with an absolute http(s) `endpoint_url`;
+         *     `authorization_header`, when given, is sent as `Authorization` with every
+         *     push. `events_requested` may name
+         *     `https://schemas.openid.net/secevent/caep/event-type/session-revoked`; it is
+         *     what `events_delivered` then holds. `aud` (a string or a list) becomes the
+         *     `aud` of the tokens (default: the stream's endpoint URL). `signing_key_id`
+         *     (ours) names a Key Master key (RS, ES) to sign with; without one, the
+         *     tenant's RS256 key signs.
+         */
+        post: operations["createSSFStream"];
+        /** Delete a stream and its undelivered events */
+        delete: operations["deleteSSFStream"];
+        options?: never;
+        head?: never;
+        /**
+         * Change some of a stream's settings
+         * @description The fields given replace the stream's; `stream_id` names it.
+         */
+        patch: operations["updateSSFStream"];
+        trace?: never;
+    };
+    "/ssf/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a verification event (SSF 1.0 §8.1.4.2)
+         * @description Queues a verification Security Event Token, carrying `state` when given,
+         *     for the stream alone; it is delivered in order with the stream's other
+         *     events.
+         */
+        post: operations["verifySSFStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jwt/validate": {
         parameters: {
             query?: never;
@@ -929,6 +1016,45 @@ export interface components {
             revocation_endpoint_auth_methods_supported: string[];
             id_token_signing_alg_values_supported?: string[];
         };
+        SSFConfiguration: {
+            spec_version: string;
+            issuer: string;
+            jwks_uri: string;
+            delivery_methods_supported: string[];
+            configuration_endpoint: string;
+            verification_endpoint?: string;
+            default_subjects?: string;
+        };
+        /** @description A stream's configuration (SSF 1.0 §8.1.1); `stream_id`, `iss`, `events_supported` and `events_delivered` are the transmitter's. */
+        SSFStream: {
+            /** Format: uuid */
+            stream_id?: string;
+            iss?: string;
+            aud?: string | string[];
+            events_supported?: string[];
+            events_requested?: string[];
+            events_delivered?: string[];
+            delivery?: components["schemas"]["SSFDelivery"];
+            /** Format: text */
+            description?: string;
+            /**
+             * Format: uuid
+             * @description The Key Master key that signs the stream's tokens (ours).
+             */
+            signing_key_id?: string;
+        };
+        SSFDelivery: {
+            method: string;
+            /** Format: text */
+            endpoint_url?: string;
+            /** @description Sent as Authorization with every push; never returned. */
+            authorization_header?: string;
+        };
+        SSFVerificationRequest: {
+            /** Format: uuid */
+            stream_id: string;
+            state?: string;
+        };
         JWTValidateResponse: {
             /** @description The access token's claims. */
             jwt: {
@@ -1671,6 +1797,261 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["OAuth2Error"];
                 };
+            };
+            408: components["responses"]["RequestTimeout"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getSSFConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transmitter's configuration metadata (SSF 1.0 §7.1). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFConfiguration"];
+                };
+            };
+        };
+    };
+    readSSFStreams: {
+        parameters: {
+            query?: {
+                stream_id?: string;
+            };
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream named by `stream_id`, or without it every stream of the tenant. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFStream"] | components["schemas"]["SSFStream"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such stream in the tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    replaceSSFStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SSFStream"];
+            };
+        };
+        responses: {
+            /** @description The stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFStream"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such stream in the tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            408: components["responses"]["RequestTimeout"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createSSFStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SSFStream"];
+            };
+        };
+        responses: {
+            /** @description The stream. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFStream"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteSSFStream: {
+        parameters: {
+            query: {
+                stream_id: string;
+            };
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such stream in the tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateSSFStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SSFStream"];
+            };
+        };
+        responses: {
+            /** @description The stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFStream"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such stream in the tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            408: components["responses"]["RequestTimeout"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    verifySSFStream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Scopes the request to one tenant (a UUID). Malformed or unknown → 400 general
+                 *     `[invalid]tenantId`. A key locked to another tenant → 401.
+                 */
+                "X-FusionAuth-TenantId"?: components["parameters"]["TenantIdHeader"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SSFVerificationRequest"];
+            };
+        };
+        responses: {
+            /** @description The verification event is queued. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No such stream in the tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];

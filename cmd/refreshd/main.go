@@ -95,7 +95,8 @@ func serve(cfg *config, log *slog.Logger, stdout io.Writer) error {
 	go impl.RunReaper(bg, st, log, metrics, time.Minute)
 	go func() {
 		defer close(dispatched)
-		impl.RunDispatcher(bg, st, impl.DispatcherConfig{Logger: log, Retention: cfg.EventRetention, Metrics: metrics})
+		impl.RunDispatcher(bg, st, impl.DispatcherConfig{Logger: log, Retention: cfg.EventRetention, Metrics: metrics,
+			Issuer: cfg.Issuer})
 	}()
 	defer func() { stopBackground(); <-dispatched }()
 

@@ -29,7 +29,18 @@ type Webhook struct {
 	HTTPAuthPassword  *string        `db:"http_auth_password"`
 	InsertInstant     int64          `db:"insert_instant"`
 	LastUpdateInstant int64          `db:"last_update_instant"`
+	// Kind is KindWebhook, or KindStream for a Shared Signals stream, which
+	// delivers Security Event Tokens to its audience (see ssf.go).
+	Kind               string         `db:"kind"`
+	SSFAudience        pq.StringArray `db:"ssf_audience"`
+	SSFEventsRequested pq.StringArray `db:"ssf_events_requested"`
 }
+
+// The kinds of webhooks.
+const (
+	KindWebhook = "webhook"
+	KindStream  = "ssf"
+)
 
 // UUIDArray is a uuid[] column.
 type UUIDArray []uuid.UUID
@@ -75,7 +86,8 @@ func (h Headers) Value() (driver.Value, error) {
 func (h *Headers) Scan(src any) error { return scanJSON(src, h) }
 
 const webhookColumns = `id, url, description, events_enabled, global, tenant_ids, connect_timeout_ms, read_timeout_ms,
-       headers, signing_secret, signing_key_id, http_auth_username, http_auth_password, insert_instant, last_update_instant`
+       headers, signing_secret, signing_key_id, http_auth_username, http_auth_password, insert_instant, last_update_instant,
+       kind, ssf_audience, ssf_events_requested`
 
 // NULLIF: with binary parameters an absent secret arrives as an empty bytea.
 const insertWebhook = `
@@ -98,7 +110,7 @@ UPDATE webhooks SET url = :url, description = :description, events_enabled = :ev
        tenant_ids = :tenant_ids, connect_timeout_ms = :connect_timeout_ms, read_timeout_ms = :read_timeout_ms,
        headers = :headers, signing_key_id = :signing_key_id, http_auth_username = :http_auth_username,
        last_update_instant = :last_update_instant %s
-WHERE id = :id`
+WHERE id = :id AND kind = 'webhook'`
 
 // UpdateWebhook replaces a webhook's settings; a nil SigningSecret or
 // HTTPAuthPassword keeps the old one. ErrNotFound when there is no such webhook;
@@ -114,23 +126,25 @@ func (s *Store) UpdateWebhook(ctx context.Context, w Webhook) error {
 	return affectedOne(s.db.NamedExecContext(ctx, fmt.Sprintf(updateWebhook, kept), w))
 }
 
-// Webhook returns one webhook, or ErrNotFound.
+// Webhook returns one webhook (not a stream), or ErrNotFound.
 func (s *Store) Webhook(ctx context.Context, id uuid.UUID) (Webhook, error) {
 	var w Webhook
-	err := s.db.GetContext(ctx, &w, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id)
+	err := s.db.GetContext(ctx, &w, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND kind = 'webhook'`, id)
 	return w, classify(err)
 }
 
-// Webhooks returns every webhook, oldest first.
+// Webhooks returns every webhook (not the streams), oldest first.
 func (s *Store) Webhooks(ctx context.Context) ([]Webhook, error) {
 	out := []Webhook{}
-	err := s.db.SelectContext(ctx, &out, `SELECT `+webhookColumns+` FROM webhooks ORDER BY insert_instant, id`)
+	err := s.db.SelectContext(ctx, &out, `SELECT `+webhookColumns+` FROM webhooks WHERE kind = 'webhook'
+		ORDER BY insert_instant, id`)
 	return out, err
 }
 
-// DeleteWebhook deletes a webhook and its pending deliveries; ErrNotFound when absent.
+// DeleteWebhook deletes a webhook (not a stream) and its pending deliveries;
+// ErrNotFound when absent.
 func (s *Store) DeleteWebhook(ctx context.Context, id uuid.UUID) error {
-	return affectedOne(s.db.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1`, id))
+	return affectedOne(s.db.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1 AND kind = 'webhook'`, id))
 }
 
 // ClaimWebhook leases one webhook whose oldest undelivered event is due, so that
