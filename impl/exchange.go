@@ -5,8 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"net/http"
 	"time"
 
@@ -21,13 +19,10 @@ func errInvalidRefreshToken() *apiError {
 	return fieldError("refreshToken", "[invalid]refreshToken", "The refresh token is unknown, revoked or expired.")
 }
 
-// errReuseDetected ends an exchange whose decision was to revoke the session: the
-// store commits the revocation, and the caller answers [invalid]refreshToken.
-var errReuseDetected = errors.New("a rotated-away refresh token was reused")
-
-// ExchangeRefreshTokenForJWT implements POST /api/jwt/refresh. The store runs the
-// exchange in one transaction that holds the token's row lock (and KEY SHARE on
-// its user and application), so it cannot interleave with a revocation of it.
+// ExchangeRefreshTokenForJWT implements POST /api/jwt/refresh. The database runs
+// the whole exchange in one statement that holds the token's row lock, so it
+// cannot interleave with a revocation of it; the access token is signed after,
+// outside the transaction.
 func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.ExchangeRefreshTokenForJWTRequestObject) (gen.ExchangeRefreshTokenForJWTResponseObject, error) {
 	var value *string
 	var ttl *int32
@@ -45,81 +40,61 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 	if err != nil {
 		return nil, err
 	}
-	now := store.NowMillis()
-	var refreshValue string
-	var pol policy
-	decide := func(st store.ExchangeState) (store.ExchangePlan, error) {
-		if st.Presented == store.PresentedRetired {
-			if reuseRevokes(st.Tenant.JWT) {
-				return store.ExchangePlan{Revoke: true}, nil
-			}
-			return store.ExchangePlan{}, store.ErrExchangeRefused
-		}
-		if !st.Application.Active || !st.UserActive {
-			return store.ExchangePlan{}, store.ErrExchangeRefused
-		}
-		pol = effectivePolicy(st.Application.JWT, st.Tenant.JWT)
-		if ttl != nil && (*ttl <= 0 || int64(*ttl) > pol.accessTTLSeconds) {
-			return store.ExchangePlan{}, fieldError("timeToLiveInSeconds", "[invalid]timeToLiveInSeconds",
-				"The lifetime must be between 1 second and the application's access-token lifetime.")
-		}
-		used := st.Token
-		plan := store.ExchangePlan{StartInstant: used.StartInstant, ExpiresAt: used.ExpiresAt,
-			LastAccessedAddress: clientIP(ctx)}
-		if pol.sliding() {
-			plan.StartInstant = now
-			plan.ExpiresAt = pol.expiresAt(now, used.InsertInstant)
-		}
-		switch {
-		case st.Presented == store.PresentedPrevious:
-			// Within the grace period of the last rotation: answer with the current
-			// value, which the value presented derives, and do not rotate again.
-			current := nextValue(st.RotationSecret, used.ID, used.Generation, *value)
-			if !hmac.Equal(hashToken(current), used.TokenHash) {
-				return store.ExchangePlan{}, store.ErrExchangeRefused
-			}
-			refreshValue = current
-		case pol.usage == policyOneTimeUse:
-			refreshValue = nextValue(st.RotationSecret, used.ID, used.Generation+1, *value)
-			plan.NextHash = hashToken(refreshValue)
-			if pol.graceSeconds > 0 { // else no grace at all, even for an exchange that started earlier
-				plan.GraceUntil = now + pol.graceSeconds*1000
-			}
-		default:
-			refreshValue = *value
-		}
-		return plan, nil
-	}
-	state, plan, err := s.store.ExchangeRefreshToken(ctx, hashToken(*value), now, info, decide)
-	switch {
-	case errors.Is(err, store.ErrUserGone):
-		return gen.ExchangeRefreshTokenForJWT404Response{}, nil
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExchangeRefused):
-		return nil, errInvalidRefreshToken()
-	case err != nil:
+	secret, err := s.store.RotationSecret(ctx)
+	if err != nil {
 		return nil, err
-	case plan.Revoke:
-		s.log.Warn("refresh token reuse detected: session revoked", "refreshTokenId", state.Token.ID,
-			"userId", state.Token.UserID, "applicationId", state.Token.ApplicationID)
+	}
+	next := nextValue(secret, *value)
+	now := store.NowMillis()
+	x := store.Exchange{Hash: hashToken(*value), NextHash: hashToken(next), Now: now, Address: clientIP(ctx), Info: info}
+	if ttl != nil {
+		x.TTLSeconds = *ttl
+	}
+	res, err := s.store.ExchangeRefreshToken(ctx, x)
+	if err != nil {
+		return nil, err
+	}
+	switch res.Outcome {
+	case store.ExchangeOK:
+	case store.ExchangeUserGone:
+		return gen.ExchangeRefreshTokenForJWT404Response{}, nil
+	case store.ExchangeBadTTL:
+		return nil, errInvalidTTL()
+	case store.ExchangeReuseRevoked:
+		s.log.Warn("refresh token reuse detected: session revoked", "refreshTokenId", res.TokenID,
+			"userId", res.UserID, "applicationId", res.ApplicationID)
+		return nil, errInvalidRefreshToken()
+	default: // not found, refused
 		return nil, errInvalidRefreshToken()
 	}
+	pol := effectivePolicy(res.AppJWT, res.TenantJWT)
 	lifetime := pol.accessTTLSeconds
 	if ttl != nil {
 		lifetime = int64(*ttl)
 	}
-	signed, err := s.signAccessToken(ctx, state.Token, pol, now, lifetime)
+	refreshValue := *value
+	if res.AnswerNext {
+		refreshValue = next
+	}
+	token := store.RefreshToken{ID: res.TokenID, TenantID: res.TenantID, UserID: res.UserID, ApplicationID: res.ApplicationID}
+	signed, err := s.signAccessToken(ctx, token, pol, now, lifetime)
 	if err != nil {
 		return nil, err
 	}
 	secure := requestIsSecure(ctx)
 	return exchanged{
 		body: gen.ExchangeRefreshTokenForJWT200JSONResponse{Body: gen.JWTRefreshResponse{
-			Token: signed, RefreshToken: refreshValue, RefreshTokenId: state.Token.ID}},
+			Token: signed, RefreshToken: refreshValue, RefreshTokenId: res.TokenID}},
 		cookies: []*http.Cookie{
 			sessionCookie(accessTokenCookie, signed, lifetime, secure),
-			sessionCookie(refreshTokenCookie, refreshValue, (plan.ExpiresAt-now)/1000, secure),
+			sessionCookie(refreshTokenCookie, refreshValue, (res.ExpiresAt-now)/1000, secure),
 		},
 	}, nil
+}
+
+func errInvalidTTL() *apiError {
+	return fieldError("timeToLiveInSeconds", "[invalid]timeToLiveInSeconds",
+		"The lifetime must be between 1 second and the application's access-token lifetime.")
 }
 
 // exchanged is a successful exchange: the generated answer, plus the cookies
@@ -137,27 +112,16 @@ func (r exchanged) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter
 	return r.body.VisitExchangeRefreshTokenForJWTResponse(w)
 }
 
-// nextValue derives the value a one-time-use token takes at a generation from
-// the value it replaces: HMAC-SHA256 keyed with the tenant's rotation secret,
-// over the token's id, the generation and the previous value. Only the holder of
-// the previous value (and the server) can compute it, so a grace-period reuse
-// can be answered with the current value although the server stores only hashes.
-func nextValue(secret []byte, id uuid.UUID, generation int32, previous string) string {
+// nextValue derives the value a one-time-use token rotates to from the value it
+// replaces: HMAC-SHA256 keyed with the installation's rotation secret. Only the
+// holder of the value (and the server) can compute it, so a reuse within the
+// grace period can be answered with the current value although the server
+// stores only hashes; values are unique, and so are the values they derive.
+func nextValue(secret []byte, previous string) string {
 	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("refreshd rotation v1\x00"))
-	mac.Write(id[:])
-	var g [4]byte
-	binary.BigEndian.PutUint32(g[:], uint32(generation))
-	mac.Write(g[:])
+	mac.Write([]byte("refreshd rotation v2\x00"))
 	mac.Write([]byte(previous))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-// reuseRevokes reports whether a reuse of a rotated-away value revokes its
-// session: the tenant's policy decides, as in FusionAuth. The application's
-// copy is never read: FusionAuth's Go client always sends it as false.
-func reuseRevokes(tenant store.JWTConfig) bool {
-	return tenant.RevocationPolicy != nil && tenant.RevocationPolicy.OnOneTimeTokenReuse
 }
 
 // signAccessToken makes the access token for a refresh token: its user, its

@@ -40,12 +40,22 @@ func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, m *Metric
 	}
 }
 
-// ReapOnce deletes every token expired by now, in batches, and says how many.
+// ReapOnce deletes every token expired by now, in batches, and says how many;
+// then the rotated-away values remembered for tokens that are gone.
 func ReapOnce(ctx context.Context, st *store.Store) (int64, error) {
 	var total int64
 	for {
 		n, err := st.ReapExpired(ctx, store.NowMillis(), reapBatch)
 		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < reapBatch {
+			break
+		}
+	}
+	for {
+		n, err := st.ReapForgotten(ctx, reapBatch)
 		if err != nil || n < reapBatch {
 			return total, err
 		}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +31,8 @@ type Store struct {
 	db    *sqlx.DB
 	gate  *gate
 	batch *batcher
+
+	secret atomic.Pointer[[]byte] // the rotation secret, once read
 
 	closeOnce sync.Once
 }
