@@ -181,11 +181,17 @@ func (s *Server) classifyStore(err error, c echo.Context) (int, *gen.Errors) {
 	)
 	switch {
 	case errors.As(err, &de):
+		// Requests are checked before they reach the database, so this is a
+		// check missing somewhere: worth a line in the log.
+		s.log.WarnContext(c.Request().Context(), "value refused by the database", "method", c.Request().Method,
+			"route", c.Path(), "sqlstate", de.SQLState, "table", de.Table, "column", de.Column, "error", err)
 		b := dataError(de).body()
 		return http.StatusBadRequest, &b
 	case errors.As(err, &ce):
 		// A handler maps the constraints it expects; one it did not is a
 		// conflict with data that changed meanwhile, still the request's.
+		s.log.WarnContext(c.Request().Context(), "unexpected constraint violation", "method", c.Request().Method,
+			"route", c.Path(), "constraint", ce.Constraint, "error", err)
 		b := generalError("[invalid]", "The request conflicts with the stored data.").body()
 		return http.StatusBadRequest, &b
 	case errors.As(err, &ue) && c.Request().Context().Err() == nil:

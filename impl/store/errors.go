@@ -113,13 +113,16 @@ func classify(err error) error {
 	if pqErr := pq.As(err); pqErr != nil {
 		code := string(pqErr.Code)
 		switch {
+		case retryable(err):
+			// A race lost on every attempt: busy, not the request's fault.
+			return &UnavailableError{Busy: true, RetryAfter: busyRetryAfter, Err: err}
 		case code == "23505":
 			return &ConstraintError{Duplicate: true, Constraint: pqErr.Constraint, Err: err}
 		case code == "23503":
 			return &ConstraintError{Constraint: pqErr.Constraint, Err: err}
 		case strings.HasPrefix(code, "22"), strings.HasPrefix(code, "23"), strings.HasPrefix(code, "54"):
 			return &DataError{SQLState: code, Table: pqErr.Table, Column: pqErr.Column, Err: err}
-		case code == "40001", code == "40P01", code == "55P03", code == "57014", code == "53300":
+		case code == "55P03", code == "57014", code == "53300":
 			// Lost conflicts, lock and statement timeouts, and a server with all
 			// its connections taken: the database is there, only busy.
 			return &UnavailableError{Busy: true, RetryAfter: busyRetryAfter, Err: err}
@@ -155,8 +158,14 @@ func SQLState(err error) string {
 	return ""
 }
 
-// retryable reports whether a transaction lost a deadlock or serialisation race and
-// may simply be run again.
+// retryable reports whether a transaction lost a race and may simply be run
+// again: a deadlock or a serialisation failure, or an event recorded for a
+// webhook deleted meanwhile — the delivery's foreign key fails; run again, the
+// webhook is no longer there to deliver to.
 func retryable(err error) bool {
-	return pq.As(err, "40P01", "40001") != nil
+	if pq.As(err, "40P01", "40001") != nil {
+		return true
+	}
+	fk := pq.As(err, "23503")
+	return fk != nil && fk.Constraint == "deliveries_webhook_id_fkey"
 }
