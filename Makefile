@@ -22,7 +22,7 @@ REDOCLY      := REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true tools/
 # impl/apidocs/redoc.version, and embedded by the build.
 REDOC_BUNDLE := impl/apidocs/redoc.standalone.js
 
-.PHONY: all build run test go-test vet lint generate check-generated conformance bench bench-quick clean chromium node-deps
+.PHONY: all build run test go-test vet lint generate check-generated conformance bench bench-quick fuzz clean chromium node-deps
 
 all: build
 
@@ -83,6 +83,16 @@ lint: $(TOOLS_STAMP)
 
 test: check-generated vet lint $(REDOC_BUNDLE) node-deps chromium
 	$(GO) test -count=1 -timeout 20m ./...
+
+# `make test` replays the fuzz targets' seed corpora (testdata/fuzz); this runs
+# each target for FUZZTIME, e.g. `make fuzz FUZZTIME=10m`. New failing inputs
+# land in testdata/fuzz: commit them with the fix.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := impl:FuzzRequest impl:FuzzNumberBound impl/store:FuzzStoreWrites
+fuzz:
+	@for t in $(FUZZ_TARGETS); do dir=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$dir $$name ($(FUZZTIME))"; \
+		(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x) || exit 1; done
 
 node-deps: $(TOOLS_STAMP) $(CLIENT_STAMP)
 

@@ -441,29 +441,7 @@ type Errors struct {
 // webhookId, droppedCount, and the first and last dropped events' ids and
 // creation instants. `info` is the request's eventInfo, with `ipAddress`
 // defaulting to the caller's address.
-type Event struct {
-	ApplicationId                  *openapi_types.UUID `json:"applicationId,omitempty"`
-	ApplicationTimeToLiveInSeconds *map[string]int     `json:"applicationTimeToLiveInSeconds,omitempty"`
-	CreateInstant                  int64               `json:"createInstant"`
-	DroppedCount                   *int64              `json:"droppedCount,omitempty"`
-	FirstEventCreateInstant        *int64              `json:"firstEventCreateInstant,omitempty"`
-	FirstEventId                   *openapi_types.UUID `json:"firstEventId,omitempty"`
-	Id                             openapi_types.UUID  `json:"id"`
-
-	// Info Who caused an event, from where and on which device.
-	Info                   *EventInfo             `json:"info,omitempty"`
-	LastEventCreateInstant *int64                 `json:"lastEventCreateInstant,omitempty"`
-	LastEventId            *openapi_types.UUID    `json:"lastEventId,omitempty"`
-	LinkedObjectId         *openapi_types.UUID    `json:"linkedObjectId,omitempty"`
-	RefreshToken           *RefreshToken          `json:"refreshToken,omitempty"`
-	RefreshTokenId         *openapi_types.UUID    `json:"refreshTokenId,omitempty"`
-	TenantId               openapi_types.UUID     `json:"tenantId"`
-	Type                   string                 `json:"type"`
-	User                   *User                  `json:"user,omitempty"`
-	UserId                 *openapi_types.UUID    `json:"userId,omitempty"`
-	WebhookId              *openapi_types.UUID    `json:"webhookId,omitempty"`
-	AdditionalProperties   map[string]interface{} `json:"-"`
-}
+type Event = json.RawMessage
 
 // EventInfo Who caused an event, from where and on which device.
 type EventInfo struct {
@@ -988,7 +966,9 @@ type Webhook struct {
 	// Global Receives the events of every tenant; otherwise those of tenantIds.
 	Global *bool `json:"global,omitempty"`
 
-	// Headers Extra headers sent with each delivery.
+	// Headers Extra headers sent with each delivery. A name must be an HTTP token and a
+	// value must not hold control characters (other than tab) → else 400
+	// `[invalid]webhook.headers`.
 	Headers *map[string]string `json:"headers,omitempty"`
 
 	// HttpAuthenticationPassword Never returned; kept on update unless given.
@@ -1425,321 +1405,6 @@ type ReplaceSSFStreamJSONRequestBody = SSFStream
 
 // VerifySSFStreamJSONRequestBody defines body for VerifySSFStream for application/json ContentType.
 type VerifySSFStreamJSONRequestBody = SSFVerificationRequest
-
-// Getter for additional properties for Event. Returns the specified
-// element and whether it was found
-func (a Event) Get(fieldName string) (value interface{}, found bool) {
-	if a.AdditionalProperties != nil {
-		value, found = a.AdditionalProperties[fieldName]
-	}
-	return
-}
-
-// Setter for additional properties for Event
-func (a *Event) Set(fieldName string, value interface{}) {
-	if a.AdditionalProperties == nil {
-		a.AdditionalProperties = make(map[string]interface{})
-	}
-	a.AdditionalProperties[fieldName] = value
-}
-
-// Override default JSON handling for Event to handle AdditionalProperties
-func (a *Event) UnmarshalJSON(b []byte) error {
-	object := make(map[string]json.RawMessage)
-	err := json.Unmarshal(b, &object)
-	if err != nil {
-		return err
-	}
-
-	if raw, found := object["applicationId"]; found {
-		err = json.Unmarshal(raw, &a.ApplicationId)
-		if err != nil {
-			return fmt.Errorf("error reading 'applicationId': %w", err)
-		}
-		delete(object, "applicationId")
-	}
-
-	if raw, found := object["applicationTimeToLiveInSeconds"]; found {
-		err = json.Unmarshal(raw, &a.ApplicationTimeToLiveInSeconds)
-		if err != nil {
-			return fmt.Errorf("error reading 'applicationTimeToLiveInSeconds': %w", err)
-		}
-		delete(object, "applicationTimeToLiveInSeconds")
-	}
-
-	if raw, found := object["createInstant"]; found {
-		err = json.Unmarshal(raw, &a.CreateInstant)
-		if err != nil {
-			return fmt.Errorf("error reading 'createInstant': %w", err)
-		}
-		delete(object, "createInstant")
-	}
-
-	if raw, found := object["droppedCount"]; found {
-		err = json.Unmarshal(raw, &a.DroppedCount)
-		if err != nil {
-			return fmt.Errorf("error reading 'droppedCount': %w", err)
-		}
-		delete(object, "droppedCount")
-	}
-
-	if raw, found := object["firstEventCreateInstant"]; found {
-		err = json.Unmarshal(raw, &a.FirstEventCreateInstant)
-		if err != nil {
-			return fmt.Errorf("error reading 'firstEventCreateInstant': %w", err)
-		}
-		delete(object, "firstEventCreateInstant")
-	}
-
-	if raw, found := object["firstEventId"]; found {
-		err = json.Unmarshal(raw, &a.FirstEventId)
-		if err != nil {
-			return fmt.Errorf("error reading 'firstEventId': %w", err)
-		}
-		delete(object, "firstEventId")
-	}
-
-	if raw, found := object["id"]; found {
-		err = json.Unmarshal(raw, &a.Id)
-		if err != nil {
-			return fmt.Errorf("error reading 'id': %w", err)
-		}
-		delete(object, "id")
-	}
-
-	if raw, found := object["info"]; found {
-		err = json.Unmarshal(raw, &a.Info)
-		if err != nil {
-			return fmt.Errorf("error reading 'info': %w", err)
-		}
-		delete(object, "info")
-	}
-
-	if raw, found := object["lastEventCreateInstant"]; found {
-		err = json.Unmarshal(raw, &a.LastEventCreateInstant)
-		if err != nil {
-			return fmt.Errorf("error reading 'lastEventCreateInstant': %w", err)
-		}
-		delete(object, "lastEventCreateInstant")
-	}
-
-	if raw, found := object["lastEventId"]; found {
-		err = json.Unmarshal(raw, &a.LastEventId)
-		if err != nil {
-			return fmt.Errorf("error reading 'lastEventId': %w", err)
-		}
-		delete(object, "lastEventId")
-	}
-
-	if raw, found := object["linkedObjectId"]; found {
-		err = json.Unmarshal(raw, &a.LinkedObjectId)
-		if err != nil {
-			return fmt.Errorf("error reading 'linkedObjectId': %w", err)
-		}
-		delete(object, "linkedObjectId")
-	}
-
-	if raw, found := object["refreshToken"]; found {
-		err = json.Unmarshal(raw, &a.RefreshToken)
-		if err != nil {
-			return fmt.Errorf("error reading 'refreshToken': %w", err)
-		}
-		delete(object, "refreshToken")
-	}
-
-	if raw, found := object["refreshTokenId"]; found {
-		err = json.Unmarshal(raw, &a.RefreshTokenId)
-		if err != nil {
-			return fmt.Errorf("error reading 'refreshTokenId': %w", err)
-		}
-		delete(object, "refreshTokenId")
-	}
-
-	if raw, found := object["tenantId"]; found {
-		err = json.Unmarshal(raw, &a.TenantId)
-		if err != nil {
-			return fmt.Errorf("error reading 'tenantId': %w", err)
-		}
-		delete(object, "tenantId")
-	}
-
-	if raw, found := object["type"]; found {
-		err = json.Unmarshal(raw, &a.Type)
-		if err != nil {
-			return fmt.Errorf("error reading 'type': %w", err)
-		}
-		delete(object, "type")
-	}
-
-	if raw, found := object["user"]; found {
-		err = json.Unmarshal(raw, &a.User)
-		if err != nil {
-			return fmt.Errorf("error reading 'user': %w", err)
-		}
-		delete(object, "user")
-	}
-
-	if raw, found := object["userId"]; found {
-		err = json.Unmarshal(raw, &a.UserId)
-		if err != nil {
-			return fmt.Errorf("error reading 'userId': %w", err)
-		}
-		delete(object, "userId")
-	}
-
-	if raw, found := object["webhookId"]; found {
-		err = json.Unmarshal(raw, &a.WebhookId)
-		if err != nil {
-			return fmt.Errorf("error reading 'webhookId': %w", err)
-		}
-		delete(object, "webhookId")
-	}
-
-	if len(object) != 0 {
-		a.AdditionalProperties = make(map[string]interface{})
-		for fieldName, fieldBuf := range object {
-			var fieldVal interface{}
-			err := json.Unmarshal(fieldBuf, &fieldVal)
-			if err != nil {
-				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
-			}
-			a.AdditionalProperties[fieldName] = fieldVal
-		}
-	}
-	return nil
-}
-
-// Override default JSON handling for Event to handle AdditionalProperties
-func (a Event) MarshalJSON() ([]byte, error) {
-	var err error
-	object := make(map[string]json.RawMessage)
-
-	if a.ApplicationId != nil {
-		object["applicationId"], err = json.Marshal(a.ApplicationId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'applicationId': %w", err)
-		}
-	}
-
-	if a.ApplicationTimeToLiveInSeconds != nil {
-		object["applicationTimeToLiveInSeconds"], err = json.Marshal(a.ApplicationTimeToLiveInSeconds)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'applicationTimeToLiveInSeconds': %w", err)
-		}
-	}
-
-	object["createInstant"], err = json.Marshal(a.CreateInstant)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'createInstant': %w", err)
-	}
-
-	if a.DroppedCount != nil {
-		object["droppedCount"], err = json.Marshal(a.DroppedCount)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'droppedCount': %w", err)
-		}
-	}
-
-	if a.FirstEventCreateInstant != nil {
-		object["firstEventCreateInstant"], err = json.Marshal(a.FirstEventCreateInstant)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'firstEventCreateInstant': %w", err)
-		}
-	}
-
-	if a.FirstEventId != nil {
-		object["firstEventId"], err = json.Marshal(a.FirstEventId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'firstEventId': %w", err)
-		}
-	}
-
-	object["id"], err = json.Marshal(a.Id)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'id': %w", err)
-	}
-
-	if a.Info != nil {
-		object["info"], err = json.Marshal(a.Info)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'info': %w", err)
-		}
-	}
-
-	if a.LastEventCreateInstant != nil {
-		object["lastEventCreateInstant"], err = json.Marshal(a.LastEventCreateInstant)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'lastEventCreateInstant': %w", err)
-		}
-	}
-
-	if a.LastEventId != nil {
-		object["lastEventId"], err = json.Marshal(a.LastEventId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'lastEventId': %w", err)
-		}
-	}
-
-	if a.LinkedObjectId != nil {
-		object["linkedObjectId"], err = json.Marshal(a.LinkedObjectId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'linkedObjectId': %w", err)
-		}
-	}
-
-	if a.RefreshToken != nil {
-		object["refreshToken"], err = json.Marshal(a.RefreshToken)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'refreshToken': %w", err)
-		}
-	}
-
-	if a.RefreshTokenId != nil {
-		object["refreshTokenId"], err = json.Marshal(a.RefreshTokenId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'refreshTokenId': %w", err)
-		}
-	}
-
-	object["tenantId"], err = json.Marshal(a.TenantId)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'tenantId': %w", err)
-	}
-
-	object["type"], err = json.Marshal(a.Type)
-	if err != nil {
-		return nil, fmt.Errorf("error marshaling 'type': %w", err)
-	}
-
-	if a.User != nil {
-		object["user"], err = json.Marshal(a.User)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'user': %w", err)
-		}
-	}
-
-	if a.UserId != nil {
-		object["userId"], err = json.Marshal(a.UserId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'userId': %w", err)
-		}
-	}
-
-	if a.WebhookId != nil {
-		object["webhookId"], err = json.Marshal(a.WebhookId)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling 'webhookId': %w", err)
-		}
-	}
-
-	for fieldName, field := range a.AdditionalProperties {
-		object[fieldName], err = json.Marshal(field)
-		if err != nil {
-			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
-		}
-	}
-	return json.Marshal(object)
-}
 
 // AsSSFStreamAud0 returns the union data inside the SSFStream_Aud as a SSFStreamAud0
 func (t SSFStream_Aud) AsSSFStreamAud0() (SSFStreamAud0, error) {
@@ -8677,11 +8342,18 @@ type ClientWithResponsesInterface interface {
 	VerifySSFStreamWithResponse(ctx context.Context, params *VerifySSFStreamParams, body VerifySSFStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifySSFStreamResponse, error)
 }
 
+// GetJWKSResponse503Headers the declared response headers of an HTTP 503 response for GetJWKS
+type GetJWKSResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetJWKSResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *JWKS
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetJWKSResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8800,6 +8472,11 @@ func (r GetSSFConfigurationResponse) ContentType() string {
 	return ""
 }
 
+// CreateAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKey
+type CreateAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8807,6 +8484,8 @@ type CreateAPIKeyResponse struct {
 	JSON200 *APIKeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateAPIKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8848,11 +8527,18 @@ func (r CreateAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for DeleteAPIKey
+type DeleteAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteAPIKeyResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -8889,6 +8575,11 @@ func (r DeleteAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveAPIKeyResponse503Headers the declared response headers of an HTTP 503 response for RetrieveAPIKey
+type RetrieveAPIKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8896,6 +8587,8 @@ type RetrieveAPIKeyResponse struct {
 	JSON200 *APIKeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveAPIKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8937,6 +8630,11 @@ func (r RetrieveAPIKeyResponse) ContentType() string {
 	return ""
 }
 
+// CreateAPIKeyWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateAPIKeyWithId
+type CreateAPIKeyWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateAPIKeyWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8944,6 +8642,8 @@ type CreateAPIKeyWithIdResponse struct {
 	JSON200 *APIKeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateAPIKeyWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8985,6 +8685,11 @@ func (r CreateAPIKeyWithIdResponse) ContentType() string {
 	return ""
 }
 
+// CreateApplicationResponse503Headers the declared response headers of an HTTP 503 response for CreateApplication
+type CreateApplicationResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateApplicationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8992,6 +8697,8 @@ type CreateApplicationResponse struct {
 	JSON200 *ApplicationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateApplicationResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9033,11 +8740,18 @@ func (r CreateApplicationResponse) ContentType() string {
 	return ""
 }
 
+// DeleteApplicationResponse503Headers the declared response headers of an HTTP 503 response for DeleteApplication
+type DeleteApplicationResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteApplicationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteApplicationResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -9074,6 +8788,11 @@ func (r DeleteApplicationResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveApplicationResponse503Headers the declared response headers of an HTTP 503 response for RetrieveApplication
+type RetrieveApplicationResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveApplicationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9081,6 +8800,8 @@ type RetrieveApplicationResponse struct {
 	JSON200 *ApplicationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveApplicationResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9122,6 +8843,11 @@ func (r RetrieveApplicationResponse) ContentType() string {
 	return ""
 }
 
+// CreateApplicationWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateApplicationWithId
+type CreateApplicationWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateApplicationWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9129,6 +8855,8 @@ type CreateApplicationWithIdResponse struct {
 	JSON200 *ApplicationResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateApplicationWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9170,6 +8898,11 @@ func (r CreateApplicationWithIdResponse) ContentType() string {
 	return ""
 }
 
+// SearchEventsResponse503Headers the declared response headers of an HTTP 503 response for SearchEvents
+type SearchEventsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type SearchEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9177,6 +8910,8 @@ type SearchEventsResponse struct {
 	JSON200 *EventListResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SearchEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9218,6 +8953,11 @@ func (r SearchEventsResponse) ContentType() string {
 	return ""
 }
 
+// RevokeRefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RevokeRefreshTokens
+type RevokeRefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RevokeRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9225,6 +8965,8 @@ type RevokeRefreshTokensResponse struct {
 	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeRefreshTokensResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9266,6 +9008,11 @@ func (r RevokeRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveRefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RetrieveRefreshTokens
+type RetrieveRefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9273,6 +9020,8 @@ type RetrieveRefreshTokensResponse struct {
 	JSON200 *RefreshTokenListResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveRefreshTokensResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9319,6 +9068,11 @@ type ExchangeRefreshTokenForJWTResponse200Headers struct {
 	SetCookie *string
 }
 
+// ExchangeRefreshTokenForJWTResponse503Headers the declared response headers of an HTTP 503 response for ExchangeRefreshTokenForJWT
+type ExchangeRefreshTokenForJWTResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ExchangeRefreshTokenForJWTResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9328,6 +9082,8 @@ type ExchangeRefreshTokenForJWTResponse struct {
 	JSON400 *BadRequest
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ExchangeRefreshTokenForJWTResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExchangeRefreshTokenForJWTResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9369,6 +9125,11 @@ func (r ExchangeRefreshTokenForJWTResponse) ContentType() string {
 	return ""
 }
 
+// RevokeRefreshTokenByIdResponse503Headers the declared response headers of an HTTP 503 response for RevokeRefreshTokenById
+type RevokeRefreshTokenByIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RevokeRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9376,6 +9137,8 @@ type RevokeRefreshTokenByIdResponse struct {
 	JSON200 *RevocationReceipt
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeRefreshTokenByIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9417,6 +9180,11 @@ func (r RevokeRefreshTokenByIdResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveRefreshTokenByIdResponse503Headers the declared response headers of an HTTP 503 response for RetrieveRefreshTokenById
+type RetrieveRefreshTokenByIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveRefreshTokenByIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9424,6 +9192,8 @@ type RetrieveRefreshTokenByIdResponse struct {
 	JSON200 *RefreshTokenResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveRefreshTokenByIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9465,11 +9235,18 @@ func (r RetrieveRefreshTokenByIdResponse) ContentType() string {
 	return ""
 }
 
+// ValidateJWTResponse503Headers the declared response headers of an HTTP 503 response for ValidateJWT
+type ValidateJWTResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ValidateJWTResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *JWTValidateResponse
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ValidateJWTResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9506,6 +9283,11 @@ func (r ValidateJWTResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveKeysResponse503Headers the declared response headers of an HTTP 503 response for RetrieveKeys
+type RetrieveKeysResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9513,6 +9295,8 @@ type RetrieveKeysResponse struct {
 	JSON200 *KeyListResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveKeysResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9554,6 +9338,11 @@ func (r RetrieveKeysResponse) ContentType() string {
 	return ""
 }
 
+// GenerateKeyResponse503Headers the declared response headers of an HTTP 503 response for GenerateKey
+type GenerateKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GenerateKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9561,6 +9350,8 @@ type GenerateKeyResponse struct {
 	JSON200 *KeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GenerateKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9602,6 +9393,11 @@ func (r GenerateKeyResponse) ContentType() string {
 	return ""
 }
 
+// GenerateKeyWithIdResponse503Headers the declared response headers of an HTTP 503 response for GenerateKeyWithId
+type GenerateKeyWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GenerateKeyWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9609,6 +9405,8 @@ type GenerateKeyWithIdResponse struct {
 	JSON200 *KeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GenerateKeyWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9650,6 +9448,11 @@ func (r GenerateKeyWithIdResponse) ContentType() string {
 	return ""
 }
 
+// ImportKeyResponse503Headers the declared response headers of an HTTP 503 response for ImportKey
+type ImportKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ImportKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9657,6 +9460,8 @@ type ImportKeyResponse struct {
 	JSON200 *KeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9698,6 +9503,11 @@ func (r ImportKeyResponse) ContentType() string {
 	return ""
 }
 
+// ImportKeyWithIdResponse503Headers the declared response headers of an HTTP 503 response for ImportKeyWithId
+type ImportKeyWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ImportKeyWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9705,6 +9515,8 @@ type ImportKeyWithIdResponse struct {
 	JSON200 *KeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportKeyWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9746,11 +9558,18 @@ func (r ImportKeyWithIdResponse) ContentType() string {
 	return ""
 }
 
+// DeleteKeyResponse503Headers the declared response headers of an HTTP 503 response for DeleteKey
+type DeleteKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteKeyResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -9787,6 +9606,11 @@ func (r DeleteKeyResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveKeyResponse503Headers the declared response headers of an HTTP 503 response for RetrieveKey
+type RetrieveKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9794,6 +9618,8 @@ type RetrieveKeyResponse struct {
 	JSON200 *KeyResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9840,6 +9666,11 @@ type LogoutResponse200Headers struct {
 	SetCookie *string
 }
 
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RetryAfter *int
+}
+
 type LogoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9847,6 +9678,8 @@ type LogoutResponse struct {
 	JSON400 *BadRequest
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *LogoutResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -9931,6 +9764,11 @@ func (r GetStatusResponse) ContentType() string {
 	return ""
 }
 
+// CreateTenantResponse503Headers the declared response headers of an HTTP 503 response for CreateTenant
+type CreateTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateTenantResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9938,6 +9776,8 @@ type CreateTenantResponse struct {
 	JSON200 *TenantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateTenantResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9979,11 +9819,18 @@ func (r CreateTenantResponse) ContentType() string {
 	return ""
 }
 
+// DeleteTenantResponse503Headers the declared response headers of an HTTP 503 response for DeleteTenant
+type DeleteTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteTenantResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteTenantResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10020,6 +9867,11 @@ func (r DeleteTenantResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveTenantResponse503Headers the declared response headers of an HTTP 503 response for RetrieveTenant
+type RetrieveTenantResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveTenantResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10027,6 +9879,8 @@ type RetrieveTenantResponse struct {
 	JSON200 *TenantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveTenantResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10068,6 +9922,11 @@ func (r RetrieveTenantResponse) ContentType() string {
 	return ""
 }
 
+// CreateTenantWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateTenantWithId
+type CreateTenantWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateTenantWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10075,6 +9934,8 @@ type CreateTenantWithIdResponse struct {
 	JSON200 *TenantResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateTenantWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10116,6 +9977,11 @@ func (r CreateTenantWithIdResponse) ContentType() string {
 	return ""
 }
 
+// CreateUserResponse503Headers the declared response headers of an HTTP 503 response for CreateUser
+type CreateUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10123,6 +9989,8 @@ type CreateUserResponse struct {
 	JSON200 *UserResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10164,11 +10032,18 @@ func (r CreateUserResponse) ContentType() string {
 	return ""
 }
 
+// ImportRefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for ImportRefreshTokens
+type ImportRefreshTokensResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ImportRefreshTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ImportRefreshTokensResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10205,11 +10080,18 @@ func (r ImportRefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// DeleteUserResponse503Headers the declared response headers of an HTTP 503 response for DeleteUser
+type DeleteUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteUserResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10246,6 +10128,11 @@ func (r DeleteUserResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveUserResponse503Headers the declared response headers of an HTTP 503 response for RetrieveUser
+type RetrieveUserResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveUserResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10253,6 +10140,8 @@ type RetrieveUserResponse struct {
 	JSON200 *UserResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveUserResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10294,6 +10183,11 @@ func (r RetrieveUserResponse) ContentType() string {
 	return ""
 }
 
+// CreateUserWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateUserWithId
+type CreateUserWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateUserWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10301,6 +10195,8 @@ type CreateUserWithIdResponse struct {
 	JSON200 *UserResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateUserWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10342,11 +10238,18 @@ func (r CreateUserWithIdResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveWebhooksResponse503Headers the declared response headers of an HTTP 503 response for RetrieveWebhooks
+type RetrieveWebhooksResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveWebhooksResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *WebhookListResponse
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveWebhooksResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10383,6 +10286,11 @@ func (r RetrieveWebhooksResponse) ContentType() string {
 	return ""
 }
 
+// CreateWebhookResponse503Headers the declared response headers of an HTTP 503 response for CreateWebhook
+type CreateWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10390,6 +10298,8 @@ type CreateWebhookResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10431,11 +10341,18 @@ func (r CreateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// DeleteWebhookResponse503Headers the declared response headers of an HTTP 503 response for DeleteWebhook
+type DeleteWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteWebhookResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10472,6 +10389,11 @@ func (r DeleteWebhookResponse) ContentType() string {
 	return ""
 }
 
+// RetrieveWebhookResponse503Headers the declared response headers of an HTTP 503 response for RetrieveWebhook
+type RetrieveWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RetrieveWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10479,6 +10401,8 @@ type RetrieveWebhookResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetrieveWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10520,6 +10444,11 @@ func (r RetrieveWebhookResponse) ContentType() string {
 	return ""
 }
 
+// CreateWebhookWithIdResponse503Headers the declared response headers of an HTTP 503 response for CreateWebhookWithId
+type CreateWebhookWithIdResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateWebhookWithIdResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10527,6 +10456,8 @@ type CreateWebhookWithIdResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateWebhookWithIdResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10568,6 +10499,11 @@ func (r CreateWebhookWithIdResponse) ContentType() string {
 	return ""
 }
 
+// UpdateWebhookResponse503Headers the declared response headers of an HTTP 503 response for UpdateWebhook
+type UpdateWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10575,6 +10511,8 @@ type UpdateWebhookResponse struct {
 	JSON200 *WebhookResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10616,6 +10554,11 @@ func (r UpdateWebhookResponse) ContentType() string {
 	return ""
 }
 
+// DropWebhookBacklogResponse503Headers the declared response headers of an HTTP 503 response for DropWebhookBacklog
+type DropWebhookBacklogResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DropWebhookBacklogResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10623,6 +10566,8 @@ type DropWebhookBacklogResponse struct {
 	JSON200 *WebhookBacklogDropResponse
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DropWebhookBacklogResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10669,6 +10614,11 @@ type RevokeOAuth2TokenResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// RevokeOAuth2TokenResponse503Headers the declared response headers of an HTTP 503 response for RevokeOAuth2Token
+type RevokeOAuth2TokenResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RevokeOAuth2TokenResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10678,6 +10628,8 @@ type RevokeOAuth2TokenResponse struct {
 	JSON401 *OAuth2Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RevokeOAuth2TokenResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeOAuth2TokenResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10719,11 +10671,18 @@ func (r RevokeOAuth2TokenResponse) ContentType() string {
 	return ""
 }
 
+// DeleteSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for DeleteSSFStream
+type DeleteSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteSSFStreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteSSFStreamResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10760,6 +10719,11 @@ func (r DeleteSSFStreamResponse) ContentType() string {
 	return ""
 }
 
+// ReadSSFStreamsResponse503Headers the declared response headers of an HTTP 503 response for ReadSSFStreams
+type ReadSSFStreamsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReadSSFStreamsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10767,6 +10731,8 @@ type ReadSSFStreamsResponse struct {
 	JSON200 *ReadSSFStreams200JSONResponseBody
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadSSFStreamsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10808,6 +10774,11 @@ func (r ReadSSFStreamsResponse) ContentType() string {
 	return ""
 }
 
+// UpdateSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for UpdateSSFStream
+type UpdateSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateSSFStreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10815,6 +10786,8 @@ type UpdateSSFStreamResponse struct {
 	JSON200 *SSFStream
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateSSFStreamResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10856,6 +10829,11 @@ func (r UpdateSSFStreamResponse) ContentType() string {
 	return ""
 }
 
+// CreateSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for CreateSSFStream
+type CreateSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateSSFStreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10863,6 +10841,8 @@ type CreateSSFStreamResponse struct {
 	JSON201 *SSFStream
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateSSFStreamResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -10904,6 +10884,11 @@ func (r CreateSSFStreamResponse) ContentType() string {
 	return ""
 }
 
+// ReplaceSSFStreamResponse503Headers the declared response headers of an HTTP 503 response for ReplaceSSFStream
+type ReplaceSSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReplaceSSFStreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10911,6 +10896,8 @@ type ReplaceSSFStreamResponse struct {
 	JSON200 *SSFStream
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReplaceSSFStreamResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10952,11 +10939,18 @@ func (r ReplaceSSFStreamResponse) ContentType() string {
 	return ""
 }
 
+// VerifySSFStreamResponse503Headers the declared response headers of an HTTP 503 response for VerifySSFStream
+type VerifySSFStreamResponse503Headers struct {
+	RetryAfter *int
+}
+
 type VerifySSFStreamResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifySSFStreamResponse503Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -12601,6 +12595,22 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetJWKSResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12689,9 +12699,28 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12730,6 +12759,22 @@ func ParseDeleteAPIKeyResponse(rsp *http.Response) (*DeleteAPIKeyResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12772,6 +12817,22 @@ func ParseRetrieveAPIKeyResponse(rsp *http.Response) (*RetrieveAPIKeyResponse, e
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveAPIKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12808,9 +12869,28 @@ func ParseCreateAPIKeyWithIdResponse(rsp *http.Response) (*CreateAPIKeyWithIdRes
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateAPIKeyWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12847,9 +12927,28 @@ func ParseCreateApplicationResponse(rsp *http.Response) (*CreateApplicationRespo
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateApplicationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12888,6 +12987,22 @@ func ParseDeleteApplicationResponse(rsp *http.Response) (*DeleteApplicationRespo
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteApplicationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12930,6 +13045,22 @@ func ParseRetrieveApplicationResponse(rsp *http.Response) (*RetrieveApplicationR
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveApplicationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12966,9 +13097,28 @@ func ParseCreateApplicationWithIdResponse(rsp *http.Response) (*CreateApplicatio
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateApplicationWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13008,6 +13158,22 @@ func ParseSearchEventsResponse(rsp *http.Response) (*SearchEventsResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers SearchEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13047,9 +13213,28 @@ func ParseRevokeRefreshTokensResponse(rsp *http.Response) (*RevokeRefreshTokensR
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevokeRefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13089,6 +13274,22 @@ func ParseRetrieveRefreshTokensResponse(rsp *http.Response) (*RetrieveRefreshTok
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveRefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13125,7 +13326,13 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
 		break // No content-type
 
 	}
@@ -13141,6 +13348,16 @@ func ParseExchangeRefreshTokenForJWTResponse(rsp *http.Response) (*ExchangeRefre
 			headers.SetCookie = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers ExchangeRefreshTokenForJWTResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13183,6 +13400,22 @@ func ParseRevokeRefreshTokenByIdResponse(rsp *http.Response) (*RevokeRefreshToke
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RevokeRefreshTokenByIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13225,6 +13458,22 @@ func ParseRetrieveRefreshTokenByIdResponse(rsp *http.Response) (*RetrieveRefresh
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveRefreshTokenByIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13257,6 +13506,22 @@ func ParseValidateJWTResponse(rsp *http.Response) (*ValidateJWTResponse, error) 
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ValidateJWTResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13296,6 +13561,22 @@ func ParseRetrieveKeysResponse(rsp *http.Response) (*RetrieveKeysResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13332,9 +13613,28 @@ func ParseGenerateKeyResponse(rsp *http.Response) (*GenerateKeyResponse, error) 
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GenerateKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13371,9 +13671,28 @@ func ParseGenerateKeyWithIdResponse(rsp *http.Response) (*GenerateKeyWithIdRespo
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GenerateKeyWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13410,9 +13729,28 @@ func ParseImportKeyResponse(rsp *http.Response) (*ImportKeyResponse, error) {
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13449,9 +13787,28 @@ func ParseImportKeyWithIdResponse(rsp *http.Response) (*ImportKeyWithIdResponse,
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportKeyWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13490,6 +13847,22 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13532,6 +13905,22 @@ func ParseRetrieveKeyResponse(rsp *http.Response) (*RetrieveKeyResponse, error) 
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13561,7 +13950,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		}
 		response.JSON400 = &dest
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
 		break // No content-type
 
 	}
@@ -13577,6 +13972,16 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.SetCookie = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13646,9 +14051,28 @@ func ParseCreateTenantResponse(rsp *http.Response) (*CreateTenantResponse, error
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13687,6 +14111,22 @@ func ParseDeleteTenantResponse(rsp *http.Response) (*DeleteTenantResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13729,6 +14169,22 @@ func ParseRetrieveTenantResponse(rsp *http.Response) (*RetrieveTenantResponse, e
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveTenantResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13765,9 +14221,28 @@ func ParseCreateTenantWithIdResponse(rsp *http.Response) (*CreateTenantWithIdRes
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateTenantWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13804,9 +14279,28 @@ func ParseCreateUserResponse(rsp *http.Response) (*CreateUserResponse, error) {
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13839,9 +14333,28 @@ func ParseImportRefreshTokensResponse(rsp *http.Response) (*ImportRefreshTokensR
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ImportRefreshTokensResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13880,6 +14393,22 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13922,6 +14451,22 @@ func ParseRetrieveUserResponse(rsp *http.Response) (*RetrieveUserResponse, error
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13958,9 +14503,28 @@ func ParseCreateUserWithIdResponse(rsp *http.Response) (*CreateUserWithIdRespons
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateUserWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13993,6 +14557,22 @@ func ParseRetrieveWebhooksResponse(rsp *http.Response) (*RetrieveWebhooksRespons
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveWebhooksResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14029,9 +14609,28 @@ func ParseCreateWebhookResponse(rsp *http.Response) (*CreateWebhookResponse, err
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14070,6 +14669,22 @@ func ParseDeleteWebhookResponse(rsp *http.Response) (*DeleteWebhookResponse, err
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14112,6 +14727,22 @@ func ParseRetrieveWebhookResponse(rsp *http.Response) (*RetrieveWebhookResponse,
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers RetrieveWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14148,9 +14779,28 @@ func ParseCreateWebhookWithIdResponse(rsp *http.Response) (*CreateWebhookWithIdR
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateWebhookWithIdResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14190,9 +14840,28 @@ func ParseUpdateWebhookResponse(rsp *http.Response) (*UpdateWebhookResponse, err
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers UpdateWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14235,6 +14904,22 @@ func ParseDropWebhookBacklogResponse(rsp *http.Response) (*DropWebhookBacklogRes
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DropWebhookBacklogResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14271,7 +14956,13 @@ func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenRespo
 		}
 		response.JSON401 = &dest
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
+		break // No content-type
+
+	case rsp.StatusCode == 503:
 		break // No content-type
 
 	}
@@ -14287,6 +14978,16 @@ func ParseRevokeOAuth2TokenResponse(rsp *http.Response) (*RevokeOAuth2TokenRespo
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeOAuth2TokenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14325,6 +15026,22 @@ func ParseDeleteSSFStreamResponse(rsp *http.Response) (*DeleteSSFStreamResponse,
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers DeleteSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14367,6 +15084,22 @@ func ParseReadSSFStreamsResponse(rsp *http.Response) (*ReadSSFStreamsResponse, e
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadSSFStreamsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14406,9 +15139,28 @@ func ParseUpdateSSFStreamResponse(rsp *http.Response) (*UpdateSSFStreamResponse,
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers UpdateSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14445,9 +15197,28 @@ func ParseCreateSSFStreamResponse(rsp *http.Response) (*CreateSSFStreamResponse,
 	case rsp.StatusCode == 401:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14487,9 +15258,28 @@ func ParseReplaceSSFStreamResponse(rsp *http.Response) (*ReplaceSSFStreamRespons
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReplaceSSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -14525,9 +15315,28 @@ func ParseVerifySSFStreamResponse(rsp *http.Response) (*VerifySSFStreamResponse,
 	case rsp.StatusCode == 404:
 		break // No content-type
 
+	case rsp.StatusCode == 408:
+		break // No content-type
+
 	case rsp.StatusCode == 500:
 		break // No content-type
 
+	case rsp.StatusCode == 503:
+		break // No content-type
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers VerifySSFStreamResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -16133,7 +16942,17 @@ type BadRequestJSONResponse Errors
 type InternalErrorResponse struct {
 }
 
+type RequestTimeoutResponse struct {
+}
+
 type UnauthorizedResponse struct {
+}
+
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type UnavailableResponse struct {
+	Headers UnavailableResponseHeaders
 }
 
 type GetJWKSRequestObject struct {
@@ -16161,6 +16980,16 @@ type GetJWKS500Response = InternalErrorResponse
 
 func (response GetJWKS500Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type GetJWKS503Response = UnavailableResponse
+
+func (response GetJWKS503Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16249,10 +17078,27 @@ func (response CreateAPIKey401Response) VisitCreateAPIKeyResponse(w http.Respons
 	return nil
 }
 
+type CreateAPIKey408Response = RequestTimeoutResponse
+
+func (response CreateAPIKey408Response) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateAPIKey500Response = InternalErrorResponse
 
 func (response CreateAPIKey500Response) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateAPIKey503Response = UnavailableResponse
+
+func (response CreateAPIKey503Response) VisitCreateAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16305,6 +17151,16 @@ type DeleteAPIKey500Response = InternalErrorResponse
 
 func (response DeleteAPIKey500Response) VisitDeleteAPIKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteAPIKey503Response = UnavailableResponse
+
+func (response DeleteAPIKey503Response) VisitDeleteAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16366,6 +17222,16 @@ func (response RetrieveAPIKey500Response) VisitRetrieveAPIKeyResponse(w http.Res
 	return nil
 }
 
+type RetrieveAPIKey503Response = UnavailableResponse
+
+func (response RetrieveAPIKey503Response) VisitRetrieveAPIKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateAPIKeyWithIdRequestObject struct {
 	KeyId openapi_types.UUID `json:"keyId"`
 	Body  *CreateAPIKeyWithIdJSONRequestBody
@@ -16410,10 +17276,27 @@ func (response CreateAPIKeyWithId401Response) VisitCreateAPIKeyWithIdResponse(w 
 	return nil
 }
 
+type CreateAPIKeyWithId408Response = RequestTimeoutResponse
+
+func (response CreateAPIKeyWithId408Response) VisitCreateAPIKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateAPIKeyWithId500Response = InternalErrorResponse
 
 func (response CreateAPIKeyWithId500Response) VisitCreateAPIKeyWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateAPIKeyWithId503Response = UnavailableResponse
+
+func (response CreateAPIKeyWithId503Response) VisitCreateAPIKeyWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16461,10 +17344,27 @@ func (response CreateApplication401Response) VisitCreateApplicationResponse(w ht
 	return nil
 }
 
+type CreateApplication408Response = RequestTimeoutResponse
+
+func (response CreateApplication408Response) VisitCreateApplicationResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateApplication500Response = InternalErrorResponse
 
 func (response CreateApplication500Response) VisitCreateApplicationResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateApplication503Response = UnavailableResponse
+
+func (response CreateApplication503Response) VisitCreateApplicationResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16518,6 +17418,16 @@ type DeleteApplication500Response = InternalErrorResponse
 
 func (response DeleteApplication500Response) VisitDeleteApplicationResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteApplication503Response = UnavailableResponse
+
+func (response DeleteApplication503Response) VisitDeleteApplicationResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16580,6 +17490,16 @@ func (response RetrieveApplication500Response) VisitRetrieveApplicationResponse(
 	return nil
 }
 
+type RetrieveApplication503Response = UnavailableResponse
+
+func (response RetrieveApplication503Response) VisitRetrieveApplicationResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateApplicationWithIdRequestObject struct {
 	ApplicationId openapi_types.UUID `json:"applicationId"`
 	Params        CreateApplicationWithIdParams
@@ -16625,10 +17545,27 @@ func (response CreateApplicationWithId401Response) VisitCreateApplicationWithIdR
 	return nil
 }
 
+type CreateApplicationWithId408Response = RequestTimeoutResponse
+
+func (response CreateApplicationWithId408Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateApplicationWithId500Response = InternalErrorResponse
 
 func (response CreateApplicationWithId500Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateApplicationWithId503Response = UnavailableResponse
+
+func (response CreateApplicationWithId503Response) VisitCreateApplicationWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16679,6 +17616,16 @@ type SearchEvents500Response = InternalErrorResponse
 
 func (response SearchEvents500Response) VisitSearchEventsResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type SearchEvents503Response = UnavailableResponse
+
+func (response SearchEvents503Response) VisitSearchEventsResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16735,10 +17682,27 @@ func (response RevokeRefreshTokens404Response) VisitRevokeRefreshTokensResponse(
 	return nil
 }
 
+type RevokeRefreshTokens408Response = RequestTimeoutResponse
+
+func (response RevokeRefreshTokens408Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type RevokeRefreshTokens500Response = InternalErrorResponse
 
 func (response RevokeRefreshTokens500Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RevokeRefreshTokens503Response = UnavailableResponse
+
+func (response RevokeRefreshTokens503Response) VisitRevokeRefreshTokensResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16789,6 +17753,16 @@ type RetrieveRefreshTokens500Response = InternalErrorResponse
 
 func (response RetrieveRefreshTokens500Response) VisitRetrieveRefreshTokensResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveRefreshTokens503Response = UnavailableResponse
+
+func (response RetrieveRefreshTokens503Response) VisitRetrieveRefreshTokensResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16847,10 +17821,27 @@ func (response ExchangeRefreshTokenForJWT404Response) VisitExchangeRefreshTokenF
 	return nil
 }
 
+type ExchangeRefreshTokenForJWT408Response = RequestTimeoutResponse
+
+func (response ExchangeRefreshTokenForJWT408Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ExchangeRefreshTokenForJWT500Response = InternalErrorResponse
 
 func (response ExchangeRefreshTokenForJWT500Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ExchangeRefreshTokenForJWT503Response = UnavailableResponse
+
+func (response ExchangeRefreshTokenForJWT503Response) VisitExchangeRefreshTokenForJWTResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -16913,6 +17904,16 @@ func (response RevokeRefreshTokenById500Response) VisitRevokeRefreshTokenByIdRes
 	return nil
 }
 
+type RevokeRefreshTokenById503Response = UnavailableResponse
+
+func (response RevokeRefreshTokenById503Response) VisitRevokeRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type RetrieveRefreshTokenByIdRequestObject struct {
 	TokenId openapi_types.UUID `json:"tokenId"`
 	Params  RetrieveRefreshTokenByIdParams
@@ -16972,6 +17973,16 @@ func (response RetrieveRefreshTokenById500Response) VisitRetrieveRefreshTokenByI
 	return nil
 }
 
+type RetrieveRefreshTokenById503Response = UnavailableResponse
+
+func (response RetrieveRefreshTokenById503Response) VisitRetrieveRefreshTokenByIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type ValidateJWTRequestObject struct {
 }
 
@@ -17005,6 +18016,16 @@ type ValidateJWT500Response = InternalErrorResponse
 
 func (response ValidateJWT500Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ValidateJWT503Response = UnavailableResponse
+
+func (response ValidateJWT503Response) VisitValidateJWTResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17058,6 +18079,16 @@ func (response RetrieveKeys500Response) VisitRetrieveKeysResponse(w http.Respons
 	return nil
 }
 
+type RetrieveKeys503Response = UnavailableResponse
+
+func (response RetrieveKeys503Response) VisitRetrieveKeysResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type GenerateKeyRequestObject struct {
 	Params GenerateKeyParams
 	Body   *GenerateKeyJSONRequestBody
@@ -17102,10 +18133,27 @@ func (response GenerateKey401Response) VisitGenerateKeyResponse(w http.ResponseW
 	return nil
 }
 
+type GenerateKey408Response = RequestTimeoutResponse
+
+func (response GenerateKey408Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type GenerateKey500Response = InternalErrorResponse
 
 func (response GenerateKey500Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKey503Response = UnavailableResponse
+
+func (response GenerateKey503Response) VisitGenerateKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17154,10 +18202,27 @@ func (response GenerateKeyWithId401Response) VisitGenerateKeyWithIdResponse(w ht
 	return nil
 }
 
+type GenerateKeyWithId408Response = RequestTimeoutResponse
+
+func (response GenerateKeyWithId408Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type GenerateKeyWithId500Response = InternalErrorResponse
 
 func (response GenerateKeyWithId500Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type GenerateKeyWithId503Response = UnavailableResponse
+
+func (response GenerateKeyWithId503Response) VisitGenerateKeyWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17205,10 +18270,27 @@ func (response ImportKey401Response) VisitImportKeyResponse(w http.ResponseWrite
 	return nil
 }
 
+type ImportKey408Response = RequestTimeoutResponse
+
+func (response ImportKey408Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ImportKey500Response = InternalErrorResponse
 
 func (response ImportKey500Response) VisitImportKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKey503Response = UnavailableResponse
+
+func (response ImportKey503Response) VisitImportKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17257,10 +18339,27 @@ func (response ImportKeyWithId401Response) VisitImportKeyWithIdResponse(w http.R
 	return nil
 }
 
+type ImportKeyWithId408Response = RequestTimeoutResponse
+
+func (response ImportKeyWithId408Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ImportKeyWithId500Response = InternalErrorResponse
 
 func (response ImportKeyWithId500Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ImportKeyWithId503Response = UnavailableResponse
+
+func (response ImportKeyWithId503Response) VisitImportKeyWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17314,6 +18413,16 @@ type DeleteKey500Response = InternalErrorResponse
 
 func (response DeleteKey500Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteKey503Response = UnavailableResponse
+
+func (response DeleteKey503Response) VisitDeleteKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17376,6 +18485,16 @@ func (response RetrieveKey500Response) VisitRetrieveKeyResponse(w http.ResponseW
 	return nil
 }
 
+type RetrieveKey503Response = UnavailableResponse
+
+func (response RetrieveKey503Response) VisitRetrieveKeyResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type LogoutRequestObject struct {
 	Params LogoutParams
 	Body   *LogoutJSONRequestBody
@@ -17415,10 +18534,27 @@ func (response Logout400JSONResponse) VisitLogoutResponse(w http.ResponseWriter)
 	return err
 }
 
+type Logout408Response = RequestTimeoutResponse
+
+func (response Logout408Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type Logout500Response = InternalErrorResponse
 
 func (response Logout500Response) VisitLogoutResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type Logout503Response = UnavailableResponse
+
+func (response Logout503Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17500,10 +18636,27 @@ func (response CreateTenant401Response) VisitCreateTenantResponse(w http.Respons
 	return nil
 }
 
+type CreateTenant408Response = RequestTimeoutResponse
+
+func (response CreateTenant408Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateTenant500Response = InternalErrorResponse
 
 func (response CreateTenant500Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateTenant503Response = UnavailableResponse
+
+func (response CreateTenant503Response) VisitCreateTenantResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17556,6 +18709,16 @@ type DeleteTenant500Response = InternalErrorResponse
 
 func (response DeleteTenant500Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteTenant503Response = UnavailableResponse
+
+func (response DeleteTenant503Response) VisitDeleteTenantResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17617,6 +18780,16 @@ func (response RetrieveTenant500Response) VisitRetrieveTenantResponse(w http.Res
 	return nil
 }
 
+type RetrieveTenant503Response = UnavailableResponse
+
+func (response RetrieveTenant503Response) VisitRetrieveTenantResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateTenantWithIdRequestObject struct {
 	TenantId openapi_types.UUID `json:"tenantId"`
 	Body     *CreateTenantWithIdJSONRequestBody
@@ -17661,10 +18834,27 @@ func (response CreateTenantWithId401Response) VisitCreateTenantWithIdResponse(w 
 	return nil
 }
 
+type CreateTenantWithId408Response = RequestTimeoutResponse
+
+func (response CreateTenantWithId408Response) VisitCreateTenantWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateTenantWithId500Response = InternalErrorResponse
 
 func (response CreateTenantWithId500Response) VisitCreateTenantWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateTenantWithId503Response = UnavailableResponse
+
+func (response CreateTenantWithId503Response) VisitCreateTenantWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17712,10 +18902,27 @@ func (response CreateUser401Response) VisitCreateUserResponse(w http.ResponseWri
 	return nil
 }
 
+type CreateUser408Response = RequestTimeoutResponse
+
+func (response CreateUser408Response) VisitCreateUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateUser500Response = InternalErrorResponse
 
 func (response CreateUser500Response) VisitCreateUserResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateUser503Response = UnavailableResponse
+
+func (response CreateUser503Response) VisitCreateUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17757,10 +18964,27 @@ func (response ImportRefreshTokens401Response) VisitImportRefreshTokensResponse(
 	return nil
 }
 
+type ImportRefreshTokens408Response = RequestTimeoutResponse
+
+func (response ImportRefreshTokens408Response) VisitImportRefreshTokensResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ImportRefreshTokens500Response = InternalErrorResponse
 
 func (response ImportRefreshTokens500Response) VisitImportRefreshTokensResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ImportRefreshTokens503Response = UnavailableResponse
+
+func (response ImportRefreshTokens503Response) VisitImportRefreshTokensResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17814,6 +19038,16 @@ type DeleteUser500Response = InternalErrorResponse
 
 func (response DeleteUser500Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteUser503Response = UnavailableResponse
+
+func (response DeleteUser503Response) VisitDeleteUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17876,6 +19110,16 @@ func (response RetrieveUser500Response) VisitRetrieveUserResponse(w http.Respons
 	return nil
 }
 
+type RetrieveUser503Response = UnavailableResponse
+
+func (response RetrieveUser503Response) VisitRetrieveUserResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateUserWithIdRequestObject struct {
 	UserId openapi_types.UUID `json:"userId"`
 	Params CreateUserWithIdParams
@@ -17921,10 +19165,27 @@ func (response CreateUserWithId401Response) VisitCreateUserWithIdResponse(w http
 	return nil
 }
 
+type CreateUserWithId408Response = RequestTimeoutResponse
+
+func (response CreateUserWithId408Response) VisitCreateUserWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateUserWithId500Response = InternalErrorResponse
 
 func (response CreateUserWithId500Response) VisitCreateUserWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateUserWithId503Response = UnavailableResponse
+
+func (response CreateUserWithId503Response) VisitCreateUserWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -17960,6 +19221,16 @@ type RetrieveWebhooks500Response = InternalErrorResponse
 
 func (response RetrieveWebhooks500Response) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RetrieveWebhooks503Response = UnavailableResponse
+
+func (response RetrieveWebhooks503Response) VisitRetrieveWebhooksResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18006,10 +19277,27 @@ func (response CreateWebhook401Response) VisitCreateWebhookResponse(w http.Respo
 	return nil
 }
 
+type CreateWebhook408Response = RequestTimeoutResponse
+
+func (response CreateWebhook408Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateWebhook500Response = InternalErrorResponse
 
 func (response CreateWebhook500Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateWebhook503Response = UnavailableResponse
+
+func (response CreateWebhook503Response) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18062,6 +19350,16 @@ type DeleteWebhook500Response = InternalErrorResponse
 
 func (response DeleteWebhook500Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteWebhook503Response = UnavailableResponse
+
+func (response DeleteWebhook503Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18123,6 +19421,16 @@ func (response RetrieveWebhook500Response) VisitRetrieveWebhookResponse(w http.R
 	return nil
 }
 
+type RetrieveWebhook503Response = UnavailableResponse
+
+func (response RetrieveWebhook503Response) VisitRetrieveWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type CreateWebhookWithIdRequestObject struct {
 	WebhookId openapi_types.UUID `json:"webhookId"`
 	Body      *CreateWebhookWithIdJSONRequestBody
@@ -18167,10 +19475,27 @@ func (response CreateWebhookWithId401Response) VisitCreateWebhookWithIdResponse(
 	return nil
 }
 
+type CreateWebhookWithId408Response = RequestTimeoutResponse
+
+func (response CreateWebhookWithId408Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateWebhookWithId500Response = InternalErrorResponse
 
 func (response CreateWebhookWithId500Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateWebhookWithId503Response = UnavailableResponse
+
+func (response CreateWebhookWithId503Response) VisitCreateWebhookWithIdResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18226,10 +19551,27 @@ func (response UpdateWebhook404Response) VisitUpdateWebhookResponse(w http.Respo
 	return nil
 }
 
+type UpdateWebhook408Response = RequestTimeoutResponse
+
+func (response UpdateWebhook408Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type UpdateWebhook500Response = InternalErrorResponse
 
 func (response UpdateWebhook500Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type UpdateWebhook503Response = UnavailableResponse
+
+func (response UpdateWebhook503Response) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18292,6 +19634,16 @@ func (response DropWebhookBacklog500Response) VisitDropWebhookBacklogResponse(w 
 	return nil
 }
 
+type DropWebhookBacklog503Response = UnavailableResponse
+
+func (response DropWebhookBacklog503Response) VisitDropWebhookBacklogResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type RevokeOAuth2TokenRequestObject struct {
 	Body *RevokeOAuth2TokenFormdataRequestBody
 }
@@ -18346,10 +19698,27 @@ func (response RevokeOAuth2Token401JSONResponse) VisitRevokeOAuth2TokenResponse(
 	return err
 }
 
+type RevokeOAuth2Token408Response = RequestTimeoutResponse
+
+func (response RevokeOAuth2Token408Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type RevokeOAuth2Token500Response = InternalErrorResponse
 
 func (response RevokeOAuth2Token500Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type RevokeOAuth2Token503Response = UnavailableResponse
+
+func (response RevokeOAuth2Token503Response) VisitRevokeOAuth2TokenResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18402,6 +19771,16 @@ type DeleteSSFStream500Response = InternalErrorResponse
 
 func (response DeleteSSFStream500Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type DeleteSSFStream503Response = UnavailableResponse
+
+func (response DeleteSSFStream503Response) VisitDeleteSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18463,6 +19842,16 @@ func (response ReadSSFStreams500Response) VisitReadSSFStreamsResponse(w http.Res
 	return nil
 }
 
+type ReadSSFStreams503Response = UnavailableResponse
+
+func (response ReadSSFStreams503Response) VisitReadSSFStreamsResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	return nil
+}
+
 type UpdateSSFStreamRequestObject struct {
 	Params UpdateSSFStreamParams
 	Body   *UpdateSSFStreamJSONRequestBody
@@ -18515,10 +19904,27 @@ func (response UpdateSSFStream404Response) VisitUpdateSSFStreamResponse(w http.R
 	return nil
 }
 
+type UpdateSSFStream408Response = RequestTimeoutResponse
+
+func (response UpdateSSFStream408Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type UpdateSSFStream500Response = InternalErrorResponse
 
 func (response UpdateSSFStream500Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type UpdateSSFStream503Response = UnavailableResponse
+
+func (response UpdateSSFStream503Response) VisitUpdateSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18566,10 +19972,27 @@ func (response CreateSSFStream401Response) VisitCreateSSFStreamResponse(w http.R
 	return nil
 }
 
+type CreateSSFStream408Response = RequestTimeoutResponse
+
+func (response CreateSSFStream408Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type CreateSSFStream500Response = InternalErrorResponse
 
 func (response CreateSSFStream500Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type CreateSSFStream503Response = UnavailableResponse
+
+func (response CreateSSFStream503Response) VisitCreateSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18625,10 +20048,27 @@ func (response ReplaceSSFStream404Response) VisitReplaceSSFStreamResponse(w http
 	return nil
 }
 
+type ReplaceSSFStream408Response = RequestTimeoutResponse
+
+func (response ReplaceSSFStream408Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type ReplaceSSFStream500Response = InternalErrorResponse
 
 func (response ReplaceSSFStream500Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type ReplaceSSFStream503Response = UnavailableResponse
+
+func (response ReplaceSSFStream503Response) VisitReplaceSSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -18678,10 +20118,27 @@ func (response VerifySSFStream404Response) VisitVerifySSFStreamResponse(w http.R
 	return nil
 }
 
+type VerifySSFStream408Response = RequestTimeoutResponse
+
+func (response VerifySSFStream408Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(408)
+	return nil
+}
+
 type VerifySSFStream500Response = InternalErrorResponse
 
 func (response VerifySSFStream500Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
 	w.WriteHeader(500)
+	return nil
+}
+
+type VerifySSFStream503Response = UnavailableResponse
+
+func (response VerifySSFStream503Response) VisitVerifySSFStreamResponse(w http.ResponseWriter) error {
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	return nil
 }
 
@@ -20659,289 +22116,307 @@ func (sh *strictHandler) VerifySSFStream(ctx echo.Context, params VerifySSFStrea
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3vchs3lgf6KijuVpm8t9WiZNlxqJoPii2PHTuJ1pLHUxX6ukE2SCJqAkwDLZrrVVU+7QPszjPsvsc+",
-	"Sp7kFs4B0OhmN0nZkhNnUlM1sZrd+HtwcP7+zofOWM4XUjChVWfwobOgOZ0zzXL46xnN0ycsY5qZv1Km",
-	"xjlfaC5FZ9DRecFICj8qsmD5nJpGslVEllzPCM0ykrNJztSMaHnJhDomUs9YvuSKET1jRI5+YmNNuCIp",
-	"o2PNr6hmadyJOtw0/3PB8lUn6gg6Z51BZ1aOJOqo8YzNqRmSXi3MryMpM0ZF5/o66pzlbMLy9fEmOdNF",
-	"Lv6Ss0XOFBOamh8SQtWlIhOZE0pyNmZ8oYmckOWMarKkiuTsSl6ylHRlkatj8urpY/LV4VG/Fw/FiVjp",
-	"GRdTwjLFIiJzIiQ8iMglYwtFnhaKS3FS6Nk9Rdh8oVeECrVkeTwUbp4zRlOWlxO1ww8nOafvXzIx1bPO",
-	"4PDBw8hNWumciynM+YIJKvTz9Bk2tjb387FcMAWrnrOfC6Y00ZJIwYiGL0mXktevnz/pxeQ7mk1kPmep",
-	"mU8hLoVcCvLrf/4XOer3yZQJltNsKJIfubiiGU/fatt1EpMTcslWJJNjs15aEipgw10f2MjBhrn/fa9c",
-	"sT03p6b99lO/jjo5UwspFAOC/Yamr3CC5q+xFJoJ+CddLDI+hi3f/0mZRfkQNPuvOZt0Bp1/2S8Pwz7+",
-	"qvZP81zmCvuqrupFsJxcEbsix7DMI5muiKIrRZazVUQmnGUpGa3wH3HnOuo8F5rlgmbQ/vqWmcYVy69Y",
-	"TiaUZyyNySlQkGn5mKRMU54pQnNGpMjMsk+nDFt+LWihZzLn/87S9Ya/40oBjbrNlTnhQhWTCR9zJjQ5",
-	"OXtuNhIImrrNM3MyuzunK0PlpFAsHFAMZGiXzPR5cvb8BVsBR8nlguWa4wZVxlIj7QdrpB11OMzAUCTV",
-	"nUGnKLghiPXXhGK5fi6Uprjf/gsu9MOj8hMuNJuy3HxzieNbX3YzzyuaFeyYIM8wh8Gs8XLGhF8Jrsg4",
-	"Z45n1c/onAv39/3DhgEbhmk2Qgq1jQBxKc+CD66jjjt26zN4KceXyo9SS6JnXNltNCPdspbX/gnyZ9PZ",
-	"+gjW9pWJdCG5vURomnIzGpqdVV7ims3t28W8M/ix89fTi07UOfvhHP7zGv7/5OLxs07UeXL68vTitPO2",
-	"Ye3sA5rndNVZO5WndiTAb2iWySVLyZzpmUxVRFg8jUnyYdjZpwu+/9NS79tLatgZkB+Httth5+11Eg/F",
-	"95L4iZE5o0IRdsXylX+KzKy2YO1LGPCm6vLRBbfHZTsldJDr/Vzw3JzvH93Hbzd0iyzyM/ZbstuGTs1l",
-	"3yBRPJ8KmcNZsycrLtfW3/B3yhJ+WurHUkz4tMj92DctzLdvLqrvX0edjCr9epFSzW7WN96BFZZ48PVB",
-	"hZMcNExTGl5/o0H/cLL2RY2hbGcRIRnAwLcQwQbCrxDKRioMXr2OOuyKCf1cTOTWC9y/uE7AZYtbJ9B+",
-	"hD5uBjccy2PT48S8wcxczAY1Hi6uVIEi4BqpKJZzmn1fzEdtL8zowcWsmI8WOUe6rR7Qb6hiD4+KPCPn",
-	"z072DoycbO6ZcTm0e4o8OX1Fuubxt29ekOT9A5304qbzqWb08MHD3bs7fPBwxw7/5fzwwcO2Xgtc0abp",
-	"g/j2NJfzHU8svH8hd3q76U54wq74mDkS3ignrY3VcJmT8ZgpxdKTNM2ZUlvf+zh+1HL9fthFcPCybXVy",
-	"Y5k2sP9zTUcZi8icjmdcsL2c0RSf4KX941gWWfq9NCz6iuX6baFYbhSPpn1OqabtoojRXRuGO2dK0WnD",
-	"0J7KnMyKOTVKrJGAxzMqpizeyhphomW7b9uWSDULoqBEyImVOY76fdNjdSlBnyjb2Cp5bdV0dhCwoDej",
-	"8qM2Y7TdFQPtxpxCeHZPkQXVM9JNrHh1ASaAH/tvY7tr4fEsV8MqmOWEPmXgjRR55RTCDYRRne+JIHDX",
-	"EKpIyjJ+xYyQwoXiKQNREn418uOvv/zPdRKTp2YFFKzHasHIr7/8YyiSn5Y6tmuxB/aQGC0LyYAYdSxj",
-	"aCUh3ZFVPkAvS3sDEtwMz9NoKHABIxKuLOkKQySEa4Vf944Jvkf+32oDg6GoNmjfO66+BgpPrW/fpPlt",
-	"KLo5G8s8rShHVJOMUaXRtgAjC4wovYFtISYn8K97isxong4F2pEItojai+3LcKqIUBEOxX5mrU/m7dqk",
-	"3FdGK5YFaq+4yrj2Zm0b+kgJNUPRbKxZSnJWKGaOHzWz2dN8zvbME9ydtSZNIzE5peMZGdM850wNRRKM",
-	"6oLP2YV8ya/Yc3HOxlKkKonCWRGeos4C7Nq2mvEJMz2bbYPn1phG4J5PyYhNZM5IggKz5fAJUTPDK8mI",
-	"EY06qiFea6AYGvGB6JnZKymmx4SZMcPfhucrQmFdCM2UdFMhiXmU4D2Lv5rp/fX0goAiZR7tf8DlvE5K",
-	"tZnrUmnGQ4TkgIRzTIQcCsXGOdOqBxuQZFxcsvQHOLDP06DHe8och5iEJynZ7XQ8T935oJYo8YzEJFmy",
-	"0UzKy3hEx5eZnMZpLhcJGvt6g6GwP5sGzS8Llj6WhdBILMjtcqXhL3PTupdwruoe4akyPw4F7A9sMm6R",
-	"iknCxUQmhFfscvcU8YKttaQmfGFv+MRQ54QWmeZiiqo9I2OaZbA6FF9ClbRVRn2+m/a0mXA3XTXrksQa",
-	"E64Q647iSLj8O34CewMM//FHdFh+veOS7ayX3khlQRHuo2fhP95xEtXjt9Mn4UnbNrFX4bu1b3fs7gaK",
-	"aqusGnUMm9g22NcK1xBZyk79eX5xczW6fKV+QII5v20TaZwWURVd3swMBy+U4f9WionIJJdzw5VzBnxL",
-	"CrKc8fGMpKCOGLFMFFlmJG8nD9VUk48RrbHxJ1u0Gnzr+zbNA3++aNtTzyebNSG5m5L+UpY2Bqlaiedk",
-	"agXJXdQgs/AvudLtVgS8MHaXeEGMbRDVBXuvHxe5anIpnKHfC2/kuREbsFdQaSYyy+TymCyoUubapook",
-	"Y2go2a7n2NE3Uefz+ULmmqWvalziUy+oNfNenfKt1FEKoXOasmNiL1AjRxEhlxWLeDsbnTNNn1i635W/",
-	"fee+uY46StOdB3tPgdRHRmxKxTF4Wzj+PCl0kbMdh6zdSgcGxaP+1w+3WhR3Znc1IsAO/fdRbVNri9BE",
-	"K9++edFAGtk0dBm8Oj988LATdV6d3390BP99cHDYiTqn9vmpfX4Kz5vcB+P8qvFUNzOVS7zW15/rVXVY",
-	"J6bTx409ijYuErag+LTx4/eNH79/MG51Xt1T5O/xg/7XoZ2MdM2yp0ZrGoFZjTw5fdWLkBdwTWZUGS0H",
-	"3O+OAW11vLx/sIORUHsLH5rvqA7H1Wi8cTa8XUyCH9H8qplth7Rsdhf3PgICxN1qodnzdaK9ZKvdmbkh",
-	"+ybjRWVApsHm/i/WrP81qqgokqCPkIXM+JgzFZPXqqLAJ0yYmz9FvSQvWC1qYyhQFrmnSk5qzvmKdCn5",
-	"d5bLPVCtjL7EFbRExuHwrBfNfdtr1FZA0YVhv2CrJh+nIfQXbEW+o0qzHByd3QQU0Uu2SnpIBopPhSIV",
-	"rTlCNXgoyjiDAZoqgG6ogI8iMs3kiGZE5s7irOjcxUocQ7hHGAIxLPr9+2PcEvg3i+uOpLg+pyQmzzVZ",
-	"cqGIvGL5UCTBG+d8KriYnmRTmXM9myeE6nIYGbti2fGaSWQo7NbVFtz3AcYht3u47tvVwPZBre/KC7bQ",
-	"EEljaJxqPuIZ1ysXOVMuuTczgBtdKM1o2hsg/QlZXQpcLJwpUxFZcOfd9nQ4Knim97iA5mC/uBoK6sYZ",
-	"kydIbOSZ4Sk2OoksWL5nYxvQAHFM4GqB4wGXyVBYU8sVy/lkReiUmsGS/XjJsmwPgif2f1peqvgnJQUu",
-	"qGPmz/wt5W4l898m9m43rSmYqaoenb5fcNzSM3N4K7fPU/6emf07z3jKxfQNF6lc1v9+w/XsO/qez4v5",
-	"S8sMGkcUdvqDYEb9f63YGpOpntlpTsfsjOVcphUrQZVCnskl2JxIt//rL//96GF01O8T1SOU5FJTzdI9",
-	"uqTO/okxVBgwxcUUNw5Y0LjIcyPI2iANOtFA3RGEcFmjHZxobAgizNCoVyN7LvT9wx29NeGyvGJXVkso",
-	"92JXsXDt21rblT3bsupz3M7QQvMdF4W2voFPnWZLu9U9fRUatf01Q7qWxZOj+9Fhv9+Ld1n3avevFZ2y",
-	"dWJ/xQq4WTpRpyTP5kCRZstVzbzfZG4th38/erjr6K+br2e7QO26X92A0hRlFgRSGs3FELlR9QgOlhLB",
-	"lnCRFSJlOSnXpdkL+jFml/bRmTuTpZWbNiaPM8rnakC4UhFRxYh0wWzM015EaJGiVbRqtO9WjeG9iHCq",
-	"I8LeLyLyk+YR0TwlXcu0eYoGY8XToQAjMU/dbV1dLm5u9jkDu0fvmCSX3Eg3qFFhBGIlimeLdlPZrLWV",
-	"bJHQ/mbkBKpZOw38tLyhV8osfLji9xQZw5LHjQFJ4VRMX00DfdEUEHdSE7Qis3SVwFY1ows2MPLIq/MT",
-	"IzOdPoareEF5Dp4bbk0AQ7EoRhkfo7wGtypnCoTPHkYbCvLsu5PH9kKOiZnjIofAYBdyZ6a8gLakaxjI",
-	"AM37zu/QKFWGgsvHaZORv9ef2efP2rXMUglpPjXrKhoX5Oz0u6gaZhgoZmFk0MP7j44291qLEtl0PbXE",
-	"lhjpxAsd240X4VTgO6Z2NFXMqDrDbW4kwTczBnHEaxRm1sYItSGNzFjO0D0D3iuU6I+HYkIzxTDOu6RI",
-	"UhIkfjMJqBCo1DSP5Ij6RK/CKz5PVFoZ0lOLl4PnOFcMa2kIkEEHJvrVzYwrK7gWudoUgmstIOsUjJzU",
-	"dvntmwvLTcF8CIt1TArBfy7YTt18bNxcZltdk0vOT8hcpkVWKDIy29g97B89isj9/leHETnqf/0Qmc7p",
-	"YzIu8ivmXnrwMCLmcJEHhwe7Si1tsXvrYb8byBwtpcAOj+v8bLfTj9T8oi2uOeC+yGpI9xzp5sx9aI5/",
-	"7xiIBPQgoBK1Y/d4ThqukPJA3VNe23JzA508UA5TydY67B8ebfEErc+2Frg+YkbxMJflMaEjsINj0ofV",
-	"9eG0g9s33kUxdo6lNZqLzKLJHGYcEcW0i4txwfy5nLtBoXFXMJZCQInzAcP01wyLUcc02XDXXDdf5Zv9",
-	"DTcyUEHw78caqDaFPV9ujz1uCjy+bIk63hjqfMt9vQzcSZv9ZWOuV43m1LEshM6bf0u5WmR0dY4PmiP7",
-	"NNcFBtJ5ck1lgZqRfV1gsCe4v8T0Ju/nbNrmpft3vnARfDuQ4ksIwWklgY8J4406eGhbktIw2siF6leV",
-	"AXtbOZHZ6CRNHs/NpphGr0pLE5uWBiKxD1uCJJl77DiBNTe+s1wCkqjwyTjjDPzEhVDFAkWbdzDFd9Bn",
-	"o93JNP9uc5hp3csHI3rbOpFXsO6tO42jfIfSxFZxwL5d3ilbv2h3eDW/CmvzbmZDj4OPHh7tpgy2rsQW",
-	"g/wzuQQiDNVdWugZExpENmVuRCoItEVwIVrUrmOjB4HtnmpL4bm3L8HNolBr0mDlj0mCzT1Pk4ontB5C",
-	"B8FWIAJw5YQ49+05bAk4CEqxEqP/4F6NhkJpSOQw0zBC+gyEGpSwqxlVVg1HI5+PaILoB7yNB6Gt3n4M",
-	"AiYebs3nzIrkW5gwDP2kXOWK7a5u0cKdxtgzu0w9MqeXNofSKgSCGfWb5qvKfe3IJOp8L3XzX0Zleq24",
-	"mJ69eNyc4uR2aX1wmHOHXpQaEcGm7SRrhxu5uYtQdVhXQ5tab2R0CyaeP9lizOSOZyn0NLyj2fQdWHDV",
-	"O8/WKjLLVgflhmSIn5aX6l2R88YfyzP0zmV67freO3OS39l8s48bdz0wCCcRDLl5gDcaTiPvWqDp6RuZ",
-	"NnrdTiBH+NhmMsucmCPn6ASOfmPwENWa5eb7/6/7Hz/2976me5OTvadvPzy63gv/PLrJnweH171/bZLL",
-	"3Rz+rWD5hkmA5gfziEhiRpyYB0khUjbhgqUJTIuLaTCxykTMN//hX7/7eXkj8q2KUZ8q1OxqYidqZsgu",
-	"L+3rGILMq/7ZY0I1mUul1zlboyLeMrqmIJgGbThnV1wWayOwBsYGRybYGTH3Od0gNG5ihLceBXV3Vqfb",
-	"DnnaJWTpRqGdzVv7fcVwgso3V1b7PiYW+2FNmprLlGWNvpKPDYfiTSFQPjZKl+gG1c2pLVywD2+30BPa",
-	"j1o5RCURZ2fVvzF87xqEgOf4/UG/3+9DUJl7sH4PX1n/x5PRYymUzqnLFF93xTWfvWMyLj8E0AOaLelK",
-	"kfGMjS/xODZggYT7UZ3/tsXcbD35uLWsr+HGW/9mw/0uOKy3Fq27bT5B/iKAP8hFLdlsu5yzcVK7e0x3",
-	"X/UNq7x1kZu8/g2+kCrqDRCrzX+KyQ9G6Umki6uwzRaKJaGahk6MocDw7GxViXcZ1KMlGpKTLJczKpiN",
-	"jVBDASEaZAExGt5Ggv4NQHUoA2XAV4LuN0RwmWBGm5nKJVtozCCq8E/UKBqTT6R4KadcnOUgo7SFukjx",
-	"XZFp/pSOtcxPBd6rzS+uLV7bi2dUqaXM08eQrpm2AAZt3fNL9lTm8xbfN50bfTBjY1TjjcZk7gnSTWD/",
-	"//LrL/8zLPr9w4fI+s3fSe/YvTWmwkgUY5rnqzLxJ96ewLMxwb8mA4Mfz3DWwN9/w+/1LicNmv+bIcDq",
-	"vXmjvnbbkOCWqyURw1ao9TAAMHMg1R+XsXR5kaG5xTwByClSImDFoe2hpHHIuCJck9ZhHRMl5+B5M8cr",
-	"leNibj4cCkVX7isEs7If7JSztcsyWtXtI+ERPpJOyk71xysSNyMX12UztTg2/QrxvJr4NNUQLOZNZRWY",
-	"r976ARy7vLN1U96cihXJ+BVzhLZkAcvfzQNu366Ic2lLVjhPlTNjh73aJiKvQx1E/X7fvjmvBHZvla2r",
-	"0t26PKfzQoypboKXusgLFmSYNCwJ0TMq7PCVJjOZpWon+a1xiawbpRMOqukiPz9/usX+VAmb3Wz3sTbB",
-	"d9btrlpeglzx1acZgz7eiKUWbPzuiuWqzY+DETjb7Vy1jai0GzWapzZMPWpb55ZNe2KbatCWLcgZtjNr",
-	"g76zmfsn4dsYS4om5EWhZlv87S1eBG9jK/Ks7qHoHz1qOlewHDd2N9jPWlboXOeMzhutLvCLubkqEeHd",
-	"8/On5CDuk//730fxQXzQOyYJvvqOp0lEEq6U+Q9mdZV7l2CGtn3soRASkAtBRM2pUHOuNcvRYlPfsBTl",
-	"QfbDpDP4cYcFC47JDotbMq2H9VP0NjiP2+6YkOjq4Bc7uKHqy3Ozw26/tj6+2tdbgCA3L4Fv++PZUDOb",
-	"sdb6S7Z6x3fL1QjSM0ASc2RqL4sbhGF4st3NPtN0fP4WcMFW44nSNo5ve1TKDYdU4az+08ajrqkuVLtS",
-	"rOD30GMsL8EnTK8oR+Hr7fYRQBtN3SMeZ5Pb5ncNx7ZjaNZ164xbaUL7BdmoFOFbax5kfPx2Q7dt+3xn",
-	"/ZbqW8NdUsGusWaGrlzQnwtGNHuve7vdma9t3n0bIuC6Gv9RBiw2pzzbKSIPYB6+3zV+b1Jk2c4v3+HJ",
-	"yOgNBv2xkZULaz65iaE2spIURgDEnwzgYNTCTzjChtxu2We2O3JE7ejBh29bB9l23G+/vzcIUtGoAQk2",
-	"1hd8zmShm6CDs4wr9PIRLYl9n3QPfv3lvw/6Rt+MXLwEqp+7BtA62ezc32Gbpmsn8KT60UfLaqdlCt4W",
-	"UJuQLVVDJgDbCOG+/vO/iE3qC+Bm2+C/hp0BpNleJ814aC1xbmDZuLLhKBbFwQPFuTzVMHFX2qw4e/ZU",
-	"M7SqDeDeYSVCNbeyEO91Tn0gOMJNgK5FAWEEN6xxqjOtF7X4nFb+U3XyHYNRmkhBCuBypBAZU4pM+RUT",
-	"O8XDrPf9OuA7DQolAjO1DzkxKuezi4sz8g1VfByGd3G525ju+Pb4mAshZzTdmTksKdfWze8DvIBRPKwx",
-	"isObMAqjNVBd5OxGgqFlGOfNH5dKTFtElDM7OmAwiIqHiSV/37MWqXTPN59A9Pfe+bMTC1pqqB9A7pD8",
-	"yatKEJwNELdhb6gcMU24NQtvgBY/eLjhfq364naMaC/1PWvUWAvlpyMls0IzYqifyBz+q8jrVy/rZN2k",
-	"ptfvqDzbdEV9g6hsT3K5aL8gPwIZjF2x9sSBFkw4hK+D3QlhCs2PPqPAprBjVYglVQ4Pbjfc9XBhKpPa",
-	"sEJP1i7O+kVBLZU50jWDtjO8pyBf1EFa4j1i/X5ZassaUK3ZHFPuSrA7MNoSs0BYysPcNKYxzcEzwkOk",
-	"TJm7ZRiKboIA64gaaIex/8HDZl3v20VPGpEhsBLCCY5IbTDHI9KFHQOA5ZVzWpuyK7CwGwcCRLXmmg1v",
-	"Zivw+AAUoF0327gTBXK8uHPLEVlKHvTvN0PYCvZe26luT75rnVu4g5AyvKNHAhs8YyLlYvoJ/ZtTENRJ",
-	"2EXtwD4fN3tcTlHY8dij7oaxJOSDtFZMlzS4U8+1E1gZxoYTuDlSxA5r9yARJ5xviw/xDW8YWqvmsyw1",
-	"gJ3G0tz35q63rMgd9n3eKiPUiBeEOAd4E1Vl1BL5tFKVxre99+2biySyue9D4cAp6qbOxEoWFsekuwY2",
-	"MwBqbcmSbmSCGxFDwu4+3ZmKSX1FzvXq3HyEAzgp4VnMnyNGc5Y/dcfr2zcXnQYI5TDKMgzJc0C2XUiM",
-	"S85+OLeQskFtjqQXmVUaCkwrTiNik8dTFMRDYBtIayXeQOGQjQDskJhlBGIAV7wiSkZQqGgM2kMJFyeX",
-	"AiBV5bIezoMbAisIKw9zL5mJkYWgckC5RI+lvORsQ/RIuDKRy4iwGDgYEZ+QMTSC2t57RB83MqLy5bLw",
-	"hbKUUvh5OTxbsQNKG/DWPNGcLssiQGaBZaEJJck3MNmELHI24e/jtipOFU/bet/XAQZqI5KIcwNkzPSK",
-	"QRdEjjTlAmAuqjjIbnwemNieAIB5AsgeI9BwBTPCM6Yi8DwjEhYdyStmq5VhSJSesbmZd872nGkrY9BP",
-	"JRdFSTzIlRARCVWUaBbEigiC5WioleiHAvDrhZm0GgzFHrFsWtkwICrc6ntiqCxpYtVrFOXMZoUbNRSk",
-	"Ya/ICZlvq/vkEBacYHLUP7CzJoAeWhZ7AgkRQ0XMJIiiK6LkgJR40OhHSCKbGv7iPKrQLjaZhscdkboT",
-	"yFkiQpYp+RaNek5XdocA5wTDGnhujqhprRbr49gxz6uMx6JNYVK84RRm/ZPGumMJkZY/ZiuCwY0QMtJQ",
-	"Pg2W19VNM6MJSqd5uBJYW6ii5u8Ki3ZPILGONNVUM8N7biPvXr9+/kRFHkAans1DpVtxMUYe8Vrw94Qt",
-	"5HgGLZy6+gH+UqOCJAiyn9iCYo5g51SPZ4YbJmOZssTZcxNbw8AMiRjSiMhR/wg26EG/T2b0ipUUAsBy",
-	"j2XKFBnL+VwCZA3apjwHHph21ms6PE1Il5aLCaAuucNxEmVwlnmKRdWe9iJsyhK4bcLJDOQpLDzoZ72o",
-	"XORvz3/4/q2FF4c6C6lkCm8ZYrqxFf2o7WVmY8SWuRRTYj4Gax+0+BxbfIzV5i5WC/YWhmCaNa0Bm+DQ",
-	"OEnqheiScFAw9oZQNPIUjVmmNQyrmZnbTIxZBVcNj64yOwKtailf0nwaDAeB4B6R7/g3x0CoRid0r0q/",
-	"eJq9R3B4lpfROmMpdG6uSiiqBUgYe6Q0DhJKULDwK4lB9UCnHEs7RT7O4ieA4xpUuKcZkCNDrFVjQQd5",
-	"TpYzmfmSkRisj6xzzSuFB8NmIML1T5VHi5xRNbMQiOatatQHcCWIl9UztsKYJZROglNkLVmBdGjZ997z",
-	"NEGWjDJeWRsQ0Ifg0Du0TQ5zRRgr0vUBW4ePzKWnWa4ikvIpt1dUsvcuHhg6KQ26HvDpGFM3iZWm7imS",
-	"ySnJuGDKq0ZuHOZ+dnfQD4WG+hUgibmdRYbrb3xRSgEBgAGUBYB/+woAcsEEXfB4RecZEDAvox4NdcFL",
-	"qRwrezInLGeGVS3o1IxOpOa+GQqQALm2hQDgoznTOYfvznI5Z3rGCkXsw8jZeefyyhWcdCD4RE6Gwl8Q",
-	"vdgMR+1PgNio4fIVp1U8TwmKIiMGHJYscmkYwEwure3O8y2SswxydLWsEK/FheE6M8KOvY5S8usv/whe",
-	"CwWKqkP15Ox5ByKyMFqrcxD34z7o4bi2nUHnftyP72Me2gzk8GYgQkDjazJifg/ZwEK6XY3JS5CCdAkN",
-	"MqPZpPQjVFFArH5UovAh/Aswt6pIBkRk1XFvr1WW/IQ90E6GweVdB3OsgTGCxRXps2lwLiDyBVsNhVW/",
-	"QkTQqAnyRxEuxlmRGr7kpDk7BafW2fIalMz51O7/JWMLCwnJxTQOEatUwFSgGzVj6fFQ+Lf96s1tbnaZ",
-	"TYz048nMaG+dvzIN8LK1IqeH/f6tVTeF9htqm57gHfeGjUCjPWcaSos+wK6bWvRD3K9WNg2VyM7gx7dR",
-	"RxXzOc1Xa6g0yoI2WrjNkKaglQq9m3PB071xXcXfkfS/BwhSgI2D+MVSUvWlPaDUb7//dRAmPBQu5q8U",
-	"4qyCUvXwuIKTgKQOuqiKia9M+frVSzUUkMVkjekREn6JDuP4WMi/c3NWMC09l8V0RijReaHQZpDL96vq",
-	"9QOPEGu110JdTXnZd0hsTd211NVNuRpLOOjuIok3UtIbUPEDu8I9ZfETygKeZsG7OAby2LqufT+9dRJT",
-	"avKR9GWxC0LZzAiQQpLzGTVyCZiRMtWLrVQRkhhXJfPAhJLHJ6dnJLFpOns2EDoh53YtCHqfbSEoQ7aP",
-	"jg6+MmKxRWa0kLcBn7QqmZPKMfDMJSwgM47ICINjhwLb/Pr+g545Jkh7PoVCFnok35uBOpPkwLLATCrE",
-	"rZB5yvJoKHJzcbvxjOj4Uk4mMcH4VavPUEGnZtra6B9NccKJ1UlD6cSqyQHiU1CWGVQ3Ix60nIG1wPA7",
-	"PABrfbVQfyWQdg1AW9OUahqG8X4VH/TiLZy2tLhZdBE8CFWCDHvGA2GuULrgexY+aSFVK/3TMrjTaDuM",
-	"Q+5YUA/c7ZCQOcn4nGt87k9oPBSV+summQa8EHiKO3RsH2uFOCNmkhh5NBTgm0jM9W8eS5hUalR4KlI5",
-	"BzYZQpg0kQdW3LHlb9EOzZT+RqarWyOJamHg66q5GyJD7pAea+WBW6jRqBrexFSWmAOB4GgXgSCoyg6f",
-	"HGz/pFLD/BMED38AcCtD45rlingo9qiyzJKna4S//+GSrZ6n10j4GWuE9AR0GDaZmFuFalDOnVHZnjsU",
-	"lVFHL1UtLsgD4kw4hv9jyiV+AzA/3oFpjv2IKgY2ghUZG3GAgOEgEJ+M2t6zxfiHwiYY2kp5XCuWTZoo",
-	"HdPRAkpfp7jqfPGD9LMSwVH/qIH3SKKK8QzhLG+DUnBmAaVgYUo4atVFewX32dXmZfuMB7VisP9tzunn",
-	"2SK38OFx7q5NvIdBrC6dE1JOwGNhNOjSXwFnu1Nnu1GwM9tCN95G/l5svz/ecD3z/fx5i/yhbhEw5vMr",
-	"Jmq3R7UI/iYSCV5do9mm4Zav7DuHxTP0wxlqvBMSW6/m/rnprKEcewuxBZ18qQQWogPuJKqUy/qhkju+",
-	"UWzBGIgZzVO89v5iNjFZhycUKcGsd9WEb4Gtp0NhlD1h9RcKkAiRrS4IZuMwcK69IrKNHJKToajkaI9W",
-	"lTFhQFsY5uwizyCdhGoMOMPckgGCWiRoXAYtF4cvpHN0OOfkBvHoFk9ptPWLZ35T7JneKpIBQN/v5bKv",
-	"H8FbkMvcvkJIoZfSQja7VVK7bT77z8vqPu/mhxJfbcO3S3h1FK5bkfTWIpy4YZE5oymYKQqFqSBH/T5J",
-	"fkwLHAF7WxkLBH5ukQe83PinVPCnVLAuFTSLnnCDtpqr6zZnfy+bu3vrvex9cEPhY9HqHyau2LA1zWL9",
-	"vFIqcJA7LhwIDRPHaNzLnFtyjhD9Rcp15Gwl1VrproLbWC5YZN4eCqqwxBj2sLL4W5pywdKYnNGp9cW7",
-	"6rYu8rCsnJs0ukvOGc3HMww/vo3bH/gUxHmUjMqWfy4J32Vyt+0JwG74nzq+AHUld6Ex7bt5AB6fcHeW",
-	"2NLSWvHXmzRYy74R2coludlQcrCw5T5agysXFkW6EPZE5ggg0DQywFdsHlF7aPguY7LO4hsOh4n05oNp",
-	"aggs6pWmbIYVoPg05DbY6nEO5GfOhf1z9z7xDFU6DTKA7h9WUHN/7O99/fb/+dfma/XO7of14tuN7m6I",
-	"RcHQB6HVl3U9mNmVGRE4g8ilZGDSDipL5QURRFdvUg9f2ZjYWhA0eWOdPA7SKWULhvZrq+7JCUEAvCQi",
-	"CXKVBAENk6oEBPwZLjAoBFPHYINTrhwAIXovh8JFZmJMWzdpRWJLoNFvz3/4PrItUTEUlSC893vL5XLP",
-	"HI69Is+YGMuUpQnC87moEEpC2AOl6UoRWVgVFeMUMjlVgOsHQ8KgQXnF8pynrBFerlJa1hyneChOXJgt",
-	"vgvdRT4gIeMawkVtmJvFrYY1LYGrI0CuxmUq+/IhkBD8Vc1ZHVQivVzCZhg12/32zUXPjReicZczSeRS",
-	"KAiyqpXY+PWXf0D1+ErQ8oBgRDLBYrnfvrnASrkJhiHbiKKmoHeMNq6MZ14oHybSmACAlAavCaltdCrm",
-	"Dhwj5KWtlwWvQJiui/2PoLwvBrcqK1H4rAWqy+BG9p4rHRMwoNBafoMH7VRcTDOGVzagZs5hK7JMLlk6",
-	"COKJnfHaHxqZG6IABHLrEXLHKILwwTBMGzYVqmUS9p7OFxnDwHLnybDDqO7TAEv9l/iiIFZAKG1uj1B5",
-	"qLrway8JW4WQ+YopCKKqzSjrbePIWxs3hBzZl3buA2RDI3cGh9n2W3bpAs1r9qznabx1IFH1g13GJRrG",
-	"4teg2v3mpcD/b+jfJ41MZJFXYjEgXMvwHmdwm9MVGt0wqyDxaBeJ6duGO0JM2kyW4IEgC7t8mbTk54gI",
-	"jKGjeYrcK2VjrjCU+yAmtajtUveth3gjBwAOaXnA8VAcxj5vFtFUWdmEC5Mvw6TNF/dNl+5MuLMiJNJG",
-	"2bv7xL4IdbNrV5BZj6CBUMVab6f66fFQHMXu0OI1NgjyiHgAyyhzYCrdMo+i5+OBw9hzZCwRJE46e4Jv",
-	"ZEYV8UlQZUkzzyNg8i5iG1pD3bDkHTIP3w/n6gO97SdrM30Ql+vdcJMPkEGaN0osL4xBNldo+e7xUDwM",
-	"mjInZABHypVtrjRxPBRfxWtSw/pH1UIoPlvrhIyK7BKvcxcff9jv49Fw6+/EGEuCNkI6VwOSVBBRE2eJ",
-	"94PvwikpE0XWqas3FC6zqHWOZGQzmAw/M7IABg4PO5mcgqAxX6GZeyhsFJgadlruHq5tbKmQfpgDaxoP",
-	"Sl8NBdS+Is+r6ezO9A5/wKKVblUs4fscaRn/2VDGt4cCSybHlxZZl2psCSr7waBtQplfROnSdGzN9Z4d",
-	"b/XoVbcCNskivCqf3Y6q/RnEmA9s8NBfcmYBsW3+VIBIwZEacFuHIlkDj/WsRVehV6uoq0EQf9Tv949J",
-	"AqikCUTzWah69p6Oda9cAK6j2kjCePJBmXN12O83GSRerd0e6jN4JXBp4U0QY6BYkEUNa6pTDDTq6MaH",
-	"p4a12BzP8jky61i8jXpzBao42jkEdQ1veseJXFRKTDspWLFNeO8tQ2+wsnyOMVdshx859Hazzt3NoAl6",
-	"zoN5AweD2EahuOZXDGp8TDCJp5SK2ubjEmR3m0eIcH5XFvV2sHOjvG/VXD+lI4C5v7b2+zsyx6yjc7fF",
-	"i8A1uKmYwoVL3ePKckqbEBTYiIeCqksLE2G0LeiSdLfcEGAA/q19aRdef7T8ElekqoDC3Wn+csleKLwB",
-	"e5IV+a53SwkcH3zu+I9vzTGuoAGsPXLZ7z++vX5b9edBKm9te0er0NACEehmJv4fGIdQzgkkkWpYQOAC",
-	"ri5nmexkRS8AT68OICKCLQOj2WhFKvhaRrbRQ1Fe9DE5RWk8JNCMTbSR2mIbkh+kJTaVqW/2VN/6vX7r",
-	"l1zGlTbH0FU1vLPb7u2dsqOWmj8tXMnSTs0e+uVZi2nzTMCfviHEv0xxGayX2HAaxjhnKROa0wx5NP44",
-	"lnOmwL6ARsPEflu19lnzm8+DMvz9nvIvwz4lA1TcRlLPhgLNG1KwyGYpA1LGkoP2NxTnTGtutGTTf5Bf",
-	"VdEWkzrScBKk6no0x6Gojs1ZHJ0iRlTGUy6me0suUrlERR3FrQUUDMIMykIxw0IceqMrRZyEdb8SI+AI",
-	"uXT5QRXQj6oal7gCYbG10WRUaeTALPXNdYVc2sTa8PcTTDPDrHOzllkGVGHTz3qwhBf1jcbqsN3KpoBx",
-	"AfZV8TQh44zyuRc8a7odUMeE+2qqoNHCDca1sqneGZ+wASqzhmXi9BUkanINce1OrxrBqUxLkTBs1e5N",
-	"ZahgKcUSToOhqyb0WrGKYuiREiBwtUkEdTcu2ON4ijZnPXM1mAAQTmm5UGQp80vIFX2DPuwESjGdQSUm",
-	"XzYxcaaBoYDyTnC91ZqD9BaeZb5K4aBSPteQrBs37meR5+a7wJHgrGxYQkoRC5FyUq0pVSsjNRS+jhSp",
-	"lJHiiIlRKGbPZHguhmLtXMX5hnpacVtdLLipkGs4Ygl8T7/+8g9vltkWuwAq5XGtpjBaP4QUrIfOC2cw",
-	"9op5aYOo8KHjprrJY7lYeSuPPfdWsR1LoYpMO9kVYOLuH1ZWfiistAB2bjdbFHvnbD5iaPlbhWWVJ+jZ",
-	"clEPXINoY9jf92wZSh8py/mVEYYdB7O61IytSM4WmdlYH2oKJY6dw83GWXQDXMteFLjHgCj2LFH4EySs",
-	"pIOMGWnRTpDQTM/AeN2SwOW0f8eAbKPI/5aSPNN6AU54ZPiKdJNzOmfnXLO/nOucj3USkeSM6tlf9pMI",
-	"7VQJZEyypCTVCkQDYGNcvDxHH1gtxdam0+IBteBRvUEdp6k7afCfgayJdU97diC1u69bQjVU2WzO5pQD",
-	"nJFpAVcDcVsG5i6uOd7+878CGJQapVo8msgfG5l7PC3n+bIMOLQT2MhejLj0cbX+VSNEDEXwix1Ey3FJ",
-	"GsrFJnA0RkwvGRPkoGSj1WOFC2oZsC8jW+2tqfXjoaA2Rwq/RXkWRVuq/ATnjIrljGcuau8oNlfD2BBe",
-	"JVRqRgOIpMN+PzL7EFzPQmNUypIapqKK8dgIThYgjpY2WqfFNqgAp7a1UDZ9KnMEVqvpAa3WElfP1ghC",
-	"SNmt4lQriFiFStuCPBqB/u/YOBKEGl7fKTjChe9wU+yIDcevArk5Mq6eUQ0OKgDiBJBSs/YB6vY503ut",
-	"gHFL6ZidxeLgglBSfmIxNVwat1yKQc2n/pea9/2YfEff751Mmf2h8ZC5V5GXHnvOe0zqDNcGeFTIxrYM",
-	"TL+50yqP2703I497RJJdWPuzi4uz8wDAjzbVurr+WFWuxYJT3X7DcZAZjWymGjAiw1RGhv2tcaO7QN1w",
-	"/AVEt3B0aCRroGaMAGmMHtr/oFH8v94ljqg0/ju3Enu/kArw+nxGGHnt7ip3P5lxVV2hAZe2NguMyvEC",
-	"OdABrRZHxZ6t5GvFF/jWwQwORcZojmB9mZxy0VQn1UYdmntBFEYig7Axu6bgcrxheE1TYA2KXdXt6d4g",
-	"pKYVQ7J3XAa0QMxC4DhG/V3Ydd3B4fTN6hYi03f3Ob39Pdil10weN7JHEzBHYwHdL8we/b1sMJlaYDyu",
-	"CE9/jwZmw3CqAx6htsHTrclCt07pn8uQuc2IWVmQ+A9OWOspRFtoYquEXRrIa/zZKDJl9rkXq6vJSNp7",
-	"rD8hDSm8iF1x/Z3RiQbrVxAaZ3eP2hyKro/bbLln4jKwwqwJGASVN6taAGenGNUDOLHIAHWOLhu56RBp",
-	"q3C0FjEDMkCd+Qaie9DYE4IwjWdsfGlj8jwyHSa0mD5WvaHw8qO3NOkw0KprRgomzqhRYedpz0tzLvAH",
-	"5JdK5FZpOAk0SwigBv27iqaHWCJ4ZTCbuaNkkY9rwCLqUkHh+Kar+2+WRlCHvEuFyfW0NRerErNkpeI4",
-	"YCzbP/GIxlb/j8oFtuaJdWthTE5LHOM7kK3d9NfCsgyRpWwsUxYch1KitvBKjefXQnuo7SlQLv6pDdAY",
-	"g5nh7z2LyxRAfFJdOYMqTK1GwgPovLMcTD1DAWNa92pCiCWgIl4yMDagLTEhXEE0fnAeISJsgxP0BVup",
-	"3/Wt+4KtdvEaInhlmJDxBboMq9UNLI1UKHjfgWm1I4UlhoRoNpU517N5QrruEuwRMKouEYSTzOklG5AE",
-	"UECT/eTV+f1HR/DfBweHiSGwV+cnQIFkQTloYEkGBqmEHPaPHpGuzX3qReR+/6tDjL79+iEZca2OSXJq",
-	"2z217Z5Cu4AqZwFFsVlBzvYOHzzcP9u7/+ho/2zvweEB6bqeIsInLnUFEglGjJiXzasPDg+MppU8sx09",
-	"sx098xMIcEPN8P2HB4cOocyMNSoB0KgaCn+WukpTkdI8JSOq2MMjgGwGf4Q/eqjOwaF+b47064une4/I",
-	"aKURDxJ2wsgkCbJH68QnCOsaIqNV6qkd4wt48AvBfy5s4sqr8xOzynb5UKDwzoRssmfNCn+PH/S/JsmY",
-	"5RrL7oLNRioHxIk2JJefYTqBgeKPid/XQQCsZa5d+LmHOtgCGRQmgpQOhYxb16DHmHWlApCRiXQ9PKME",
-	"pAtkgEb+221nuoQ6B0qN6fast1tLnKTHfS+fC2k7GBBKsBogkD1wUmTKAT+1u96MPglSDzYBM+7F5GQo",
-	"ygeQMWCWBO1AoiwkSKuyGTTkA7sdWiQ4NuCn3NUz8NCL1TcBHd/+JgVYYpgHpnbejdKRUeUYUe0XoOAQ",
-	"Qt08dAd0KMLUe/PLJVY4rz59nq61EELwN6BG4slA0K/fZV7+b4cGdROcMhCFQuzprszRn2mYWGRlOMPx",
-	"el/WhekoxN5UAWPEeyWv3QDRLhA/4Q0bQhJ+ZoizmvdDhVU8wiEmUYlQwFNbjZMgUMYGgAw8j/GmQ/f7",
-	"hsT48+j9To7eNnw2Q6wIC98urz6TyzX0d1XCv4epILSC3GndKAMLPG/WE+VVPyBwU4AwFZO/8isGYBln",
-	"p99FhJIEd+YFW6EAURWY7GULthcr7MCb3bMXj8//5VFE4L8H5svz08fkoFd6xZxcKPGmR9RsKY/RDoN5",
-	"OYH8RLjG697Za2LyQw5L6RlYKZKiEee9BqHLdtaLSRKI+1Z6gwEgwr+huFfnJ5ETrMZFfsXuKXJ6PhT+",
-	"Q3jr9LF1qkryzH/qIlWOgc2CIAeiOKT8Uk0yRpUeCtAJUJ5GPgxhY068jwjI92a9QMSPSbImGFu5F+bW",
-	"LBnHBBjMeGUTh4PXTIcbpBsvw4QPAwroYj0kMqcayqJAEDLNsl5daim/WfslJBMhtSE08P8MhSoWtjSC",
-	"81CZ33UgSLuyELoC14+z7oGQFXZVpdTqb6Hm5wPZJ1x7crkrke05nMI/BbZPvDUcvmrAIr6s2wHpAAzI",
-	"77nSVvsDqSwKadvegzcVz5DZ/46FMxzgLYtm/nD9KZj9ecT8EdtF/NoBWB1udRv2jBlQo1UNauEewsRs",
-	"DDympcvY1mK1qUNlMeyhSJrLy8fVIq42mtfG6gx8lvJr5Y+IjR20r0ROROTaRdeUsKMWx8RDLtTkcghJ",
-	"cbkC3755cd4OT3prt9uXiP2+3Tlyu+jwOwHD3+GOfEa+9E+5zyXgKKLLo2m4xpg/H8K8Y5pYJnVbJZYb",
-	"p2k910F+Fsae+dTptXhhZ50OkrjwhzrEVfniesi7A3d65avuuupr97zfFpQR9GiimRrRqYeii7Usc+yw",
-	"593i4SxtFCzmj2KSh1PYjeaNd8SmZBGMh3hy+vL04nS9JDXm4U7Qul9J05W51UwRYOMEoryEzlZNKTaQ",
-	"5hEGKdosKYxg8CEBzpFtLfu+LDJ6TiCRxMeg20yJJVVDkUml7d2ZySmAllkniUvSyBjNVVMYR2Oigku2",
-	"gIsqhM4IAzIwCsPjq3gTCejORVNsJ0CTmWkheVs/zITyDJd4SRGUxGfE3CZWGhpSmrHS1m7al3j+tkQJ",
-	"GTL1oaMtxBnm/gGltKTPIuU3xSz7su8fg6ZQxqPvgqPgzluZYdk23JAhfByuQrQ1jDpCwnIVpmBwwnED",
-	"rHhHAAv91vMaos77vancs+2EMXc2DvGudBeku+15D7WcdzmdmiNW6Grcy845B4+RPYyknn1y7kEZ99/f",
-	"Jby/iQHdtI07Cva/5Zihl3LqMO0M8xvZIHd7W/G8HmYI0fAWSYrNg7B8rLp+gyqYwL/LgDesDmd1EF9s",
-	"Cm+KiDzo3y8DguLGUnrY/10W0IMetsmsm2di5cP7n3lQfhTe7umHs4E2njGa6ZnHCm2eWEkBKAffsFCf",
-	"1A1F+tqQ6VE9uaMyRtj4b2SkcZ1v3ka3Ol8ifLxTk3YwZuKb+x+cUX2jieYGVGURNFVYsNO5IyuZ1Apx",
-	"OCEAqgrRsha14wCPsfjMUAQ48yjrWq+T68/WxBuxqgnHwkyG7oyNLgWcSXAevjizSUDLt2cXsYvsqwQg",
-	"3AAXhOut9pKNi/nHPuQ7bJT3zV1xBSXkwWXK1V3U1bNd7mbfcMfkbpwYN+EuW10Y5YneeL/dabG+P2+5",
-	"z3fLNbsezM2yrSTfa/PO79STZcb2G9EPdr0dJOsLpR1Mwt0uH5n39ivGw62hRNjHWv086AxsYtZYVboB",
-	"KSYhD8gM0KTQX11CAGPFdAhNYmlMToxOmDuAnwGBsn0rwsx0PexPWCA7VJVgjsqB3MbkKRQwgG+xn0u2",
-	"YmnV3qt+5G9jwPFObBrXWKZM2QpgqgWLRMUW4j4UtKovVECmA+bd1Ex7sMftIuh9BrRPN+ybnuuavzTL",
-	"QpQ+u9tfoge5Dk1XOXsfkEg+trhliSZplmvdylKpa9mkWXxKXUtCMTWwrGsJw+l6U4wFhUgNB+BX1k7c",
-	"a8qeOg6zH/2n1SqYpLkIJs66XgazLOrVrvPcytX4hy+A6W/BO6p8CR1sValuT4z5ZxIoPtPGBvqW28zt",
-	"2pbHU70DXSthc8oziI0BdP6GMFi0/iub+xW641HuHorumCq2x4V3JfWcYrZDfUx790PlhgVVailzhBm0",
-	"iIfgDzQLTTUf8YzrFUDpGIUQr7oB6sRWsMEccpSjmhhaKev/vmPX/pT4717ib9YVbXhY4FVpZrRv8L07",
-	"dX/YPralHCNmrB14qU5gLCvEyrmTpYJkkJQZWSNfoTsj/h1kG9sZOJfj2kiJdXhd38h0ZL3G6+Yj8CFD",
-	"FUV8zkS6kFxoFQ/FUxsXYwRB69EvpTnhIIKJYbSI5ugbDSZCxvKK5aoHgRB2EthVUuRZAjrTh2EHGh52",
-	"BuTDr7/8z/W1LTpz9sP5ReRTGgATIvKV0yTUZPIFXBSZ0cWCCZZC/nDOWYqNsPe4FZxmZETHl3IyIYh6",
-	"aPGmxoyXoRfrABrYmBF0c8YAwE71YnJKoUKU3RSLQIthFT64kiTW5ZxEJPn7ntV70j0oz7gH4fxUpFC2",
-	"DCN+mkMxyQe71ANEhSVhaOZ1ElVqqECRrUpa7rlrdO/bNxfJgFDy7ZsLG0VjPdgYPpDQbGoVUMiHBmc0",
-	"sW9CRgwgOERGIwZO9m4k09U7NaOHDx5CiTZ02NWytLsLmqYs7UHlQAKvnD872Tt88NBDytClLeNlrQ6W",
-	"NVEdJN+j9zZMujatGSp3eToewDTZj5csy/bAwrD/0/JSxYbnJEbrgKlV4BoCXwxpyOwBDaSSR05eCzdO",
-	"e1htvTFhhSVc1bjc15nWiypC2msnaEQA0Ue+oYqPCa284wbmNqKhmTPL05K4SkRcTM/dRAxBR75eU69K",
-	"ip44BgT30QIUzth702WAfbu+WWgegU4rfVq8HBddc8kWGosKEuIOmyLLnGtt8fcC4eUYMImrqfgBLLmc",
-	"m6+wlNxJ9ZDaU4x1oHwFum/fXMRhCpIzvriawYYHRQ3PkaWc4rmr2m3cK2MpBBvrCz5nstCNrRjJz/9u",
-	"2nDGIffCTrHXXcdpvY0Msup6TT3u1qAoY0ujoQjuCusmNK9j8VBMDJkgiCEyd+T0jr1XCkQOBXB7LPuU",
-	"rcIU+MbRbjgXQ9GlZCwzKdCP1muXZK2EcEeeC9v6bySI+t43y6IVucdW4QxOpDk9S+py9r4omfUVm3Jg",
-	"/yXJ7WCqtq/uf7D/WDOaNZl4Qjr64vza7kjdrmPbLbmLvilEKcIhi2ytPROQZVnptXY3GZV7w6WG5DwU",
-	"SVVMT3zlu5lckjkY/FECXFKubU0FI0uIMWKiYojsEmDMlxBCnEsxLc+KBSmywWXOyjmTWapAYsSXjAS9",
-	"EblpM/38BuzgD0qdgQWpTp9NWtJW45LnEXeUkLjNP+/7b3XQ222/Uw/9F3jPQZaAjYxCuf2PcbdVjTJR",
-	"Z1HoJnhpKF7hYu0V1vwhXSpsKH+bOplABoDh5XhxAmZXjTGDEriBM9vaNChng3yOosVQnNo0Eg9dbSv0",
-	"XzK2ICNmhlixApi5CrYkr1+99OoftVDQblGEXAJSWhPzfb1I/xQB146GS6j9DU/H57wPsIxLkNbqjoPa",
-	"KBLum8s9k9NN/tQnLOMjUEQzRH9QpFg4EnbJVWW/VpRIwKSWhPLSUFghpRsEspeSEX7QiwiLpzGUTBCj",
-	"TI4vQ94wkyo0WOVsUigLMI+GOUDgkDIdlBchV+DJzVOWe/R3HORQrElzocyDbCWjhj9JwTCq1E5Babpy",
-	"SLi0SLkeiswiC3STv57a3Ht4OenBqKDUziombwCiXtgISShGksvFAvBLBRuKxFGG3ZrY/Oy8yM7lDICJ",
-	"Xdt/NdB14G0yQ4HwdRVEOVuouWKKBIw8I0QilA12ZTlT2RiosqiIG23q11/+gWYLsFaIcVakFuTWHDu/",
-	"RQCtbwfMNaC3gvXi9oy06+7qXC4sy/jGkveWzC3zhbOYcIUCtTX2WHJeF/vbUqFglJ1GuYkLff+wE3Xm",
-	"XPB5Me8MDrwQxYVmU5bfcd3D6qqYWW/iqW/MtgQE+kdV9czmr+8vZh46zoP61meVpg3blmZRDvcxlKQ9",
-	"yOwiNDrbehcViGk4LC0IkVACDZjbUNgE08AKiwDhVeSFQWix9XJogh8/d3Zz+7e3woI3p1a3OCKvnj4m",
-	"D786+pr83/8exvfjg56vlgHV4yHQTPnG3nEXIGb/tsbq49oI3U2RwAJWLYH4ZU2sg4pt4PNOvpfaFTdF",
-	"8OTwieHerxUX07MXj08TBM9kwXhgfJm/LSrRRUPhkSwSm1kbFLRzNl5z4ADYtITQrNS+dfLxUBSqoNnW",
-	"yKNjX3/Ksdl6Mm40FPU6KwBViLcBTgzQVrHGLUyvoVwejAngzQ77fcwGVrC9X/X7XwNQeQmBHtYvZFmm",
-	"fKQiHWEIJE5kKHCh3pnD8W7GoaZlPTtZ5rUk5l4lcgBo0ZZpKcMka2jrOUO4WsNlKRf4mV0fIoWNmpJL",
-	"4U3poMv+gB4ngmd5QBJr3n1nZfCEdI/6fQvEFuy5NYJbaG6gcSSFBcNCa74hXH1o58DuffLmzZu9gHzZ",
-	"AE9iEuLY24Nc7rYDRy/z/3HaYAhqr/sCMzx0eb27qRafWKEcu6wXQf+4sEhsJY2CENkw+bmGCn90i1ct",
-	"zsLdNy0FObA4DEgcmVkvVsHC/1zjsLQylkWW2rJ8lRsgraUO1+mvOpimbNtbTp21VV7qhay6jtnY5Fil",
-	"JvtK54zO1XbT9/n503N49zZCHJvkQhzJO/7JNrYa1R99AaZ5nDupRIzdsp3edrGTmb7O6Gjqd199ju3/",
-	"lO2+GYeSgv0waZ2FT2X2tA+j1wwPzK6fuFHTPKerzvXbtvxs3KFSBvJLknjIF7TaOIMefuBQM35n2Xl3",
-	"R9OGIEGrxi5gcTIXHeUx2R1nA5VEj2fNWgHKz9aW6qr9ar8b99RxuA82DIY35IGjlfH2uOQdRUwGdPl5",
-	"bZS1jtvI/5+Bfh/bqrhybpGOHK0FNsmdY/eMhkXHujrO44CE6zUarMFITjAUzQlZXRRgolohHABg9MBW",
-	"VUuaLdtsTVmqViunVLBVTLx/Np4zPZNp4kqDDEVS5GLAmZ4M8sl48Ojr+w8S0l0UatbzIEp0pGRWaEZm",
-	"Wi+6qkcSp7K/K/IsOR6KhIYFut7hXJIocDxEFsZHr9fzsqGEwFSHwnQdkwQvRaeoGFXXrLRAjCwzDjXY",
-	"d8QdywUTPI0F0/uKjeHT/TFlCzRw7hn+v2/z0/asCpkcY8CS0Umo9v35WznBuEowt8YkoUWakC6QCipG",
-	"kASjdI+MGGKUIZ4YvBfiKKl6cRBHa97q8frVy17sHe/vLtnqHUA6o0nHsjxai7Mj3VfnETk973nQbLOG",
-	"x/6SkoJFYZH0e8oiWwNsJZ8K1R6t80djogd/aCZ6ezHn5zNqxFEIOMzcBU665+dPyUHcJ//3v4/iA/O/",
-	"XqvH87Ti6ESLgbnRQZ4qK3033ek6WL11VR9a+fNy//Nyv4GrseFWd1o3otu226v/rWAFMF0MXLY223Or",
-	"7hPwoJMLBH2DwGJD7onStm6Uv/OwPGIgC4Bt0t48gYPL+f+C4EA3eDByOs9kYxFFmMuXcDb+FizmjQxn",
-	"LUXMK5uDTkGuyM9m7/4pbAsn6tKG+jasRI1tH8WHPVzstprGb81P+ZWjmiLPOoOOEbQG+/sHh1/F/bgf",
-	"Hwy+7h8cGBX6/w8AAP//",
+	"7L3tcts4lj98KyjtVkV6lqZlx0mn5ZoP7sSZuJPu9sbOZKpaeUJYhCS0KUBDgJa1+buqP+0F7H+uYffz",
+	"cwt7KX0lT+EcAAQpUpLdcZKeSU3VdEyReD04OK+/86EzkrO5FExo1Rl86MxpTmdMsxz+ekHz9BnLmGbm",
+	"r5SpUc7nmkvRGXR0XjCSwo+KzFk+o6aRbBmRBddTQrOM5GycMzUlWl4yoQ6J1FOWL7hiRE8ZkRe/sJEm",
+	"XJGU0ZHmV1SzNO5EHW6a/1vB8mUn6gg6Y51BZ1qOJOqo0ZTNqBmSXs7NrxdSZoyKzs1N1DnN2Zjlq+NN",
+	"cqaLXPwpZ/OcKSY0NT8khKpLRcYyJ5TkbMT4XBM5Josp1WRBFcnZlbxkKenKIleH5PXzp+Sb/YN+Lx6K",
+	"I7HUUy4mhGWKRUTmREh4EJFLxuaKPC8Ul+Ko0NMHirDZXC8JFWrB8ngo3DynjKYsLydqhx9OckavXzEx",
+	"0dPOYP/R48hNWumciwnM+ZwJKvRJ+gIbW5n72UjOmYJVz9nfCqY00ZJIwYiGL0mXkjdvTp71YvIDzcYy",
+	"n7HUzKcQl0IuBPntP/+LHPT7ZMIEy2k2FMnPXFzRjKfvtO06ickRuWRLksmRWS8tCRWw4a4PbGRvzdz/",
+	"ulOu2I6bU9N++6nfRJ2cqbkUigHBfkfT1zhB89dICs0E/JPO5xkfwZbv/qLMonwImv3XnI07g86/7JaH",
+	"YRd/VbvHeS5zhX1VV/U8WE6uiF2RQ1jmC5kuiaJLRRbTZUTGnGUpuVjiP+LOTdQ5EZrlgmbQ/uqWmcYV",
+	"y69YTsaUZyyNyTFQkGn5kKRMU54pQnNGpMjMsk8mDFu2K3DOZ0wWurlpGF/KU0OyhOY5v2KEC6L5jJHu",
+	"fp8oM9iUjWmR6V61azO9kRSCjUx7ZuajTCrb9xtBCz2VOf8Plq72/ANXCs6HIyyZEy5UMR7zEWdCk6PT",
+	"E0NEcJioIxzToaGsGV3CcAvFwhG5fq8oz+hFxponnFJNL6hiZESFaeTC7B0dTVkKnYVHI5NKE2rmOM74",
+	"SCM/G0kxKvKcCT0U9kVFFLsy5wGWTRF5xfLqUuVM50tCx5rlJHlt/tg5Mn8kRLGRFKnCw4DnAAg4eKnh",
+	"GONH5mwtKDdzGMucYS9cTOKmo8KFZhOWG/o1FGyp2rxwdHryki2B6edyznLN8QxV+vzQMdyAasPw2bXu",
+	"RFVu9GiFG0UdnlY+KwpuzvDqa0KxXJ8IpSkeUf8FF/rxQfmJn0HUucTxru6uIY8rmhUM1rzIheFf5lgs",
+	"pkx4AjKkmjN3zdTZ6owL9/fD/YYBmzvO0K8UahPPwKU9DT64iTqOU67O4JUcXSo/Si2JnnJlqd+MdMNa",
+	"3vgneKWazlZHsLLPTKRzye29T9OUm9HQ7LTyEtdsZt8uZp3Bz50/H593os7pT2fwnzfw/0fnT190os6z",
+	"41fH58eddw1rZx/QPKfLzgojPbYjgSuCZplcsJTMmJ7KVEWExZOYJB+GnV0657u/LPSulSuGnQH5eWi7",
+	"HXbe3STxUPwoiZ8YmTEqFDGHdOmf4pGrLVj7EgbXSXX56Jzb47OZEjp4Uf2t4Llhiz+7j9+t6RZvtU/Y",
+	"b3lDNnRq5LMGznoyETKHs2ZPVlyurRfK7pUl/LLQT6UY80mR+7GvW5jv355X37+JOhlV+s08pZrdrm8U",
+	"W9ayyL1v9yqcZa9h2tJcmbeaxE9HK1/UGMxmlhGSBUxkA1GsOQgVwllLlcGrN1GHXTGhT8RYbpTB/Iur",
+	"BF22uHEC7UfqbjO45Viemh7H5g1m5mI2qPGwcaUKvP5XSEWxnNPsx2J20fbClO6dT4vZxTznokH2+44q",
+	"9vigyDNy9uJoZ8+oOiDPlUN7oMiz49ekax5///YlSa4f6aQXN51XNaX7jx5v393+o8dbdvgvZ/uPHrf1",
+	"WuCKNk0fJPDnuZxteYLh/XO51dtNd8QzdsVHzJHwWjlqZayG6xyNRkwplh6lac6U2vje3fhTy3X8YRtB",
+	"wqsn1cmNZNpwHZxpI4BHZEZHUy7YTs5oik/wEv95JIss/VEaln3Fcv2uUCw3umPTPhuJvV000XnBGoY7",
+	"Y0rRScPQnsucTIsZFeoQFInRlIoJizeyRpho2e67tiVSa/QsObYyyEG/b3qsLiWohGUbGyWxjcrqFgIX",
+	"9EbmRrk0vUdG8GSgoJpTCM8eKDKnekq6iRW3zsGK83P/XWx3LTye5WpYG0E5od8z8EaKvHI6/RrCqM73",
+	"SBC4awhVJGUZv2JGaOFC8ZSBaAm/Gnnyt1//+yaJyXOzAqADm+7Jb7/+fSiSXxY6tmuxAyatGI1DyYAY",
+	"rTZjaOgi3QurjIB6m/YGJLgZTtJoKHABIxKuLOkKQySEa4Vf9w4Jvkf+rdrAYCiqDdr3DquvgQJU69s3",
+	"aX4bim7ORjJPK8oS1SRjVGk0D8HIAjtYb2BbiMkR/OuBIlOap0OBpkCCLaI2Y/synCoiVIRDsZ9ZA6J5",
+	"uzYp9xXJ5EQWaATAVca1d0p7rY+UUDMUzUaapSRnhWLm+FEzmx2jpu+YJ7g7K02aRmJyTEdTMqJ5zpka",
+	"iiQY1TmfsXP5il+xE2F18SQKZ0V4ijoMsGvbasbHzPRstg2eW3sogXs+dVp8ggK05fAJUVPDK8kFIxp1",
+	"VkO81sY0NOID0VOzV1JMDgkzY4a/Dc9XhMK6EJop6aZCEvMowXsWfzXT+/PxOQHFyjza/YDLeZOUajTX",
+	"pRKNhwjJAQnnkAg5FIqNcqZVDzYgybi4ZOlPcGBP0qDHB8och5iEJynZ7nScpO58UEuUeEZikizYxVTK",
+	"y/iCji4zOYnTXM4TtNf2BkNhfzYNml/mLH0qC6GRWJDb5UrDX+amdS/hXNUDwlNlfhwK2B/YZNwiFZOE",
+	"i7FMCK+YVh8o4gVbawxP+Nze8ImhTrCqcTFBVZ+REc0yWB2KL6GK2iqjnmynTa0n3HVXzaokscKEK8S6",
+	"pTgSLv+Wn8DeAMN/eocOy6+3XLKt9dRbqSwowt15Fv7jLSdRPX5bfRKetE0Tex2+W/t2y+5uoai2yqpR",
+	"x7CJTYN9o3ANkaVs1Z/nF7dXo8tX6gckmPOKBBl1rncmcsc+/EVJEb+mix+swOkEHqdjVAWbt1PD3wtl",
+	"bgcr40RknMuZ4dk5A64mBVlM+WhKUlBWjNAmisyaylFaqikudxG8sfFnG3QefOvHNr0Efz5v23HPRZv1",
+	"JLmdCv9KlhYIqVpJ62hixcxtlCSz8K+40u02BrxOtpeHQchtEOQFu9ZPi1w1+YxO0bGJ9/XMCBXYKyg8",
+	"Y5llcnFI5lQpc6lTRZIRNJRs1oLs6Ju0n5PZXOaapa9rPOT3Xl8rxsA65VuZpBRRZzRlh85pBV4SIRcV",
+	"+3k7k50xTZ9Zut+W+/3gvrmJOkrTrQf7QIFMSC7YhIpDcGlx/Hlc6CJnWw5Zu5UOzI0H/W8fb7Q3bs0M",
+	"a0SAHfrvo9qm1hahiVa+f/uygTSySehgeH22/+hxJ+q8Pnv45AD++2hvvxN1ju3zY/v8GJ43ORtG+VXj",
+	"qW5mKpd46a8+18vqsI5Mp08bexRtXCRsQfFJ48fXjR9fPxq1uroeKPLX+FH/29CKRrpm2VOjU12A0Y08",
+	"O37di5AXcE2mVBkdCOIrHAPa6Ka5frSFCVF7+x8a96gOx9Vo2nEWvm0MhndoftnMtkNaNruLex8BAeJu",
+	"tdDs2SrRXrLl9szckH2TaaMyINNgc//nK76BGlVU1EzQVshcZnzEmYrJG1VR7xMmzM2fotaSF6wWljMU",
+	"KKk8UCUnNed8SbqU/AfL5Q4oXkab4gpaAke5H571ublve426DKjBMOyXbNnkETWE/pItyQ9UaZaDW7Sb",
+	"gJp6yZZJD8lA8YlQpKJTR6gkD0UZSDJAQwbQDRXwUUQmmbygGZG5s0crOnPBMIcQzxPGuAyLfv/hCLcE",
+	"/s3iutsprs8picmJJgsuMC5gKJLgjTM+EVxMjrKJzLmezhJCdTmMjF2x7HDFYDIUdutqC+77ANOR2z1c",
+	"981KYvugVnflJZtrCJUyNE41v+AZ10sXGlUuuTdCgNNdKM1o2hsg/QlZXQpcLJwpUxGZc+cL93R4UfBM",
+	"73ABzcF+cTUU1I0zJs+Q2MgLw1Ns+BmZs3zHBpCgeeKQwNUCxwMuk6GwhpgrlvPxktAJNYMlu/GCZdkO",
+	"RKjs/rK4VDEI5bCgjpm/8LeUu5XMf5vYu920pmi1qvJ0fD3nuKWn5vBWbp/n/JqZ/TvLeMrF5C0XqVzU",
+	"/37L9fQHes1nxeyVZQaNIwo7/Umwcz5jbxRbYTLVMzvJ6YidspzLtGJDqFLIC7kAixTp9n/79f8+eRwd",
+	"9PtE9QgludRUs3SHLqizjmKQHEbEcTHBjQMWZCNtXEgHBtBwHUGMnjXpwYnGhiCEEE1+NbLnQj/c39KX",
+	"Ey7La3ZltYRyL7YVC1e+rbVd2bMNqz7D7QztNz9wUWjrOfi902xpt7qnr0OTt79mSNeyeHLwMNrv93vx",
+	"Nute7f6N0XBXif01K+Bm6USdkjybw0qa7Vo143+TMbYc/sPo8bajv2m+nu0Ctet+dfNKUxhhEClrNBdD",
+	"5EbVsxF5lAi2gIusECnLSbkuzT7Suxhl2kdn7kyWVm7amDzNKJ+pAeFKRUQVF6QLRmWe9iJCixRtplWT",
+	"frdqKu9FhFMdEXY9j8gvmkdE85R0LdPmKZqTFU+HAkzIPHW3dXW5uLnZZwzsHr1DklxyI92gRoWhdZWY",
+	"nw3aTWWzVlayRUL7i5ETqGbtNPDL4pY+K7Pw4Yo/UGQESx43hi+FUzF9NQ30ZVP43FFN0IrM0lUil9WU",
+	"ztnAyCOvz46MzHT8FK7iOeU5+HW4NQEMxby4yPgI5TW4VTlTIHz2MKRTkBc/HD21F3JMzBznOUR+uwA9",
+	"M+U5tCVdw0AGaPx3XolGqTIUXO6mTUb+Xn9hn79o1zJLJaT51KyqaFyQ0+MfompQYqCYrYsjevzwycH6",
+	"UdRiStZdVy2RKEZa8ULIZmNGODX4jqktTRdTqk5x2xtJ8u2UQeD4CsWZtTJCbkgzU5YzdOaArwsl/MOh",
+	"GNNMMQzsLymUlASK34wDqgSq5RDWa8gT9YtehXd8mpi2MgCoFm0Hz3GuGATTEE6D7k70wpsZV1ZwA5U1",
+	"B/RaC8kqhSOntUP4/u255bZgXoTFOySF4H8r2J26vWtUXmZbXZFjzo7ITKZFVihyYba5u98/eBKRh/1v",
+	"9iNy0P/2MTKp46dkVORXzL306HFEzOEjj/b3tpVyto0MXA0yXnMs0NIK7PSwzg+34xZI/S/boqgD7o2s",
+	"inTPkM5O3YeGXfQOgahAjwKqUndkXnjOGq6k8kA+UF57c3MFHT9QNlOJfCfssL9/sMHvtDr7WrbBBTOK",
+	"jLl8Dwm9ALs6ZglZ2wFwC3Ayx9so2s6NtUKTkVlEmcOMI6KYdlE4LvsjlzM3KDQWC8ZSCF9xHmeY/oqh",
+	"MuqYJhvurptm0WC9/+JWBi8IPb6rwWtd0PXl5sjnprDny5aY57WB1h+5r1eBe2q9/23E9bLRPDuShdB5",
+	"828pV/OMLs/wQXMcoea6SKt8KZUFalr2dYGhpeBOE5PbvJ+zSZvX7z/43MULbkGKryDgp5UE7hI0HHXw",
+	"0LZkMWJsk0sUqCoX9nZzIrjRcZo8qOtNO41empYm1i0NxH3vt4RkMvfYcQJrvnxvuQRk3eGTUcYZeKUL",
+	"oYo5ikbvYYrvoc9GO5Zp/v36oNa61xBG9K51Iq9h3Vt3Gkf5HqWPjeKCfbu8UzZ+0e5Aa34V1ub91AY6",
+	"Bx89PthOuWxdiQ0G/hdyAUQYqs+00FMmNIh8ytyIVBBoi+BCtKhxh0avAl8A1ZbCc2+vgptFoRamwWsQ",
+	"kwSbO0mTime1HrAHoV0gEnDlhD737RlsCTgcSrEUYw3hXo2GQmlIIzHTMEL+FIQclNCr+VxWrUejoY+f",
+	"glgLvI0Hoe3ffgwCKR5uzWfMivQbmDAM/ahc5YotsG4hw53GSDeXNUlm9NIm3VqFQjCjztN8WbmvHZlE",
+	"nR+lbv7LqFxvFBeT05dPmxOs3C6tDg7zEdErUyMi2LQ7yebhxq7vMlRFrJq7ofVGxjdn4uTZBmMpdzxM",
+	"oSfjPc0m78FCrN57NleRYTY6QNekYvyyuFTvi5w3/lieqfcu72zb996bk/3eZr/dbdz1sCScRDDk5gHe",
+	"ajiNvGyOpq3vZNro1TuCJPNDmwovc2KOoKMTYAWNwUlUa5ab7//f7v/5ub/zLd0ZH+08f/fhyc1O+OfB",
+	"bf7c27/p/WuTnO7m8O8Fy9dMAjRFmEdEEjPixDxICpGyMRcsTWBaXEyCiVUmYr75P/71+5+XN1J/VLHq",
+	"9wo525rwiZoasstL+z0GQPOq//eQUE1mUulVTteouLeMrinIpkFbztkVl8XKCKwBs8FRCnZMTGBP1wiR",
+	"6xjhR4+yuj8r1scOqdomJOpWgaXNW/tjxbCCyjhXVhs/JBY8ZEW6msmUZY2+mLuGW/GmECsfe6VLeIzq",
+	"5tQWLtiHdxvoCe1LrRyikga0tSmgMTzwBoSAE/x+r9/v9yFozT1YvYevrH/l2cVTKZTOqctbX3X1NZ+9",
+	"QzIqPwTUDJot6FKR0ZSNLvE4NoDJhPtRnf+mxVxvTbnbWtbXcO2tf7vh/hAc1o8WDbxpPkH2JEBTyHkt",
+	"1W2znLN2Utt7ZLdf9TWrvHGRm6IKGnwrVdgkIFabfRWTn4wSlEgXt2GbLRRLQrUNnSJDgeHf2bISTzOo",
+	"R2M0pEZZLmdUMht7oYYCQkDIHGJAvM0E/SWAMVEG4oDvBd17CAE0xnw6M5VLNteYv1Thn6hRNKa+SPFK",
+	"Trg4zUFGaQulkeKHItP8OR1pmR8LhwTT9OLK4rW9eEqVWsg8fQrJomkL4tTGPb9kz2U+a/Gt05nRDzOL",
+	"pgMasLknSDeB/f/Tb7/+97Do9/cfI+s3fye9Q/eWRbMZ0TxflmlH8eb0obXwAjUZGPyChrMG8QS3/F5v",
+	"c9Kg+b8YAqzem7fqa7sNCW65OsaO2Qq1GmYAZg+k+sMyVi8vMjS/mCeAWUZKCLU4tEWUNA75XoRr0jqs",
+	"Q6LkDDx55nilclTMzIdDoejSfYVoaPaDrTLGtllGq7rdEZzhjnRSdqrvrkjcjlxcl83U4tj0awSEa+LT",
+	"VEMwmjedVXDieqsHcOSy3lZNezMqliTjV8wR2oIFLH87j7p9uyLOpS056TxVzqwd9mqbiLwOtRf1+337",
+	"5qwSOL5Rtq5Kd6vynM4LMaK6CSPsPC9YkMHSsCRET6mww1eaTGWWqq3kt8Ylsm6VTjiopov87Oz5BvtT",
+	"JSx3vd3H2gjfWze+ankJMtWXv88YdHcjlpqz0fsrlqs2vw5G+Gy2c9U2otJu1GieWjP1qG2dWzbtmW2q",
+	"QVu2SHXYzrQNO9HiBhyFb2OsKpqU54WabvDHt3gVvI2tyLNNUGv9gydN5wyW59buCPtZy4qd6ZzRWaMV",
+	"Bn4xN1klAr17dvac7MV98r//8yTei/d6hyTBV9/zNIlIwpUy/8EssnIvE8wXt489MEMCciKIrDkVasa1",
+	"ZjlacOobmKJ8yH4adwY/32EBPzTwtO0Xv2Ryj+un7l1wfjfdSSGR1qE67oC/V1/O2zEL+7X1Gda+XjuW",
+	"x7dcIt/X3dlaM9uy1v9LtnzPt8stCdJJQLJzZG4vn1uEeXiy387e03T8/hJw1VZjjNI27nBz1Msth1Th",
+	"1P7TRlahqS5Uu5Kt4PfQIy0vwedcQnW+2zwCaKOpewSIbXIDfdFgc3cMDbtpXYFWGtF+gdYqXfjWisca",
+	"H79b023bvt9bv6V62HA3VZB5rBmjK+f0bwUjZol7293JbyyqQBv+4aqZ4E4GMjajPLtThCCAWvx41/jC",
+	"cZFld/74Hk9WRn/HpO4aKTq35p3bGJIjK+lhxEL8u+EtjNr6EVmCId+P7OPbHmejdpThw3etg2xjHx+/",
+	"v7cI6dGosQk2akfK/oFnGVcl6rJ9n3T3fvv1/+71jX4cuXgPVJe3DRB2suGZvyPXTddO4Fn1o48mKx6X",
+	"KYobIIFCtlcN+QBkKARL+8//IjbpMQDvbQNPG3YGkIZ8kzSjybXE7YFl5sqG11iUCw+z5/J4w8RmabMG",
+	"7dlUzUC1ARJ320rU17hBba8szLXOqQ+MR3gO0B0pILLghsbkCHJmyaxQAE1OBXlxfn5qI7QsrBneafCK",
+	"kGj3MBSpc5mR0ZTmdKRNH12Lug9GEnrRww3JFCMH/X6Y1uyAs+zgkkZk5Kgz1Xpei4Nq5ZtV5+khGPuJ",
+	"FKQA7kwKkTGlyIRfMXGnuKPVsbwJ+GeD4o7wW+1TSIxqD0v9HVV8FIbVcXm3Md7zLXmXiy5nNN2ayQG0",
+	"/NjC69lAO2B4j2sMb/82DM9oV1QXObuVAG0Z31nzx6Wy1xaJ5sy9Dg4OshVgYslfd6wlMN3xzScQhb9z",
+	"9uLIQtWaUwrQhvaYvq4EI9pAfRt+iEok04Rbc/wagPm9x2vkBtWsc6/PLCj1YmtMWkmpoBdKZoVmxJwG",
+	"InP4ryJvXr/aROZN5o/63Ztn667e7xCb71ku5+0X/x3w4dgVa0/oaEEGRBBD2K0QrNL86DM9LFQBlndZ",
+	"UOVQAbdD4w8XpjKpNSv0bEUgqF941FKdI2UzaDvDBwrygh2wKd6H1v+apbY+CdWazTC1soQ8BOM5MQuE",
+	"NXnM1WEa0xw8VDzES5W5W4ah6CYIu4/YkXYYux88eNrNrl30pBEBBEuaHOGI1Bq3CCKa2DEAZGI5p5Up",
+	"u0op23EkwNVrLr7ydroEzxsAQtp1s407kSZHASS3HJKl5FH/YTOQsWDX2k51c1Jl69zCHYTU8C09Q9jg",
+	"KRMpF5Pf0b85BUH1jG3UK+zzabPn6xiFNo9A624cS0I+WG7JdEmDW/VcO4GVYaw5gesjduywtg/WcUrH",
+	"pjgd3/CaobVqdItSs9lqLM19r+96w4rcY99nrTJDjXhByHPARlFVti7xbyvlpXzbO9+/PU8ii3EwFA6E",
+	"pG4iTqykYfFquiugQgMspdScDd/IBNciw4Td/X6nNiZbFjnXyzPzEQ7gqIThMX9eMJqz/Lk7Xt+/Pe80",
+	"AGmH0a5haKSDM+5CwmJy+tOZBRYOKrYkvcis0lBgungaEQsSkKKgHgIYQboy8YYYh2AFoJbELCMQA4RE",
+	"KKJkBBXHRqBtlLCAciEAWFcu6mFVuCGwgrDyMPeSmRjZCOpHlEv0VMpLztZE8YQrE7lMFYt1hJkJCRlB",
+	"I6i1XiMGvZEZla97hy+UNdHCz8vh2TouUOCCt+bz5nRRVtQyCywLTShJvoPJJmSeszG/jtvKsVU8nqt9",
+	"3wRIuI2IMc59kjEopwXBL0ReaMoFwJlU0bDd+Dw8tT0BAOcF0ExGoOEKZoRnTEUQAYCIZ/RCXjFbdhBD",
+	"0/SUzcy8c7bjTHgZg34qOUJK4kGuhOpIKElGsyBmRxAsUkSthD8UUMVAmEmrwVDskNeuLhiGY1HhVt8T",
+	"Q2VJE2sWQFHObFa4UUNBGvaKHJHZpiJqDknDCSYH/T07awIosWXlNJAQMWTHTIIouiRKDkiJCo7+lySy",
+	"Kf4vz6IK7WKTaXjcEa89gVwyImQJtWAxyWd0aXcI8GwwvITn5oia1moxV44d87zKeCyqGIIdGE5h1j9p",
+	"LCCYEGn5Y7YkGGQKoTsNdRBheV0BRDOaoAaih6WBtYVyiP6usDUPCCQ8kqbiiGZ4JzYC8s2bk2cq8jDi",
+	"8GwWKuGKixHyiDeCXxM2l6MptHDsqkj4S40KkmCphcTWnHMEO6N6NDXcMBnJlCXObp3YShZmSMSQRkQO",
+	"+gewQY/6fTKlV6ykEAAQfCpTpshIzmYSoInQxuY58MC0s1rZ43lCurRcTADvyR1elyiD5MxTrI74vBdh",
+	"U5bAbRNOZiDPYeFBP+tF5SJ/f/bTj+8syDxWNZRM4S1DTDe2NCe1vUxtrN4il2JCzMdgtYQWT7DFp1g2",
+	"8nw5Z+9gCKZZ0xqwCQ6Nk6ReUTIJBwVjbwgJJM/R+GVaw/CmqbnNxIhV8PPw6CqzI9CqlvIVzSfBcBDw",
+	"7wn5gX93CIRqdEL3qvSLZ5R5AGTzBkEs3qhzc1VCqTVAONkhpZGTUIKChV9JTG4AOuVY8Cvy8S6/AOza",
+	"oMI9zYAcGWLFIgsuyXOymMrM137FpAlknSveOzwYNjMUrn+qPCrolKqphbo0b1Wjb4ArQdyynrIlxo6h",
+	"dAJ9nZtFAfUCkteVOfVIHHJMElQvBrB0CekClGFEwF+nIq+dKKY1FxPVIxymWyawate6N9Sa9TZ33pt/",
+	"6/f7fdL98c0rAGbloyk5lUpPcnb2769sKK9vLMCthH1wNVhDGotc8QjqStFywyCL0ZSlMXmeM7ZjpmPa",
+	"BErvJt4FlESGFWDQv/l3av5rZhNMBZJz7f2AI8EpmPYqL775t+fPnz9Dis/ZPKMjNjM3kbdK98hvv/6d",
+	"IIQj7prb4oxfMjj3ZXUL8ub8+c4TeKsQcwqHXxV5LieQ69xNhsMifdLvJz1Cs5zRdAk0gBnF/rCC6cKw",
+	"vhT6VtJcRlaVFmOECprRS1YN40Q4IC+aGZ0fGCWW3DJDJGO3rLiml4zNLW2za3OqrOv52/39hw+/2e8/",
+	"fPzk0cE33zx60v+GKE2XynGSQ8KuUZI3VGLBU+nScFqGFplFzrU2UmyhI5LssX2wVid7MHWjLwMrNu1h",
+	"n17IKgz/JIjVoMycHh/sXHAzcVCRUZpRTKSHhNpTQC7YUqKfgdgvHyiSwyp06YWRzP73/9uLn7CH/Sc9",
+	"0yRcfiUPM6SZshGf0YwAAXiKRaZeEm1MfhqTtEDuyUqLLBhbFlyoQ1xYAfFHJGVs7rgXutxMg4CR2nAo",
+	"8DaAY/6KzwDAx6WtHwaoKg8UGWd0omwZKBAVewMvFDh3jTnCQJtYINdMmZtREOWNZz5a9vEBecm/I13w",
+	"tJiewKuQ0aW3ESly8HDPShVQMlfVaulCWD9wd+Ad1V6hKK/najPsCO/wJxbzNJTtyvomTbV6e6vjh7vE",
+	"tNcN75se4NDyNEO4zh0KEcNNTdqx7ZMZAkmaD1E8BA+C82w5mrazetwn1lDpRGUj0QUKnq1qw1gKB8fw",
+	"RO6zthz7M/sM68YVMQxhEAh4pd6DzAWl43JkgYBsXvNNXTBzhkxrQE2P+g9JN1zeaj1fLlxJX2uZXVNv",
+	"2JLALUoOk3UVh01zJ7oi8VMNMkWp9C0oh4IzVjl2g3MVijOqoSEnYdo9CywnVrXZOUkTnB9eTuUMAIER",
+	"hu0Qx3GREcqTdH1Q+f4ToxBqlquIpHzCrfqW7LyPB0aGKp22HvTyEOEmSHl4MzkhGRdMebOhGwe4Ua1+",
+	"9lOhocIXWCmc1IMHw1OFKDXkAHQJCifBv32NJDlngs55vKSzDIQ7XmZmGMkLXkrlSFmpdcxyZsT4OZ2Y",
+	"0YnU7MxQgHWEa1sqCT6aMZ1z+O40lzOmp6xQxD6MnM90Jq9cVXVXJojI8VB45akXm+Go3TEIYtRoQJXA",
+	"lXhmeKlR0y8YaB9knksjHE/lwvq5ykOXswzuWi0rgp31EHOdsc7A5b7h/RooXoGyXQ3KOjo96UDUOEaU",
+	"d/biftwHGzWubWfQeRj344eYKz8FG1UzGDMgEjc5/H4EBBMh3a7G5BVYCHQJbzal2biMFagimVnbYYlE",
+	"jBB3wIOq5gogIicMOluisuQnrEDg9Htc3lVA6xogNdyFSJ9Ng3NJGy/ZciisaTJERY+aYA6NyDLKitTI",
+	"7M7SYafgTJ5OhiQzPrH7D0INwmJzMYlD1E4VCNzQjZqy9HAo/Nt+9WYWT6ZEQEH68WR2knYGnT8zDRD7",
+	"tUr++/3+RyvhD+03FPA/QkHjLbsAa+8Z01BL/hF23dSiH+JutXw/fPVw81dhmfrQKNsZ/Pwu6qhiNqP5",
+	"cgWNT1mwawtTHtIhtFI5I+Ys8XRnVDeZb3lcfgTodoDbhbyM0vLjBYrXz5+Sb/r9bwO5eShcLkNpFLGy",
+	"aDWiwpX1hgo0YNtVMfH1v9+8fqWGArKzrbM6wsNSouA53hfyfHuxGqacy2IyJZTovFBog8/l9bJ6ZcEj",
+	"xKjvtVBkE97MPRJoU3cN9GqoIuVqJIE5uMsnXktJb8FkHtjpHyiLE1WWSTcL3sUxkKc2xM3301slMaXG",
+	"d6Qvi9EU2jqmFF44m1IjuYBbJlO92EoiIYlxVTIcTJR9enR8ShKbfrxjE7wScmbXgmBUmi2vacj2ycHe",
+	"N71oKCyitS0VEPBWa+J0Vi4MgHeJmMjAI3KBST9DgW1++/BRzxwTpD2fGioLfSGvzUCdi29g2aaR9uAG",
+	"lnnK8mgojBTmnSBG9ZPjcUwwD8faB6mgE5Tskub8p8TaeEOJxpqdA2RLd2QMOYzkHESKljOwkvB2jwdg",
+	"pa8W6q8kBK0UHtHUCLZhOtI38V4v3sBpSw+WRVHDg1AlyLBnPBDm2qVzvmNhIudStdI/LZNMuCKCcQjQ",
+	"yySoMEakczskZE4yo7bic39C46GwpX/KigcNuGjwFHfo0D7WCvHUvLkmHgrw9SdGZDCPJUwqNRoTFamc",
+	"ORXLw3Y1kQfWMTw6PXnJlh306zKlv5Pp8qORBDbuPN83VfcxRIzeIz26zq3vu4UajXriXTZl4V4QIg62",
+	"ESK+o6mfoPlkbysJwvqQWIofPdn8ke3EhQB+YhnHnzWkmtAvZhkwnr8dqixf5unKGdv9cMmWJ+kNnrGM",
+	"NaKuA+AeG4/NBWZ1YKfy2iOOkjyaY0pNkAvyyOnvxFw1GEKL3wByoo898np9F2zLIyN5lJYFVRbl7cXk",
+	"yDwaCmsBsKWOuVYsGzcdKszoDw7VKnFX54sfpJ+Y3g4a2JwkqhhNEWH8c1EXrkZAXViNHDhBdaFfw3V7",
+	"tX6pPyEfqfjnPxcb+VK31W1WyDa6K4vVw3weh7wB2cAQ1DCnelqGNAAP6dRvkijYzU3Rne8if9W3X4lv",
+	"uZ76fr5ejF8vxrtdjBBawK+YqF2IfvNCwbORGoNXV45H02DLV3Zd+MQLjAoyhH8v1Fx++blIOhzBeroO",
+	"OvlKyxtpOYSr3krQK3fwQwW8aK3Qh8GfU5qnKAD8ydBLsoqXLVKCsEuqCWANW0+HwmjlwiqaFFxczlUP",
+	"PoEwYyBpy2lzOQZyPBQV7/LFsjImjOQP89RcyD3kG1ONkfaYfDxAVLUEPQdgjsDhC+kiPJzbeo1w+REZ",
+	"QrTxixd+Uyz72CjQAkL0lyL21E/7Z5JqHS1A/oWXccNbYKOc+7GvgX9mTvylE0woL9eIZLN8XIeb/Shy",
+	"8koIOU994A4XUOqwjOPwgSHvKmOBzJoNIo6Xur8KOl8Fnc8q6DQL7iAUtLpK6v4OL2oYcWSjqOF9xkPh",
+	"g9fqH9p3vVsAa16Xgo6DsXSh3WipOkTDcubc6DMsg1WkXEfOeBZ4Fh44Nwn6FyLz9lBQhWWBsYelxbTV",
+	"lAuWxuSUTmzsSDIqciXzxGWRCHatn+KjRlfdGaP5aIqpZB9DoAGWCDG7JU8EzhayPodm1LYnAGXnf+pE",
+	"naY81Eboo+YBeMzv7blvS0t19n6rBmuZ1SJbOuAFmxYIJtfcx6hx5ULcSRdC2MkMQbSaRgaY5c0jak/z",
+	"22ZMNrjhlsNhIr39YJoaAm9OpSkbjgjImA15qrbiswPOnHFh/9y+TzxDlU6DbO6H+5VKFD/3d7599//8",
+	"a/MNfm9XEZzYSsJlY3gGxE5hqI7Q6pPeRJ/lSjErUmbE4qwjl5KLSduoM5aXSpBdt05Lfm1zompJcOSt",
+	"dUo6aNWUzRk6QazWK8cEgaiTiCTIiRIEFk+qAhrwdLj0oEBjHQsZOINyQODobR8Kl5mDIZfdpBUROYFG",
+	"vz/76cfItkTFUFSSMK53FosFBGbvFHnGBMR+JwiT7SKfKAnhwSAcm8jCauoYV5PJiSoDcW1ewBXLc56y",
+	"RphnFzoA16k5gvFQHLlQXHwXuisjcjOuIYjTxsDb+jGwpmUBmQgqyOAylX35FBgIcKximgwq0YwOwCPM",
+	"mup+//a858YL2ViLqSRyIRQEEtZK3/32698h3ryStDYgmJFGhkW//3D0/dtz+AdLMA3NRs01JT1imG9l",
+	"PBAUbMOaGhNAkdJKyBvITsLc0UOEnrd1cOEVSNNyuZ+Rw7w5ALoDKcRnrbqkCtMou+ZKx+StDaGuDNCD",
+	"5ysuJhnDax7Q62ewFVkmF6wx3NgfGpkbooBKQNat6I5RBCGyYRQybCpUxSfsms7mGcPEQufassOo7tOA",
+	"zKlSAc4/iCIQdZ/bI1Qeqi782kvCViFlsmIRg6w6M8p62zjy1sYNIUf2pa37AHnSyKrBYbb9ll26RMOa",
+	"We8kjTcOJKp+sM24RMNY/BpUu1+/FPj/Df37pOGxLPJK7BCEJGKIOXLgGV2i7RGzSoMUHkjVwJBeiLuc",
+	"yhLEG+Rnly+dlvwcK3NgeHSeIvdK2YgrTOXbi0kta69UzespfsgBgENaHnA4FPuxx03BqgasbMKlSZbZ",
+	"IOaLh6ZLdybcWRESaWM168m+CHkJtSvIrEfQQKiWrbZT/fRwKA5id2jxGhsEeeQ8gEeXOTCVIBmg52Pe",
+	"w9xDZCwRAGc4c4dvZEoV8UnwZalhzyNg8i5jD1pDfbLkHTIP3w/n6hP97CcrM30Ul+vdcJMPkEGaN0oM",
+	"XIyzN1do+e7hUDwOmjInZABHCm6YehOHQ/FNvCI1rH5ULVDos/WPyEWRXeJ17vJp9vt9PBpu/Z0YY0nQ",
+	"ZgHkakCSSmWCxDkk/OC7cErKROFV6uoNhcssb50jubAZ7IafGVkAg+OHnUxOQNCYLdHaPxQ2alENOy13",
+	"D7dpL4aU3TAH1kMQlKQdCqhJS06qcEbOAwF/wKKVPnPSdZxR5pZJGjqoFPQ8SXsosGRydGkrXFCNLUHF",
+	"bRi0BRTwiyhdmvZQ4EVjx1s9etWtgE2ylRaURzdCc8Ap5FEMbLDbn3JmC9PY/PkAoYwjNeC2DkWyUsTB",
+	"sxZdLYFQrX4QJKpE/X7/kCRQHSCB6FNbMgrS/HrlAnAd1UYS5kwMyrys/X6/yYjxeuX2UJ/AOYNLC2+C",
+	"GANFOy26Lhp7G/xsjm58OHVYI9nxLJ8jvVoTo1HXrpQMibYOmV6p+7LlRLAERl0KVmxd3aWWoTdYZj7F",
+	"mCv2xjsOvd0UdH8zaIJo9kV1YpvEpphQXPMrBrX2xpjuWEpFbfNxACnbzSOsNHRfBv/2okNGed+ouf6e",
+	"jqDc1I11L9yTCWe1Sk5bMBBcg+uKmp076AauLKe0SW+BXXkoqLq0MGFG24IuSXfDDQFG48/tHjz3+qPl",
+	"l7giVQUU7k7zl0toROEN2JOsyHe9+A/iKSkj7j94mKKf3xmOUQGeWnnkgJZ+fnfzrurZBNSYGiVdLEOb",
+	"DiRnmEXz/8DIj3L5QOipBmIEDvTqzpW5g1bKg+zn6gAiItgisM9dLEkF2tWIUXooSpkiJsco+IdnIWNj",
+	"bQTE2GarBAgYtcoyjQIEunw/ugjx0e/TjCttTrwrbH5vF+u7e+V8LWU+WxigpZ2a6fWfw5hNm2cP0Qhr",
+	"MmbKjLHBaiU+pwCNcpYyoTnN8ArBH0dyxhSYP9Cmmdhvq8ZIax30aYXm+nmg/Muwt8kA9coLqadDgdYX",
+	"KVhkURUAyG3BQTkdijMLCIPwHWW6YkWZTeoFRJIgW96Dpg9FdWzOIOr0RKIynnIx2VlwkcoF2hFQGpxD",
+	"XVFMYi4UM2zHgaRbdZEkYXngxMhfQi5cul0Fk66qZXq0mNiakDKqNHJtlvrmukIubG57+PsRZm0iKJJZ",
+	"yywDqrDZnD1YwvP6Rj9QhrF0K5sCtg/YV8XThIwyymdeLq6pnkAdY85cCjIo3HDBcq0sElHGx2yAurZh",
+	"szh9BbnSXEPuhlP7LuAkp6XEGrZq96YyVDDkYqXXwdAVHX2jWEVv9UBeEDTdJCE7gQDMhTxFk7ieulKt",
+	"gFestJwrspD5JaRrv0W3fAIVW0+hYKuvrp44y8VQ5BZ2Jqo3B9liPMt8MfNBOGRtSNaNG/fTwlQEfg5n",
+	"BMRKs4pYBL+jaunZWrXZofDlZkml2ixHyLZCMXsmw3MxFCvnKs7XlN2N28rnwu2GXMMRS+Aa++3Xv3ur",
+	"0aZwDNB4Dyswg844I6RgCIfk7dneblCaSCp8yOJfVHnJSM6X3ghlz73Vu0dSqCLTTrQGYJ2H+5WVt9UE",
+	"rBnezRal8hmbXTA0TC4xe1CKbBmh6F0GcnAN4pBhfz+yRSixpCznV0ZWdxzMqnpTtnTwUGVA8Chn2vsD",
+	"behIN4Bh70WB9w6IYscShT9BwkpHyJiRFl25BJrpKdjWW/IhnXHCMSDbKPK/hSQvtJ5DXAEyfEW6yRmd",
+	"sTOu2Z/OdM5HOolIckr19E+7SYRmtAQSkFlSkmoFJQWg285fnaGLrpaxbrPT8YBabNPeoA4j2h03uPdA",
+	"Ph0zzWesZwdSu/u6JVpKlc3mbEY5oG2aFnA1EFZwYO7iml/wP/8rQOmrUaqFS4z8sZG5h3t1jjnLgEMz",
+	"ho2/xhhXH/3sXzVCxFAEv9hBtByXRMPhfsWvWMD3EIZHLxgTZK9ko9VjhQtqGbBbzlpvTa0fDoVDGMJv",
+	"UQZGcZgqP8EZo2Ix5ZmLeTyIzdUwAgi3MPprSgM8n/1+PwL4svJ6FhoDbRbUMBVVjEYIkWTPlTchOyW7",
+	"QW04tq2F8uxzmSPub013aDXmYE+HIAghZbeKU60YtxUqbYtbaazXdc+2myBQ8+Ze8UnOfYfrwmFs0kQV",
+	"Z9iRcfWMavCfAU48YEWZtQ+K25wxvdOKZ7yQjtlZOBwuCCXlJxbWxqEiyIUY1Fz+f6oFBxySH+j1ztGE",
+	"2R8aD5l7FXnpoee8h6TOcG38SYVsbMvA9Js7rfK47Xsz8rgHBdqGtb84Pz89C/ClaVNJ3Ju7qn8tBqbq",
+	"9huOg8zowmZJAiMyTOXCsL8VbvTHsylVTEOOlYGUGC4EmgsbDg7GwjTGUe1+0Khp3GwTUVW6QZyDjV3P",
+	"JQAwlomP5I27Ft1VaMZVdQoHF4I1qWB8kpf9LcClFGzHnJcdc8CxZytkW0kJvnVYkEORMZojbHUmJ1x4",
+	"eGwIn3GCH4jd5gqyaJBy7C8bcL7eMtCoKcQIJbzq9nRvEVzUiqbeOyxDeyB6I3Cho6lA2HXdwvX23fIj",
+	"pBBs73179yVY6FesK7eyzBMwzENQ1B/NMv+jbLDoWohorghP438Qm7lhUtVJXqAyxNON2WMf/XR8Ktvs",
+	"JrtsZUHir8S4RU7ZBjraqDSUfoLaPWB0sxLMwWsK1ew07WMEfkdeWnjhg4hkC2lvhV82WL3q0N68fZzs",
+	"UHR9pGzLfRaXoSxmTcDGqbyl2JZMcbpePWQWkX2pcy3aWFkHcVsFCbZAN5B67CxSEE+F9qsQpg0Qd20U",
+	"pMe7xLQj08eyNxReJPbGMx2GtnXNSMFqGzXaIHja8wKqC7UCOakSK1faggJlGULWwaRQxehECCC8mpjN",
+	"r1KyyEc1PCB1qciU5Y2J03+xNIJq8X3qgK6njcl5lSgxK+jHATPa/ImvIWJNGlG5wNbismoAjclxWTnk",
+	"C5H73ZKtBM8ZwkT49+AIldK+BW1rPPMWkUdtTm5zUWptZUcw5Bz+3rFobwHYMNWVc6tCHAAkVgDkPM3B",
+	"4jUUCJ2/4hCGQFjAZ71kYHNBk2pCuIKcieAMQ9zeGv/xS7ZUX/Tt/pItt3G4IoxumDbzT+JtrdYts3RV",
+	"ofpdB+vXjlmYGLKj2UTmXE9nCem6y7ZHwB69QAhhKJ4wIAlgGCe7yeuzh08O4L+P9vYTQ5Svz46Aasmc",
+	"ctAokwxseQnZ7x888cD8vYg87H+zj3HV3z4mF1yrQ5Ic23aPbbvH0C7gW1o4ZGxWkNOd/UePd093Hj45",
+	"2D3debS/R7qup4jwsUtKcgj05mXz6qP9PaM5Ji9sRy9sRy/8BALUYzN8/+HevsNKNGONSihGqobCn7+u",
+	"0lSkNE/JBVXs8QFUBsEiBO64onoKjODasAEsfHGx1IhMCzthZJ8E2bCNmSAISh1iNFYqKx/iC8gsCsH/",
+	"VtiUpNdnR2aV7fKh4OL9MNl4x5pJ/ho/6n9LkhHLNR9DLn5irdkICYzmN5d5YzqBgeKPid/XQbXeAv7c",
+	"Q51yjkwNU3xKX0zGrVfVI2S7ImC+bshKNEwJjRnIGo08u9vOqAl1vqcao+7ZQAEtcZK+olP5XEjbwYBQ",
+	"gvXKgeyB+yIjD3iw3fVmHFyQrrAJmHEvJkdDUT6AXBCzJGjXEmWpc1qVAaEhH7LvcGvBJwQ/lfUEHAhs",
+	"9U2oe2V/kwIsS8zD6jvHUOkDqnKMqPYLUHBYHMk8dAd0KELMB/PLJUiItacn6UoLYXGtBvxaPBmI7/dF",
+	"AkJ8PhC320ASgvgUIud3ZY6uYMPEIisrGo7X+4oU0XI3O2K0l2LAg/EKy2uXTbQNXFZ4mYfgqJ8YBLHm",
+	"o1JhKcBwiElUQmPwFC+qmCAYzBoQGDz68brz/WXDvnw95f98p3wTgqM5F1iqo10KfyEXKxU5VFmSI0xd",
+	"ohW4YuvsGthiIGbrUAr3AwJnEoiIMfkzv2IACHN6/ENEKEmQCF6yJYpFVTHQihBgubIiHLzZPX359Oxf",
+	"nkQE/rtnvjw7fkr2eqWb1Em7EuUXrEog5SFasTCPLJAKCdcoxDhrV0x+ymEpPa8sBW00gV1rECVtZ72Y",
+	"JIES44qAmQFg1RVD3K/PjiInLo6K/Io9UOT4bCj8h/DW8VPrZZfkhf/UhS4dAkcH8RQUDEhRp5pkjCo9",
+	"FKDpoJaALB/iCJ3SEhHQWsx6geISk2RF3LfSPMytWd6PCfCy0dImugevmQ7XyGxeMgsfBhTQxfqtZEY1",
+	"lHGESHaaZb26LFZ+s/JLSCZCakNo4KUbClXMbbka50c0v+tAPXClenSlHArOugeiY9hVlVKrv4X6rE+8",
+	"GHPtyeW+BNETOIVfxdDfeUE5sOeARXy9iFouIiQ5rGPJlbbqM8iaUXiM7O1+W6ET75UvWOTEAX5kgdOf",
+	"46/i5tfT/DlO8zZC5RY1MkBWsdH9mId4sawBnjxAsKa18fW0DD14CSfGZdW5YkfwmXcUVj+2Rj37oQ1a",
+	"tyFpA48V8Eb502hDZO0rkRN8uXaRXSUGskUT8sAnNcUGwqFcSsz3b1+etWMlf7Q7+49YxmOz8+vzF/rY",
+	"qsbHPe7iJ2SbX2nj1ujHWCgE3QW1u+bTFQtxzDmTE3OHbKgTduusxxMdpDtifKUHSlgJv3ceiyAnEn+o",
+	"A9qVL65mkDgoNxf9WtYTfeBjBiJfHjxB1wVC8g9FF0IJZY4d9nxIRjhLG1SOKdyYM+XMHYrOGN5F63Kv",
+	"MBbn2fGr4/NjUg/tTTDrfowen0pSvsytXo9wOkcQySh0tmzKWIOsqTAQ1yYdYvSMD0dxQRTW2+Prs6M3",
+	"DfKyfEqHTTxaUDUUUA4a7+hMTgCi0DrOXM5TxmiumkKIGvN+XO4SXIghUE4YDIQRQB5NyRuYwPJQNMUv",
+	"AxChmRaSt/XNjSnPcIkXFCGIfILZx0RGRDNUMzLiyo3+Cs/fhgg1Q6Y+PLqFOMNUWqCUlgx2pPymFIAL",
+	"KTNGxd2wU8r0jm1QU9x5KxOW24YbMoS7oahEG7MSIiQsV/8QBiccN8B6rAQKQHz0NKGoc70zkTu2nTBG",
+	"1MbN3pc6hnS3OY2oBjshJxNzxApdjbnaOoXnKbKHCwlV5H9fKk+ZRtPfJlumiQHdto17y535o6a3vJIT",
+	"B5Zp+OyFzRmxFyPP69G0kFxiIerYLMhyUZrqQt2iHDRcFWVcJ5ZJtWqVL4WIl1JEHvUfljFscWNNWez/",
+	"PivJQg+bROr1M4mDDfyEg/Kj8AZqP5w1tPGC0UxPPQhx88RKCkAx/ZYVa6VuqFbbVpEDtad7Kn6HjX8m",
+	"E5frfP02utX5as9aWzbDKYxbWJ3xzd0PztGy1sB1CwK2KMAqLJLtvOEVuAWFWMIQ6lfFflqJT3Og7VhH",
+	"bCiC+hoowVtPpOvPFoe9YFUDmIXKDV1ca91MOJPg6P3hjE7Bsfm8ViW7Mb6iCuKYcEG43mhtWrsB/+g8",
+	"aOPmeh/vFVf8AjRvzG36QgrM2mFuZx1yx/F+vFq34WIbfVol51h7Zd9r1dqvF/c/5MXd7Isyl+Wm2rRv",
+	"zDtfqBfVjO0zkSp2vRlQ8CuZbiJTBB/YLF2a93YrBuWNwXnYx0ohWegM7KTWgFl6uymCLwzIFAD7MCyj",
+	"BIGHLAoM9mNpTI6M8p47DLUBgfq1S8LMEnlkNZ82YQEjnOoHc1QO5jwmz6GEDXyL/VyyJUurPgD1M38X",
+	"QyWHxKaVjmTKlC1rqVrgnlRsi5yEYmr1hUqZgeBKamqmPXzq4wKbfgK8Zzfs27KQmq8+y0LwVLvbXw/+",
+	"2kCJOtBo5Zh/QHq8a0HpEk/Y7Myq5a1SS7pJBfw9taQJxazospY0DKfrzXMW4ic1zIZfWTdFrykJ9DBM",
+	"/PafVitPk+bC0zjreunpsupku3L6US78f/ii0/5u/4KqTcOgNuq+H0+g++cSrb5YYggUY0cAm9Vij9x9",
+	"D0pxwmaUZxBqBiVnGmLl0cmlbNprGKmCWstQdEdUsR0uvMe05zToLWpSW3EGyhHNqVILmSM4rcXJBbe3",
+	"WWaq+QXPuF4CAJvR3PH2HqDBw8pqCNOBomET4yw1pS876vSrvvQPpS81K/U2sDNwHjbfA2/xvXv18tk+",
+	"NoFBIKi5HXipjGHAO0S5ukOsgjy4lBnxKV+i1y7+g+JA2Fk7x//K7Ij1Bd/cygRpYzdWzZAQyQHVjvE5",
+	"E+lccqFVPBTPbXSakYdtXE0p1AqHe0/MPYAQxb7RYCJkJK9YrnoQjmQngV0lRZ4loKV+GHag4WFnQD78",
+	"9ut/39zYQm+nP52dRz4tC1CBIl+tVEIdRF80TZEpnc+ZYCkgO+ScpdgIu8aN4DQjF3R0KcdjglC+Ftlw",
+	"xHgZALUKoYSNGXk/ZwxQWVUvJscUqjLaTbGw6hjc5EOpSWIDP5KIJH/dsZpmugNllHcgJYmKFEqFYtxd",
+	"c+A1+WCXeoBQ5yQMxL5JokrdMihsWQFMOHON7nz/9jwZEEq+f3tuY9lsHAkG8SQ0m1iVH5AqICSE2Dch",
+	"qw/weCKS2Mvo/YVMl+/VlO4/egxlUdGXXcPP6M5pmrK0B9V6Cbxy9uJoZ//RYw8qRhe2dKa181h2RnUA",
+	"i4KBDSEchmnNULnLNfSo3MluvGBZtgM2nd1fFpcqNnwqMcoXTK0CvhP4DklDdiIoYhWED/JGuHHaw2pr",
+	"fAor/+GqxuW+TrWeV7E43zg5KALcWfIdVXxEaOUdNzC3EQ3NnFo+mMRVIuJicuYmYgg68jUSe1VS9MQx",
+	"ILiPFnV3yq5NlwGg++pmoUEKOq30aRHTXIzbJZtrLORLiDtsiixyrrVFeg1kq0MA2q+CpAS1NuTMfIXl",
+	"W4+qh9SeYqy96Ku+fv/2PA7TKJ25y9X2NzwoaniOLOUYz13VUuZeGUkh2MgJAo2tGMHU/27acOY498JW",
+	"mRZdx2m9VRIyg3tNPW7XoCijwqOhCO4K69Y2r2PBbsw4GyNcLjJ35PSOvVeKMg8FcHsstZgtQ3CSxtGu",
+	"ORdD0aVkJDMp0Ifbaxe0rVRxTx4w2/pnkpN97+tF5YqsZCtfByfSnJ4FdXnHX0XqNsV5wuGmKal7Cz+E",
+	"fXX3g/3HipmyyagWkuwfLuTDnd7PH/PhtsnFzRWilDCRg7fWiAtOTVn8vXZ1ynztnYunbSiSquaR+GK4",
+	"U7kgM/AAoYC6oFzbOkZG1BEjBAfHOPoFlA5ZQJ5BLsWkPMoWEc+GhTpb9FRmqQKBFl8yAv5amMD1NPcZ",
+	"uNVXim6y2dVpuknx22jO87zonpK3N4Wu+P5bY1csqdxr8Mof8OqG9CMbnIiqyNfr+pbXddUMFnXmhW4q",
+	"AwH1rFy+kMIygKRLhU1HalPGE8hiMlcNygKARVm7N0CFXnNx2HJ1qKWAdoOC2VAc21Q4X2JiJPMUkFbY",
+	"nFwwM8SKDcXMVbAFefP6lVeeqS3Z4BZFyAUggDbdDW/m6VcBeuUUOpyDz3oQt7yu/lgnFovIBWgD7uSp",
+	"tQL1rhFzMjlZ5/9/xjJ+ARaDDKGGFCnm7rS4XNSyXytUJWD7TELJcSisuNYNknFKGRE/6EWExZMYCjaJ",
+	"i0yOLkM2NJUqtCzmbFwoW3MGLagA9yRlOiivd64g8iBPWe4LwuAgh2JFrg2lP+RgGTWsUAqG4ep2CkrT",
+	"pQOtp0XK9VBkFlumm/z52KKvwMtJD0YFhf6WMXkLVWuEDaOGUmi5nM8BalywoUgcEdqtic3PLurBhUgA",
+	"5nDX9l+NoB9449lQIAJsBZS1F7ms13LmADNrxGnETcOuLBMsGwObA1pMjNr7269/R/sSmJXEKCtSi0dv",
+	"TrjfIqi2YwfMNQCtg5np41nTV8Mrcjm33Ok7S94bEl3NF860xRWqFtYqZ8l5VQFqyxyFUXYapUEu9MP9",
+	"TtSZccFnxawz2POiIReaTVh+z5Waq6tiZr2Ofb812xIQ6Fe1olSUDcGs0gQmdztuhdrqJ9UrDKuXZiH3",
+	"dzFcqj1m8zz0KNiyWZUKEnDAWoCZoWgrMMShsDn8gYkd639UQXQGoTneS+QJfnzinCL2b29iB1edmfVO",
+	"kWdMjCTwmNfPn5LH3xx8S/73f/bjh/FezxfdMq8SiNtUvrH33MVb2r+tJ+KwNkJ3uySwgFUzL35Zkzqh",
+	"xizEWyQ/Su1KuGOdg/CJ4fhvFBeT05dPjxPErGbBeGB8mb9hKhF0Q+FBiRILXhCU4HUGfHNIAU+8RK6u",
+	"VPh34vtQFKqg2cboukNfMdOx5jreQTQU9XJtANuLNwhODEDOsZI/TK+hwC+MCfA39/t9BFxQsL3f9Pvf",
+	"Qh2SssJJWHGZZZnygb/0AiOKcSJDgQv13hyO91MOVbjrABAyr+FE9CpRK0CLttpbGXVcK6aSM0SJN5yZ",
+	"coGf2fUhUtjIQLkQ3k8CWv1P6E4keJYHJLG2+/dWRUhI96Dft0ihwZ5bD4etogE0jqQwZ1ga1jeEqw/t",
+	"7Nm9T96+fbsTkC8b4ElMwjI19iCXu+1qn5QQKzhtMKO1l4+DGe476ITtNJ/rncVisVM76dtfbNilq173",
+	"+6KMsZU0CiLOQ3yJWtGXg494PeMs7B3VVqMLa8yBlJKZ9WKVUjefahyWVkayyFJbSLhyA6Q1dIY6/VUH",
+	"0wxo8EdFJ7A15uqlN7uOr1n8AaXGu0rnjM7UZr/G2dnzM3j3Y0QMN4mtOJL3/HcbNmsH7OAP4HfBuZNK",
+	"YOQX4ISxw9rKB1PnwzT1FKM+Bcn8HhK5HQOVgv00bp2FR5jw5wVGrxkesm0/caOmeU6XnZt3bbAZuEOl",
+	"iOaXJPGgX2jzcuZQ/MDhJn1hWclf1jkwRAzGBRwWLGjmovl8dRfHQUHL0qNps6KDKoG1XufWWqb9Dj5Q",
+	"h+He2bAt3gDpgXbdj8eN7ykAOaDlT2sVrnXcdmT+ADT/h4pZRreHkjMLxefIOrACbx3WavRTOtLVJTkM",
+	"Tku9sJQ10ckxRmk6EbWL4l9Uq/gHoMceebFqu+yh5mWNh6pWFLA0T6iY+NiAeMb0VKaJq2c2FEmRiwFn",
+	"ejzIx6PBk28fPkpId16oac+j/NELJbNCMzLVet5VPZI4g8f7Is+Sw6FIaFi99D3OJYkCr1Jkceb0arFT",
+	"G2ULPH8oTNcxSfDOdmoeS9ESIBDE0YxDDXbdOYrlnAmexoLpXcVG8OnuiLI5mpR3zPW0a5Nld6wCnhxi",
+	"LJ/R6Kj2/XmhIcGQYzBwxyShRZqQLpAKqpWQJqd0j1wwBNFEwEt4LwT6U/WKZo7WvM3ozetXvdgHfby/",
+	"ZMv3ULEBDWKWu9JaCCrpvj6LyPFZz9fEMGt46O9QKViEQ/IEgYUrAL+ZT4RqD2T7R+PXe//g/PoPmC1y",
+	"NqVGMIew38yJJaR7dvac7MV98r//8yTeM//rtXrOjysOczTtGDkFJEuHXtksqehgo1ZtMtDKV5Hlq8jy",
+	"ZbqsG2QVZx5B8Pp2H8a/F6yAqwQzFawd/8zaZQgEfZBzxFqFTAJzshKlbQlPf5NjRexAwgF7tb1PA0ep",
+	"8yMH0cBu8GD4dh7uxrrZMJc/wjH8S7CYtzKmHjQrX5XNQecyV+RvZu/Sr6fqo56qI3Vp0wgaFr12GR3E",
+	"+z3c18CQ+aFzNOcvGdg0DYlhgDYSaJFnnUHHSKqD3d29/W/iftyP9wbf9vf2Ojfvbv7/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

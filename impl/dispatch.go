@@ -81,7 +81,7 @@ func (c *DispatcherConfig) defaults() {
 func RunDispatcher(ctx context.Context, st *store.Store, cfg DispatcherConfig) {
 	cfg.defaults()
 	d := &dispatcher{store: st, keys: newKeyring(st), cfg: cfg, issuer: cfg.Issuer, owner: uuid.New(),
-		clients: map[uuid.UUID]*webhookClient{}}
+		clients: map[uuid.UUID]*webhookClient{}, outage: &outageLog{log: cfg.Logger, name: "dispatcher"}}
 	var wg sync.WaitGroup
 	for i := 0; i < cfg.Workers; i++ {
 		wg.Add(1)
@@ -107,6 +107,17 @@ type dispatcher struct {
 
 	mu      sync.Mutex
 	clients map[uuid.UUID]*webhookClient
+
+	outage *outageLog // shared by the workers and the pruner
+}
+
+// warn logs a failed database call, except one cut short by shutdown or one more
+// failure of an outage already logged.
+func (d *dispatcher) warn(ctx context.Context, msg string, err error, args ...any) {
+	if ctx.Err() != nil || d.outage.failed(err) {
+		return
+	}
+	d.cfg.Logger.Warn(msg, append(args, "error", err)...)
 }
 
 type webhookClient struct {
@@ -118,8 +129,10 @@ func (d *dispatcher) work(ctx context.Context) {
 	for ctx.Err() == nil {
 		claimedAt := store.NowMillis()
 		w, ok, err := d.store.ClaimWebhook(ctx, d.owner, claimedAt, leaseMs(store.Webhook{}))
-		if err != nil && ctx.Err() == nil {
-			d.cfg.Logger.Warn("dispatcher: claim", "error", err)
+		if err != nil {
+			d.warn(ctx, "dispatcher: claim", err)
+		} else {
+			d.outage.succeeded()
 		}
 		delivered := 0
 		if ok {
@@ -127,7 +140,7 @@ func (d *dispatcher) work(ctx context.Context) {
 			// Release with a fresh context: the lease must not outlive a shutdown.
 			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := d.store.ReleaseLease(releaseCtx, w.ID, d.owner); err != nil {
-				d.cfg.Logger.Warn("dispatcher: release lease", "webhook", w.ID, "error", err)
+				d.warn(releaseCtx, "dispatcher: release lease", err, "webhook", w.ID)
 			}
 			cancel()
 		}
@@ -152,9 +165,7 @@ func leaseMs(w store.Webhook) int64 {
 func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook, leaseUntil int64) (delivered int) {
 	pending, err := d.store.PendingDeliveries(ctx, w.ID, d.cfg.Batch)
 	if err != nil {
-		if ctx.Err() == nil {
-			d.cfg.Logger.Warn("dispatcher: pending deliveries", "webhook", w.ID, "error", err)
-		}
+		d.warn(ctx, "dispatcher: pending deliveries", err, "webhook", w.ID)
 		return 0
 	}
 	for _, p := range pending {
@@ -164,8 +175,8 @@ func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook, leaseUntil
 		}
 		if attempt := int64(w.ConnectTimeoutMs) + int64(w.ReadTimeoutMs); leaseUntil-now < attempt+10_000 {
 			mine, err := d.store.ExtendLease(ctx, w.ID, d.owner, now, leaseMs(w))
-			if err != nil && ctx.Err() == nil {
-				d.cfg.Logger.Warn("dispatcher: extend lease", "webhook", w.ID, "error", err)
+			if err != nil {
+				d.warn(ctx, "dispatcher: extend lease", err, "webhook", w.ID)
 			}
 			if err != nil || !mine {
 				return delivered
@@ -181,13 +192,13 @@ func (d *dispatcher) deliverAll(ctx context.Context, w store.Webhook, leaseUntil
 			d.cfg.Logger.Info("dispatcher: delivery failed", "webhook", w.ID, "event", p.EventID,
 				"attempt", p.Attempts+1, "retry_in", delay, "error", err)
 			if err := d.store.MarkFailed(ctx, w.ID, p.EventSeq, store.NowMillis()+delay.Milliseconds(), err.Error()); err != nil {
-				d.cfg.Logger.Warn("dispatcher: record failure", "webhook", w.ID, "error", err)
+				d.warn(ctx, "dispatcher: record failure", err, "webhook", w.ID)
 			}
 			return delivered
 		}
 		d.cfg.Metrics.delivery(w.ID, true)
 		if err := d.store.MarkDelivered(ctx, w.ID, p.EventSeq, store.NowMillis()); err != nil {
-			d.cfg.Logger.Warn("dispatcher: record delivery", "webhook", w.ID, "error", err)
+			d.warn(ctx, "dispatcher: record delivery", err, "webhook", w.ID)
 			return delivered
 		}
 		delivered++
@@ -299,8 +310,8 @@ func (d *dispatcher) prune(ctx context.Context) {
 		for ctx.Err() == nil {
 			n, err := d.store.PruneEvents(ctx, cutoff, 1000)
 			d.cfg.Metrics.prunedEvents(n)
-			if err != nil && ctx.Err() == nil {
-				d.cfg.Logger.Warn("dispatcher: prune events", "error", err)
+			if err != nil {
+				d.warn(ctx, "dispatcher: prune events", err)
 			}
 			if err != nil || n < 1000 {
 				break

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	gen "refreshd/generated"
+	"refreshd/impl/store"
 )
 
 // apiError is a 400 in FusionAuth's error format. Handlers, the validator and the
@@ -137,15 +138,21 @@ func (s *Server) classify(err error, c echo.Context) (int, *gen.Errors) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		if he.Internal != nil {
-			if status, body, ok := translateValidation(he.Internal); ok {
-				if status == http.StatusInternalServerError {
-					s.logInternal(c, he.Internal)
-				}
+			status, body, internal, ok := translateValidation(he.Internal)
+			switch {
+			case ok && internal == nil:
 				return status, body
+			case ok: // authentication failed inside the validator: classify why
+				return s.classifyStore(internal, c)
 			}
 		}
 		switch he.Code {
 		case http.StatusUnauthorized, http.StatusNotFound, http.StatusMethodNotAllowed:
+			return he.Code, nil
+		case http.StatusRequestTimeout:
+			// The rest of the body may still be on its way: the connection cannot
+			// carry another request.
+			c.Response().Header().Set(echo.HeaderConnection, "close")
 			return he.Code, nil
 		case http.StatusRequestEntityTooLarge:
 			b := tooLarge().body()
@@ -159,18 +166,82 @@ func (s *Server) classify(err error, c echo.Context) (int, *gen.Errors) {
 			return http.StatusBadRequest, &b
 		}
 	}
+	return s.classifyStore(err, c)
+}
+
+// classifyStore answers what the database refused by its SQLSTATE class: a value
+// it cannot hold is the request's fault (400), an outage or a conflict lost on
+// every retry is a 503 with Retry-After, anything else a logged 500.
+func (s *Server) classifyStore(err error, c echo.Context) (int, *gen.Errors) {
+	err = store.Classify(err)
+	var (
+		de *store.DataError
+		ue *store.UnavailableError
+		ce *store.ConstraintError
+	)
+	switch {
+	case errors.As(err, &de):
+		// Requests are checked before they reach the database, so this is a
+		// check missing somewhere: worth a line in the log.
+		s.log.WarnContext(c.Request().Context(), "value refused by the database", "method", c.Request().Method,
+			"route", c.Path(), "sqlstate", de.SQLState, "table", de.Table, "column", de.Column, "error", err)
+		b := dataError(de).body()
+		return http.StatusBadRequest, &b
+	case errors.As(err, &ce):
+		// A handler maps the constraints it expects; one it did not is a
+		// conflict with data that changed meanwhile, still the request's.
+		s.log.WarnContext(c.Request().Context(), "unexpected constraint violation", "method", c.Request().Method,
+			"route", c.Path(), "constraint", ce.Constraint, "error", err)
+		b := generalError("[invalid]", "The request conflicts with the stored data.").body()
+		return http.StatusBadRequest, &b
+	case errors.As(err, &ue) && c.Request().Context().Err() == nil:
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(ue.RetryAfter.Seconds())))
+		s.log.DebugContext(c.Request().Context(), "database unavailable", "method", c.Request().Method, "route", c.Path(), "busy", ue.Busy,
+			"sqlstate", store.SQLState(err), "error", err)
+		return http.StatusServiceUnavailable, nil
+	}
 	s.logInternal(c, err)
 	return http.StatusInternalServerError, nil
 }
 
-// logInternal logs a failure with its route. A client that went away mid-request
-// is not the server's failure: that is logged at debug level only.
+// dataErrorFields names, by table, where a column's values come from in a
+// request; PostgreSQL names the column of a data exception only sometimes.
+var dataErrorFields = map[string]string{
+	"users": "user", "applications": "application", "tenants": "tenant", "webhooks": "webhook", "api_keys": "apiKey",
+}
+
+// dataError is the 400 for a value the database could not hold: on the field
+// when PostgreSQL says which, else on the request as a whole.
+func dataError(de *store.DataError) *apiError {
+	if object, ok := dataErrorFields[de.Table]; ok && de.Column != "" {
+		field := object + "." + lowerCamel(de.Column)
+		return fieldError(field, "[invalid]"+field, "The field ["+field+"] holds a value that cannot be stored.")
+	}
+	return generalError("[invalid]", "The request holds a value that cannot be stored.")
+}
+
+// lowerCamel turns a column name into a field name: first_name → firstName.
+func lowerCamel(column string) string {
+	parts := strings.Split(column, "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+// logInternal logs a failure with its route and, for a database error, its
+// SQLSTATE. A client that went away mid-request is not the server's failure:
+// that is logged at debug level only.
 func (s *Server) logInternal(c echo.Context, err error) {
-	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+	if c.Request().Context().Err() != nil &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable)) {
 		s.log.DebugContext(c.Request().Context(), "request abandoned by the client", "method", c.Request().Method, "route", c.Path())
 		return
 	}
-	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "route", c.Path(), "error", err)
+	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "route", c.Path(),
+		"sqlstate", store.SQLState(err), "error", err)
 }
 
 func tooLarge() *apiError {
@@ -183,25 +254,27 @@ func invalidContentType() *apiError {
 
 // translateValidation turns what kin-openapi reports into FusionAuth codes. A
 // failed security requirement wins over everything else: a request without a
-// valid key learns nothing about its input. ok is false for errors it does not know.
-func translateValidation(err error) (int, *gen.Errors, bool) {
+// valid key learns nothing about its input. An authentication that failed for
+// another reason (the database is down) comes back as internal, for the caller
+// to classify. ok is false for errors it does not know.
+func translateValidation(err error) (status int, body *gen.Errors, internal error, ok bool) {
 	t := translator{errs: new(apiError)}
 	t.walk(err)
 	switch {
 	case t.internal != nil:
-		return http.StatusInternalServerError, nil, true
+		return 0, nil, t.internal, true
 	case t.tenant != nil:
 		// Only a valid key gets as far as the tenant check, so this wins over
 		// the other schemes' failures.
 		b := t.tenant.body()
-		return http.StatusBadRequest, &b, true
+		return http.StatusBadRequest, &b, nil, true
 	case t.unauthorized:
-		return http.StatusUnauthorized, nil, true
+		return http.StatusUnauthorized, nil, nil, true
 	case !t.errs.empty():
 		b := t.errs.body()
-		return http.StatusBadRequest, &b, true
+		return http.StatusBadRequest, &b, nil, true
 	}
-	return 0, nil, false
+	return 0, nil, nil, false
 }
 
 type translator struct {
@@ -305,6 +378,9 @@ func (t *translator) schema(se *openapi3.SchemaError) {
 		code, msg = "[tooMany]", "The field ["+key+"] has too many items."
 	case "format", "pattern":
 		code, msg = "[couldNotConvert]", "The field ["+key+"] is not a valid value (for an id: a UUID)."
+		if se.Schema != nil && se.Schema.Format == textFormat {
+			code, msg = "[invalid]", "The field ["+key+"] holds a character that cannot be stored (U+0000)."
+		}
 	default:
 		code, msg = "[invalid]", "The field ["+key+"] has an invalid value."
 	}

@@ -129,6 +129,9 @@ func (s *Server) ImportRefreshTokens(ctx context.Context, req gen.ImportRefreshT
 	return gen.ImportRefreshTokens200Response{}, nil
 }
 
+// metaDataIn and metaDataOut convert between the contract's metadata and the
+// stored object without a float64 detour: numbers in data stay json.Number, so
+// 9223372036854775807 comes back as itself.
 func metaDataIn(m *gen.RefreshTokenMetaData) (store.JSONObject, error) {
 	if m == nil {
 		return nil, nil
@@ -138,7 +141,7 @@ func metaDataIn(m *gen.RefreshTokenMetaData) (store.JSONObject, error) {
 		return nil, err
 	}
 	var out store.JSONObject
-	return out, json.Unmarshal(raw, &out)
+	return out, decodeStrict(raw, &out)
 }
 
 func metaDataOut(m store.JSONObject) gen.RefreshTokenMetaData {
@@ -148,7 +151,7 @@ func metaDataOut(m store.JSONObject) gen.RefreshTokenMetaData {
 	}
 	raw, err := json.Marshal(m)
 	if err == nil {
-		_ = json.Unmarshal(raw, &out) // stored from this same shape; cannot fail in practice
+		_ = decodeStrict(raw, &out) // stored from this same shape; cannot fail in practice
 	}
 	return out
 }

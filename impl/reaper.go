@@ -13,17 +13,24 @@ import (
 const reapBatch = 1000
 
 // RunReaper deletes expired refresh tokens every interval until ctx ends, and
-// counts them in m (which may be nil).
+// counts them in m (which may be nil). A database outage is logged when it
+// begins and when it ends, not at every try.
 func RunReaper(ctx context.Context, st *store.Store, log *slog.Logger, m *Metrics, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	outage := &outageLog{log: log, name: "reaper"}
 	for {
 		n, err := ReapOnce(ctx, st)
 		m.reapedTokens(n)
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && (ctx.Err() != nil || outage.failed(err)):
+		case err != nil:
 			log.Warn("reaper: delete expired refresh tokens", "error", err)
-		} else if n > 0 {
-			log.Debug("reaper: deleted expired refresh tokens", "count", n)
+		default:
+			outage.succeeded()
+			if n > 0 {
+				log.Debug("reaper: deleted expired refresh tokens", "count", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

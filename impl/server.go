@@ -5,7 +5,7 @@ package impl
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -46,10 +47,17 @@ type Config struct {
 	// MetricsElsewhere leaves GET /metrics out, for a server whose metrics are
 	// served on a listener of their own.
 	MetricsElsewhere bool
+	// BodyTimeout bounds the time to receive a request body, counted from the end
+	// of its headers; 0 means DefaultBodyTimeout, negative no bound.
+	BodyTimeout time.Duration
 }
 
 // DefaultBodyLimit bounds request bodies: a full import batch fits with room to spare.
 const DefaultBodyLimit = 8 << 20
+
+// DefaultBodyTimeout bounds the time a client may take to send a body: 8 MiB
+// over a slow link fits; a client that trickles one byte a second is cut off.
+const DefaultBodyTimeout = 20 * time.Second
 
 // Server implements the generated strict-server interface.
 type Server struct {
@@ -73,8 +81,19 @@ const uuidPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 var uuidRE = regexp.MustCompile(uuidPattern)
 
+// textFormat marks, in the contract, text stored as such (names, emails, webhook
+// settings): PostgreSQL's text cannot hold U+0000, so such a field with one is
+// refused as [invalid]F before anything is stored.
+const textFormat = "text"
+
 func init() {
 	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(uuidPattern))
+	openapi3.DefineStringFormatValidator(textFormat, openapi3.NewCallbackValidator(func(v string) error {
+		if strings.ContainsRune(v, 0) {
+			return errors.New("holds U+0000")
+		}
+		return nil
+	}))
 }
 
 // New wires the whole server — body limits, request validation against the
@@ -86,6 +105,9 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	spec, err := gen.GetSwagger()
 	if err != nil {
@@ -119,7 +141,7 @@ func New(cfg Config, st *store.Store) (*echo.Echo, error) {
 	// a recovered panic's included.
 	e.Use(s.observe)
 	e.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(readBody(cfg.BodyLimit, bodyMediaTypes(spec)))
+	e.Use(s.readBody(cfg.BodyLimit, cfg.BodyTimeout, bodyMediaTypes(spec), apiKeyOnlyRoutes(spec)))
 	operational := s.registerOperational(e, !cfg.MetricsElsewhere)
 	e.Use(oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		// The operational routes are not part of the API contract.
@@ -162,27 +184,59 @@ func bodyMediaTypes(spec *openapi3.T) map[string][]string {
 	return out
 }
 
-// readBody reads the whole body up front, bounded by limit, and checks what the
-// contract cannot express: an oversized body, a content type the operation does
-// not take (JSON, and where the contract says so a form), a form field or a
-// query parameter given more than once (FusionAuth answers 500 there; we answer
-// 400).
-func readBody(limit int64, otherTypes map[string][]string) echo.MiddlewareFunc {
+// readBody reads the whole body up front, bounded by limit and by timeout, and
+// checks what the contract cannot express: an oversized body, a content type the
+// operation does not take (JSON, and where the contract says so a form), a form
+// field or a query parameter given more than once (FusionAuth answers 500 there;
+// we answer 400). For an operation that only an API key may call, the key is
+// checked first: a caller without one cannot make the server read (and hold) a
+// body at all. Operations open to anyone or to an access token are authenticated
+// by the validator after the body is read.
+func (s *Server) readBody(limit int64, timeout time.Duration, otherTypes map[string][]string, keyOnly map[string]bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
+			rc := http.NewResponseController(c.Response())
+			if timeout > 0 {
+				// Also bounds discarding an unread body after an early answer.
+				_ = rc.SetReadDeadline(time.Now().Add(timeout))
+			}
+			// Answering without reading the body: net/http would read up to 256 KiB
+			// of it first, to keep the connection, at the client's pace. Closing the
+			// connection instead lets the answer go out at once.
+			early := func(err error) error {
+				if req.ContentLength != 0 {
+					c.Response().Header().Set(echo.HeaderConnection, "close")
+				}
+				return err
+			}
+			if keyOnly[req.Method+" "+c.Path()] {
+				if err := s.checkKey(c); err != nil {
+					return early(err)
+				}
+			}
 			if errs := repeatedParams(c); errs != nil {
-				return errs
+				return early(errs)
 			}
 			if req.ContentLength > limit {
-				return tooLarge()
+				return early(tooLarge())
 			}
 			body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					return echo.NewHTTPError(http.StatusRequestTimeout)
+				}
 				return generalError("[invalid]", "The request body could not be read.")
 			}
 			if int64(len(body)) > limit {
 				return tooLarge()
+			}
+			if timeout > 0 {
+				// Lifted once the body is in: net/http keeps reading the
+				// connection in the background, and a deadline passing then
+				// would cancel a slow handler's context.
+				_ = rc.SetReadDeadline(time.Time{})
 			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
 			req.ContentLength = int64(len(body))
@@ -217,6 +271,50 @@ func readBody(limit int64, otherTypes map[string][]string) echo.MiddlewareFunc {
 	}
 }
 
+// apiKeyOnlyRoutes lists, as "METHOD /echo/route", the operations whose every
+// security alternative is the API key alone.
+func apiKeyOnlyRoutes(spec *openapi3.T) map[string]bool {
+	out := map[string]bool{}
+	for path, item := range spec.Paths.Map() {
+		route := strings.NewReplacer("{", ":", "}", "").Replace(path)
+		for method, op := range item.Operations() {
+			security := &spec.Security
+			if op.Security != nil {
+				security = op.Security
+			}
+			keyOnly := len(*security) > 0
+			for _, alternative := range *security {
+				if _, ok := alternative["ApiKey"]; !ok || len(alternative) != 1 {
+					keyOnly = false
+				}
+			}
+			out[method+" "+route] = keyOnly
+		}
+	}
+	return out
+}
+
+// checkKey is the early API-key check: a missing or unknown key, or one not
+// allowed this endpoint, is a 401. The tenant header and the rest are left to
+// authenticate, which runs in the validator.
+func (s *Server) checkKey(c echo.Context) error {
+	req := c.Request()
+	raw := req.Header.Get(echo.HeaderAuthorization)
+	if raw == "" {
+		return errUnauthorized
+	}
+	key, _, err := s.keyCache.authenticate(req.Context(), s.store, HashKey(raw), nil)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errUnauthorized
+	case err != nil:
+		return err
+	case !key.Allows(endpointOf(c.Path()), req.Method):
+		return errUnauthorized
+	}
+	return nil
+}
+
 func repeatedParams(c echo.Context) error { return repeated(c.QueryParams()) }
 
 // repeated names each field given more than once: [invalid]name.
@@ -240,6 +338,8 @@ func repeated(fields url.Values) error {
 
 // jsonBinder decodes the request body, already checked against the contract. An
 // absent body is io.EOF, which the generated strict handler turns into a nil body.
+// Numbers in free-form objects stay json.Number, exactly as sent, and must fit
+// what the store can hold (checkNumbers).
 type jsonBinder struct{}
 
 func (jsonBinder) Bind(v any, c echo.Context) error {
@@ -250,16 +350,19 @@ func (jsonBinder) Bind(v any, c echo.Context) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return io.EOF
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := decodeStrict(body, v); err != nil {
 		return errInvalidJSON()
 	}
-	return nil
+	return checkNumbers(v)
 }
 
 // GetStatus answers whether the server and its database work.
 func (s *Server) GetStatus(ctx context.Context, _ gen.GetStatusRequestObject) (gen.GetStatusResponseObject, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if !s.store.Available() {
+		return gen.GetStatus503JSONResponse{Status: "unavailable"}, nil
+	}
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "status: database does not answer", "error", err)
 		return gen.GetStatus503JSONResponse{Status: "unavailable"}, nil

@@ -51,7 +51,9 @@ func (s *Server) createUser(ctx context.Context, id uuid.UUID, body *gen.UserReq
 		Active: true, InsertInstant: now, LastUpdateInstant: now,
 	}
 	if in.Data != nil {
-		u.Data = store.JSONObject(*in.Data)
+		if u.Data, err = store.JSONObject(*in.Data).AsStored(); err != nil {
+			return gen.User{}, err
+		}
 	}
 	err = s.store.CreateUser(ctx, u)
 	var ce *store.ConstraintError

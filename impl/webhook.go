@@ -2,7 +2,6 @@ package impl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -228,6 +227,13 @@ func (s *Server) webhookIn(ctx context.Context, id uuid.UUID, in gen.Webhook) (s
 	}
 	if in.Headers != nil {
 		w.Headers = *in.Headers
+		for name, value := range w.Headers {
+			if !validHeader(name, value) {
+				errs.field("webhook.headers", "[invalid]webhook.headers",
+					"A header name must be an HTTP token and a value must hold no control characters.")
+				break
+			}
+		}
 	}
 	if v := deref(in.SigningSecret); v != "" {
 		w.SigningSecret = []byte(v)
@@ -264,6 +270,26 @@ func (s *Server) webhookIn(ctx context.Context, id uuid.UUID, in gen.Webhook) (s
 	now := store.NowMillis()
 	w.InsertInstant, w.LastUpdateInstant = now, now
 	return w, errs.orNil()
+}
+
+// validHeader reports whether a header can be sent at all (RFC 9110): a delivery
+// with one that cannot would fail on every retry, forever.
+func validHeader(name, value string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // webhookOut shows a webhook without its secrets, with its backlog when given.
@@ -325,11 +351,11 @@ func (s *Server) SearchEvents(ctx context.Context, req gen.SearchEventsRequestOb
 	if err != nil {
 		return nil, err
 	}
+	// Each event is listed exactly as it is stored and delivered: never decoded
+	// and encoded again, so whatever could be stored can be listed.
 	out := gen.SearchEvents200JSONResponse{Events: make([]gen.Event, len(rows))}
 	for i, r := range rows {
-		if err := json.Unmarshal(r.Body, &out.Events[i]); err != nil {
-			return nil, err
-		}
+		out.Events[i] = r.Body
 	}
 	if len(rows) == f.Limit {
 		next := strconv.FormatInt(rows[len(rows)-1].Seq, 10)

@@ -1035,6 +1035,7 @@ export interface components {
             events_requested?: string[];
             events_delivered?: string[];
             delivery?: components["schemas"]["SSFDelivery"];
+            /** Format: text */
             description?: string;
             /**
              * Format: uuid
@@ -1044,6 +1045,7 @@ export interface components {
         };
         SSFDelivery: {
             method: string;
+            /** Format: text */
             endpoint_url?: string;
             /** @description Sent as Authorization with every push; never returned. */
             authorization_header?: string;
@@ -1129,8 +1131,12 @@ export interface components {
         Webhook: {
             /** Format: uuid */
             id?: string;
-            /** @description An absolute http or https URL. */
+            /**
+             * Format: text
+             * @description An absolute http or https URL.
+             */
             url: string;
+            /** Format: text */
             description?: string;
             /** @description Event type → enabled, e.g. `{"jwt.refresh-token.revoke": true}`. */
             eventsEnabled?: {
@@ -1149,7 +1155,11 @@ export interface components {
              * @description Milliseconds to wait for the answer (1–60,000, default 2,000).
              */
             readTimeout?: number;
-            /** @description Extra headers sent with each delivery. */
+            /**
+             * @description Extra headers sent with each delivery. A name must be an HTTP token and a
+             *     value must not hold control characters (other than tab) → else 400
+             *     `[invalid]webhook.headers`.
+             */
             headers?: {
                 [key: string]: string;
             };
@@ -1159,9 +1169,15 @@ export interface components {
              */
             signingSecret?: string;
             signatureConfiguration?: components["schemas"]["WebhookSignatureConfiguration"];
-            /** @description Sent with `httpAuthenticationPassword` as HTTP Basic authentication. */
+            /**
+             * Format: text
+             * @description Sent with `httpAuthenticationPassword` as HTTP Basic authentication.
+             */
             httpAuthenticationUsername?: string;
-            /** @description Never returned; kept on update unless given. */
+            /**
+             * Format: text
+             * @description Never returned; kept on update unless given.
+             */
             httpAuthenticationPassword?: string;
             deliveryStatus?: components["schemas"]["WebhookDeliveryStatus"];
             /** Format: int64 */
@@ -1400,6 +1416,7 @@ export interface components {
             id?: string;
             /** Format: uuid */
             tenantId?: string;
+            /** Format: text */
             name: string;
             /** @description Ignored on create. */
             active?: boolean;
@@ -1418,7 +1435,10 @@ export interface components {
          *     FusionAuth returns it every time).
          */
         OAuthConfiguration: {
-            /** @description Empty means the application's id. */
+            /**
+             * Format: text
+             * @description Empty means the application's id.
+             */
             clientId?: string;
             /** @description Empty means a generated one. */
             clientSecret?: string;
@@ -1440,10 +1460,15 @@ export interface components {
             id?: string;
             /** Format: uuid */
             tenantId?: string;
+            /** Format: text */
             email?: string;
+            /** Format: text */
             username?: string;
+            /** Format: text */
             firstName?: string;
+            /** Format: text */
             lastName?: string;
+            /** Format: text */
             fullName?: string;
             /** @description Accepted for compatibility, never stored. */
             password?: string;
@@ -1466,6 +1491,7 @@ export interface components {
         Tenant: {
             /** Format: uuid */
             id?: string;
+            /** Format: text */
             name?: string;
             jwtConfiguration?: components["schemas"]["JWTConfiguration"];
             /** Format: int64 */
@@ -1488,6 +1514,7 @@ export interface components {
              */
             tenantId?: string;
             permissions?: components["schemas"]["APIKeyPermissions"];
+            /** Format: text */
             description?: string;
             /** Format: int64 */
             insertInstant?: number;
@@ -1527,23 +1554,36 @@ export interface components {
              * @enum {string}
              */
             type?: "RSA" | "EC" | "HMAC";
+            /** Format: text */
             name?: string;
-            /** @description The `kid` of the JWT headers it signs; unique. */
+            /**
+             * Format: text
+             * @description The `kid` of the JWT headers it signs; unique.
+             */
             kid?: string;
             /**
              * Format: int32
              * @description RSA modulus bits (2048, 3072, 4096), or EC curve bits (256, 384, 521).
              */
             length?: number;
-            /** @description Issuer and subject of the certificate of a generated RSA or EC key. */
+            /**
+             * Format: text
+             * @description Issuer and subject of the certificate of a generated RSA or EC key.
+             */
             issuer?: string;
-            /** @description The public key in PEM (SubjectPublicKeyInfo); RSA and EC keys. */
+            /**
+             * Format: text
+             * @description The public key in PEM (SubjectPublicKeyInfo); RSA and EC keys.
+             */
             publicKey?: string;
             /** @description Import only; never returned. */
             privateKey?: string;
             /** @description An HMAC key's secret; returned, as FusionAuth does. */
             secret?: string;
-            /** @description The X.509 certificate in PEM, when the key has one. */
+            /**
+             * Format: text
+             * @description The X.509 certificate in PEM, when the key has one.
+             */
             certificate?: string;
             certificateInformation?: components["schemas"]["CertificateInformation"];
             /**
@@ -1604,6 +1644,25 @@ export interface components {
         /** @description The server failed. Empty body; details are only logged. */
         InternalError: {
             headers: {
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description The body did not arrive in time (20 s by default). Empty body; the connection is closed. */
+        RequestTimeout: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /**
+         * @description The database cannot be reached, or the request lost a conflict with concurrent
+         *     requests several times over. Empty body; retry after `Retry-After` seconds.
+         */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content?: never;
@@ -1677,6 +1736,7 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getOpenIDConfiguration: {
@@ -1738,7 +1798,9 @@ export interface operations {
                     "application/json": components["schemas"]["OAuth2Error"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getSSFConfiguration: {
@@ -1797,6 +1859,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     replaceSSFStream: {
@@ -1836,7 +1899,9 @@ export interface operations {
                 };
                 content?: never;
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createSSFStream: {
@@ -1869,7 +1934,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteSSFStream: {
@@ -1906,6 +1973,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     updateSSFStream: {
@@ -1945,7 +2013,9 @@ export interface operations {
                 };
                 content?: never;
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     verifySSFStream: {
@@ -1983,7 +2053,9 @@ export interface operations {
                 };
                 content?: never;
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     validateJWT: {
@@ -2012,6 +2084,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveRefreshTokens: {
@@ -2044,6 +2117,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     exchangeRefreshTokenForJWT: {
@@ -2086,7 +2160,9 @@ export interface operations {
                 };
                 content?: never;
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     revokeRefreshTokens: {
@@ -2144,7 +2220,9 @@ export interface operations {
                 };
                 content?: never;
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     logout: {
@@ -2182,7 +2260,9 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveRefreshTokenById: {
@@ -2222,6 +2302,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     revokeRefreshTokenById: {
@@ -2269,6 +2350,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     importRefreshTokens: {
@@ -2299,7 +2381,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createApplication: {
@@ -2332,7 +2416,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveApplication: {
@@ -2371,6 +2457,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createApplicationWithId: {
@@ -2405,7 +2492,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteApplication: {
@@ -2445,6 +2534,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createUser: {
@@ -2477,7 +2567,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveUser: {
@@ -2516,6 +2608,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createUserWithId: {
@@ -2550,7 +2643,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteUser: {
@@ -2590,6 +2685,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createTenant: {
@@ -2616,7 +2712,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveTenant: {
@@ -2649,6 +2747,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createTenantWithId: {
@@ -2677,7 +2776,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteTenant: {
@@ -2708,6 +2809,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createAPIKey: {
@@ -2734,7 +2836,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveAPIKey: {
@@ -2767,6 +2871,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createAPIKeyWithId: {
@@ -2795,7 +2900,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteAPIKey: {
@@ -2826,6 +2933,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveWebhooks: {
@@ -2848,6 +2956,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createWebhook: {
@@ -2874,7 +2983,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveWebhook: {
@@ -2907,6 +3018,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     updateWebhook: {
@@ -2942,7 +3054,9 @@ export interface operations {
                 };
                 content?: never;
             };
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createWebhookWithId: {
@@ -2971,7 +3085,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteWebhook: {
@@ -3002,6 +3118,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     dropWebhookBacklog: {
@@ -3037,6 +3154,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveKeys: {
@@ -3066,6 +3184,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retrieveKey: {
@@ -3104,6 +3223,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteKey: {
@@ -3140,6 +3260,7 @@ export interface operations {
                 content?: never;
             };
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     generateKey: {
@@ -3172,7 +3293,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     generateKeyWithId: {
@@ -3207,7 +3330,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     importKey: {
@@ -3240,7 +3365,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     importKeyWithId: {
@@ -3275,7 +3402,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     searchEvents: {
@@ -3315,6 +3444,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

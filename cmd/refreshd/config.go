@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,13 @@ type config struct {
 	LogFormat       string
 	RequestLogLevel slog.Level
 	MetricsAddr     string
+	// Limits on each client, so that slow or abusive ones cannot hold the server.
+	HeaderTimeout  time.Duration
+	BodyTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
+	MaxBodyBytes   int
 }
 
 // setting is one line of the configuration: a flag, the environment variable it
@@ -53,6 +61,12 @@ func settings(c *config) []setting {
 		{"log-format", "REFRESHD_LOG_FORMAT", "text", "format", "text (logfmt-like key=value) or json (one object per line)", oneOf(&c.LogFormat, "text", "json")},
 		{"request-log-level", "REFRESHD_REQUEST_LOG_LEVEL", "info", "level", "level of the one line logged per request (route template, status, duration; never the query or body)", level(&c.RequestLogLevel)},
 		{"metrics-addr", "REFRESHD_METRICS_ADDR", "", "host:port", "serve /metrics on this address instead of on -addr", text(&c.MetricsAddr)},
+		{"header-timeout", "REFRESHD_HEADER_TIMEOUT", "10s", "duration", "time to receive a request's headers; then the connection is closed", duration(&c.HeaderTimeout)},
+		{"body-timeout", "REFRESHD_BODY_TIMEOUT", "20s", "duration", "time to receive a request's body, after its headers; then 408 and the connection is closed", duration(&c.BodyTimeout)},
+		{"write-timeout", "REFRESHD_WRITE_TIMEOUT", "60s", "duration", "time from a request's headers to the end of its answer", duration(&c.WriteTimeout)},
+		{"idle-timeout", "REFRESHD_IDLE_TIMEOUT", "2m", "duration", "how long an idle keep-alive connection stays open", duration(&c.IdleTimeout)},
+		{"max-header-bytes", "REFRESHD_MAX_HEADER_BYTES", "65536", "bytes", "largest request line and headers; beyond, 431", positive(&c.MaxHeaderBytes)},
+		{"max-body-bytes", "REFRESHD_MAX_BODY_BYTES", "8388608", "bytes", "largest request body; beyond, 400 [tooLarge]", positive(&c.MaxBodyBytes)},
 	}
 }
 
@@ -199,6 +213,17 @@ func oneOf(dst *string, allowed ...string) func(string) error {
 			}
 		}
 		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func positive(dst *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("not a positive whole number")
+		}
+		*dst = n
+		return nil
 	}
 }
 

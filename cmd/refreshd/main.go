@@ -101,11 +101,13 @@ func serve(cfg *config, log *slog.Logger, stdout io.Writer) error {
 	defer func() { stopBackground(); <-dispatched }()
 
 	e, err := impl.New(impl.Config{Logger: log, Issuer: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
-		RequestLogLevel: cfg.RequestLogLevel, Metrics: metrics, MetricsElsewhere: cfg.MetricsAddr != ""}, st)
+		RequestLogLevel: cfg.RequestLogLevel, Metrics: metrics, MetricsElsewhere: cfg.MetricsAddr != "",
+		BodyLimit: int64(cfg.MaxBodyBytes), BodyTimeout: cfg.BodyTimeout}, st)
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
+	servers := []*http.Server{{Handler: e, ReadHeaderTimeout: cfg.HeaderTimeout, WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout: cfg.IdleTimeout, MaxHeaderBytes: cfg.MaxHeaderBytes}}
 	addrs := []string{cfg.Addr}
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()

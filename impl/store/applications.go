@@ -55,6 +55,9 @@ const queryApplicationByClientID = `SELECT ` + applicationColumns + ` FROM appli
 // ApplicationByClientID returns the application with the given OAuth client id,
 // or ErrNotFound.
 func (s *Store) ApplicationByClientID(ctx context.Context, clientID string) (Application, error) {
+	if pgText(clientID) != clientID { // text no client id can be: PostgreSQL would refuse to compare it
+		return Application{}, ErrNotFound
+	}
 	var a Application
 	err := s.db.GetContext(ctx, &a, queryApplicationByClientID, clientID)
 	return a, classify(err)

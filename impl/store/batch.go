@@ -124,7 +124,7 @@ func (b *batcher) run(batch []*revokeRequest) {
 	}
 	for i, r := range batch {
 		tenants[i], users[i], apps[i] = text(r.sc.TenantID), text(r.userID), text(r.appID)
-		hashes[i], infos[i] = r.hash, string(r.info)
+		hashes[i], infos[i] = r.hash, string(pgJSON(r.info))
 	}
 	results := make([]RevokeResult, n)
 	err := retry(func() error {

@@ -89,5 +89,5 @@ func (s *Store) RecordVerification(ctx context.Context, sc Scope, streamID uuid.
 	if err != nil {
 		return err
 	}
-	return affectedOne(s.db.ExecContext(ctx, recordVerification, streamID, sc.TenantID, uuid.New(), now, string(b)))
+	return affectedOne(s.db.ExecContext(ctx, recordVerification, streamID, sc.TenantID, uuid.New(), now, jsonArg(b)))
 }

@@ -26,61 +26,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// ErrNotFound is returned when the row named does not exist within the scope.
-var ErrNotFound = errors.New("store: not found")
-
-// ConstraintError reports a write refused by a database constraint: Duplicate for a
-// unique violation (23505), otherwise a reference to a missing row (23503).
-type ConstraintError struct {
-	Duplicate  bool
-	Constraint string
-	Err        error
-}
-
-func (e *ConstraintError) Error() string {
-	kind := "invalid reference"
-	if e.Duplicate {
-		kind = "duplicate"
-	}
-	return fmt.Sprintf("store: %s (%s)", kind, e.Constraint)
-}
-
-func (e *ConstraintError) Unwrap() error { return e.Err }
-
-// classify turns PostgreSQL constraint violations into *ConstraintError and
-// sql.ErrNoRows into ErrNotFound; anything else is returned as it is.
-func classify(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
-	}
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
-		switch pqErr.Code {
-		case "23505":
-			return &ConstraintError{Duplicate: true, Constraint: pqErr.Constraint, Err: err}
-		case "23503":
-			return &ConstraintError{Constraint: pqErr.Constraint, Err: err}
-		}
-	}
-	return err
-}
-
-// retryable reports whether a transaction lost a deadlock or serialisation race and
-// may simply be run again.
-func retryable(err error) bool {
-	var pqErr *pq.Error
-	if errors.As(err, &pqErr) {
-		return pqErr.Code == "40P01" || pqErr.Code == "40001"
-	}
-	return false
-}
-
 // Store is the PostgreSQL store. It is safe for concurrent use.
 type Store struct {
 	db    *sqlx.DB
+	gate  *gate
 	batch *batcher
 
 	secret atomic.Pointer[[]byte] // the rotation secret, once read
@@ -92,7 +41,7 @@ var errStoreClosed = errors.New("store: closed")
 
 // Open connects to dsn, checks the connection and applies the embedded migrations.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	sqlDB, err := OpenDB(dsn)
+	sqlDB, g, err := openDB(dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -101,32 +50,45 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
+		g.shutdown()
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	if err := Migrate(ctx, db.DB); err != nil {
+		g.shutdown()
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, gate: g}
 	s.batch = newBatcher(s)
 	return s, nil
 }
 
 // OpenDB opens a connection pool the way the store connects: with binary
 // parameters, which let lib/pq send each statement in one round trip (no
-// separate prepare). Benchmarks use it so that their raw side connects alike.
+// separate prepare), a connect timeout (5 s unless the URL sets connect_timeout),
+// and the outage gate (gate.go). Benchmarks use it so that their raw side
+// connects alike.
 func OpenDB(dsn string) (*sql.DB, error) {
+	db, _, err := openDB(dsn)
+	return db, err
+}
+
+func openDB(dsn string) (*sql.DB, *gate, error) {
 	cfg, err := pq.NewConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("database URL: %w", err)
+		return nil, nil, fmt.Errorf("database URL: %w", err)
 	}
 	cfg.BinaryParameters = true
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
 	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
-	return sql.OpenDB(connector), nil
+	g := newGate(connector)
+	return sql.OpenDB(g), g, nil
 }
 
 // Migrate applies the embedded migrations under a session lock, so that several
@@ -163,18 +125,27 @@ func MigrateDSN(dsn string) error {
 
 // Close stops the revocation workers and closes the connection pool.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.batch.close)
+	s.closeOnce.Do(func() {
+		s.batch.close()
+		s.gate.shutdown()
+	})
 	return s.db.Close()
 }
 
 // DB exposes the pool, for tests and benchmarks that inspect the tables directly.
 func (s *Store) DB() *sqlx.DB { return s.db }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers; during an outage it fails at once
+// with an *UnavailableError.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	return s.db.GetContext(ctx, &one, "SELECT 1")
+	return classify(s.db.GetContext(ctx, &one, "SELECT 1"))
 }
+
+// Available reports whether the store believes the database reachable: false
+// while the outage gate is shut (gate.go), from a connection attempt that found
+// no server until one succeeds.
+func (s *Store) Available() bool { return s.gate.available() }
 
 // inTx runs fn in one transaction, retrying a few times when PostgreSQL aborts it
 // to resolve a deadlock or a serialisation conflict.
@@ -248,7 +219,8 @@ func (c JWTConfig) Value() (driver.Value, error) { return jsonText(c) }
 // Scan reads the configuration from jsonb.
 func (c *JWTConfig) Scan(src any) error { return scanJSON(src, c) }
 
-// JSONObject is a free-form JSON object column (user data, token metadata).
+// JSONObject is a free-form JSON object column (user data, token metadata). Its
+// numbers are json.Number, read and written exactly.
 type JSONObject map[string]any
 
 // Value stores the object as jsonb; nil is SQL NULL.
@@ -262,11 +234,26 @@ func (o JSONObject) Value() (driver.Value, error) {
 // Scan reads the object from jsonb.
 func (o *JSONObject) Scan(src any) error { return scanJSON(src, o) }
 
-// jsonText encodes v as JSON text. Text, not []byte: with binary parameters the
-// driver would send []byte as jsonb's binary format, which it is not.
+// AsStored returns the object as it reads back once stored: with U+0000 as
+// U+FFFD (see pgJSON), so that an answer made before reading back says the same.
+func (o JSONObject) AsStored() (JSONObject, error) {
+	if o == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(map[string]any(o))
+	if err != nil {
+		return nil, err
+	}
+	var out JSONObject
+	return out, decodeJSON(pgJSON(b), &out)
+}
+
+// jsonText encodes v as JSON text that jsonb can hold (see pgJSON). Text, not
+// []byte: with binary parameters the driver would send []byte as jsonb's binary
+// format, which it is not.
 func jsonText(v any) (driver.Value, error) {
 	b, err := json.Marshal(v)
-	return string(b), err
+	return string(pgJSON(b)), err
 }
 
 func scanJSON(src any, dst any) error {
@@ -274,9 +261,9 @@ func scanJSON(src any, dst any) error {
 	case nil:
 		return nil
 	case []byte:
-		return json.Unmarshal(v, dst)
+		return decodeJSON(v, dst)
 	case string:
-		return json.Unmarshal([]byte(v), dst)
+		return decodeJSON([]byte(v), dst)
 	default:
 		return fmt.Errorf("store: cannot scan %T as JSON", src)
 	}

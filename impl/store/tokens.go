@@ -135,12 +135,13 @@ func (s *Store) revoke(ctx context.Context, query string, args ...any) (RevokeRe
 	return res, classify(err)
 }
 
-// jsonArg passes JSON text as a jsonb parameter (nil stays NULL).
+// jsonArg passes JSON text as a jsonb parameter (nil stays NULL), as jsonb can
+// hold it (see pgJSON).
 func jsonArg(b []byte) any {
 	if b == nil {
 		return nil
 	}
-	return string(b)
+	return string(pgJSON(b))
 }
 
 const tokenColumns = `id, tenant_id, user_id, application_id, token_hash, start_instant, insert_instant,
@@ -211,11 +212,9 @@ type ImportLookup struct {
 // Everything an import batch needs to know, in one statement: the users and
 // applications it names (within the scope), their tenants' configurations,
 // and which of its token values are held by live tokens. Expired tokens with
-// those values are absent, so they are deleted here to free the values.
+// those values are absent: the insert frees their values (freeExpired), in its
+// own transaction, so that a batch refused changes nothing.
 const importLookup = `
-WITH dropped AS (
-    DELETE FROM refresh_tokens WHERE token_hash = ANY ($3::bytea[]) AND expires_at <= $5
-)
 SELECT 'user' AS kind, u.id, u.tenant_id, NULL::jsonb AS jwt_configuration, NULL::bytea AS token_hash
 FROM users u WHERE u.id = ANY ($1::uuid[]) AND ($4::uuid IS NULL OR u.tenant_id = $4)
 UNION ALL
@@ -242,8 +241,9 @@ FROM tenants t WHERE t.id IN (SELECT tenant_id FROM applications WHERE id = ANY 
 // returned as it is. The common case costs two statements: the first pass looks up
 // only the applications and copies the rows, letting the foreign keys and the
 // unique token hash check users and duplicates. Only when that pass fails does a
-// second one look up everything (and free the values of expired tokens), so that
-// build can say which tokens are wrong and why, and copy again if none is. A user,
+// second one look up everything, so that build can say which tokens are wrong and
+// why, and copy again if none is (freeing the values of expired tokens first, in
+// the copy's transaction: a batch refused changes nothing). A user,
 // application or value that changed in between surfaces as a *ConstraintError.
 func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appIDs []uuid.UUID, hashes [][]byte,
 	build func(ImportLookup) ([]RefreshToken, error)) error {
@@ -269,7 +269,7 @@ func (s *Store) ImportRefreshTokens(ctx context.Context, sc Scope, userIDs, appI
 	if toInsert, err = build(look); err != nil {
 		return err
 	}
-	return retry(func() error { return InsertTokens(ctx, s.db.DB, toInsert) })
+	return retry(func() error { return insertTokens(ctx, s.db.DB, toInsert, hashes) })
 }
 
 func (s *Store) importLookup(ctx context.Context, query string, args ...any) (ImportLookup, error) {
@@ -312,16 +312,31 @@ func (s *Store) importLookup(ctx context.Context, query string, args ...any) (Im
 var tokenCopyColumns = []string{"id", "tenant_id", "user_id", "application_id", "token_hash", "start_instant",
 	"insert_instant", "expires_at", "meta_data"}
 
+// freeExpired deletes the expired tokens holding any of the given values: they
+// are absent already, and their values may be imported again.
+const freeExpired = `DELETE FROM refresh_tokens WHERE token_hash = ANY ($1::bytea[]) AND expires_at <= $2`
+
 // InsertTokens stores a batch with COPY, in one transaction: all rows or none.
 // COPY moves a batch of a thousand tokens about 1.6 times as fast as a multi-row
 // INSERT from arrays. Exported so that benchmarks can run exactly it. A unique or
 // foreign-key violation is a *ConstraintError.
 func InsertTokens(ctx context.Context, db *sql.DB, rows []RefreshToken) error {
+	return insertTokens(ctx, db, rows, nil)
+}
+
+// insertTokens is InsertTokens that first, in the same transaction, frees the
+// values of expired tokens holding any of free.
+func insertTokens(ctx context.Context, db *sql.DB, rows []RefreshToken, free [][]byte) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if len(free) > 0 {
+		if _, err := tx.ExecContext(ctx, freeExpired, pq.ByteaArray(free), NowMillis()); err != nil {
+			return classify(err)
+		}
+	}
 	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("refresh_tokens", tokenCopyColumns...))
 	if err != nil {
 		return classify(err)

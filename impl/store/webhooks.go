@@ -228,7 +228,7 @@ func (s *Store) MarkDelivered(ctx context.Context, webhookID uuid.UUID, seq, now
 // MarkFailed records a failed attempt and when to try again.
 func (s *Store) MarkFailed(ctx context.Context, webhookID uuid.UUID, seq, nextAt int64, reason string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4
-		WHERE webhook_id = $1 AND event_seq = $2`, webhookID, seq, nextAt, reason)
+		WHERE webhook_id = $1 AND event_seq = $2`, webhookID, seq, nextAt, pgText(reason))
 	return err
 }
 
