@@ -117,7 +117,7 @@ func Full() Scale {
 }
 
 // Quick is `make bench-quick`: a tenth of the bulk data and fewer requests;
-// under two minutes.
+// a few minutes.
 func Quick() Scale {
 	return Scale{
 		Name:   "quick",

@@ -2,7 +2,7 @@
 // minimal SQL of the same effect.
 //
 //	go run ./cmd/bench            full: 1M tokens per bulk application, a few minutes
-//	go run ./cmd/bench -quick     100k tokens per bulk application, under two minutes
+//	go run ./cmd/bench -quick     100k tokens per bulk application, a few minutes
 //	go run ./cmd/bench -smoke     a few hundred tokens, seconds: checks the harness
 //
 // It starts a private PostgreSQL in a temporary directory, or uses DATABASE_URL
@@ -35,7 +35,7 @@ func main() {
 }
 
 func run() error {
-	quick := flag.Bool("quick", false, "smaller data (100k tokens per bulk application), under two minutes")
+	quick := flag.Bool("quick", false, "smaller data (100k tokens per bulk application), a few minutes")
 	smoke := flag.Bool("smoke", false, "a few hundred tokens: checks that the harness works, measures nothing")
 	out := flag.String("o", "bench-results.json", "where to write the results as JSON")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the server, taken during -profile-run, to this file")
