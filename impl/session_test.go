@@ -642,8 +642,29 @@ func TestDeleteTenant(t *testing.T) {
 	s := newServer(t)
 	tenant := s.tenantWith(map[string]any{})
 	user, _ := s.sessionIn(tenant, map[string]any{}, "tenant-token")
+	s.mustExchange("tenant-token") // an event of the tenant
+	other := s.tenantWith(map[string]any{})
+	s.sessionIn(other, map[string]any{}, "other-tenant-token")
+	s.mustExchange("other-tenant-token")
+	eventsOf := func(id uuid.UUID) int {
+		var n int
+		if err := s.Store.DB().Get(&n, `SELECT count(*) FROM events WHERE tenant_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if eventsOf(tenant) == 0 || eventsOf(other) == 0 {
+		t.Fatal("the exchanges recorded no events")
+	}
 	s.expect(req{method: "DELETE", path: "/api/tenant/" + tenant.String()}, 200)
 	s.mustRefuse("tenant-token")
+	if n := eventsOf(tenant); n != 0 {
+		t.Errorf("%d events of the deleted tenant remain", n)
+	}
+	if eventsOf(other) == 0 {
+		t.Error("deleting one tenant removed another's events")
+	}
+	s.mustExchange("other-tenant-token")
 	s.expect(req{method: "GET", path: "/api/user/" + user.String()}, 404)
 	s.expect(req{method: "DELETE", path: "/api/tenant/" + tenant.String()}, 404)
 	var def uuid.UUID
