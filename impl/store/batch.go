@@ -10,18 +10,87 @@ import (
 	"github.com/lib/pq"
 )
 
-// Group commit for single-token revocations. Under load many requests each
-// revoke one token; committing each alone costs a WAL flush and a round trip per
-// request. A few workers each take the first waiting request and whatever else is
-// already waiting (never waiting for more), and run them all in one statement and
-// one transaction. A lone request therefore goes out at once, as it would
-// without batching; each request is answered only after its batch committed,
-// with its own outcome.
+// Group commit for single-token revocations and for exchanges. Under load many
+// requests each touch one token; committing each alone costs a WAL flush, a
+// round trip and a transaction per request. A few workers each take the first
+// waiting request and whatever else is already waiting (never waiting for more),
+// and run them all in one statement and one transaction. A lone request
+// therefore goes out at once, as it would without batching; each request is
+// answered only after its batch committed, with its own outcome.
 
 const (
 	batchWorkers = 8
 	batchMax     = 64
 )
+
+// groupCommit queues requests of one kind for a few workers that run them in
+// batches.
+type groupCommit[R any] struct {
+	requests chan R
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newGroupCommit[R any](workers int, run func([]R)) *groupCommit[R] {
+	g := &groupCommit[R]{requests: make(chan R), stop: make(chan struct{})}
+	for i := 0; i < workers; i++ {
+		g.wg.Add(1)
+		go g.work(run)
+	}
+	return g
+}
+
+func (g *groupCommit[R]) close() {
+	close(g.stop)
+	g.wg.Wait()
+}
+
+// submit hands one request to a worker.
+func (g *groupCommit[R]) submit(ctx context.Context, r R) error {
+	select {
+	case g.requests <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.stop:
+		return errStoreClosed
+	}
+}
+
+func (g *groupCommit[R]) work(run func([]R)) {
+	defer g.wg.Done()
+	for {
+		var first R
+		select {
+		case first = <-g.requests:
+		case <-g.stop:
+			return
+		}
+		batch := []R{first}
+	drain:
+		for len(batch) < batchMax {
+			select {
+			case r := <-g.requests:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		run(batch)
+	}
+}
+
+// await waits for the outcome of a submitted request. The batch may still carry
+// the request out after its caller has gone.
+func await[T any](ctx context.Context, done <-chan T) (T, error) {
+	select {
+	case out := <-done:
+		return out, nil
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
 
 const revokeMany = `SELECT idx, user_ok, app_ok, revoked, ids FROM revoke_refresh_token_many($1, $2, $3, $4, $5, $6)`
 
@@ -38,67 +107,36 @@ type revokeOutcome struct {
 	err error
 }
 
+// batcher runs single-token revocations and exchanges in batches.
 type batcher struct {
-	store    *Store
-	requests chan *revokeRequest
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	store     *Store
+	revokes   *groupCommit[*revokeRequest]
+	exchanges *groupCommit[*exchangeRequest]
 }
 
 func newBatcher(s *Store) *batcher {
-	b := &batcher{store: s, requests: make(chan *revokeRequest), stop: make(chan struct{})}
-	for i := 0; i < batchWorkers; i++ {
-		b.wg.Add(1)
-		go b.work()
-	}
+	b := &batcher{store: s}
+	b.revokes = newGroupCommit(batchWorkers, b.run)
+	b.exchanges = newGroupCommit(batchWorkers, b.runExchanges)
 	return b
 }
 
 func (b *batcher) close() {
-	close(b.stop)
-	b.wg.Wait()
+	b.revokes.close()
+	b.exchanges.close()
 }
 
 // revoke queues one revocation and waits for its outcome.
 func (b *batcher) revoke(ctx context.Context, r *revokeRequest) (RevokeResult, error) {
 	r.done = make(chan revokeOutcome, 1)
-	select {
-	case b.requests <- r:
-	case <-ctx.Done():
-		return RevokeResult{}, ctx.Err()
-	case <-b.stop:
-		return RevokeResult{}, errStoreClosed
+	if err := b.revokes.submit(ctx, r); err != nil {
+		return RevokeResult{}, err
 	}
-	select {
-	case out := <-r.done:
-		return out.res, out.err
-	case <-ctx.Done():
-		// The batch may still revoke it; the caller has gone anyway.
-		return RevokeResult{}, ctx.Err()
+	out, err := await(ctx, r.done)
+	if err != nil {
+		return RevokeResult{}, err
 	}
-}
-
-func (b *batcher) work() {
-	defer b.wg.Done()
-	for {
-		var first *revokeRequest
-		select {
-		case first = <-b.requests:
-		case <-b.stop:
-			return
-		}
-		batch := []*revokeRequest{first}
-	drain:
-		for len(batch) < batchMax {
-			select {
-			case r := <-b.requests:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		b.run(batch)
-	}
+	return out.res, out.err
 }
 
 // run revokes a batch in one statement. Its context is not any one request's:
@@ -112,7 +150,7 @@ func (b *batcher) run(batch []*revokeRequest) {
 		return
 	}
 	batch = append([]*revokeRequest(nil), batch...) // sorted copy; the caller's order stays
-	sort.Slice(batch, func(i, j int) bool { return bytes.Compare(batch[i].hash, batch[j].hash) < 0 })
+	sort.SliceStable(batch, func(i, j int) bool { return bytes.Compare(batch[i].hash, batch[j].hash) < 0 })
 	n := len(batch)
 	tenants, users, apps, infos := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
 	hashes := make(pq.ByteaArray, n)

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"sort"
 
 	"github.com/google/uuid"
+	"github.com/lib/pq"
 )
 
 // Exchange is one exchange's input: the hash of the value presented, the hash of
@@ -71,13 +74,87 @@ func ExchangeStatement(x Exchange) (string, []any) {
 	return exchangeCall, []any{x.Hash, x.NextHash, x.Now, x.Address, ttl, jsonArg(x.Info), HistoryGenerations}
 }
 
-// ExchangeRefreshToken runs one exchange in one statement (one transaction); the
-// outcome says what happened.
+// ExchangeRefreshToken runs one exchange in one statement; the outcome says what
+// happened. Concurrent exchanges commit together (group commit, batch.go), each
+// with its own outcome, as if it had run alone.
 func (s *Store) ExchangeRefreshToken(ctx context.Context, x Exchange) (ExchangeResult, error) {
-	var res ExchangeResult
-	query, args := ExchangeStatement(x)
-	err := retry(func() error { return s.db.GetContext(ctx, &res, query, args...) })
-	return res, classify(err)
+	r := &exchangeRequest{x: x, done: make(chan exchangeOutcome, 1)}
+	if err := s.batch.exchanges.submit(ctx, r); err != nil {
+		return ExchangeResult{}, err
+	}
+	out, err := await(ctx, r.done)
+	if err != nil {
+		return ExchangeResult{}, err
+	}
+	return out.res, out.err
+}
+
+type exchangeRequest struct {
+	x    Exchange
+	done chan exchangeOutcome // buffered: the worker never blocks on it
+}
+
+type exchangeOutcome struct {
+	res ExchangeResult
+	err error
+}
+
+// exchangeMany runs a batch of exchanges in one statement, each exactly as
+// exchangeCall runs one (migration 00012).
+const exchangeMany = `
+SELECT idx, outcome, coalesce(token_id, '00000000-0000-0000-0000-000000000000') AS token_id,
+       coalesce(tenant_id, '00000000-0000-0000-0000-000000000000') AS tenant_id,
+       coalesce(user_id, '00000000-0000-0000-0000-000000000000') AS user_id,
+       coalesce(application_id, '00000000-0000-0000-0000-000000000000') AS application_id,
+       coalesce(expires_at, 0) AS expires_at, answer_next,
+       coalesce(app_jwt, '{}') AS app_jwt, coalesce(tenant_jwt, '{}') AS tenant_jwt
+FROM exchange_refresh_token_many($1, $2, $3, $4, $5, $6, $7)`
+
+// runExchanges runs a batch of exchanges in one statement and one transaction,
+// in the order of their values' hashes (so that two batches lock the rows they
+// share in the same order, as far as the values tell). Its context is not any
+// one request's: the batch serves them all.
+func (b *batcher) runExchanges(batch []*exchangeRequest) {
+	if len(batch) == 1 {
+		r := batch[0]
+		var res ExchangeResult
+		query, args := ExchangeStatement(r.x)
+		err := retry(func() error { return b.store.db.GetContext(context.Background(), &res, query, args...) })
+		r.done <- exchangeOutcome{res, classify(err)}
+		return
+	}
+	batch = append([]*exchangeRequest(nil), batch...) // sorted copy; the caller's order stays
+	sort.SliceStable(batch, func(i, j int) bool { return bytes.Compare(batch[i].x.Hash, batch[j].x.Hash) < 0 })
+	n := len(batch)
+	hashes, nexts := make(pq.ByteaArray, n), make(pq.ByteaArray, n)
+	nows, ttls := make(pq.Int64Array, n), make(pq.Int32Array, n)
+	addrs, infos := make(pq.StringArray, n), make(pq.StringArray, n)
+	for i, r := range batch {
+		hashes[i], nexts[i], nows[i], ttls[i] = r.x.Hash, r.x.NextHash, r.x.Now, r.x.TTLSeconds
+		addrs[i], infos[i] = r.x.Address, string(pgJSON(r.x.Info))
+	}
+	results := make([]ExchangeResult, n)
+	err := retry(func() error {
+		rows, err := b.store.db.Queryx(exchangeMany, hashes, nexts, nows, addrs, ttls, infos, HistoryGenerations)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var row struct {
+				Idx int `db:"idx"`
+				ExchangeResult
+			}
+			if err := rows.StructScan(&row); err != nil {
+				return err
+			}
+			results[row.Idx-1] = row.ExchangeResult
+		}
+		return rows.Err()
+	})
+	for i, r := range batch {
+		r.done <- exchangeOutcome{results[i], classify(err)}
+	}
 }
 
 // RotationSecret is the installation's key for deriving a rotated token's next

@@ -22,6 +22,10 @@
 --    device's last access changes) is a heap-only update, without an entry in
 --    each of the table's five indexes. Existing pages keep their fill until they
 --    are rewritten (VACUUM FULL or CLUSTER).
+--
+-- 4. exchange_refresh_token_many: concurrent exchanges run in one statement and
+--    commit together (impl/store/batch.go), each exactly as exchange_refresh_token
+--    runs it alone, with its own outcome.
 ALTER TABLE events DROP CONSTRAINT events_tenant_id_fkey;
 
 -- +goose StatementBegin
@@ -82,7 +86,30 @@ $$;
 
 ALTER TABLE refresh_tokens SET (fillfactor = 85);
 
+-- +goose StatementBegin
+CREATE FUNCTION exchange_refresh_token_many(p_hashes bytea[], p_nexts bytea[], p_nows bigint[], p_addrs text[],
+                                            p_ttls integer[], p_infos text[], p_history integer)
+RETURNS TABLE (idx integer, outcome text, token_id uuid, tenant_id uuid, user_id uuid, application_id uuid,
+               expires_at bigint, answer_next boolean, app_jwt jsonb, tenant_jwt jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_hashes, 1), 0) LOOP
+        idx := i;
+        SELECT x.outcome, x.token_id, x.tenant_id, x.user_id, x.application_id, x.expires_at, x.answer_next,
+               x.app_jwt, x.tenant_jwt
+        INTO outcome, token_id, tenant_id, user_id, application_id, expires_at, answer_next, app_jwt, tenant_jwt
+        FROM exchange_refresh_token(p_hashes[i], p_nexts[i], p_nows[i], p_addrs[i], nullif(p_ttls[i], 0),
+                                    nullif(p_infos[i], '')::jsonb, p_history) x;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION exchange_refresh_token_many(bytea[], bytea[], bigint[], text[], integer[], text[], integer);
 ALTER TABLE refresh_tokens RESET (fillfactor);
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION exchange_policy(app_cfg jsonb, tenant_cfg jsonb,
