@@ -107,23 +107,110 @@ type revokeOutcome struct {
 	err error
 }
 
-// batcher runs single-token revocations and exchanges in batches.
+// batcher runs single-token revocations, revocations of a user's tokens and
+// exchanges in batches, each kind with its own workers.
 type batcher struct {
 	store     *Store
 	revokes   *groupCommit[*revokeRequest]
+	users     *groupCommit[*bulkRequest]
 	exchanges *groupCommit[*exchangeRequest]
 }
 
 func newBatcher(s *Store) *batcher {
 	b := &batcher{store: s}
 	b.revokes = newGroupCommit(batchWorkers, b.run)
+	b.users = newGroupCommit(batchWorkers, b.runUsers)
 	b.exchanges = newGroupCommit(batchWorkers, b.runExchanges)
 	return b
 }
 
 func (b *batcher) close() {
 	b.revokes.close()
+	b.users.close()
 	b.exchanges.close()
+}
+
+// bulkRequest is a revocation of a user's tokens (of one application, or all).
+type bulkRequest struct {
+	sc   Scope
+	b    Bulk
+	info []byte
+	done chan revokeOutcome // buffered: the worker never blocks on it
+}
+
+// revokeUser queues one revocation of a user's tokens and waits for its outcome.
+func (b *batcher) revokeUser(ctx context.Context, r *bulkRequest) (RevokeResult, error) {
+	r.done = make(chan revokeOutcome, 1)
+	if err := b.users.submit(ctx, r); err != nil {
+		return RevokeResult{}, err
+	}
+	out, err := await(ctx, r.done)
+	if err != nil {
+		return RevokeResult{}, err
+	}
+	return out.res, out.err
+}
+
+const revokeUsersMany = `SELECT idx, user_ok, app_ok, revoked, ids FROM revoke_refresh_tokens_many($1, $2, $3, $4, $5, $6, $7)`
+
+// runUsers revokes a batch of users' tokens in one statement, in the order of
+// the users' ids, so that two batches lock the rows of users they share in the
+// same order.
+func (b *batcher) runUsers(batch []*bulkRequest) {
+	if len(batch) == 1 {
+		r := batch[0]
+		query, args := RevokeBulkStatement(r.sc, r.b, r.info)
+		res, err := b.store.revoke(context.Background(), query, args...)
+		r.done <- revokeOutcome{res, err}
+		return
+	}
+	batch = append([]*bulkRequest(nil), batch...) // sorted copy; the caller's order stays
+	sort.SliceStable(batch, func(i, j int) bool {
+		return bytes.Compare(batch[i].b.UserID[:], batch[j].b.UserID[:]) < 0
+	})
+	n := len(batch)
+	tenants, users, apps, excepts := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
+	infos, receipts := make(pq.StringArray, n), make(pq.BoolArray, n)
+	for i, r := range batch {
+		tenants[i], users[i], apps[i], excepts[i] = idText(r.sc.TenantID), idText(r.b.UserID), idText(r.b.ApplicationID), idText(r.b.Except)
+		infos[i], receipts[i] = string(pgJSON(r.info)), r.b.Receipt
+	}
+	results, err := b.store.revokeMany(len(batch), revokeUsersMany, tenants, users, apps, excepts, infos, receipts, NowMillis())
+	for i, r := range batch {
+		r.done <- revokeOutcome{results[i], classify(err)}
+	}
+}
+
+func idText(id *uuid.UUID) string {
+	if id == nil {
+		return ""
+	}
+	return id.String()
+}
+
+// revokeMany runs a batch function of revocations, whose rows say, by idx, each
+// revocation's outcome.
+func (s *Store) revokeMany(n int, query string, args ...any) ([]RevokeResult, error) {
+	results := make([]RevokeResult, n)
+	err := retry(func() error {
+		rows, err := s.db.Query(query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var idx int
+			var res RevokeResult
+			var ids UUIDArray
+			if err := rows.Scan(&idx, &res.UserFound, &res.ApplicationFound, &res.Revoked, &ids); err != nil {
+				return err
+			}
+			res.IDs = ids
+			results[idx-1] = res
+		}
+		return rows.Err()
+	})
+	return results, err
 }
 
 // revoke queues one revocation and waits for its outcome.
@@ -154,35 +241,11 @@ func (b *batcher) run(batch []*revokeRequest) {
 	n := len(batch)
 	tenants, users, apps, infos := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
 	hashes := make(pq.ByteaArray, n)
-	text := func(id *uuid.UUID) string {
-		if id == nil {
-			return ""
-		}
-		return id.String()
-	}
 	for i, r := range batch {
-		tenants[i], users[i], apps[i] = text(r.sc.TenantID), text(r.userID), text(r.appID)
+		tenants[i], users[i], apps[i] = idText(r.sc.TenantID), idText(r.userID), idText(r.appID)
 		hashes[i], infos[i] = r.hash, string(pgJSON(r.info))
 	}
-	results := make([]RevokeResult, n)
-	err := retry(func() error {
-		rows, err := b.store.db.Query(revokeMany, tenants, users, apps, hashes, infos, NowMillis())
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var idx int
-			var res RevokeResult
-			var ids UUIDArray
-			if err := rows.Scan(&idx, &res.UserFound, &res.ApplicationFound, &res.Revoked, &ids); err != nil {
-				return err
-			}
-			res.IDs = ids
-			results[idx-1] = res
-		}
-		return rows.Err()
-	})
+	results, err := b.store.revokeMany(n, revokeMany, tenants, users, apps, hashes, infos, NowMillis())
 	for i, r := range batch {
 		r.done <- revokeOutcome{results[i], classify(err)}
 	}

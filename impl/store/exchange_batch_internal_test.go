@@ -175,3 +175,114 @@ func dump(t *testing.T, s *Store, query string) []string {
 	}
 	return out
 }
+
+// TestRevokeUsersBatchIsSequential: a batch of revocations of users' tokens
+// answers and leaves the database exactly as the same revocations run one at a
+// time in the batch's order (by user id): receipts, a spared token, a user twice,
+// an unknown user and application, another tenant's scope.
+func TestRevokeUsersBatchIsSequential(t *testing.T) {
+	ctx := context.Background()
+	batched, tenant := openTestStore(t)
+	alone, tenantAlone := openTestStore(t)
+	if _, err := alone.db.Exec(`UPDATE tenants SET id = $1 WHERE id = $2`, tenant.ID, tenantAlone.ID); err != nil {
+		t.Fatal(err)
+	}
+	now := NowMillis()
+	users := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+	apps := []uuid.UUID{uuid.New(), uuid.New()}
+	var tokens []RefreshToken
+	for _, u := range users {
+		for _, a := range apps {
+			for k := 0; k < 3; k++ {
+				tokens = append(tokens, RefreshToken{ID: uuid.New(), TenantID: tenant.ID, UserID: u, ApplicationID: a,
+					TokenHash: hashOf(fmt.Sprint(u, a, k)), StartInstant: now, InsertInstant: now, ExpiresAt: now + 60_000})
+			}
+		}
+	}
+	for _, s := range []*Store{batched, alone} {
+		for _, u := range users {
+			email := u.String()
+			if err := s.CreateUser(ctx, User{ID: u, TenantID: tenant.ID, Email: &email, Active: true,
+				InsertInstant: now, LastUpdateInstant: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, a := range apps {
+			if err := s.CreateApplication(ctx, Application{ID: a, TenantID: tenant.ID, Name: a.String(), Active: true,
+				ClientID: a.String(), InsertInstant: now, LastUpdateInstant: now}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.ImportRefreshTokens(ctx, Scope{}, nil, apps, nil,
+			func(ImportLookup) ([]RefreshToken, error) { return tokens, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unknown, elsewhere := uuid.New(), uuid.New()
+	spared := tokens[6].ID // users[1]'s first token
+	reqs := []bulkRequest{
+		{b: Bulk{UserID: &users[0], Receipt: true}},
+		{b: Bulk{UserID: &users[1], Except: &spared}, info: []byte(`{"deviceName":"d"}`)},
+		{b: Bulk{UserID: &users[2], ApplicationID: &apps[0], Receipt: true}},
+		{b: Bulk{UserID: &users[0]}}, // again: nothing left
+		{b: Bulk{UserID: &unknown}},
+		{b: Bulk{UserID: &users[3], ApplicationID: &unknown}},
+		{sc: Scope{TenantID: &elsewhere}, b: Bulk{UserID: &users[3]}},
+	}
+	mk := func() []*bulkRequest {
+		out := make([]*bulkRequest, len(reqs))
+		for i := range reqs {
+			r := reqs[i]
+			r.done = make(chan revokeOutcome, 1)
+			out[i] = &r
+		}
+		return out
+	}
+	inBatch, oneByOne := mk(), mk()
+	batched.batch.runUsers(inBatch)
+	order := append([]*bulkRequest(nil), oneByOne...)
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && string(order[j].b.UserID[:]) < string(order[j-1].b.UserID[:]); j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	for _, r := range order {
+		alone.batch.runUsers([]*bulkRequest{r})
+	}
+	var revoked int64
+	for i := range reqs {
+		got, want := <-inBatch[i].done, <-oneByOne[i].done
+		if got.err != nil || want.err != nil {
+			t.Fatalf("request %d: batched error %v, alone error %v", i, got.err, want.err)
+		}
+		sortIDs(got.res.IDs)
+		sortIDs(want.res.IDs)
+		if !reflect.DeepEqual(got.res, want.res) {
+			t.Errorf("request %d:\nbatched %+v\nalone   %+v", i, got.res, want.res)
+		}
+		revoked += got.res.Revoked
+	}
+	if revoked != 6+5+3 {
+		t.Errorf("revoked %d tokens in all, want 14", revoked)
+	}
+	for _, q := range []string{
+		`SELECT id FROM refresh_tokens ORDER BY id`,
+		`SELECT type, user_id, application_id, body -> 'info', body -> 'applicationTimeToLiveInSeconds' FROM events ORDER BY user_id, application_id, (body - 'id')::text`,
+	} {
+		a, b := dump(t, batched, q), dump(t, alone, q)
+		if len(a) == 0 {
+			t.Errorf("%s: no rows", q)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s:\nbatched %v\nalone   %v", q, a, b)
+		}
+	}
+}
+
+func sortIDs(ids []uuid.UUID) {
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0 && string(ids[j][:]) < string(ids[j-1][:]); j-- {
+			ids[j], ids[j-1] = ids[j-1], ids[j]
+		}
+	}
+}

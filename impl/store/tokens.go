@@ -81,6 +81,10 @@ func (s *Store) RevokeBulk(ctx context.Context, sc Scope, b Bulk, info []byte) (
 	if (b.UserID == nil && b.ApplicationID == nil) || (b.Except != nil && b.UserID == nil) {
 		return RevokeResult{}, fmt.Errorf("store: bulk revoke needs a user or an application, and a user to spare a token of")
 	}
+	if b.UserID != nil {
+		// A user's tokens are few: concurrent revocations of users commit together.
+		return s.batch.revokeUser(ctx, &bulkRequest{sc: sc, b: b, info: info})
+	}
 	query, args := RevokeBulkStatement(sc, b, info)
 	return s.revoke(ctx, query, args...)
 }

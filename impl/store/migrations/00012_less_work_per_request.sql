@@ -23,9 +23,10 @@
 --    each of the table's five indexes. Existing pages keep their fill until they
 --    are rewritten (VACUUM FULL or CLUSTER).
 --
--- 4. exchange_refresh_token_many: concurrent exchanges run in one statement and
---    commit together (impl/store/batch.go), each exactly as exchange_refresh_token
---    runs it alone, with its own outcome.
+-- 4. exchange_refresh_token_many and revoke_refresh_tokens_many: concurrent
+--    exchanges, and concurrent revocations of users' tokens, run in one statement
+--    and commit together (impl/store/batch.go), each exactly as it runs alone,
+--    with its own outcome.
 ALTER TABLE events DROP CONSTRAINT events_tenant_id_fkey;
 
 -- +goose StatementBegin
@@ -108,7 +109,28 @@ END
 $$;
 -- +goose StatementEnd
 
+-- +goose StatementBegin
+CREATE FUNCTION revoke_refresh_tokens_many(p_tenants text[], p_users text[], p_apps text[], p_excepts text[],
+                                           p_infos text[], p_receipts boolean[], p_now bigint)
+RETURNS TABLE (idx integer, user_ok boolean, app_ok boolean, revoked bigint, ids uuid[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_users, 1), 0) LOOP
+        idx := i;
+        SELECT r.user_ok, r.app_ok, r.revoked, r.ids INTO user_ok, app_ok, revoked, ids
+        FROM revoke_refresh_tokens(nullif(p_tenants[i], '')::uuid, nullif(p_users[i], '')::uuid,
+                                   nullif(p_apps[i], '')::uuid, nullif(p_excepts[i], '')::uuid, p_now,
+                                   nullif(p_infos[i], '')::jsonb, p_receipts[i]) r;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION revoke_refresh_tokens_many(text[], text[], text[], text[], text[], boolean[], bigint);
 DROP FUNCTION exchange_refresh_token_many(bytea[], bytea[], bigint[], text[], integer[], text[], integer);
 ALTER TABLE refresh_tokens RESET (fillfactor);
 -- +goose StatementBegin
