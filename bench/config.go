@@ -66,7 +66,8 @@ type Scale struct {
 	TokenConcurrencies []int
 	TokenCount         map[int]int
 	// UserConcurrency and UserCount: revoke by user, and by user + application,
-	// each user holding TokensPerUser tokens.
+	// each user holding TokensPerUser tokens (one at full and quick scale: one
+	// session per user, the shape of the peer comparison in BENCHMARKS.md).
 	UserConcurrency int
 	UserCount       int
 	TokensPerUser   int
@@ -107,7 +108,7 @@ func Full() Scale {
 		PoolUsers:          1_000,
 		TokenConcurrencies: []int{1, 16, 64},
 		TokenCount:         map[int]int{1: 5_000, 16: 20_000, 64: 20_000},
-		UserConcurrency:    16, UserCount: 3_000, TokensPerUser: 10,
+		UserConcurrency:    16, UserCount: 10_000, TokensPerUser: 1,
 		ImportConcurrencies: []int{1, 4}, ImportTokens: 100_000, BatchSize: 1_000,
 		SmallTable: 10_000, LatencyConcurrencies: []int{1, 16}, LatencyCount: map[int]int{1: 1_000, 16: 2_000},
 		ExchangeConcurrencies: []int{1, 16}, ExchangeCount: map[int]int{1: 5_000, 16: 20_000}, ExchangePool: 1_000,
@@ -125,7 +126,7 @@ func Quick() Scale {
 		PoolUsers:          500,
 		TokenConcurrencies: []int{1, 16, 64},
 		TokenCount:         map[int]int{1: 1_000, 16: 3_000, 64: 3_000},
-		UserConcurrency:    16, UserCount: 1_000, TokensPerUser: 10,
+		UserConcurrency:    16, UserCount: 3_000, TokensPerUser: 1,
 		ImportConcurrencies: []int{1, 4}, ImportTokens: 20_000, BatchSize: 1_000,
 		SmallTable: 10_000, LatencyConcurrencies: []int{1, 16}, LatencyCount: map[int]int{1: 1_000, 16: 2_000},
 		ExchangeConcurrencies: []int{1, 16}, ExchangeCount: map[int]int{1: 1_000, 16: 3_000}, ExchangePool: 500,

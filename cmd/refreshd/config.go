@@ -29,6 +29,7 @@ type config struct {
 	LogFormat       string
 	RequestLogLevel slog.Level
 	MetricsAddr     string
+	BatchWorkers    int
 	// Limits on each client, so that slow or abusive ones cannot hold the server.
 	HeaderTimeout  time.Duration
 	BodyTimeout    time.Duration
@@ -61,6 +62,7 @@ func settings(c *config) []setting {
 		{"log-format", "REFRESHD_LOG_FORMAT", "text", "format", "text (logfmt-like key=value) or json (one object per line)", oneOf(&c.LogFormat, "text", "json")},
 		{"request-log-level", "REFRESHD_REQUEST_LOG_LEVEL", "info", "level", "level of the one line logged per request (route template, status, duration; never the query or body)", level(&c.RequestLogLevel)},
 		{"metrics-addr", "REFRESHD_METRICS_ADDR", "", "host:port", "serve /metrics on this address instead of on -addr", text(&c.MetricsAddr)},
+		{"db-batch-workers", "REFRESHD_DB_BATCH_WORKERS", "2", "count", "transactions in flight per kind of batched write (revocations by value, by user, exchanges); about the database's cores", positive(&c.BatchWorkers)},
 		{"header-timeout", "REFRESHD_HEADER_TIMEOUT", "10s", "duration", "time to receive a request's headers; then the connection is closed", duration(&c.HeaderTimeout)},
 		{"body-timeout", "REFRESHD_BODY_TIMEOUT", "20s", "duration", "time to receive a request's body, after its headers; then 408 and the connection is closed", duration(&c.BodyTimeout)},
 		{"write-timeout", "REFRESHD_WRITE_TIMEOUT", "60s", "duration", "time from a request's headers to the end of its answer", duration(&c.WriteTimeout)},

@@ -70,7 +70,7 @@ func serve(cfg *config, log *slog.Logger, stdout io.Writer) error {
 		log.Info("private postgresql started", "dir", cluster.Dir())
 	}
 
-	st, err := store.Open(ctx, dsn)
+	st, err := store.OpenWith(ctx, dsn, store.Options{BatchWorkers: cfg.BatchWorkers})
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,8 @@ import (
 // therefore goes out at once, as it would without batching; each request is
 // answered only after its batch committed, with its own outcome.
 
-const (
-	batchWorkers = 8
-	batchMax     = 64
-)
+// batchMax bounds a batch: a batch holds its tokens' row locks until it commits.
+const batchMax = 64
 
 // groupCommit queues requests of one kind for a few workers that run them in
 // batches.
@@ -116,11 +114,11 @@ type batcher struct {
 	exchanges *groupCommit[*exchangeRequest]
 }
 
-func newBatcher(s *Store) *batcher {
+func newBatcher(s *Store, workers int) *batcher {
 	b := &batcher{store: s}
-	b.revokes = newGroupCommit(batchWorkers, b.run)
-	b.users = newGroupCommit(batchWorkers, b.runUsers)
-	b.exchanges = newGroupCommit(batchWorkers, b.runExchanges)
+	b.revokes = newGroupCommit(workers, b.run)
+	b.users = newGroupCommit(workers, b.runUsers)
+	b.exchanges = newGroupCommit(workers, b.runExchanges)
 	return b
 }
 

@@ -39,8 +39,27 @@ type Store struct {
 
 var errStoreClosed = errors.New("store: closed")
 
-// Open connects to dsn, checks the connection and applies the embedded migrations.
+// Options tune a store; the zero value takes the defaults.
+type Options struct {
+	// BatchWorkers is how many batches of each kind (single-token revocations,
+	// revocations of users' tokens, exchanges) may be in flight at once
+	// (batch.go); 0 takes DefaultBatchWorkers.
+	BatchWorkers int
+}
+
+// DefaultBatchWorkers suits a database of a few cores: measured on two, two
+// workers per kind gave the most requests per second at 16 and 64 clients, and
+// the least PostgreSQL CPU per request (BENCHMARKS.md).
+const DefaultBatchWorkers = 2
+
+// Open connects to dsn, checks the connection and applies the embedded
+// migrations, with the default Options.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, opt Options) (*Store, error) {
 	sqlDB, g, err := openDB(dsn)
 	if err != nil {
 		return nil, err
@@ -60,7 +79,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, gate: g}
-	s.batch = newBatcher(s)
+	workers := opt.BatchWorkers
+	if workers <= 0 {
+		workers = DefaultBatchWorkers
+	}
+	s.batch = newBatcher(s, workers)
 	return s, nil
 }
 
