@@ -122,8 +122,9 @@ chromium:
 		  { apt-get update -qq > /dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null 2>&1; }; } && \
 		echo "installed chromium"; } || echo "chromium is not installed and could not be; the /docs browser test will skip"
 
-# The server against the raw SQL it runs, side by side in one run: a table on
-# stdout and bench-results.json. bench-quick uses smaller data (under 2 minutes).
+# The server against the SQL it runs and against the minimal SQL of the same
+# effect, side by side in one run: a table on stdout and bench-results.json.
+# bench-quick uses smaller data (about 3 minutes).
 bench:
 	$(GO) run ./cmd/bench
 

@@ -10,13 +10,16 @@ import (
 	"github.com/lib/pq"
 )
 
-// Group commit for single-token revocations and for exchanges. Under load many
-// requests each touch one token; committing each alone costs a WAL flush, a
-// round trip and a transaction per request. A few workers each take the first
+// Group commit for single-token revocations, revocations of a user's tokens and
+// exchanges. Under load many requests each touch a token or a few; committing
+// each alone costs a WAL flush, a round trip and a transaction per request. A few workers each take the first
 // waiting request and whatever else is already waiting (never waiting for more),
 // and run them all in one statement and one transaction. A lone request
 // therefore goes out at once, as it would without batching; each request is
-// answered only after its batch committed, with its own outcome.
+// answered only after its batch committed, with its own outcome. A batch runs
+// with no request's context (it serves them all): a caller that gives up stops
+// waiting, but its request may still be carried out. Two batches that share
+// rows may deadlock; PostgreSQL aborts one and retry runs it again whole.
 
 // batchMax bounds a batch: a batch holds its tokens' row locks until it commits.
 const batchMax = 64
