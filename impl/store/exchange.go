@@ -55,14 +55,16 @@ const HistoryGenerations = 32
 // exchangeCall is the whole exchange, one database function (migration 00011):
 // the lookup, the row lock, the decision by the application's policy, the
 // rotation or the revocation of a reused session, and the event.
-const exchangeCall = `
-SELECT outcome, coalesce(token_id, '00000000-0000-0000-0000-000000000000') AS token_id,
+const exchangeCall = `SELECT ` + exchangeColumns + ` FROM exchange_refresh_token($1, $2, $3, $4, $5, $6, $7)`
+
+// exchangeColumns are an exchange's outcome, with zero values for what an
+// outcome other than ok leaves NULL.
+const exchangeColumns = `outcome, coalesce(token_id, '00000000-0000-0000-0000-000000000000') AS token_id,
        coalesce(tenant_id, '00000000-0000-0000-0000-000000000000') AS tenant_id,
        coalesce(user_id, '00000000-0000-0000-0000-000000000000') AS user_id,
        coalesce(application_id, '00000000-0000-0000-0000-000000000000') AS application_id,
        coalesce(expires_at, 0) AS expires_at, answer_next,
-       coalesce(app_jwt, '{}') AS app_jwt, coalesce(tenant_jwt, '{}') AS tenant_jwt
-FROM exchange_refresh_token($1, $2, $3, $4, $5, $6, $7)`
+       coalesce(app_jwt, '{}') AS app_jwt, coalesce(tenant_jwt, '{}') AS tenant_jwt`
 
 // ExchangeStatement is the statement, with its arguments, that
 // ExchangeRefreshToken runs: exported so that benchmarks can run exactly it.
@@ -101,14 +103,7 @@ type exchangeOutcome struct {
 
 // exchangeMany runs a batch of exchanges in one statement, each exactly as
 // exchangeCall runs one (migration 00012).
-const exchangeMany = `
-SELECT idx, outcome, coalesce(token_id, '00000000-0000-0000-0000-000000000000') AS token_id,
-       coalesce(tenant_id, '00000000-0000-0000-0000-000000000000') AS tenant_id,
-       coalesce(user_id, '00000000-0000-0000-0000-000000000000') AS user_id,
-       coalesce(application_id, '00000000-0000-0000-0000-000000000000') AS application_id,
-       coalesce(expires_at, 0) AS expires_at, answer_next,
-       coalesce(app_jwt, '{}') AS app_jwt, coalesce(tenant_jwt, '{}') AS tenant_jwt
-FROM exchange_refresh_token_many($1, $2, $3, $4, $5, $6, $7)`
+const exchangeMany = `SELECT idx, ` + exchangeColumns + ` FROM exchange_refresh_token_many($1, $2, $3, $4, $5, $6, $7)`
 
 // runExchanges runs a batch of exchanges in one statement and one transaction,
 // in the order of their values' hashes (so that two batches lock the rows they

@@ -17,11 +17,7 @@ import (
 // requests one by one.
 func TestExchangeBatchIsSequential(t *testing.T) {
 	ctx := context.Background()
-	batched, tenant := openTestStore(t)
-	alone, tenantAlone := openTestStore(t)
-	if _, err := alone.db.Exec(`UPDATE tenants SET id = $1 WHERE id = $2`, tenant.ID, tenantAlone.ID); err != nil {
-		t.Fatal(err)
-	}
+	batched, alone, tenant := twinStores(t)
 	now := NowMillis()
 	active, inactive := uuid.New(), uuid.New()
 	reusable, oneTime, graceful, off := uuid.New(), uuid.New(), uuid.New(), uuid.New()
@@ -142,6 +138,18 @@ func TestExchangeBatchIsSequential(t *testing.T) {
 	}
 }
 
+// twinStores opens two stores on fresh databases whose default tenants have the
+// same id, so that the same data can go into both.
+func twinStores(t *testing.T) (a, b *Store, tenant Tenant) {
+	t.Helper()
+	a, tenant = openTestStore(t)
+	b, other := openTestStore(t)
+	if _, err := b.db.Exec(`UPDATE tenants SET id = $1 WHERE id = $2`, tenant.ID, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, tenant
+}
+
 func sortByHash(batch []*exchangeRequest) {
 	for i := 1; i < len(batch); i++ {
 		for j := i; j > 0 && string(batch[j].x.Hash) < string(batch[j-1].x.Hash); j-- {
@@ -182,11 +190,7 @@ func dump(t *testing.T, s *Store, query string) []string {
 // an unknown user and application, another tenant's scope.
 func TestRevokeUsersBatchIsSequential(t *testing.T) {
 	ctx := context.Background()
-	batched, tenant := openTestStore(t)
-	alone, tenantAlone := openTestStore(t)
-	if _, err := alone.db.Exec(`UPDATE tenants SET id = $1 WHERE id = $2`, tenant.ID, tenantAlone.ID); err != nil {
-		t.Fatal(err)
-	}
+	batched, alone, tenant := twinStores(t)
 	now := NowMillis()
 	users := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 	apps := []uuid.UUID{uuid.New(), uuid.New()}
