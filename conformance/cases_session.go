@@ -157,6 +157,28 @@ func (e *Env) accessToken(ctx context.Context, t *token) (string, *Failure) {
 	return r.Token, nil
 }
 
+// tampered is an access token with one letter of its signature changed, so
+// that it no longer verifies; a failure when the token is not a JWT.
+func (e *Env) tampered(jwt, name string) (string, *Failure) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 || len(parts[2]) < 4 {
+		return "", e.shapeFailure(&exchange{method: http.MethodPost, target: "/api/jwt/refresh"}, "an access token that is a JWT", []string{"it is not"})
+	}
+	sig := []byte(parts[2])
+	sig[1] ^= 1 // another base64url letter
+	if sig[1] == '-' || sig[1] == '_' || sig[1] == 0 {
+		sig[1] = 'A'
+	}
+	out := parts[0] + "." + parts[1] + "." + string(sig)
+	e.label(out, name+", tampered")
+	return out, nil
+}
+
+// bearer is the header that presents an access token.
+func bearer(jwt string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + jwt}
+}
+
 func sessionCases() []Case {
 	return []Case{
 		{ID: "exchange/one-time-use/stable-id", Title: "A one-time-use token keeps its id across rotations",
@@ -438,7 +460,7 @@ func sessionCases() []Case {
 				}
 				t := w.tok(1, 1, 1)
 				x := e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?token=" + url.QueryEscape(t.value),
-					noKey: true, header: map[string]string{"Authorization": "Bearer " + jwt}})
+					noKey: true, header: bearer(jwt)})
 				if fail := e.expectEmpty(x, http.StatusOK); fail != nil {
 					return fail
 				}
@@ -458,7 +480,7 @@ func sessionCases() []Case {
 				}
 				t := w.tok(2, 1, 1)
 				x := e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?token=" + url.QueryEscape(t.value),
-					noKey: true, header: map[string]string{"Authorization": "Bearer " + jwt}})
+					noKey: true, header: bearer(jwt)})
 				if fail := e.expectEmpty(x, http.StatusNotFound); fail != nil {
 					return fail
 				}
@@ -484,7 +506,7 @@ func sessionCases() []Case {
 				for _, q := range []string{query("userId", w.user(1).String()), query("applicationId", w.app(1).String()),
 					query("userId", w.user(1).String(), "applicationId", w.app(1).String())} {
 					last = e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?" + q, noKey: true,
-						header: map[string]string{"Authorization": "Bearer " + jwt}})
+						header: bearer(jwt)})
 					if fail := e.expectEmpty(last, http.StatusUnauthorized); fail != nil {
 						return fail
 					}
@@ -503,20 +525,13 @@ func sessionCases() []Case {
 				if fail != nil {
 					return fail
 				}
-				parts := strings.Split(jwt, ".")
-				if len(parts) != 3 || len(parts[2]) < 4 {
-					return e.shapeFailure(&exchange{method: http.MethodPost, target: "/api/jwt/refresh"}, "an access token that is a JWT", []string{"it is not"})
+				tampered, fail := e.tampered(jwt, "u1's access token")
+				if fail != nil {
+					return fail
 				}
-				sig := []byte(parts[2])
-				sig[1] ^= 1 // another base64url letter
-				if sig[1] == '-' || sig[1] == '_' || sig[1] == 0 {
-					sig[1] = 'A'
-				}
-				tampered := parts[0] + "." + parts[1] + "." + string(sig)
-				e.label(tampered, "u1's access token, tampered")
 				t := w.tok(1, 1, 1)
 				x := e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?token=" + url.QueryEscape(t.value),
-					noKey: true, header: map[string]string{"Authorization": "Bearer " + tampered}})
+					noKey: true, header: bearer(tampered)})
 				if fail := e.expectEmpty(x, http.StatusUnauthorized); fail != nil {
 					return fail
 				}
