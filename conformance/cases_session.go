@@ -174,6 +174,21 @@ func (e *Env) tampered(jwt, name string) (string, *Failure) {
 	return out, nil
 }
 
+// refusedByValue revokes t by its value with header and no API key; the answer
+// must be status with an empty body, and t must still exchange.
+func (e *Env) refusedByValue(ctx context.Context, t *token, header map[string]string, status int) *Failure {
+	x := e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?token=" + url.QueryEscape(t.value),
+		noKey: true, header: header})
+	if fail := e.expectEmpty(x, status); fail != nil {
+		return fail
+	}
+	if _, fail := e.expectRefreshed(e.refresh(ctx, &t.value)); fail != nil {
+		fail.Note = t.name + " must survive " + e.step(x)
+		return fail
+	}
+	return nil
+}
+
 // bearer is the header that presents an access token.
 func bearer(jwt string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + jwt}
@@ -478,17 +493,7 @@ func sessionCases() []Case {
 				if fail != nil {
 					return fail
 				}
-				t := w.tok(2, 1, 1)
-				x := e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?token=" + url.QueryEscape(t.value),
-					noKey: true, header: bearer(jwt)})
-				if fail := e.expectEmpty(x, http.StatusNotFound); fail != nil {
-					return fail
-				}
-				if _, fail := e.expectRefreshed(e.refresh(ctx, &t.value)); fail != nil {
-					fail.Note = "u2/a1/1 must survive " + e.step(x)
-					return fail
-				}
-				return nil
+				return e.refusedByValue(ctx, w.tok(2, 1, 1), bearer(jwt), http.StatusNotFound)
 			}},
 		{ID: "revoke/access-token/bulk", Title: "An access token cannot revoke in bulk",
 			Source: sourceOpenAPI, Documented: []string{docATSingle}, Profile: ProfileCore,
@@ -529,17 +534,7 @@ func sessionCases() []Case {
 				if fail != nil {
 					return fail
 				}
-				t := w.tok(1, 1, 1)
-				x := e.raw(ctx, rawRequest{method: http.MethodDelete, target: "/api/jwt/refresh?token=" + url.QueryEscape(t.value),
-					noKey: true, header: bearer(tampered)})
-				if fail := e.expectEmpty(x, http.StatusUnauthorized); fail != nil {
-					return fail
-				}
-				if _, fail := e.expectRefreshed(e.refresh(ctx, &t.value)); fail != nil {
-					fail.Note = "u1/a1/1 must survive " + e.step(x)
-					return fail
-				}
-				return nil
+				return e.refusedByValue(ctx, w.tok(1, 1, 1), bearer(tampered), http.StatusUnauthorized)
 			}},
 		{ID: "revoke-by-id/access-token-cookie", Title: "A user revokes their own token by id with the access_token cookie",
 			Source: sourceOpenAPI, Documented: []string{docAccessToken}, Profile: ProfileCore,

@@ -172,12 +172,10 @@ type clientIPKey struct{}
 
 // withRequestContext moves what handlers need from the Echo context into their
 // context.Context: the principal, the caller's address (the direct peer, or
-// X-Forwarded-For when the peer is a trusted proxy), and whether the request
-// came over HTTPS.
+// X-Forwarded-For when the peer is a trusted proxy), and the request itself.
 func (s *Server) withRequestContext(f gen.StrictHandlerFunc, _ string) gen.StrictHandlerFunc {
 	return func(c echo.Context, request any) (any, error) {
 		ctx := context.WithValue(c.Request().Context(), clientIPKey{}, c.RealIP())
-		ctx = context.WithValue(ctx, secureKey{}, isSecure(c.Request(), s.trustedProxies))
 		ctx = context.WithValue(ctx, httpRequestKey{}, c.Request())
 		if p, ok := c.Get(principalEchoKey).(*principal); ok {
 			ctx = context.WithValue(ctx, principalKey{}, p)

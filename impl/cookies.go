@@ -30,13 +30,12 @@ func clearedCookie(name string, secure bool) *http.Cookie {
 		SameSite: http.SameSiteStrictMode}
 }
 
-type secureKey struct{}
-
 // requestIsSecure reports whether the request reached us over HTTPS: directly
 // over TLS, or through a trusted proxy whose X-Forwarded-Proto says https.
-func requestIsSecure(ctx context.Context) bool {
-	secure, _ := ctx.Value(secureKey{}).(bool)
-	return secure
+// Decided only by the operations that set cookies, not for every request.
+func (s *Server) requestIsSecure(ctx context.Context) bool {
+	r := requestFrom(ctx)
+	return r != nil && isSecure(r, s.trustedProxies)
 }
 
 // isSecure decides requestIsSecure for a request: X-Forwarded-Proto counts only

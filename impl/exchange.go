@@ -81,7 +81,7 @@ func (s *Server) ExchangeRefreshTokenForJWT(ctx context.Context, req gen.Exchang
 	if err != nil {
 		return nil, err
 	}
-	secure := requestIsSecure(ctx)
+	secure := s.requestIsSecure(ctx)
 	return exchanged{
 		body: gen.ExchangeRefreshTokenForJWT200JSONResponse{Body: gen.JWTRefreshResponse{
 			Token: signed, RefreshToken: refreshValue, RefreshTokenId: res.TokenID}},

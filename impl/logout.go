@@ -38,7 +38,7 @@ func (s *Server) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.L
 		}
 		s.metrics.revoked(logoutForm(global), n, n > 0)
 	}
-	secure := requestIsSecure(ctx)
+	secure := s.requestIsSecure(ctx)
 	return loggedOut{cookies: []*http.Cookie{clearedCookie(accessTokenCookie, secure), clearedCookie(refreshTokenCookie, secure)}}, nil
 }
 

@@ -164,12 +164,18 @@ func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 	return err
 }
 
+// echoRoute is a contract path in Echo's route syntax: /api/jwt/refresh/{tokenId}
+// is /api/jwt/refresh/:tokenId, as c.Path() names it.
+func echoRoute(path string) string {
+	return strings.NewReplacer("{", ":", "}", "").Replace(path)
+}
+
 // bodyMediaTypes lists, per "METHOD route" (Echo's route syntax), the body media
 // types the contract accepts besides JSON.
 func bodyMediaTypes(spec *openapi3.T) map[string][]string {
 	out := map[string][]string{}
 	for path, item := range spec.Paths.Map() {
-		route := regexp.MustCompile(`\{([^}]+)\}`).ReplaceAllString(path, ":$1")
+		route := echoRoute(path)
 		for method, op := range item.Operations() {
 			if op.RequestBody == nil || op.RequestBody.Value == nil {
 				continue
@@ -280,7 +286,7 @@ func (s *Server) readBody(limit int64, timeout time.Duration, otherTypes map[str
 func apiKeyOnlyRoutes(spec *openapi3.T) map[string]bool {
 	out := map[string]bool{}
 	for path, item := range spec.Paths.Map() {
-		route := strings.NewReplacer("{", ":", "}", "").Replace(path)
+		route := echoRoute(path)
 		for method, op := range item.Operations() {
 			security := &spec.Security
 			if op.Security != nil {
