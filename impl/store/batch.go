@@ -81,14 +81,24 @@ func (g *groupCommit[R]) work(run func([]R)) {
 	}
 }
 
-// await waits for the outcome of a submitted request. The batch may still carry
-// the request out after its caller has gone.
-func await[T any](ctx context.Context, done <-chan T) (T, error) {
+// outcome is what a batch sends back for one of its requests.
+type outcome[T any] struct {
+	res T
+	err error
+}
+
+// call hands r to a worker and waits for the outcome its batch sends on done
+// (buffered: the worker never blocks on it). The batch may still carry the
+// request out after its caller has gone.
+func call[R, T any](ctx context.Context, g *groupCommit[R], r R, done <-chan outcome[T]) (T, error) {
+	var zero T
+	if err := g.submit(ctx, r); err != nil {
+		return zero, err
+	}
 	select {
 	case out := <-done:
-		return out, nil
+		return out.res, out.err
 	case <-ctx.Done():
-		var zero T
 		return zero, ctx.Err()
 	}
 }
@@ -103,10 +113,7 @@ type revokeRequest struct {
 	done          chan revokeOutcome // buffered: the worker never blocks on it
 }
 
-type revokeOutcome struct {
-	res RevokeResult
-	err error
-}
+type revokeOutcome = outcome[RevokeResult]
 
 // batcher runs single-token revocations, revocations of a user's tokens and
 // exchanges in batches, each kind with its own workers.
@@ -142,14 +149,7 @@ type bulkRequest struct {
 // revokeUser queues one revocation of a user's tokens and waits for its outcome.
 func (b *batcher) revokeUser(ctx context.Context, r *bulkRequest) (RevokeResult, error) {
 	r.done = make(chan revokeOutcome, 1)
-	if err := b.users.submit(ctx, r); err != nil {
-		return RevokeResult{}, err
-	}
-	out, err := await(ctx, r.done)
-	if err != nil {
-		return RevokeResult{}, err
-	}
-	return out.res, out.err
+	return call(ctx, b.users, r, r.done)
 }
 
 const revokeUsersMany = `SELECT idx, user_ok, app_ok, revoked, ids FROM revoke_refresh_tokens_many($1, $2, $3, $4, $5, $6, $7)`
@@ -217,14 +217,7 @@ func (s *Store) revokeMany(n int, query string, args ...any) ([]RevokeResult, er
 // revoke queues one revocation and waits for its outcome.
 func (b *batcher) revoke(ctx context.Context, r *revokeRequest) (RevokeResult, error) {
 	r.done = make(chan revokeOutcome, 1)
-	if err := b.revokes.submit(ctx, r); err != nil {
-		return RevokeResult{}, err
-	}
-	out, err := await(ctx, r.done)
-	if err != nil {
-		return RevokeResult{}, err
-	}
-	return out.res, out.err
+	return call(ctx, b.revokes, r, r.done)
 }
 
 // run revokes a batch in one statement. Its context is not any one request's:

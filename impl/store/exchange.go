@@ -81,14 +81,7 @@ func ExchangeStatement(x Exchange) (string, []any) {
 // with its own outcome, as if it had run alone.
 func (s *Store) ExchangeRefreshToken(ctx context.Context, x Exchange) (ExchangeResult, error) {
 	r := &exchangeRequest{x: x, done: make(chan exchangeOutcome, 1)}
-	if err := s.batch.exchanges.submit(ctx, r); err != nil {
-		return ExchangeResult{}, err
-	}
-	out, err := await(ctx, r.done)
-	if err != nil {
-		return ExchangeResult{}, err
-	}
-	return out.res, out.err
+	return call(ctx, s.batch.exchanges, r, r.done)
 }
 
 type exchangeRequest struct {
@@ -96,10 +89,7 @@ type exchangeRequest struct {
 	done chan exchangeOutcome // buffered: the worker never blocks on it
 }
 
-type exchangeOutcome struct {
-	res ExchangeResult
-	err error
-}
+type exchangeOutcome = outcome[ExchangeResult]
 
 // exchangeMany runs a batch of exchanges in one statement, each exactly as
 // exchangeCall runs one (migration 00012).
