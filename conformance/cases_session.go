@@ -189,6 +189,24 @@ func (e *Env) refusedByValue(ctx context.Context, t *token, header map[string]st
 	return nil
 }
 
+// expectDeleted checks the tokens after x deleted their owner (a user or an
+// application, what): those gone says went with it neither exchange nor are
+// found by id; every other token still exchanges.
+func (w *world) expectDeleted(ctx context.Context, x *exchange, gone func(*token) bool, what string) *Failure {
+	e := w.e
+	for _, t := range w.tokens {
+		if gone(t) {
+			if fail := e.expectGone(ctx, t.value, t.id, "After "+e.step(x)+"."); fail != nil {
+				return fail
+			}
+		} else if _, fail := e.expectRefreshed(e.refresh(ctx, &t.value)); fail != nil {
+			fail.Note = t.name + " belongs to another " + what + " than the one deleted."
+			return fail
+		}
+	}
+	return nil
+}
+
 // bearer is the header that presents an access token.
 func bearer(jwt string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + jwt}
@@ -577,15 +595,8 @@ func sessionCases() []Case {
 				if x.err != nil || x.status != http.StatusOK {
 					return e.failAt(x, "200", http.StatusOK, nil)
 				}
-				for _, t := range w.tokens {
-					if t.userID == w.user(1) {
-						if fail := e.expectGone(ctx, t.value, t.id, "After "+e.step(x)+"."); fail != nil {
-							return fail
-						}
-					} else if _, fail := e.expectRefreshed(e.refresh(ctx, &t.value)); fail != nil {
-						fail.Note = t.name + " belongs to another user than the one deleted."
-						return fail
-					}
+				if fail := w.expectDeleted(ctx, x, func(t *token) bool { return t.userID == w.user(1) }, "user"); fail != nil {
+					return fail
 				}
 				return w.expectEvents(ctx, sentRevoke{x, &wantEvent{user: w.user(1), ttlApps: w.apps}})
 			}},
@@ -605,15 +616,8 @@ func sessionCases() []Case {
 				if x.err != nil || x.status != http.StatusOK {
 					return e.failAt(x, "200", http.StatusOK, nil)
 				}
-				for _, t := range w.tokens {
-					if t.appID == w.app(2) {
-						if fail := e.expectGone(ctx, t.value, t.id, "After "+e.step(x)+"."); fail != nil {
-							return fail
-						}
-					} else if _, fail := e.expectRefreshed(e.refresh(ctx, &t.value)); fail != nil {
-						fail.Note = t.name + " belongs to another application than the one deleted."
-						return fail
-					}
+				if fail := w.expectDeleted(ctx, x, func(t *token) bool { return t.appID == w.app(2) }, "application"); fail != nil {
+					return fail
 				}
 				if e.s.profile != ProfileStrict {
 					return nil

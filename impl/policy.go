@@ -13,9 +13,7 @@ const (
 	defaultRefreshTokenTTLMinutes = 43200
 	defaultSigningAlgorithm       = "HS256"
 
-	policySlidingWindow             = "SlidingWindow"
 	policySlidingWindowWithMaxLimit = "SlidingWindowWithMaximumLifetime"
-	policyOneTimeUse                = "OneTimeUse"
 )
 
 // policy is the token configuration in force for one application: each value is
@@ -84,11 +82,6 @@ func signingChoice(app, tenant store.JWTConfig) (uuid.UUID, string) {
 		return uuid.Nil, tenant.AccessTokenSigningAlgorithm
 	}
 	return uuid.Nil, defaultSigningAlgorithm
-}
-
-// sliding reports whether each use moves the token's start to now.
-func (p policy) sliding() bool {
-	return p.expiration == policySlidingWindow || p.expiration == policySlidingWindowWithMaxLimit
 }
 
 // expiresAt is the instant a token stops existing: start + TTL, and under the
